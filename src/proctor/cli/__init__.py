@@ -1,0 +1,1 @@
+"""Commands: parse options, call the layers below, render. Nothing else lives here."""

@@ -1,0 +1,83 @@
+"""The ``proctor`` command and its lazily loaded subcommands.
+
+Each subcommand lives in its own module and is imported only when it is run
+(or when ``--help`` lists it), so ``proctor --help`` and the short history
+commands start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from proctor import __version__
+
+__all__ = ["main"]
+
+# name -> (module, attribute, one-line help). The help is here so that listing
+# the commands does not import every module.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "stream": (
+        "proctor.cli.stream",
+        "stream",
+        "Read, convert, filter and summarise test result streams.",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module_name, attribute, _ = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module_name), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        rows += [
+            (name, cmd.get_short_help_str())
+            for name, cmd in sorted(self.commands.items())
+            if name not in COMMANDS and not cmd.hidden
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="proctor")
+def cli() -> None:
+    """Proctor runs a Python project's tests fast, keeps every result, and turns
+    failures into evidence."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (also the console-script entry)."""
+    try:
+        result = cli.main(args=argv, prog_name="proctor", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``proctor ... | head``): not an error of ours.
+        sys.stderr.close()
+        return 0
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
