@@ -104,10 +104,6 @@ class Event(NamedTuple):
         """The timestamp as an aware UTC datetime (microsecond precision)."""
         return None if self.timestamp is None else ns_to_datetime(self.timestamp)
 
-    def evolve(self, **changes: object) -> Event:
-        """A copy with some fields changed (``Event._replace`` under a stable name)."""
-        return self._replace(**changes)
-
 
 def datetime_to_ns(moment: _dt.datetime) -> int:
     """Nanoseconds since the epoch for an aware datetime.
