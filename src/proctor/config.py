@@ -38,7 +38,7 @@ PARALLEL_CLASS_REGEX = r"([^\.]*\.)*"
 
 
 class ConfigError(ValueError):
-    """A configuration file says something Proctor cannot use; the message names the file and key."""
+    """A configuration file Proctor cannot use; the message names the file and the key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +157,9 @@ def _proctor_settings(raw: object, where: str) -> dict[str, Any]:
     if settings.pop("parallel_class", False):
         settings["group_regex"] = PARALLEL_CLASS_REGEX
     if "framework" in settings and settings["framework"] not in FRAMEWORKS:
+        choices = ", ".join(FRAMEWORKS)
         raise ConfigError(
-            f"{where}: framework = {settings['framework']!r}; expected one of {', '.join(FRAMEWORKS)}"
+            f"{where}: framework = {settings['framework']!r}; expected one of {choices}"
         )
     if "pytest_args" in settings:
         args = settings["pytest_args"]

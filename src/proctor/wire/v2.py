@@ -310,7 +310,9 @@ class Decoder:
         "_owed",
     )
 
-    def __init__(self, non_subunit_name: str = NON_SUBUNIT_NAME, *, accelerate: bool = True) -> None:
+    def __init__(
+        self, non_subunit_name: str = NON_SUBUNIT_NAME, *, accelerate: bool = True
+    ) -> None:
         self._non_subunit_name = non_subunit_name
         self._c_scan = _c_scan if accelerate else None
         self._held: list[bytes] = []  # unconsumed input: a packet still arriving
@@ -364,12 +366,30 @@ class Decoder:
         packet = self._packet
         c_scan = self._c_scan
         hold = -1
+        hold_owed = 0
         while True:
             j = find(b"\xb3", pos)
             if j < 0:
                 break
-            if (j > text_start or owed) and _pending_continuations(buf, text_start, j, owed):
-                pos = j + 1  # 0xB3 inside a UTF-8 character: text
+            mid = _pending_continuations(buf, text_start, j, owed) if j > text_start or owed else 0
+            if mid:
+                # 0xB3 inside a UTF-8 character is text (python-subunit's rule),
+                # unless a whole valid packet starts there: then the byte before
+                # it was stray and the packet is kept. Failures here are silent.
+                found: list[Event] = []
+                result = packet(buf, j, size, final, found)
+                if type(result) is str or result == 0 and final:
+                    pos = j + 1
+                    continue
+                if j > text_start:
+                    self._text(events, buf[text_start:j])
+                if result == 0:
+                    hold, hold_owed = j, mid
+                    break
+                assert isinstance(result, int)
+                events.extend(found)
+                pos = text_start = result
+                owed = 0
                 continue
             if j > text_start:
                 self._text(events, buf[text_start:j])
@@ -391,7 +411,7 @@ class Decoder:
             self._diagnose(events, buf[j : j + self._claimed(buf, j, size)], result, j)
             pos = j + 1  # rescan; the rejected signature stays as text
         if hold >= 0:
-            self._owed = 0
+            self._owed = hold_owed
             self._offset += hold
             rest = buf[hold:]
             self._held = [rest]
