@@ -147,8 +147,9 @@ class Row:
     def show(self) -> str:
         ratio = self.peer / self.ours
         verdict = "ok" if ratio >= self.target else "BELOW TARGET"
+        ours_rate = self.events / self.ours / 1000
         return (
-            f"{self.name:<28} proctor {self.ours:8.3f}s ({self.events / self.ours / 1000:8.0f}k ev/s)"
+            f"{self.name:<28} proctor {self.ours:8.3f}s ({ours_rate:8.0f}k ev/s)"
             f"  python-subunit {self.peer:8.3f}s ({self.events / self.peer / 1000:6.0f}k ev/s)"
             f"  ratio {ratio:5.1f}x  (target {self.target:.0f}x: {verdict})"
         )
@@ -165,20 +166,19 @@ def bench_stream(label: str, events: list[Event], repeat: int, workdir: Path) ->
     print(f"\n== {label}: {n} events, {len(data) / 1e6:.1f} MB", flush=True)
     rows = []
 
-    kwargs = []
-    for e in events:
-        kwargs.append(
-            {
-                "test_id": e.test_id,
-                "test_status": e.status.wire_name,
-                "test_tags": set(e.tags) or None,
-                "file_name": e.file_name,
-                "file_bytes": e.file_bytes if e.file_name is not None else None,
-                "eof": e.eof,
-                "mime_type": e.mime_type,
-                "timestamp": ns_to_datetime(e.timestamp) if e.timestamp is not None else None,
-            }
-        )
+    kwargs = [
+        {
+            "test_id": e.test_id,
+            "test_status": e.status.wire_name,
+            "test_tags": set(e.tags) or None,
+            "file_name": e.file_name,
+            "file_bytes": e.file_bytes if e.file_name is not None else None,
+            "eof": e.eof,
+            "mime_type": e.mime_type,
+            "timestamp": ns_to_datetime(e.timestamp) if e.timestamp is not None else None,
+        }
+        for e in events
+    ]
 
     # The inputs are hundreds of thousands of live objects: keep the cyclic
     # garbage collector from re-traversing them during every measurement
@@ -291,9 +291,8 @@ def bench_big(gigabytes: float, workdir: Path) -> None:
     small = workdir / "small.subunit"
     small.write_bytes(block)
     for command in ("stats", "to-junit"):
-        print(
-            f"  (same command on {len(block) / 1e6:.0f} MB: {peak_rss([*proctor, command, str(small)])} MiB)"
-        )
+        mem = peak_rss([*proctor, command, str(small)])
+        print(f"  (same command on {len(block) / 1e6:.0f} MB: {mem} MiB)")
     path.unlink()
 
 
