@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from proctor.wire.event import Event, Status
+from proctor.wire.event import INTERIM, Event, Status
 from proctor.wire.record import DEFAULT_MIME_TYPE, Attachment, TestRecord
 
 __all__ = ["RecordCollector", "collect_records"]
@@ -102,7 +102,7 @@ class RecordCollector:
         if status is not Status.NONE:
             test.status = status
             test.runnable = event.runnable
-            if status > Status.INPROGRESS:
+            if status not in INTERIM:
                 del self._open[key]
                 self._on_record(_finish(test_id, event.route_code, test))
 

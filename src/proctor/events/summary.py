@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proctor.wire.event import NS_PER_SECOND, Event, Status
+from proctor.wire.event import INTERIM, NS_PER_SECOND, Event, Status
 
 __all__ = ["Failure", "Summary"]
 
@@ -60,7 +60,7 @@ class Summary:
             self.tags.update(event.tags)
         status = event.status
         key = (test_id, event.route_code)
-        if status <= Status.INPROGRESS:
+        if status in INTERIM:
             start = self._open.get(key)
             if start is None:
                 self._open[key] = timestamp

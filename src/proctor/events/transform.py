@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 from proctor.events.sink import Sink
-from proctor.wire.event import Event, Status
+from proctor.wire.event import INTERIM, Event, Status
 
 __all__ = ["Router", "Selection", "Tagger", "TestFilter", "TimestampFiller"]
 
@@ -128,7 +128,7 @@ class TestFilter:
         pending = self._pending.get(key)
         status = event.status
         if pending is None:
-            if status > Status.INPROGRESS:  # a whole test in one event
+            if status not in INTERIM:  # a whole test in one event
                 if self._keeps(test_id, status, event.tags):
                     self._sink.send(event)
                 return
@@ -136,7 +136,7 @@ class TestFilter:
         pending.events.append(event)
         if event.tags:
             pending.tags = event.tags
-        if status > Status.INPROGRESS:
+        if status not in INTERIM:
             del self._pending[key]
             self._flush(test_id, status, pending)
 

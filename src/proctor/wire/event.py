@@ -19,7 +19,7 @@ import datetime as _dt
 import enum
 from typing import NamedTuple
 
-__all__ = ["NS_PER_SECOND", "Event", "Status", "datetime_to_ns", "ns_to_datetime"]
+__all__ = ["INTERIM", "NS_PER_SECOND", "Event", "Status", "datetime_to_ns", "ns_to_datetime"]
 
 NS_PER_SECOND = 1_000_000_000
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
@@ -45,7 +45,7 @@ class Status(enum.IntEnum):
     @property
     def is_final(self) -> bool:
         """True for a status that ends a test (everything but NONE and INPROGRESS)."""
-        return self > Status.INPROGRESS
+        return self not in INTERIM
 
     @property
     def is_failure(self) -> bool:
@@ -64,6 +64,9 @@ class Status(enum.IntEnum):
             accepted = ", ".join(n for n in _BY_WIRE_NAME if n)
             raise ValueError(f"unknown test status {name!r}; expected one of {accepted}") from None
 
+
+INTERIM: frozenset[Status] = frozenset({Status.NONE, Status.INPROGRESS})
+"""The statuses that do not end a test; every other status is final."""
 
 _WIRE_NAMES: dict[Status, str | None] = {
     Status.NONE: None,
