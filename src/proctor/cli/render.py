@@ -63,7 +63,7 @@ class TraceView:
         self._out = out
         self._color = color
         self._show_passthrough = show_passthrough
-        self._failed: list[TestRecord] = []
+        self._failed: list[tuple[str, str | None]] = []  # ids only: memory stays flat
 
     def _style(self, text: str, fg: str | None, bold: bool = False) -> str:
         if not self._color or fg is None:
@@ -84,7 +84,7 @@ class TraceView:
                 line += f": {reason.text().strip()}"
         self._out.write(line + "\n")
         if record.status.is_failure or not record.finished:
-            self._failed.append(record)
+            self._failed.append((record.test_id, record.route_code))
             self._details(record)
 
     def _details(self, record: TestRecord) -> None:
@@ -113,9 +113,9 @@ class TraceView:
         write = self._out.write
         if self._failed:
             write("\n" + self._style("Failed tests:", "red", bold=True) + "\n")
-            for record in self._failed:
-                route = f" [route {record.route_code}]" if record.route_code else ""
-                write(f"  {record.test_id}{route}\n")
+            for test_id, route_code in self._failed:
+                route = f" [route {route_code}]" if route_code else ""
+                write(f"  {test_id}{route}\n")
         line = summary.outcome_line()
         wall = summary.wall_time
         if wall is not None:

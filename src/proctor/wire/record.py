@@ -66,8 +66,9 @@ class TestRecord:
 
     @property
     def duration(self) -> float | None:
-        """Seconds from first to last timestamp, or None when either is unknown."""
-        if self.start is None or self.stop is None:
+        """Seconds from first to last timestamp; None when either is unknown or
+        the test never finished (its real running time is unknown)."""
+        if self.start is None or self.stop is None or not self.status.is_final:
             return None
         return (self.stop - self.start) / NS_PER_SECOND
 
