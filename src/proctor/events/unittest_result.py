@@ -208,7 +208,7 @@ class EventResult(unittest.TestResult):
         self._global_tags = frozenset(tags)
         self._stack: list[_Open] = []
         self.finished: list[str] = []
-        """Ids of the tests that got a final status, in order (clear it at will)."""
+        """Ids of the (runnable) tests that got a final status, in order; clear it at will."""
         self.fixture_outcomes: dict[str, FixtureOutcome] = {}
         """Class/module fixture outcomes by id, e.g. ``setUpClass (m.C)``."""
         self.counts: dict[Status, int] = dict.fromkeys(_RANK, 0)
@@ -287,7 +287,8 @@ class EventResult(unittest.TestResult):
             )
         )
         self.counts[status] += 1
-        self.finished.append(test_id)
+        if runnable:
+            self.finished.append(test_id)
 
     def _find(self, test: object) -> _Open | None:
         for candidate in reversed(self._stack):

@@ -1,0 +1,240 @@
+"""Per-test output capture: file-descriptor level, for the worker's whole life.
+
+Why fd-level rather than swapping ``sys.stdout``: it also catches what C
+extensions, ``os.write``, subprocesses and logging handlers bound to the
+original ``sys.stderr`` at import time write, which a ``sys``-level swap
+misses (and which would otherwise land, unattributed, in the worker's own
+output). Why it is cheap: the redirection is set up **once**, when the worker
+starts, not per test. Fds 1 and 2 point at two temporary files for the life
+of the worker; at the end of each test the worker flushes Python's own
+``sys.stdout``/``sys.stderr`` buffers and asks each file for its position
+(one ``lseek`` each). Nothing written costs nothing more; something written
+is read back with ``pread``, and the file is truncated for the next test.
+
+What the worker's own stdout and stderr were at start-up is kept on two other
+descriptors (the *live* ones): faulthandler writes there, so a crash report
+is never captured away, and output goes there when capture is off or while a
+test is interactive (it asked for stdin: a debugger's prompt must be seen).
+
+The capture files are named in the ``ready`` control event, so after a crash
+the controller can read what the dead test printed; the worker deletes them
+when it exits normally. Logging records (at whatever level the loggers let
+through; levels are not changed) are collected by a root handler into a
+``log`` attachment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from proctor.wire.record import Attachment
+
+__all__ = ["TEXT_MIME_TYPE", "FdCapture", "LogCapture", "Output", "PassThrough"]
+
+TEXT_MIME_TYPE = "text/plain; charset=utf8"
+LOG_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
+
+
+class LogCapture(logging.Handler):
+    """Collects formatted log records until :meth:`take`."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+        self._lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+    def take(self) -> list[Attachment]:
+        if not self._lines:
+            return []
+        lines, self._lines = self._lines, []
+        text = "\n".join(lines) + "\n"
+        return [Attachment("log", text.encode("utf-8", "replace"), TEXT_MIME_TYPE)]
+
+    def install(self) -> None:
+        logging.getLogger().addHandler(self)
+
+    def uninstall(self) -> None:
+        logging.getLogger().removeHandler(self)
+
+
+class _Target:
+    """One captured descriptor (1 or 2) and its file."""
+
+    __slots__ = ("fd", "file_fd", "live_fd", "name", "path")
+
+    def __init__(self, fd: int, name: str, live_fd: int, directory: str | None) -> None:
+        self.fd = fd
+        self.name = name
+        self.live_fd = live_fd
+        self.file_fd, path = tempfile.mkstemp(
+            prefix=f"proctor-worker-{os.getpid()}-{name}-", suffix=".out", dir=directory
+        )
+        self.path = Path(path)
+
+    def read_and_reset(self) -> bytes:
+        size = os.lseek(self.file_fd, 0, os.SEEK_CUR)
+        if not size:
+            return b""
+        chunks = []
+        offset = 0
+        while offset < size:
+            chunk = os.pread(self.file_fd, size - offset, offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+        os.ftruncate(self.file_fd, 0)
+        os.lseek(self.file_fd, 0, os.SEEK_SET)
+        return b"".join(chunks)
+
+
+class FdCapture:
+    """Redirects fds 1 and 2 into temporary files (see the module docstring)."""
+
+    def __init__(
+        self,
+        live_out: int,
+        live_err: int,
+        *,
+        directory: Path | None = None,
+        streams: tuple[TextIO | None, TextIO | None] | None = None,
+    ) -> None:
+        where = str(directory) if directory is not None else None
+        self._targets = (
+            _Target(1, "stdout", live_out, where),
+            _Target(2, "stderr", live_err, where),
+        )
+        self._streams = streams if streams is not None else (sys.stdout, sys.stderr)
+        self._held: list[Attachment] = []
+        self.live = False
+        self._flush_streams()
+        for target in self._targets:
+            os.dup2(target.file_fd, target.fd)
+
+    @property
+    def paths(self) -> dict[str, str]:
+        """The capture files by name (``stdout``, ``stderr``)."""
+        return {target.name: str(target.path) for target in self._targets}
+
+    def _flush_streams(self) -> None:
+        for stream in self._streams:
+            if stream is not None:
+                with contextlib.suppress(Exception):
+                    stream.flush()
+
+    def take(self) -> list[Attachment]:
+        """What fds 1 and 2 received since the last call; ends a live spell."""
+        self._flush_streams()
+        out: list[Attachment] = []
+        if self._held:
+            out, self._held = self._held, []
+        for target in self._targets:
+            data = target.read_and_reset()
+            if data:
+                out.append(Attachment(target.name, data, TEXT_MIME_TYPE))
+        if self.live:
+            self.live = False
+            for target in self._targets:
+                os.dup2(target.file_fd, target.fd)
+        return _merge(out)
+
+    def go_live(self) -> None:
+        """Send output to the live descriptors until the next :meth:`take`.
+
+        What the test printed so far is shown there first (a debugger's banner
+        and prompt are among it) and kept for the test's attachments.
+        """
+        if self.live:
+            return
+        self._flush_streams()
+        for target in self._targets:
+            data = target.read_and_reset()
+            if data:
+                self._held.append(Attachment(target.name, data, TEXT_MIME_TYPE))
+                _write_all(target.live_fd, data)
+            os.dup2(target.live_fd, target.fd)
+        self.live = True
+
+    def close(self) -> None:
+        """Put fds 1 and 2 back on the live descriptors and delete the files."""
+        self._flush_streams()
+        for target in self._targets:
+            os.dup2(target.live_fd, target.fd)
+            os.close(target.file_fd)
+            with contextlib.suppress(OSError):
+                target.path.unlink()
+
+
+def _merge(attachments: list[Attachment]) -> list[Attachment]:
+    """One attachment per name (held chunks and the rest joined), in first-seen order."""
+    if len(attachments) < 2:
+        return attachments
+    by_name: dict[str, list[bytes]] = {}
+    for item in attachments:
+        by_name.setdefault(item.name, []).append(item.content)
+    return [Attachment(name, b"".join(parts), TEXT_MIME_TYPE) for name, parts in by_name.items()]
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    with contextlib.suppress(OSError):
+        while view:
+            view = view[os.write(fd, view) :]
+
+
+class PassThrough:
+    """No capture: output goes wherever fds 1 and 2 already go."""
+
+    live = True
+    paths: dict[str, str] = {}
+
+    def take(self) -> list[Attachment]:
+        return []
+
+    def go_live(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Output:
+    """Captured output for the event adapter: the fd capture plus the log handler."""
+
+    def __init__(self, fds: FdCapture | PassThrough, log: LogCapture | None) -> None:
+        self.fds = fds
+        self.log = log
+        if log is not None:
+            log.install()
+
+    @property
+    def paths(self) -> dict[str, str]:
+        return self.fds.paths
+
+    def take(self) -> list[Attachment]:
+        taken = self.fds.take()
+        if self.log is not None:
+            logged = self.log.take()
+            if logged:
+                taken.extend(logged)
+        return taken
+
+    def go_live(self) -> None:
+        self.fds.go_live()
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.uninstall()
+        self.fds.close()

@@ -1,0 +1,162 @@
+"""The worker's two protocol channels: results out, commands in.
+
+:class:`ResultsWriter` is the sink every event goes through. It holds events
+and encodes them in one batch when :meth:`~ResultsWriter.flush` is called: at
+the start of each test (so the previous test's result and the new test's
+``inprogress`` leave in a single ``write``), at class boundaries, and at the end
+of every command. So a passing test costs one system call, a crash loses
+nothing that happened before the crashed test started, and progress stays live.
+
+:class:`CommandReader` reads JSON-line commands with plain blocking ``os.read``
+calls: the worker does nothing else while it waits, so it needs neither threads
+nor ``select``. Commands that arrive while a test waits for stdin are queued
+and obeyed, in order, after the test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+
+from proctor.runner.protocol import Command, ProtocolError, Quit, Stdin, decode_command
+from proctor.wire.event import Event
+from proctor.wire.v2 import EncodeError, encode, encode_many
+
+__all__ = ["CommandReader", "ControllerGone", "ResultsWriter"]
+
+
+class ControllerGone(BaseException):
+    """The results channel is closed: nobody is listening, so the worker stops.
+
+    A ``BaseException`` so that no ``except Exception`` in a test framework
+    between the write and the worker's main loop can swallow it.
+    """
+
+
+class ResultsWriter:
+    """A sink that encodes events in batches and writes them to a file descriptor."""
+
+    __slots__ = ("_fd", "_pending", "closed")
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._pending: list[Event] = []
+        self.closed = False
+
+    def send(self, event: Event) -> None:
+        self._pending.append(event)
+
+    def flush(self) -> None:
+        """Encode and write everything held; raise :class:`ControllerGone` if the pipe is closed."""
+        pending = self._pending
+        if not pending:
+            return
+        try:
+            data = encode_many(pending)
+        except EncodeError:
+            data = b"".join(_encode_safely(event) for event in pending)
+        pending.clear()
+        _write_all(self._fd, data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.flush()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except (BrokenPipeError, ConnectionResetError):
+        raise ControllerGone("the results channel was closed") from None
+
+
+def _encode_safely(event: Event) -> bytes:
+    """Encode an event whose strings subunit cannot carry, after repairing them.
+
+    Test ids come from user code: a lone surrogate (from an undecodable file
+    name) or a NUL would make the encoder refuse the whole batch. Replacing the
+    offending characters keeps the stream going and the test visible.
+    """
+    try:
+        return encode(event)
+    except EncodeError:
+        return encode(
+            event._replace(
+                test_id=_repair(event.test_id),
+                tags=frozenset(_repair(tag) or "" for tag in event.tags),
+                file_name=_repair(event.file_name),
+                mime_type=_repair(event.mime_type),
+                route_code=_repair(event.route_code),
+            )
+        )
+
+
+def _repair(text: str | None) -> str | None:
+    if text is None:
+        return None
+    raw = text.encode("utf-8", "backslashreplace").replace(b"\x00", b"\\x00")
+    return raw.decode("utf-8")
+
+
+class CommandReader:
+    """Reads commands (JSON lines) from a file descriptor, blocking."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = b""
+        self._queue: deque[Command | ProtocolError] = deque()
+        self.eof = False
+
+    def next(self) -> Command | ProtocolError | None:
+        """The next command (or the error a bad line makes); ``None`` at end of input."""
+        if self._queue:
+            return self._queue.popleft()
+        return self._read()
+
+    def wait_for_stdin(self) -> bytes:
+        """Block until a :class:`Stdin` command arrives and return its bytes.
+
+        Other commands are queued for later. A :class:`Quit`, or the end of the
+        channel, means no input is coming: it returns ``b""`` (end of input).
+        """
+        while True:
+            command = self._read()
+            if command is None:
+                return b""
+            if isinstance(command, Stdin):
+                return command.data
+            self._queue.append(command)
+            if isinstance(command, Quit):
+                return b""
+
+    def _read(self) -> Command | ProtocolError | None:
+        while True:
+            newline = self._buffer.find(b"\n")
+            while newline < 0:
+                if self.eof:
+                    return self._last_line()
+                chunk = os.read(self._fd, 65536)
+                if not chunk:
+                    self.eof = True
+                    continue
+                self._buffer += chunk
+                newline = self._buffer.find(b"\n")
+            line = self._buffer[:newline]
+            self._buffer = self._buffer[newline + 1 :]
+            if line.strip():
+                return _decode(line)
+
+    def _last_line(self) -> Command | ProtocolError | None:
+        line, self._buffer = self._buffer, b""
+        return _decode(line) if line.strip() else None
+
+
+def _decode(line: bytes) -> Command | ProtocolError:
+    try:
+        return decode_command(line)
+    except ProtocolError as error:
+        return error

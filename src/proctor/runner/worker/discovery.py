@@ -1,0 +1,189 @@
+"""unittest discovery, once, and an index to run any tests from it in any order.
+
+Discovery is unittest's own (``TestLoader.discover``), so the ``load_tests``
+protocol works and ids are what ``python -m unittest``, ``subunit.run`` and
+stestr's runner produce: testscenarios' ``test_x(scenario)``, doctests,
+testresources suites alike. A module that fails to import becomes unittest's
+``unittest.loader._FailedTest.<module>`` test, which fails with the import
+traceback when run (stestr shows the same id); if discovery itself raises (a
+start directory that is not importable), a test of the same shape named after
+the start directory carries the traceback.
+
+The index keeps, for each test, the chain of *custom* suites above it: suites
+whose class overrides ``run`` (testresources' ``OptimisingTestSuite``,
+testtools' ``FixtureSuite``...). Plain ``TestSuite`` levels only group; class
+and module fixtures are handled by unittest from the order of the tests, not
+from the suite tree. :meth:`SuiteIndex.batch` builds a suite for a list of ids,
+in that order: plain tests at the top level (so unittest's class and module
+fixture logic sees them in sequence), consecutive tests under the same custom
+suites wrapped in shallow copies of those suites holding just those tests (so
+the suite's own ``run`` still sets up what they need), and a flush marker
+wherever the test class changes, so results reach the controller before class
+and module fixtures run (a crash in ``setUpClass`` then loses nothing).
+"""
+
+from __future__ import annotations
+
+import copy
+import traceback
+import unittest
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+__all__ = ["FAILED_TEST_PREFIX", "Batch", "SuiteIndex", "discover"]
+
+FAILED_TEST_PREFIX = "unittest.loader._FailedTest."
+_PLAIN_RUN = unittest.TestSuite.run
+_BASE_RUN = unittest.BaseTestSuite.run
+
+
+class DiscoveryFailure(unittest.TestCase):
+    """Stands for a discovery that raised: fails with the traceback when run."""
+
+    def __init__(self, name: str, text: str) -> None:
+        super().__init__("runTest")
+        self._name = name
+        self._text = text
+
+    def id(self) -> str:
+        return FAILED_TEST_PREFIX + self._name
+
+    def __str__(self) -> str:
+        return self.id()
+
+    def runTest(self) -> None:
+        raise ImportError(self._text)
+
+
+def discover(start: str, top_dir: str | None, pattern: str = "test*.py") -> unittest.TestSuite:
+    """unittest discovery that never raises: failures become failing tests."""
+    loader = unittest.TestLoader()
+    try:
+        return loader.discover(start, pattern=pattern, top_level_dir=top_dir)
+    except Exception:
+        text = f"Failed to discover tests in {start!r}:\n{traceback.format_exc()}"
+        return unittest.TestSuite([DiscoveryFailure(start.strip("/").replace("/", "."), text)])
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    test: unittest.TestCase
+    chain: tuple[unittest.BaseTestSuite, ...]
+
+
+class Flush(unittest.TestSuite):
+    """An empty suite placed in a batch: running it flushes the results."""
+
+    def __init__(self, flush: Callable[[], None]) -> None:
+        super().__init__()
+        self._flush = flush
+
+    def run(self, result: unittest.TestResult, debug: bool = False) -> unittest.TestResult:
+        self._flush()
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A runnable suite for some ids, and what could not be found."""
+
+    suite: unittest.TestSuite
+    tests: tuple[tuple[str, unittest.TestCase], ...]
+    unknown: tuple[str, ...]
+
+
+class SuiteIndex:
+    """Every test of a discovered suite by id, with its custom-suite chain."""
+
+    def __init__(self, suite: unittest.TestSuite) -> None:
+        self._entries: dict[str, list[_Entry]] = {}
+        self.ids: list[str] = []
+        for test, chain in _walk(suite, ()):
+            test_id = test.id()
+            entries = self._entries.get(test_id)
+            if entries is None:
+                self._entries[test_id] = [_Entry(test, chain)]
+                self.ids.append(test_id)
+            else:
+                entries.append(_Entry(test, chain))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, ids: Sequence[str], flush: Callable[[], None]) -> Batch:
+        """A suite running ``ids`` in this order (see the module docstring)."""
+        top = unittest.TestSuite()
+        tests: list[tuple[str, unittest.TestCase]] = []
+        unknown: list[str] = []
+        group: list[_Entry] = []
+        previous_class: type | None = None
+
+        def close_group() -> None:
+            if group:
+                top.addTest(_rebuild(group[0].chain, [entry.test for entry in group]))
+                group.clear()
+
+        for test_id in ids:
+            entries = self._entries.get(test_id)
+            if entries is None:
+                unknown.append(test_id)
+                continue
+            for entry in entries:
+                tests.append((test_id, entry.test))
+                test_class = type(entry.test)
+                if entry.chain:
+                    if group and group[0].chain != entry.chain:
+                        close_group()
+                    if not group:
+                        top.addTest(Flush(flush))
+                    group.append(entry)
+                else:
+                    close_group()
+                    if test_class is not previous_class and previous_class is not None:
+                        top.addTest(Flush(flush))
+                    top.addTest(entry.test)
+                previous_class = test_class
+        close_group()
+        return Batch(top, tuple(tests), tuple(unknown))
+
+
+def _is_suite(item: object) -> bool:
+    """unittest's own test: anything iterable is a suite."""
+    try:
+        iter(item)  # type: ignore[call-overload]
+    except TypeError:
+        return False
+    return True
+
+
+def _is_custom(suite: object) -> bool:
+    """A suite whose ``run`` does more than unittest's (and can be copied with fewer tests)."""
+    if not isinstance(suite, unittest.BaseTestSuite):
+        return False
+    run = type(suite).run
+    return run is not _PLAIN_RUN and run is not _BASE_RUN
+
+
+def _walk(
+    item: object, chain: tuple[unittest.BaseTestSuite, ...]
+) -> Iterator[tuple[unittest.TestCase, tuple[unittest.BaseTestSuite, ...]]]:
+    if not _is_suite(item):
+        yield item, chain  # type: ignore[misc]
+        return
+    if _is_custom(item):
+        chain = (*chain, item)  # type: ignore[arg-type]
+    for child in item:  # type: ignore[attr-defined]
+        yield from _walk(child, chain)
+
+
+def _rebuild(
+    chain: tuple[unittest.BaseTestSuite, ...], tests: Iterable[unittest.TestCase]
+) -> unittest.TestSuite:
+    """Shallow copies of the chain's suites, nested, holding only ``tests``."""
+    inner: list[Any] = list(tests)
+    for suite in reversed(chain):
+        clone = copy.copy(suite)
+        clone._tests = inner
+        inner = [clone]
+    return cast(unittest.TestSuite, inner[0])

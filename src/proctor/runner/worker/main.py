@@ -1,0 +1,203 @@
+"""The worker process: set up its descriptors, load the suite once, serve or run.
+
+Order matters here, and each step says why:
+
+1. **Protect the results channel** before any test code is imported. Server
+   mode: the results and commands descriptors are made non-inheritable, so a
+   subprocess a test starts cannot hold the controller's pipes open after the
+   worker dies. One-shot mode: the stream goes to a private duplicate of fd 1,
+   and fd 1 itself is pointed at stderr, so an import-time ``print`` cannot
+   corrupt the stream.
+2. **Crash evidence**: faulthandler writes to a private duplicate of the
+   original stderr (never captured away) on a fatal signal, and on SIGUSR1
+   dumps every thread's stack there, for the controller's ``--timeout``.
+3. **stdin**: fd 0 becomes ``/dev/null`` in server mode, and ``sys.stdin`` a
+   proxy that asks for input when a test reads it.
+4. **Load the suite** (import and discover, once). Output during imports goes
+   to the worker's own stdout/stderr: it belongs to no test.
+5. **Capture** each test's output from then on (unittest; pytest captures its
+   own), unless ``--no-capture``.
+6. Serve commands, or run once, then tear down and exit.
+
+Exit status: 0 after a clean run or ``quit``; 2 for a bad command line or a
+suite that cannot be loaded (pytest stopped before collecting); 3 when the
+results channel closed under the worker (the controller is gone).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from proctor.config import ConfigError, load_config
+from proctor.runner.protocol import control_event
+from proctor.runner.worker.capture import FdCapture, LogCapture, Output, PassThrough
+from proctor.runner.worker.channels import CommandReader, ControllerGone, ResultsWriter
+from proctor.runner.worker.discovery import SuiteIndex, discover
+from proctor.runner.worker.framework import detect_framework, pytest_available
+from proctor.runner.worker.oneshot import oneshot_body, read_load_list
+from proctor.runner.worker.options import UsageError, WorkerOptions, parse_args
+from proctor.runner.worker.server import DUMP_SIGNAL, serve
+from proctor.runner.worker.stdin import Request, StdinProxy
+from proctor.runner.worker.suite import Runtime, Suite, SuiteBody
+from proctor.runner.worker.unittest_suite import UnittestSuite
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_CONTROLLER_GONE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class _Descriptors:
+    results: int
+    commands: int | None
+    live_out: int
+    live_err: int
+    stdin: int | None  # one-shot: the original stdin, read when a test asks
+
+
+def _claim_descriptors(options: WorkerOptions) -> _Descriptors:
+    """Step 1 and 3 of the module docstring."""
+    if options.serve:
+        assert options.results_fd is not None
+        assert options.commands_fd is not None
+        os.set_inheritable(options.results_fd, False)
+        os.set_inheritable(options.commands_fd, False)
+        live_out, live_err = os.dup(1), os.dup(2)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        return _Descriptors(options.results_fd, options.commands_fd, live_out, live_err, None)
+    sys.stdout.flush()
+    results = os.dup(1)
+    live_out, live_err = os.dup(2), os.dup(2)
+    os.dup2(2, 1)
+    return _Descriptors(results, None, live_out, live_err, os.dup(0))
+
+
+def _enable_crash_evidence(live_err: int) -> IO[bytes]:
+    """Step 2: faulthandler on fatal signals and on :data:`DUMP_SIGNAL`."""
+    crash_file = open(live_err, "wb", buffering=0, closefd=False)  # noqa: SIM115 - for the process's life
+    faulthandler.enable(file=crash_file, all_threads=True)
+    faulthandler.register(DUMP_SIGNAL, file=crash_file, all_threads=True, chain=False)
+    # A worker ignores Ctrl-C: the controller decides what an interrupt means
+    # and ends workers itself (the terminal sends SIGINT to the whole group).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return crash_file
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the worker; return its exit status (see the module docstring)."""
+    try:
+        options = parse_args(sys.argv[1:] if argv is None else argv)
+        config = load_config(root=options.root.resolve() if options.root else None)
+        load_list = read_load_list(options.load_list) if options.load_list else None
+    except (UsageError, ConfigError, OSError) as error:
+        print(f"proctor.worker: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    root = config.root
+    os.chdir(root)
+    framework_setting = options.framework or config.framework
+    test_path = options.test_path or config.test_path
+    top_dir = options.top_dir or config.top_dir
+    pytest_args = options.pytest_args or config.pytest_args
+
+    fds = _claim_descriptors(options)
+    crash_file = _enable_crash_evidence(fds.live_err)
+    sink = ResultsWriter(fds.results)
+    reader = CommandReader(fds.commands) if fds.commands is not None else None
+    runtime = Runtime(sink=sink, output=PassThrough(), capture=options.capture)
+    stdin = StdinProxy(_stdin_request(runtime, reader, fds.stdin))
+    sys.stdin = stdin
+    body: SuiteBody
+    if reader is not None:
+        commands = reader
+
+        def serve_commands(suite: Suite) -> None:
+            serve(suite, runtime, commands, stdin)
+
+        body = serve_commands
+    else:
+        body = oneshot_body(runtime, list_only=options.list_only, ids=load_list)
+
+    framework = detect_framework(framework_setting, root, test_path)
+    try:
+        try:
+            if framework == "unittest":
+                index = SuiteIndex(discover(test_path or ".", top_dir or str(root)))
+                if len(index) or framework_setting != "auto" or not pytest_available():
+                    _run_unittest(index, runtime, body, fds, options)
+                    return EXIT_OK
+            return _run_pytest(runtime, body, test_path, pytest_args, crash_file)
+        finally:
+            runtime.output.close()
+            sink.close()
+    except ControllerGone:
+        return EXIT_CONTROLLER_GONE
+
+
+def _run_unittest(
+    index: SuiteIndex, runtime: Runtime, body: SuiteBody, fds: _Descriptors, options: WorkerOptions
+) -> None:
+    if options.capture:
+        runtime.output = Output(
+            FdCapture(fds.live_out, fds.live_err, directory=options.capture_dir), LogCapture()
+        )
+    suite = UnittestSuite(index, runtime)
+    try:
+        body(suite)
+    finally:
+        suite.close()
+
+
+def _run_pytest(
+    runtime: Runtime,
+    body: SuiteBody,
+    test_path: str | None,
+    pytest_args: tuple[str, ...],
+    crash_file: IO[bytes],
+) -> int:
+    from proctor.runner.worker.pytest_adapter import run_pytest
+
+    args = list(pytest_args)
+    if test_path and not pytest_args:
+        args.append(test_path)
+    code, served = run_pytest(runtime, args, body, crash_file)
+    if not served:
+        message = f"pytest stopped before running tests (exit code {code}); its output says why"
+        runtime.sink.send(control_event("error", message=message))
+        print(f"proctor.worker: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _stdin_request(runtime: Runtime, reader: CommandReader | None, stdin_fd: int | None) -> Request:
+    """How the stdin proxy gets input: from the controller, or the original stdin."""
+    if reader is not None:
+        commands = reader
+
+        def from_controller(test_id: str | None) -> bytes:
+            runtime.output.go_live()
+            runtime.sink.send(control_event("stdin", test_id=test_id))
+            runtime.sink.flush()
+            return commands.wait_for_stdin()
+
+        return from_controller
+
+    def from_terminal(test_id: str | None) -> bytes:
+        runtime.output.go_live()
+        if stdin_fd is None:
+            return b""
+        try:
+            return os.read(stdin_fd, 65536)
+        except OSError:
+            return b""
+
+    return from_terminal

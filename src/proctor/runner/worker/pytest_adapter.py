@@ -1,0 +1,353 @@
+"""pytest suites, collected once and run on demand inside the persistent worker.
+
+The worker calls ``pytest.main`` in-process with a plugin of its own
+(:class:`PytestSuite`). pytest parses the configuration, loads conftests and
+plugins and collects as usual; then, instead of its own test loop, the
+plugin's ``pytest_runtestloop`` hands the collected session to the worker
+(listing, running ids on command) and returns when the worker is done, after
+which pytest finishes the session normally. Ids are pytest's node ids
+(``tests/test_x.py::TestC::test_y[param]``, relative to pytest's rootdir, as
+``pytest`` prints them when run from the project root).
+
+Each id runs through pytest's ``pytest_runtest_protocol`` with a ``nextitem``,
+which is how pytest decides what fixtures to tear down after a test. Within a
+batch that is the next test of the batch. After the last test of a batch the
+next test is not known yet, so the worker passes the test's parent collector:
+function-scoped fixtures end with the test, while class, module, package and
+session fixtures stay up. When the next batch starts, whatever its first test
+does not need is torn down first (``SetupState.teardown_exact``, pytest's own
+mechanism; ``_setupstate`` is private API, present since pytest 7); at quit,
+everything is. A failure there is reported as ``<collector id> (teardown)``,
+``runnable=False``, since pytest has no test to pin it on (it would report
+``ERROR at teardown of`` the last test that used the fixture).
+
+Outcomes: one final status per test from its setup, call and teardown
+reports: a failure in any phase fails the test (pytest would count a passing
+test with a failing teardown twice, as passed and as an error); ``skip``
+from ``pytest.skip`` or a skip mark, with the ``reason``; ``xfail`` for an
+expected failure and ``uxsuccess`` for a non-strict unexpected pass (strict
+ones fail, as in pytest). Subtests (pytest >= 9, and unittest ``subTest``
+under pytest) use the same representation as the unittest adapter: a failing
+subtest adds ``traceback <description>`` to its test, which fails.
+
+Output is captured by pytest itself (its ``--capture`` setting; fd-level by
+default, so ``capsys``/``capfd``/``caplog`` behave as under ``pytest``), and its
+captured sections become the ``stdout``, ``stderr`` and ``log`` attachments.
+With ``--no-capture`` the worker passes ``-s``. A collection error becomes a
+failing test named by the collector's id (``tests/test_bad.py``), with the
+error, and the other tests still run (as ``--continue-on-collection-errors``);
+a module-level skip becomes a skipped test of that id. pytest's terminal
+report is silenced (it would be noise on the worker's stdout), and its cache
+plugin is disabled so that workers running slices of a suite do not rewrite
+``.pytest_cache`` concurrently.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import traceback
+from collections.abc import Sequence
+from typing import IO, Any
+
+import pytest
+
+from proctor.runner.worker.capture import TEXT_MIME_TYPE
+from proctor.runner.worker.suite import Runtime, SuiteBody, emit_outcome, emit_stray_output
+from proctor.wire.event import Event, Status
+from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment
+
+__all__ = ["PytestSuite", "run_pytest"]
+
+_RANK = {Status.NONE: 0, Status.SUCCESS: 1, Status.SKIP: 2, Status.XFAIL: 3, Status.UXSUCCESS: 4}
+_RANK[Status.FAIL] = 5
+_SECTION_NAMES = {"stdout": "stdout", "stderr": "stderr", "log": "log"}
+
+
+def _subtest_description(report: pytest.TestReport) -> str | None:
+    """The description of a subtest report, ``None`` for a test's own report.
+
+    pytest 9 has ``SubtestReport._sub_test_description``; the pytest-subtests
+    plugin (pytest < 9) has ``SubTestReport.sub_test_description``. Looked up
+    by name because neither is public API.
+    """
+    if not hasattr(report, "context"):
+        return None
+    for name in ("_sub_test_description", "sub_test_description"):
+        method = getattr(report, name, None)
+        if callable(method):
+            return str(method())
+    return None
+
+
+def _skip_reason(report: Any) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        reason = str(longrepr[2])
+    else:
+        reason = str(getattr(report, "longreprtext", "") or "")
+    return reason.removeprefix("Skipped: ")
+
+
+class _Open:
+    """A test between ``logstart`` and ``logfinish``."""
+
+    __slots__ = ("files", "last", "start", "status", "subtest_failed", "test_id", "tracebacks")
+
+    def __init__(self, test_id: str, start: int) -> None:
+        self.test_id = test_id
+        self.start = start
+        self.status = Status.NONE
+        self.files: list[Attachment] = []
+        self.last: pytest.TestReport | None = None
+        self.subtest_failed = False
+        self.tracebacks = 0
+
+    def settle(self, status: Status) -> None:
+        if _RANK[status] > _RANK[self.status]:
+            self.status = status
+
+    def traceback(self, text: str, name: str = "traceback") -> None:
+        if name == "traceback":
+            if self.tracebacks:
+                name = f"traceback-{self.tracebacks}"
+            self.tracebacks += 1
+        self.files.append(Attachment(name, text.encode("utf-8", "replace"), TRACEBACK_MIME_TYPE))
+
+    def reason(self, text: str, name: str = "reason") -> None:
+        self.files.append(Attachment(name, text.encode("utf-8", "replace"), TEXT_MIME_TYPE))
+
+    def add(self, report: pytest.TestReport) -> None:
+        description = _subtest_description(report)
+        if description is not None:
+            if report.failed:
+                self.subtest_failed = True
+                self.traceback(report.longreprtext, f"traceback {description}")
+            elif report.skipped and not hasattr(report, "wasxfail"):
+                self.reason(_skip_reason(report), f"reason {description}")
+            return
+        self.last = report
+        xfail = getattr(report, "wasxfail", None)
+        if report.failed:
+            self.settle(Status.FAIL)
+            self.traceback(report.longreprtext)
+        elif report.skipped:
+            if xfail is not None:
+                self.settle(Status.XFAIL)
+                self.reason(str(xfail))
+            else:
+                self.settle(Status.SKIP)
+                self.reason(_skip_reason(report))
+        elif report.when == "call":
+            self.settle(Status.UXSUCCESS if xfail is not None else Status.SUCCESS)
+
+    def attachments(self) -> list[Attachment]:
+        """Captured output (from the last report: pytest accumulates sections), then files."""
+        parts: dict[str, list[str]] = {}
+        if self.last is not None:
+            for title, content in self.last.sections:
+                words = title.split()
+                if len(words) >= 2 and words[0] == "Captured" and words[1] in _SECTION_NAMES:
+                    parts.setdefault(_SECTION_NAMES[words[1]], []).append(content)
+        captured = [
+            Attachment(name, "".join(chunks).encode("utf-8", "replace"), TEXT_MIME_TYPE)
+            for name, chunks in parts.items()
+        ]
+        return captured + self.files
+
+
+class PytestSuite:
+    """The pytest plugin that is also the worker's :class:`~proctor.runner.worker.suite.Suite`."""
+
+    framework = "pytest"
+
+    def __init__(self, runtime: Runtime, body: SuiteBody, crash_file: IO[bytes] | None) -> None:
+        self._runtime = runtime
+        self._body = body
+        self._crash_file = crash_file
+        self._session: pytest.Session | None = None
+        self._ids: list[str] = []
+        self._items: dict[str, list[pytest.Item]] = {}
+        self._collected: dict[str, tuple[Status, str]] = {}
+        self._open: _Open | None = None
+        self._sent = 0
+        self._null: IO[str] | None = None
+        self.served = False
+
+    # -- pytest hooks ---------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and hasattr(reporter, "_tw"):
+            from _pytest.config import create_terminal_writer
+
+            self._null = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed at unconfigure
+            reporter._tw = create_terminal_writer(config, self._null)
+        if self._crash_file is not None:  # pytest's faulthandler plugin replaced ours
+            faulthandler.enable(file=self._crash_file, all_threads=True)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self._null is not None:
+            self._null.close()
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self._collected[report.nodeid or "<session>"] = (Status.FAIL, report.longreprtext)
+        elif report.skipped:
+            self._collected[report.nodeid or "<session>"] = (Status.SKIP, _skip_reason(report))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._ids = list(self._collected)
+        for item in session.items:
+            items = self._items.get(item.nodeid)
+            if items is None:
+                self._items[item.nodeid] = [item]
+                self._ids.append(item.nodeid)
+            else:
+                items.append(item)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> bool:
+        self._session = session
+        self.served = True
+        emit_stray_output(self._runtime)
+        try:
+            self._body(self)
+        finally:
+            self.close()
+        return True
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        now = self._runtime.clock()
+        self._open = _Open(nodeid, now)
+        sink = self._runtime.sink
+        sink.send(Event(test_id=nodeid, status=Status.INPROGRESS, timestamp=now))
+        sink.flush()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        current = self._open
+        if current is not None and report.nodeid == current.test_id:
+            current.add(report)
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        current, self._open = self._open, None
+        if current is None or current.test_id != nodeid:
+            return
+        if current.subtest_failed and _RANK[current.status] <= _RANK[Status.SUCCESS]:
+            current.status = Status.FAIL
+        status = current.status if current.status is not Status.NONE else Status.FAIL
+        now = self._runtime.clock()
+        send = self._runtime.sink.send
+        for item in current.attachments():
+            send(
+                Event(
+                    test_id=nodeid,
+                    file_name=item.name,
+                    file_bytes=item.content,
+                    eof=True,
+                    mime_type=item.mime_type,
+                    timestamp=now,
+                )
+            )
+        send(Event(test_id=nodeid, status=status, timestamp=now))
+        self._sent += 1
+
+    # -- the Suite protocol ---------------------------------------------------
+
+    def test_ids(self) -> Sequence[str]:
+        return self._ids
+
+    def current_test_id(self) -> str | None:
+        return self._open.test_id if self._open is not None else None
+
+    def run(self, ids: Sequence[str]) -> int:
+        runtime = self._runtime
+        self._sent = 0
+        extra = 0
+        items: list[pytest.Item] = []
+        for test_id in ids:
+            found = self._items.get(test_id)
+            if found is not None:
+                items.extend(found)
+                continue
+            self._run_items(items)
+            items = []
+            collected = self._collected.get(test_id)
+            if collected is not None:
+                status, text = collected
+                name, mime = ("traceback", TRACEBACK_MIME_TYPE)
+                if status is Status.SKIP:
+                    name, mime = ("reason", TEXT_MIME_TYPE)
+                emit_outcome(runtime, test_id, status, text, name=name, mime_type=mime)
+            else:
+                emit_outcome(
+                    runtime, test_id, Status.FAIL, f"No test with id {test_id!r} was found."
+                )
+            extra += 1
+        self._run_items(items)
+        emit_stray_output(runtime)
+        runtime.sink.flush()
+        return self._sent + extra
+
+    def _run_items(self, items: Sequence[pytest.Item]) -> None:
+        if not items:
+            return
+        self._teardown_towards(items[0])
+        last = len(items) - 1
+        for index, item in enumerate(items):
+            # After the batch's last test, keep what its parent needs: see the module docstring.
+            nextitem = items[index + 1] if index < last else item.parent
+            item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+
+    def _teardown_towards(self, nextitem: pytest.Item | None) -> None:
+        """Tear down the fixtures ``nextitem`` does not need (all of them for ``None``)."""
+        session = self._session
+        if session is None:
+            return
+        state = session._setupstate
+        stack = list(state.stack)
+        needed = nextitem.listchain() if nextitem is not None else []
+        going = [node for i, node in enumerate(stack) if i >= len(needed) or needed[i] is not node]
+        if not going:
+            return
+        try:
+            state.teardown_exact(nextitem)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:  # pytest outcomes are BaseExceptions too
+            text = "".join(traceback.format_exception(error))
+            test_id = f"{going[0].nodeid or '<session>'} (teardown)"
+            emit_outcome(
+                self._runtime,
+                test_id,
+                Status.FAIL,
+                text,
+                name="traceback",
+                mime_type=TRACEBACK_MIME_TYPE,
+                runnable=False,
+            )
+
+    def close(self) -> None:
+        self._teardown_towards(None)
+        emit_stray_output(self._runtime)
+        self._runtime.sink.flush()
+
+
+def run_pytest(
+    runtime: Runtime,
+    args: Sequence[str],
+    body: SuiteBody,
+    crash_file: IO[bytes] | None,
+) -> tuple[int, bool]:
+    """Run ``pytest.main`` with the worker's plugin; ``body`` gets the collected suite.
+
+    Returns pytest's exit code and whether ``body`` ran (it does not when
+    pytest stops before its test loop: a usage error, a broken conftest).
+    """
+    suite = PytestSuite(runtime, body, crash_file)
+    full_args = ["-p", "no:cacheprovider", *args]
+    if not runtime.capture:
+        full_args.insert(0, "--capture=no")
+    code = pytest.main(full_args, plugins=[suite])
+    return int(code), suite.served

@@ -1,0 +1,302 @@
+"""Test helpers: generated projects, and real worker processes driven by the protocol.
+
+* :func:`write_project` writes a small project (files given as text, dedented)
+  into a directory; :data:`UNITTEST_CONF` and friends are common config files.
+* :class:`WorkerProcess` starts ``python -m proctor.worker --serve`` on such a
+  project with real pipes and talks to it exactly as a controller does:
+  JSON-line commands in, a subunit v2 stream out (decoded with Proctor's
+  decoder), the worker's own stdout/stderr collected separately.
+* :func:`run_oneshot` runs the worker in one-shot mode and decodes its stdout.
+* :func:`outcomes` reduces events to ``{test id: status name}`` (last final
+  status wins), the shape used to compare with stestr and pytest.
+
+Everything here has a timeout: a hung worker fails the test, never hangs it.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proctor.runner.protocol import (
+    Command,
+    Control,
+    ListTests,
+    Quit,
+    RunTests,
+    Stdin,
+    encode_command,
+    parse_control,
+)
+from proctor.wire.event import Event, Status
+from proctor.wire.v2 import Decoder, decode
+
+__all__ = [
+    "PYTEST_CONF",
+    "UNITTEST_CONF",
+    "WorkerProcess",
+    "collect_files",
+    "outcomes",
+    "run_oneshot",
+    "write_project",
+]
+
+UNITTEST_CONF = {".stestr.conf": "[DEFAULT]\ntest_path=./tests\ntop_dir=./\n"}
+"""An stestr configuration: unittest discovery of ``tests/`` from the root."""
+
+PYTEST_CONF = {"pytest.ini": "[pytest]\n"}
+"""A minimal pytest configuration (makes ``framework = auto`` choose pytest)."""
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def write_project(root: Path, files: Mapping[str, str]) -> Path:
+    """Write ``files`` (relative path -> text, dedented) under ``root``; return ``root``.
+
+    Parent directories are created; a ``tests/`` package gets an empty
+    ``__init__.py`` unless one is given.
+    """
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    init = root / "tests" / "__init__.py"
+    if (root / "tests").is_dir() and not init.exists():
+        init.write_text("", encoding="utf-8")
+    return root
+
+
+def worker_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a worker: this one, with Proctor importable."""
+    env = dict(os.environ)
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+    env.pop("PYTEST_CURRENT_TEST", None)
+    env.pop("PYTEST_ADDOPTS", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def outcomes(events: Iterable[Event]) -> dict[str, str]:
+    """``{test id: final status name}`` for every test with a final status (not ``exists``)."""
+    result: dict[str, str] = {}
+    for event in events:
+        if event.test_id is not None and event.status.is_final and event.status is not Status.EXISTS:
+            result[event.test_id] = event.status.wire_name or ""
+    return result
+
+
+def collect_files(events: Iterable[Event], test_id: str) -> dict[str, bytes]:
+    """The files of one test, by name (chunks joined)."""
+    files: dict[str, bytes] = {}
+    for event in events:
+        if event.test_id == test_id and event.file_name is not None:
+            files[event.file_name] = files.get(event.file_name, b"") + event.file_bytes
+    return files
+
+
+@dataclass
+class OneShot:
+    """What a one-shot worker run produced."""
+
+    returncode: int
+    events: list[Event]
+    stderr: str
+
+
+def run_oneshot(
+    root: Path, *args: str, timeout: float = DEFAULT_TIMEOUT, stdin: bytes = b""
+) -> OneShot:
+    """Run ``python -m proctor.worker ARGS`` in ``root``; decode its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", "proctor.worker", *args],
+        cwd=root,
+        input=stdin,
+        capture_output=True,
+        timeout=timeout,
+        env=worker_env(),
+        check=False,
+    )
+    return OneShot(done.returncode, decode(done.stdout), done.stderr.decode("utf-8", "replace"))
+
+
+@dataclass
+class WorkerProcess:
+    """A worker in server mode, driven through real pipes (see the module docstring)."""
+
+    root: Path
+    args: Sequence[str] = ()
+    env: Mapping[str, str] | None = None
+    events: list[Event] = field(default_factory=list)
+    controls: list[Control] = field(default_factory=list)
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+
+    def __post_init__(self) -> None:
+        commands_read, self._commands = os.pipe()
+        self._results, results_write = os.pipe()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "proctor.worker",
+                "--serve",
+                f"--commands-fd={commands_read}",
+                f"--results-fd={results_write}",
+                *self.args,
+            ],
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(commands_read, results_write),
+            env=worker_env(self.env),
+        )
+        os.close(commands_read)
+        os.close(results_write)
+        self._decoder = Decoder()
+        self._selector = selectors.DefaultSelector()
+        assert self.process.stdout is not None
+        assert self.process.stderr is not None
+        self._sources = {
+            self._results: "results",
+            self.process.stdout.fileno(): "stdout",
+            self.process.stderr.fileno(): "stderr",
+        }
+        for fd in self._sources:
+            os.set_blocking(fd, False)
+            self._selector.register(fd, selectors.EVENT_READ)
+        self._open = set(self._sources)
+        self._cursor = 0  # index into controls already returned by wait_for
+
+    # -- talking --------------------------------------------------------------
+
+    def send(self, command: Command) -> None:
+        os.write(self._commands, encode_command(command))
+
+    def send_raw(self, line: bytes) -> None:
+        os.write(self._commands, line)
+
+    def close_commands(self) -> None:
+        os.close(self._commands)
+        self._commands = -1
+
+    def ready(self, timeout: float = DEFAULT_TIMEOUT) -> Control:
+        return self.wait_for("ready", timeout=timeout)
+
+    def list(self, timeout: float = DEFAULT_TIMEOUT) -> list[str]:
+        start = len(self.events)
+        self.send(ListTests())
+        self.wait_for("done", timeout=timeout)
+        return [e.test_id for e in self.events[start:] if e.status is Status.EXISTS and e.test_id]
+
+    def run(self, ids: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> list[Event]:
+        """Run ``ids``; return the events of this run (up to its ``done``)."""
+        start = len(self.events)
+        self.send(RunTests(tuple(ids)))
+        self.wait_for("done", timeout=timeout)
+        return self.events[start:]
+
+    def stdin(self, data: bytes) -> None:
+        self.send(Stdin(data))
+
+    def quit(self, timeout: float = DEFAULT_TIMEOUT) -> int:
+        if self._commands >= 0:
+            self.send(Quit())
+        return self.wait_exit(timeout)
+
+    # -- listening ------------------------------------------------------------
+
+    def wait_for(self, kind: str, timeout: float = DEFAULT_TIMEOUT) -> Control:
+        """The next control event of ``kind`` not yet returned; AssertionError on timeout/exit."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for index in range(self._cursor, len(self.controls)):
+                if self.controls[index].kind == kind:
+                    self._cursor = index + 1
+                    return self.controls[index]
+            if not self._open:
+                raise AssertionError(f"worker ended before {kind!r}: {self.diagnosis()}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {kind!r} within {timeout}s: {self.diagnosis()}")
+            self.pump(min(remaining, 0.5))
+
+    def wait_exit(self, timeout: float = DEFAULT_TIMEOUT) -> int:
+        deadline = time.monotonic() + timeout
+        while self._open and time.monotonic() < deadline:
+            self.pump(min(0.5, max(deadline - time.monotonic(), 0.01)))
+        return self.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+
+    def pump(self, timeout: float) -> None:
+        """Read whatever is available within ``timeout``."""
+        for key, _ in self._selector.select(timeout):
+            fd = int(key.fd)
+            try:
+                data = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not data:
+                self._selector.unregister(fd)
+                self._open.discard(fd)
+                if self._sources[fd] == "results":
+                    self._take(self._decoder.close())
+                continue
+            source = self._sources[fd]
+            if source == "results":
+                self._take(self._decoder.feed(data))
+            elif source == "stdout":
+                self.stdout += data
+            else:
+                self.stderr += data
+
+    def _take(self, events: list[Event]) -> None:
+        for event in events:
+            control = parse_control(event)
+            if control is not None:
+                self.controls.append(control)
+            else:
+                self.events.append(event)
+
+    def diagnosis(self) -> str:
+        return (
+            f"exit={self.process.poll()} controls={[c.kind for c in self.controls]} "
+            f"stderr={bytes(self.stderr[-2000:])!r}"
+        )
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=DEFAULT_TIMEOUT)
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        if self._results < 0:
+            return
+        if self._commands >= 0:
+            os.close(self._commands)
+            self._commands = -1
+        for fd in list(self._open):
+            self._selector.unregister(fd)
+        self._open.clear()
+        self._selector.close()
+        os.close(self._results)
+        self._results = -1
+        assert self.process.stdout is not None
+        assert self.process.stderr is not None
+        self.process.stdout.close()
+        self.process.stderr.close()
+
+    def __enter__(self) -> WorkerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
