@@ -1,0 +1,340 @@
+"""The store contract: what every repository backend offers, and the run writer.
+
+A :class:`Store` keeps runs and their results and answers the everyday
+questions from maintained tables, never by re-reading stored streams. Three
+implementations follow the same contract and pass the same tests
+(``tests/store/``): SQLite (the default, one file in ``.proctor/``), PostgreSQL
+(shared by a team or a CI fleet) and an in-memory fake for other layers' tests.
+
+Required methods of a backend (all abstract below):
+
+* writing: :meth:`Store.begin_run`, :meth:`Store.resume_run`; the returned
+  :class:`RunWriter` implements ``_write`` and ``_finish``;
+* reading runs: :meth:`Store.run`, :meth:`Store.latest_run`, :meth:`Store.runs`,
+  :meth:`Store.records`;
+* reading tests: :meth:`Store.failing_ids`, :meth:`Store.failing_records`,
+  :meth:`Store.durations`, :meth:`Store.test_stats`, :meth:`Store.slowest`,
+  :meth:`Store.test_history`, :meth:`Store.find_tests`;
+* housekeeping: :meth:`Store.stats`, :meth:`Store.remove_runs`,
+  :meth:`Store.collect_garbage`, :meth:`Store.seed_durations`, :meth:`Store.close`.
+
+Provided on top of those (override only for speed): :meth:`Store.write_run`,
+:meth:`Store.select_for_removal`.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from proctor.store.errors import WriterClosed
+from proctor.store.model import (
+    GarbageReport,
+    HistoryEntry,
+    RunInfo,
+    RunMetadata,
+    SlowTest,
+    StoreStats,
+    TestStats,
+)
+from proctor.wire.event import Event
+from proctor.wire.record import TestRecord
+
+if TYPE_CHECKING:
+    from proctor.events.collector import RecordCollector
+
+__all__ = ["DEFAULT_BATCH", "DEFAULT_FLUSH_INTERVAL", "RunWriter", "Store"]
+
+DEFAULT_BATCH = 5000
+"""Records per write transaction at most. Large batches make ingest fast (one
+commit, one statement per table per batch); the interval below bounds how long a
+record can wait in memory."""
+DEFAULT_FLUSH_INTERVAL = 0.25
+"""Seconds: a record that arrives this long after the last write is written at
+once, with everything pending. So a run of slow tests is on disk test by test,
+and a kill loses at most the last quarter second of a fast burst."""
+
+
+class RunWriter(abc.ABC):
+    """Writes one run as its records stream in; also a sink of events.
+
+    Records are buffered and written in transactions of up to ``batch_size``,
+    or as soon as ``flush_interval`` has passed since the last write. Each
+    transaction is complete in itself (results, attachments, counts, the
+    failing set, timings), so a writer killed at any moment leaves a consistent
+    run that is marked interrupted and holds every batch written so far. Call
+    :meth:`flush` when the stream goes quiet (from a ``select`` timeout, say) to
+    put what is pending on disk without waiting for the next record.
+
+    As a sink (:meth:`send` / :meth:`close`), events are assembled into records
+    by a :class:`~proctor.events.collector.RecordCollector`; :meth:`close`
+    finishes the run. Finishing (or closing) stores the tests that were still
+    running as unfinished results.
+
+    Use it as a context manager: an exception (Ctrl-C included) finishes the
+    run as interrupted, a normal exit finishes it normally.
+    """
+
+    def __init__(
+        self,
+        run_id: int,
+        *,
+        batch_size: int = DEFAULT_BATCH,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.run_id = run_id
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._clock = clock
+        self._pending: list[TestRecord] = []
+        self._last_write = clock()
+        self._collector: RecordCollector | None = None
+        self._info: RunInfo | None = None
+
+    # -- records
+
+    def add(self, record: TestRecord) -> None:
+        """Store one test's record (written with the next batch)."""
+        if self._info is not None:
+            raise WriterClosed(
+                f"run {self.run_id} is finished; {record.test_id!r} was not stored "
+                "(begin a new run, or resume this one)"
+            )
+        pending = self._pending
+        pending.append(record)
+        if (
+            len(pending) >= self._batch_size
+            or self._clock() - self._last_write >= self._flush_interval
+        ):
+            self.flush()
+
+    def add_many(self, records: Iterable[TestRecord]) -> None:
+        """Store several records."""
+        for record in records:
+            self.add(record)
+
+    def flush(self) -> None:
+        """Write everything pending now, in one transaction."""
+        if self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                self._write(batch)
+            except BaseException:
+                self._pending[:0] = batch  # nothing was written: keep it for a retry
+                raise
+        self._last_write = self._clock()
+
+    @property
+    def finished(self) -> bool:
+        return self._info is not None
+
+    def finish(self, interrupted: bool = False) -> RunInfo:
+        """Write what is pending, store the tests still running as unfinished,
+        mark the run finished (or interrupted) and return its summary.
+
+        Finishing twice returns the first summary.
+        """
+        if self._info is not None:
+            return self._info
+        if self._collector is not None:
+            self._collector.close()
+        self.flush()
+        self._info = self._finish(interrupted, time.time_ns())
+        return self._info
+
+    # -- events (the Sink protocol)
+
+    def send(self, event: Event) -> None:
+        """Take one event; each test is stored when its final status arrives."""
+        collector = self._collector
+        if collector is None:
+            from proctor.events.collector import RecordCollector
+
+            collector = self._collector = RecordCollector(self.add)
+        collector.send(event)
+
+    def close(self) -> None:
+        """The stream ended: finish the run (not interrupted)."""
+        self.finish()
+
+    # -- context manager
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._info is None:
+            self.finish(interrupted=exc_type is not None)
+
+    # -- what a backend implements
+
+    @abc.abstractmethod
+    def _write(self, records: list[TestRecord]) -> None:
+        """Store a batch in one transaction: results, attachments, run counts,
+        failing set and test statistics together, or nothing on error."""
+
+    @abc.abstractmethod
+    def _finish(self, interrupted: bool, finished_ns: int) -> RunInfo:
+        """Mark the run finished; for a complete, uninterrupted run also drop
+        from the failing set the tests it did not run. Release resources."""
+
+
+class Store(abc.ABC):
+    """A repository of runs. See the module docstring for the required methods.
+
+    Run ids are positive integers that are never reused, so "run 12" means the
+    same run for as long as it is kept. Methods that return several runs or
+    results return them newest first unless they say otherwise.
+    """
+
+    backend: str = "abstract"
+    location: str = ""
+
+    # -- writing
+
+    @abc.abstractmethod
+    def begin_run(self, metadata: RunMetadata | None = None) -> RunWriter:
+        """Create a run (visible at once, as interrupted until finished) and
+        return its writer. ``metadata.started_ns`` defaults to now."""
+
+    @abc.abstractmethod
+    def resume_run(self, run_id: int) -> RunWriter:
+        """A writer that appends to an existing run (``load --id``): the run is
+        unfinished again until the writer finishes. Raises ``UnknownRun``."""
+
+    def write_run(
+        self,
+        records: Iterable[TestRecord],
+        metadata: RunMetadata | None = None,
+        *,
+        interrupted: bool = False,
+    ) -> RunInfo:
+        """Store a whole run at once and return its summary."""
+        writer = self.begin_run(metadata)
+        writer.add_many(records)
+        return writer.finish(interrupted=interrupted)
+
+    # -- runs
+
+    @abc.abstractmethod
+    def run(self, run_id: int) -> RunInfo:
+        """The run with that id; raises ``UnknownRun``."""
+
+    @abc.abstractmethod
+    def latest_run(self) -> RunInfo | None:
+        """The most recently begun run (finished or not), or None when there are none."""
+
+    @abc.abstractmethod
+    def runs(
+        self,
+        *,
+        branch: str | None = None,
+        commit: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        limit: int | None = None,
+    ) -> list[RunInfo]:
+        """Runs, newest first. ``commit`` matches a prefix of the commit id;
+        ``since_ns``/``until_ns`` bound the start time (inclusive/exclusive)."""
+
+    @abc.abstractmethod
+    def records(self, run_id: int, *, attachments: bool = True) -> list[TestRecord]:
+        """The run's results as records, in the order they were stored.
+        Raises ``UnknownRun``."""
+
+    # -- tests
+
+    @abc.abstractmethod
+    def failing_ids(self) -> list[str]:
+        """Ids of the tests in the failing set, sorted."""
+
+    @abc.abstractmethod
+    def failing_records(self) -> list[TestRecord]:
+        """For each failing test, the result that made it fail (with its
+        attachments), sorted by test id."""
+
+    @abc.abstractmethod
+    def durations(self, test_ids: Iterable[str] | None = None) -> dict[str, float]:
+        """Expected seconds per test id from history (the weighted mean of
+        :class:`TestStats`); ids never timed are absent. ``None``: every test."""
+
+    @abc.abstractmethod
+    def test_stats(self, test_ids: Iterable[str]) -> dict[str, TestStats]:
+        """The maintained statistics of each known test among ``test_ids``."""
+
+    @abc.abstractmethod
+    def slowest(
+        self, *, limit: int | None = 10, run_id: int | None = None, by_mean: bool = False
+    ) -> list[SlowTest]:
+        """The slowest tests of a run (default: the latest), slowest first; or,
+        with ``by_mean``, the tests with the largest mean over history."""
+
+    @abc.abstractmethod
+    def test_history(self, test_id: str, *, limit: int | None = None) -> list[HistoryEntry]:
+        """The test's executions, newest first. Raises ``UnknownTest``."""
+
+    @abc.abstractmethod
+    def find_tests(self, fragment: str, *, limit: int = 10) -> list[str]:
+        """Known test ids containing ``fragment``, sorted (for "did you mean")."""
+
+    # -- housekeeping
+
+    @abc.abstractmethod
+    def stats(self) -> StoreStats:
+        """Counts and sizes of the whole repository."""
+
+    @abc.abstractmethod
+    def remove_runs(self, run_ids: Iterable[int]) -> list[int]:
+        """Delete runs with their results; return the ids that existed.
+
+        Test statistics lose those results' counts and durations; a failing
+        entry that came from a removed run is recomputed from the test's latest
+        remaining result.
+        """
+
+    @abc.abstractmethod
+    def collect_garbage(self) -> GarbageReport:
+        """Delete attachment contents that no stored result refers to any more."""
+
+    @abc.abstractmethod
+    def seed_durations(self, durations: Mapping[str, float]) -> int:
+        """Give tests with no timings yet a starting duration (seconds), as
+        imported from stestr's ``times.dbm``; return how many were seeded."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections. Writers begun from this store stay usable."""
+
+    def select_for_removal(
+        self, *, keep: int | None = None, older_than_ns: int | None = None
+    ) -> list[RunInfo]:
+        """The runs a retention policy would remove: all but the newest
+        ``keep``, and those begun before ``older_than_ns``."""
+        doomed: dict[int, RunInfo] = {}
+        if keep is not None:
+            for info in self.runs()[keep:]:
+                doomed[info.id] = info
+        if older_than_ns is not None:
+            for info in self.runs(until_ns=older_than_ns):
+                doomed[info.id] = info
+        return sorted(doomed.values(), key=lambda info: info.id)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

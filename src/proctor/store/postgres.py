@@ -1,0 +1,246 @@
+"""The PostgreSQL backend: one repository shared by a team or a CI fleet.
+
+psycopg 3 is imported only when a ``postgresql://`` URL is opened, so the
+SQLite commands and ``proctor --help`` never pay for it.
+
+How it differs from SQLite, and why:
+
+* Results and attachments are loaded with ``COPY`` (several times faster than
+  row inserts); their ids are drawn from the sequence in one round trip first.
+* Many writers work at once. Each batch takes row locks in one global order
+  (tables in the order of ``sqlwrite``, rows sorted), so writers queue instead
+  of deadlocking; a deadlock or serialization failure that happens anyway is
+  retried with the whole batch, which was rolled back.
+* Writers lock the blobs they link to (``FOR SHARE``) and garbage collection
+  locks the table, so a blob is never removed under a result being stored.
+* Reads run in ``REPEATABLE READ`` transactions: ``last`` shows one consistent
+  moment of a run still being written.
+* The schema lives in the connection's ``search_path``; point two projects at
+  two schemas with ``?options=-csearch_path%3Dname`` in the URL.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from proctor.store.errors import RepositoryNotFound, StoreError, StoreUnavailable
+from proctor.store.migrations import check_version, pending
+from proctor.store.postgres_schema import MIGRATIONS
+from proctor.store.sql import SqlStore
+from proctor.store.sqlwrite import STATS_COLUMNS, STATS_CONFLICT, StatsRow
+
+__all__ = ["PostgresStore"]
+
+_MIGRATION_LOCK = 0x70726F63  # "proc": the advisory lock taken while migrating
+_TABLES = (
+    "schema_migrations",
+    "tests",
+    "tagsets",
+    "runs",
+    "results",
+    "blobs",
+    "attachments",
+    "failing",
+    "run_properties",
+    "test_stats",
+)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+class PostgresStore(SqlStore):
+    """A repository in a PostgreSQL database (the connection's current schema)."""
+
+    backend = "postgresql"
+    _for_share = " FOR SHARE"
+
+    def __init__(self, url: str, *, create: bool = True, connect_timeout: int = 10) -> None:
+        self._url = url
+        self._connect_timeout = connect_timeout
+        self._queries: dict[str, str] = {}
+        super().__init__(redact(url))
+        try:
+            self.schema_version = self._migrate(create)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # -- connections and transactions
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        extra: dict[str, Any] = {}
+        if "connect_timeout" not in self._url:
+            extra["connect_timeout"] = self._connect_timeout
+        try:
+            return psycopg.connect(self._url, autocommit=True, **extra)
+        except psycopg.Error as error:
+            detail = (
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            )
+            raise StoreUnavailable(
+                f"cannot connect to the repository at {self.location}: {detail}. "
+                "Check the URL (--repository or [tool.proctor] repository) and that the "
+                "server is running and accepts this user."
+            ) from None
+
+    @contextmanager
+    def _transaction(self, conn: Any) -> Iterator[Any]:
+        with conn.transaction():
+            yield conn.cursor()
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Any]:
+        import psycopg
+
+        try:
+            with self._conn.transaction():
+                cur = self._conn.cursor()
+                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield cur
+        except psycopg.Error as error:
+            raise self._translate(error) from None
+
+    def _retryable(self, error: Exception) -> bool:
+        from psycopg import errors
+
+        return isinstance(error, (errors.DeadlockDetected, errors.SerializationFailure))
+
+    def _translate(self, error: Exception) -> Exception:
+        import psycopg
+
+        if isinstance(error, StoreError) or not isinstance(error, psycopg.Error):
+            return error
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if isinstance(error, psycopg.OperationalError):
+            return StoreUnavailable(
+                f"lost the connection to the repository at {self.location}: {detail}"
+            )
+        return StoreUnavailable(f"the repository at {self.location} refused a query: {detail}")
+
+    # -- schema
+
+    def _current_version(self, cur: Any) -> int:
+        cur.execute("SELECT to_regclass('schema_migrations')")
+        if cur.fetchone()[0] is None:
+            return 0
+        cur.execute("SELECT max(version) FROM schema_migrations")
+        return int(cur.fetchone()[0] or 0)
+
+    def _migrate(self, create: bool) -> int:
+        import psycopg
+
+        try:
+            cur = self._conn.cursor()
+            current = self._current_version(cur)
+            check_version(current, MIGRATIONS, self.location)
+            if not pending(current, MIGRATIONS):
+                return current
+            if current == 0 and not create:
+                raise RepositoryNotFound(
+                    f"there is no repository at {self.location} yet: nothing has been stored. "
+                    "Run your tests with `proctor run`, or store a stream with `proctor load`."
+                )
+            with self._transaction(self._conn) as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                current = self._current_version(cur)
+                for migration in pending(current, MIGRATIONS):
+                    for statement in migration.statements:
+                        cur.execute(statement)
+                    cur.execute(
+                        "INSERT INTO schema_migrations (version, applied_ns, description) "
+                        "VALUES (%s, %s, %s)",
+                        (migration.version, time.time_ns(), migration.description),
+                    )
+                    current = migration.version
+        except psycopg.Error as error:
+            raise self._translate(error) from None
+        return current
+
+    # -- dialect
+
+    def _q(self, sql: str) -> str:
+        query = self._queries.get(sql)
+        if query is None:
+            query = self._queries[sql] = sql.replace("%", "%%").replace("?", "%s")
+        return query
+
+    def _fetch_in(self, cur: Any, sql: str, values: Sequence[object]) -> list[Any]:
+        if not values:
+            return []
+        cur.execute(self._q(sql.replace("IN ({})", "= ANY(?)")), (list(values),))
+        rows: list[Any] = cur.fetchall()
+        return rows
+
+    def _allocate_result_ids(self, cur: Any, count: int) -> list[int]:
+        cur.execute("SELECT nextval('results_id_seq') FROM generate_series(1, %s)", (count,))
+        return sorted(row[0] for row in cur.fetchall())
+
+    def _insert_run(self, cur: Any, columns: Sequence[str], values: Sequence[object]) -> int:
+        marks = ", ".join(["%s"] * len(columns))
+        cur.execute(
+            f"INSERT INTO runs ({', '.join(columns)}) VALUES ({marks}) RETURNING id", values
+        )
+        run_id: int = cur.fetchone()[0]
+        return run_id
+
+    def _bulk_insert(
+        self, cur: Any, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]
+    ) -> None:
+        with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _upsert_stats(self, cur: Any, rows: list[tuple[int, StatsRow]]) -> None:
+        # One INSERT ... SELECT per "round": a test's second result in the batch
+        # goes in round 2, and so on, because one statement may not update a
+        # row twice. Rows are sorted by test within a round (lock order).
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS stats_batch ("
+            "round INTEGER, test BIGINT, passed BIGINT, failed BIGINT, skipped BIGINT, "
+            "timed BIGINT, total_ns BIGINT, min_ns BIGINT, max_ns BIGINT, last_ns BIGINT, "
+            "expected_ns DOUBLE PRECISION, last_run BIGINT) ON COMMIT DELETE ROWS"
+        )
+        seen: dict[int, int] = {}
+        batch = []
+        for test, row in rows:
+            seen[test] = seen.get(test, 0) + 1
+            batch.append((seen[test], test, *row))
+        with cur.copy(
+            "COPY stats_batch (round, test, passed, failed, skipped, timed, total_ns, min_ns, "
+            "max_ns, last_ns, expected_ns, last_run) FROM STDIN"
+        ) as copy:
+            for item in batch:
+                copy.write_row(item)
+        for round_ in range(1, max(seen.values()) + 1):
+            cur.execute(
+                f"INSERT INTO test_stats ({STATS_COLUMNS}) "
+                "SELECT test, 1, passed, failed, skipped, timed, total_ns, min_ns, max_ns, "
+                "last_ns, expected_ns, last_run FROM stats_batch WHERE round = %s ORDER BY test"
+                + STATS_CONFLICT.replace("%", "%%"),
+                (round_,),
+            )
+
+    def _lock_blobs(self, cur: Any) -> None:
+        cur.execute("LOCK TABLE blobs IN EXCLUSIVE MODE")
+
+    def _size_bytes(self) -> int:
+        with self._snapshot() as cur:
+            cur.execute(
+                "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname = ANY(%s)",
+                (list(_TABLES),),
+            )
+            return int(cur.fetchone()[0])
+
+    def _contains(self, column: str) -> str:
+        return f"strpos({column}, ?) > 0"

@@ -1,0 +1,724 @@
+"""The SQL store: every query of the contract, written once for both SQL backends.
+
+SQLite and PostgreSQL differ in how they connect, lock, allocate ids, load rows
+in bulk and spell a few things; :class:`SqlStore` leaves exactly those to the
+backend as hooks (the ``_`` methods marked abstract) and holds everything else.
+Queries are written with ``?`` placeholders; a backend whose driver uses
+another style translates them once (:meth:`SqlStore._q`).
+
+Every query is answered from an index or a maintained table: the latest run is
+the top of ``runs``' primary key, a run's results come from ``results(run)``, a
+test's history from ``results(test, run)``, the failing set and timings from
+their own small tables. None of them reads a stored stream, and none of them
+slows down as runs accumulate except by the size of what it returns.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from proctor.store.blobs import decode_blob
+from proctor.store.contract import RunWriter, Store
+from proctor.store.errors import StoreError, UnknownRun, UnknownTest
+from proctor.store.model import (
+    GarbageReport,
+    HistoryEntry,
+    RunCounts,
+    RunInfo,
+    RunMetadata,
+    SlowTest,
+    StoreStats,
+    TestStats,
+    failing_change,
+)
+from proctor.store.sqlwrite import STATS_UPSERT, StatsRow, intern_tests, write_batch
+from proctor.wire.event import NS_PER_SECOND, Status
+from proctor.wire.record import Attachment, TestRecord
+
+__all__ = ["SqlRunWriter", "SqlStore"]
+
+_RUN_COLUMNS = (
+    "id, started_ns, finished_ns, interrupted, partial, source, git_commit, git_branch, "
+    "git_dirty, python, platform, hostname, ci_provider, ci_job_id, ci_url, command, writer, "
+    "first_ns, last_ns, n_total, n_passed, n_failed, n_skipped, n_xfail, n_uxsuccess, "
+    "n_incomplete, n_exists, test_ns"
+)
+_RESULT_COLUMNS = (
+    "r.id, t.test_id, r.status, r.start_ns, r.elapsed_ns, r.route, r.tagset, r.runnable"
+)
+_STATS_COLUMNS = (
+    "s.results, s.passed, s.failed, s.skipped, s.timed, s.total_ns, s.min_ns, s.max_ns, "
+    "s.last_ns, s.expected_ns, s.last_run"
+)
+_TIMED = "r.elapsed_ns IS NOT NULL AND r.status >= 3"  # finished, not exists: model.is_timed
+_FAILED_STATUSES = "0, 2, 4, 6"  # NONE, INPROGRESS, UXSUCCESS, FAIL: model.failing_change
+
+
+def _writer_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class SqlStore(Store):
+    """Shared implementation of the contract over a DB-API connection."""
+
+    schema_version = 0
+    _for_share = ""
+    """Appended to the blob look-up: PostgreSQL locks the rows it links to."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self._test_ids: dict[str, int] = {}
+        self._tagsets: dict[frozenset[str], int] = {}
+        self._tagsets_by_id: dict[int, frozenset[str]] = {}
+        self._conn = self._connect()
+
+    # -- hooks for a backend
+
+    @abc.abstractmethod
+    def _connect(self) -> Any:
+        """A new connection, in autocommit mode (transactions are explicit)."""
+
+    @abc.abstractmethod
+    def _transaction(self, conn: Any) -> AbstractContextManager[Any]:
+        """A write transaction on ``conn``, yielding a cursor; rolled back on error."""
+
+    @abc.abstractmethod
+    def _snapshot(self) -> AbstractContextManager[Any]:
+        """A read transaction on the reading connection: one consistent view."""
+
+    @abc.abstractmethod
+    def _allocate_result_ids(self, cur: Any, count: int) -> list[int]:
+        """``count`` unused result ids, increasing, inside the write transaction."""
+
+    @abc.abstractmethod
+    def _insert_run(self, cur: Any, columns: Sequence[str], values: Sequence[object]) -> int:
+        """Insert a ``runs`` row; return its new id."""
+
+    @abc.abstractmethod
+    def _size_bytes(self) -> int:
+        """Bytes the repository takes on disk."""
+
+    @abc.abstractmethod
+    def _contains(self, column: str) -> str:
+        """A case-sensitive "column contains ?" condition."""
+
+    def _q(self, sql: str) -> str:
+        """``sql`` in the driver's placeholder style."""
+        return sql
+
+    def _bulk_insert(
+        self, cur: Any, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]
+    ) -> None:
+        marks = ", ".join("?" * len(columns))
+        cur.executemany(
+            self._q(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"), rows
+        )
+
+    def _upsert_stats(self, cur: Any, rows: list[tuple[int, StatsRow]]) -> None:
+        cur.executemany(self._q(STATS_UPSERT), [(test, *row) for test, row in rows])
+
+    def _fetch_in(self, cur: Any, sql: str, values: Sequence[object]) -> list[Any]:
+        """Rows of ``sql`` (holding ``IN ({})``) for every value, in chunks."""
+        rows: list[Any] = []
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            cur.execute(self._q(sql.format(", ".join("?" * len(chunk)))), chunk)
+            rows.extend(cur.fetchall())
+        return rows
+
+    def _retryable(self, error: Exception) -> bool:
+        """Whether a failed write transaction may simply be tried again."""
+        return False
+
+    def _translate(self, error: Exception) -> Exception:
+        """A driver error as the StoreError to show (or the error itself)."""
+        return error
+
+    def _lock_blobs(self, cur: Any) -> None:
+        """Keep writers from linking to blobs while garbage is collected."""
+
+    def _close_connection(self, conn: Any) -> None:
+        conn.close()
+
+    # -- caches (updated only after a commit; see sqlwrite)
+
+    def _remember(self, tests: dict[str, int], tagsets: dict[frozenset[str], int]) -> None:
+        self._test_ids.update(tests)
+        self._tagsets.update(tagsets)
+        for tags, tagset_id in tagsets.items():
+            self._tagsets_by_id[tagset_id] = tags
+
+    def _tags(self, cur: Any, ids: Iterable[int | None]) -> dict[int, frozenset[str]]:
+        wanted = {tagset_id for tagset_id in ids if tagset_id is not None}
+        missing = sorted(wanted - self._tagsets_by_id.keys())
+        if missing:
+            for tagset_id, text in self._fetch_in(
+                cur, "SELECT id, tags FROM tagsets WHERE id IN ({})", missing
+            ):
+                tags = frozenset(json.loads(text))
+                self._tagsets_by_id[tagset_id] = tags
+                self._tagsets[tags] = tagset_id
+        return self._tagsets_by_id
+
+    # -- writing
+
+    def begin_run(self, metadata: RunMetadata | None = None) -> RunWriter:
+        metadata = metadata or RunMetadata()
+        started = metadata.started_ns or time.time_ns()
+        values: dict[str, object] = {
+            "started_ns": started,
+            "interrupted": 1,
+            "partial": 1 if metadata.partial else 0,
+            "source": metadata.source,
+            "git_commit": metadata.git_commit,
+            "git_branch": metadata.git_branch,
+            "git_dirty": None if metadata.git_dirty is None else int(metadata.git_dirty),
+            "python": metadata.python,
+            "platform": metadata.platform,
+            "hostname": metadata.hostname,
+            "ci_provider": metadata.ci_provider,
+            "ci_job_id": metadata.ci_job_id,
+            "ci_url": metadata.ci_url,
+            "command": metadata.command,
+            "writer": _writer_name(),
+        }
+        conn = self._connect()
+        try:
+            with self._transaction(conn) as cur:
+                run_id = self._insert_run(cur, list(values), list(values.values()))
+                if metadata.properties:
+                    cur.executemany(
+                        self._q("INSERT INTO run_properties (run, key, value) VALUES (?, ?, ?)"),
+                        [
+                            (run_id, key, value)
+                            for key, value in sorted(metadata.properties.items())
+                        ],
+                    )
+        except Exception as error:
+            self._close_connection(conn)
+            raise self._translate(error) from error
+        return SqlRunWriter(self, conn, run_id)
+
+    def resume_run(self, run_id: int) -> RunWriter:
+        conn = self._connect()
+        try:
+            with self._transaction(conn) as cur:
+                cur.execute(
+                    self._q(
+                        "UPDATE runs SET finished_ns = NULL, interrupted = 1, writer = ? "
+                        "WHERE id = ?"
+                    ),
+                    (_writer_name(), run_id),
+                )
+                if cur.rowcount == 0:
+                    raise UnknownRun(f"there is no run {run_id} in {self.location}")
+        except Exception as error:
+            self._close_connection(conn)
+            raise self._translate(error) from error
+        return SqlRunWriter(self, conn, run_id)
+
+    def _finish_run(self, conn: Any, run_id: int, interrupted: bool, finished_ns: int) -> RunInfo:
+        try:
+            with self._transaction(conn) as cur:
+                cur.execute(
+                    self._q("UPDATE runs SET finished_ns = ?, interrupted = ? WHERE id = ?"),
+                    (finished_ns, 1 if interrupted else 0, run_id),
+                )
+                cur.execute(self._q(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?"), (run_id,))
+                row = cur.fetchone()
+                if row is None:
+                    raise UnknownRun(f"run {run_id} was removed from {self.location} while running")
+                if not interrupted and not row[4]:  # complete: forget tests it did not run
+                    cur.execute(self._q("DELETE FROM failing WHERE run <> ?"), (run_id,))
+                info = self._run_info(row, self._properties(cur, [run_id]).get(run_id, {}))
+        except Exception as error:
+            raise self._translate(error) from error
+        finally:
+            self._close_connection(conn)
+        return info
+
+    # -- runs
+
+    def _run_info(self, row: Sequence[Any], properties: Mapping[str, str]) -> RunInfo:
+        metadata = RunMetadata(
+            started_ns=row[1],
+            git_commit=row[6],
+            git_branch=row[7],
+            git_dirty=None if row[8] is None else bool(row[8]),
+            python=row[9],
+            platform=row[10],
+            hostname=row[11],
+            ci_provider=row[12],
+            ci_job_id=row[13],
+            ci_url=row[14],
+            command=row[15],
+            source=row[5],
+            partial=bool(row[4]),
+            properties=dict(properties),
+        )
+        return RunInfo(
+            id=row[0],
+            metadata=metadata,
+            counts=RunCounts(*row[19:28]),
+            finished_ns=row[2],
+            interrupted=bool(row[3]) or row[2] is None,
+            first_ns=row[17],
+            last_ns=row[18],
+            writer=row[16],
+        )
+
+    def _properties(self, cur: Any, run_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+        found: dict[int, dict[str, str]] = {}
+        if not run_ids:
+            return found
+        cur.execute(
+            self._q(
+                "SELECT run, key, value FROM run_properties WHERE run >= ? AND run <= ? "
+                "ORDER BY run, key"
+            ),
+            (min(run_ids), max(run_ids)),
+        )
+        wanted = set(run_ids)
+        for run_id, key, value in cur.fetchall():
+            if run_id in wanted:
+                found.setdefault(run_id, {})[key] = value
+        return found
+
+    def _runs_where(
+        self, cur: Any, where: str, params: Sequence[object], tail: str = ""
+    ) -> list[RunInfo]:
+        cur.execute(
+            self._q(f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY id DESC {tail}"), params
+        )
+        rows = cur.fetchall()
+        properties = self._properties(cur, [row[0] for row in rows])
+        return [self._run_info(row, properties.get(row[0], {})) for row in rows]
+
+    def _get_run(self, cur: Any, run_id: int) -> RunInfo:
+        found = self._runs_where(cur, "WHERE id = ?", (run_id,))
+        if not found:
+            raise UnknownRun(f"there is no run {run_id} in {self.location}")
+        return found[0]
+
+    def run(self, run_id: int) -> RunInfo:
+        with self._snapshot() as cur:
+            return self._get_run(cur, run_id)
+
+    def latest_run(self) -> RunInfo | None:
+        with self._snapshot() as cur:
+            found = self._runs_where(cur, "", (), "LIMIT 1")
+        return found[0] if found else None
+
+    def runs(
+        self,
+        *,
+        branch: str | None = None,
+        commit: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        limit: int | None = None,
+    ) -> list[RunInfo]:
+        conditions: list[str] = []
+        params: list[object] = []
+        if branch is not None:
+            conditions.append("git_branch = ?")
+            params.append(branch)
+        if commit:
+            # A prefix as a range, so the index on git_commit answers it.
+            conditions.append("git_commit >= ? AND git_commit < ?")
+            params += [commit, commit[:-1] + chr(ord(commit[-1]) + 1)]
+        if since_ns is not None:
+            conditions.append("started_ns >= ?")
+            params.append(since_ns)
+        if until_ns is not None:
+            conditions.append("started_ns < ?")
+            params.append(until_ns)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        tail = ""
+        if limit is not None:
+            tail = "LIMIT ?"
+            params.append(limit)
+        with self._snapshot() as cur:
+            return self._runs_where(cur, where, params, tail)
+
+    def records(self, run_id: int, *, attachments: bool = True) -> list[TestRecord]:
+        with self._snapshot() as cur:
+            self._get_run(cur, run_id)
+            cur.execute(
+                self._q(
+                    f"SELECT {_RESULT_COLUMNS} FROM results r JOIN tests t ON t.id = r.test "
+                    "WHERE r.run = ? ORDER BY r.id"
+                ),
+                (run_id,),
+            )
+            rows = cur.fetchall()
+            files: dict[int, list[Attachment]] = {}
+            if attachments:
+                cur.execute(
+                    self._q(
+                        "SELECT a.result, a.name, a.mime, b.codec, b.data FROM attachments a "
+                        "JOIN blobs b ON b.id = a.blob WHERE a.run = ? ORDER BY a.result, a.ordinal"
+                    ),
+                    (run_id,),
+                )
+                files = _attachments(cur.fetchall())
+            return self._records(cur, rows, files)
+
+    def _records(
+        self, cur: Any, rows: list[Any], files: dict[int, list[Attachment]]
+    ) -> list[TestRecord]:
+        tags = self._tags(cur, (row[6] for row in rows))
+        statuses = _STATUSES
+        empty: frozenset[str] = frozenset()
+        records = []
+        for result_id, test_id, status, start, elapsed, route, tagset, runnable in rows:
+            records.append(
+                TestRecord(
+                    test_id,
+                    statuses[status],
+                    route,
+                    start,
+                    None if start is None or elapsed is None else start + elapsed,
+                    empty if tagset is None else tags[tagset],
+                    tuple(files.get(result_id, ())),
+                    bool(runnable),
+                )
+            )
+        return records
+
+    # -- tests
+
+    def failing_ids(self) -> list[str]:
+        with self._snapshot() as cur:
+            cur.execute(
+                "SELECT t.test_id FROM failing f JOIN tests t ON t.id = f.test ORDER BY t.test_id"
+            )
+            return [row[0] for row in cur.fetchall()]
+
+    def failing_records(self) -> list[TestRecord]:
+        with self._snapshot() as cur:
+            cur.execute(
+                f"SELECT {_RESULT_COLUMNS} FROM failing f JOIN results r ON r.id = f.result "
+                "JOIN tests t ON t.id = f.test ORDER BY t.test_id"
+            )
+            rows = cur.fetchall()
+            cur.execute(
+                "SELECT a.result, a.name, a.mime, b.codec, b.data FROM failing f "
+                "JOIN attachments a ON a.run = f.run AND a.result = f.result "
+                "JOIN blobs b ON b.id = a.blob ORDER BY a.result, a.ordinal"
+            )
+            return self._records(cur, rows, _attachments(cur.fetchall()))
+
+    def durations(self, test_ids: Iterable[str] | None = None) -> dict[str, float]:
+        base = (
+            "SELECT t.test_id, s.expected_ns FROM test_stats s JOIN tests t ON t.id = s.test "
+            "WHERE s.expected_ns IS NOT NULL"
+        )
+        with self._snapshot() as cur:
+            if test_ids is None:
+                cur.execute(base)
+                rows = cur.fetchall()
+            else:
+                rows = self._fetch_in(cur, base + " AND t.test_id IN ({})", sorted(set(test_ids)))
+        return {test_id: expected / NS_PER_SECOND for test_id, expected in rows}
+
+    def test_stats(self, test_ids: Iterable[str]) -> dict[str, TestStats]:
+        with self._snapshot() as cur:
+            rows = self._fetch_in(
+                cur,
+                f"SELECT t.test_id, {_STATS_COLUMNS} FROM test_stats s "
+                "JOIN tests t ON t.id = s.test WHERE t.test_id IN ({})",
+                sorted(set(test_ids)),
+            )
+        return {row[0]: TestStats(*row) for row in rows}
+
+    def slowest(
+        self, *, limit: int | None = 10, run_id: int | None = None, by_mean: bool = False
+    ) -> list[SlowTest]:
+        tail = "" if limit is None else f" LIMIT {int(limit)}"
+        with self._snapshot() as cur:
+            if by_mean:
+                cur.execute(
+                    f"SELECT t.test_id, {_STATS_COLUMNS} FROM test_stats s "
+                    "JOIN tests t ON t.id = s.test WHERE s.timed > 0 "
+                    f"ORDER BY CAST(s.total_ns AS DOUBLE PRECISION) / s.timed DESC, t.test_id{tail}"
+                )
+                return [
+                    SlowTest(row[0], row[6] / row[5] / NS_PER_SECOND, TestStats(*row))
+                    for row in cur.fetchall()
+                ]
+            if run_id is None:
+                cur.execute("SELECT max(id) FROM runs")
+                run_id = cur.fetchone()[0]
+                if run_id is None:
+                    return []
+            else:
+                self._get_run(cur, run_id)
+            # Rank inside the run first, then join names and statistics for
+            # just the rows kept.
+            cur.execute(
+                self._q(
+                    f"SELECT t.test_id, r.elapsed_ns, {_STATS_COLUMNS} FROM "
+                    "(SELECT r.id, r.test, r.elapsed_ns FROM results r "
+                    f"WHERE r.run = ? AND {_TIMED} ORDER BY r.elapsed_ns DESC, r.id{tail}) r "
+                    "JOIN tests t ON t.id = r.test LEFT JOIN test_stats s ON s.test = r.test "
+                    "ORDER BY r.elapsed_ns DESC, r.id"
+                ),
+                (run_id,),
+            )
+            return [
+                SlowTest(
+                    row[0],
+                    row[1] / NS_PER_SECOND,
+                    TestStats(row[0], *row[2:]) if row[2] is not None else TestStats(row[0]),
+                )
+                for row in cur.fetchall()
+            ]
+
+    def test_history(self, test_id: str, *, limit: int | None = None) -> list[HistoryEntry]:
+        tail = "" if limit is None else f" LIMIT {int(limit)}"
+        with self._snapshot() as cur:
+            cur.execute(self._q("SELECT id FROM tests WHERE test_id = ?"), (test_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise UnknownTest(f"no results for {test_id!r} in {self.location}")
+            cur.execute(
+                self._q(
+                    "SELECT r.run, u.started_ns, u.git_commit, u.git_branch, r.status, "
+                    "r.start_ns, r.elapsed_ns, r.route FROM results r JOIN runs u ON u.id = r.run "
+                    f"WHERE r.test = ? AND r.status <> 1 ORDER BY r.run DESC, r.id DESC{tail}"
+                ),
+                (row[0],),
+            )
+            return [
+                HistoryEntry(
+                    run,
+                    started,
+                    commit,
+                    branch,
+                    _STATUSES[status],
+                    start,
+                    None if elapsed is None else elapsed / NS_PER_SECOND,
+                    route,
+                )
+                for run, started, commit, branch, status, start, elapsed, route in cur.fetchall()
+            ]
+
+    def find_tests(self, fragment: str, *, limit: int = 10) -> list[str]:
+        with self._snapshot() as cur:
+            cur.execute(
+                self._q(
+                    f"SELECT test_id FROM tests WHERE {self._contains('test_id')} "
+                    f"ORDER BY test_id LIMIT {int(limit)}"
+                ),
+                (fragment,),
+            )
+            return [row[0] for row in cur.fetchall()]
+
+    # -- housekeeping
+
+    def stats(self) -> StoreStats:
+        with self._snapshot() as cur:
+            cur.execute(
+                "SELECT count(*), COALESCE(sum(n_total), 0), min(started_ns), max(started_ns), "
+                "COALESCE(sum(CASE WHEN interrupted = 1 OR finished_ns IS NULL THEN 1 ELSE 0 END), "
+                "0), "
+                "COALESCE(sum(n_attachments), 0), COALESCE(sum(attachment_bytes), 0) FROM runs"
+            )
+            runs, results, first, last, interrupted, attachments, raw = cur.fetchone()
+            cur.execute("SELECT count(*) FROM tests")
+            tests = cur.fetchone()[0]
+            cur.execute("SELECT count(*) FROM failing")
+            failing = cur.fetchone()[0]
+            cur.execute("SELECT count(*), COALESCE(sum(length(data)), 0) FROM blobs")
+            blobs, blob_bytes = cur.fetchone()
+            cur.execute("SELECT max(version) FROM schema_migrations")
+            version = cur.fetchone()[0]
+        return StoreStats(
+            location=self.location,
+            backend=self.backend,
+            schema_version=version,
+            runs=runs,
+            results=int(results),
+            tests=tests,
+            failing=failing,
+            attachments=int(attachments),
+            blobs=blobs,
+            blob_bytes=int(blob_bytes),
+            raw_attachment_bytes=int(raw),
+            size_bytes=self._size_bytes(),
+            first_started_ns=first,
+            last_started_ns=last,
+            interrupted_runs=int(interrupted),
+        )
+
+    def remove_runs(self, run_ids: Iterable[int]) -> list[int]:
+        # One transaction per run: a long clean-up never holds the write lock
+        # for long, and stopping it half way leaves whole runs, never half of one.
+        removed: list[int] = []
+        try:
+            for run_id in sorted(set(run_ids)):
+                with self._transaction(self._conn) as cur:
+                    if self._remove_run(cur, run_id):
+                        removed.append(run_id)
+        except StoreError:
+            raise
+        except Exception as error:
+            raise self._translate(error) from error
+        return removed
+
+    def _remove_run(self, cur: Any, run_id: int) -> bool:
+        cur.execute(self._q("SELECT id FROM runs WHERE id = ?"), (run_id,))
+        if cur.fetchone() is None:
+            return False
+        cur.execute(
+            self._q(
+                "SELECT test, count(*), "
+                "sum(CASE WHEN status = 3 THEN 1 ELSE 0 END), "
+                f"sum(CASE WHEN status IN ({_FAILED_STATUSES}) THEN 1 ELSE 0 END), "
+                "sum(CASE WHEN status = 5 THEN 1 ELSE 0 END), "
+                f"sum(CASE WHEN {_TIMED} THEN 1 ELSE 0 END), "
+                f"sum(CASE WHEN {_TIMED} THEN r.elapsed_ns ELSE 0 END) "
+                "FROM results r WHERE r.run = ? AND r.status <> 1 GROUP BY test ORDER BY test"
+            ),
+            (run_id,),
+        )
+        lost = cur.fetchall()
+        cur.executemany(
+            self._q(
+                "UPDATE test_stats SET results = results - ?, passed = passed - ?, "
+                "failed = failed - ?, skipped = skipped - ?, timed = timed - ?, "
+                "total_ns = total_ns - ? WHERE test = ?"
+            ),
+            [(*row[1:], row[0]) for row in lost],
+        )
+        cur.executemany(
+            self._q("DELETE FROM test_stats WHERE test = ? AND results <= 0"),
+            [(row[0],) for row in lost],
+        )
+        # Tests whose newest execution was in this run: their failing entry
+        # and newest run are recomputed from what remains.
+        cur.execute(
+            self._q(
+                "SELECT test FROM test_stats WHERE last_run = ? "
+                "UNION SELECT test FROM failing WHERE run = ? ORDER BY 1"
+            ),
+            (run_id, run_id),
+        )
+        newest_here = [row[0] for row in cur.fetchall()]
+        for table, column in (
+            ("attachments", "run"),
+            ("results", "run"),
+            ("run_properties", "run"),
+            ("runs", "id"),
+        ):
+            cur.execute(self._q(f"DELETE FROM {table} WHERE {column} = ?"), (run_id,))
+        for test in newest_here:
+            cur.execute(
+                self._q(
+                    "SELECT id, run, status FROM results WHERE test = ? AND status <> 1 "
+                    "ORDER BY run DESC, id DESC LIMIT 1"
+                ),
+                (test,),
+            )
+            latest = cur.fetchone()
+            cur.execute(
+                self._q("UPDATE test_stats SET last_run = ? WHERE test = ?"),
+                (None if latest is None else latest[1], test),
+            )
+            if latest is not None and failing_change(_STATUSES[latest[2]]):
+                cur.execute(
+                    self._q(
+                        "INSERT INTO failing (test, run, result) VALUES (?, ?, ?) "
+                        "ON CONFLICT (test) DO UPDATE SET run = excluded.run, "
+                        "result = excluded.result"
+                    ),
+                    (test, latest[1], latest[0]),
+                )
+            else:
+                cur.execute(self._q("DELETE FROM failing WHERE test = ?"), (test,))
+        return True
+
+    def collect_garbage(self) -> GarbageReport:
+        orphan = "NOT EXISTS (SELECT 1 FROM attachments a WHERE a.blob = blobs.id)"
+        try:
+            with self._transaction(self._conn) as cur:
+                self._lock_blobs(cur)
+                cur.execute(
+                    f"SELECT count(*), COALESCE(sum(length(data)), 0) FROM blobs WHERE {orphan}"
+                )
+                count, size = cur.fetchone()
+                if count:
+                    cur.execute(f"DELETE FROM blobs WHERE {orphan}")
+        except Exception as error:
+            raise self._translate(error) from error
+        return GarbageReport(blobs=count, blob_bytes=int(size))
+
+    def seed_durations(self, durations: Mapping[str, float]) -> int:
+        if not durations:
+            return 0
+        try:
+            with self._transaction(self._conn) as cur:
+                new = intern_tests(self, cur, set(durations))
+                ids = {**self._test_ids, **new}
+                timed = {
+                    row[0]
+                    for row in self._fetch_in(
+                        cur,
+                        "SELECT test FROM test_stats "
+                        "WHERE expected_ns IS NOT NULL AND test IN ({})",
+                        sorted(ids[name] for name in durations),
+                    )
+                }
+                rows = sorted(
+                    (ids[name], seconds * NS_PER_SECOND)
+                    for name, seconds in durations.items()
+                    if ids[name] not in timed
+                )
+                cur.executemany(
+                    self._q(
+                        "INSERT INTO test_stats (test, expected_ns) VALUES (?, ?) "
+                        "ON CONFLICT (test) DO UPDATE SET expected_ns = excluded.expected_ns"
+                    ),
+                    rows,
+                )
+        except Exception as error:
+            raise self._translate(error) from error
+        self._remember(new, {})
+        return len(rows)
+
+    def close(self) -> None:
+        self._close_connection(self._conn)
+
+
+class SqlRunWriter(RunWriter):
+    """A run writer on its own connection (so reads on the store never see a
+    half-written batch, and a writer's transaction never blocks the store's)."""
+
+    def __init__(self, store: SqlStore, conn: Any, run_id: int) -> None:
+        super().__init__(run_id)
+        self._store = store
+        self._conn = conn
+
+    def _write(self, records: list[TestRecord]) -> None:
+        write_batch(self._store, self._conn, self.run_id, records)
+
+    def _finish(self, interrupted: bool, finished_ns: int) -> RunInfo:
+        return self._store._finish_run(self._conn, self.run_id, interrupted, finished_ns)
+
+
+_STATUSES = tuple(Status)
+
+
+def _attachments(rows: Iterable[Any]) -> dict[int, list[Attachment]]:
+    files: dict[int, list[Attachment]] = {}
+    for result_id, name, mime, codec, data in rows:
+        files.setdefault(result_id, []).append(Attachment(name, decode_blob(codec, data), mime))
+    return files

@@ -1,0 +1,190 @@
+"""The SQLite backend: the default repository, one file in ``.proctor/``.
+
+Why these settings:
+
+* WAL journal: readers (``proctor last`` during a run) never block the writer
+  and never see half a batch; a writer killed mid-transaction leaves nothing
+  behind but a journal that the next opening rolls back.
+* ``synchronous=NORMAL``: in WAL mode this cannot corrupt the database; a
+  power cut (not a crash) may lose the last batches. Test results are cheap to
+  lose and ingest speed is not, so that is the right trade.
+* Writes take the lock up front (``BEGIN IMMEDIATE``) and wait up to the busy
+  timeout for it, so two runs writing into one repository queue batch by
+  batch instead of failing with "database is locked".
+* A 64 MiB page cache per connection keeps the hot ends of the indexes in
+  memory while a run is written.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from proctor.store.errors import RepositoryNotFound, StoreError, StoreUnavailable
+from proctor.store.migrations import check_version, pending
+from proctor.store.sql import SqlStore
+from proctor.store.sqlite_schema import MIGRATIONS
+
+__all__ = ["DEFAULT_FILE", "SQLiteStore"]
+
+DEFAULT_FILE = "repository.sqlite"
+"""The database's name inside a repository directory such as ``.proctor/``."""
+
+
+class SQLiteStore(SqlStore):
+    """A repository in one SQLite file."""
+
+    backend = "sqlite"
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, create: bool = True, timeout: float = 60.0
+    ) -> None:
+        self.path = Path(path)
+        self._timeout = timeout
+        if not self.path.is_file():
+            if self.path.exists():
+                raise StoreUnavailable(
+                    f"{self.path} is a directory, not a repository file; "
+                    f"point --repository at its parent or at a file"
+                )
+            if not create:
+                raise RepositoryNotFound(
+                    f"there is no repository at {self.path} yet: nothing has been stored. "
+                    "Run your tests with `proctor run`, or store a result stream with "
+                    "`proctor load FILE` or `proctor import .stestr`."
+                )
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreUnavailable(
+                    f"cannot create the repository directory {self.path.parent}: "
+                    f"{error.strerror or error}"
+                ) from None
+        super().__init__(str(self.path))
+        try:
+            self.schema_version = self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # -- connections and transactions
+
+    def _connect(self) -> Any:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA cache_size = -65536")
+        except sqlite3.Error as error:
+            raise self._translate(error) from None
+        return conn
+
+    @contextmanager
+    def _transaction(self, conn: Any) -> Iterator[Any]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn.cursor()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Any]:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn.cursor()
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise self._translate(error) from None
+
+    def _translate(self, error: Exception) -> Exception:
+        if isinstance(error, StoreError) or not isinstance(error, sqlite3.Error):
+            return error
+        message = str(error)
+        if "locked" in message or "busy" in message:
+            return StoreUnavailable(
+                f"{self.path} stayed locked by another process for {self._timeout:.0f} s; "
+                "wait for the other proctor command to finish and try again"
+            )
+        if "not a database" in message or "malformed" in message:
+            return StoreUnavailable(
+                f"{self.path} is not a readable Proctor repository ({message}); move it "
+                "aside and run again to start a new one, or point --repository elsewhere"
+            )
+        if "full" in message:
+            return StoreUnavailable(f"cannot write to {self.path}: the disk is full ({message})")
+        return StoreUnavailable(f"{self.path}: {message}")
+
+    # -- schema
+
+    def _current_version(self) -> int:
+        try:
+            row = self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE name = 'schema_migrations'"
+            ).fetchone()
+            if row is None:
+                return 0
+            version = self._conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+        except sqlite3.Error as error:
+            raise self._translate(error) from None
+        return int(version or 0)
+
+    def _migrate(self) -> int:
+        current = self._current_version()
+        check_version(current, MIGRATIONS, str(self.path))
+        if not pending(current, MIGRATIONS):
+            return current
+        try:
+            if current == 0:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+            with self._transaction(self._conn) as cur:
+                cur.execute("SELECT name FROM sqlite_master WHERE name = 'schema_migrations'")
+                if cur.fetchone() is not None:  # another process may have got here first
+                    cur.execute("SELECT max(version) FROM schema_migrations")
+                    current = int(cur.fetchone()[0] or 0)
+                for migration in pending(current, MIGRATIONS):
+                    for statement in migration.statements:
+                        cur.execute(statement)
+                    cur.execute(
+                        "INSERT INTO schema_migrations (version, applied_ns, description) "
+                        "VALUES (?, ?, ?)",
+                        (migration.version, time.time_ns(), migration.description),
+                    )
+                    current = migration.version
+        except sqlite3.Error as error:
+            raise self._translate(error) from None
+        return current
+
+    # -- dialect
+
+    def _allocate_result_ids(self, cur: Any, count: int) -> list[int]:
+        # Inside BEGIN IMMEDIATE nobody else can insert: the next ids are ours.
+        cur.execute("SELECT max(id) FROM results")
+        first = (cur.fetchone()[0] or 0) + 1
+        return list(range(first, first + count))
+
+    def _insert_run(self, cur: Any, columns: Sequence[str], values: Sequence[object]) -> int:
+        marks = ", ".join("?" * len(columns))
+        cur.execute(f"INSERT INTO runs ({', '.join(columns)}) VALUES ({marks})", values)
+        run_id: int = cur.lastrowid
+        return run_id
+
+    def _size_bytes(self) -> int:
+        total = 0
+        for suffix in ("", "-wal"):
+            with suppress(OSError):
+                total += os.stat(f"{self.path}{suffix}").st_size
+        return total
+
+    def _contains(self, column: str) -> str:
+        return f"instr({column}, ?) > 0"

@@ -1,0 +1,144 @@
+"""The SQLite schema, as the migrations that build it (see docs/store.md for the reasons).
+
+Version 1 holds the results; version 2 adds the maintained per-test statistics
+(filled from the history already stored), CI columns on runs, and free-form run
+properties. Both are applied to every new repository, in order.
+"""
+
+from __future__ import annotations
+
+from proctor.store.migrations import Migration
+
+__all__ = ["MIGRATIONS"]
+
+V1 = Migration(
+    1,
+    "runs, tests, results, attachments stored once by content, failing set",
+    (
+        """CREATE TABLE schema_migrations (
+            version INTEGER PRIMARY KEY,
+            applied_ns INTEGER NOT NULL,
+            description TEXT NOT NULL)""",
+        # Test ids are interned: results carry a small integer instead of the
+        # (often 100-byte) id, which is most of what makes a result row small.
+        "CREATE TABLE tests (id INTEGER PRIMARY KEY, test_id TEXT NOT NULL UNIQUE)",
+        "CREATE TABLE tagsets (id INTEGER PRIMARY KEY, tags TEXT NOT NULL UNIQUE)",
+        # AUTOINCREMENT: a run id is never reused, even after the newest run is removed.
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            started_ns INTEGER NOT NULL,
+            finished_ns INTEGER,
+            interrupted INTEGER NOT NULL DEFAULT 1,
+            partial INTEGER NOT NULL DEFAULT 1,
+            source TEXT NOT NULL DEFAULT 'run',
+            git_commit TEXT,
+            git_branch TEXT,
+            git_dirty INTEGER,
+            python TEXT,
+            platform TEXT,
+            hostname TEXT,
+            command TEXT,
+            writer TEXT,
+            first_ns INTEGER,
+            last_ns INTEGER,
+            n_total INTEGER NOT NULL DEFAULT 0,
+            n_passed INTEGER NOT NULL DEFAULT 0,
+            n_failed INTEGER NOT NULL DEFAULT 0,
+            n_skipped INTEGER NOT NULL DEFAULT 0,
+            n_xfail INTEGER NOT NULL DEFAULT 0,
+            n_uxsuccess INTEGER NOT NULL DEFAULT 0,
+            n_incomplete INTEGER NOT NULL DEFAULT 0,
+            n_exists INTEGER NOT NULL DEFAULT 0,
+            test_ns INTEGER NOT NULL DEFAULT 0,
+            n_attachments INTEGER NOT NULL DEFAULT 0,
+            attachment_bytes INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE INDEX runs_started ON runs (started_ns)",
+        "CREATE INDEX runs_branch ON runs (git_branch, id)",
+        "CREATE INDEX runs_commit ON runs (git_commit)",
+        # One row per test execution. Durations are kept as elapsed time
+        # (a small integer) rather than a second absolute timestamp.
+        """CREATE TABLE results (
+            id INTEGER PRIMARY KEY,
+            run INTEGER NOT NULL,
+            test INTEGER NOT NULL,
+            status INTEGER NOT NULL,
+            start_ns INTEGER,
+            elapsed_ns INTEGER,
+            route TEXT,
+            tagset INTEGER,
+            runnable INTEGER NOT NULL DEFAULT 1)""",
+        "CREATE INDEX results_run ON results (run)",
+        "CREATE INDEX results_test ON results (test, run)",
+        """CREATE TABLE blobs (
+            id INTEGER PRIMARY KEY,
+            digest BLOB NOT NULL UNIQUE,
+            size INTEGER NOT NULL,
+            codec INTEGER NOT NULL,
+            data BLOB NOT NULL)""",
+        # Clustered by run, so a run's attachments are one range of the table.
+        """CREATE TABLE attachments (
+            run INTEGER NOT NULL,
+            result INTEGER NOT NULL,
+            ordinal INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            mime TEXT NOT NULL,
+            blob INTEGER NOT NULL,
+            PRIMARY KEY (run, result, ordinal)) WITHOUT ROWID""",
+        "CREATE INDEX attachments_blob ON attachments (blob)",
+        "CREATE TABLE failing (test INTEGER PRIMARY KEY, run INTEGER NOT NULL, "
+        "result INTEGER NOT NULL)",
+        "CREATE INDEX failing_run ON failing (run)",
+    ),
+)
+
+V2 = Migration(
+    2,
+    "per-test statistics maintained as results arrive; CI columns; run properties",
+    (
+        "ALTER TABLE runs ADD COLUMN ci_provider TEXT",
+        "ALTER TABLE runs ADD COLUMN ci_job_id TEXT",
+        "ALTER TABLE runs ADD COLUMN ci_url TEXT",
+        """CREATE TABLE run_properties (
+            run INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (run, key)) WITHOUT ROWID""",
+        """CREATE TABLE test_stats (
+            test INTEGER PRIMARY KEY,
+            results INTEGER NOT NULL DEFAULT 0,
+            passed INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            skipped INTEGER NOT NULL DEFAULT 0,
+            timed INTEGER NOT NULL DEFAULT 0,
+            total_ns INTEGER NOT NULL DEFAULT 0,
+            min_ns INTEGER,
+            max_ns INTEGER,
+            last_ns INTEGER,
+            expected_ns REAL,
+            last_run INTEGER)""",
+        # Fill the statistics from the history already stored. The expected
+        # duration starts as the plain mean (the weighted one needs the order
+        # of every past result; it converges within a few runs).
+        """INSERT INTO test_stats
+            (test, results, passed, failed, skipped, timed, total_ns, min_ns, max_ns,
+             last_ns, expected_ns, last_run)
+        SELECT test,
+            count(*),
+            sum(status = 3),
+            sum(status IN (0, 2, 4, 6)),
+            sum(status = 5),
+            sum(elapsed_ns IS NOT NULL AND status >= 3),
+            COALESCE(sum(CASE WHEN elapsed_ns IS NOT NULL AND status >= 3
+                              THEN elapsed_ns END), 0),
+            min(CASE WHEN status >= 3 THEN elapsed_ns END),
+            max(CASE WHEN status >= 3 THEN elapsed_ns END),
+            (SELECT r.elapsed_ns FROM results r
+             WHERE r.test = results.test AND r.elapsed_ns IS NOT NULL AND r.status >= 3
+             ORDER BY r.id DESC LIMIT 1),
+            avg(CASE WHEN status >= 3 THEN elapsed_ns END),
+            max(run)
+        FROM results WHERE status <> 1 GROUP BY test""",
+    ),
+)
+
+MIGRATIONS = (V1, V2)

@@ -1,0 +1,333 @@
+"""Writing a batch of records in one SQL transaction (shared by SQLite and PostgreSQL).
+
+One batch touches every table a result affects, in this order (the same order in
+every writer, so concurrent PostgreSQL writers queue on row locks instead of
+deadlocking; rows within a table are also taken in sorted order):
+
+1. ``tests`` and ``tagsets``: intern the ids and tag sets the batch names;
+2. ``blobs``: look up attachment contents by digest, insert the new ones;
+3. ``results`` and ``attachments``: bulk insert with ids allocated up front;
+4. ``runs``: add the batch's counts and widen its time span;
+5. ``failing``: apply :func:`~proctor.store.model.failing_change` per test,
+   the last result of a test in the batch winning;
+6. ``test_stats``: add counts and durations, one upsert per result, in order,
+   so the weighted mean is exactly what the in-memory fake computes.
+
+Caches of test ids and tag sets are updated only after the commit: a rolled
+back transaction (a deadlock retried on PostgreSQL) must not leave ids behind
+that the database never kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from proctor.store.blobs import digest, encode_blob
+from proctor.store.errors import UnknownRun
+from proctor.store.model import EWMA_WEIGHT, RunCounts, failing_change, is_timed
+from proctor.wire.event import Status
+from proctor.wire.record import TestRecord
+
+if TYPE_CHECKING:
+    from proctor.store.sql import SqlStore
+
+__all__ = [
+    "STATS_COLUMNS",
+    "STATS_CONFLICT",
+    "STATS_UPSERT",
+    "StatsRow",
+    "encode_tags",
+    "intern_tests",
+    "write_batch",
+]
+
+_SUCCESS = int(Status.SUCCESS)
+_SKIP = int(Status.SKIP)
+_EXISTS = Status.EXISTS
+
+STATS_COLUMNS = (
+    "test, results, passed, failed, skipped, timed, total_ns, min_ns, max_ns, last_ns, "
+    "expected_ns, last_run"
+)
+STATS_CONFLICT = f"""
+ON CONFLICT (test) DO UPDATE SET
+    results = test_stats.results + 1,
+    passed = test_stats.passed + excluded.passed,
+    failed = test_stats.failed + excluded.failed,
+    skipped = test_stats.skipped + excluded.skipped,
+    timed = test_stats.timed + excluded.timed,
+    total_ns = test_stats.total_ns + excluded.total_ns,
+    min_ns = CASE WHEN test_stats.min_ns IS NULL OR excluded.min_ns < test_stats.min_ns
+                  THEN excluded.min_ns ELSE test_stats.min_ns END,
+    max_ns = CASE WHEN test_stats.max_ns IS NULL OR excluded.max_ns > test_stats.max_ns
+                  THEN excluded.max_ns ELSE test_stats.max_ns END,
+    last_ns = COALESCE(excluded.last_ns, test_stats.last_ns),
+    expected_ns = CASE
+        WHEN excluded.expected_ns IS NULL THEN test_stats.expected_ns
+        WHEN test_stats.expected_ns IS NULL THEN excluded.expected_ns
+        ELSE test_stats.expected_ns
+             + {EWMA_WEIGHT!r} * (excluded.expected_ns - test_stats.expected_ns)
+    END,
+    last_run = CASE WHEN test_stats.last_run IS NULL OR excluded.last_run > test_stats.last_run
+                    THEN excluded.last_run ELSE test_stats.last_run END
+"""
+"""How one result's row adds to its test's statistics (see model.EWMA_WEIGHT)."""
+STATS_UPSERT = (
+    f"INSERT INTO test_stats ({STATS_COLUMNS}) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    + STATS_CONFLICT
+)
+
+StatsRow = tuple[
+    int, int, int, int, int, "int | None", "int | None", "int | None", "float | None", int
+]
+"""passed, failed, skipped, timed, total_ns, min_ns, max_ns, last_ns, expected_ns, last_run"""
+
+
+def encode_tags(tags: frozenset[str]) -> str:
+    """A tag set's stored form: a JSON list, sorted (tags may hold any character)."""
+    return json.dumps(sorted(tags), ensure_ascii=False, separators=(",", ":"))
+
+
+def write_batch(store: SqlStore, conn: Any, run_id: int, records: list[TestRecord]) -> None:
+    """Store ``records`` for ``run_id`` on ``conn`` in one transaction (retried
+    when the backend says the failure was transient)."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with store._transaction(conn) as cur:
+                new_tests, new_tagsets = _write(store, cur, run_id, records)
+        except Exception as error:
+            if attempt < 5 and store._retryable(error):
+                continue
+            raise store._translate(error) from error
+        store._remember(new_tests, new_tagsets)
+        return
+
+
+def _write(
+    store: SqlStore, cur: Any, run_id: int, records: list[TestRecord]
+) -> tuple[dict[str, int], dict[frozenset[str], int]]:
+    new_tests = intern_tests(store, cur, {record.test_id for record in records})
+    test_ids = {**store._test_ids, **new_tests}
+    tag_sets = {record.tags for record in records if record.tags}
+    new_tagsets = _intern_tagsets(store, cur, tag_sets)
+    tagset_ids = {**store._tagsets, **new_tagsets}
+    blob_ids = _intern_blobs(store, cur, records)
+    result_ids = store._allocate_result_ids(cur, len(records))
+
+    results: list[tuple[object, ...]] = []
+    attachments: list[tuple[object, ...]] = []
+    stats: list[tuple[int, StatsRow]] = []
+    changes: dict[int, tuple[int, bool]] = {}
+    attachment_count = attachment_bytes = 0
+    first: int | None = None
+    last: int | None = None
+    for result_id, record in zip(result_ids, records, strict=False):
+        test = test_ids[record.test_id]
+        start, stop = record.start, record.stop
+        elapsed = stop - start if start is not None and stop is not None else None
+        for moment in (start, stop):
+            if moment is not None:
+                if first is None or moment < first:
+                    first = moment
+                if last is None or moment > last:
+                    last = moment
+        results.append(
+            (
+                result_id,
+                run_id,
+                test,
+                int(record.status),
+                start,
+                elapsed,
+                record.route_code,
+                tagset_ids[record.tags] if record.tags else None,
+                1 if record.runnable else 0,
+            )
+        )
+        for ordinal, attachment in enumerate(record.attachments):
+            attachments.append(
+                (
+                    run_id,
+                    result_id,
+                    ordinal,
+                    attachment.name,
+                    attachment.mime_type,
+                    blob_ids[digest(attachment.content)],
+                )
+            )
+            attachment_count += 1
+            attachment_bytes += len(attachment.content)
+        change = failing_change(record.status)
+        if change is None:
+            continue
+        changes[test] = (result_id, change)
+        stats.append((test, _stats_row(record, elapsed, run_id)))
+
+    store._bulk_insert(
+        cur,
+        "results",
+        ("id", "run", "test", "status", "start_ns", "elapsed_ns", "route", "tagset", "runnable"),
+        results,
+    )
+    if attachments:
+        store._bulk_insert(
+            cur, "attachments", ("run", "result", "ordinal", "name", "mime", "blob"), attachments
+        )
+    _add_counts(
+        store, cur, run_id, RunCounts.of(records), first, last, attachment_count, attachment_bytes
+    )
+    _merge_failing(store, cur, run_id, changes)
+    if stats:
+        store._upsert_stats(cur, stats)
+    return new_tests, new_tagsets
+
+
+def _stats_row(record: TestRecord, elapsed: int | None, run_id: int) -> StatsRow:
+    status = int(record.status)
+    passed = 1 if status == _SUCCESS else 0
+    failed = 1 if failing_change(record.status) else 0
+    skipped = 1 if status == _SKIP else 0
+    if elapsed is None or not is_timed(record):
+        return (passed, failed, skipped, 0, 0, None, None, None, None, run_id)
+    return (passed, failed, skipped, 1, elapsed, elapsed, elapsed, elapsed, float(elapsed), run_id)
+
+
+def intern_tests(store: SqlStore, cur: Any, names: set[str]) -> dict[str, int]:
+    missing = sorted(name for name in names if name not in store._test_ids)
+    if not missing:
+        return {}
+    found: dict[str, int] = dict(
+        store._fetch_in(cur, "SELECT test_id, id FROM tests WHERE test_id IN ({})", missing)
+    )
+    absent = [name for name in missing if name not in found]
+    if absent:
+        cur.executemany(
+            store._q("INSERT INTO tests (test_id) VALUES (?) ON CONFLICT (test_id) DO NOTHING"),
+            [(name,) for name in absent],
+        )
+        found.update(
+            store._fetch_in(cur, "SELECT test_id, id FROM tests WHERE test_id IN ({})", absent)
+        )
+    return found
+
+
+def _intern_tagsets(
+    store: SqlStore, cur: Any, tag_sets: Iterable[frozenset[str]]
+) -> dict[frozenset[str], int]:
+    missing = {encode_tags(tags): tags for tags in tag_sets if tags not in store._tagsets}
+    if not missing:
+        return {}
+    keys = sorted(missing)
+    cur.executemany(
+        store._q("INSERT INTO tagsets (tags) VALUES (?) ON CONFLICT (tags) DO NOTHING"),
+        [(key,) for key in keys],
+    )
+    rows = store._fetch_in(cur, "SELECT tags, id FROM tagsets WHERE tags IN ({})", keys)
+    return {missing[key]: tagset_id for key, tagset_id in rows}
+
+
+def _intern_blobs(store: SqlStore, cur: Any, records: list[TestRecord]) -> dict[bytes, int]:
+    contents: dict[bytes, bytes] = {}
+    for record in records:
+        for attachment in record.attachments:
+            contents.setdefault(digest(attachment.content), attachment.content)
+    if not contents:
+        return {}
+    keys = sorted(contents)
+    sql = "SELECT digest, id FROM blobs WHERE digest IN ({})" + store._for_share
+    found: dict[bytes, int] = {
+        bytes(key): blob_id for key, blob_id in store._fetch_in(cur, sql, keys)
+    }
+    new = [key for key in keys if key not in found]
+    if new:
+        rows = []
+        for key in new:
+            content = contents[key]
+            codec, data = encode_blob(content)
+            rows.append((key, len(content), codec, data))
+        cur.executemany(
+            store._q(
+                "INSERT INTO blobs (digest, size, codec, data) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (digest) DO NOTHING"
+            ),
+            rows,
+        )
+        found.update((bytes(key), blob_id) for key, blob_id in store._fetch_in(cur, sql, new))
+    return found
+
+
+def _add_counts(
+    store: SqlStore,
+    cur: Any,
+    run_id: int,
+    counts: RunCounts,
+    first: int | None,
+    last: int | None,
+    attachments: int,
+    attachment_bytes: int,
+) -> None:
+    sets = [
+        "n_total = n_total + ?",
+        "n_passed = n_passed + ?",
+        "n_failed = n_failed + ?",
+        "n_skipped = n_skipped + ?",
+        "n_xfail = n_xfail + ?",
+        "n_uxsuccess = n_uxsuccess + ?",
+        "n_incomplete = n_incomplete + ?",
+        "n_exists = n_exists + ?",
+        "test_ns = test_ns + ?",
+        "n_attachments = n_attachments + ?",
+        "attachment_bytes = attachment_bytes + ?",
+    ]
+    params: list[object] = [
+        counts.total,
+        counts.passed,
+        counts.failed,
+        counts.skipped,
+        counts.xfail,
+        counts.uxsuccess,
+        counts.incomplete,
+        counts.exists,
+        counts.test_ns,
+        attachments,
+        attachment_bytes,
+    ]
+    if first is not None and last is not None:
+        sets.append(
+            "first_ns = CASE WHEN first_ns IS NULL OR first_ns > ? THEN ? ELSE first_ns END"
+        )
+        sets.append("last_ns = CASE WHEN last_ns IS NULL OR last_ns < ? THEN ? ELSE last_ns END")
+        params += [first, first, last, last]
+    cur.execute(store._q(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?"), [*params, run_id])
+    if cur.rowcount == 0:
+        raise UnknownRun(
+            f"run {run_id} was removed from {store.location} while it was being written; "
+            "its remaining results were not stored"
+        )
+
+
+def _merge_failing(
+    store: SqlStore, cur: Any, run_id: int, changes: dict[int, tuple[int, bool]]
+) -> None:
+    if not changes:
+        return
+    cur.execute("SELECT test FROM failing")
+    listed = {row[0] for row in cur.fetchall()}
+    gone = sorted(test for test, (_, failing) in changes.items() if not failing and test in listed)
+    now = sorted(
+        (test, run_id, result_id) for test, (result_id, failing) in changes.items() if failing
+    )
+    if gone:
+        cur.executemany(store._q("DELETE FROM failing WHERE test = ?"), [(test,) for test in gone])
+    if now:
+        cur.executemany(
+            store._q(
+                "INSERT INTO failing (test, run, result) VALUES (?, ?, ?) ON CONFLICT (test) "
+                "DO UPDATE SET run = excluded.run, result = excluded.result"
+            ),
+            now,
+        )
