@@ -72,10 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     except click.Abort:
         click.echo("Aborted.", err=True)
         return 130
-    except BrokenPipeError:
-        # The reader went away (``proctor ... | head``): not an error of ours.
-        sys.stderr.close()
-        return 0
     return result if isinstance(result, int) else 0
 
 

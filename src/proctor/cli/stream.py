@@ -13,6 +13,7 @@ unreadable input.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from proctor.events.sink import Sink, Tee
 from proctor.events.source import FORMATS, read_events
 from proctor.events.summary import Summary
 from proctor.events.transform import Selection, Tagger, TestFilter
-from proctor.events.writers import V2Writer
+from proctor.events.writers import JsonlWriter, JUnitWriter, V1Writer, V2Writer
 from proctor.wire.event import NS_PER_SECOND, Status
 from proctor.wire.record import TestRecord
 
@@ -95,6 +96,8 @@ def _pump(
                         flush()
             except ValueError as error:  # noqa: PERF203 - once per input file
                 raise InputError(f"{name}: {error}") from None
+            except BrokenPipeError:
+                raise  # our reader went away: main() handles it
             except OSError as error:
                 raise InputError(f"cannot read {name}: {error}") from None
     sink.close()
@@ -346,3 +349,60 @@ def from_v1(files: tuple[str, ...]) -> int:
 def from_junit(files: tuple[str, ...]) -> int:
     """Convert JUnit XML reports to subunit v2."""
     return _convert_to_v2(files, "junit")
+
+
+@stream.command("to-json")
+@_files
+@_format
+def to_json(files: tuple[str, ...], input_format: str) -> int:
+    """Convert a stream to JSON lines: one event per line, nothing lost."""
+    writer = JsonlWriter(_stdout())
+    summary = Summary()
+    _pump(files, input_format, Tee(writer, summary), writer.flush)
+    return _exit_code(summary)
+
+
+@stream.command("to-v1")
+@_files
+@_format
+def to_v1(files: tuple[str, ...], input_format: str) -> int:
+    """Convert a stream to subunit v1 (like subunit-2to1)."""
+    writer = V1Writer(_stdout())
+    summary = Summary()
+    _pump(files, input_format, Tee(writer, summary), writer.flush)
+    return _exit_code(summary)
+
+
+@stream.command("to-junit")
+@_files
+@_format
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    default="-",
+    help="Where to write the report [stdout].",
+)
+@click.option("--suite-name", default="proctor", show_default=True, help="The test suite's name.")
+def to_junit(files: tuple[str, ...], input_format: str, output: str, suite_name: str) -> int:
+    """Convert a stream to JUnit XML (for Jenkins, GitLab and GitHub reporters).
+
+    Memory stays flat on any size of stream: test cases are spooled to a
+    temporary file until the counts for the report's header are known.
+    """
+    summary = Summary()
+    if output == "-":
+        writer = JUnitWriter(_stdout(), name=suite_name)
+        _pump(files, input_format, Tee(writer, summary))
+        return _exit_code(summary)
+    partial = f"{output}.partial"
+    try:
+        with open(partial, "wb") as handle:
+            _pump(files, input_format, Tee(JUnitWriter(handle, name=suite_name), summary))
+        os.replace(partial, output)
+    except OSError as error:
+        raise InputError(f"cannot write {output}: {error.strerror or error}") from None
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return _exit_code(summary)

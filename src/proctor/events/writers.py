@@ -7,12 +7,18 @@ sees results as they happen, and :meth:`close` at the end.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from typing import BinaryIO
 
-from proctor.wire import v2
+from proctor.events.collector import RecordCollector
+from proctor.wire import jsonl, junit, v1, v2
 from proctor.wire.event import Event
+from proctor.wire.record import TestRecord
 
-__all__ = ["PassthroughWriter", "V2Writer"]
+__all__ = ["JUnitWriter", "JsonlWriter", "PassthroughWriter", "V1Writer", "V2Writer"]
+
+_SPOOL_IN_MEMORY = 16 * 1024 * 1024
 
 _FLUSH_EVENTS = 4096
 
@@ -57,3 +63,96 @@ class PassthroughWriter:
 
     def close(self) -> None:
         self.flush()
+
+
+class JsonlWriter:
+    """Writes events as JSON lines, one event per line, losslessly."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def send(self, event: Event) -> None:
+        self._stream.write(jsonl.encode_event(event))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def close(self) -> None:
+        self.flush()
+
+
+class V1Writer:
+    """Writes subunit v1, a test at a time as each completes (like subunit-2to1).
+
+    Output that belongs to no test is written raw, where it came.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._encoder = v1.V1Encoder()
+        self._collector = RecordCollector(self._record, on_other=self._other)
+
+    def _record(self, record: TestRecord) -> None:
+        self._stream.write(self._encoder.record(record))
+
+    def _other(self, event: Event) -> None:
+        if event.file_name is not None and event.file_bytes:
+            self._stream.write(self._encoder.passthrough(event.file_bytes))
+
+    def send(self, event: Event) -> None:
+        self._collector.send(event)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._collector.close()
+        self.flush()
+
+
+class JUnitWriter:
+    """Writes a JUnit XML report when the stream ends.
+
+    JUnit puts the counts in the ``<testsuite>`` start tag, before the test
+    cases, so each ``<testcase>`` is written as its test completes to a spool
+    (memory up to 16 MiB, then a temporary file) and copied out after the head
+    at :meth:`close`. Memory stays flat however long the stream.
+    """
+
+    def __init__(self, stream: BinaryIO, *, name: str = "proctor") -> None:
+        self._stream = stream
+        self._name = name
+        self._totals = junit.JUnitTotals()
+        # Both spools live until close(), which closes them.
+        self._cases = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+        self._output = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+        self._collector = RecordCollector(self._record, on_other=self._other)
+
+    def _record(self, record: TestRecord) -> None:
+        self._totals.add(record)
+        self._cases.write(junit.testcase_xml(record))
+
+    def _other(self, event: Event) -> None:
+        if event.file_name is not None and event.file_bytes:
+            self._output.write(event.file_bytes)
+
+    def send(self, event: Event) -> None:
+        self._collector.send(event)
+
+    def flush(self) -> None:
+        pass  # nothing can be written before the counts are known
+
+    def close(self) -> None:
+        self._collector.close()
+        out = self._stream
+        out.write(junit.document_head(self._totals, name=self._name))
+        self._cases.seek(0)
+        shutil.copyfileobj(self._cases, out)
+        self._output.seek(0)
+        passthrough = self._output.read()
+        if passthrough:
+            out.write(junit.output_xml("system-out", passthrough))
+        out.write(junit.document_tail())
+        out.flush()
+        self._cases.close()
+        self._output.close()
