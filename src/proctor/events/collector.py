@@ -41,14 +41,18 @@ class _OpenFile:
 class _OpenTest:
     __slots__ = ("files", "open_files", "runnable", "start", "status", "stop", "tags")
 
-    def __init__(self) -> None:
+    def __init__(self, start: int | None, tags: frozenset[str]) -> None:
         self.status = Status.NONE
-        self.start: int | None = None
-        self.stop: int | None = None
-        self.tags: frozenset[str] = frozenset()
+        self.start = start
+        self.stop = start
+        self.tags = tags
         self.runnable = True
-        self.files: list[_OpenFile] = []  # in order of first chunk
-        self.open_files: dict[str, _OpenFile] = {}  # name -> file not yet at EOF
+        self.files: list[_OpenFile] | None = None  # in order of first chunk
+        self.open_files: dict[str, _OpenFile] | None = None  # name -> file not yet at EOF
+
+
+_NO_ATTACHMENTS: tuple[Attachment, ...] = ()
+_new_record = TestRecord
 
 
 class RecordCollector:
@@ -69,42 +73,56 @@ class RecordCollector:
         return list(self._open)
 
     def send(self, event: Event) -> None:
-        test_id = event.test_id
+        # On the hot path: every event of every stream that is shown or stored
+        # goes through here, so the common shapes take the fewest steps.
+        test_id, status, tags, runnable, name, content, eof, mime, route, timestamp = event
         if test_id is None:
             if self._on_other is not None:
                 self._on_other(event)
             return
-        key = (test_id, event.route_code)
-        test = self._open.get(key)
+        key = (test_id, route)
+        opened = self._open
+        test = opened.get(key)
         if test is None:
-            test = self._open[key] = _OpenTest()
-        timestamp = event.timestamp
-        if timestamp is not None:
-            if test.start is None:
-                test.start = timestamp
-            test.stop = timestamp
-        if event.tags:
-            test.tags = event.tags
-        name = event.file_name
+            if name is None and status not in INTERIM:
+                # A whole test in one event (a listing, a converted report).
+                self._on_record(
+                    _new_record(test_id, status, route, timestamp, timestamp, tags, (), runnable)
+                )
+                return
+            test = opened[key] = _OpenTest(timestamp, tags)
+        else:
+            if timestamp is not None:
+                if test.start is None:
+                    test.start = timestamp
+                test.stop = timestamp
+            if tags:
+                test.tags = tags
         if name is not None:
-            current = test.open_files.get(name)
-            if current is None:
-                current = _OpenFile(name, event.mime_type)
-                test.files.append(current)
-                test.open_files[name] = current
-            elif current.mime_type is None and event.mime_type:
-                current.mime_type = event.mime_type
-            if event.file_bytes:
-                current.chunks.append(event.file_bytes)
-            if event.eof:
-                del test.open_files[name]
-        status = event.status
+            self._file(test, name, content, eof, mime)
         if status is not Status.NONE:
             test.status = status
-            test.runnable = event.runnable
+            test.runnable = runnable
             if status not in INTERIM:
-                del self._open[key]
-                self._on_record(_finish(test_id, event.route_code, test))
+                del opened[key]
+                self._on_record(_finish(test_id, route, test))
+
+    @staticmethod
+    def _file(test: _OpenTest, name: str, content: bytes, eof: bool, mime: str | None) -> None:
+        if test.files is None or test.open_files is None:
+            test.files = []
+            test.open_files = {}
+        current = test.open_files.get(name)
+        if current is None:
+            current = _OpenFile(name, mime)
+            test.files.append(current)
+            test.open_files[name] = current
+        elif current.mime_type is None and mime:
+            current.mime_type = mime
+        if content:
+            current.chunks.append(content)
+        if eof:
+            del test.open_files[name]
 
     def close(self) -> None:
         pending, self._open = self._open, {}
@@ -113,22 +131,23 @@ class RecordCollector:
 
 
 def _finish(test_id: str, route_code: str | None, test: _OpenTest) -> TestRecord:
-    return TestRecord(
-        test_id=test_id,
-        status=test.status,
-        route_code=route_code,
-        start=test.start,
-        stop=test.stop,
-        tags=test.tags,
-        attachments=tuple(
-            Attachment(
-                name=f.name,
-                content=b"".join(f.chunks),
-                mime_type=f.mime_type or DEFAULT_MIME_TYPE,
-            )
-            for f in test.files
-        ),
-        runnable=test.runnable,
+    files = test.files
+    attachments = (
+        _NO_ATTACHMENTS
+        if files is None
+        else tuple(
+            Attachment(f.name, b"".join(f.chunks), f.mime_type or DEFAULT_MIME_TYPE) for f in files
+        )
+    )
+    return _new_record(
+        test_id,
+        test.status,
+        route_code,
+        test.start,
+        test.stop,
+        test.tags,
+        attachments,
+        test.runnable,
     )
 
 
