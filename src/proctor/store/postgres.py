@@ -31,7 +31,7 @@ from proctor.store.errors import RepositoryNotFound, StoreError, StoreUnavailabl
 from proctor.store.migrations import check_version, pending
 from proctor.store.postgres_schema import MIGRATIONS
 from proctor.store.sql import SqlStore
-from proctor.store.sqlwrite import STATS_COLUMNS, STATS_CONFLICT, StatsRow
+from proctor.store.sqlwrite import STATS_COLUMNS, STATS_CONFLICT, STATS_SELECT
 
 __all__ = ["PostgresStore"]
 
@@ -199,34 +199,25 @@ class PostgresStore(SqlStore):
             for row in rows:
                 copy.write_row(row)
 
-    def _upsert_stats(self, cur: Any, rows: list[tuple[int, StatsRow]]) -> None:
-        # One INSERT ... SELECT per "round": a test's second result in the batch
-        # goes in round 2, and so on, because one statement may not update a
-        # row twice. Rows are sorted by test within a round (lock order).
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS stats_batch ("
-            "round INTEGER, test BIGINT, passed BIGINT, failed BIGINT, skipped BIGINT, "
-            "timed BIGINT, total_ns BIGINT, min_ns BIGINT, max_ns BIGINT, last_ns BIGINT, "
-            "expected_ns DOUBLE PRECISION, last_run BIGINT) ON COMMIT DELETE ROWS"
-        )
-        seen: dict[int, int] = {}
-        batch = []
-        for test, row in rows:
-            seen[test] = seen.get(test, 0) + 1
-            batch.append((seen[test], test, *row))
-        with cur.copy(
-            "COPY stats_batch (round, test, passed, failed, skipped, timed, total_ns, min_ns, "
-            "max_ns, last_ns, expected_ns, last_run) FROM STDIN"
-        ) as copy:
-            for item in batch:
-                copy.write_row(item)
-        for round_ in range(1, max(seen.values()) + 1):
+    def _update_stats(self, cur: Any, run_id: int, first: int, last: int, rounds: int) -> None:
+        # One statement may not update a row twice, so a test's second result
+        # in the batch goes in a second statement ("round"), and so on. Rows are
+        # taken in test order within a round: the lock order of every writer.
+        batch = "run = %s AND id >= %s AND id <= %s AND status <> 1"
+        params: tuple[int, ...]
+        for round_ in range(1, rounds + 1):
+            if rounds == 1:
+                source, params = f"results WHERE {batch}", (run_id, first, last)
+            else:
+                source = (
+                    "(SELECT *, row_number() OVER (PARTITION BY test ORDER BY id) AS round "
+                    f"FROM results WHERE {batch}) numbered WHERE round = %s"
+                )
+                params = (run_id, first, last, round_)
             cur.execute(
-                f"INSERT INTO test_stats ({STATS_COLUMNS}) "
-                "SELECT test, 1, passed, failed, skipped, timed, total_ns, min_ns, max_ns, "
-                "last_ns, expected_ns, last_run FROM stats_batch WHERE round = %s ORDER BY test"
-                + STATS_CONFLICT.replace("%", "%%"),
-                (round_,),
+                f"INSERT INTO test_stats ({STATS_COLUMNS}) {STATS_SELECT} FROM {source} "
+                "ORDER BY test" + STATS_CONFLICT,
+                params,
             )
 
     def _lock_blobs(self, cur: Any) -> None:

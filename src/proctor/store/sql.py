@@ -38,7 +38,13 @@ from proctor.store.model import (
     TestStats,
     failing_change,
 )
-from proctor.store.sqlwrite import STATS_UPSERT, StatsRow, intern_tests, write_batch
+from proctor.store.sqlwrite import (
+    STATS_COLUMNS,
+    STATS_CONFLICT,
+    STATS_SELECT,
+    intern_tests,
+    write_batch,
+)
 from proctor.wire.event import NS_PER_SECOND, Status
 from proctor.wire.record import Attachment, TestRecord
 
@@ -121,8 +127,19 @@ class SqlStore(Store):
             self._q(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"), rows
         )
 
-    def _upsert_stats(self, cur: Any, rows: list[tuple[int, StatsRow]]) -> None:
-        cur.executemany(self._q(STATS_UPSERT), [(test, *row) for test, row in rows])
+    def _update_stats(self, cur: Any, run_id: int, first: int, last: int, rounds: int) -> None:
+        """Add the results with ids ``first..last`` of the run to ``test_stats``.
+
+        ``rounds`` is the most results one test has among them; SQLite applies
+        the upsert row by row in id order, so it needs no rounds.
+        """
+        cur.execute(
+            self._q(
+                f"INSERT INTO test_stats ({STATS_COLUMNS}) {STATS_SELECT} FROM results "
+                "WHERE run = ? AND id >= ? AND id <= ? AND status <> 1 ORDER BY id" + STATS_CONFLICT
+            ),
+            (run_id, first, last),
+        )
 
     def _fetch_in(self, cur: Any, sql: str, values: Sequence[object]) -> list[Any]:
         """Rows of ``sql`` (holding ``IN ({})``) for every value, in chunks."""

@@ -10,8 +10,10 @@ deadlocking; rows within a table are also taken in sorted order):
 4. ``runs``: add the batch's counts and widen its time span;
 5. ``failing``: apply :func:`~proctor.store.model.failing_change` per test,
    the last result of a test in the batch winning;
-6. ``test_stats``: add counts and durations, one upsert per result, in order,
-   so the weighted mean is exactly what the in-memory fake computes.
+6. ``test_stats``: add counts and durations from the result rows just stored,
+   by ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` in result order, so the
+   weighted mean is exactly what the in-memory fake computes (and no Python
+   loop binds a parameter per row).
 
 Caches of test ids and tag sets are updated only after the commit: a rolled
 back transaction (a deadlock retried on PostgreSQL) must not leave ids behind
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from proctor.store.blobs import digest, encode_blob
 from proctor.store.errors import UnknownRun
-from proctor.store.model import EWMA_WEIGHT, RunCounts, failing_change, is_timed
+from proctor.store.model import EWMA_WEIGHT, RunCounts, failing_change
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
@@ -36,16 +38,12 @@ if TYPE_CHECKING:
 __all__ = [
     "STATS_COLUMNS",
     "STATS_CONFLICT",
-    "STATS_UPSERT",
-    "StatsRow",
+    "STATS_SELECT",
     "encode_tags",
     "intern_tests",
     "write_batch",
 ]
 
-_SUCCESS = int(Status.SUCCESS)
-_SKIP = int(Status.SKIP)
-_EXISTS = Status.EXISTS
 
 STATS_COLUMNS = (
     "test, results, passed, failed, skipped, timed, total_ns, min_ns, max_ns, last_ns, "
@@ -74,15 +72,25 @@ ON CONFLICT (test) DO UPDATE SET
                     THEN excluded.last_run ELSE test_stats.last_run END
 """
 """How one result's row adds to its test's statistics (see model.EWMA_WEIGHT)."""
-STATS_UPSERT = (
-    f"INSERT INTO test_stats ({STATS_COLUMNS}) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    + STATS_CONFLICT
-)
 
-StatsRow = tuple[
-    int, int, int, int, int, "int | None", "int | None", "int | None", "float | None", int
-]
-"""passed, failed, skipped, timed, total_ns, min_ns, max_ns, last_ns, expected_ns, last_run"""
+_CHANGE = tuple(failing_change(status) for status in Status)
+_FIRST_TIMED = int(Status.SUCCESS)  # statuses from here up are final executions
+
+_TIMED = "elapsed_ns IS NOT NULL AND status >= 3"  # model.is_timed, in SQL
+STATS_SELECT = f"""
+SELECT test, 1,
+    CASE WHEN status = 3 THEN 1 ELSE 0 END,
+    CASE WHEN status IN (0, 2, 4, 6) THEN 1 ELSE 0 END,
+    CASE WHEN status = 5 THEN 1 ELSE 0 END,
+    CASE WHEN {_TIMED} THEN 1 ELSE 0 END,
+    CASE WHEN {_TIMED} THEN elapsed_ns ELSE 0 END,
+    CASE WHEN {_TIMED} THEN elapsed_ns END,
+    CASE WHEN {_TIMED} THEN elapsed_ns END,
+    CASE WHEN {_TIMED} THEN elapsed_ns END,
+    CASE WHEN {_TIMED} THEN CAST(elapsed_ns AS DOUBLE PRECISION) END,
+    run
+"""
+"""Each stored result (not ``exists``) as a row to add to its test's statistics."""
 
 
 def encode_tags(tags: frozenset[str]) -> str:
@@ -118,54 +126,65 @@ def _write(
     blob_ids = _intern_blobs(store, cur, records)
     result_ids = store._allocate_result_ids(cur, len(records))
 
+    # The hot loop: one tuple per result, everything else by table look-up.
     results: list[tuple[object, ...]] = []
     attachments: list[tuple[object, ...]] = []
-    stats: list[tuple[int, StatsRow]] = []
     changes: dict[int, tuple[int, bool]] = {}
-    attachment_count = attachment_bytes = 0
+    by_status = [0] * len(_CHANGE)
+    test_ns = attachment_count = attachment_bytes = 0
+    repeats: dict[int, int] = {}  # test -> results in this batch, for tests with several
     first: int | None = None
     last: int | None = None
-    for result_id, record in zip(result_ids, records, strict=False):
+    append = results.append
+    for result_id, record in zip(result_ids, records, strict=True):
         test = test_ids[record.test_id]
-        start, stop = record.start, record.stop
-        elapsed = stop - start if start is not None and stop is not None else None
-        for moment in (start, stop):
-            if moment is not None:
-                if first is None or moment < first:
-                    first = moment
-                if last is None or moment > last:
-                    last = moment
-        results.append(
+        status = int(record.status)
+        start = record.start
+        stop = record.stop
+        elapsed = None
+        if start is not None and stop is not None:
+            elapsed = stop - start
+            if first is None or start < first:
+                first = start
+            if last is None or stop > last:
+                last = stop
+            if status >= _FIRST_TIMED:
+                test_ns += elapsed
+        by_status[status] += 1
+        tags = record.tags
+        append(
             (
                 result_id,
                 run_id,
                 test,
-                int(record.status),
+                status,
                 start,
                 elapsed,
                 record.route_code,
-                tagset_ids[record.tags] if record.tags else None,
+                tagset_ids[tags] if tags else None,
                 1 if record.runnable else 0,
             )
         )
-        for ordinal, attachment in enumerate(record.attachments):
-            attachments.append(
-                (
-                    run_id,
-                    result_id,
-                    ordinal,
-                    attachment.name,
-                    attachment.mime_type,
-                    blob_ids[digest(attachment.content)],
+        if record.attachments:
+            for ordinal, attachment in enumerate(record.attachments):
+                content = attachment.content
+                attachments.append(
+                    (
+                        run_id,
+                        result_id,
+                        ordinal,
+                        attachment.name,
+                        attachment.mime_type,
+                        blob_ids[digest(content)],
+                    )
                 )
-            )
-            attachment_count += 1
-            attachment_bytes += len(attachment.content)
-        change = failing_change(record.status)
-        if change is None:
-            continue
-        changes[test] = (result_id, change)
-        stats.append((test, _stats_row(record, elapsed, run_id)))
+                attachment_count += 1
+                attachment_bytes += len(content)
+        change = _CHANGE[status]
+        if change is not None:
+            if test in changes:
+                repeats[test] = repeats.get(test, 1) + 1
+            changes[test] = (result_id, change)
 
     store._bulk_insert(
         cur,
@@ -177,23 +196,23 @@ def _write(
         store._bulk_insert(
             cur, "attachments", ("run", "result", "ordinal", "name", "mime", "blob"), attachments
         )
-    _add_counts(
-        store, cur, run_id, RunCounts.of(records), first, last, attachment_count, attachment_bytes
+    counts = RunCounts(
+        total=len(records),
+        passed=by_status[Status.SUCCESS],
+        failed=by_status[Status.FAIL],
+        skipped=by_status[Status.SKIP],
+        xfail=by_status[Status.XFAIL],
+        uxsuccess=by_status[Status.UXSUCCESS],
+        incomplete=by_status[Status.INPROGRESS] + by_status[Status.NONE],
+        exists=by_status[Status.EXISTS],
+        test_ns=test_ns,
     )
+    _add_counts(store, cur, run_id, counts, first, last, attachment_count, attachment_bytes)
     _merge_failing(store, cur, run_id, changes)
-    if stats:
-        store._upsert_stats(cur, stats)
+    if changes:
+        rounds = max(repeats.values(), default=1)
+        store._update_stats(cur, run_id, result_ids[0], result_ids[-1], rounds)
     return new_tests, new_tagsets
-
-
-def _stats_row(record: TestRecord, elapsed: int | None, run_id: int) -> StatsRow:
-    status = int(record.status)
-    passed = 1 if status == _SUCCESS else 0
-    failed = 1 if failing_change(record.status) else 0
-    skipped = 1 if status == _SKIP else 0
-    if elapsed is None or not is_timed(record):
-        return (passed, failed, skipped, 0, 0, None, None, None, None, run_id)
-    return (passed, failed, skipped, 1, elapsed, elapsed, elapsed, elapsed, float(elapsed), run_id)
 
 
 def intern_tests(store: SqlStore, cur: Any, names: set[str]) -> dict[str, int]:

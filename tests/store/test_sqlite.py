@@ -1,0 +1,82 @@
+"""What only the SQLite backend does: where the file lives, how it is opened, what it refuses."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from proctor.store import RepositoryNotFound, SchemaTooNew, StoreUnavailable, open_store
+from proctor.store.opening import sqlite_path
+from proctor.store.sqlite import DEFAULT_FILE, SQLiteStore
+from proctor.store.sqlite_schema import MIGRATIONS
+
+from .factory import record
+
+
+def test_a_directory_url_holds_the_database_file(tmp_path: Path) -> None:
+    with open_store(str(tmp_path / ".proctor")) as store:
+        store.write_run([record("a")])
+    assert (tmp_path / ".proctor" / DEFAULT_FILE).is_file()
+    assert sqlite_path(str(tmp_path / ".proctor")) == tmp_path / ".proctor" / DEFAULT_FILE
+    assert sqlite_path(f"sqlite://{tmp_path}/x.db") == tmp_path / "x.db"
+    with open_store(f"file://{tmp_path}/other.sqlite") as other:
+        assert other.location == str(tmp_path / "other.sqlite")
+
+
+def test_a_new_repository_uses_wal_and_the_latest_schema(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "r.sqlite")
+    assert store.schema_version == MIGRATIONS[-1].version
+    store.close()
+    conn = sqlite3.connect(tmp_path / "r.sqlite")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == [m.version for m in MIGRATIONS]
+    conn.close()
+
+
+def test_reading_a_missing_repository_creates_nothing(tmp_path: Path) -> None:
+    with pytest.raises(RepositoryNotFound, match="nothing has been stored") as caught:
+        open_store(str(tmp_path / ".proctor"), create=False)
+    assert "proctor run" in str(caught.value)
+    assert not (tmp_path / ".proctor").exists()
+
+
+def test_a_file_that_is_not_a_database_is_refused_with_advice(tmp_path: Path) -> None:
+    bogus = tmp_path / "repository.sqlite"
+    bogus.write_bytes(b"this is not sqlite, it is a text file\n" * 100)
+    with pytest.raises(StoreUnavailable, match="not a readable Proctor repository") as caught:
+        open_store(str(tmp_path))
+    assert "move it aside" in str(caught.value)
+    assert bogus.read_bytes().startswith(b"this is not sqlite")
+
+
+def test_an_unknown_url_scheme_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable, match=r"SQLite .* or PostgreSQL"):
+        open_store("mysql://localhost/x")
+
+
+def test_a_repository_from_a_newer_proctor_is_refused(tmp_path: Path) -> None:
+    open_store(str(tmp_path)).close()
+    conn = sqlite3.connect(tmp_path / DEFAULT_FILE)
+    conn.execute("INSERT INTO schema_migrations VALUES (99, 0, 'from the future')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaTooNew, match=r"schema version 99.*Upgrade Proctor"):
+        open_store(str(tmp_path))
+
+
+def test_a_locked_repository_times_out_with_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    SQLiteStore(path).close()
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        store = SQLiteStore(path, timeout=0.1)
+        with pytest.raises(StoreUnavailable, match="locked by another process"):
+            store.write_run([record("a")])
+        store.close()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
