@@ -122,7 +122,7 @@ def split_test_id(test_id: str) -> tuple[str, str]:
       ``pkg.T.test_x(a.b)`` keeps ``test_x(a.b)`` whole.
     * ``tests/test_x.py::Class::test_y[1]`` -> (``tests.test_x.Class``,
       ``test_y[1]``), as pytest's own JUnit writer names it.
-    * An id with no dot -> (``""``, the id).
+    * An id with no dot (or only a leading or trailing one) -> (``""``, the id).
 
     Joining the two with a dot gives the id back for every id but pytest's,
     which is what the reader (:class:`JUnitDecoder`) does.
@@ -140,10 +140,11 @@ def split_test_id(test_id: str) -> tuple[str, str]:
             path = path[:-3]
         path = path.replace("/", ".").replace("\\", ".")
         classname = ".".join(part for part in (path, *parts[1:-1]) if part)
-        return classname, parts[-1] + params
+        if parts[-1] + params:
+            return classname, parts[-1] + params
     dot = head.rfind(".")
-    if dot < 0:
-        return "", test_id
+    if dot <= 0 or dot == len(test_id) - 1:
+        return "", test_id  # neither part may be empty, or the dot would be lost
     return head[:dot], test_id[dot + 1 :]
 
 
