@@ -89,7 +89,11 @@ def outcomes(events: Iterable[Event]) -> dict[str, str]:
     """``{test id: final status name}`` for every test with a final status (not ``exists``)."""
     result: dict[str, str] = {}
     for event in events:
-        if event.test_id is not None and event.status.is_final and event.status is not Status.EXISTS:
+        if (
+            event.test_id is not None
+            and event.status.is_final
+            and event.status is not Status.EXISTS
+        ):
             result[event.test_id] = event.status.wire_name or ""
     return result
 

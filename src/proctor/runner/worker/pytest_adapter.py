@@ -156,6 +156,19 @@ class _Open:
         return captured + self.files
 
 
+class _Chain:
+    """Stands for "a next test needing exactly these collectors" in ``teardown_exact``."""
+
+    def __init__(self, nodes: list[Any]) -> None:
+        self._nodes = nodes
+
+    def listchain(self) -> list[Any]:
+        return self._nodes
+
+    def __bool__(self) -> bool:
+        return True
+
+
 class PytestSuite:
     """The pytest plugin that is also the worker's :class:`~proctor.runner.worker.suite.Suite`."""
 
@@ -296,8 +309,11 @@ class PytestSuite:
         self._teardown_towards(items[0])
         last = len(items) - 1
         for index, item in enumerate(items):
-            # After the batch's last test, keep what its parent needs: see the module docstring.
-            nextitem = items[index + 1] if index < last else item.parent
+            # After the batch's last test, keep what its parent needs: see the
+            # module docstring. The same test twice in a row is a new test too.
+            nextitem: Any = items[index + 1] if index < last else item.parent
+            if nextitem is item:
+                nextitem = item.parent
             item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
 
     def _teardown_towards(self, nextitem: pytest.Item | None) -> None:
@@ -308,25 +324,27 @@ class PytestSuite:
         state = session._setupstate
         stack = list(state.stack)
         needed = nextitem.listchain() if nextitem is not None else []
-        going = [node for i, node in enumerate(stack) if i >= len(needed) or needed[i] is not node]
-        if not going:
-            return
-        try:
-            state.teardown_exact(nextitem)
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as error:  # pytest outcomes are BaseExceptions too
-            text = "".join(traceback.format_exception(error))
-            test_id = f"{going[0].nodeid or '<session>'} (teardown)"
-            emit_outcome(
-                self._runtime,
-                test_id,
-                Status.FAIL,
-                text,
-                name="traceback",
-                mime_type=TRACEBACK_MIME_TYPE,
-                runnable=False,
-            )
+        keep = 0
+        while keep < min(len(stack), len(needed)) and stack[keep] is needed[keep]:
+            keep += 1
+        # One level at a time, deepest first (pytest's order), so that a
+        # failure is reported against the collector whose fixtures failed.
+        for depth in range(len(stack) - 1, keep - 1, -1):
+            try:
+                state.teardown_exact(_Chain(stack[:depth]))  # type: ignore[arg-type]
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as error:  # pytest outcomes are BaseExceptions too
+                text = "".join(traceback.format_exception(error))
+                emit_outcome(
+                    self._runtime,
+                    f"{stack[depth].nodeid or '<session>'} (teardown)",
+                    Status.FAIL,
+                    text,
+                    name="traceback",
+                    mime_type=TRACEBACK_MIME_TYPE,
+                    runnable=False,
+                )
 
     def close(self) -> None:
         self._teardown_towards(None)
