@@ -463,7 +463,7 @@ def test_stats_describe_the_repository(store: Store) -> None:
 
 def test_small_batches_are_written_as_they_fill(store: Store) -> None:
     writer = store.begin_run()
-    writer._batch_size = 2  # as a long run would, in miniature
+    writer.batch_size = 2  # as a long run would, in miniature
     for name in "abc":
         writer.add(record(name))
     assert [r.test_id for r in store.records(writer.run_id)] == ["a", "b"]

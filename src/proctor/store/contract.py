@@ -87,8 +87,10 @@ class RunWriter(abc.ABC):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.run_id = run_id
-        self._batch_size = batch_size
-        self._flush_interval = flush_interval
+        self.batch_size = batch_size
+        """Records per transaction at most; may be changed at any time."""
+        self.flush_interval = flush_interval
+        """Seconds after which a new record is written at once with everything pending."""
         self._clock = clock
         self._pending: list[TestRecord] = []
         self._last_write = clock()
@@ -107,8 +109,8 @@ class RunWriter(abc.ABC):
         pending = self._pending
         pending.append(record)
         if (
-            len(pending) >= self._batch_size
-            or self._clock() - self._last_write >= self._flush_interval
+            len(pending) >= self.batch_size
+            or self._clock() - self._last_write >= self.flush_interval
         ):
             self.flush()
 
