@@ -58,8 +58,8 @@ __all__ = ["EPOCH_2000_NS", "JUnitDecoder", "JUnitError", "decode"]
 EPOCH_2000_NS = 946_684_800 * NS_PER_SECOND
 """2000-01-01T00:00:00Z: where the synthetic clock starts when a suite gives no time."""
 
-TRACEBACK_MIME_TYPE = 'text/x-traceback; charset="utf8"'
-TEXT_MIME_TYPE = "text/plain; charset=utf8"
+_TRACEBACK_MIME_TYPE = 'text/x-traceback; charset="utf8"'
+_TEXT_MIME_TYPE = "text/plain; charset=utf8"
 _SUITES = ("testsuites", "testsuite")
 _DETAILS = {
     "failure": "traceback",
@@ -221,30 +221,30 @@ class JUnitDecoder:
                 status = _worse(status, Status.UXSUCCESS)
                 body = "".join(child.itertext()).strip()
                 if body:
-                    files.append(("traceback", TRACEBACK_MIME_TYPE, body + "\n"))
+                    files.append(("traceback", _TRACEBACK_MIME_TYPE, body + "\n"))
             elif tag in _DETAILS:
                 if tag in ("failure", "error"):
                     status = Status.FAIL
                 detail = _detail(child)
                 if detail:
-                    files.append((_DETAILS[tag], TRACEBACK_MIME_TYPE, detail))
+                    files.append((_DETAILS[tag], _TRACEBACK_MIME_TYPE, detail))
             elif tag == "skipped" and kind in _XFAIL_TYPES:
                 status = _worse(status, Status.XFAIL)
                 body = "".join(child.itertext()).strip()
                 if body:
-                    files.append(("traceback", TRACEBACK_MIME_TYPE, body + "\n"))
+                    files.append(("traceback", _TRACEBACK_MIME_TYPE, body + "\n"))
                 elif child.get("message"):
-                    files.append(("reason", TEXT_MIME_TYPE, child.get("message", "")))
+                    files.append(("reason", _TEXT_MIME_TYPE, child.get("message", "")))
             elif tag == "skipped":
                 status = _worse(status, Status.SKIP)
                 reason = _reason(child)
                 if reason:
-                    files.append(("reason", TEXT_MIME_TYPE, reason))
+                    files.append(("reason", _TEXT_MIME_TYPE, reason))
             elif tag in ("system-out", "system-err"):
                 text = "".join(child.itertext())
                 if text.strip():
                     name_ = "stdout" if tag == "system-out" else "stderr"
-                    files.append((name_, TEXT_MIME_TYPE, text))
+                    files.append((name_, _TEXT_MIME_TYPE, text))
         events.append(Event(test_id=test_id, status=Status.INPROGRESS, timestamp=start))
         events.extend(
             Event(

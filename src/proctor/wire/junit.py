@@ -62,6 +62,7 @@ from proctor.wire.event import NS_PER_SECOND, Status
 from proctor.wire.record import Attachment, TestRecord
 
 __all__ = [
+    "MAX_MESSAGE",
     "JUnitDecoder",
     "JUnitError",
     "JUnitTotals",
@@ -78,6 +79,9 @@ MAX_MESSAGE = 4096
 """The longest ``message`` attribute written, in characters (the full text is in the element)."""
 
 _FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Anything an attribute value or text needs changed: most ids and output need nothing.
+_ATTR_SPECIAL = re.compile('[&<>"\t\n\r]|' + _FORBIDDEN.pattern)
+_TEXT_SPECIAL = re.compile("[&<>\r]|" + _FORBIDDEN.pattern)
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
 _ATTR_ESCAPES = str.maketrans(
     {
@@ -104,13 +108,17 @@ def _clean(text: str) -> str:
     return _FORBIDDEN.sub(_escape_forbidden, text) if _FORBIDDEN.search(text) else text
 
 
-def xml_text(text: str) -> str:
+def _xml_text(text: str) -> str:
     """``text`` escaped for element content."""
+    if _TEXT_SPECIAL.search(text) is None:
+        return text
     return _clean(text).translate(_TEXT_ESCAPES)
 
 
-def xml_attr(text: str) -> str:
+def _xml_attr(text: str) -> str:
     """``text`` escaped for a double-quoted attribute value."""
+    if _ATTR_SPECIAL.search(text) is None:
+        return text
     return _clean(text).translate(_ATTR_ESCAPES)
 
 
@@ -209,22 +217,22 @@ def document_head(
     """
     counts = f'tests="{totals.tests}" failures="{totals.failures}" errors="{totals.errors}"'
     time = f'time="{totals.time:.3f}"'
-    suite = [f'name="{xml_attr(name)}"', counts, f'skipped="{totals.skipped}"', time]
+    suite = [f'name="{_xml_attr(name)}"', counts, f'skipped="{totals.skipped}"', time]
     if totals.start is not None:
         stamp = format_ns(totals.start, digits=6, zone="+00:00")
         if stamp is not None:
             suite.append(f'timestamp="{stamp}"')
     if hostname is not None:
-        suite.append(f'hostname="{xml_attr(hostname)}"')
+        suite.append(f'hostname="{_xml_attr(hostname)}"')
     lines = [
         '<?xml version="1.0" encoding="UTF-8"?>',
-        f'<testsuites name="{xml_attr(name)}" {counts} {time}>',
+        f'<testsuites name="{_xml_attr(name)}" {counts} {time}>',
         f"<testsuite {' '.join(suite)}>",
     ]
     if properties:
         lines.append("  <properties>")
         lines.extend(
-            f'    <property name="{xml_attr(key)}" value="{xml_attr(value)}"/>'
+            f'    <property name="{_xml_attr(key)}" value="{_xml_attr(value)}"/>'
             for key, value in properties.items()
         )
         lines.append("  </properties>")
@@ -244,7 +252,7 @@ def output_xml(kind: Literal["system-out", "system-err"], data: bytes) -> bytes:
     """
     if not data:
         return b""
-    text = xml_text(data.decode("utf-8", "replace"))
+    text = _xml_text(data.decode("utf-8", "replace"))
     return f"  <{kind}>{text}</{kind}>\n".encode()
 
 
@@ -254,10 +262,12 @@ def testcase_xml(record: TestRecord) -> bytes:
     if status is Status.EXISTS:
         return b""
     classname, name = split_test_id(record.test_id)
-    head = f'  <testcase classname="{xml_attr(classname)}" name="{xml_attr(name)}"'
+    head = f'  <testcase classname="{_xml_attr(classname)}" name="{_xml_attr(name)}"'
     duration = record.duration
     if duration is not None:
         head += f' time="{max(0.0, duration):.3f}"'
+    if status is Status.SUCCESS and not record.attachments:
+        return (head + "/>\n").encode("utf-8")
     used: set[int] = set()  # indexes of attachments the outcome element shows
     children: list[str] = []
     tracebacks = [
@@ -296,9 +306,9 @@ def testcase_xml(record: TestRecord) -> bytes:
         children.append(_element("error", text, message=message, type="incomplete"))
     out, err = _outputs(record.attachments, used)
     if out:
-        children.append(f"    <system-out>{xml_text(out)}</system-out>")
+        children.append(f"    <system-out>{_xml_text(out)}</system-out>")
     if err:
-        children.append(f"    <system-err>{xml_text(err)}</system-err>")
+        children.append(f"    <system-err>{_xml_text(err)}</system-err>")
     if not children:
         return (head + "/>\n").encode("utf-8")
     return (head + ">\n" + "\n".join(children) + "\n  </testcase>\n").encode("utf-8")
@@ -327,12 +337,12 @@ def _element(tag: str, text: str, *, message: str | None = None, type: str | Non
     attrs = ""
     if message is not None:
         first = message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "\u2026"
-        attrs += f' message="{xml_attr(first)}"'
+        attrs += f' message="{_xml_attr(first)}"'
     if type is not None:
-        attrs += f' type="{xml_attr(type)}"'
+        attrs += f' type="{_xml_attr(type)}"'
     if not text:
         return f"    <{tag}{attrs}/>"
-    return f"    <{tag}{attrs}>{xml_text(text)}</{tag}>"
+    return f"    <{tag}{attrs}>{_xml_text(text)}</{tag}>"
 
 
 def _is_text(attachment: Attachment) -> bool:

@@ -66,7 +66,11 @@ from proctor.wire.event import Event, Status
 from proctor.wire.record import DEFAULT_MIME_TYPE, TRACEBACK_MIME_TYPE, TestRecord
 
 __all__ = [
+    "FLUSH_AT",
     "LOST_CONNECTION_PREFIX",
+    "MAX_DIRECTIVE_LINE",
+    "SIMPLE_TEXT_MIME_TYPE",
+    "SIMPLE_TRACEBACK_MIME_TYPE",
     "V1Decoder",
     "V1Encoder",
     "decode",
@@ -78,7 +82,9 @@ LOST_CONNECTION_PREFIX = "testtools.testresult.real._StringException: "
 that tools matching on subunit-1to2's output see the same text from us."""
 
 SIMPLE_TRACEBACK_MIME_TYPE = 'text/x-traceback; charset="utf8"'
+"""The MIME type of a ``[`` block's traceback (as subunit-1to2 labels it)."""
 SIMPLE_TEXT_MIME_TYPE = "text/plain"
+"""The MIME type of a ``[`` block's skip reason or success message."""
 
 MAX_DIRECTIVE_LINE = 1 << 20
 """A line this long without a newline is not held waiting for one: outside a
@@ -206,6 +212,11 @@ class V1Decoder:
                 if self._body_left == 0:
                     self._state = _CHUNK_HEAD
                 continue
+            if self._state == _SIMPLE and not self._continued:
+                after = self._simple_lines(buf, pos, size)
+                if after != pos:
+                    pos = after
+                    continue
             newline = buf.find(b"\n", pos)
             if newline >= 0:
                 end = newline + 1
@@ -218,6 +229,29 @@ class V1Decoder:
             pos = end
             self._line(line)
         del buf[:pos]
+
+    def _simple_lines(self, buf: bytearray, pos: int, size: int) -> int:
+        """Take the complete lines of a [ block at ``pos`` at once (the common, long case).
+
+        Returns the position after what was taken (``pos`` if no line is complete).
+        """
+        if buf.startswith(b"]\n", pos):
+            end = pos
+        else:
+            end = buf.find(b"\n]\n", pos)
+            if end >= 0:
+                end += 1
+            else:
+                last = buf.rfind(b"\n", pos, size)
+                if last < 0:
+                    return pos
+                self._add_content(_unquote(buf[pos : last + 1]))
+                return last + 1
+        if end > pos:
+            self._add_content(_unquote(buf[pos:end]))
+        self._finish_file()
+        self._finish_test()
+        return end + 2
 
     def _partial(self, buf: bytearray, pos: int, size: int) -> int:
         """Decide what to do with a line whose newline has not arrived yet.
@@ -434,6 +468,12 @@ class V1Decoder:
             )
         )
         self._finish_test(Status.FAIL)
+
+
+def _unquote(lines: bytearray) -> bytearray:
+    """Complete lines of a [ block with the space of each quoted ``" ]"`` removed."""
+    lines = lines.replace(b"\n ]", b"\n]")
+    return lines[1:] if lines.startswith(b" ]") else lines
 
 
 def _first_whitespace(line: bytes) -> int:
