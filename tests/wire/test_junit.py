@@ -776,6 +776,47 @@ def test_random_bytes_raise_only_junit_error(data: bytes) -> None:
         v2.encode_many(junit.decode(data))
 
 
+ELEMENT_NAMES = [
+    "testsuites", "testsuite", "testcase", "failure", "error", "skipped", "system-out",
+    "system-err", "properties", "property", "flakyFailure", "rerunError", "other",
+]  # fmt: skip
+XML_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Cn")), max_size=10)
+ATTRIBUTE_VALUES = st.sampled_from(
+    ["", "0", "1.5", "-3", "1e300", "1e999", "nan", "1,000.5", "uxsuccess", "xfail",
+     "pytest.xfail", "2024-01-01T00:00:00Z", "9999-12-31T23:59:59+23:59", "0001-01-01"]
+) | XML_TEXT  # fmt: skip
+
+
+@st.composite
+def junit_trees(draw: st.DrawFn, depth: int = 0) -> ET.Element:
+    """Well-formed XML made of JUnit's element and attribute names, in any arrangement."""
+    tag = draw(st.sampled_from(ELEMENT_NAMES[1:] if depth else ELEMENT_NAMES[:2]))
+    element = ET.Element(tag)
+    for name in draw(
+        st.lists(
+            st.sampled_from(["name", "classname", "time", "timestamp", "type", "message"]),
+            unique=True,
+            max_size=4,
+        )
+    ):
+        element.set(name, draw(ATTRIBUTE_VALUES))
+    element.text = draw(st.none() | XML_TEXT)
+    if depth < 3:
+        element.extend(draw(st.lists(junit_trees(depth + 1), max_size=3)))
+    return element
+
+
+@settings(max_examples=300, deadline=None)
+@given(junit_trees())
+@pytest.mark.slow
+def test_any_arrangement_of_junit_elements_reads_or_raises_junit_error(tree: ET.Element) -> None:
+    document = ET.tostring(tree, encoding="utf-8")
+    events = junit.decode(document)  # well-formed with a JUnit root: never an error
+    v2.encode_many(events)
+    opened = sum(e.status is Status.INPROGRESS for e in events)
+    assert opened == sum(e.status.is_final for e in events)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from([PYTEST_XML, SUREFIRE_XML, NESTED_XML]), st.data())
 @pytest.mark.slow

@@ -294,7 +294,9 @@ def _duration(value: str | None) -> int:
         return 0
     if not math.isfinite(seconds) or seconds <= 0:
         return 0
-    return min(round(seconds * NS_PER_SECOND), V2_MAX_NS)
+    if seconds >= V2_MAX_NS / NS_PER_SECOND:
+        return V2_MAX_NS
+    return round(seconds * NS_PER_SECOND)
 
 
 def _detail(element: ET.Element) -> str:
