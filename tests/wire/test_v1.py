@@ -167,6 +167,17 @@ def test_multipart_details_give_one_file_per_part_with_its_mime_type() -> None:
     ]
 
 
+def test_parts_with_the_same_name_are_all_kept() -> None:
+    data = (
+        b"test: a\nfailure: a [ multipart\n"
+        b"Content-Type: text/plain\nlog\n1\r\n10\r\nContent-Type: text/plain\nlog\n1\r\n20\r\n]\n"
+    )
+    assert [(e.file_name, e.file_bytes, e.eof) for e in read(data)[1:3]] == [
+        ("log", b"1", True),
+        ("log", b"2", True),
+    ]  # python-subunit keeps only the second
+
+
 def test_chunk_bodies_may_hold_newlines_brackets_and_binary() -> None:
     body = b"]\n\x00\xff\r\n0\r\n"
     data = (
