@@ -40,7 +40,8 @@ Where python-subunit crashes, loses data or misreads, this reader does better
 bytes (and for NUL, which v2 forbids) so every event can be written as v2; an
 unparseable ``time:`` or ``progress:`` line is passed through as text rather
 than aborting the conversion; a malformed multipart block is read on as a
-``[`` block instead of swallowing the rest of the stream; only ``skip`` spells
+``[`` block instead of swallowing the rest of the stream (and a chunk header
+may end in a bare LF, which python-subunit rejects); only ``skip`` spells
 skip (python-subunit also accepts any substring, such as ``s:`` or ``ki:``); the
 last line needs no newline (python-subunit cuts its last character); parts
 with the same name are all kept (python-subunit keeps the last); details
