@@ -390,19 +390,20 @@ def to_junit(files: tuple[str, ...], input_format: str, output: str, suite_name:
     Memory stays flat on any size of stream: test cases are spooled to a
     temporary file until the counts for the report's header are known.
     """
-    summary = Summary()
+    # The writer's own totals decide the exit status: no second pass over the events.
     if output == "-":
         writer = JUnitWriter(_stdout(), name=suite_name)
-        _pump(files, input_format, Tee(writer, summary))
-        return _exit_code(summary)
+        _pump(files, input_format, writer)
+        return 0 if writer.successful else EXIT_FAILURES
     partial = f"{output}.partial"
     try:
         with open(partial, "wb") as handle:
-            _pump(files, input_format, Tee(JUnitWriter(handle, name=suite_name), summary))
+            writer = JUnitWriter(handle, name=suite_name)
+            _pump(files, input_format, writer)
         os.replace(partial, output)
     except OSError as error:
         raise InputError(f"cannot write {output}: {error.strerror or error}") from None
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
-    return _exit_code(summary)
+    return 0 if writer.successful else EXIT_FAILURES

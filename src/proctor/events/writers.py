@@ -139,6 +139,11 @@ class JUnitWriter:
     def send(self, event: Event) -> None:
         self._collector.send(event)
 
+    @property
+    def successful(self) -> bool:
+        """No test failed, errored (never finished) or passed unexpectedly."""
+        return not (self._totals.failures or self._totals.errors)
+
     def flush(self) -> None:
         pass  # nothing can be written before the counts are known
 
