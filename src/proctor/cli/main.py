@@ -24,6 +24,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "stream",
         "Read, convert, filter and summarise test result streams.",
     ),
+    "last": ("proctor.cli.last", "last", "Show the latest run's results (exit 1 if it failed)."),
+    "failing": ("proctor.cli.last", "failing", "Show the tests failing now (exit 1 if any)."),
+    "slowest": ("proctor.cli.slowest", "slowest", "Show the slowest tests, with their history."),
+    "stats": ("proctor.cli.stats", "stats", "Show what the repository holds."),
+    "history": ("proctor.cli.history", "history", "Show one test's outcomes and durations."),
+    "runs": ("proctor.cli.runs", "runs", "List, show or remove stored runs."),
+    "load": ("proctor.cli.load", "load", "Store result streams (v2, v1, JUnit XML) as a run."),
+    "import": ("proctor.cli.importing", "import_", "Import a .stestr or .testrepository history."),
+    "export": ("proctor.cli.export", "export", "Write a stored run as a subunit v2 stream."),
+    "gc": ("proctor.cli.gc", "gc", "Remove old runs by count or age."),
 }
 
 

@@ -12,7 +12,6 @@ blobs. zlib because it is in the standard library on every Python we support
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 
 from proctor.store.errors import StoreError
@@ -28,6 +27,8 @@ _LEVEL = 6
 
 def digest(content: bytes) -> bytes:
     """The content address: SHA-256, 32 bytes."""
+    import hashlib  # here, not at the top: readers never hash, and OpenSSL takes ms to load
+
     return hashlib.sha256(content).digest()
 
 

@@ -1,0 +1,44 @@
+"""``proctor gc``: keep the repository to a size, by number of runs or by age.
+
+Runs are removed one transaction each (a ``gc`` stopped half way leaves whole
+runs), per-test statistics and the failing set are corrected as they go, and
+attachment contents no remaining result uses are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from proctor.cli._repo import format_time, open_repository, parse_when, repository_option
+
+__all__ = ["gc"]
+
+
+@click.command()
+@click.option("--keep", type=click.IntRange(min=0), help="Keep only the newest N runs.")
+@click.option(
+    "--older-than", metavar="WHEN", help="Remove runs begun before this (a date, or an age: 30d)."
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@repository_option
+def gc(keep: int | None, older_than: str | None, dry_run: bool, repository: str | None) -> int:
+    """Remove old runs (by count and/or age) and the attachments only they used."""
+    if keep is None and older_than is None:
+        raise click.UsageError("say what to remove: --keep N and/or --older-than WHEN (e.g. 90d)")
+    cutoff = None if older_than is None else parse_when(older_than)
+    with open_repository(repository) as store:
+        doomed = store.select_for_removal(keep=keep, older_than_ns=cutoff)
+        if dry_run:
+            lines = [f"Would remove {len(doomed)} runs.\n"]
+            lines += [f"  run {info.id} ({format_time(info.started_ns)})\n" for info in doomed]
+            sys.stdout.write("".join(lines))
+            return 0
+        removed = store.remove_runs(info.id for info in doomed)
+        garbage = store.collect_garbage()
+    sys.stdout.write(
+        f"Removed {len(removed)} runs and {garbage.blobs} attachment contents "
+        f"({garbage.blob_bytes} bytes).\n"
+    )
+    return 0

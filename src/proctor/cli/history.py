@@ -1,0 +1,85 @@
+"""``proctor history TEST``: how one test behaved, run by run.
+
+The summary comes from the test's maintained statistics (constant time); the
+runs listed come from the ``results(test, run)`` index, newest first, so the
+cost is the number of rows shown, not the size of the history.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from proctor.cli._repo import RepositoryError, format_time, open_repository, repository_option
+from proctor.cli.render import format_duration
+from proctor.wire.event import Status
+
+__all__ = ["history"]
+
+_WORDS = {
+    Status.SUCCESS: "ok",
+    Status.FAIL: "FAILED",
+    Status.UXSUCCESS: "UNEXPECTED SUCCESS",
+    Status.SKIP: "skipped",
+    Status.XFAIL: "xfail",
+    Status.INPROGRESS: "UNFINISHED",
+    Status.NONE: "UNFINISHED",
+    Status.EXISTS: "listed",
+}
+
+
+@click.command()
+@click.argument("test_id", metavar="TEST")
+@click.option(
+    "-n", "--limit", default=30, show_default=True, help="How many of the latest runs to list."
+)
+@click.option("--all", "show_all", is_flag=True, help="List every run of the test.")
+@repository_option
+def history(test_id: str, limit: int, show_all: bool, repository: str | None) -> int:
+    """Show the outcomes and durations of TEST over the stored runs, newest first."""
+    from proctor.store.errors import UnknownTest
+
+    with open_repository(repository) as store:
+        try:
+            entries = store.test_history(test_id, limit=None if show_all else limit)
+        except UnknownTest:
+            similar = store.find_tests(test_id)
+            hint = (
+                "; did you mean one of:\n  " + "\n  ".join(similar)
+                if similar
+                else "; `proctor last` lists the ids of the latest run"
+            )
+            raise RepositoryError(f"no test {test_id!r} in {store.location}{hint}") from None
+        stats = store.test_stats([test_id]).get(test_id)
+    out = []
+    if stats is not None and stats.results:
+        rate = 100.0 * stats.passed / stats.results
+        out.append(
+            f"{test_id}: {stats.results} runs, {stats.passed} passed ({rate:.0f}%), "
+            f"{stats.failed} failed, {stats.skipped} skipped\n"
+        )
+        if stats.timed:
+            low = None if stats.min_ns is None else stats.min_ns / 1e9
+            high = None if stats.max_ns is None else stats.max_ns / 1e9
+            out.append(
+                f"duration: mean {format_duration(stats.mean)}, min {format_duration(low)}, "
+                f"max {format_duration(high)}, expected next {format_duration(stats.expected)}\n"
+            )
+    else:
+        out.append(f"{test_id}: no recorded executions\n")
+    if entries:
+        out.append(f"\n{'Run':>6}  {'Started':<19}  {'Outcome':<10}  {'Duration':>9}  Revision\n")
+        for entry in entries:
+            revision = entry.git_branch or ""
+            if entry.git_commit:
+                revision = f"{revision} @ {entry.git_commit[:10]}".strip()
+            out.append(
+                f"{entry.run_id:>6}  {format_time(entry.run_started_ns):<19}  "
+                f"{_WORDS[entry.status]:<10}  {format_duration(entry.duration):>9}  {revision}\n"
+            )
+        if not show_all and stats is not None and stats.results > len(entries):
+            hidden = stats.results - len(entries)
+            out.append(f"({hidden} older result{'s' if hidden > 1 else ''} not shown; use --all)\n")
+    sys.stdout.write("".join(out))
+    return 0

@@ -1,0 +1,112 @@
+"""``proctor last`` and ``proctor failing``: the latest run, and what is failing now.
+
+Both read records from the repository's tables; neither re-reads a stream.
+Exit status, as stestr's: 0 when the run passed (``last``) or nothing is
+failing (``failing``), 1 otherwise, 2 when the repository cannot answer.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from proctor.cli._repo import open_repository, repository_option, resolve_run
+from proctor.cli._show import run_outcome, show_records, show_totals, wants_color
+
+__all__ = ["failing", "last"]
+
+_color = click.option(
+    "--color/--no-color", default=None, help="Colour the output (default: when it is a terminal)."
+)
+
+
+@click.command()
+@click.option("--run", "run_spec", metavar="RUN", help="Show this run instead (id, or -N).")
+@click.option("--subunit", is_flag=True, help="Write the run to stdout as a subunit v2 stream.")
+@click.option(
+    "--junit",
+    "junit_path",
+    metavar="PATH",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Also write the run as JUnit XML to PATH (- for stdout, instead of the listing).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Show only tests that did not pass.")
+@_color
+@repository_option
+def last(
+    run_spec: str | None,
+    subunit: bool,
+    junit_path: str | None,
+    quiet: bool,
+    color: bool | None,
+    repository: str | None,
+) -> int:
+    """Show the results of the latest run (exit status 1 if it failed).
+
+    One line per test with its duration, failures with their tracebacks, then
+    totals and the balance of the workers, like stestr's `last`.
+    """
+    with open_repository(repository) as store:
+        info = resolve_run(store, run_spec)
+        records = store.records(info.id)
+    if subunit:
+        from proctor.store.replay import records_to_v2
+
+        sys.stdout.buffer.write(records_to_v2(records))
+        sys.stdout.buffer.flush()
+    if junit_path is not None:
+        from proctor.wire.junit import encode_records
+
+        document = encode_records(records, name=f"proctor run {info.id}")
+        if junit_path == "-":
+            sys.stdout.buffer.write(document)
+            sys.stdout.buffer.flush()
+        else:
+            try:
+                with open(junit_path, "wb") as handle:
+                    handle.write(document)
+            except OSError as error:
+                raise click.FileError(junit_path, error.strerror or str(error)) from None
+    if not subunit and junit_path != "-":
+        out = sys.stdout
+        show_records(out, records, color=wants_color(color), failures_only=quiet)
+        show_totals(out, info, records)
+        out.write("\n" + run_outcome(info) + "\n")
+        out.flush()
+    return 0 if info.succeeded else 1
+
+
+@click.command()
+@click.option("--list", "list_ids", is_flag=True, help="Print only the ids, one per line.")
+@click.option("--subunit", is_flag=True, help="Write the failures as a subunit v2 stream.")
+@_color
+@repository_option
+def failing(list_ids: bool, subunit: bool, color: bool | None, repository: str | None) -> int:
+    """Show the tests failing now, with their failures (exit status 1 if any).
+
+    A test is failing from the run where it last failed until a later run
+    passes or skips it; running a subset of the suite updates only the tests
+    it ran. `proctor run --failing` runs exactly these tests.
+    """
+    with open_repository(repository) as store:
+        if list_ids:
+            ids = store.failing_ids()
+            sys.stdout.write("".join(f"{test_id}\n" for test_id in ids))
+            return 1 if ids else 0
+        records = store.failing_records()
+        if not records and store.latest_run() is None:
+            resolve_run(store, None)  # explains that nothing has been stored yet
+    if subunit:
+        from proctor.store.replay import records_to_v2
+
+        sys.stdout.buffer.write(records_to_v2(records))
+        sys.stdout.buffer.flush()
+        return 1 if records else 0
+    out = sys.stdout
+    show_records(out, records, color=wants_color(color))
+    count = len(records)
+    out.write(
+        f"\n{count} failing test{'s' if count != 1 else ''}\n" if count else "No failing tests.\n"
+    )
+    return 1 if records else 0

@@ -1,0 +1,52 @@
+"""``proctor stats``: what the repository holds, from maintained counters."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from proctor.cli._repo import format_time, open_repository, repository_option
+
+__all__ = ["stats"]
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover
+
+
+@click.command()
+@repository_option
+def stats(repository: str | None) -> int:
+    """Show how many runs, results and tests the repository holds, and its size."""
+    with open_repository(repository) as store:
+        found = store.stats()
+    saved = found.raw_attachment_bytes - found.blob_bytes
+    per_result = found.size_bytes / found.results if found.results and found.size_bytes else None
+    rows = [
+        ("Repository", f"{found.location} ({found.backend}, schema {found.schema_version})"),
+        ("Runs", f"{found.runs} ({found.interrupted_runs} interrupted)"),
+        ("First run", format_time(found.first_started_ns)),
+        ("Latest run", format_time(found.last_started_ns)),
+        ("Results", str(found.results)),
+        ("Tests", str(found.tests)),
+        ("Failing now", str(found.failing)),
+        (
+            "Attachments",
+            f"{found.attachments} ({_size(found.raw_attachment_bytes)} received, "
+            f"{found.blobs} distinct in {_size(found.blob_bytes)}; {_size(max(saved, 0))} saved)",
+        ),
+        (
+            "Size",
+            (_size(found.size_bytes) if found.size_bytes else "unknown")
+            + (f" ({per_result:.0f} bytes per result)" if per_result else ""),
+        ),
+    ]
+    width = max(len(name) for name, _ in rows)
+    sys.stdout.write("".join(f"{name + ':':<{width + 1}} {value}\n" for name, value in rows))
+    return 0

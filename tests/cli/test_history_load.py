@@ -1,0 +1,194 @@
+"""``proctor load`` (every format, files and stdin) and ``proctor import`` (stestr layouts)."""
+
+from __future__ import annotations
+
+import dbm.dumb
+from pathlib import Path
+
+import pytest
+
+from proctor.events.collector import collect_records
+from proctor.store import open_store
+from proctor.wire import v1, v2
+from proctor.wire.event import Status
+
+from .history_streams import T0, events_for, passing, stream
+from .invoke import Result, invoke
+
+JUNIT = b"""<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" tests="3" failures="1" skipped="1" time="0.6">
+<testcase classname="tests.test_api" name="test_get" time="0.25"/>
+<testcase classname="tests.test_api" name="test_post" time="0.30">
+  <failure message="assert 500 == 200">def test_post():
+&gt;       assert response.status == 200
+E       assert 500 == 200</failure>
+</testcase>
+<testcase classname="tests.test_api" name="test_put" time="0.05">
+  <skipped message="not implemented"/>
+</testcase>
+</testsuite></testsuites>
+"""
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> str:
+    return str(tmp_path / ".proctor")
+
+
+def load(repo: str, *args: str, stdin: bytes = b"") -> Result:
+    return invoke("load", "--repository", repo, *args, stdin=stdin)
+
+
+def stored(repo: str, run_id: int | None = None) -> dict[str, Status]:
+    with open_store(repo) as store:
+        latest = store.latest_run()
+        assert latest is not None
+        return {r.test_id: r.status for r in store.records(run_id or latest.id)}
+
+
+def test_load_reads_v2_from_stdin(repo: str) -> None:
+    result = load(repo, stdin=stream({"a.t": Status.SUCCESS, "a.u": Status.FAIL}))
+    assert result.exit_code == 1
+    assert stored(repo) == {"a.t": Status.SUCCESS, "a.u": Status.FAIL}
+    with open_store(repo) as store:
+        run = store.latest_run()
+        assert run is not None
+        assert run.metadata.source == "load"
+        assert run.metadata.command is not None
+        assert run.metadata.python is not None
+
+
+def test_load_reads_v1_and_junit_files_into_one_run(repo: str, tmp_path: Path) -> None:
+    first = tmp_path / "unit.subunit"
+    first.write_bytes(v1.encode_records(collect_records(events_for(passing(["u.a", "u.b"])))))
+    second = tmp_path / "api.xml"
+    second.write_bytes(JUNIT)
+    result = load(repo, str(first), str(second))
+    assert result.exit_code == 1
+    assert "Stored run 1 from 2 files: 5 tests, 3 passed, 1 failed, 1 skipped." in result.stdout
+    assert stored(repo) == {
+        "u.a": Status.SUCCESS,
+        "u.b": Status.SUCCESS,
+        "tests.test_api.test_get": Status.SUCCESS,
+        "tests.test_api.test_post": Status.FAIL,
+        "tests.test_api.test_put": Status.SKIP,
+    }
+    with open_store(repo) as store:
+        (failure,) = store.failing_records()
+        assert b"assert 500 == 200" in failure.attachments[0].content
+        assert store.durations(["tests.test_api.test_post"]) == {
+            "tests.test_api.test_post": pytest.approx(0.3)
+        }
+
+
+def test_load_can_be_told_the_format(repo: str) -> None:
+    data = v1.encode_records(collect_records(events_for(passing(["f.a"]))))
+    assert load(repo, "--format", "v1", stdin=data).exit_code == 0
+    assert stored(repo) == {"f.a": Status.SUCCESS}
+
+
+def test_load_id_appends_to_an_existing_run(repo: str) -> None:
+    load(repo, stdin=stream(passing(["x.a"])))
+    result = load(repo, "--id", "1", stdin=stream({"x.b": Status.FAIL}))
+    assert result.exit_code == 1
+    assert "Stored run 1: 2 tests" in result.stdout
+    assert stored(repo, 1) == {"x.a": Status.SUCCESS, "x.b": Status.FAIL}
+
+
+def test_load_exit_zero(repo: str) -> None:
+    assert load(repo, "--exit-zero", stdin=stream({"x.b": Status.FAIL})).exit_code == 0
+
+
+def test_load_of_nothing_stores_nothing(repo: str) -> None:
+    result = load(repo, stdin=b"just some text, no results\n")
+    assert result.exit_code == 2
+    assert "no test results found in <stdin>, so nothing was stored" in result.stderr
+    with open_store(repo) as store:
+        assert store.runs() == []
+
+
+def test_load_of_a_broken_file_says_which_and_keeps_what_came_before(
+    repo: str, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.subunit"
+    good.write_bytes(stream(passing(["g.a"])))
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(b"<testsuite><testcase name='x'>")
+    result = load(repo, str(good), str(broken))
+    assert result.exit_code == 2
+    assert f"{broken} cannot be read" in result.stderr
+    assert "stored as run 1, marked interrupted" in result.stderr
+    with open_store(repo) as store:
+        run = store.run(1)
+        assert run.interrupted
+        assert run.counts.total == 1
+    missing = load(repo, str(tmp_path / "nope.subunit"))
+    assert missing.exit_code == 2
+    assert "cannot open" in missing.stderr
+    assert "Nothing was stored" in missing.stderr
+
+
+# -- import
+
+
+def _stestr_dir(path: Path, runs: list[dict[str, Status]], *, version: str = "v1") -> Path:
+    """A repository laid out the way stestr writes one."""
+    path.mkdir()
+    (path / "format").write_text("1\n")
+    (path / "next-stream").write_text(f"{len(runs)}\n")
+    for number, outcomes in enumerate(runs):
+        events = events_for(outcomes, start=T0 + number * 10**12)
+        records = collect_records(events)
+        data = v1.encode_records(records) if version == "v1" else v2.encode_many(events)
+        (path / str(number)).write_bytes(data)
+    times = dbm.dumb.open(str(path / "times.dbm"), "c")
+    times[b"only.in.times"] = b"4.5"
+    times[b"i.a"] = b"99.0"
+    times.close()
+    return path
+
+
+def test_import_brings_every_stestr_run_in_order(repo: str, tmp_path: Path) -> None:
+    runs = [
+        {"i.a": Status.SUCCESS, "i.b": Status.FAIL},
+        {"i.a": Status.FAIL, "i.b": Status.FAIL},
+        {"i.a": Status.SUCCESS, "i.b": Status.SKIP, "i.c": Status.FAIL},
+    ]
+    source = _stestr_dir(tmp_path / ".stestr", runs)
+    result = invoke("import", str(source), "--repository", repo)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == (
+        f"Imported 3 runs (7 results) from {source}; seeded durations of 1 tests from times.dbm.\n"
+    )
+    with open_store(repo) as store:
+        found = store.runs()
+        assert [r.id for r in found] == [3, 2, 1]
+        for info, outcomes in zip(reversed(found), runs, strict=True):
+            assert {r.test_id: r.status for r in store.records(info.id)} == outcomes
+            assert info.metadata.source == "import"
+            assert info.metadata.properties["import.tool"] == "stestr"
+            assert info.first_ns is not None
+            assert info.started_ns == info.first_ns
+        assert store.failing_ids() == ["i.c"]  # as stestr's: the last run's failures
+        durations = store.durations()
+        assert durations["only.in.times"] == pytest.approx(4.5)
+        assert durations["i.a"] == pytest.approx(0.0103, rel=0.1)  # from the streams
+    again = invoke("import", str(source), "--repository", repo)
+    assert again.stdout.startswith("Imported 0 runs (0 results)")
+    assert "skipped 3 already imported" in again.stdout
+
+
+def test_import_reads_testrepository_v2_runs(repo: str, tmp_path: Path) -> None:
+    source = _stestr_dir(tmp_path / ".testrepository", [{"r.a": Status.SUCCESS}], version="v2")
+    assert invoke("import", str(source), "--repository", repo).exit_code == 0
+    assert stored(repo) == {"r.a": Status.SUCCESS}
+    with open_store(repo) as store:
+        latest = store.latest_run()
+        assert latest is not None
+        assert latest.metadata.properties["import.tool"] == "testrepository"
+
+
+def test_import_refuses_a_directory_that_is_not_a_repository(repo: str, tmp_path: Path) -> None:
+    result = invoke("import", str(tmp_path), "--repository", repo)
+    assert result.exit_code == 2
+    assert "not an stestr or testrepository repository" in result.stderr
