@@ -141,10 +141,9 @@ def _stestr_dir(path: Path, runs: list[dict[str, Status]], *, version: str = "v1
         records = collect_records(events)
         data = v1.encode_records(records) if version == "v1" else v2.encode_many(events)
         (path / str(number)).write_bytes(data)
-    times = dbm.dumb.open(str(path / "times.dbm"), "c")
-    times[b"only.in.times"] = b"4.5"
-    times[b"i.a"] = b"99.0"
-    times.close()
+    with dbm.dumb.open(str(path / "times.dbm"), "c") as times:
+        times[b"only.in.times"] = b"4.5"
+        times[b"i.a"] = b"99.0"
     return path
 
 
