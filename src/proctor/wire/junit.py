@@ -82,8 +82,9 @@ _FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 # Anything an attribute value or text needs changed: most ids and output need nothing.
 # Each is one negated class of the characters that pass as they are (three times
 # faster than an alternation with _FORBIDDEN: these run on every id and output).
-_ATTR_SPECIAL = re.compile("[^\x20\x21\x23-\x25\x27-\x3b\x3d\x3f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_TEXT_SPECIAL = re.compile("[^\t\n\x20-\x25\x27-\x3b\x3d\x3f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_PASSES = "\x3f-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff"  # "?" on, less surrogates
+_ATTR_SPECIAL = re.compile(f"[^\x20\x21\x23-\x25\x27-\x3b\x3d{_PASSES}]")  # not "&<>
+_TEXT_SPECIAL = re.compile(f"[^\t\n\x20-\x25\x27-\x3b\x3d{_PASSES}]")  # not &<>, \r
 _TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
 _ATTR_ESCAPES = str.maketrans(
     {
