@@ -126,11 +126,16 @@ class JUnitWriter:
         # Both spools live until close(), which closes them.
         self._cases = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
         self._output = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+        self._pending: list[bytes] = []  # written to the spool in blocks
         self._collector = RecordCollector(self._record, on_other=self._other)
 
     def _record(self, record: TestRecord) -> None:
         self._totals.add(record)
-        self._cases.write(junit.testcase_xml(record))
+        pending = self._pending
+        pending.append(junit.testcase_xml(record))
+        if len(pending) >= 1024:
+            self._cases.write(b"".join(pending))
+            pending.clear()
 
     def _other(self, event: Event) -> None:
         if event.file_name is not None and event.file_bytes:
@@ -149,6 +154,8 @@ class JUnitWriter:
 
     def close(self) -> None:
         self._collector.close()
+        self._cases.write(b"".join(self._pending))
+        self._pending.clear()
         out = self._stream
         out.write(junit.document_head(self._totals, name=self._name))
         self._cases.seek(0)
