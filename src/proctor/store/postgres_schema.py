@@ -121,7 +121,7 @@ V2 = Migration(
             max_ns BIGINT,
             last_ns BIGINT,
             expected_ns DOUBLE PRECISION,
-            last_run BIGINT)""",
+            last_run BIGINT) WITH (fillfactor = 50)""",
         """INSERT INTO test_stats
             (test, results, passed, failed, skipped, timed, total_ns, min_ns, max_ns,
              last_ns, expected_ns, last_run)

@@ -40,8 +40,9 @@ def record_events(record: TestRecord) -> list[Event]:
             Event(test_id, status, tags, record.runnable, route_code=route, timestamp=stop)
         )
     elif start is None:
-        # The status must be said; and a test known only by name needs one event.
-        if not events or status is Status.INPROGRESS:
+        # The status and the tags must be said, and a test known only by its
+        # name needs one event.
+        if not events or status is Status.INPROGRESS or tags:
             events.append(Event(test_id, status, tags, record.runnable, route_code=route))
     elif stop != start:
         events.append(
