@@ -234,3 +234,19 @@ def test_the_output_of_last_reads_like_stestrs(repo: str) -> None:
     text = out.read()
     for heading in ("======\nTotals\n======\n", "==============\nWorker Balance\n=============="):
         assert heading in text
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_stored_runs_are_shown_line_for_line_as_the_live_trace(color: bool) -> None:
+    from proctor.cli._show import show_records
+    from proctor.cli.render import TraceView
+
+    records = collect_records(v2.decode(stream(OUTCOMES)))
+    records.append(records[0].__class__("no.worker", Status.SUCCESS, start=T0, stop=T0 + 5))
+    ours, theirs = io.StringIO(), io.StringIO()
+    balance = show_records(ours, records, color=color)
+    view = TraceView(theirs, color=color)
+    for record in records:
+        view.record(record)
+    assert ours.getvalue() == theirs.getvalue()
+    assert balance == {"0": [3, T0, T0 + 150_000_000], "1": [2, T0 + 10_000_000, T0 + 100_000_000]}

@@ -13,12 +13,14 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
+import click
+
 from proctor.cli.render import TraceView, format_duration
 from proctor.store.model import RunInfo
 from proctor.wire.event import NS_PER_SECOND, Status
-from proctor.wire.record import TestRecord
+from proctor.wire.record import TestRecord, worker_of
 
-__all__ = ["run_outcome", "show_records", "show_totals", "wants_color"]
+__all__ = ["Balance", "run_outcome", "show_records", "show_totals", "wants_color"]
 
 
 def wants_color(color: bool | None, out: TextIO | None = None) -> bool:
@@ -29,15 +31,65 @@ def wants_color(color: bool | None, out: TextIO | None = None) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
+Balance = dict[str, list[int]]
+"""worker -> [tests, first start ns, last stop ns]"""
+
+
 def show_records(
     out: TextIO, records: Iterable[TestRecord], *, color: bool, failures_only: bool = False
-) -> None:
-    """One line per test (failures with their attachments), as they were stored."""
+) -> Balance:
+    """One line per test (failures with their attachments), as they were stored;
+    returns the balance of the workers, counted on the way.
+
+    Passing tests, nearly all of a run, are written here directly in the
+    format of :class:`TraceView` (a run of 10,000 tests is 10,000 lines, and
+    this loop is the bulk of ``proctor last``); every other outcome is written
+    by the view itself.
+    """
     view = TraceView(out, color=color)
+    ok = click.style("ok", fg="green", bold=False) if color else "ok"
+    success = Status.SUCCESS
+    listed = Status.EXISTS
+    workers: Balance = {}
+    prefixes: dict[tuple[str | None, frozenset[str]], tuple[str | None, str]] = {}
+    lines: list[str] = []
     for record in records:
-        if failures_only and (record.status.is_final and not record.status.is_failure):
+        status = record.status
+        if status is listed:
             continue
+        key = (record.route_code, record.tags)
+        known = prefixes.get(key)
+        if known is None:
+            worker = worker_of(*key)
+            known = prefixes[key] = (worker, f"{{{worker}}} " if worker is not None else "")
+        worker, prefix = known
+        start, stop = record.start, record.stop
+        if worker is not None:
+            begin = start if start is not None else 0
+            end = stop if stop is not None else begin
+            entry = workers.get(worker)
+            if entry is None:
+                workers[worker] = [1, begin, end]
+            else:
+                entry[0] += 1
+                if begin < entry[1]:
+                    entry[1] = begin
+                if end > entry[2]:
+                    entry[2] = end
+        if status is success:
+            if not failures_only:
+                took = None if start is None or stop is None else (stop - start) / NS_PER_SECOND
+                lines.append(f"{prefix}{record.test_id} [{format_duration(took)}] ... {ok}\n")
+            continue
+        if failures_only and status.is_final and not status.is_failure:
+            continue
+        if lines:
+            out.write("".join(lines))
+            lines.clear()
         view.record(record)
+    if lines:
+        out.write("".join(lines))
+    return workers
 
 
 def _clock(seconds: float) -> str:
@@ -46,8 +98,8 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{rest:09.6f}"
 
 
-def show_totals(out: TextIO, info: RunInfo, records: Iterable[TestRecord] | None = None) -> None:
-    """The totals of a run, and the balance of its workers when records are given."""
+def show_totals(out: TextIO, info: RunInfo, workers: Balance | None = None) -> None:
+    """The totals of a run, and the balance of its workers when known."""
     counts = info.counts
     write = out.write
     write("\n======\nTotals\n======\n")
@@ -64,24 +116,6 @@ def show_totals(out: TextIO, info: RunInfo, records: Iterable[TestRecord] | None
     if counts.exists:
         write(f" - Listed only: {counts.exists}\n")
     write(f"Sum of execute time for each test: {counts.test_ns / NS_PER_SECOND:.4f} sec.\n")
-    if records is None:
-        return
-    workers: dict[str, list[int]] = {}
-    for record in records:
-        if record.status is Status.EXISTS:
-            continue
-        worker = record.worker
-        if worker is None:
-            continue
-        entry = workers.get(worker)
-        start = record.start if record.start is not None else 0
-        stop = record.stop if record.stop is not None else start
-        if entry is None:
-            workers[worker] = [1, start, stop]
-        else:
-            entry[0] += 1
-            entry[1] = min(entry[1], start)
-            entry[2] = max(entry[2], stop)
     if workers:
         write("\n==============\nWorker Balance\n==============\n")
         for worker in sorted(workers, key=lambda w: (len(w), w)):

@@ -70,8 +70,8 @@ def last(
                 raise click.FileError(junit_path, error.strerror or str(error)) from None
     if not subunit and junit_path != "-":
         out = sys.stdout
-        show_records(out, records, color=wants_color(color), failures_only=quiet)
-        show_totals(out, info, records)
+        workers = show_records(out, records, color=wants_color(color), failures_only=quiet)
+        show_totals(out, info, workers)
         out.write("\n" + run_outcome(info) + "\n")
         out.flush()
     return 0 if info.succeeded else 1

@@ -183,8 +183,8 @@ def show(
     width = max(len(name) for name, _ in rows)
     out.write("".join(f"{name + ':':<{width + 1}} {value}\n" for name, value in rows))
     out.write("\n")
-    show_records(out, records, color=wants_color(color), failures_only=quiet)
-    show_totals(out, info, records)
+    workers = show_records(out, records, color=wants_color(color), failures_only=quiet)
+    show_totals(out, info, workers)
     out.write("\n" + run_outcome(info) + "\n")
     return 0 if info.succeeded else 1
 

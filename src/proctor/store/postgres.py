@@ -177,10 +177,12 @@ class PostgresStore(SqlStore):
             query = self._queries[sql] = sql.replace("%", "%%").replace("?", "%s")
         return query
 
-    def _fetch_in(self, cur: Any, sql: str, values: Sequence[object]) -> list[Any]:
+    def _fetch_in(
+        self, cur: Any, sql: str, values: Sequence[object], params: Sequence[object] = ()
+    ) -> list[Any]:
         if not values:
             return []
-        cur.execute(self._q(sql.replace("IN ({})", "= ANY(?)")), (list(values),))
+        cur.execute(self._q(sql.replace("IN ({})", "= ANY(?)")), (*params, list(values)))
         rows: list[Any] = cur.fetchall()
         return rows
 

@@ -141,12 +141,15 @@ class SqlStore(Store):
             (run_id, first, last),
         )
 
-    def _fetch_in(self, cur: Any, sql: str, values: Sequence[object]) -> list[Any]:
-        """Rows of ``sql`` (holding ``IN ({})``) for every value, in chunks."""
+    def _fetch_in(
+        self, cur: Any, sql: str, values: Sequence[object], params: Sequence[object] = ()
+    ) -> list[Any]:
+        """Rows of ``sql`` (holding ``IN ({})`` after any other ``params``) for
+        every value, in chunks."""
         rows: list[Any] = []
         for start in range(0, len(values), 500):
             chunk = values[start : start + 500]
-            cur.execute(self._q(sql.format(", ".join("?" * len(chunk)))), chunk)
+            cur.execute(self._q(sql.format(", ".join("?" * len(chunk)))), [*params, *chunk])
             rows.extend(cur.fetchall())
         return rows
 
@@ -428,12 +431,24 @@ class SqlStore(Store):
                 "JOIN tests t ON t.id = f.test"
             )
             rows = sorted(cur.fetchall(), key=lambda row: row[1])
-            cur.execute(
-                "SELECT a.result, a.name, a.mime, b.codec, b.data FROM failing f "
-                "JOIN attachments a ON a.run = f.run AND a.result = f.result "
-                "JOIN blobs b ON b.id = a.blob ORDER BY a.result, a.ordinal"
-            )
-            return self._records(cur, rows, _attachments(cur.fetchall()))
+            # Attachments run by run, through the primary key (run, result):
+            # one join over the failing set lets planners scan every attachment.
+            cur.execute("SELECT run, result FROM failing ORDER BY run, result")
+            by_run: dict[int, list[int]] = {}
+            for run_id, result_id in cur.fetchall():
+                by_run.setdefault(run_id, []).append(result_id)
+            found = []
+            for run_id, result_ids in by_run.items():
+                found += self._fetch_in(
+                    cur,
+                    "SELECT a.result, a.name, a.mime, b.codec, b.data, a.ordinal "
+                    "FROM attachments a JOIN blobs b ON b.id = a.blob "
+                    "WHERE a.run = ? AND a.result IN ({})",
+                    result_ids,
+                    (run_id,),
+                )
+            found.sort(key=lambda row: (row[0], row[5]))
+            return self._records(cur, rows, _attachments(row[:5] for row in found))
 
     def durations(self, test_ids: Iterable[str] | None = None) -> dict[str, float]:
         base = (
