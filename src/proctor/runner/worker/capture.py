@@ -120,6 +120,7 @@ class FdCapture:
         self._held: list[Attachment] = []
         self.live = False
         self._flush_streams()
+        self._saved = [os.dup(target.fd) for target in self._targets]
         for target in self._targets:
             os.dup2(target.file_fd, target.fd)
 
@@ -168,10 +169,11 @@ class FdCapture:
         self.live = True
 
     def close(self) -> None:
-        """Put fds 1 and 2 back on the live descriptors and delete the files."""
+        """Put fds 1 and 2 back as they were and delete the files."""
         self._flush_streams()
-        for target in self._targets:
-            os.dup2(target.live_fd, target.fd)
+        for target, saved in zip(self._targets, self._saved):
+            os.dup2(saved, target.fd)
+            os.close(saved)
             os.close(target.file_fd)
             with contextlib.suppress(OSError):
                 target.path.unlink()

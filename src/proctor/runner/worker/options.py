@@ -93,7 +93,7 @@ def parse_args(argv: Sequence[str]) -> WorkerOptions:
     if "--" in argv:
         cut = argv.index("--")
         argv, pytest_args = argv[:cut], argv[cut + 1 :]
-    args = _parser().parse_args(argv)
+    args = _parser().parse_intermixed_args(argv)
     positional: list[str] = list(args.positional)
     if positional and positional[0] == "discover":
         positional.pop(0)
