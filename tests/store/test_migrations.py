@@ -50,16 +50,15 @@ def _fill_v1(execute: Callable[..., Any], mark: str) -> None:
                 (1 + seconds) * NS_PER_SECOND,
             ),
         )
-        for offset, (test, status, elapsed) in enumerate(
+        for seq, (test, status, elapsed) in enumerate(
             [(1, 3, NS_PER_SECOND), (2, status_b, seconds * NS_PER_SECOND)]
         ):
-            result = run * 10 + offset
             execute(
                 sql(
-                    "INSERT INTO results (id, run, test, status, start_ns, elapsed_ns, route, "
+                    "INSERT INTO results (run, seq, test, status, start_ns, elapsed_ns, route, "
                     "tagset, runnable) VALUES (?, ?, ?, ?, ?, ?, '0', 1, 1)"
                 ),
-                (result, run, test, status, T0, elapsed),
+                (run, seq, test, status, T0, elapsed),
             )
     codec, data = encode_blob(TRACEBACK)
     execute(
@@ -67,10 +66,10 @@ def _fill_v1(execute: Callable[..., Any], mark: str) -> None:
         (digest(TRACEBACK), len(TRACEBACK), codec, data),
     )
     execute(
-        "INSERT INTO attachments (run, result, ordinal, name, mime, blob) "
-        "VALUES (2, 21, 0, 'traceback', 'text/x-traceback', 1)"
+        "INSERT INTO attachments (run, seq, ordinal, name, mime, blob) "
+        "VALUES (2, 1, 0, 'traceback', 'text/x-traceback', 1)"
     )
-    execute("INSERT INTO failing (test, run, result) VALUES (2, 2, 21)")
+    execute("INSERT INTO failing (test, run, seq) VALUES (2, 2, 1)")
 
 
 def _apply(execute: Callable[..., Any], migration: Migration, mark: str) -> None:
@@ -102,7 +101,6 @@ def _v1_postgres(url: str) -> str:
         # Version 1 ids were given explicitly above; move the sequences past them.
         for sequence, value in [
             ("runs_id_seq", 2),
-            ("results_id_seq", 21),
             ("tests_id_seq", 2),
             ("tagsets_id_seq", 1),
             ("blobs_id_seq", 1),

@@ -6,7 +6,7 @@ SQLite commands and ``proctor --help`` never pay for it.
 How it differs from SQLite, and why:
 
 * Results and attachments are loaded with ``COPY`` (several times faster than
-  row inserts); their ids are drawn from the sequence in one round trip first.
+  row inserts): a result's key is its run and its position in the run.
 * Many writers work at once. Each batch takes row locks in one global order
   (tables in the order of ``sqlwrite``, rows sorted), so writers queue instead
   of deadlocking; a deadlock or serialization failure that happens anyway is
@@ -60,6 +60,7 @@ class PostgresStore(SqlStore):
 
     backend = "postgresql"
     _for_share = " FOR SHARE"
+    _for_update = " FOR UPDATE"
 
     def __init__(self, url: str, *, create: bool = True, connect_timeout: int = 10) -> None:
         self._url = url
@@ -186,10 +187,6 @@ class PostgresStore(SqlStore):
         rows: list[Any] = cur.fetchall()
         return rows
 
-    def _allocate_result_ids(self, cur: Any, count: int) -> list[int]:
-        cur.execute("SELECT nextval('results_id_seq') FROM generate_series(1, %s)", (count,))
-        return sorted(row[0] for row in cur.fetchall())
-
     def _insert_run(self, cur: Any, columns: Sequence[str], values: Sequence[object]) -> int:
         marks = ", ".join(["%s"] * len(columns))
         cur.execute(
@@ -209,14 +206,14 @@ class PostgresStore(SqlStore):
         # One statement may not update a row twice, so a test's second result
         # in the batch goes in a second statement ("round"), and so on. Rows are
         # taken in test order within a round: the lock order of every writer.
-        batch = "run = %s AND id >= %s AND id <= %s AND status <> 1"
+        batch = "run = %s AND seq >= %s AND seq <= %s AND status <> 1"
         params: tuple[int, ...]
         for round_ in range(1, rounds + 1):
             if rounds == 1:
                 source, params = f"results WHERE {batch}", (run_id, first, last)
             else:
                 source = (
-                    "(SELECT *, row_number() OVER (PARTITION BY test ORDER BY id) AS round "
+                    "(SELECT *, row_number() OVER (PARTITION BY test ORDER BY seq) AS round "
                     f"FROM results WHERE {batch}) numbered WHERE round = %s"
                 )
                 params = (run_id, first, last, round_)

@@ -57,7 +57,7 @@ _RUN_COLUMNS = (
     "n_incomplete, n_exists, test_ns"
 )
 _RESULT_COLUMNS = (
-    "r.id, t.test_id, r.status, r.start_ns, r.elapsed_ns, r.route, r.tagset, r.runnable"
+    "r.run, r.seq, t.test_id, r.status, r.start_ns, r.elapsed_ns, r.route, r.tagset, r.runnable"
 )
 _STATS_COLUMNS = (
     "s.results, s.passed, s.failed, s.skipped, s.timed, s.total_ns, s.min_ns, s.max_ns, "
@@ -77,6 +77,10 @@ class SqlStore(Store):
     schema_version = 0
     _for_share = ""
     """Appended to the blob look-up: PostgreSQL locks the rows it links to."""
+    _for_update = ""
+    """Appended to the look-up of a run's row by its writer: PostgreSQL locks it."""
+    _by_test = "runs u JOIN results r ON r.run = u.id AND r.test = ?"
+    """A test's results, run by run from the newest, through ``results(run, test)``."""
 
     def __init__(self, location: str) -> None:
         self.location = location
@@ -98,10 +102,6 @@ class SqlStore(Store):
     @abc.abstractmethod
     def _snapshot(self) -> AbstractContextManager[Any]:
         """A read transaction on the reading connection: one consistent view."""
-
-    @abc.abstractmethod
-    def _allocate_result_ids(self, cur: Any, count: int) -> list[int]:
-        """``count`` unused result ids, increasing, inside the write transaction."""
 
     @abc.abstractmethod
     def _insert_run(self, cur: Any, columns: Sequence[str], values: Sequence[object]) -> int:
@@ -131,12 +131,13 @@ class SqlStore(Store):
         """Add the results with ids ``first..last`` of the run to ``test_stats``.
 
         ``rounds`` is the most results one test has among them; SQLite applies
-        the upsert row by row in id order, so it needs no rounds.
+        the upsert row by row in result order, so it needs no rounds.
         """
         cur.execute(
             self._q(
                 f"INSERT INTO test_stats ({STATS_COLUMNS}) {STATS_SELECT} FROM results "
-                "WHERE run = ? AND id >= ? AND id <= ? AND status <> 1 ORDER BY id" + STATS_CONFLICT
+                "WHERE run = ? AND seq >= ? AND seq <= ? AND status <> 1 ORDER BY seq"
+                + STATS_CONFLICT
             ),
             (run_id, first, last),
         )
@@ -374,17 +375,17 @@ class SqlStore(Store):
             cur.execute(
                 self._q(
                     f"SELECT {_RESULT_COLUMNS} FROM results r JOIN tests t ON t.id = r.test "
-                    "WHERE r.run = ? ORDER BY r.id"
+                    "WHERE r.run = ? ORDER BY r.seq"
                 ),
                 (run_id,),
             )
             rows = cur.fetchall()
-            files: dict[int, list[Attachment]] = {}
+            files: dict[tuple[int, int], list[Attachment]] = {}
             if attachments:
                 cur.execute(
                     self._q(
-                        "SELECT a.result, a.name, a.mime, b.codec, b.data FROM attachments a "
-                        "JOIN blobs b ON b.id = a.blob WHERE a.run = ? ORDER BY a.result, a.ordinal"
+                        "SELECT a.run, a.seq, a.name, a.mime, b.codec, b.data FROM attachments a "
+                        "JOIN blobs b ON b.id = a.blob WHERE a.run = ? ORDER BY a.seq, a.ordinal"
                     ),
                     (run_id,),
                 )
@@ -392,13 +393,13 @@ class SqlStore(Store):
             return self._records(cur, rows, files)
 
     def _records(
-        self, cur: Any, rows: list[Any], files: dict[int, list[Attachment]]
+        self, cur: Any, rows: list[Any], files: dict[tuple[int, int], list[Attachment]]
     ) -> list[TestRecord]:
-        tags = self._tags(cur, (row[6] for row in rows))
+        tags = self._tags(cur, (row[7] for row in rows))
         statuses = _STATUSES
         empty: frozenset[str] = frozenset()
         records = []
-        for result_id, test_id, status, start, elapsed, route, tagset, runnable in rows:
+        for run_id, seq, test_id, status, start, elapsed, route, tagset, runnable in rows:
             records.append(
                 TestRecord(
                     test_id,
@@ -407,7 +408,7 @@ class SqlStore(Store):
                     start,
                     None if start is None or elapsed is None else start + elapsed,
                     empty if tagset is None else tags[tagset],
-                    tuple(files.get(result_id, ())),
+                    tuple(files.get((run_id, seq), ())),
                     bool(runnable),
                 )
             )
@@ -427,28 +428,27 @@ class SqlStore(Store):
     def failing_records(self) -> list[TestRecord]:
         with self._snapshot() as cur:
             cur.execute(
-                f"SELECT {_RESULT_COLUMNS} FROM failing f JOIN results r ON r.id = f.result "
-                "JOIN tests t ON t.id = f.test"
+                f"SELECT {_RESULT_COLUMNS} FROM failing f "
+                "JOIN results r ON r.run = f.run AND r.seq = f.seq JOIN tests t ON t.id = f.test"
             )
-            rows = sorted(cur.fetchall(), key=lambda row: row[1])
-            # Attachments run by run, through the primary key (run, result):
-            # one join over the failing set lets planners scan every attachment.
-            cur.execute("SELECT run, result FROM failing ORDER BY run, result")
+            rows = sorted(cur.fetchall(), key=lambda row: row[2])
+            # Attachments run by run, through the primary key (run, seq): one
+            # join over the failing set lets planners scan every attachment.
             by_run: dict[int, list[int]] = {}
-            for run_id, result_id in cur.fetchall():
-                by_run.setdefault(run_id, []).append(result_id)
+            for row in rows:
+                by_run.setdefault(row[0], []).append(row[1])
             found = []
-            for run_id, result_ids in by_run.items():
+            for run_id, positions in sorted(by_run.items()):
                 found += self._fetch_in(
                     cur,
-                    "SELECT a.result, a.name, a.mime, b.codec, b.data, a.ordinal "
+                    "SELECT a.run, a.seq, a.name, a.mime, b.codec, b.data, a.ordinal "
                     "FROM attachments a JOIN blobs b ON b.id = a.blob "
-                    "WHERE a.run = ? AND a.result IN ({})",
-                    result_ids,
+                    "WHERE a.run = ? AND a.seq IN ({})",
+                    sorted(positions),
                     (run_id,),
                 )
-            found.sort(key=lambda row: (row[0], row[5]))
-            return self._records(cur, rows, _attachments(row[:5] for row in found))
+            found.sort(key=lambda row: (row[0], row[1], row[6]))
+            return self._records(cur, rows, _attachments(row[:6] for row in found))
 
     def durations(self, test_ids: Iterable[str] | None = None) -> dict[str, float]:
         base = (
@@ -500,10 +500,10 @@ class SqlStore(Store):
             cur.execute(
                 self._q(
                     f"SELECT t.test_id, r.elapsed_ns, {_STATS_COLUMNS} FROM "
-                    "(SELECT r.id, r.test, r.elapsed_ns FROM results r "
-                    f"WHERE r.run = ? AND {_TIMED} ORDER BY r.elapsed_ns DESC, r.id{tail}) r "
+                    "(SELECT r.seq, r.test, r.elapsed_ns FROM results r "
+                    f"WHERE r.run = ? AND {_TIMED} ORDER BY r.elapsed_ns DESC, r.seq{tail}) r "
                     "JOIN tests t ON t.id = r.test LEFT JOIN test_stats s ON s.test = r.test "
-                    "ORDER BY r.elapsed_ns DESC, r.id"
+                    "ORDER BY r.elapsed_ns DESC, r.seq"
                 ),
                 (run_id,),
             )
@@ -526,8 +526,8 @@ class SqlStore(Store):
             cur.execute(
                 self._q(
                     "SELECT r.run, u.started_ns, u.git_commit, u.git_branch, r.status, "
-                    "r.start_ns, r.elapsed_ns, r.route FROM results r JOIN runs u ON u.id = r.run "
-                    f"WHERE r.test = ? AND r.status <> 1 ORDER BY r.run DESC, r.id DESC{tail}"
+                    f"r.start_ns, r.elapsed_ns, r.route FROM {self._by_test} "
+                    f"WHERE r.status <> 1 ORDER BY u.id DESC, r.seq DESC{tail}"
                 ),
                 (row[0],),
             )
@@ -657,8 +657,8 @@ class SqlStore(Store):
         for test in newest_here:
             cur.execute(
                 self._q(
-                    "SELECT id, run, status FROM results WHERE test = ? AND status <> 1 "
-                    "ORDER BY run DESC, id DESC LIMIT 1"
+                    f"SELECT r.seq, r.run, r.status FROM {self._by_test} "
+                    "WHERE r.status <> 1 ORDER BY u.id DESC, r.seq DESC LIMIT 1"
                 ),
                 (test,),
             )
@@ -670,9 +670,9 @@ class SqlStore(Store):
             if latest is not None and failing_change(_STATUSES[latest[2]]):
                 cur.execute(
                     self._q(
-                        "INSERT INTO failing (test, run, result) VALUES (?, ?, ?) "
+                        "INSERT INTO failing (test, run, seq) VALUES (?, ?, ?) "
                         "ON CONFLICT (test) DO UPDATE SET run = excluded.run, "
-                        "result = excluded.result"
+                        "seq = excluded.seq"
                     ),
                     (test, latest[1], latest[0]),
                 )
@@ -751,8 +751,9 @@ class SqlRunWriter(RunWriter):
 _STATUSES = tuple(Status)
 
 
-def _attachments(rows: Iterable[Any]) -> dict[int, list[Attachment]]:
-    files: dict[int, list[Attachment]] = {}
-    for result_id, name, mime, codec, data in rows:
-        files.setdefault(result_id, []).append(Attachment(name, decode_blob(codec, data), mime))
+def _attachments(rows: Iterable[Any]) -> dict[tuple[int, int], list[Attachment]]:
+    files: dict[tuple[int, int], list[Attachment]] = {}
+    for run_id, seq, name, mime, codec, data in rows:
+        attachment = Attachment(name, decode_blob(codec, data), mime)
+        files.setdefault((run_id, seq), []).append(attachment)
     return files

@@ -40,6 +40,11 @@ class SQLiteStore(SqlStore):
     """A repository in one SQLite file."""
 
     backend = "sqlite"
+    # Without statistics SQLite would rather scan every result, or each run
+    # whole, than probe the (run, test) index run by run: say how.
+    _by_test = (
+        "runs u CROSS JOIN results r INDEXED BY results_run_test ON r.run = u.id AND r.test = ?"
+    )
 
     def __init__(
         self, path: str | os.PathLike[str], *, create: bool = True, timeout: float = 60.0
@@ -166,12 +171,6 @@ class SQLiteStore(SqlStore):
         return current
 
     # -- dialect
-
-    def _allocate_result_ids(self, cur: Any, count: int) -> list[int]:
-        # Inside BEGIN IMMEDIATE nobody else can insert: the next ids are ours.
-        cur.execute("SELECT max(id) FROM results")
-        first = (cur.fetchone()[0] or 0) + 1
-        return list(range(first, first + count))
 
     def _insert_run(self, cur: Any, columns: Sequence[str], values: Sequence[object]) -> int:
         marks = ", ".join("?" * len(columns))

@@ -4,9 +4,11 @@ One batch touches every table a result affects, in this order (the same order in
 every writer, so concurrent PostgreSQL writers queue on row locks instead of
 deadlocking; rows within a table are also taken in sorted order):
 
+0. ``runs``: read where the batch starts in the run (a result is keyed by its
+   run and its position in it);
 1. ``tests`` and ``tagsets``: intern the ids and tag sets the batch names;
 2. ``blobs``: look up attachment contents by digest, insert the new ones;
-3. ``results`` and ``attachments``: bulk insert with ids allocated up front;
+3. ``results`` and ``attachments``: bulk insert, appended to the run;
 4. ``runs``: add the batch's counts and widen its time span;
 5. ``failing``: apply :func:`~proctor.store.model.failing_change` per test,
    the last result of a test in the batch winning;
@@ -118,13 +120,13 @@ def write_batch(store: SqlStore, conn: Any, run_id: int, records: list[TestRecor
 def _write(
     store: SqlStore, cur: Any, run_id: int, records: list[TestRecord]
 ) -> tuple[dict[str, int], dict[frozenset[str], int]]:
+    first_seq = _next_position(store, cur, run_id)
     new_tests = intern_tests(store, cur, {record.test_id for record in records})
     test_ids = {**store._test_ids, **new_tests}
     tag_sets = {record.tags for record in records if record.tags}
     new_tagsets = _intern_tagsets(store, cur, tag_sets)
     tagset_ids = {**store._tagsets, **new_tagsets}
     blob_ids = _intern_blobs(store, cur, records)
-    result_ids = store._allocate_result_ids(cur, len(records))
 
     # The hot loop: one tuple per result, everything else by table look-up.
     results: list[tuple[object, ...]] = []
@@ -136,7 +138,7 @@ def _write(
     first: int | None = None
     last: int | None = None
     append = results.append
-    for result_id, record in zip(result_ids, records, strict=True):
+    for seq, record in enumerate(records, first_seq):
         test = test_ids[record.test_id]
         status = int(record.status)
         start = record.start
@@ -154,8 +156,8 @@ def _write(
         tags = record.tags
         append(
             (
-                result_id,
                 run_id,
+                seq,
                 test,
                 status,
                 start,
@@ -171,7 +173,7 @@ def _write(
                 attachments.append(
                     (
                         run_id,
-                        result_id,
+                        seq,
                         ordinal,
                         attachment.name,
                         attachment.mime_type,
@@ -184,17 +186,17 @@ def _write(
         if change is not None:
             if test in changes:
                 repeats[test] = repeats.get(test, 1) + 1
-            changes[test] = (result_id, change)
+            changes[test] = (seq, change)
 
     store._bulk_insert(
         cur,
         "results",
-        ("id", "run", "test", "status", "start_ns", "elapsed_ns", "route", "tagset", "runnable"),
+        ("run", "seq", "test", "status", "start_ns", "elapsed_ns", "route", "tagset", "runnable"),
         results,
     )
     if attachments:
         store._bulk_insert(
-            cur, "attachments", ("run", "result", "ordinal", "name", "mime", "blob"), attachments
+            cur, "attachments", ("run", "seq", "ordinal", "name", "mime", "blob"), attachments
         )
     counts = RunCounts(
         total=len(records),
@@ -211,8 +213,22 @@ def _write(
     _merge_failing(store, cur, run_id, changes)
     if changes:
         rounds = max(repeats.values(), default=1)
-        store._update_stats(cur, run_id, result_ids[0], result_ids[-1], rounds)
+        store._update_stats(cur, run_id, first_seq, first_seq + len(records) - 1, rounds)
     return new_tests, new_tagsets
+
+
+def _next_position(store: SqlStore, cur: Any, run_id: int) -> int:
+    """Where the batch starts in its run (the run's row, locked where that
+    means something: one writer per run)."""
+    cur.execute(store._q("SELECT n_total FROM runs WHERE id = ?" + store._for_update), (run_id,))
+    row = cur.fetchone()
+    if row is None:
+        raise UnknownRun(
+            f"run {run_id} was removed from {store.location} while it was being written; "
+            "its remaining results were not stored"
+        )
+    position: int = row[0]
+    return position
 
 
 def intern_tests(store: SqlStore, cur: Any, names: set[str]) -> dict[str, int]:
@@ -337,16 +353,14 @@ def _merge_failing(
     cur.execute("SELECT test FROM failing")
     listed = {row[0] for row in cur.fetchall()}
     gone = sorted(test for test, (_, failing) in changes.items() if not failing and test in listed)
-    now = sorted(
-        (test, run_id, result_id) for test, (result_id, failing) in changes.items() if failing
-    )
+    now = sorted((test, run_id, seq) for test, (seq, failing) in changes.items() if failing)
     if gone:
         cur.executemany(store._q("DELETE FROM failing WHERE test = ?"), [(test,) for test in gone])
     if now:
         cur.executemany(
             store._q(
-                "INSERT INTO failing (test, run, result) VALUES (?, ?, ?) ON CONFLICT (test) "
-                "DO UPDATE SET run = excluded.run, result = excluded.result"
+                "INSERT INTO failing (test, run, seq) VALUES (?, ?, ?) ON CONFLICT (test) "
+                "DO UPDATE SET run = excluded.run, seq = excluded.seq"
             ),
             now,
         )
