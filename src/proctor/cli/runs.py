@@ -8,7 +8,6 @@ arrive), so it takes milliseconds however many results the runs hold; stestr's
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 import click
@@ -41,6 +40,8 @@ def _state(info: RunInfo) -> str:
 
 def _writer_alive(writer: str | None) -> bool:
     """Whether the process that began an unfinished run still exists (on this host)."""
+    import socket
+
     if not writer or ":" not in writer:
         return False
     host, _, pid = writer.rpartition(":")

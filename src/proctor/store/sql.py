@@ -18,7 +18,6 @@ from __future__ import annotations
 import abc
 import json
 import os
-import socket
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -68,6 +67,8 @@ _FAILED_STATUSES = "0, 2, 4, 6"  # NONE, INPROGRESS, UXSUCCESS, FAIL: model.fail
 
 
 def _writer_name() -> str:
+    import socket  # only writers need it; readers start faster without
+
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
