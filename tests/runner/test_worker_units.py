@@ -15,7 +15,7 @@ import pytest
 from proctor.runner.protocol import ListTests, ProtocolError, Quit, RunTests, Stdin, encode_command
 from proctor.runner.worker.capture import FdCapture, LogCapture, Output
 from proctor.runner.worker.channels import CommandReader, ControllerGone, ResultsWriter
-from proctor.runner.worker.discovery import Flush, SuiteIndex, discover
+from proctor.runner.worker.discovery import Hook, SuiteIndex, discover
 from proctor.runner.worker.framework import configures_pytest, detect_framework
 from proctor.runner.worker.options import UsageError, parse_args
 from proctor.runner.worker.stdin import StdinProxy
@@ -391,8 +391,8 @@ def test_index_lists_discovery_order_and_batches_in_the_order_asked(project: Pat
         prefix + "B.test_1",
     ]
     assert batch.unknown == ("missing",)
-    kinds = ["flush" if isinstance(t, Flush) else t.id() for t in batch.suite]
-    assert kinds == [prefix + "A.test_2", prefix + "A.test_1", "flush", prefix + "B.test_1"]
+    kinds = ["hook" if isinstance(t, Hook) else t.id() for t in batch.suite]
+    assert kinds == [prefix + "A.test_2", prefix + "A.test_1", "hook", prefix + "B.test_1"]
 
 
 def test_class_fixtures_stay_up_between_batches_and_fall_when_the_worker_moves_on(

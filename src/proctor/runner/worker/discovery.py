@@ -25,6 +25,7 @@ and module fixtures run (a crash in ``setUpClass`` then loses nothing).
 from __future__ import annotations
 
 import copy
+import functools
 import traceback
 import unittest
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -72,15 +73,19 @@ class _Entry:
     chain: tuple[unittest.BaseTestSuite, ...]
 
 
-class Flush(unittest.TestSuite):
-    """An empty suite placed in a batch: running it flushes the results."""
+class Hook(unittest.TestSuite):
+    """An empty suite placed in a batch: running it calls a function.
 
-    def __init__(self, flush: Callable[[], None]) -> None:
+    unittest runs anything iterable as a suite, without touching class or
+    module fixtures, so a hook runs exactly between the tests around it.
+    """
+
+    def __init__(self, action: Callable[[], None]) -> None:
         super().__init__()
-        self._flush = flush
+        self._action = action
 
     def run(self, result: unittest.TestResult, debug: bool = False) -> unittest.TestResult:
-        self._flush()
+        self._action()
         return result
 
 
@@ -111,8 +116,16 @@ class SuiteIndex:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def batch(self, ids: Sequence[str], flush: Callable[[], None]) -> Batch:
-        """A suite running ``ids`` in this order (see the module docstring)."""
+    def batch(
+        self,
+        ids: Sequence[str],
+        flush: Callable[[], None],
+        unknown_id: Callable[[str], None] | None = None,
+    ) -> Batch:
+        """A suite running ``ids`` in this order (see the module docstring).
+
+        ``unknown_id`` is called, in its turn, for each id the index does not know.
+        """
         top = unittest.TestSuite()
         tests: list[tuple[str, unittest.TestCase]] = []
         unknown: list[str] = []
@@ -128,6 +141,9 @@ class SuiteIndex:
             entries = self._entries.get(test_id)
             if entries is None:
                 unknown.append(test_id)
+                if unknown_id is not None:
+                    close_group()
+                    top.addTest(Hook(functools.partial(unknown_id, test_id)))
                 continue
             for entry in entries:
                 tests.append((test_id, entry.test))
@@ -136,12 +152,12 @@ class SuiteIndex:
                     if group and group[0].chain != entry.chain:
                         close_group()
                     if not group:
-                        top.addTest(Flush(flush))
+                        top.addTest(Hook(flush))
                     group.append(entry)
                 else:
                     close_group()
                     if test_class is not previous_class and previous_class is not None:
-                        top.addTest(Flush(flush))
+                        top.addTest(Hook(flush))
                     top.addTest(entry.test)
                 previous_class = test_class
         close_group()

@@ -66,9 +66,7 @@ class UnittestSuite:
         result.finished.clear()
         result.fixture_outcomes.clear()
         result.shouldStop = False
-        batch = self._index.batch(ids, runtime.sink.flush)
-        for test_id in batch.unknown:
-            emit_outcome(runtime, test_id, Status.FAIL, f"No test with id {test_id!r} was found.")
+        batch = self._index.batch(ids, runtime.sink.flush, self._unknown)
         setattr(result, _RUN_ENTERED, True)
         batch.suite.run(result)
         sent = len(result.finished) + len(batch.unknown)
@@ -77,6 +75,9 @@ class UnittestSuite:
         emit_stray_output(runtime)
         runtime.sink.flush()
         return sent
+
+    def _unknown(self, test_id: str) -> None:
+        emit_outcome(self._runtime, test_id, Status.FAIL, f"No test with id {test_id!r} was found.")
 
     def _report_unrun(self, tests: Sequence[tuple[str, unittest.TestCase]]) -> int:
         """Give a final status to each test unittest skipped over (see the module docstring)."""
