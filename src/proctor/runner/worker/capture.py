@@ -171,7 +171,7 @@ class FdCapture:
     def close(self) -> None:
         """Put fds 1 and 2 back as they were and delete the files."""
         self._flush_streams()
-        for target, saved in zip(self._targets, self._saved):
+        for target, saved in zip(self._targets, self._saved, strict=True):
             os.dup2(saved, target.fd)
             os.close(saved)
             os.close(target.file_fd)

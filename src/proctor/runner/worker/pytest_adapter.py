@@ -330,21 +330,25 @@ class PytestSuite:
         # One level at a time, deepest first (pytest's order), so that a
         # failure is reported against the collector whose fixtures failed.
         for depth in range(len(stack) - 1, keep - 1, -1):
-            try:
-                state.teardown_exact(_Chain(stack[:depth]))  # type: ignore[arg-type]
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as error:  # pytest outcomes are BaseExceptions too
-                text = "".join(traceback.format_exception(error))
-                emit_outcome(
-                    self._runtime,
-                    f"{stack[depth].nodeid or '<session>'} (teardown)",
-                    Status.FAIL,
-                    text,
-                    name="traceback",
-                    mime_type=TRACEBACK_MIME_TYPE,
-                    runnable=False,
-                )
+            self._teardown_level(state, stack, depth)
+
+    def _teardown_level(self, state: Any, stack: list[Any], depth: int) -> None:
+        """Tear down ``stack[depth]`` alone; report its failure under its id."""
+        try:
+            state.teardown_exact(_Chain(stack[:depth]))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:  # pytest outcomes are BaseExceptions too
+            text = "".join(traceback.format_exception(error))
+            emit_outcome(
+                self._runtime,
+                f"{stack[depth].nodeid or '<session>'} (teardown)",
+                Status.FAIL,
+                text,
+                name="traceback",
+                mime_type=TRACEBACK_MIME_TYPE,
+                runnable=False,
+            )
 
     def close(self) -> None:
         self._teardown_towards(None)
