@@ -50,6 +50,17 @@ def test_commands_on_a_missing_repository_say_how_to_create_one(repo: str, comma
     assert not Path(repo).exists()
 
 
+@pytest.mark.parametrize("command", ["last", "failing", "slowest", "runs", "export"])
+def test_commands_on_a_repository_without_runs_say_how_to_add_one(repo: str, command: str) -> None:
+    from proctor.store import open_store
+
+    open_store(repo).close()
+    result = run(repo, command)
+    assert result.exit_code == 2
+    assert "there are no runs in" in result.stderr
+    assert "proctor load" in result.stderr
+
+
 def test_last_shows_every_test_the_totals_and_fails_when_the_run_failed(repo: str) -> None:
     loaded = load(repo, stream(OUTCOMES, seconds={"pkg.test_mod.TestB.test_slow": 2.5}))
     assert loaded.exit_code == 1
