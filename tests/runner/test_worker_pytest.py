@@ -1,0 +1,371 @@
+"""pytest suites in the worker: the same ids and outcomes as ``pytest`` itself.
+
+The reference is a real ``python -m pytest`` run of the same generated project,
+observed by a tiny plugin that records every report; its outcomes are folded
+into one per test by :func:`fold`, written here independently of the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from proctor.runner.protocol import RunTests
+from tests.runner.projects import (
+    PYTEST_CONF,
+    WorkerProcess,
+    collect_files,
+    outcomes,
+    run_oneshot,
+    worker_env,
+    write_project,
+)
+
+pytestmark = pytest.mark.slow
+
+CONFTEST = """
+    import pytest
+
+    CREATED = []
+
+    @pytest.fixture(scope="session")
+    def database():
+        CREATED.append("database")
+        yield {"rows": 3}
+
+    @pytest.fixture(scope="module")
+    def fragile():
+        yield "fragile"
+        raise RuntimeError("fragile teardown failed")
+
+    @pytest.fixture(params=["a", "b"])
+    def letter(request):
+        return request.param
+"""
+
+TEST_FIXTURES = """
+    import pytest
+
+    from tests.conftest import CREATED
+
+    def test_session_fixture(database):
+        assert database["rows"] == 3
+
+    def test_session_made_once(database):
+        print("made", CREATED.count("database"), "times")
+
+    @pytest.mark.parametrize("n", [1, 2, 3], ids=["one", "two", "three"])
+    def test_param(n, letter):
+        assert (n, letter) != (2, "b")
+
+    class TestGroup:
+        @pytest.fixture(autouse=True)
+        def prepared(self):
+            self.ready = True
+
+        def test_uses_class_fixture(self):
+            assert self.ready
+
+        @pytest.mark.parametrize("value", [None, 0, ""])
+        def test_falsy(self, value):
+            assert not value
+
+    def test_setup_error(missing_fixture):
+        pass
+
+    @pytest.fixture
+    def broken_teardown():
+        yield
+        raise ValueError("function teardown")
+
+    def test_teardown_error(broken_teardown):
+        pass
+
+    def test_capsys(capsys):
+        print("seen")
+        assert capsys.readouterr().out == "seen\\n"
+
+    def test_caplog(caplog):
+        import logging
+        logging.getLogger("x").error("recorded")
+        assert "recorded" in caplog.text
+"""
+
+TEST_MARKS = """
+    import sys
+    import unittest
+
+    import pytest
+
+    @pytest.mark.skip(reason="never")
+    def test_skip_mark():
+        pass
+
+    @pytest.mark.skipif(sys.version_info > (3,), reason="python 3")
+    def test_skipif():
+        pass
+
+    def test_skip_inside():
+        pytest.skip("decided at run time")
+
+    @pytest.mark.xfail(reason="known bug")
+    def test_xfail():
+        assert False
+
+    @pytest.mark.xfail(reason="fixed now")
+    def test_xpass():
+        pass
+
+    @pytest.mark.xfail(reason="must fail", strict=True)
+    def test_xpass_strict():
+        pass
+
+    @pytest.mark.xfail(run=False, reason="would crash")
+    def test_xfail_not_run():
+        raise SystemExit(1)
+
+    def test_imperative_xfail():
+        pytest.xfail("not yet")
+
+    def test_fails_with_output():
+        print("some output")
+        assert 1 == 2
+
+    def test_subtests(subtests):
+        for i in range(3):
+            with subtests.test(msg="check", i=i):
+                assert i != 1
+
+    class TestUnittestStyle(unittest.TestCase):
+        @classmethod
+        def setUpClass(cls):
+            cls.shared = 1
+
+        def test_ok(self):
+            self.assertEqual(self.shared, 1)
+
+        def test_subtest(self):
+            for i in range(2):
+                with self.subTest(i=i):
+                    self.assertEqual(i, 0)
+
+        @unittest.skip("unittest skip")
+        def test_skipped(self):
+            pass
+
+        @unittest.expectedFailure
+        def test_expected(self):
+            self.fail()
+"""
+
+TEST_FRAGILE = """
+    def test_first(fragile):
+        pass
+
+    def test_second(fragile):
+        pass
+"""
+
+TEST_LAST = """
+    def test_last():
+        pass
+"""
+
+TEST_MODULE_SKIP = """
+    import pytest
+    pytest.skip("the whole module", allow_module_level=True)
+
+    def test_never():
+        pass
+"""
+
+TEST_BROKEN = "import a_module_that_does_not_exist\n"
+
+RECORDER = """
+    import json, os
+
+    def pytest_collectreport(report):
+        if not report.passed:
+            _write({"id": report.nodeid, "when": "collect", "outcome": report.outcome})
+
+    def pytest_runtest_logreport(report):
+        _write({
+            "id": report.nodeid, "when": report.when, "outcome": report.outcome,
+            "xfail": hasattr(report, "wasxfail"), "subtest": hasattr(report, "context"),
+        })
+
+    def _write(record):
+        with open(os.environ["RECORD"], "a") as f:
+            f.write(json.dumps(record) + "\\n")
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_project(
+        tmp_path_factory.mktemp("pytest_project"),
+        {
+            **PYTEST_CONF,
+            "tests/conftest.py": CONFTEST,
+            "tests/test_fixtures.py": TEST_FIXTURES,
+            "tests/test_marks.py": TEST_MARKS,
+            "tests/test_fragile.py": TEST_FRAGILE,
+            "tests/test_module_skip.py": TEST_MODULE_SKIP,
+            "tests/test_broken.py": TEST_BROKEN,
+            "tests/test_zz_last.py": TEST_LAST,
+        },
+    )
+
+
+def fold(records: list[dict[str, object]]) -> dict[str, str]:
+    """One outcome per test from pytest's reports (see the module docstring)."""
+    reports: dict[str, list[dict[str, object]]] = {}
+    for record in records:
+        reports.setdefault(str(record["id"]), []).append(record)
+    result: dict[str, str] = {}
+    for test_id, seen in reports.items():
+        own = [r for r in seen if not r.get("subtest")]
+        if any(r["outcome"] == "failed" for r in seen):
+            result[test_id] = "fail"
+        elif any(r["when"] == "collect" and r["outcome"] == "skipped" for r in own):
+            result[test_id] = "skip"
+        else:
+            decisive = [r for r in own if r["outcome"] == "skipped" or r["when"] == "call"]
+            first = decisive[0]
+            if first["outcome"] == "skipped":
+                result[test_id] = "xfail" if first["xfail"] else "skip"
+            else:
+                result[test_id] = "uxsuccess" if first["xfail"] else "success"
+    return result
+
+
+def pytest_reference(project: Path, tmp_path: Path, *args: str) -> dict[str, str]:
+    """Outcomes of a real ``pytest`` run of ``project``."""
+    plugin_dir = tmp_path / "plugin"
+    write_project(plugin_dir, {"proctor_recorder.py": RECORDER})
+    record = tmp_path / "record.jsonl"
+    env = worker_env({"RECORD": str(record)})
+    env["PYTHONPATH"] = str(plugin_dir) + ":" + env["PYTHONPATH"]
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-q", "-p", "proctor_recorder"),
+            *("-p", "no:cacheprovider", "--continue-on-collection-errors", *args),
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    lines = record.read_text().splitlines()
+    return fold([json.loads(line) for line in lines])
+
+
+def test_ids_and_outcomes_match_pytest(project: Path, tmp_path: Path) -> None:
+    expected = pytest_reference(project, tmp_path)
+    listed = run_oneshot(project, "--list")
+    ran = run_oneshot(project)
+    assert ran.returncode == 0, ran.stderr
+    ids = [e.test_id for e in listed.events]
+    assert set(ids) == set(expected)
+    assert "tests/test_fixtures.py::test_param[a-one]" in ids
+    assert "tests/test_fixtures.py::TestGroup::test_falsy[None]" in ids
+    assert outcomes(ran.events) == expected
+    spot = {
+        "tests/test_broken.py": "fail",
+        "tests/test_module_skip.py": "skip",
+        "tests/test_marks.py::test_xpass": "uxsuccess",
+        "tests/test_marks.py::test_xpass_strict": "fail",
+        "tests/test_marks.py::test_xfail_not_run": "xfail",
+        "tests/test_marks.py::test_subtests": "fail",
+        "tests/test_fragile.py::test_second": "fail",  # the module fixture's teardown
+        "tests/test_fixtures.py::test_teardown_error": "fail",
+    }
+    assert {k: expected[k] for k in spot} == spot
+
+
+def test_attachments_carry_output_reasons_and_subtests(project: Path) -> None:
+    ran = run_oneshot(project)
+    fails = collect_files(ran.events, "tests/test_marks.py::test_fails_with_output")
+    assert fails["stdout"] == b"some output\n"
+    assert b"assert 1 == 2" in fails["traceback"]
+    reason = collect_files(ran.events, "tests/test_marks.py::test_skip_mark")["reason"]
+    assert reason == b"never"
+    assert collect_files(ran.events, "tests/test_marks.py::test_skip_inside")["reason"] == (
+        b"decided at run time"
+    )
+    subtests = collect_files(ran.events, "tests/test_marks.py::test_subtests")
+    assert "traceback [check] (i=1)" in subtests
+    unittest_subtests = collect_files(
+        ran.events, "tests/test_marks.py::TestUnittestStyle::test_subtest"
+    )
+    assert "traceback (i=1)" in unittest_subtests
+    broken = collect_files(ran.events, "tests/test_broken.py")["traceback"]
+    assert b"a_module_that_does_not_exist" in broken
+    assert b"seen" not in collect_files(ran.events, "tests/test_fixtures.py::test_capsys").get(
+        "stdout", b""
+    )
+
+
+def test_fixtures_live_across_batches_and_fall_when_no_longer_needed(project: Path) -> None:
+    with WorkerProcess(project) as worker:
+        ready = worker.ready()
+        assert ready.fields["framework"] == "pytest"
+        worker.run(["tests/test_fixtures.py::test_session_fixture"])
+        worker.run(["tests/test_fragile.py::test_first"])
+        events = worker.run(["tests/test_fixtures.py::test_session_made_once"])
+        made = collect_files(events, "tests/test_fixtures.py::test_session_made_once")
+        assert made["stdout"] == b"made 1 times\n"
+        # Moving on to another module tore down test_fragile.py's fixture, whose
+        # teardown fails: reported against the module, not a test.
+        assert outcomes(events) == {
+            "tests/test_fragile.py (teardown)": "fail",
+            "tests/test_fixtures.py::test_session_made_once": "success",
+        }
+        again = worker.run(
+            ["tests/test_fragile.py::test_first", "tests/test_fragile.py::test_first"]
+        )
+        assert [e.status.wire_name for e in again if e.status.is_final] == ["success", "success"]
+        assert worker.quit() == 0
+        assert outcomes(worker.events)["tests/test_fragile.py (teardown)"] == "fail"
+
+
+def test_pdb_in_a_pytest_test(tmp_path: Path) -> None:
+    write_project(
+        tmp_path,
+        {
+            **PYTEST_CONF,
+            "tests/test_debug.py": """
+                def test_debug():
+                    value = 1
+                    breakpoint()
+                    assert value == 2
+            """,
+        },
+    )
+    with WorkerProcess(tmp_path) as worker:
+        worker.ready()
+        worker.send(RunTests(("tests/test_debug.py::test_debug",)))
+        assert worker.wait_for("stdin").fields == {"test_id": "tests/test_debug.py::test_debug"}
+        assert b"(Pdb)" in worker.stdout
+        worker.stdin(b"value = 2\n")
+        worker.wait_for("stdin")
+        worker.stdin(b"continue\n")
+        worker.wait_for("done")
+        assert outcomes(worker.events) == {"tests/test_debug.py::test_debug": "success"}
+        assert worker.quit() == 0
+
+
+def test_a_broken_conftest_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    write_project(
+        tmp_path, {**PYTEST_CONF, "conftest.py": "raise ImportError('broken conftest')\n"}
+    )
+    with WorkerProcess(tmp_path) as worker:
+        error = worker.wait_for("error")
+        assert "pytest stopped before running tests" in error.fields["message"]
+        assert worker.wait_exit() == 2
+        assert b"broken conftest" in worker.stderr + worker.stdout
