@@ -15,11 +15,14 @@ testtools' ``FixtureSuite``...). Plain ``TestSuite`` levels only group; class
 and module fixtures are handled by unittest from the order of the tests, not
 from the suite tree. :meth:`SuiteIndex.batch` builds a suite for a list of ids,
 in that order: plain tests at the top level (so unittest's class and module
-fixture logic sees them in sequence), consecutive tests under the same custom
-suites wrapped in shallow copies of those suites holding just those tests (so
-the suite's own ``run`` still sets up what they need), and a flush marker
-wherever the test class changes, so results reach the controller before class
-and module fixtures run (a crash in ``setUpClass`` then loses nothing).
+fixture logic sees them in sequence); the batch's tests under the same custom
+suites together, at the place of the first of them, in a shallow copy of those
+suites holding just those tests (so the suite's own ``run`` still sets up what
+they need, once, and orders them as it likes, as it would under stestr); and a
+flush hook wherever the test class changes, so results reach the controller
+before class and module fixtures run (a crash in ``setUpClass`` then loses
+nothing). Such a suite's shared set-up (a testresources resource) lasts one
+batch: the suite tears it down when its ``run`` ends.
 """
 
 from __future__ import annotations
@@ -125,42 +128,48 @@ class SuiteIndex:
         """A suite running ``ids`` in this order (see the module docstring).
 
         ``unknown_id`` is called, in its turn, for each id the index does not know.
+        Tests under the same custom suites run together, in one copy of those
+        suites, at the place of the first of them: such suites order their tests
+        themselves and share costly set-up between them (testresources), so
+        splitting them would repeat that set-up for nothing.
         """
-        top = unittest.TestSuite()
+        plan: list[_Entry | list[_Entry] | str] = []
+        groups: dict[tuple[int, ...], list[_Entry]] = {}
         tests: list[tuple[str, unittest.TestCase]] = []
         unknown: list[str] = []
-        group: list[_Entry] = []
-        previous_class: type | None = None
-
-        def close_group() -> None:
-            if group:
-                top.addTest(_rebuild(group[0].chain, [entry.test for entry in group]))
-                group.clear()
-
         for test_id in ids:
             entries = self._entries.get(test_id)
             if entries is None:
                 unknown.append(test_id)
-                if unknown_id is not None:
-                    close_group()
-                    top.addTest(Hook(functools.partial(unknown_id, test_id)))
+                plan.append(test_id)
                 continue
             for entry in entries:
                 tests.append((test_id, entry.test))
-                test_class = type(entry.test)
-                if entry.chain:
-                    if group and group[0].chain != entry.chain:
-                        close_group()
-                    if not group:
-                        top.addTest(Hook(flush))
-                    group.append(entry)
-                else:
-                    close_group()
-                    if test_class is not previous_class and previous_class is not None:
-                        top.addTest(Hook(flush))
-                    top.addTest(entry.test)
+                if not entry.chain:
+                    plan.append(entry)
+                    continue
+                key = tuple(id(suite) for suite in entry.chain)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = []
+                    plan.append(group)
+                group.append(entry)
+        top = unittest.TestSuite()
+        previous_class: type | None = None
+        for step in plan:
+            if isinstance(step, str):
+                if unknown_id is not None:
+                    top.addTest(Hook(functools.partial(unknown_id, step)))
+            elif isinstance(step, list):
+                top.addTest(Hook(flush))
+                top.addTest(_rebuild(step[0].chain, [entry.test for entry in step]))
+                previous_class = None
+            else:
+                test_class = type(step.test)
+                if previous_class is not None and test_class is not previous_class:
+                    top.addTest(Hook(flush))
+                top.addTest(step.test)
                 previous_class = test_class
-        close_group()
         return Batch(top, tuple(tests), tuple(unknown))
 
 
