@@ -1,0 +1,469 @@
+"""``proctor run``: run the suite on every core, show it live, keep every result.
+
+The command is thin: it turns the options and the project configuration into
+one :class:`RunArgs` and one :class:`~proctor.runner.controller.RunOptions`,
+opens the repository (for durations, the failing set, and to store the run),
+chooses a view, and hands over to the controller. ``--isolate`` lives in
+:mod:`proctor.cli.run_isolate`.
+
+Exit status: 0 nothing failed; 1 a test failed (``fail``, an unexpected
+success, a crash, a timeout); 2 bad usage or configuration; 3 the run could
+not be completed (workers would not start); 5 no tests ran; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, BinaryIO, TextIO
+
+import click
+
+from proctor.config import PARALLEL_CLASS_REGEX, Config, ConfigError, load_config
+from proctor.runner.report import EXIT_NO_TESTS, EXIT_OK, RunReporter, RunResult
+from proctor.runner.selection import Selection, SelectionError, select
+
+if TYPE_CHECKING:
+    from proctor.events.sink import Sink
+    from proctor.runner.backend import WorkerBackend
+    from proctor.runner.controller import RunOptions
+    from proctor.runner.history import History
+    from proctor.store.contract import RunWriter, Store
+
+__all__ = ["RunArgs", "UsageProblem", "run", "run_tests"]
+
+
+class UsageProblem(click.ClickException):
+    """Options or configuration that cannot work together; exit status 2."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class RunArgs:
+    """The command line of ``proctor run``, parsed (see :func:`run` for each option)."""
+
+    filters: tuple[str, ...] = ()
+    concurrency: int | None = None
+    serial: bool = False
+    timeout: float | None = None
+    random_order: bool = False
+    seed: int | None = None
+    failing: bool = False
+    until_failure: bool = False
+    exclude_regex: tuple[str, ...] = ()
+    load_list: Path | None = None
+    include_list: Path | None = None
+    exclude_list: Path | None = None
+    isolate: str | None = None
+    list_tests: bool = False
+    subunit: bool = False
+    junit: Path | None = None
+    group_regex: str | None = None
+    parallel_class: bool = False
+    test_path: str | None = None
+    top_dir: str | None = None
+    framework: str | None = None
+    max_worker_restarts: int | None = None
+    capture: bool = True
+    store: bool = True
+    repository: str | None = None
+    color: bool | None = None
+
+    @property
+    def selection(self) -> Selection:
+        return Selection(
+            filters=self.filters,
+            exclude_regex=self.exclude_regex,
+            include_list=self.include_list,
+            exclude_list=self.exclude_list,
+            load_list=self.load_list,
+            failing=self.failing,
+        )
+
+
+def cores() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_config(args: RunArgs) -> Config:
+    """The project configuration with the command line applied on top."""
+    try:
+        config = load_config()
+    except ConfigError as error:
+        raise UsageProblem(str(error)) from None
+    group_regex = PARALLEL_CLASS_REGEX if args.parallel_class else args.group_regex
+    return config.override(
+        test_path=args.test_path,
+        top_dir=args.top_dir,
+        framework=args.framework,
+        group_regex=group_regex,
+        concurrency=args.concurrency,
+        timeout=args.timeout,
+        repository=args.repository,
+    )
+
+
+def run_options(args: RunArgs, config: Config) -> RunOptions:
+    """The controller's options for this command line and configuration."""
+    from proctor.runner.controller import RunOptions
+
+    concurrency = 1 if args.serial else (config.concurrency or cores())
+    seed = args.seed
+    if seed is None and args.random_order:
+        seed = random.SystemRandom().randrange(1, 1_000_000)
+    return RunOptions(
+        concurrency=concurrency,
+        timeout=config.timeout,
+        group_regex=config.group_regex,
+        seed=seed,
+        selection=args.selection,
+        ordered=args.serial and args.load_list is not None and seed is None,
+        list_only=args.list_tests,
+        max_worker_restarts=args.max_worker_restarts,
+    )
+
+
+def make_backend(args: RunArgs, config: Config) -> WorkerBackend:
+    from proctor.runner.subprocess_backend import SubprocessBackend, WorkerSpec
+
+    spec = WorkerSpec(
+        root=config.root,
+        framework=None if config.framework == "auto" else config.framework,
+        test_path=config.test_path,
+        top_dir=config.top_dir,
+        pytest_args=config.pytest_args,
+        capture=args.capture,
+    )
+    return SubprocessBackend(spec)
+
+
+@contextlib.contextmanager
+def ctrl_c_posts_to(backend: WorkerBackend) -> Iterator[None]:
+    """While running, Ctrl-C becomes a message to the controller (it decides what it means)."""
+    from proctor.runner.backend import Interrupted
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        backend.post(Interrupted())
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def open_history(args: RunArgs, config: Config) -> tuple[Store | None, History]:
+    """The repository (None when not storing and not needed) and the history it gives."""
+    from proctor.runner.history import EMPTY_HISTORY, StoreHistory
+
+    wants_history = args.store or args.failing or args.isolate is not None
+    if not wants_history:
+        return None, EMPTY_HISTORY
+    from proctor.store.errors import StoreError
+    from proctor.store.opening import open_store
+
+    try:
+        store = open_store(config.repository_url, create=args.store)
+    except StoreError as error:
+        if args.failing or args.isolate is not None:
+            raise UsageProblem(f"cannot read the run history: {error}") from None
+        click.echo(f"proctor: not storing this run: {error}", err=True)
+        return None, EMPTY_HISTORY
+    return store, StoreHistory(store)
+
+
+def choose_view(args: RunArgs, out: TextIO) -> RunReporter:
+    from proctor.cli.run_view import LineView, LiveView, NoticeView
+
+    if args.subunit:
+        return NoticeView(sys.stderr)
+    terminal = out.isatty() and os.environ.get("TERM") != "dumb"
+    color = args.color if args.color is not None else terminal
+    return LiveView(out, color=color) if terminal else LineView(out, color=color)
+
+
+def run_tests(args: RunArgs) -> int:
+    """``proctor run`` without click: returns the exit status."""
+    config = resolve_config(args)
+    options = run_options(args, config)
+    try:
+        select([], args.selection)  # bad regexes and unreadable files fail before any worker starts
+    except SelectionError as error:
+        raise UsageProblem(str(error)) from None
+    store, history = open_history(args, config)
+    try:
+        if args.failing and not args.list_tests and not history.failing_ids():
+            click.echo("No failing tests recorded: nothing to run.")
+            return EXIT_OK
+        if args.isolate is not None:
+            from proctor.cli.run_isolate import isolate
+
+            return isolate(args, config, options, history)
+        if args.list_tests:
+            return _list(args, config, options, history)
+        return _run_until(args, config, options, history, store)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _list(args: RunArgs, config: Config, options: RunOptions, history: History) -> int:
+    import dataclasses
+
+    from proctor.runner.controller import Controller
+
+    backend = make_backend(args, config)
+    try:
+        with ctrl_c_posts_to(backend):
+            listing = dataclasses.replace(options, concurrency=1)
+            result = Controller(backend, listing, history=history).run()
+    finally:
+        backend.close()
+    if result.error:
+        raise click.ClickException(result.error)
+    out = sys.stdout
+    for test_id in result.selected:
+        out.write(test_id + "\n")
+    out.flush()
+    return EXIT_OK if result.selected else EXIT_NO_TESTS
+
+
+def _run_until(
+    args: RunArgs, config: Config, options: RunOptions, history: History, store: Store | None
+) -> int:
+    iteration = 0
+    while True:
+        iteration += 1
+        if args.until_failure and iteration > 1:
+            click.echo(f"\n== run {iteration} (--until-failure) ==", err=args.subunit)
+        result = _run_once(args, config, options, history, store)
+        if not args.until_failure or result.exit_code != EXIT_OK:
+            break
+    _explain_nothing_ran(result, args)
+    return result.exit_code
+
+
+def _run_once(
+    args: RunArgs, config: Config, options: RunOptions, history: History, store: Store | None
+) -> RunResult:
+    from proctor.runner.controller import Controller
+    from proctor.runner.terminal import ThreadedStdin
+
+    out = sys.stdout
+    view = choose_view(args, out)
+    backend = make_backend(args, config)
+    writer = _begin_store(store, args, config)
+    sinks, finish_sinks = _event_sinks(args)
+    try:
+        controller = Controller(
+            backend,
+            options,
+            history=history,
+            sink=sinks,
+            reporter=view,
+            stdin=ThreadedStdin(backend, sys.stdin.buffer),
+            record_sinks=[writer.add] if writer is not None else [],
+        )
+        with ctrl_c_posts_to(backend):
+            result = controller.run()
+    except BaseException:
+        if writer is not None:
+            writer.finish(interrupted=True)
+        raise
+    finally:
+        backend.close()
+    finish_sinks()
+    if writer is not None:
+        if result.ran or result.interrupted:
+            writer.finish(interrupted=result.interrupted)
+        else:
+            writer.finish(interrupted=True)
+    return result
+
+
+def _begin_store(store: Store | None, args: RunArgs, config: Config) -> RunWriter | None:
+    if store is None or not args.store:
+        return None
+    from proctor.store.metadata import capture_metadata
+
+    metadata = capture_metadata(root=config.root, partial=args.selection.narrows)
+    return store.begin_run(metadata)
+
+
+def _event_sinks(args: RunArgs) -> tuple[Sink, Callable[[], None]]:
+    """Where the run's events go besides the view: ``--subunit``, ``--junit``."""
+    from proctor.events.sink import NullSink, Tee
+
+    sinks: list[Sink] = []
+    closers: list[Callable[[], None]] = []
+    if args.subunit:
+        from proctor.events.writers import V2Writer
+
+        stdout: BinaryIO = sys.stdout.buffer
+        v2 = V2Writer(stdout)
+        sinks.append(v2)
+        closers.append(v2.close)
+    if args.junit is not None:
+        from proctor.events.writers import JUnitWriter
+
+        try:
+            handle = open(args.junit, "wb")  # noqa: SIM115 - closed by the closer below
+        except OSError as error:
+            raise click.FileError(str(args.junit), error.strerror or str(error)) from None
+        junit = JUnitWriter(handle, name="proctor run")
+
+        def close_junit() -> None:
+            junit.close()
+            handle.close()
+
+        sinks.append(junit)
+        closers.append(close_junit)
+    sink: Sink = NullSink() if not sinks else sinks[0] if len(sinks) == 1 else Tee(*sinks)
+
+    def finish() -> None:
+        for close in closers:
+            close()
+
+    return sink, finish
+
+
+def _explain_nothing_ran(result: RunResult, args: RunArgs) -> None:
+    if result.ran or result.interrupted or result.error:
+        return
+    if not result.discovered:
+        message = (
+            "No tests ran: none were found. Check test_path / framework in [tool.proctor] "
+            "(or run `proctor init`)."
+        )
+    elif not result.selected:
+        message = (
+            f"No tests ran: the selection matched none of the {len(result.discovered)} tests found."
+        )
+    else:
+        message = "No tests ran."
+    click.echo(message, err=True)
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value is not None else None
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("filters", nargs=-1, metavar="[FILTER]...")
+@click.option(
+    "-j",
+    "--concurrency",
+    type=click.IntRange(min=0),
+    help="Workers (0: one per core; default: one per core).",
+)
+@click.option("--serial", is_flag=True, help="One worker (with --load-list: in the list's order).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Fail a test that runs longer, with the stack of every thread, and go on.",
+)
+@click.option(
+    "--random", "random_order", is_flag=True, help="Shuffle the order; the seed is printed."
+)
+@click.option("--seed", type=int, help="Shuffle the order with this seed (replays a --random run).")
+@click.option("--failing", is_flag=True, help="Run only the tests that are failing now.")
+@click.option("--until-failure", is_flag=True, help="Run again and again until a run fails.")
+@click.option(
+    "-E",
+    "--exclude-regex",
+    multiple=True,
+    metavar="REGEX",
+    help="Leave out tests whose id matches.",
+)
+@click.option("--load-list", type=click.Path(dir_okay=False), help="Run only the ids in this file.")
+@click.option(
+    "-i",
+    "--include-list",
+    type=click.Path(dir_okay=False),
+    help="File of regexes/ids: run only matching tests.",
+)
+@click.option(
+    "-e",
+    "--exclude-list",
+    type=click.Path(dir_okay=False),
+    help="File of regexes/ids: leave matching tests out.",
+)
+@click.option(
+    "--isolate", metavar="ID", help="Find the tests that make ID fail when it passes alone."
+)
+@click.option("--list", "list_tests", is_flag=True, help="List the selected tests; run nothing.")
+@click.option(
+    "--subunit", is_flag=True, help="Write a subunit v2 stream to stdout instead of the view."
+)
+@click.option(
+    "--junit", type=click.Path(dir_okay=False), metavar="PATH", help="Also write JUnit XML to PATH."
+)
+@click.option(
+    "-g",
+    "--group-regex",
+    metavar="REGEX",
+    help="Tests whose ids match the same prefix run on one worker, in order.",
+)
+@click.option("--parallel-class", is_flag=True, help="Keep each class's tests on one worker.")
+@click.option("-t", "--test-path", help="unittest discovery start directory.")
+@click.option("--top-dir", help="unittest top-level directory.")
+@click.option(
+    "--framework", type=click.Choice(["auto", "unittest", "pytest"]), help="Test framework."
+)
+@click.option(
+    "--max-worker-restarts",
+    type=click.IntRange(min=0),
+    help="Worker deaths not caused by a test tolerated (default: 4 per worker).",
+)
+@click.option(
+    "-s",
+    "--no-capture",
+    "capture",
+    flag_value=False,
+    default=True,
+    help="Let tests' output through live.",
+)
+@click.option(
+    "--no-store",
+    "store",
+    flag_value=False,
+    default=True,
+    help="Do not keep this run in the repository.",
+)
+@click.option(
+    "--repository",
+    metavar="URL",
+    envvar="PROCTOR_REPOSITORY",
+    help="Repository (default: .proctor/ at the project root).",
+)
+@click.option(
+    "--color/--no-color", default=None, help="Colour (default: when the output is a terminal)."
+)
+def run(**params: object) -> int:
+    """Run the tests, in parallel on persistent workers.
+
+    FILTERs are regular expressions; tests whose id matches any of them run
+    (as with stestr). Configuration comes from [tool.proctor] in pyproject.toml
+    or .stestr.conf; options here override it.
+
+    Exit status: 0 all passed, 1 a test failed, 2 usage, 3 the run could not
+    complete, 5 no tests ran, 130 interrupted.
+    """
+    for name in ("load_list", "include_list", "exclude_list", "junit"):
+        value = params[name]
+        params[name] = _path(value if isinstance(value, str) else None)
+    args = RunArgs(**params)  # type: ignore[arg-type]
+    return run_tests(args)

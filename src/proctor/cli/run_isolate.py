@@ -1,0 +1,89 @@
+"""``proctor run --isolate ID``: which earlier tests make ID fail?
+
+Takes the tests that ran before ID on its worker in the last stored run,
+checks that ID passes alone and fails after all of them, then bisects (see
+:mod:`proctor.runner.isolate`). Every probe starts a fresh worker running the
+chosen tests in their original order, then ID. Probes are not stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import click
+
+from proctor.runner.isolate import IsolationError, find_culprits, suspects_of
+from proctor.runner.report import EXIT_FAILED, EXIT_OK, EXIT_RUN_ERROR
+from proctor.wire.event import Status
+
+if TYPE_CHECKING:
+    from proctor.cli.run import RunArgs
+    from proctor.config import Config
+    from proctor.runner.controller import RunOptions
+    from proctor.runner.history import History
+
+__all__ = ["isolate"]
+
+
+def isolate(args: RunArgs, config: Config, options: RunOptions, history: History) -> int:
+    """Run the isolation search and print what it found; return the exit status."""
+    from proctor.cli.run import ctrl_c_posts_to, make_backend
+    from proctor.runner.controller import Controller
+
+    target = args.isolate
+    assert target is not None
+    try:
+        worker, suspects = suspects_of(target, history.last_run())
+    except IsolationError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"Isolating {target}: {len(suspects)} tests ran before it on worker {worker} "
+        "in the last run."
+    )
+    problems: list[str] = []
+
+    def probe(ids: list[str]) -> bool:
+        backend = make_backend(args, config)
+        probe_options = dataclasses.replace(
+            options, only=tuple(ids), ordered=True, concurrency=1, seed=None
+        )
+        try:
+            with ctrl_c_posts_to(backend):
+                result = Controller(backend, probe_options).run()
+        finally:
+            backend.close()
+        if result.interrupted:
+            raise click.Abort()
+        if result.error:
+            problems.append(result.error)
+        outcome = [r for r in result.failures + result.unfinished if r.test_id == target]
+        passed = result.counts[Status.SUCCESS] + result.counts[Status.SKIP]
+        return bool(outcome) or (passed == 0 and bool(result.error))
+
+    def progress(count: int, size: int, failed: bool) -> None:
+        word = click.style("fails", fg="red") if failed else click.style("passes", fg="green")
+        what = "alone" if size == 0 else f"after {size} test{'s' if size != 1 else ''}"
+        click.echo(f"  probe {count}: {what}: {word}")
+
+    found = find_culprits(target, worker, suspects, probe, on_probe=progress)
+    if problems:
+        click.echo(f"proctor: a probe could not run: {problems[-1]}", err=True)
+        return EXIT_RUN_ERROR
+    if found.fails_alone:
+        click.echo(f"{target} fails on its own: it does not depend on the tests before it.")
+        return EXIT_FAILED
+    if not found.fails_after_all:
+        click.echo(
+            f"{target} passes after the {len(suspects)} tests that ran before it, too: "
+            "the failure did not reproduce (flaky, or caused by another process)."
+        )
+        return EXIT_OK
+    if found.inconsistent:
+        click.echo("The probes disagreed with each other: the failure is not deterministic.")
+    click.echo(f"\n{target} fails when run after:")
+    for test_id in found.culprits:
+        click.echo(f"  {test_id}")
+    click.echo(f"({found.probes} probes.) To reproduce, put these ids and then {target} in a")
+    click.echo("file and run: proctor run --serial --load-list FILE")
+    return EXIT_FAILED

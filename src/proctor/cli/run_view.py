@@ -1,0 +1,280 @@
+"""What ``proctor run`` shows while it runs: the two reporters of the controller.
+
+:class:`LiveView` is for a terminal: one status line at the bottom, redrawn
+in place (a bar, tests done/total, failures so far, the ETA when history gives
+one, what is running), with everything else printed above it as it happens:
+each failure in full, notices, what workers printed outside tests. When a test
+waits for input (a debugger), the status line goes away and the test's output
+goes straight to the terminal until the test ends.
+
+:class:`LineView` is for logs (CI, a pipe): nothing is redrawn; one line per
+test in subunit-trace's format (``{worker} id [duration] ... ok``), failures in
+full, a summary.
+
+Both are written with plain ANSI sequences rather than rich: the view must
+hand the terminal to a debugger mid-run and take it back, which is simpler
+without a live-display framework in between, and it costs no import time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import TextIO
+
+import click
+
+from proctor.cli.render import TraceView, format_duration
+from proctor.runner.report import Progress, RunResult
+from proctor.wire.record import TestRecord
+
+__all__ = ["LineView", "LiveView", "NoticeView", "summary_line"]
+
+_CLEAR = "\r\x1b[2K"
+
+
+def summary_line(result: RunResult, *, color: bool) -> str:
+    """``N passed, N failed, N skipped ... in 3.20s``, coloured by outcome."""
+    line = f"{result.outcome_line()} in {format_duration(result.wall_time)}"
+    if result.interrupted:
+        line = f"Interrupted: {line}"
+    fg = "green" if result.exit_code == 0 else "red"
+    if result.ran == 0 and not result.interrupted:
+        fg = "yellow"
+    return click.style(line, fg=fg, bold=True) if color else line
+
+
+def _closing(out: TextIO, result: RunResult, *, color: bool) -> None:
+    """What both views print at the end: failures by id, problems, the summary line."""
+    write = out.write
+    failed = result.failures + result.unfinished
+    if failed:
+        title = "Failed tests:" if not result.interrupted else "Failed or unfinished tests:"
+        write("\n" + (click.style(title, fg="red", bold=True) if color else title) + "\n")
+        for record in failed:
+            write(f"  {record.test_id}\n")
+    if result.unreported:
+        write(
+            f"\n{len(result.unreported)} tests were sent to a worker but never reported "
+            "(a failing class or module fixture skips them):\n"
+        )
+        for test_id in result.unreported[:20]:
+            write(f"  {test_id}\n")
+        if len(result.unreported) > 20:
+            write(f"  ... and {len(result.unreported) - 20} more\n")
+    if result.missing:
+        write(f"\n{len(result.missing)} listed tests were not found in the suite:\n")
+        for test_id in result.missing[:20]:
+            write(f"  {test_id}\n")
+    if result.error:
+        message = f"Run error: {result.error}"
+        write("\n" + (click.style(message, fg="red", bold=True) if color else message) + "\n")
+    if result.seed is not None:
+        write(f"\nRandom order seed: {result.seed} (replay with --seed {result.seed})\n")
+    write("\n" + summary_line(result, color=color) + "\n")
+    out.flush()
+
+
+class LineView:
+    """Plain output for logs (see the module docstring)."""
+
+    tick_interval: float | None = None
+
+    def __init__(self, out: TextIO, *, color: bool = False) -> None:
+        self._out = out
+        self._color = color
+        self._trace = TraceView(out, color=color)
+
+    def planned(self, progress: Progress) -> None:
+        if progress.seed is not None:
+            self._out.write(f"Random order, seed {progress.seed}\n")
+        self._out.write(f"Running {progress.total} tests on {progress.workers} workers\n")
+
+    def record(self, record: TestRecord) -> None:
+        self._trace.record(record)
+
+    def output(self, worker: int | None, data: bytes) -> None:
+        self._out.write(data.decode("utf-8", "replace"))
+
+    def notice(self, text: str) -> None:
+        self._out.write(f"proctor: {text}\n")
+        self._out.flush()
+
+    def tick(self) -> None:
+        pass
+
+    def debug_start(self, test_id: str, worker: int, so_far: bytes) -> None:
+        self._out.write(f"---- {test_id} (worker {worker}) waits for input; yours goes to it\n")
+        self._out.write(so_far.decode("utf-8", "replace"))
+        self._out.flush()
+
+    def debug_output(self, data: bytes) -> None:
+        self._out.write(data.decode("utf-8", "replace"))
+        self._out.flush()
+
+    def debug_end(self, test_id: str) -> None:
+        self._out.write(f"\n---- end of input for {test_id}\n")
+
+    def finished(self, result: RunResult) -> None:
+        _closing(self._out, result, color=self._color)
+
+
+class LiveView:
+    """The terminal view (see the module docstring)."""
+
+    tick_interval: float | None = 0.1
+
+    def __init__(self, out: TextIO, *, color: bool = True) -> None:
+        self._out = out
+        self._color = color
+        self._trace = TraceView(out, color=color)
+        self._progress: Progress | None = None
+        self._status_shown = False
+        self._debugging = False
+        self._last_draw = 0.0
+        self._started = time.monotonic()
+
+    # -- the status line ------------------------------------------------------------------
+
+    def _clear(self) -> None:
+        if self._status_shown:
+            self._out.write(_CLEAR)
+            self._status_shown = False
+
+    def _draw(self, force: bool = False) -> None:
+        progress = self._progress
+        if progress is None or self._debugging:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_draw < 0.1:
+            return
+        self._last_draw = now
+        self._out.write(_CLEAR + self.status_text(now))
+        self._out.flush()
+        self._status_shown = True
+
+    def status_text(self, now: float) -> str:
+        """The status line: bar, counts, failures, ETA, what runs longest."""
+        progress = self._progress
+        assert progress is not None
+        width = shutil.get_terminal_size((80, 24)).columns
+        total = max(progress.total, 1)
+        bar_width = 24
+        filled = min(bar_width, round(bar_width * progress.done / total))
+        bar = "#" * filled + "-" * (bar_width - filled)
+        parts = [f"[{bar}] {progress.done}/{progress.total}"]
+        if progress.failed:
+            failed = f"{progress.failed} failed"
+            parts.append(click.style(failed, fg="red", bold=True) if self._color else failed)
+        elapsed = now - self._started
+        parts.append(format_duration(elapsed))
+        eta = progress.eta(now)
+        if eta is not None:
+            parts.append(f"ETA {format_duration(eta)}")
+        if progress.running:
+            test_id, since = min(progress.running.values(), key=lambda item: item[1])
+            running_for = time.monotonic() - since
+            if test_id and running_for >= 1.0:
+                parts.append(f"{test_id} ({format_duration(running_for)})")
+        text = "  ".join(parts)
+        visible = click.unstyle(text)
+        if len(visible) > width - 1:
+            text = visible[: max(width - 2, 10)] + "…"
+        return text
+
+    def _above(self, text: str) -> None:
+        """Print ``text`` above the status line."""
+        self._clear()
+        self._out.write(text)
+        self._draw(force=True)
+
+    # -- the reporter protocol ------------------------------------------------------------
+
+    def planned(self, progress: Progress) -> None:
+        self._progress = progress
+        head = f"Running {progress.total} tests on {progress.workers} workers"
+        if progress.seed is not None:
+            head += f", random order (seed {progress.seed})"
+        self._above(head + "\n")
+
+    def record(self, record: TestRecord) -> None:
+        if record.status.is_failure or not record.finished:
+            self._clear()
+            self._trace.record(record)
+            self._draw(force=True)
+        else:
+            self._draw()
+
+    def output(self, worker: int | None, data: bytes) -> None:
+        text = data.decode("utf-8", "replace")
+        self._above(text if text.endswith("\n") else text + "\n")
+
+    def notice(self, text: str) -> None:
+        self._above(click.style(text, fg="yellow") + "\n" if self._color else text + "\n")
+
+    def tick(self) -> None:
+        self._draw()
+
+    def debug_start(self, test_id: str, worker: int, so_far: bytes) -> None:
+        self._clear()
+        self._debugging = True
+        header = f"── {test_id} (worker {worker}) waits for input; what you type goes to it ──"
+        self._out.write((click.style(header, fg="cyan") if self._color else header) + "\n")
+        self._out.write(so_far.decode("utf-8", "replace"))
+        self._out.flush()
+
+    def debug_output(self, data: bytes) -> None:
+        self._out.write(data.decode("utf-8", "replace"))
+        self._out.flush()
+
+    def debug_end(self, test_id: str) -> None:
+        self._debugging = False
+        footer = f"── end of input for {test_id} ──"
+        self._out.write("\n" + (click.style(footer, fg="cyan") if self._color else footer) + "\n")
+        self._draw(force=True)
+
+    def finished(self, result: RunResult) -> None:
+        self._clear()
+        _closing(self._out, result, color=self._color)
+
+
+class NoticeView:
+    """For ``--subunit`` (stdout carries the stream): only notices, debugger
+    sessions and the summary line, on stderr."""
+
+    tick_interval: float | None = None
+
+    def __init__(self, err: TextIO) -> None:
+        self._err = err
+        self._lines = LineView(err)
+
+    def planned(self, progress: Progress) -> None:
+        if progress.seed is not None:
+            self._err.write(f"Random order, seed {progress.seed}\n")
+
+    def record(self, record: TestRecord) -> None:
+        pass
+
+    def output(self, worker: int | None, data: bytes) -> None:
+        pass
+
+    def notice(self, text: str) -> None:
+        self._lines.notice(text)
+
+    def tick(self) -> None:
+        pass
+
+    def debug_start(self, test_id: str, worker: int, so_far: bytes) -> None:
+        self._lines.debug_start(test_id, worker, so_far)
+
+    def debug_output(self, data: bytes) -> None:
+        self._lines.debug_output(data)
+
+    def debug_end(self, test_id: str) -> None:
+        self._lines.debug_end(test_id)
+
+    def finished(self, result: RunResult) -> None:
+        if result.error:
+            self._err.write(f"proctor: run error: {result.error}\n")
+        self._err.write(summary_line(result, color=False) + "\n")
+        self._err.flush()

@@ -1,0 +1,869 @@
+"""The controller: one run of a suite on N persistent workers.
+
+A run goes through three phases:
+
+1. **Listing.** N workers are started at once; each imports the suite. The first
+   to report ``ready`` is asked to list the tests (no extra process lists them).
+   The selection options choose from that list, and the scheduler
+   (:mod:`proctor.runner.schedule`) plans the order with durations from
+   :class:`~proctor.runner.history.History`.
+2. **Running.** Every free worker gets a batch; a worker whose batch is nearly
+   done (less than ``lookahead`` seconds expected) gets its next batch early, so
+   that fast tests never wait on a round trip. Every event a worker sends is
+   routed: its route code is prefixed with the worker number and its status
+   events carry stestr's ``worker-N`` tag, then it goes to the event sink and
+   the record collector, whose records go to the reporter.
+3. **Stopping.** Workers are sent ``Quit`` (and killed if they do not exit in
+   ``quit_wait`` seconds).
+
+What goes wrong, and what the controller does (details in docs/runner.md):
+
+* a worker dies: the test it was running fails with the cause (exit code or
+  signal name) and the worker's last output (faulthandler's traceback for a
+  native crash); its other tests go back to the front of the queue; a new worker
+  takes its place. Deaths that cannot be blamed on a test (at start-up, or
+  while idle) are limited by ``max_worker_restarts``; when the limit is passed
+  the run stops with an error instead of looping.
+* a test runs over ``timeout``: the worker is asked to dump every thread's stack
+  (``dump_stacks``), then killed; the test fails with that dump and the run goes
+  on with a new worker. The clock stops while a test waits for debugger input.
+* Ctrl-C (an :class:`~proctor.runner.backend.Interrupted` message): no new test
+  starts; each worker is stopped as soon as its running test finishes; a second
+  Ctrl-C kills the workers at once. Every finished result has been passed on
+  already; the rest is reported as not run.
+* a test asks for input (``stdin`` control event): the reporter hands it the
+  terminal; lines from the ``StdinSource`` go to that worker until the test ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from proctor.events.collector import RecordCollector
+from proctor.events.sink import NullSink, Sink
+from proctor.runner.backend import (
+    Exited,
+    Interrupted,
+    Message,
+    Output,
+    Results,
+    StdinLine,
+    StdinSource,
+    WorkerBackend,
+)
+from proctor.runner.history import EMPTY_HISTORY, History
+from proctor.runner.protocol import (
+    CONTROL_FILE,
+    Control,
+    ListTests,
+    ProtocolError,
+    Quit,
+    RunTests,
+    Stdin,
+    parse_control,
+)
+from proctor.runner.report import NullReporter, Progress, RunReporter, RunResult
+from proctor.runner.schedule import WorkQueue, plan_units
+from proctor.runner.selection import Selection, select
+from proctor.runner.slot import Slot, SlotState, StopReason
+from proctor.wire.event import NS_PER_SECOND, Event, Status
+from proctor.wire.record import Attachment, TestRecord
+
+__all__ = ["Controller", "RunOptions", "describe_exit"]
+
+_TEXT = "text/plain; charset=utf8"
+_EPSILON = 1e-6  # a deadline this close counts as reached (float sums never quite meet)
+_new_event = tuple.__new__
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything that shapes one run (the command line, merged with the configuration)."""
+
+    concurrency: int = 1
+    timeout: float | None = None
+    group_regex: str | None = None
+    seed: int | None = None
+    """Shuffle the order with this seed (``--random``); None keeps the planned order."""
+    selection: Selection = field(default_factory=Selection)
+    only: tuple[str, ...] | None = None
+    """Run exactly these ids, without listing (isolation probes, replays)."""
+    ordered: bool = False
+    """Keep the order given (``only``, or the load list) on one worker."""
+    list_only: bool = False
+    """List and select, but run nothing."""
+    max_worker_restarts: int | None = None
+    """Deaths not caused by a test that are tolerated (None: 4 per worker)."""
+    lookahead: float = 0.05
+    dump_wait: float = 2.0
+    quit_wait: float = 30.0
+
+    @property
+    def restart_limit(self) -> int:
+        if self.max_worker_restarts is not None:
+            return self.max_worker_restarts
+        return 4 * max(self.concurrency, 1)
+
+
+def describe_exit(returncode: int) -> str:
+    """``killed by signal 11 (SIGSEGV)`` / ``exited with code 3``."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"killed by signal {-returncode} ({name})"
+    return f"exited with code {returncode}"
+
+
+class _Phase:
+    LISTING = "listing"
+    RUNNING = "running"
+    STOPPING = "stopping"
+
+
+class Controller:
+    """Runs one test run (see the module docstring); use :meth:`run` once.
+
+    Events (routed) go to ``sink``; the records assembled from them go to each
+    of ``record_sinks`` (the run writer of the store, say) and to ``reporter``.
+    """
+
+    def __init__(
+        self,
+        backend: WorkerBackend,
+        options: RunOptions,
+        *,
+        history: History = EMPTY_HISTORY,
+        sink: Sink | None = None,
+        reporter: RunReporter | None = None,
+        stdin: StdinSource | None = None,
+        record_sinks: Sequence[Callable[[TestRecord], None]] = (),
+    ) -> None:
+        self._backend = backend
+        self._options = options
+        self._history = history
+        self._sink = sink if sink is not None else NullSink()
+        self._reporter = reporter if reporter is not None else NullReporter()
+        self._stdin = stdin
+        self._record_sinks = tuple(record_sinks)
+        self._slots: dict[int, Slot] = {}
+        self._next_worker = 0
+        self._workers_wanted = 1 if options.ordered else max(options.concurrency, 1)
+        self._queue: WorkQueue | None = None
+        self._phase = _Phase.LISTING
+        self._listed: list[str] = []
+        self._result = RunResult(seed=options.seed)
+        self._progress = Progress(workers=self._workers_wanted, seed=options.seed)
+        self._collector = RecordCollector(self._on_record)
+        self._interrupts = 0
+        self._unproductive_deaths = 0
+        self._stop_deadline: float | None = None
+        self._last_tick = 0.0
+        self._debug: Slot | None = None
+        self._debug_test: str | None = None
+        self._debug_waiting: deque[tuple[Slot, str]] = deque()
+        self._stdin_pending = False
+        self._last_death = ""
+        self._replacing: list[Slot] = []  # dead workers not replaced yet, for notices
+
+    # -- the run --------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        backend = self._backend
+        started = backend.now()
+        self._progress.started_at = started
+        self._last_tick = started
+        if self._options.only is not None:
+            self._workers_wanted = min(self._workers_wanted, max(len(self._options.only), 1))
+        for _ in range(self._workers_wanted):
+            self._start_worker()
+        while self._slots_alive() or self._phase is not _Phase.STOPPING:
+            now = backend.now()
+            deadline = self._next_deadline(now)
+            messages = backend.wait(None if deadline is None else max(deadline - now, 0.0))
+            for message in messages:
+                self._handle(message)
+            now = backend.now()
+            self._check_deadlines(now)
+            if self._phase is _Phase.RUNNING:
+                self._dispatch(now)
+            interval = self._reporter.tick_interval
+            if interval is not None and now + _EPSILON >= self._last_tick + interval:
+                self._last_tick = now
+                self._refresh_progress(now)
+                self._reporter.tick()
+        self._collector.close()
+        result = self._result
+        result.wall_time = backend.now() - started
+        self._refresh_progress(backend.now())
+        self._reporter.finished(result)
+        return result
+
+    def _slots_alive(self) -> list[Slot]:
+        return [slot for slot in self._slots.values() if slot.alive]
+
+    def _start_worker(self) -> Slot:
+        worker = self._next_worker
+        self._next_worker += 1
+        slot = Slot(self._backend.start(worker), self._backend.now())
+        self._slots[worker] = slot
+        return slot
+
+    def _handle(self, message: Message) -> None:
+        if isinstance(message, Results):
+            slot = self._slots.get(message.worker)
+            if slot is not None and slot.alive:
+                self._on_events(slot, slot.decoder.feed(message.data))
+        elif isinstance(message, Output):
+            slot = self._slots.get(message.worker)
+            if slot is not None:
+                slot.add_output(message.data, self._backend.now())
+                if slot is self._debug:
+                    self._reporter.debug_output(message.data)
+                    slot.shown = len(slot.output)
+                elif not slot.busy:
+                    self._flush_output(slot)
+        elif isinstance(message, Exited):
+            slot = self._slots.get(message.worker)
+            if slot is not None and slot.alive:
+                self._on_events(slot, slot.decoder.close())
+                self._on_exit(slot, message.returncode)
+        elif isinstance(message, Interrupted):
+            self._on_interrupt()
+        elif isinstance(message, StdinLine):
+            self._stdin_pending = False
+            debug = self._debug
+            if debug is not None and debug.alive:
+                debug.handle.send(Stdin(message.data))
+
+    # -- events from a worker -------------------------------------------------------------
+
+    def _on_events(self, slot: Slot, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        now = self._backend.now()
+        route = slot.route
+        tagged = frozenset((slot.tag,))
+        send = self._send
+        for event in events:
+            test_id = event.test_id
+            if test_id is None:
+                if event.file_name == CONTROL_FILE:
+                    try:
+                        control = parse_control(event)
+                    except ProtocolError as error:
+                        self._reporter.notice(f"worker {slot.worker}: {error}")
+                        continue
+                    if control is not None:
+                        self._on_control(slot, control, now)
+                    continue
+                routed = _new_event(Event, (*event[:8], _prefix(route, event.route_code), event[9]))
+                send(routed)
+                if routed.file_bytes:
+                    self._reporter.output(slot.worker, routed.file_bytes)
+                continue
+            status = event.status
+            if status is Status.EXISTS and slot.listing:
+                self._listed.append(test_id)
+                continue
+            route_code = route if event.route_code is None else f"{route}/{event.route_code}"
+            if status is Status.NONE:
+                routed = _new_event(Event, (*event[:8], route_code, event[9]))
+                if event.file_name is not None:
+                    self._on_test_output(slot, test_id, event.file_bytes)
+                send(routed)
+                continue
+            tags = event.tags | tagged if event.tags else tagged
+            routed = _new_event(Event, (test_id, status, tags, *event[3:8], route_code, event[9]))
+            send(routed)
+            if status is Status.INPROGRESS:
+                if slot.current != test_id:
+                    slot.current = test_id
+                    slot.current_route = route_code
+                    slot.begin_test(now)
+            elif test_id in slot.pending:
+                self._finished_test(slot, test_id, now)
+
+    def _send(self, event: Event) -> None:
+        self._collector.send(event)
+        self._sink.send(event)
+
+    def _on_test_output(self, slot: Slot, test_id: str, data: bytes) -> None:
+        if slot.current == test_id or slot.current is None:
+            slot.add_test_output(data)
+        if slot is self._debug and test_id == self._debug_test:
+            self._reporter.debug_output(data)
+
+    def _finished_test(self, slot: Slot, test_id: str, now: float) -> None:
+        slot.finish(test_id, now)
+        self._progress.done += 1
+        self._flush_output(slot)
+        if slot is self._debug and test_id == self._debug_test:
+            self._end_debug(now)
+        if slot.stop_after_current:
+            self._result.not_run.extend(slot.take_pending())
+            self._stop(slot, StopReason.INTERRUPT)
+
+    def _on_control(self, slot: Slot, control: Control, now: float) -> None:
+        kind = control.kind
+        if kind == "ready":
+            slot.state = SlotState.READY if slot.state is SlotState.STARTING else slot.state
+            pid = control.fields.get("pid")
+            if isinstance(pid, int):
+                slot.pid = pid
+            capture = control.fields.get("capture")
+            if isinstance(capture, dict):
+                slot.capture = {str(k): str(v) for k, v in capture.items() if isinstance(v, str)}
+            self._flush_output(slot)
+            self._on_ready(slot)
+        elif kind == "done":
+            if control.fields.get("op") == "list" and slot.listing:
+                slot.listing = False
+                self._listing_done(slot)
+            else:
+                unreported = slot.batch_done()
+                if unreported:
+                    self._result.unreported.extend(unreported)
+                    self._progress.done += len(unreported)
+        elif kind == "stdin":
+            test_id = control.fields.get("test_id")
+            self._on_stdin_wanted(slot, test_id if isinstance(test_id, str) else None, now)
+        elif kind == "error":
+            message = control.fields.get("message", "(no message)")
+            self._reporter.notice(f"worker {slot.worker} could not obey a command: {message}")
+            if slot.listing:
+                slot.listing = False
+                self._result.error = f"listing the tests failed: {message}"
+                self._stop_all(StopReason.QUIT)
+            else:
+                unreported = slot.batch_done()
+                self._result.unreported.extend(unreported)
+                self._progress.done += len(unreported)
+
+    def _on_ready(self, slot: Slot) -> None:
+        if self._phase is _Phase.STOPPING or self._interrupts:
+            self._stop(slot, StopReason.QUIT)
+        elif self._phase is _Phase.LISTING and not any(s.listing for s in self._slots.values()):
+            if self._options.only is not None:
+                self._listing_done(slot)
+            else:
+                slot.listing = True
+                slot.handle.send(ListTests())
+
+    # -- selection and planning -----------------------------------------------------------
+
+    def _listing_done(self, slot: Slot) -> None:
+        options = self._options
+        result = self._result
+        if options.only is not None:
+            discovered = list(options.only)
+        else:
+            discovered = list(dict.fromkeys(self._listed))
+        result.discovered = discovered
+        if options.only is not None:
+            ids = list(dict.fromkeys(options.only))
+        else:
+            failing = self._history.failing_ids() if options.selection.failing else ()
+            chosen = select(discovered, options.selection, failing)
+            ids = chosen.ids
+            result.missing = chosen.missing
+            if options.ordered and options.selection.load_list is not None:
+                ids = _in_order(ids, chosen.named)
+        result.selected = ids
+        if options.list_only or not ids:
+            self._stop_all(StopReason.QUIT)
+            return
+        durations = self._history.durations(ids)
+        plan = plan_units(
+            ids,
+            durations,
+            workers=self._workers_wanted,
+            group_regex=options.group_regex,
+            seed=options.seed,
+            ordered=options.ordered,
+        )
+        self._queue = WorkQueue(plan)
+        progress = self._progress
+        progress.total = len(ids)
+        progress.has_history = bool(durations)
+        progress.expected_left = plan.expected
+        self._phase = _Phase.RUNNING
+        for extra in sorted(self._slots.values(), key=lambda s: s.worker)[len(ids) :]:
+            if extra.alive and not extra.busy:
+                self._stop(extra, StopReason.QUIT)
+        self._reporter.planned(progress)
+
+    # -- handing out work -----------------------------------------------------------------
+
+    def _dispatch(self, now: float) -> None:
+        queue = self._queue
+        if queue is None:
+            return
+        if queue and not self._interrupts:
+            serving = [
+                slot
+                for slot in self._slots.values()
+                if slot.state is SlotState.READY and not slot.listing
+            ]
+            serving.sort(key=lambda s: (s.pending_expected, s.worker))
+            # Size batches for the whole pool: workers still starting join soon.
+            workers = max(len(serving), self._workers_wanted)
+            for slot in serving:
+                if not queue:
+                    break
+                if not slot.pending or (
+                    len(slot.batches) == 1 and slot.pending_expected <= self._options.lookahead
+                ):
+                    batch = queue.take(workers)
+                    if batch is None:
+                        break
+                    slot.add_batch(list(batch.ids), list(batch.costs), now)
+                    slot.handle.send(RunTests(batch.ids))
+            self._top_up()
+        if not queue and not any(slot.busy for slot in self._slots.values()):
+            self._stop_all(StopReason.QUIT)
+
+    def _starting(self) -> bool:
+        return any(slot.state is SlotState.STARTING for slot in self._slots.values())
+
+    # -- deaths, timeouts, stopping -------------------------------------------------------
+
+    def _on_exit(self, slot: Slot, returncode: int) -> None:
+        was = slot.state
+        slot.state = SlotState.DEAD
+        salvaged = salvage_capture(slot.capture)
+        reason = slot.stop_reason
+        if slot is self._debug:
+            self._end_debug(self._backend.now())
+        self._debug_waiting = deque(item for item in self._debug_waiting if item[0] is not slot)
+        if reason is StopReason.TIMEOUT and slot.timed_out is not None:
+            self._fail_timed_out(slot, slot.timed_out, salvaged)
+            self._put_back(slot)
+        elif reason is StopReason.INTERRUPT:
+            self._result.not_run.extend(test_id for test_id in slot.take_pending())
+        elif slot.busy:
+            culprit = slot.culprit()
+            assert culprit is not None
+            self._fail_crashed(slot, culprit, returncode, salvaged)
+            self._put_back(slot)
+        elif not slot.killed and (reason is None or returncode != 0):
+            self._flush_output(slot)
+            if was is SlotState.STARTING:
+                what = f"worker {slot.worker} failed to start: it {describe_exit(returncode)}"
+            else:
+                what = f"worker {slot.worker} {describe_exit(returncode)} while idle"
+            tail = slot.output_since(0, 4096).decode("utf-8", "replace").rstrip()
+            self._reporter.notice(what + (f"; its last output:\n{tail}" if tail else ""))
+            if reason is None:
+                self._unproductive_deaths += 1
+                self._last_death = what + (f"\n{tail}" if tail else "")
+        if slot.listing:
+            slot.listing = False
+        if self._phase is _Phase.STOPPING or self._interrupts:
+            return
+        self._replacing.append(slot)
+        if self._phase is _Phase.LISTING:
+            ready = [s for s in self._slots.values() if s.state is SlotState.READY]
+            if ready and not any(s.listing for s in self._slots.values()):
+                self._on_ready(ready[0])
+            self._top_up()
+        # While running, _dispatch tops the pool up after handing out work, so a
+        # worker is only started when no free one can take what is queued.
+
+    def _top_up(self) -> None:
+        """Start workers while fewer than wanted are serving and there is work for them,
+        unless deaths not caused by a test ran over the limit (then stop with an error)."""
+        if self._phase is _Phase.STOPPING or self._interrupts:
+            return
+        active = sum(
+            1 for s in self._slots.values() if s.alive and s.state is not SlotState.STOPPING
+        )
+        missing = self._workers_wanted - active
+        if self._phase is _Phase.RUNNING:
+            queued = self._queue.count if self._queue is not None else 0
+            missing = min(missing, queued)
+        if missing <= 0:
+            return
+        if self._unproductive_deaths > self._options.restart_limit:
+            detail = self._last_death
+            self._result.error = (
+                f"stopped after {self._unproductive_deaths} worker deaths not caused by a test "
+                f"(limit {self._options.restart_limit}, --max-worker-restarts)"
+                + (f"; the last: {detail}" if detail else "")
+            )
+            if self._queue is not None:
+                self._result.not_run.extend(self._queue.clear())
+            self._stop_all(StopReason.QUIT)
+            return
+        for _ in range(missing):
+            new = self._start_worker()
+            self._result.worker_restarts += 1
+            if self._replacing:
+                dead = self._replacing.pop(0)
+                self._reporter.notice(
+                    f"worker {new.worker} started in place of worker {dead.worker}"
+                )
+
+    def _put_back(self, slot: Slot) -> None:
+        rest = slot.take_pending()
+        if not rest:
+            return
+        if self._queue is not None and not self._interrupts and self._phase is _Phase.RUNNING:
+            self._queue.put_back(rest)
+        else:
+            self._result.not_run.extend(rest)
+
+    def _fail_crashed(
+        self, slot: Slot, test_id: str, returncode: int, salvaged: list[Attachment]
+    ) -> None:
+        pid = f" (pid {slot.pid})" if slot.pid is not None else ""
+        text = (
+            f"Worker {slot.worker}{pid} {describe_exit(returncode)} while running this test.\n"
+            "The test was failed and the run went on without that worker.\n"
+        )
+        output = slot.output_since(slot.output_mark)
+        if output:
+            text += (
+                "\nThe worker's last output (native crashes leave faulthandler's traceback here):\n"
+            )
+            text += output.decode("utf-8", "replace")
+        self._fail(slot, test_id, text, b"", salvaged)
+        self._reporter.notice(
+            f"worker {slot.worker} {describe_exit(returncode)} while running {test_id}"
+        )
+
+    def _fail_timed_out(self, slot: Slot, test_id: str, salvaged: list[Attachment]) -> None:
+        timeout = self._options.timeout
+        mark = slot.dump_mark if slot.dump_mark is not None else len(slot.output)
+        dump = bytes(slot.output[mark:]).decode("utf-8", "replace")
+        before = slot.output_since(slot.output_mark)[: max(0, mark - slot.output_mark)]
+        pid = f" (pid {slot.pid})" if slot.pid is not None else ""
+        text = (
+            f"Timed out: still running after {timeout:g}s (--timeout).\n"
+            f"Worker {slot.worker}{pid} was killed; the run went on without it.\n\n"
+        )
+        text += (
+            "Stacks of all its threads at that moment:\n" + dump
+            if dump
+            else ("The worker did not answer the request for a stack dump.\n")
+        )
+        self._fail(slot, test_id, text, before, salvaged)
+        self._reporter.notice(
+            f"{test_id} timed out after {timeout:g}s; worker {slot.worker} killed"
+        )
+
+    def _fail(
+        self,
+        slot: Slot,
+        test_id: str,
+        text: str,
+        output: bytes,
+        salvaged: Sequence[Attachment] = (),
+    ) -> None:
+        """Fail a test the worker could not finish, with events of our own."""
+        now_ns = self._backend.time_ns()
+        route = slot.current_route if slot.current == test_id else slot.route
+        tags = frozenset((slot.tag,))
+        events = []
+        if slot.current != test_id:
+            started = now_ns - round((self._backend.now() - slot.since) * NS_PER_SECOND)
+            events.append(
+                Event(
+                    test_id=test_id,
+                    status=Status.INPROGRESS,
+                    tags=tags,
+                    route_code=route,
+                    timestamp=started,
+                )
+            )
+        events.append(
+            Event(
+                test_id=test_id,
+                file_name="traceback",
+                file_bytes=text.encode("utf-8"),
+                eof=True,
+                mime_type=_TEXT,
+                route_code=route,
+                timestamp=now_ns,
+            )
+        )
+        if output:
+            events.append(
+                Event(
+                    test_id=test_id,
+                    file_name="worker-output",
+                    file_bytes=output,
+                    eof=True,
+                    mime_type=_TEXT,
+                    route_code=route,
+                    timestamp=now_ns,
+                )
+            )
+        events.extend(  # what the test printed before it died
+            Event(
+                test_id=test_id,
+                file_name=attachment.name,
+                file_bytes=attachment.content,
+                eof=True,
+                mime_type=attachment.mime_type,
+                route_code=route,
+                timestamp=now_ns,
+            )
+            for attachment in salvaged
+        )
+        events.append(
+            Event(
+                test_id=test_id, status=Status.FAIL, tags=tags, route_code=route, timestamp=now_ns
+            )
+        )
+        for event in events:
+            self._send(event)
+        slot.finish(test_id, self._backend.now())
+        slot.shown = len(slot.output)
+        self._progress.done += 1
+
+    def _on_interrupt(self) -> None:
+        self._interrupts += 1
+        result = self._result
+        result.interrupted = True
+        if self._queue is not None:
+            result.not_run.extend(self._queue.clear())
+        busy = [slot for slot in self._slots.values() if slot.alive and slot.busy]
+        if self._interrupts == 1 and busy and self._phase is _Phase.RUNNING:
+            self._reporter.notice(
+                f"Interrupted: no new tests will start; waiting for {len(busy)} running "
+                f"test{'s' if len(busy) > 1 else ''} to finish. Ctrl-C again stops them now."
+            )
+            for slot in self._slots.values():
+                if not slot.alive:
+                    continue
+                if slot.busy:
+                    slot.stop_after_current = True
+                else:
+                    self._stop(slot, StopReason.QUIT)
+            return
+        if self._interrupts > 1:
+            self._reporter.notice("Interrupted again: stopping the workers now.")
+        for slot in self._slots.values():
+            if slot.alive:
+                self._stop(slot, StopReason.INTERRUPT)
+        self._phase = _Phase.STOPPING
+
+    def _stop(self, slot: Slot, reason: StopReason) -> None:
+        """Quit (politely, when it is serving) or kill a worker; its exit is then expected."""
+        if not slot.alive:
+            return
+        if reason is StopReason.QUIT:
+            if slot.state is SlotState.STOPPING:
+                return
+            slot.stop_reason = slot.stop_reason or reason
+            if slot.state is SlotState.READY:
+                slot.handle.send(Quit())
+            else:
+                self._kill(slot)
+        else:
+            if slot.stop_reason is not StopReason.TIMEOUT:
+                slot.stop_reason = reason
+            self._kill(slot)
+        slot.state = SlotState.STOPPING
+
+    def _kill(self, slot: Slot) -> None:
+        slot.killed = True
+        slot.handle.kill()
+
+    def _stop_all(self, reason: StopReason) -> None:
+        self._phase = _Phase.STOPPING
+        if self._stop_deadline is None:
+            self._stop_deadline = self._backend.now() + self._options.quit_wait
+        for slot in self._slots.values():
+            self._stop(slot, reason)
+
+    def _next_deadline(self, now: float) -> float | None:
+        deadlines: list[float] = []
+        timeout = self._options.timeout
+        for slot in self._slots.values():
+            if not slot.alive:
+                continue
+            if slot.kill_at is not None:
+                deadlines.append(_kill_time(slot))
+            elif timeout is not None and slot.busy and not slot.debugging:
+                deadlines.append(slot.since + timeout)
+        if self._phase is _Phase.STOPPING and self._stop_deadline is not None:
+            deadlines.append(self._stop_deadline)
+        interval = self._reporter.tick_interval
+        if interval is not None:
+            deadlines.append(self._last_tick + interval)
+        return min(deadlines) if deadlines else None
+
+    def _check_deadlines(self, now: float) -> None:
+        timeout = self._options.timeout
+        for slot in list(self._slots.values()):
+            if not slot.alive:
+                continue
+            if slot.kill_at is not None:
+                if now + _EPSILON >= _kill_time(slot):
+                    slot.kill_at = None
+                    self._kill(slot)
+            elif (
+                timeout is not None
+                and slot.busy
+                and not slot.debugging
+                and slot.timed_out is None
+                and now + _EPSILON >= slot.since + timeout
+            ):
+                slot.timed_out = slot.culprit()
+                slot.stop_reason = StopReason.TIMEOUT
+                slot.state = SlotState.STOPPING
+                slot.dump_mark = len(slot.output)
+                slot.kill_at = now + self._options.dump_wait
+                slot.handle.dump_stacks()
+        if (
+            self._phase is _Phase.STOPPING
+            and self._stop_deadline is not None
+            and now + _EPSILON >= self._stop_deadline
+        ):
+            self._stop_deadline = None
+            for slot in self._slots.values():
+                if slot.alive:
+                    self._kill(slot)
+
+    # -- debugger sessions ----------------------------------------------------------------
+
+    def _on_stdin_wanted(self, slot: Slot, test_id: str | None, now: float) -> None:
+        test_id = test_id or slot.culprit()
+        if test_id is None:
+            return
+        if self._debug is None:
+            self._begin_debug(slot, test_id)
+        elif self._debug is not slot:
+            if all(item[0] is not slot for item in self._debug_waiting):
+                self._debug_waiting.append((slot, test_id))
+            slot.debugging = True  # its clock stops while it waits for the terminal
+            return
+        self._ask_line()
+
+    def _begin_debug(self, slot: Slot, test_id: str) -> None:
+        self._debug = slot
+        self._debug_test = test_id
+        slot.debugging = True
+        so_far = b"".join(slot.test_output) + bytes(slot.output[slot.shown :])
+        slot.shown = len(slot.output)
+        self._reporter.debug_start(test_id, slot.worker, so_far)
+
+    def _ask_line(self) -> None:
+        debug = self._debug
+        if debug is None or self._stdin_pending:
+            return
+        if self._stdin is None:
+            debug.handle.send(Stdin(b""))  # no terminal: end of input
+            return
+        self._stdin_pending = True
+        self._stdin.request()
+
+    def _end_debug(self, now: float) -> None:
+        slot, test_id = self._debug, self._debug_test
+        self._debug = None
+        self._debug_test = None
+        if slot is None or test_id is None:
+            return
+        slot.debugging = False
+        slot.since = now
+        self._reporter.debug_end(test_id)
+        while self._debug_waiting:
+            waiting, waiting_test = self._debug_waiting.popleft()
+            if waiting.alive and waiting_test in waiting.pending:
+                self._begin_debug(waiting, waiting_test)
+                self._ask_line()
+                break
+
+    # -- results and output ---------------------------------------------------------------
+
+    def _on_record(self, record: TestRecord) -> None:
+        result = self._result
+        status = record.status
+        if status.is_final:
+            result.counts[status] += 1
+            if status.is_failure:
+                result.failures.append(record)
+                self._progress.failed += 1
+        else:
+            result.unfinished.append(record)
+        worker = record.worker
+        if worker is not None and worker.isdigit():
+            result.worker_tests[int(worker)] = result.worker_tests.get(int(worker), 0) + 1
+        for sink in self._record_sinks:
+            sink(record)
+        self._reporter.record(record)
+
+    def _flush_output(self, slot: Slot) -> None:
+        if len(slot.output) <= slot.shown:
+            return
+        data = bytes(slot.output[slot.shown :])
+        slot.shown = len(slot.output)
+        self._sink.send(
+            Event(
+                file_name="stderr",
+                file_bytes=data,
+                mime_type=_TEXT,
+                route_code=slot.route,
+                timestamp=self._backend.time_ns(),
+            )
+        )
+        self._reporter.output(slot.worker, data)
+
+    def _refresh_progress(self, now: float) -> None:
+        progress = self._progress
+        queued = self._queue.expected if self._queue is not None else 0.0
+        progress.expected_left = queued + sum(
+            slot.pending_expected for slot in self._slots.values() if slot.alive
+        )
+        progress.workers = max(
+            1, sum(1 for slot in self._slots.values() if slot.state is SlotState.READY)
+        )
+        progress.running = {
+            slot.worker: (slot.current, slot.since)
+            for slot in self._slots.values()
+            if slot.alive and slot.busy
+        }
+
+
+DUMP_QUIET = 0.1
+"""Once a stack dump has started to arrive, this long without output means it is complete."""
+
+
+def _kill_time(slot: Slot) -> float:
+    """When to kill a worker that was asked for a stack dump."""
+    assert slot.kill_at is not None
+    if slot.dump_mark is not None and len(slot.output) > slot.dump_mark:
+        return min(slot.kill_at, slot.last_output_at + DUMP_QUIET)
+    return slot.kill_at
+
+
+def salvage_capture(paths: dict[str, str]) -> list[Attachment]:
+    """What a dead worker's capture files hold (the output of the test it was running),
+    as attachments; the files are deleted (a worker that exits normally deletes them)."""
+    found = []
+    for name, path in paths.items():
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+            os.unlink(path)
+        except OSError:
+            continue
+        if data:
+            found.append(Attachment(name, data, _TEXT))
+    return found
+
+
+def _prefix(route: str, route_code: str | None) -> str:
+    return route if route_code is None else f"{route}/{route_code}"
+
+
+def _in_order(ids: list[str], order: list[str]) -> list[str]:
+    chosen = set(ids)
+    return [test_id for test_id in dict.fromkeys(order) if test_id in chosen]

@@ -1,0 +1,188 @@
+"""What a run tells its watcher, and what it returns.
+
+The controller reports through a :class:`RunReporter`: the plan once the tests
+are chosen, each test record as it completes, notices (a worker died and was
+replaced; Ctrl-C), what workers printed outside tests, a tick now and then so a
+progress display can move, and debugger sessions (a test waiting for input
+takes the terminal until it finishes). The terminal views of ``proctor run``
+implement it; the runner never imports them.
+
+:class:`Progress` is the live state a view draws from, and :class:`RunResult`
+is the outcome, with the exit code the command returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from proctor.wire.event import Status
+from proctor.wire.record import TestRecord
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_NO_TESTS",
+    "EXIT_OK",
+    "EXIT_RUN_ERROR",
+    "NullReporter",
+    "Progress",
+    "RunReporter",
+    "RunResult",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a test failed (fail, uxsuccess, crashed, timed out)
+EXIT_RUN_ERROR = 3  # the run could not be completed (workers would not start)
+EXIT_NO_TESTS = 5  # nothing was run (the number pytest uses)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+
+
+@dataclass(slots=True)
+class Progress:
+    """The state of a run in progress (updated by the controller, read by views)."""
+
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    workers: int = 0
+    seed: int | None = None
+    started_at: float = 0.0
+    expected_left: float = 0.0
+    """Seconds of expected test time not yet finished (history, or estimates)."""
+    running: dict[int, tuple[str | None, float]] = field(default_factory=dict)
+    """Busy worker -> (test it runs, if known; since when)."""
+    has_history: bool = False
+
+    def eta(self, now: float) -> float | None:
+        """Expected seconds until the run ends, when history gives grounds for a guess."""
+        if not self.has_history or self.workers <= 0:
+            return None
+        return max(self.expected_left / self.workers, 0.0)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """The outcome of one run."""
+
+    counts: dict[Status, int] = field(default_factory=lambda: dict.fromkeys(Status, 0))
+    failures: list[TestRecord] = field(default_factory=list)
+    unfinished: list[TestRecord] = field(default_factory=list)
+    discovered: list[str] = field(default_factory=list)
+    selected: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)
+    unreported: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    error: str | None = None
+    seed: int | None = None
+    wall_time: float = 0.0
+    worker_restarts: int = 0
+    worker_tests: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def ran(self) -> int:
+        """Tests that reached a final status."""
+        return sum(n for status, n in self.counts.items() if status > Status.EXISTS)
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if self.error is not None:
+            return EXIT_RUN_ERROR
+        if self.failures or self.unfinished:
+            return EXIT_FAILED
+        if self.ran == 0:
+            return EXIT_NO_TESTS
+        return EXIT_OK
+
+    def outcome_line(self) -> str:
+        """``N passed, N failed, N skipped`` (+ xfailed / unexpectedly passed / not run)."""
+        counts = self.counts
+        parts = [
+            f"{counts[Status.SUCCESS]} passed",
+            f"{counts[Status.FAIL]} failed",
+            f"{counts[Status.SKIP]} skipped",
+        ]
+        if counts[Status.XFAIL]:
+            parts.append(f"{counts[Status.XFAIL]} xfailed")
+        if counts[Status.UXSUCCESS]:
+            parts.append(f"{counts[Status.UXSUCCESS]} unexpectedly passed")
+        if self.unfinished:
+            parts.append(f"{len(self.unfinished)} unfinished")
+        if self.not_run:
+            parts.append(f"{len(self.not_run)} not run")
+        return ", ".join(parts)
+
+
+class RunReporter(Protocol):
+    """Watches a run (see the module docstring). Every method is called from the
+    controller's thread."""
+
+    tick_interval: float | None
+    """How often :meth:`tick` should be called while nothing else happens (None: never)."""
+
+    def planned(self, progress: Progress) -> None:
+        """The tests are chosen; ``progress`` stays live for the rest of the run."""
+
+    def record(self, record: TestRecord) -> None:
+        """A test finished (or, at the end, was left unfinished)."""
+
+    def output(self, worker: int | None, data: bytes) -> None:
+        """A worker printed this outside any test."""
+
+    def notice(self, text: str) -> None:
+        """Something the user should know (a worker died and was replaced...)."""
+
+    def tick(self) -> None:
+        """Nothing else happened for a while; redraw if that helps."""
+
+    def debug_start(self, test_id: str, worker: int, so_far: bytes) -> None:
+        """A test waits for input; it owns the terminal until :meth:`debug_end`."""
+
+    def debug_output(self, data: bytes) -> None:
+        """What the test under the debugger printed."""
+
+    def debug_end(self, test_id: str) -> None:
+        """The debugged test finished."""
+
+    def finished(self, result: RunResult) -> None:
+        """The run is over."""
+
+
+class NullReporter:
+    """Reports nothing."""
+
+    tick_interval: float | None = None
+
+    def planned(self, progress: Progress) -> None:
+        pass
+
+    def record(self, record: TestRecord) -> None:
+        pass
+
+    def output(self, worker: int | None, data: bytes) -> None:
+        pass
+
+    def notice(self, text: str) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+    def debug_start(self, test_id: str, worker: int, so_far: bytes) -> None:
+        pass
+
+    def debug_output(self, data: bytes) -> None:
+        pass
+
+    def debug_end(self, test_id: str) -> None:
+        pass
+
+    def finished(self, result: RunResult) -> None:
+        pass

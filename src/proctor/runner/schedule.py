@@ -1,0 +1,276 @@
+"""The work queue: which tests go next, in what order, in what batch sizes.
+
+The controller hands work out as workers become free; this module decides what.
+
+**Units.** Tests are bundled into units that travel together:
+
+* a *hard* unit is a ``group_regex`` group (``re.match(...).group(0)``, as in
+  stestr): its tests must share a worker and keep their discovery order, so it
+  is never split and never shuffled inside;
+* a *soft* unit is the tests of one class (unittest) or one module/class
+  (pytest) that are not in a hard group. Running them together keeps
+  ``setUpClass`` and class/module fixtures to one set-up per batch, as a
+  serial run has them; a soft unit may be split across batches when balance
+  needs it;
+* a *heavy* test (expected to take at least 1% of a worker's share of the run,
+  and at least 0.1 s) is a unit of its own, so that it can be started early
+  wherever its class-mates run.
+
+**Order.** Units are sorted longest expected first (the LPT rule: long work
+started last is what makes a parallel run finish late), ties kept in discovery
+order. A test with no recorded duration is expected to take the mean of the
+known durations of the selected tests, or a nominal 10 ms when nothing is
+known, so that with no history the largest classes go first and everything
+else keeps discovery order.
+
+With a random seed the order is shuffled at every level that does not cost
+correctness (the order of units, and of tests inside soft units), except that
+units big enough to unbalance the tail (at least one initial batch) still go
+first, in shuffled order among themselves.
+
+**Batches.** Each batch aims at ``remaining expected time / (3 x workers)``, so
+batches start large (few round trips) and shrink as the queue drains, and all
+workers run out of work at about the same time. A unit is added whole while it
+fits; the first unit of a batch is split to fit if it is soft; a hard unit is
+never split, even if that overshoots.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "NOMINAL_DURATION",
+    "Batch",
+    "Plan",
+    "Unit",
+    "WorkQueue",
+    "locality_key",
+    "plan_units",
+]
+
+NOMINAL_DURATION = 0.01
+"""Seconds assumed for a test when no test of the run has a recorded duration."""
+
+BATCHES_PER_WORKER = 3
+"""A batch aims at 1/(this x workers) of the expected work still queued."""
+
+HEAVY_SHARE = 0.01
+HEAVY_FLOOR = 0.1
+
+_PARAMS = re.compile(r"(\[.*\]|\(.*\))$")
+
+
+def locality_key(test_id: str) -> str:
+    """The class or module a test belongs to: what its fixtures are shared with.
+
+    ``pkg.mod.Class.test_x(scenario)`` -> ``pkg.mod.Class``;
+    ``tests/test_a.py::TestC::test_x[1]`` -> ``tests/test_a.py::TestC``;
+    ``tests/test_a.py::test_y`` -> ``tests/test_a.py``.
+    """
+    base = _PARAMS.sub("", test_id) or test_id
+    if "::" in base:
+        return base.rsplit("::", 1)[0]
+    return base.rsplit(".", 1)[0]
+
+
+@dataclass(slots=True)
+class Unit:
+    """Tests that travel together (see the module docstring)."""
+
+    ids: list[str]
+    costs: list[float]
+    hard: bool = False
+    position: int = 0  # discovery position of the first test, for stable ties
+
+    @property
+    def expected(self) -> float:
+        return sum(self.costs)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Tests to send to one worker in one ``RunTests`` command."""
+
+    ids: tuple[str, ...]
+    costs: tuple[float, ...]
+
+    @property
+    def expected(self) -> float:
+        return sum(self.costs)
+
+
+@dataclass(slots=True)
+class Plan:
+    """The ordered units of a run and the estimates they were built from."""
+
+    units: list[Unit]
+    estimates: dict[str, float] = field(default_factory=dict)
+    unknown_estimate: float = NOMINAL_DURATION
+    group_regex: str | None = None
+
+    @property
+    def expected(self) -> float:
+        return sum(unit.expected for unit in self.units)
+
+
+def _estimates(
+    ids: Sequence[str], durations: Mapping[str, float]
+) -> tuple[dict[str, float], float]:
+    known = [durations[test_id] for test_id in ids if test_id in durations]
+    unknown = sum(known) / len(known) if known else NOMINAL_DURATION
+    unknown = max(unknown, 1e-6)
+    return {test_id: max(durations.get(test_id, unknown), 1e-6) for test_id in ids}, unknown
+
+
+def plan_units(
+    ids: Sequence[str],
+    durations: Mapping[str, float],
+    *,
+    workers: int,
+    group_regex: str | None = None,
+    seed: int | None = None,
+    ordered: bool = False,
+) -> Plan:
+    """Bundle and order ``ids`` (discovery order) for a run on ``workers`` workers.
+
+    ``ordered`` keeps ``ids`` exactly as given, as one hard unit (replaying a
+    worker's sequence, isolation probes).
+    """
+    estimates, unknown = _estimates(ids, durations)
+    if ordered:
+        unit = Unit(list(ids), [estimates[i] for i in ids], hard=True)
+        return Plan([unit] if ids else [], estimates, unknown, group_regex)
+    total = sum(estimates.values())
+    heavy = max(HEAVY_FLOOR, HEAVY_SHARE * total / max(workers, 1))
+    grouper = re.compile(group_regex) if group_regex else None
+    units: dict[tuple[bool, str], Unit] = {}
+    singles: list[Unit] = []
+    for position, test_id in enumerate(ids):
+        cost = estimates[test_id]
+        group = _group_of(grouper, test_id)
+        if group is not None:
+            key = (True, group)
+        elif cost >= heavy:
+            singles.append(Unit([test_id], [cost], position=position))
+            continue
+        else:
+            key = (False, locality_key(test_id))
+        found = units.get(key)
+        if found is None:
+            found = units[key] = Unit([], [], hard=key[0], position=position)
+        found.ids.append(test_id)
+        found.costs.append(cost)
+    all_units = [*units.values(), *singles]
+    if seed is None:
+        all_units.sort(key=lambda u: (-u.expected, u.position))
+    else:
+        all_units = _shuffled(all_units, seed, total / (BATCHES_PER_WORKER * max(workers, 1)))
+    return Plan(all_units, estimates, unknown, group_regex)
+
+
+def _group_of(grouper: re.Pattern[str] | None, test_id: str) -> str | None:
+    match = grouper.match(test_id) if grouper is not None else None
+    return match.group(0) if match is not None and match.group(0) else None
+
+
+def _shuffled(units: list[Unit], seed: int, big: float) -> list[Unit]:
+    rng = random.Random(seed)
+    units.sort(key=lambda u: u.position)  # independent of dict order and history
+    for unit in units:
+        if not unit.hard and len(unit.ids) > 1:
+            pairs = list(zip(unit.ids, unit.costs, strict=True))
+            rng.shuffle(pairs)
+            unit.ids = [test_id for test_id, _ in pairs]
+            unit.costs = [cost for _, cost in pairs]
+    rng.shuffle(units)
+    first = [unit for unit in units if unit.expected >= big]
+    rest = [unit for unit in units if unit.expected < big]
+    return first + rest
+
+
+class WorkQueue:
+    """The units not yet handed out, with batch sizing (see the module docstring)."""
+
+    def __init__(self, plan: Plan) -> None:
+        self._units: deque[Unit] = deque(plan.units)
+        self._estimates = plan.estimates
+        self._unknown = plan.unknown_estimate
+        self._grouper = re.compile(plan.group_regex) if plan.group_regex else None
+        self.expected = plan.expected
+        self.count = sum(len(unit.ids) for unit in plan.units)
+
+    def __bool__(self) -> bool:
+        return bool(self._units)
+
+    def estimate(self, test_id: str) -> float:
+        """The expected seconds of a test of this run."""
+        return self._estimates.get(test_id, self._unknown)
+
+    def take(self, workers: int) -> Batch | None:
+        """The next batch for a free worker, or None when nothing is queued."""
+        if not self._units:
+            return None
+        target = self.expected / (BATCHES_PER_WORKER * max(workers, 1))
+        ids: list[str] = []
+        costs: list[float] = []
+        total = 0.0
+        units = self._units
+        while units:
+            unit = units[0]
+            size = unit.expected
+            if total + size <= target or (not ids and unit.hard):
+                units.popleft()
+                ids.extend(unit.ids)
+                costs.extend(unit.costs)
+                total += size
+                continue
+            if ids:
+                break
+            # The first unit is soft and bigger than the target: take a prefix.
+            taken = 0
+            while taken < len(unit.ids) and (taken == 0 or total + unit.costs[taken] <= target):
+                total += unit.costs[taken]
+                taken += 1
+            ids.extend(unit.ids[:taken])
+            costs.extend(unit.costs[:taken])
+            del unit.ids[:taken]
+            del unit.costs[:taken]
+            if not unit.ids:
+                units.popleft()
+            break
+        self.expected = max(self.expected - total, 0.0) if units else 0.0
+        self.count -= len(ids)
+        return Batch(tuple(ids), tuple(costs))
+
+    def put_back(self, ids: Iterable[str]) -> None:
+        """Return tests a worker did not run (it died) to the front of the queue, in order.
+
+        Consecutive tests of one ``group_regex`` group come back as a hard unit,
+        the others as soft units, so the group rule still holds for the rest.
+        """
+        units: list[Unit] = []
+        keys: list[str | None] = []
+        for test_id in ids:
+            key = _group_of(self._grouper, test_id)
+            if not units or keys[-1] != key:
+                units.append(Unit([], [], hard=key is not None))
+                keys.append(key)
+            cost = self.estimate(test_id)
+            units[-1].ids.append(test_id)
+            units[-1].costs.append(cost)
+            self.expected += cost
+            self.count += 1
+        self._units.extendleft(reversed(units))
+
+    def clear(self) -> list[str]:
+        """Drop everything still queued (a stopped run); the dropped ids, in queue order."""
+        dropped = [test_id for unit in self._units for test_id in unit.ids]
+        self._units.clear()
+        self.expected = 0.0
+        self.count = 0
+        return dropped

@@ -1,0 +1,154 @@
+"""Which of the discovered tests a run runs.
+
+The rules follow stestr's, so an stestr user's habits and files keep working:
+
+* positional *filters* are regular expressions; a test is kept when any of them
+  is found in its id (``re.search``); no filters keeps everything;
+* an *include list* file adds its lines to the filters; an *exclude list* file
+  and ``--exclude-regex`` remove tests any of whose patterns is found in the id;
+* a *load list* file names exact ids: only those run;
+* ``--failing`` keeps the tests that failed last time.
+
+List files hold one entry per line; blank lines and ``#`` comments (whole-line
+or trailing, as in stestr's exclude lists) are ignored. A list line that is not
+a valid regular expression, or that is an exact id, matches literally, so ids
+with brackets or parentheses (pytest parameters, testscenarios) can be listed
+as they are.
+
+The result keeps discovery order; reordering is the scheduler's job.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Selected", "Selection", "SelectionError", "read_id_file", "select"]
+
+
+class SelectionError(ValueError):
+    """A selection option that cannot be used (bad regex, unreadable file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The selection options of one run."""
+
+    filters: tuple[str, ...] = ()
+    exclude_regex: tuple[str, ...] = ()
+    include_list: Path | None = None
+    exclude_list: Path | None = None
+    load_list: Path | None = None
+    failing: bool = False
+
+    @property
+    def narrows(self) -> bool:
+        """Whether any option removes tests (a partial run)."""
+        return bool(
+            self.filters
+            or self.exclude_regex
+            or self.include_list
+            or self.exclude_list
+            or self.load_list
+            or self.failing
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Selected:
+    """The tests chosen, in discovery order, and what could not be found."""
+
+    ids: list[str]
+    missing: list[str]
+    """Ids named by the load list or the failing set that were not discovered."""
+    named: list[str]
+    """The ids the load list (or else the failing set) named, in its order."""
+
+
+def read_id_file(path: Path) -> list[str]:
+    """The entries of a list file, comments and blank lines dropped, order kept."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SelectionError(f"cannot read {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise SelectionError(f"{path} is not UTF-8 text: {error}") from None
+    entries = []
+    for line in text.splitlines():
+        entry = line.split("#", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+        if entry:
+            entries.append(entry)
+    return entries
+
+
+class _Matcher:
+    """Patterns that each match by ``re.search`` or, failing that, literally."""
+
+    def __init__(self, patterns: Iterable[str], where: str, *, lenient: bool) -> None:
+        self._regexes: list[re.Pattern[str]] = []
+        self._literals: set[str] = set()
+        for pattern in patterns:
+            self._literals.add(pattern)
+            try:
+                self._regexes.append(re.compile(pattern))
+            except re.error as error:
+                if not lenient:
+                    raise SelectionError(f"{where}: {pattern!r} is not a regex: {error}") from None
+
+    def __bool__(self) -> bool:
+        return bool(self._literals)
+
+    def matches(self, test_id: str) -> bool:
+        if test_id in self._literals:
+            return True
+        return any(regex.search(test_id) for regex in self._regexes)
+
+
+def select(
+    discovered: Sequence[str],
+    selection: Selection,
+    failing: Sequence[str] = (),
+) -> Selected:
+    """Apply ``selection`` to the ``discovered`` ids (``failing``: the failing set)."""
+    include = _Matcher(selection.filters, "filter", lenient=False)
+    listed_include = (
+        _Matcher(read_id_file(selection.include_list), str(selection.include_list), lenient=True)
+        if selection.include_list
+        else None
+    )
+    exclude = _Matcher(selection.exclude_regex, "--exclude-regex", lenient=False)
+    listed_exclude = (
+        _Matcher(read_id_file(selection.exclude_list), str(selection.exclude_list), lenient=True)
+        if selection.exclude_list
+        else None
+    )
+    wanted: set[str] | None = None
+    named: list[str] = []
+    if selection.load_list is not None:
+        named = read_id_file(selection.load_list)
+        wanted = set(named)
+    if selection.failing:
+        failing_set = set(failing)
+        wanted = failing_set if wanted is None else wanted & failing_set
+        if selection.load_list is None:
+            named = list(failing)
+    has_include = bool(include) or listed_include is not None
+    ids = []
+    for test_id in discovered:
+        if wanted is not None and test_id not in wanted:
+            continue
+        if has_include and not (
+            include.matches(test_id)
+            or (listed_include is not None and listed_include.matches(test_id))
+        ):
+            continue
+        if exclude.matches(test_id) or (
+            listed_exclude is not None and listed_exclude.matches(test_id)
+        ):
+            continue
+        ids.append(test_id)
+    known = set(discovered)
+    missing = [test_id for test_id in dict.fromkeys(named) if test_id not in known]
+    return Selected(ids, missing, named)

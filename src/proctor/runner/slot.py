@@ -1,0 +1,156 @@
+"""What the controller knows about one worker process.
+
+A :class:`Slot` tracks the work a worker holds (the batches it was sent and the
+tests of them not yet finished, in order), which test it is running and since
+when (for ``--timeout``), why the controller is stopping or killing it, and
+the tail of what the process wrote to its own stdout/stderr (for crash
+reports). It holds no I/O: the controller reads and writes through the
+worker's handle.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+
+from proctor.runner.backend import WorkerHandle
+from proctor.wire.v2 import Decoder
+
+__all__ = ["OUTPUT_KEEP", "TEST_OUTPUT_KEEP", "Slot", "SlotState", "StopReason"]
+
+OUTPUT_KEEP = 256 * 1024
+"""Bytes of a worker's own output kept for crash reports."""
+TEST_OUTPUT_KEEP = 64 * 1024
+"""Bytes of the running test's captured output kept to replay when a debugger starts."""
+
+
+class SlotState(enum.Enum):
+    STARTING = "starting"  # started, not yet ready
+    READY = "ready"  # serving
+    STOPPING = "stopping"  # sent Quit or being killed; its exit is expected
+    DEAD = "dead"
+
+
+class StopReason(enum.Enum):
+    """Why the controller ended a worker (absent: it ended on its own, a crash)."""
+
+    QUIT = "quit"  # no more work
+    TIMEOUT = "timeout"  # its test ran over --timeout
+    INTERRUPT = "interrupt"  # Ctrl-C
+
+
+class Slot:
+    """One worker (see the module docstring)."""
+
+    def __init__(self, handle: WorkerHandle, now: float) -> None:
+        self.handle = handle
+        self.worker = handle.worker
+        self.pid = handle.pid
+        self.route = str(handle.worker)
+        self.tag = f"worker-{handle.worker}"
+        self.decoder = Decoder()
+        self.state = SlotState.STARTING
+        self.stop_reason: StopReason | None = None
+        self.killed = False  # the controller killed it (its death is no news)
+        self.listing = False
+        self.batches: deque[list[str]] = deque()
+        self.pending: dict[str, float] = {}  # sent, not finished -> expected seconds
+        self.pending_expected = 0.0
+        self.current: str | None = None  # test the worker said it started
+        self.current_route: str | None = None  # its route code, as routed
+        self.since = now  # when the current test (or the wait for one) began
+        self.finished_any = False
+        self.debugging = False
+        self.stop_after_current = False
+        self.timed_out: str | None = None  # the test that ran over --timeout
+        self.kill_at: float | None = None
+        self.dump_mark: int | None = None  # output offset when stacks were requested
+        self.last_output_at = now
+        self.output = bytearray()
+        self.output_mark = 0  # output offset when the current test began
+        self.shown = 0  # output offset up to which it was passed on
+        self.test_output: list[bytes] = []  # what the current test printed so far
+        self.test_output_size = 0
+        self.capture: dict[str, str] = {}  # the worker's capture files, by stream name
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.pending)
+
+    @property
+    def alive(self) -> bool:
+        return self.state is not SlotState.DEAD
+
+    def add_batch(self, ids: list[str], costs: list[float], now: float) -> None:
+        if not self.pending:
+            self.begin_test(now)
+        self.batches.append(ids)
+        for test_id, cost in zip(ids, costs, strict=True):
+            self.pending[test_id] = cost
+        self.pending_expected += sum(costs)
+
+    def begin_test(self, now: float) -> None:
+        self.since = now
+        self.output_mark = len(self.output)
+        if self.test_output:
+            self.test_output.clear()
+            self.test_output_size = 0
+
+    def add_test_output(self, data: bytes) -> None:
+        """Keep the last :data:`TEST_OUTPUT_KEEP` bytes the current test printed."""
+        self.test_output.append(data)
+        self.test_output_size += len(data)
+        while self.test_output_size > TEST_OUTPUT_KEEP and len(self.test_output) > 1:
+            self.test_output_size -= len(self.test_output.pop(0))
+
+    def finish(self, test_id: str, now: float) -> bool:
+        """A final status for ``test_id``; True when it was one of this worker's tests."""
+        cost = self.pending.pop(test_id, None)
+        if cost is None:
+            return False
+        self.pending_expected -= cost
+        if self.current == test_id:
+            self.current = None
+        self.finished_any = True
+        self.begin_test(now)
+        return True
+
+    def batch_done(self) -> list[str]:
+        """The worker finished its oldest batch; the ids of it it never reported."""
+        if not self.batches:
+            return []
+        batch = self.batches.popleft()
+        unreported = [test_id for test_id in batch if test_id in self.pending]
+        for test_id in unreported:
+            self.pending_expected -= self.pending.pop(test_id)
+        return unreported
+
+    def culprit(self) -> str | None:
+        """The test the worker was running: the one it announced, else its first pending one."""
+        if self.current is not None and self.current in self.pending:
+            return self.current
+        return next(iter(self.pending), None)
+
+    def take_pending(self) -> list[str]:
+        """Forget all work held (the worker is gone); the unfinished ids in order."""
+        ids = list(self.pending)
+        self.pending.clear()
+        self.batches.clear()
+        self.pending_expected = 0.0
+        self.current = None
+        return ids
+
+    def add_output(self, data: bytes, now: float) -> None:
+        self.output += data
+        self.last_output_at = now
+        excess = len(self.output) - OUTPUT_KEEP
+        if excess > 0:
+            del self.output[:excess]
+            self.output_mark = max(0, self.output_mark - excess)
+            self.shown = max(0, self.shown - excess)
+            if self.dump_mark is not None:
+                self.dump_mark = max(0, self.dump_mark - excess)
+
+    def output_since(self, mark: int, limit: int = 64 * 1024) -> bytes:
+        data = bytes(self.output[mark:])
+        return data[-limit:]

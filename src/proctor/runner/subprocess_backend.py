@@ -1,0 +1,341 @@
+"""Workers as ``python -m proctor.worker --serve`` processes.
+
+Each worker gets three pipes: commands (JSON lines, written by us), results
+(subunit v2, read by us), and its own stdout and stderr merged into one
+(faulthandler's crash reports and stack dumps arrive there). Everything is
+multiplexed on one ``selectors`` loop in the controller's thread, with no
+reader threads. So nothing is decoded twice and there is no hand-off between
+threads on the hot path.
+
+Details that matter:
+
+* **Commands never block the controller.** A ``RunTests`` for a big batch can
+  be larger than a pipe's buffer, and a worker only reads commands between
+  batches. A blocking write could then wait on a worker that is itself blocked
+  writing results nobody reads. So commands are written without blocking and
+  the rest is kept until the pipe is writable.
+* **Exits are seen even if a child of the test holds the pipes open.** The
+  process is watched with a pidfd (Linux) or, failing that, by a thread that
+  waits for it. When it ends, whatever is left in its pipes is read, and then
+  :class:`~proctor.runner.backend.Exited` is reported.
+* **Each worker is a session leader** (``start_new_session``), so the
+  terminal's Ctrl-C reaches only the controller (which decides what it means),
+  and killing a worker kills whatever its tests started (``killpg``).
+* :meth:`SubprocessBackend.post` is safe in a signal handler: it appends to a
+  deque and writes one byte to a non-blocking wake-up pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proctor.runner.backend import Exited, Message, Output, Results
+from proctor.runner.protocol import Command, encode_command
+
+__all__ = ["SubprocessBackend", "SubprocessWorker", "WorkerSpec"]
+
+_READ_SIZE = 1 << 20
+DUMP_SIGNAL = signal.SIGUSR1
+"""What the worker registers with faulthandler to dump every thread's stack."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """How to start a worker for a project."""
+
+    root: Path
+    python: str = sys.executable
+    framework: str | None = None
+    test_path: str | None = None
+    top_dir: str | None = None
+    pytest_args: tuple[str, ...] = ()
+    capture: bool = True
+    env: Mapping[str, str] | None = None
+    extra_args: tuple[str, ...] = field(default=())
+
+    def argv(self, commands_fd: int, results_fd: int) -> list[str]:
+        argv = [
+            self.python,
+            "-m",
+            "proctor.worker",
+            "--serve",
+            f"--commands-fd={commands_fd}",
+            f"--results-fd={results_fd}",
+            f"--root={self.root}",
+        ]
+        if self.framework:
+            argv.append(f"--framework={self.framework}")
+        if self.top_dir:
+            argv.append(f"--top-dir={self.top_dir}")
+        if self.test_path:
+            argv.append(f"--test-path={self.test_path}")
+        if not self.capture:
+            argv.append("--no-capture")
+        argv.extend(self.extra_args)
+        if self.pytest_args:
+            argv.append("--")
+            argv.extend(self.pytest_args)
+        return argv
+
+
+class _ProcessEnded:
+    """Internal: the waiter thread saw the process end (no pidfd)."""
+
+    __slots__ = ("worker",)
+
+    def __init__(self, worker: int) -> None:
+        self.worker = worker
+
+
+class SubprocessWorker:
+    """One worker process and its pipes (the backend's handle for it)."""
+
+    def __init__(self, backend: SubprocessBackend, worker: int, spec: WorkerSpec) -> None:
+        self._backend = backend
+        self.worker = worker
+        commands_read, self._commands = os.pipe()
+        self._results, results_write = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                spec.argv(commands_read, results_write),
+                cwd=spec.root,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(commands_read, results_write),
+                env=dict(spec.env) if spec.env is not None else None,
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (commands_read, self._commands, self._results, results_write):
+                os.close(fd)
+            raise
+        os.close(commands_read)
+        os.close(results_write)
+        assert self.process.stdout is not None
+        self._output = self.process.stdout.fileno()
+        os.set_blocking(self._results, False)
+        os.set_blocking(self._output, False)
+        os.set_blocking(self._commands, False)
+        self._outbox = bytearray()
+        self._writing = False
+        self.open_fds: set[int] = {self._results, self._output}
+        self.pidfd: int | None = None
+        self.ended = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def send(self, command: Command) -> None:
+        if self._commands < 0:
+            return
+        self._outbox += encode_command(command)
+        self.write_pending()
+
+    def write_pending(self) -> None:
+        """Write what the commands pipe takes now; wait for writability for the rest."""
+        while self._outbox and self._commands >= 0:
+            try:
+                written = os.write(self._commands, self._outbox)
+            except BlockingIOError:
+                break
+            except (BrokenPipeError, OSError):
+                self._outbox.clear()  # the worker is gone; its exit will be reported
+                break
+            del self._outbox[:written]
+        want = bool(self._outbox) and self._commands >= 0
+        if want != self._writing:
+            self._writing = want
+            self._backend.watch_writes(self, self._commands, want)
+
+    def dump_stacks(self) -> None:
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.process.pid, DUMP_SIGNAL)
+
+    def kill(self) -> None:
+        if self.process.returncode is None and not self.ended:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def close_commands(self) -> None:
+        if self._commands >= 0:
+            if self._writing:
+                self._backend.watch_writes(self, self._commands, False)
+                self._writing = False
+            os.close(self._commands)
+            self._commands = -1
+
+
+class SubprocessBackend:
+    """Starts and watches worker processes (see the module docstring)."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self._selector = selectors.DefaultSelector()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self._selector.register(self._wake_read, selectors.EVENT_READ, None)
+        self._posted: deque[Message | _ProcessEnded] = deque()
+        self._workers: dict[int, SubprocessWorker] = {}
+        self._pidfd = hasattr(os, "pidfd_open")
+
+    # -- WorkerBackend --------------------------------------------------------------------
+
+    def start(self, worker: int) -> SubprocessWorker:
+        handle = SubprocessWorker(self, worker, self.spec)
+        self._workers[worker] = handle
+        self._selector.register(handle._results, selectors.EVENT_READ, (handle, "results"))
+        self._selector.register(handle._output, selectors.EVENT_READ, (handle, "output"))
+        pidfd = None
+        if self._pidfd:
+            try:
+                pidfd = os.pidfd_open(handle.process.pid)
+            except OSError:
+                pidfd = None
+        if pidfd is not None:
+            handle.pidfd = pidfd
+            self._selector.register(pidfd, selectors.EVENT_READ, (handle, "exit"))
+        else:
+            threading.Thread(
+                target=self._wait_in_thread, args=(handle,), daemon=True, name="proctor-waiter"
+            ).start()
+        return handle
+
+    def wait(self, timeout: float | None) -> list[Message]:
+        messages: list[Message] = []
+        if self._posted:
+            timeout = 0.0
+        try:
+            ready = self._selector.select(timeout)
+        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for safety
+            ready = []
+        ended: list[SubprocessWorker] = []
+        for key, _ in ready:
+            data = key.data
+            if data is None:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._wake_read, 4096):
+                        pass
+                continue
+            handle, what = data
+            if what == "write":
+                handle.write_pending()
+            elif what == "exit":
+                ended.append(handle)
+            else:
+                self._read(handle, key.fd, what, messages)
+        while self._posted:
+            item = self._posted.popleft()
+            if isinstance(item, _ProcessEnded):
+                ended.append(self._workers[item.worker])
+            else:
+                messages.append(item)
+        for handle in ended:
+            if not handle.ended:
+                self._finish(handle, messages)
+        return messages
+
+    def post(self, message: Message | _ProcessEnded) -> None:
+        self._posted.append(message)
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_write, b"\0")
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def time_ns(self) -> int:
+        return time.time_ns()
+
+    def close(self) -> None:
+        for handle in self._workers.values():
+            if not handle.ended:
+                handle.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    handle.process.wait(timeout=5)
+                self._finish(handle, [])
+        self._selector.close()
+        for fd in (self._wake_read, self._wake_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def watch_writes(self, handle: SubprocessWorker, fd: int, want: bool) -> None:
+        if want:
+            self._selector.register(fd, selectors.EVENT_WRITE, (handle, "write"))
+        else:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(fd)
+
+    def _read(self, handle: SubprocessWorker, fd: int, what: str, messages: list[Message]) -> None:
+        try:
+            data = os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            messages.append(
+                Results(handle.worker, data) if what == "results" else Output(handle.worker, data)
+            )
+        else:
+            self._close_fd(handle, fd)
+
+    def _close_fd(self, handle: SubprocessWorker, fd: int) -> None:
+        if fd in handle.open_fds:
+            handle.open_fds.discard(fd)
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(fd)
+            if fd == handle._output:
+                assert handle.process.stdout is not None
+                handle.process.stdout.close()
+            else:
+                os.close(fd)
+
+    def _finish(self, handle: SubprocessWorker, messages: list[Message]) -> None:
+        """The process ended: drain its pipes, release everything, report the exit."""
+        handle.ended = True
+        for fd, what in ((handle._results, "results"), (handle._output, "output")):
+            while fd in handle.open_fds:
+                try:
+                    data = os.read(fd, _READ_SIZE)
+                except BlockingIOError:
+                    break  # a child of the test still holds it open: stop here
+                except OSError:
+                    data = b""
+                if not data:
+                    self._close_fd(handle, fd)
+                    break
+                messages.append(
+                    Results(handle.worker, data)
+                    if what == "results"
+                    else Output(handle.worker, data)
+                )
+        for fd in list(handle.open_fds):
+            self._close_fd(handle, fd)
+        handle.close_commands()
+        if handle.pidfd is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(handle.pidfd)
+            os.close(handle.pidfd)
+            handle.pidfd = None
+        returncode = handle.process.wait()
+        messages.append(Exited(handle.worker, returncode))
+
+    def _wait_in_thread(self, handle: SubprocessWorker) -> None:
+        handle.process.wait()
+        self.post(_ProcessEnded(handle.worker))

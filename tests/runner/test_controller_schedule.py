@@ -1,0 +1,170 @@
+"""The scheduler: units, order, batch sizes, and how well a run is balanced."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from proctor.runner.controller import RunOptions
+from proctor.runner.fake import FakeTest
+from proctor.runner.history import RecordsHistory
+from proctor.runner.protocol import RunTests
+from proctor.runner.schedule import NOMINAL_DURATION, WorkQueue, locality_key, plan_units
+from tests.runner.controller_support import passing, run_fake
+
+
+@pytest.mark.parametrize(
+    ("test_id", "key"),
+    [
+        ("pkg.mod.Class.test_x", "pkg.mod.Class"),
+        ("pkg.mod.Class.test_x(scenario one)", "pkg.mod.Class"),
+        ("tests/test_a.py::TestC::test_x[1-2]", "tests/test_a.py::TestC"),
+        ("tests/test_a.py::test_y", "tests/test_a.py"),
+        ("tests/test_a.py::test_y[a.b]", "tests/test_a.py"),
+        ("solo", "solo"),
+    ],
+)
+def test_locality_key_is_the_class_or_module(test_id: str, key: str) -> None:
+    assert locality_key(test_id) == key
+
+
+def test_units_are_classes_longest_first() -> None:
+    ids = ["m.A.t1", "m.A.t2", "m.B.t1", "m.C.t1", "m.C.t2", "m.C.t3"]
+    plan = plan_units(ids, {}, workers=2)
+    assert [unit.ids for unit in plan.units] == [
+        ["m.C.t1", "m.C.t2", "m.C.t3"],
+        ["m.A.t1", "m.A.t2"],
+        ["m.B.t1"],
+    ]
+    assert plan.unknown_estimate == NOMINAL_DURATION
+
+
+def test_known_durations_order_units_and_unknown_tests_get_the_mean() -> None:
+    ids = ["m.A.t1", "m.B.t1", "m.C.t1"]
+    plan = plan_units(ids, {"m.A.t1": 0.01, "m.B.t1": 0.05}, workers=2)
+    assert plan.unknown_estimate == pytest.approx(0.03)
+    assert [unit.ids[0] for unit in plan.units] == ["m.B.t1", "m.C.t1", "m.A.t1"]
+
+
+def test_ties_keep_discovery_order() -> None:
+    ids = [f"m.C{i}.t" for i in range(5)]
+    plan = plan_units(ids, dict.fromkeys(ids, 0.5), workers=1)
+    assert [unit.ids[0] for unit in plan.units] == ids
+
+
+def test_a_heavy_test_leaves_its_class_to_start_early() -> None:
+    ids = ["m.A.fast1", "m.A.slow", "m.A.fast2", "m.B.t"]
+    durations = {"m.A.fast1": 0.01, "m.A.slow": 5.0, "m.A.fast2": 0.01, "m.B.t": 0.5}
+    plan = plan_units(ids, durations, workers=2)
+    assert [unit.ids for unit in plan.units] == [
+        ["m.A.slow"],
+        ["m.B.t"],
+        ["m.A.fast1", "m.A.fast2"],
+    ]
+
+
+def test_group_regex_groups_are_hard_units_in_discovery_order() -> None:
+    ids = ["a.X.t2", "a.X.t1", "b.Y.t1", "a.X.t3"]
+    plan = plan_units(ids, {}, workers=2, group_regex=r"a\.", seed=7)
+    hard = [unit for unit in plan.units if unit.hard]
+    assert [unit.ids for unit in hard] == [["a.X.t2", "a.X.t1", "a.X.t3"]]
+
+
+def test_a_hard_unit_is_never_split() -> None:
+    ids = [f"g.G.t{i}" for i in range(30)] + [f"m.M{i}.t" for i in range(30)]
+    queue = WorkQueue(plan_units(ids, {}, workers=4, group_regex=r"g\."))
+    batches = []
+    while (batch := queue.take(4)) is not None:
+        batches.append(batch.ids)
+    with_group = [b for b in batches if any(i.startswith("g.") for i in b)]
+    assert len(with_group) == 1
+    assert [i for i in with_group[0] if i.startswith("g.")] == [f"g.G.t{i}" for i in range(30)]
+
+
+def test_the_same_seed_gives_the_same_order_and_another_seed_another() -> None:
+    ids = [f"m.M{i % 10}.t{i}" for i in range(100)]
+
+    def order(seed: int | None) -> list[str]:
+        return [i for unit in plan_units(ids, {}, workers=2, seed=seed).units for i in unit.ids]
+
+    assert order(1) == order(1)
+    assert order(1) != order(2)
+    assert order(1) != order(None)
+    assert sorted(order(1)) == sorted(ids)
+
+
+def test_random_order_still_starts_the_long_tests_first() -> None:
+    ids = [f"m.M{i}.t" for i in range(50)] + ["m.Long.a", "m.Long.b"]
+    durations = dict.fromkeys(ids, 0.01) | {"m.Long.a": 10.0, "m.Long.b": 9.0}
+    for seed in range(5):
+        units = plan_units(ids, durations, workers=2, seed=seed).units
+        assert {units[0].ids[0], units[1].ids[0]} == {"m.Long.a", "m.Long.b"}
+
+
+def test_batches_shrink_as_the_queue_drains_and_cover_every_test_once() -> None:
+    ids = [f"m.M{i % 50}.t{i}" for i in range(5000)]
+    queue = WorkQueue(plan_units(ids, {}, workers=2))
+    sizes = []
+    taken: list[str] = []
+    while (batch := queue.take(2)) is not None:
+        sizes.append(len(batch.ids))
+        taken.extend(batch.ids)
+    assert sorted(taken) == sorted(ids)
+    assert sizes[0] >= 500
+    assert sizes[-1] == 1
+    assert len(sizes) < 120
+    assert all(later <= earlier + 100 for earlier, later in itertools.pairwise(sizes))
+
+
+def test_put_back_returns_tests_to_the_front_keeping_groups_hard() -> None:
+    queue = WorkQueue(plan_units(["z.Z.t"], {}, workers=1, group_regex=r"g\."))
+    queue.put_back(["g.A.t1", "g.A.t2", "m.B.t"])
+    first = queue.take(100)
+    assert first is not None
+    assert first.ids[:2] == ("g.A.t1", "g.A.t2")
+    assert queue.count + len(first.ids) == 4
+
+
+def _skewed_suite() -> list[FakeTest]:
+    """60 s of test time: three long tests, the rest short, long ones discovered last."""
+    tests = [FakeTest(f"pkg.m{i % 12}.C.t{i:03d}", duration=0.2) for i in range(210)]
+    tests += [FakeTest(f"pkg.slow.C.t{i}", duration=6.0) for i in range(3)]
+    return tests
+
+
+def test_with_history_a_skewed_suite_finishes_within_5_percent_of_the_bound() -> None:
+    suite = _skewed_suite()
+    total = sum(t.duration for t in suite)
+    history = RecordsHistory()
+    first = run_fake(suite, RunOptions(concurrency=2))
+    history.add_run(first.records)
+    second = run_fake(suite, RunOptions(concurrency=2), history=history)
+    bound = max(total / 2, 6.0)
+    assert second.result.exit_code == 0
+    startup = 0.1  # the fake workers' start-up and listing
+    assert second.result.wall_time <= (bound + startup) * 1.05
+    assert second.result.wall_time <= first.result.wall_time
+
+
+def test_fast_tests_get_their_next_batch_before_they_finish_the_current_one() -> None:
+    outcome = run_fake(passing(2000), RunOptions(concurrency=2))
+    assert outcome.result.counts.get
+    for worker in outcome.backend.workers.values():
+        runs = [c for c in worker.commands if isinstance(c, RunTests)]
+        assert len(runs) >= 3
+    # every test ran exactly once, across both workers
+    ran = [i for w in outcome.backend.workers.values() for i in w.ran]
+    assert sorted(ran) == sorted(t.test_id for t in passing(2000))
+    # the pipeline never left a worker idle: virtual time is the work divided by two
+    assert outcome.result.wall_time <= 2000 * 0.001 / 2 + 0.1
+
+
+def test_random_seed_really_changes_what_each_worker_runs() -> None:
+    suite = passing(200, modules=10)
+    one = run_fake(suite, RunOptions(concurrency=1, seed=1))
+    two = run_fake(suite, RunOptions(concurrency=1, seed=2))
+    again = run_fake(suite, RunOptions(concurrency=1, seed=1))
+    assert one.backend.workers[0].ran != two.backend.workers[0].ran
+    assert one.backend.workers[0].ran == again.backend.workers[0].ran
+    assert one.result.seed == 1
