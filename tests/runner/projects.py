@@ -8,13 +8,17 @@
   decoder), the worker's own stdout/stderr collected separately.
 * :func:`run_oneshot` runs the worker in one-shot mode and decodes its stdout.
 * :func:`outcomes` reduces events to ``{test id: status name}`` (last final
-  status wins), the shape used to compare with stestr and pytest.
+  status wins), the shape used to compare with stestr and pytest;
+  :func:`stestr_outcomes` and :func:`pytest_outcomes` give the same shape from
+  real ``stestr`` and ``pytest`` runs of a project.
 
 Everything here has a timeout: a hung worker fails the test, never hangs it.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import selectors
 import subprocess
@@ -43,8 +47,11 @@ __all__ = [
     "UNITTEST_CONF",
     "WorkerProcess",
     "collect_files",
+    "fold_pytest_reports",
     "outcomes",
+    "pytest_outcomes",
     "run_oneshot",
+    "stestr_outcomes",
     "write_project",
 ]
 
@@ -304,3 +311,110 @@ class WorkerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
+
+
+# -- the peers, for comparison ----------------------------------------------------
+
+
+def stestr_outcomes(root: Path, *args: str, timeout: float = 300) -> dict[str, str]:
+    """``{test id: status}`` from a real ``stestr run --subunit`` in ``root``.
+
+    ``args`` go before ``run`` (``--test-path``, ``--top-dir``...). The stream
+    is read by python-subunit, as stestr itself reads it.
+    """
+    import subunit
+    import testtools
+
+    done = subprocess.run(
+        [sys.executable, "-m", "stestr", *args, "run", "--subunit"],
+        cwd=root,
+        capture_output=True,
+        env=worker_env(),
+        timeout=timeout,
+        check=False,
+    )
+    status: dict[str, str] = {}
+
+    def on_test(test: dict[str, object]) -> None:
+        if test["status"] != "exists":
+            status[str(test["id"])] = str(test["status"])
+
+    stream = testtools.StreamToDict(on_test)
+    stream.startTestRun()
+    source = io.BytesIO(done.stdout)
+    subunit.ByteStreamToStreamResult(source, non_subunit_name="stdout").run(stream)
+    stream.stopTestRun()
+    return status
+
+
+_RECORDER = """
+import json, os
+
+def pytest_collectreport(report):
+    if not report.passed:
+        _write({"id": report.nodeid, "when": "collect", "outcome": report.outcome})
+
+def pytest_runtest_logreport(report):
+    _write({
+        "id": report.nodeid, "when": report.when, "outcome": report.outcome,
+        "xfail": hasattr(report, "wasxfail"), "subtest": hasattr(report, "context"),
+    })
+
+def _write(record):
+    with open(os.environ["PROCTOR_RECORD"], "a") as f:
+        f.write(json.dumps(record) + "\\n")
+"""
+
+
+def fold_pytest_reports(records: Iterable[Mapping[str, object]]) -> dict[str, str]:
+    """One outcome per test from pytest's reports, by the worker's documented rules.
+
+    Any failed report (setup, call, teardown, a subtest) fails the test; a
+    collector that failed or skipped is a test of its own; otherwise the
+    first skipped-or-call report decides: xfail/skip, or uxsuccess/success.
+    """
+    reports: dict[str, list[Mapping[str, object]]] = {}
+    for record in records:
+        reports.setdefault(str(record["id"]), []).append(record)
+    result: dict[str, str] = {}
+    for test_id, seen in reports.items():
+        own = [r for r in seen if not r.get("subtest")]
+        if any(r["outcome"] == "failed" for r in seen):
+            result[test_id] = "fail"
+        elif any(r["when"] == "collect" and r["outcome"] == "skipped" for r in own):
+            result[test_id] = "skip"
+        else:
+            first = next(r for r in own if r["outcome"] == "skipped" or r["when"] == "call")
+            if first["outcome"] == "skipped":
+                result[test_id] = "xfail" if first["xfail"] else "skip"
+            else:
+                result[test_id] = "uxsuccess" if first["xfail"] else "success"
+    return result
+
+
+def pytest_outcomes(root: Path, scratch: Path, *args: str, timeout: float = 300) -> dict[str, str]:
+    """``{test id: status}`` from a real ``python -m pytest`` run in ``root``.
+
+    A recording plugin (written to ``scratch``) sees every report; collection
+    errors do not stop the run (the worker does not stop either).
+    """
+    plugin_dir = scratch / "recorder"
+    plugin_dir.mkdir(parents=True, exist_ok=True)
+    (plugin_dir / "proctor_recorder.py").write_text(_RECORDER, encoding="utf-8")
+    record = scratch / "record.jsonl"
+    record.unlink(missing_ok=True)
+    env = worker_env({"PROCTOR_RECORD": str(record)})
+    env["PYTHONPATH"] = os.pathsep.join((str(plugin_dir), env["PYTHONPATH"]))
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "-q", "-p", "proctor_recorder"),
+            *("-p", "no:cacheprovider", "--continue-on-collection-errors", *args),
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        check=False,
+        timeout=timeout,
+    )
+    lines = record.read_text(encoding="utf-8").splitlines() if record.exists() else []
+    return fold_pytest_reports(json.loads(line) for line in lines)

@@ -2,14 +2,12 @@
 
 The reference is a real ``python -m pytest`` run of the same generated project,
 observed by a tiny plugin that records every report; its outcomes are folded
-into one per test by :func:`fold`, written here independently of the worker.
+into one per test by :func:`tests.runner.projects.fold_pytest_reports`, written
+independently of the worker.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,8 @@ from tests.runner.projects import (
     WorkerProcess,
     collect_files,
     outcomes,
+    pytest_outcomes,
     run_oneshot,
-    worker_env,
     write_project,
 )
 
@@ -185,24 +183,6 @@ TEST_MODULE_SKIP = """
 
 TEST_BROKEN = "import a_module_that_does_not_exist\n"
 
-RECORDER = """
-    import json, os
-
-    def pytest_collectreport(report):
-        if not report.passed:
-            _write({"id": report.nodeid, "when": "collect", "outcome": report.outcome})
-
-    def pytest_runtest_logreport(report):
-        _write({
-            "id": report.nodeid, "when": report.when, "outcome": report.outcome,
-            "xfail": hasattr(report, "wasxfail"), "subtest": hasattr(report, "context"),
-        })
-
-    def _write(record):
-        with open(os.environ["RECORD"], "a") as f:
-            f.write(json.dumps(record) + "\\n")
-"""
-
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -221,52 +201,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def fold(records: list[dict[str, object]]) -> dict[str, str]:
-    """One outcome per test from pytest's reports (see the module docstring)."""
-    reports: dict[str, list[dict[str, object]]] = {}
-    for record in records:
-        reports.setdefault(str(record["id"]), []).append(record)
-    result: dict[str, str] = {}
-    for test_id, seen in reports.items():
-        own = [r for r in seen if not r.get("subtest")]
-        if any(r["outcome"] == "failed" for r in seen):
-            result[test_id] = "fail"
-        elif any(r["when"] == "collect" and r["outcome"] == "skipped" for r in own):
-            result[test_id] = "skip"
-        else:
-            decisive = [r for r in own if r["outcome"] == "skipped" or r["when"] == "call"]
-            first = decisive[0]
-            if first["outcome"] == "skipped":
-                result[test_id] = "xfail" if first["xfail"] else "skip"
-            else:
-                result[test_id] = "uxsuccess" if first["xfail"] else "success"
-    return result
-
-
-def pytest_reference(project: Path, tmp_path: Path, *args: str) -> dict[str, str]:
-    """Outcomes of a real ``pytest`` run of ``project``."""
-    plugin_dir = tmp_path / "plugin"
-    write_project(plugin_dir, {"proctor_recorder.py": RECORDER})
-    record = tmp_path / "record.jsonl"
-    env = worker_env({"RECORD": str(record)})
-    env["PYTHONPATH"] = str(plugin_dir) + ":" + env["PYTHONPATH"]
-    subprocess.run(
-        [
-            *(sys.executable, "-m", "pytest", "-q", "-p", "proctor_recorder"),
-            *("-p", "no:cacheprovider", "--continue-on-collection-errors", *args),
-        ],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
-    lines = record.read_text().splitlines()
-    return fold([json.loads(line) for line in lines])
-
-
 def test_ids_and_outcomes_match_pytest(project: Path, tmp_path: Path) -> None:
-    expected = pytest_reference(project, tmp_path)
+    expected = pytest_outcomes(project, tmp_path)
     listed = run_oneshot(project, "--list")
     ran = run_oneshot(project)
     assert ran.returncode == 0, ran.stderr

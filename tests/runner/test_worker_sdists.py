@@ -1,0 +1,108 @@
+"""Real open-source suites from PyPI sdists: the worker against stestr and pytest.
+
+* testscenarios 0.7.0 and fixtures 4.3.2: unittest/testtools suites run by
+  stestr (``load_tests`` with scenarios and doctests; fixtures' details);
+* pluggy 1.6.0: a pytest suite (conftest fixtures, parametrisation).
+
+Each sdist is downloaded once with ``pip download --no-binary :all: --no-deps``
+into a cache directory (``PROCTOR_SDIST_CACHE``, default under the system temp
+directory) and unpacked into the test's temporary directory. The worker runs
+each suite twice: one-shot (the whole suite in one go), and as a server fed
+the ids in small batches (what the controller does), which must not change a
+single outcome. The batches are shuffled, except for fixtures: its
+``LogHandlerTest.test_captures_logging`` depends on an earlier test lowering
+the root logger's level (it fails alone under plain ``python -m unittest``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.runner.projects import (
+    WorkerProcess,
+    outcomes,
+    pytest_outcomes,
+    run_oneshot,
+    stestr_outcomes,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def sdist(name: str, version: str, into: Path) -> Path:
+    """The unpacked sdist of ``name==version`` (downloaded once, then cached)."""
+    cache = Path(
+        os.environ.get("PROCTOR_SDIST_CACHE", Path(tempfile.gettempdir()) / "proctor-sdists")
+    )
+    cache.mkdir(parents=True, exist_ok=True)
+    archive = cache / f"{name}-{version}.tar.gz"
+    if not archive.exists():
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "pip", "download", "--no-binary", ":all:"),
+                *("--no-deps", "--quiet", "--dest", str(cache), f"{name}=={version}"),
+            ],
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0 or not archive.exists():
+            pytest.skip(f"cannot download {name}=={version}: {done.stderr.decode()[-500:]}")
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into / f"{name}-{version}"
+
+
+def batched(
+    root: Path, *args: str, shuffle: bool = True, size: int = 7
+) -> tuple[list[str], dict[str, str]]:
+    """Ids listed by a server worker, and outcomes when run in (shuffled) batches."""
+    with WorkerProcess(root, args) as worker:
+        worker.ready()
+        ids = worker.list()
+        order = list(ids)
+        if shuffle:
+            random.Random(1).shuffle(order)
+        for start in range(0, len(order), size):
+            worker.run(order[start : start + size], timeout=120)
+        assert worker.quit() == 0
+        return ids, outcomes(worker.events)
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "minimum", "shuffle"),
+    [("testscenarios", "0.7.0", 30, True), ("fixtures", "4.3.2", 100, False)],
+)
+def test_unittest_suites_match_stestr(
+    name: str, version: str, minimum: int, shuffle: bool, tmp_path: Path
+) -> None:
+    root = sdist(name, version, tmp_path)
+    location = ("--test-path", "./tests", "--top-dir", ".")
+    expected = stestr_outcomes(root, *location)
+    assert len(expected) >= minimum, "stestr ran the suite"
+    oneshot = run_oneshot(root, *location, timeout=300)
+    assert oneshot.returncode == 0, oneshot.stderr
+    assert outcomes(oneshot.events) == expected
+    ids, served = batched(root, *location, shuffle=shuffle)
+    assert set(ids) == set(expected)
+    assert served == expected
+
+
+def test_a_pytest_suite_matches_pytest(tmp_path: Path) -> None:
+    root = sdist("pluggy", "1.6.0", tmp_path)
+    expected = pytest_outcomes(root, tmp_path / "scratch")
+    assert len(expected) >= 100, "pytest ran the suite"
+    oneshot = run_oneshot(root, timeout=300)
+    assert oneshot.returncode == 0, oneshot.stderr
+    assert outcomes(oneshot.events) == expected
+    ids, served = batched(root)
+    assert set(ids) == set(expected)
+    assert served == expected
