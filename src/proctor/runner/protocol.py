@@ -15,7 +15,8 @@ besides its own stdout and stderr:
 * **stdin**: debugger input for the test under way reaches the worker as
   :class:`Stdin` commands, after the worker asked with a ``stdin`` control event.
 
-The full description, with the sequence of a run, lives in docs/architecture.md.
+The full description, with the sequence of a run, a crash, a timeout and a
+debugger session, lives in docs/worker-protocol.md.
 """
 
 from __future__ import annotations
@@ -128,10 +129,19 @@ class Control:
 
     ``kind`` is one of:
 
-    * ``ready``: the suite is imported (``pid``, ``protocol``, ``count`` of tests);
-    * ``done``: the last command finished (``op``: ``list`` or ``run``);
+    * ``ready``: the suite is imported (``pid``, ``protocol``, ``count`` of tests;
+      since the first worker also ``framework``: ``unittest`` or ``pytest``,
+      ``capture``: the files holding the running test's captured output by name
+      (``stdout``, ``stderr``; empty when the framework captures, null with
+      ``--no-capture``), ``dump_signal``: the signal name that makes the worker
+      write every thread's stack to its stderr);
+    * ``done``: the last command finished (``op``: ``list`` or ``run``; for a
+      run also ``count``, the final statuses sent);
     * ``stdin``: the test ``test_id`` is waiting for input;
-    * ``error``: the worker could not obey a command (``message``).
+    * ``error``: the worker could not obey a command (``message``), or could not
+      load the suite at all (sent instead of ``ready``; the worker then exits 2).
+
+    Readers must ignore fields they do not know: later versions add fields.
     """
 
     kind: str

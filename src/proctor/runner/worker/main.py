@@ -21,14 +21,15 @@ Order matters here, and each step says why:
 
 Exit status: 0 after a clean run or ``quit``; 2 for a bad command line or a
 suite that cannot be loaded (pytest stopped before collecting); 3 when the
-results channel closed under the worker (the controller is gone).
+results channel closed under the worker (the controller is gone); 130 after
+Ctrl-C (SIGINT keeps its default: a controller that wants workers to ignore
+the terminal's Ctrl-C starts them in a session of their own).
 """
 
 from __future__ import annotations
 
 import faulthandler
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_CONTROLLER_GONE = 3
+EXIT_INTERRUPTED = 130
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +89,9 @@ def _enable_crash_evidence(live_err: int) -> IO[bytes]:
     crash_file = open(live_err, "wb", buffering=0, closefd=False)  # noqa: SIM115 - for the process's life
     faulthandler.enable(file=crash_file, all_threads=True)
     faulthandler.register(DUMP_SIGNAL, file=crash_file, all_threads=True, chain=False)
-    # A worker ignores Ctrl-C: the controller decides what an interrupt means
-    # and ends workers itself (the terminal sends SIGINT to the whole group).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGINT is left alone: tests may rely on its default (and whatever a test
+    # sets, its subprocesses inherit). A controller that wants to decide what
+    # Ctrl-C means starts workers in their own session, out of the terminal's reach.
     return crash_file
 
 
@@ -141,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sink.close()
     except ControllerGone:
         return EXIT_CONTROLLER_GONE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED  # what finished was flushed on the way out
 
 
 def _run_unittest(
