@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from proctor.runner.controller import RunOptions
+from proctor.runner.options import RunOptions
 from proctor.runner.fake import FakeTest
 from proctor.runner.history import RecordsHistory
 from proctor.runner.protocol import RunTests

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("proctor.cli.export", "export", "Write a stored run as a subunit v2 stream."),
     "gc": ("proctor.cli.gc", "gc", "Remove old runs by count or age."),
     "run": ("proctor.cli.run", "run", "Run the tests in parallel on persistent workers."),
+    "init": ("proctor.cli.init", "init", "Write a starting [tool.proctor] configuration."),
 }
 
 

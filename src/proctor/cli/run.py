@@ -33,7 +33,7 @@ from proctor.runner.selection import Selection, SelectionError, select
 if TYPE_CHECKING:
     from proctor.events.sink import Sink
     from proctor.runner.backend import WorkerBackend
-    from proctor.runner.controller import RunOptions
+    from proctor.runner.options import RunOptions
     from proctor.runner.history import History
     from proctor.store.contract import RunWriter, Store
 
@@ -117,7 +117,7 @@ def resolve_config(args: RunArgs) -> Config:
 
 def run_options(args: RunArgs, config: Config) -> RunOptions:
     """The controller's options for this command line and configuration."""
-    from proctor.runner.controller import RunOptions
+    from proctor.runner.options import RunOptions
 
     concurrency = 1 if args.serial else (config.concurrency or cores())
     seed = args.seed

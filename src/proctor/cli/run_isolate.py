@@ -20,7 +20,7 @@ from proctor.wire.event import Status
 if TYPE_CHECKING:
     from proctor.cli.run import RunArgs
     from proctor.config import Config
-    from proctor.runner.controller import RunOptions
+    from proctor.runner.options import RunOptions
     from proctor.runner.history import History
 
 __all__ = ["isolate"]

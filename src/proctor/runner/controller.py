@@ -37,11 +37,7 @@ What goes wrong, and what the controller does (details in docs/runner.md):
 
 from __future__ import annotations
 
-import os
-import signal
-from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from proctor.events.collector import RecordCollector
 from proctor.events.sink import NullSink, Sink
@@ -55,7 +51,16 @@ from proctor.runner.backend import (
     StdinSource,
     WorkerBackend,
 )
+from proctor.runner.casualty import (
+    crash_text,
+    describe_exit,
+    failure_events,
+    salvage_capture,
+    timeout_text,
+)
+from proctor.runner.debugging import DebugDesk
 from proctor.runner.history import EMPTY_HISTORY, History
+from proctor.runner.options import RunOptions
 from proctor.runner.protocol import (
     CONTROL_FILE,
     Control,
@@ -63,61 +68,20 @@ from proctor.runner.protocol import (
     ProtocolError,
     Quit,
     RunTests,
-    Stdin,
     parse_control,
 )
 from proctor.runner.report import NullReporter, Progress, RunReporter, RunResult
 from proctor.runner.schedule import WorkQueue, plan_units
-from proctor.runner.selection import Selection, select
+from proctor.runner.selection import select
 from proctor.runner.slot import Slot, SlotState, StopReason
-from proctor.wire.event import NS_PER_SECOND, Event, Status
+from proctor.wire.event import Event, Status
 from proctor.wire.record import Attachment, TestRecord
 
-__all__ = ["Controller", "RunOptions", "describe_exit"]
+__all__ = ["Controller", "RunOptions"]
 
 _TEXT = "text/plain; charset=utf8"
 _EPSILON = 1e-6  # a deadline this close counts as reached (float sums never quite meet)
 _new_event = tuple.__new__
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """Everything that shapes one run (the command line, merged with the configuration)."""
-
-    concurrency: int = 1
-    timeout: float | None = None
-    group_regex: str | None = None
-    seed: int | None = None
-    """Shuffle the order with this seed (``--random``); None keeps the planned order."""
-    selection: Selection = field(default_factory=Selection)
-    only: tuple[str, ...] | None = None
-    """Run exactly these ids, without listing (isolation probes, replays)."""
-    ordered: bool = False
-    """Keep the order given (``only``, or the load list) on one worker."""
-    list_only: bool = False
-    """List and select, but run nothing."""
-    max_worker_restarts: int | None = None
-    """Deaths not caused by a test that are tolerated (None: 4 per worker)."""
-    lookahead: float = 0.05
-    dump_wait: float = 2.0
-    quit_wait: float = 30.0
-
-    @property
-    def restart_limit(self) -> int:
-        if self.max_worker_restarts is not None:
-            return self.max_worker_restarts
-        return 4 * max(self.concurrency, 1)
-
-
-def describe_exit(returncode: int) -> str:
-    """``killed by signal 11 (SIGSEGV)`` / ``exited with code 3``."""
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = "unknown signal"
-        return f"killed by signal {-returncode} ({name})"
-    return f"exited with code {returncode}"
 
 
 class _Phase:
@@ -149,7 +113,6 @@ class Controller:
         self._history = history
         self._sink = sink if sink is not None else NullSink()
         self._reporter = reporter if reporter is not None else NullReporter()
-        self._stdin = stdin
         self._record_sinks = tuple(record_sinks)
         self._slots: dict[int, Slot] = {}
         self._next_worker = 0
@@ -164,10 +127,7 @@ class Controller:
         self._unproductive_deaths = 0
         self._stop_deadline: float | None = None
         self._last_tick = 0.0
-        self._debug: Slot | None = None
-        self._debug_test: str | None = None
-        self._debug_waiting: deque[tuple[Slot, str]] = deque()
-        self._stdin_pending = False
+        self._desk = DebugDesk(self._reporter, stdin)
         self._last_death = ""
         self._replacing: list[Slot] = []  # dead workers not replaced yet, for notices
 
@@ -223,8 +183,7 @@ class Controller:
             slot = self._slots.get(message.worker)
             if slot is not None:
                 slot.add_output(message.data, self._backend.now())
-                if slot is self._debug:
-                    self._reporter.debug_output(message.data)
+                if self._desk.output(slot, None, message.data):
                     slot.shown = len(slot.output)
                 elif not slot.busy:
                     self._flush_output(slot)
@@ -236,10 +195,7 @@ class Controller:
         elif isinstance(message, Interrupted):
             self._on_interrupt()
         elif isinstance(message, StdinLine):
-            self._stdin_pending = False
-            debug = self._debug
-            if debug is not None and debug.alive:
-                debug.handle.send(Stdin(message.data))
+            self._desk.line(message.data)
 
     # -- events from a worker -------------------------------------------------------------
 
@@ -296,15 +252,13 @@ class Controller:
     def _on_test_output(self, slot: Slot, test_id: str, data: bytes) -> None:
         if slot.current == test_id or slot.current is None:
             slot.add_test_output(data)
-        if slot is self._debug and test_id == self._debug_test:
-            self._reporter.debug_output(data)
+        self._desk.output(slot, test_id, data)
 
     def _finished_test(self, slot: Slot, test_id: str, now: float) -> None:
         slot.finish(test_id, now)
         self._progress.done += 1
         self._flush_output(slot)
-        if slot is self._debug and test_id == self._debug_test:
-            self._end_debug(now)
+        self._desk.finished(slot, test_id, now)
         if slot.stop_after_current:
             self._result.not_run.extend(slot.take_pending())
             self._stop(slot, StopReason.INTERRUPT)
@@ -332,7 +286,7 @@ class Controller:
                     self._progress.done += len(unreported)
         elif kind == "stdin":
             test_id = control.fields.get("test_id")
-            self._on_stdin_wanted(slot, test_id if isinstance(test_id, str) else None, now)
+            self._desk.wants_input(slot, test_id if isinstance(test_id, str) else None)
         elif kind == "error":
             message = control.fields.get("message", "(no message)")
             self._reporter.notice(f"worker {slot.worker} could not obey a command: {message}")
@@ -438,18 +392,24 @@ class Controller:
         slot.state = SlotState.DEAD
         salvaged = salvage_capture(slot.capture)
         reason = slot.stop_reason
-        if slot is self._debug:
-            self._end_debug(self._backend.now())
-        self._debug_waiting = deque(item for item in self._debug_waiting if item[0] is not slot)
+        self._desk.finished(slot, None, self._backend.now())
         if reason is StopReason.TIMEOUT and slot.timed_out is not None:
-            self._fail_timed_out(slot, slot.timed_out, salvaged)
+            text, before = timeout_text(slot, self._options.timeout)
+            self._fail(slot, slot.timed_out, text, before, salvaged)
+            self._reporter.notice(
+                f"{slot.timed_out} timed out after {self._options.timeout:g}s; "
+                f"worker {slot.worker} killed"
+            )
             self._put_back(slot)
         elif reason is StopReason.INTERRUPT:
             self._result.not_run.extend(test_id for test_id in slot.take_pending())
         elif slot.busy:
             culprit = slot.culprit()
             assert culprit is not None
-            self._fail_crashed(slot, culprit, returncode, salvaged)
+            self._fail(slot, culprit, crash_text(slot, returncode), b"", salvaged)
+            self._reporter.notice(
+                f"worker {slot.worker} {describe_exit(returncode)} while running {culprit}"
+            )
             self._put_back(slot)
         elif not slot.killed and (reason is None or returncode != 0):
             self._flush_output(slot)
@@ -517,115 +477,6 @@ class Controller:
             self._queue.put_back(rest)
         else:
             self._result.not_run.extend(rest)
-
-    def _fail_crashed(
-        self, slot: Slot, test_id: str, returncode: int, salvaged: list[Attachment]
-    ) -> None:
-        pid = f" (pid {slot.pid})" if slot.pid is not None else ""
-        text = (
-            f"Worker {slot.worker}{pid} {describe_exit(returncode)} while running this test.\n"
-            "The test was failed and the run went on without that worker.\n"
-        )
-        output = slot.output_since(slot.output_mark)
-        if output:
-            text += (
-                "\nThe worker's last output (native crashes leave faulthandler's traceback here):\n"
-            )
-            text += output.decode("utf-8", "replace")
-        self._fail(slot, test_id, text, b"", salvaged)
-        self._reporter.notice(
-            f"worker {slot.worker} {describe_exit(returncode)} while running {test_id}"
-        )
-
-    def _fail_timed_out(self, slot: Slot, test_id: str, salvaged: list[Attachment]) -> None:
-        timeout = self._options.timeout
-        mark = slot.dump_mark if slot.dump_mark is not None else len(slot.output)
-        dump = bytes(slot.output[mark:]).decode("utf-8", "replace")
-        before = slot.output_since(slot.output_mark)[: max(0, mark - slot.output_mark)]
-        pid = f" (pid {slot.pid})" if slot.pid is not None else ""
-        text = (
-            f"Timed out: still running after {timeout:g}s (--timeout).\n"
-            f"Worker {slot.worker}{pid} was killed; the run went on without it.\n\n"
-        )
-        text += (
-            "Stacks of all its threads at that moment:\n" + dump
-            if dump
-            else ("The worker did not answer the request for a stack dump.\n")
-        )
-        self._fail(slot, test_id, text, before, salvaged)
-        self._reporter.notice(
-            f"{test_id} timed out after {timeout:g}s; worker {slot.worker} killed"
-        )
-
-    def _fail(
-        self,
-        slot: Slot,
-        test_id: str,
-        text: str,
-        output: bytes,
-        salvaged: Sequence[Attachment] = (),
-    ) -> None:
-        """Fail a test the worker could not finish, with events of our own."""
-        now_ns = self._backend.time_ns()
-        route = slot.current_route if slot.current == test_id else slot.route
-        tags = frozenset((slot.tag,))
-        events = []
-        if slot.current != test_id:
-            started = now_ns - round((self._backend.now() - slot.since) * NS_PER_SECOND)
-            events.append(
-                Event(
-                    test_id=test_id,
-                    status=Status.INPROGRESS,
-                    tags=tags,
-                    route_code=route,
-                    timestamp=started,
-                )
-            )
-        events.append(
-            Event(
-                test_id=test_id,
-                file_name="traceback",
-                file_bytes=text.encode("utf-8"),
-                eof=True,
-                mime_type=_TEXT,
-                route_code=route,
-                timestamp=now_ns,
-            )
-        )
-        if output:
-            events.append(
-                Event(
-                    test_id=test_id,
-                    file_name="worker-output",
-                    file_bytes=output,
-                    eof=True,
-                    mime_type=_TEXT,
-                    route_code=route,
-                    timestamp=now_ns,
-                )
-            )
-        events.extend(  # what the test printed before it died
-            Event(
-                test_id=test_id,
-                file_name=attachment.name,
-                file_bytes=attachment.content,
-                eof=True,
-                mime_type=attachment.mime_type,
-                route_code=route,
-                timestamp=now_ns,
-            )
-            for attachment in salvaged
-        )
-        events.append(
-            Event(
-                test_id=test_id, status=Status.FAIL, tags=tags, route_code=route, timestamp=now_ns
-            )
-        )
-        for event in events:
-            self._send(event)
-        slot.finish(test_id, self._backend.now())
-        slot.shown = len(slot.output)
-        self._progress.done += 1
 
     def _on_interrupt(self) -> None:
         self._interrupts += 1
@@ -734,52 +585,25 @@ class Controller:
 
     # -- debugger sessions ----------------------------------------------------------------
 
-    def _on_stdin_wanted(self, slot: Slot, test_id: str | None, now: float) -> None:
-        test_id = test_id or slot.culprit()
-        if test_id is None:
-            return
-        if self._debug is None:
-            self._begin_debug(slot, test_id)
-        elif self._debug is not slot:
-            if all(item[0] is not slot for item in self._debug_waiting):
-                self._debug_waiting.append((slot, test_id))
-            slot.debugging = True  # its clock stops while it waits for the terminal
-            return
-        self._ask_line()
-
-    def _begin_debug(self, slot: Slot, test_id: str) -> None:
-        self._debug = slot
-        self._debug_test = test_id
-        slot.debugging = True
-        so_far = b"".join(slot.test_output) + bytes(slot.output[slot.shown :])
+    def _fail(
+        self, slot: Slot, test_id: str, text: str, output: bytes, salvaged: list[Attachment]
+    ) -> None:
+        """Fail a test the worker could not finish (see :mod:`proctor.runner.casualty`)."""
+        now = self._backend.now()
+        events = failure_events(
+            slot,
+            test_id,
+            text,
+            output=output,
+            salvaged=salvaged,
+            now=now,
+            now_ns=self._backend.time_ns(),
+        )
+        for event in events:
+            self._send(event)
+        slot.finish(test_id, now)
         slot.shown = len(slot.output)
-        self._reporter.debug_start(test_id, slot.worker, so_far)
-
-    def _ask_line(self) -> None:
-        debug = self._debug
-        if debug is None or self._stdin_pending:
-            return
-        if self._stdin is None:
-            debug.handle.send(Stdin(b""))  # no terminal: end of input
-            return
-        self._stdin_pending = True
-        self._stdin.request()
-
-    def _end_debug(self, now: float) -> None:
-        slot, test_id = self._debug, self._debug_test
-        self._debug = None
-        self._debug_test = None
-        if slot is None or test_id is None:
-            return
-        slot.debugging = False
-        slot.since = now
-        self._reporter.debug_end(test_id)
-        while self._debug_waiting:
-            waiting, waiting_test = self._debug_waiting.popleft()
-            if waiting.alive and waiting_test in waiting.pending:
-                self._begin_debug(waiting, waiting_test)
-                self._ask_line()
-                break
+        self._progress.done += 1
 
     # -- results and output ---------------------------------------------------------------
 
@@ -842,22 +666,6 @@ def _kill_time(slot: Slot) -> float:
     if slot.dump_mark is not None and len(slot.output) > slot.dump_mark:
         return min(slot.kill_at, slot.last_output_at + DUMP_QUIET)
     return slot.kill_at
-
-
-def salvage_capture(paths: dict[str, str]) -> list[Attachment]:
-    """What a dead worker's capture files hold (the output of the test it was running),
-    as attachments; the files are deleted (a worker that exits normally deletes them)."""
-    found = []
-    for name, path in paths.items():
-        try:
-            with open(path, "rb") as file:
-                data = file.read()
-            os.unlink(path)
-        except OSError:
-            continue
-        if data:
-            found.append(Attachment(name, data, _TEXT))
-    return found
 
 
 def _prefix(route: str, route_code: str | None) -> str:

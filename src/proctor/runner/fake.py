@@ -58,7 +58,8 @@ class FakeTest:
     exit_code: int = -11
     reads: int = 1
     fails_after: frozenset[str] = frozenset()
-    """Fail instead of passing when any of these ran earlier in the same worker."""
+    """Fail instead of passing when all of these ran earlier in the same worker
+    (an order dependency, for isolation tests)."""
 
 
 @dataclass(slots=True)
@@ -240,7 +241,7 @@ class FakeWorker:
         outcome = test.outcome
         if outcome == "stdin":
             outcome = "success" if self._last_line.strip() == b"c" else "fail"
-        if outcome == "success" and test.fails_after & set(self.ran[:-1]):
+        if outcome == "success" and test.fails_after and test.fails_after <= set(self.ran[:-1]):
             outcome = "fail"
         status = Status.from_wire_name(outcome)
         events = []

@@ -1,0 +1,51 @@
+"""The options of one run, as one typed value.
+
+The command line and the project configuration are merged into a
+:class:`RunOptions` once, by the CLI; the controller reads nothing else. (The
+alternative, options threaded one by one through functions, is what made
+stestr's ``run_command`` take 29 parameters.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from proctor.runner.selection import Selection
+
+__all__ = ["RunOptions"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything that shapes one run."""
+
+    concurrency: int = 1
+    """Workers to run (a run with an order to keep uses one)."""
+    timeout: float | None = None
+    """Seconds a test may run before it is failed with every thread's stack (None: no limit)."""
+    group_regex: str | None = None
+    """Tests whose ids match to the same prefix (``re.match``) share a worker, in order."""
+    seed: int | None = None
+    """Shuffle the order with this seed (``--random``); None keeps the planned order."""
+    selection: Selection = field(default_factory=Selection)
+    only: tuple[str, ...] | None = None
+    """Run exactly these ids, without listing (isolation probes, replays)."""
+    ordered: bool = False
+    """Keep the order given (``only``, or the load list) on one worker."""
+    list_only: bool = False
+    """List and select, but run nothing."""
+    max_worker_restarts: int | None = None
+    """Deaths not caused by a test that are tolerated (None: 4 per worker, like xdist)."""
+    lookahead: float = 0.05
+    """Send a worker its next batch when its current one has less than this many
+    expected seconds left, so fast tests never wait for a round trip."""
+    dump_wait: float = 2.0
+    """Seconds to wait for a stack dump from a worker whose test timed out."""
+    quit_wait: float = 30.0
+    """Seconds workers get to tear down and exit after ``quit`` before they are killed."""
+
+    @property
+    def restart_limit(self) -> int:
+        if self.max_worker_restarts is not None:
+            return self.max_worker_restarts
+        return 4 * max(self.concurrency, 1)

@@ -1,0 +1,250 @@
+"""``proctor run`` in-process, with fake workers: options, output, exit codes, the store.
+
+The subprocess backend is replaced by :class:`~proctor.runner.fake.FakeBackend`
+(the factory ``make_backend`` is the seam), so these run in milliseconds; the
+same paths with real workers are in ``test_run_processes.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from proctor.cli import run as run_module
+from proctor.cli.main import main
+from proctor.cli.run_view import LiveView
+from proctor.runner.fake import FakeBackend, FakeTest
+from proctor.runner.report import Progress, RunResult
+from proctor.wire.event import Status
+from proctor.wire.record import Attachment, TestRecord
+from proctor.wire.v2 import decode
+
+SUITE = [
+    FakeTest("pkg.test_a.A.test_ok", duration=0.2),
+    FakeTest("pkg.test_a.A.test_also_ok", duration=0.1),
+    FakeTest("pkg.test_b.B.test_bad", outcome="fail"),
+    FakeTest("pkg.test_b.B.test_skip", outcome="skip"),
+]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "pyproject.toml").write_text("[tool.proctor]\nconcurrency = 2\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def fake_suite(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[FakeTest]], list[FakeBackend]]:
+    """Make ``proctor run`` use fake workers running ``tests``; returns the backends made."""
+
+    def install(tests: list[FakeTest]) -> list[FakeBackend]:
+        made: list[FakeBackend] = []
+
+        def make_backend(args: object, config: object) -> FakeBackend:
+            backend = FakeBackend(list(tests))
+            made.append(backend)
+            return backend
+
+        monkeypatch.setattr(run_module, "make_backend", make_backend)
+        return made
+
+    return install
+
+
+def test_a_failing_run_shows_each_test_the_failure_and_a_summary(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_suite(SUITE)
+    code = main(["run"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert re.search(r"^\{\d\} pkg\.test_a\.A\.test_ok \[0\.\d+s\] \.\.\. ok$", out, re.M)
+    assert "pkg.test_b.B.test_bad [" in out
+    assert "AssertionError: pkg.test_b.B.test_bad failed" in out
+    assert "Failed tests:\n  pkg.test_b.B.test_bad\n" in out
+    assert re.search(r"^2 passed, 1 failed, 1 skipped in ", out, re.M)
+
+
+def test_the_run_is_stored_and_failing_reruns_only_the_failure(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_suite(SUITE)
+    assert main(["run"]) == 1
+    capsys.readouterr()
+    backends = fake_suite(SUITE)
+    assert main(["run", "--failing"]) == 1
+    ran = [i for b in backends for w in b.workers.values() for i in w.ran]
+    assert ran == ["pkg.test_b.B.test_bad"]
+    fake_suite([t for t in SUITE if t.outcome != "fail"] + [FakeTest("pkg.test_b.B.test_bad")])
+    assert main(["run", "--failing"]) == 0
+    capsys.readouterr()
+    assert main(["run", "--failing"]) == 0
+    assert "No failing tests recorded" in capsys.readouterr().out
+
+
+def test_history_orders_the_next_run_longest_first(
+    project: Path, fake_suite: Callable[[list[FakeTest]], list[FakeBackend]]
+) -> None:
+    tests = [FakeTest(f"pkg.m{i}.C.t", duration=0.01 * (i + 1)) for i in range(6)]
+    fake_suite(tests)
+    assert main(["run", "--serial"]) == 0
+    backends = fake_suite(tests)
+    assert main(["run", "--serial"]) == 0
+    ran = backends[0].workers[0].ran
+    assert ran == [t.test_id for t in reversed(tests)]
+
+
+def test_subunit_writes_a_v2_stream_with_worker_routes(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capfdbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    fake_suite(SUITE)
+    assert main(["run", "--subunit", "--no-store"]) == 1
+    captured = capfdbinary.readouterr()
+    events = decode(captured.out)
+    finals = {e.test_id: e for e in events if e.status > Status.INPROGRESS}
+    assert set(finals) == {t.test_id for t in SUITE}
+    assert all(e.route_code in ("0", "1") for e in finals.values())
+    assert all(e.tags == {f"worker-{e.route_code}"} for e in finals.values())
+    assert b"2 passed, 1 failed, 1 skipped" in captured.err
+
+
+def test_junit_is_written(
+    project: Path, fake_suite: Callable[[list[FakeTest]], list[FakeBackend]]
+) -> None:
+    fake_suite(SUITE)
+    assert main(["run", "--junit", "out.xml", "--no-store"]) == 1
+    root = ET.parse(project / "out.xml").getroot()
+    suite = root if root.tag == "testsuite" else root[0]
+    assert suite.get("tests") == "4"
+    assert suite.get("failures") == "1"
+
+
+def test_list_prints_the_selected_ids(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_suite(SUITE)
+    assert main(["run", "--list", "test_a"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "pkg.test_a.A.test_ok",
+        "pkg.test_a.A.test_also_ok",
+    ]
+
+
+def test_no_tests_selected_is_exit_5_with_a_reason(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_suite(SUITE)
+    assert main(["run", "nothing-matches"]) == 5
+    assert "matched none of the 4 tests found" in capsys.readouterr().err
+
+
+def test_a_bad_filter_is_a_usage_error_before_any_worker(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    backends = fake_suite(SUITE)
+    assert main(["run", "("]) == 2
+    assert "not a regex" in capsys.readouterr().err
+    assert backends == []
+
+
+def test_random_prints_the_seed_and_seed_replays_the_order(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tests = [FakeTest(f"pkg.m{i % 5}.C.t{i}") for i in range(40)]
+    first = fake_suite(tests)
+    assert main(["run", "--serial", "--random", "--no-store"]) == 0
+    seed = re.search(r"seed (\d+)", capsys.readouterr().out)
+    assert seed is not None
+    again = fake_suite(tests)
+    assert main(["run", "--serial", "--seed", seed.group(1), "--no-store"]) == 0
+    assert first[0].workers[0].ran == again[0].workers[0].ran
+    other = fake_suite(tests)
+    assert main(["run", "--serial", "--seed", str(int(seed.group(1)) + 1), "--no-store"]) == 0
+    assert other[0].workers[0].ran != first[0].workers[0].ran
+
+
+def test_until_failure_runs_until_a_run_fails(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs: list[FakeBackend] = []
+
+    def make_backend(args: object, config: object) -> FakeBackend:
+        outcome = "fail" if len(runs) == 3 else "success"
+        backend = FakeBackend([FakeTest("pkg.m.C.flaky", outcome=outcome)])
+        runs.append(backend)
+        return backend
+
+    monkeypatch.setattr(run_module, "make_backend", make_backend)
+    assert main(["run", "--until-failure", "--no-store"]) == 1
+    assert len(runs) == 4
+
+
+def test_isolate_names_the_culprit(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tests = [FakeTest(f"pkg.m.A.test_{i:02d}") for i in range(12)]
+    tests.append(FakeTest("pkg.z.Z.test_victim", fails_after=frozenset({"pkg.m.A.test_05"})))
+    fake_suite(tests)
+    assert main(["run", "--serial"]) == 1
+    capsys.readouterr()
+    assert main(["run", "--isolate", "pkg.z.Z.test_victim"]) == 1
+    out = capsys.readouterr().out
+    assert "12 tests ran before it on worker 0" in out
+    assert "pkg.z.Z.test_victim fails when run after:\n  pkg.m.A.test_05\n" in out
+
+
+def test_live_view_draws_a_status_line_and_prints_failures_above_it() -> None:
+    out = io.StringIO()
+    view = LiveView(out, color=False)
+    progress = Progress(total=4, workers=2, has_history=True, expected_left=8.0)
+    view.planned(progress)
+    progress.done = 1
+    view.record(TestRecord("t.ok", Status.SUCCESS, route_code="0", start=0, stop=1))
+    progress.done, progress.failed = 2, 1
+    failure = TestRecord(
+        "t.bad",
+        Status.FAIL,
+        route_code="1",
+        start=0,
+        stop=10**9,
+        attachments=(Attachment("traceback", b"Traceback: boom\n"),),
+    )
+    view.record(failure)
+    text = out.getvalue()
+    assert "Running 4 tests on 2 workers" in text
+    assert "{1} t.bad [1.00s] ... FAILED" in text
+    assert "Traceback: boom" in text
+    status = view.status_text(0.0)
+    assert "2/4" in status
+    assert "1 failed" in status
+    assert "ETA 4.00s" in status
+    result = RunResult()
+    result.counts[Status.SUCCESS] = 1
+    result.counts[Status.FAIL] = 1
+    result.failures.append(failure)
+    view.finished(result)
+    assert out.getvalue().rstrip().endswith("1 passed, 1 failed, 0 skipped in 0.000s")

@@ -1,0 +1,70 @@
+"""Debugger sessions: a test that reads stdin gets the terminal, one at a time."""
+
+from __future__ import annotations
+
+from proctor.runner.backend import StdinLine
+from proctor.runner.fake import FakeBackend, FakeStdin, FakeTest
+from proctor.runner.options import RunOptions
+from proctor.runner.report import EXIT_FAILED, EXIT_OK
+from tests.runner.controller_support import RecordingReporter, passing, run_fake
+
+
+def test_lines_typed_go_to_the_test_until_it_finishes() -> None:
+    suite = [*passing(6), FakeTest("pkg.test_d.Case.test_pdb", outcome="stdin", reads=3)]
+    backend = FakeBackend(suite)
+    stdin = FakeStdin(backend, [b"p x\n", b"n\n", b"c\n"])
+    outcome = run_fake(suite, RunOptions(concurrency=2), backend=backend, stdin=stdin)
+    assert outcome.result.exit_code == EXIT_OK
+    worker = next(w for w in backend.workers.values() if "pkg.test_d.Case.test_pdb" in w.ran)
+    sent = [c.data for c in worker.commands if type(c).__name__ == "Stdin"]
+    assert sent == [b"p x\n", b"n\n", b"c\n"]
+    kinds = [name for name, _ in outcome.reporter.calls if name.startswith("debug")]
+    assert kinds[0] == "debug_start"
+    assert kinds[-1] == "debug_end"
+    start = outcome.reporter.of("debug_start")[0]
+    assert start == ("pkg.test_d.Case.test_pdb", b"(Pdb) ")
+    assert b"(Pdb) " in outcome.reporter.of("debug_output")
+
+
+def test_the_timeout_clock_stops_while_a_test_waits_for_input() -> None:
+    suite = [FakeTest("m.A.t", outcome="stdin", reads=1)]
+    backend = FakeBackend(suite)
+
+    class SlowTyping(FakeStdin):
+        def request(self) -> None:  # the user takes a minute to answer
+            self.requests += 1
+            backend.schedule(60.0, lambda: backend.post(StdinLine(b"c\n")))
+
+    outcome = run_fake(
+        suite,
+        RunOptions(concurrency=1, timeout=5.0),
+        backend=backend,
+        stdin=SlowTyping(backend, []),
+    )
+    assert outcome.result.exit_code == EXIT_OK
+    assert outcome.result.wall_time > 60
+
+
+def test_without_a_terminal_a_test_reading_stdin_gets_end_of_input() -> None:
+    suite = [FakeTest("m.A.t", outcome="stdin", reads=1)]
+    outcome = run_fake(suite, RunOptions(concurrency=1), stdin=None)
+    assert outcome.result.exit_code == EXIT_FAILED  # it wanted "c"
+
+
+def test_two_tests_asking_at_once_take_turns() -> None:
+    suite = [
+        FakeTest("m.A.t", outcome="stdin", reads=2, duration=0.1),
+        FakeTest("m.B.t", outcome="stdin", reads=1, duration=0.1),
+    ]
+    backend = FakeBackend(suite)
+    stdin = FakeStdin(backend, [b"n\n", b"c\n", b"c\n"])
+    reporter = RecordingReporter()
+    outcome = run_fake(
+        suite, RunOptions(concurrency=2), backend=backend, stdin=stdin, reporter=reporter
+    )
+    assert outcome.result.exit_code == EXIT_OK
+    sessions = [(n, v) for n, v in reporter.calls if n in ("debug_start", "debug_end")]
+    assert [n for n, _ in sessions] == ["debug_start", "debug_end", "debug_start", "debug_end"]
+    first = sessions[0][1]
+    assert isinstance(first, tuple)
+    assert sessions[1][1] == first[0]
