@@ -37,7 +37,9 @@ def test_a_unittest_project_gets_a_new_pyproject(
         {
             "setup.py": "",
             "tests/__init__.py": "",
-            "tests/test_x.py": "import unittest\nclass T(unittest.TestCase):\n    def test_a(self): pass\n",
+            "tests/test_x.py": (
+                "import unittest\nclass T(unittest.TestCase):\n    def test_a(self): pass\n"
+            ),
         },
     )
     assert main(["init"]) == 0

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from proctor.runner.options import RunOptions
 from proctor.runner.fake import FakeBackend, FakeSuite, FakeTest
+from proctor.runner.options import RunOptions
 from proctor.runner.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_ERROR
 from proctor.wire.event import Status
 from tests.runner.controller_support import passing, run_fake

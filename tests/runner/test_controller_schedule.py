@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from proctor.runner.options import RunOptions
 from proctor.runner.fake import FakeTest
 from proctor.runner.history import RecordsHistory
+from proctor.runner.options import RunOptions
 from proctor.runner.protocol import RunTests
 from proctor.runner.schedule import NOMINAL_DURATION, WorkQueue, locality_key, plan_units
 from tests.runner.controller_support import passing, run_fake

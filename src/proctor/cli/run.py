@@ -33,8 +33,8 @@ from proctor.runner.selection import Selection, SelectionError, select
 if TYPE_CHECKING:
     from proctor.events.sink import Sink
     from proctor.runner.backend import WorkerBackend
-    from proctor.runner.options import RunOptions
     from proctor.runner.history import History
+    from proctor.runner.options import RunOptions
     from proctor.store.contract import RunWriter, Store
 
 __all__ = ["RunArgs", "UsageProblem", "run", "run_tests"]

@@ -20,8 +20,8 @@ from proctor.wire.event import Status
 if TYPE_CHECKING:
     from proctor.cli.run import RunArgs
     from proctor.config import Config
-    from proctor.runner.options import RunOptions
     from proctor.runner.history import History
+    from proctor.runner.options import RunOptions
 
 __all__ = ["isolate"]
 
