@@ -58,9 +58,8 @@ import time as _time
 import traceback
 import unittest
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from proctor.events.sink import Sink
 from proctor.wire.event import Event, Status, datetime_to_ns
@@ -120,8 +119,7 @@ class _Content(Protocol):
 Details = Mapping[str, _Content]
 
 
-@dataclass(frozen=True, slots=True)
-class FixtureOutcome:
+class FixtureOutcome(NamedTuple):
     """A class or module fixture that reported an outcome (it failed or skipped)."""
 
     test_id: str

@@ -29,8 +29,6 @@ import contextlib
 import logging
 import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import TextIO
 
 from proctor.wire.record import Attachment
@@ -78,10 +76,12 @@ class _Target:
         self.fd = fd
         self.name = name
         self.live_fd = live_fd
+        import tempfile  # once per worker
+
         self.file_fd, path = tempfile.mkstemp(
             prefix=f"proctor-worker-{os.getpid()}-{name}-", suffix=".out", dir=directory
         )
-        self.path = Path(path)
+        self.path = path
 
     def read_and_reset(self) -> bytes:
         size = os.lseek(self.file_fd, 0, os.SEEK_CUR)
@@ -108,10 +108,10 @@ class FdCapture:
         live_out: int,
         live_err: int,
         *,
-        directory: Path | None = None,
+        directory: str | None = None,
         streams: tuple[TextIO | None, TextIO | None] | None = None,
     ) -> None:
-        where = str(directory) if directory is not None else None
+        where = directory
         self._targets = (
             _Target(1, "stdout", live_out, where),
             _Target(2, "stderr", live_err, where),
@@ -127,13 +127,16 @@ class FdCapture:
     @property
     def paths(self) -> dict[str, str]:
         """The capture files by name (``stdout``, ``stderr``)."""
-        return {target.name: str(target.path) for target in self._targets}
+        return {target.name: target.path for target in self._targets}
 
     def _flush_streams(self) -> None:
+        # Once per test: a plain try (contextlib.suppress costs a generator).
         for stream in self._streams:
             if stream is not None:
-                with contextlib.suppress(Exception):
+                try:  # noqa: SIM105
                     stream.flush()
+                except Exception:  # a closed or broken stream has no output to give
+                    pass
 
     def take(self) -> list[Attachment]:
         """What fds 1 and 2 received since the last call; ends a live spell."""
@@ -176,7 +179,7 @@ class FdCapture:
             os.close(saved)
             os.close(target.file_fd)
             with contextlib.suppress(OSError):
-                target.path.unlink()
+                os.unlink(target.path)
 
 
 def _merge(attachments: list[Attachment]) -> list[Attachment]:

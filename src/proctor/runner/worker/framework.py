@@ -18,15 +18,9 @@ passes ``--framework``.
 
 from __future__ import annotations
 
-import configparser
 import importlib.util
+import os
 import sys
-from pathlib import Path
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 __all__ = ["configures_pytest", "detect_framework", "pytest_available"]
 
@@ -38,22 +32,31 @@ def pytest_available() -> bool:
     return importlib.util.find_spec("pytest") is not None
 
 
-def configures_pytest(root: Path, test_path: str | None = None) -> bool:
+def configures_pytest(root: str | os.PathLike[str], test_path: str | None = None) -> bool:
     """Whether the project at ``root`` has any pytest configuration."""
-    places = [root] + ([root / test_path] if test_path else [])
-    if any((place / name).is_file() for place in places for name in _PYTEST_FILES):
+    import configparser  # imported here: only ``framework = auto`` needs them
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+
+    here = os.fspath(root)
+    places = [here] + ([os.path.join(here, test_path)] if test_path else [])
+    if any(os.path.isfile(os.path.join(place, name)) for place in places for name in _PYTEST_FILES):
         return True
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
+    pyproject = os.path.join(here, "pyproject.toml")
+    if os.path.isfile(pyproject):
         try:
-            tool = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            with open(pyproject, "rb") as source:
+                tool = tomllib.load(source).get("tool", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
             tool = {}
         if isinstance(tool, dict) and isinstance(tool.get("pytest"), dict):
             return True
     for name, section in (("setup.cfg", "tool:pytest"), ("tox.ini", "pytest")):
-        path = root / name
-        if path.is_file():
+        path = os.path.join(here, name)
+        if os.path.isfile(path):
             parser = configparser.ConfigParser(interpolation=None)
             try:
                 parser.read(path, encoding="utf-8")
@@ -64,7 +67,7 @@ def configures_pytest(root: Path, test_path: str | None = None) -> bool:
     return False
 
 
-def detect_framework(framework: str, root: Path, test_path: str | None) -> str:
+def detect_framework(framework: str, root: str | os.PathLike[str], test_path: str | None) -> str:
     """``unittest`` or ``pytest`` for a configured framework (``auto`` decides)."""
     if framework != "auto":
         return framework

@@ -32,10 +32,8 @@ import faulthandler
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import IO
+from typing import IO, NamedTuple
 
-from proctor.config import ConfigError, load_config
 from proctor.runner.protocol import control_event
 from proctor.runner.worker.capture import FdCapture, LogCapture, Output, PassThrough
 from proctor.runner.worker.channels import CommandReader, ControllerGone, ResultsWriter
@@ -56,13 +54,52 @@ EXIT_CONTROLLER_GONE = 3
 EXIT_INTERRUPTED = 130
 
 
-@dataclass(frozen=True, slots=True)
-class _Descriptors:
+class _Descriptors(NamedTuple):
     results: int
     commands: int | None
     live_out: int
     live_err: int
     stdin: int | None  # one-shot: the original stdin, read when a test asks
+
+
+class _Settings(NamedTuple):
+    root: str
+    framework: str
+    test_path: str | None
+    top_dir: str | None
+    pytest_args: tuple[str, ...]
+
+
+def _settings(options: WorkerOptions) -> _Settings:
+    """What to load, from the command line and, for what it leaves out, the project.
+
+    With ``--root`` and an explicit ``--framework`` the command line says it
+    all (the controller resolves the configuration once, for every worker) and
+    the project's configuration files are not read, which saves each worker
+    importing the configuration machinery.
+    """
+    if options.root is not None and options.framework not in (None, "auto"):
+        framework = options.framework
+        assert framework is not None
+        return _Settings(
+            os.path.realpath(options.root),
+            framework,
+            options.test_path,
+            options.top_dir,
+            options.pytest_args,
+        )
+    from pathlib import Path
+
+    from proctor.config import load_config
+
+    config = load_config(root=Path(options.root).resolve() if options.root else None)
+    return _Settings(
+        str(config.root),
+        options.framework or config.framework,
+        options.test_path or config.test_path,
+        options.top_dir or config.top_dir,
+        options.pytest_args or config.pytest_args,
+    )
 
 
 def _claim_descriptors(options: WorkerOptions) -> _Descriptors:
@@ -99,17 +136,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the worker; return its exit status (see the module docstring)."""
     try:
         options = parse_args(sys.argv[1:] if argv is None else argv)
-        config = load_config(root=options.root.resolve() if options.root else None)
+        settings = _settings(options)
         load_list = read_load_list(options.load_list) if options.load_list else None
-    except (UsageError, ConfigError, OSError) as error:
+    except (UsageError, ValueError, OSError) as error:  # ConfigError is a ValueError
         print(f"proctor.worker: {error}", file=sys.stderr)
         return EXIT_USAGE
-    root = config.root
+    root = settings.root
     os.chdir(root)
-    framework_setting = options.framework or config.framework
-    test_path = options.test_path or config.test_path
-    top_dir = options.top_dir or config.top_dir
-    pytest_args = options.pytest_args or config.pytest_args
+    framework_setting = settings.framework
+    test_path = settings.test_path
+    top_dir = settings.top_dir
+    pytest_args = settings.pytest_args
 
     fds = _claim_descriptors(options)
     crash_file = _enable_crash_evidence(fds.live_err)
@@ -133,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             if framework == "unittest":
-                index = SuiteIndex(discover(test_path or ".", top_dir or str(root)))
+                index = SuiteIndex(discover(test_path or ".", top_dir or root))
                 if len(index) or framework_setting != "auto" or not pytest_available():
                     _run_unittest(index, runtime, body, fds, options)
                     return EXIT_OK

@@ -19,7 +19,6 @@ is complete, whatever the tests' outcomes (as for ``subunit.run``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from proctor.runner.worker.suite import Runtime, Suite, SuiteBody
 from proctor.wire.event import Event, Status
@@ -27,9 +26,10 @@ from proctor.wire.event import Event, Status
 __all__ = ["oneshot_body", "read_load_list"]
 
 
-def read_load_list(path: Path) -> list[str]:
+def read_load_list(path: str) -> list[str]:
     """Ids from a load-list file: one per line, blank lines ignored, order kept."""
-    text = path.read_text(encoding="utf-8")
+    with open(path, encoding="utf-8") as source:
+        text = source.read()
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

@@ -16,8 +16,9 @@ the module name. Anything after ``--`` is passed to pytest.
 Options the command line leaves out come from the project's configuration
 (``[tool.proctor]``, ``.stestr.conf``; see :mod:`proctor.config`).
 
-argparse rather than click: the worker starts once per core on every run, and
-its start-up is paid before the first test.
+argparse rather than click, and paths kept as strings (no pathlib): the worker
+starts once per core on every run, and its start-up is paid before the first
+test.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 __all__ = ["UsageError", "WorkerOptions", "parse_args"]
 
@@ -38,18 +38,18 @@ class UsageError(ValueError):
 class WorkerOptions:
     """Everything the command line said (``None``: take it from the project configuration)."""
 
-    root: Path | None = None
+    root: str | None = None
     framework: str | None = None
     test_path: str | None = None
     top_dir: str | None = None
     pytest_args: tuple[str, ...] = ()
     list_only: bool = False
-    load_list: Path | None = None
+    load_list: str | None = None
     capture: bool = True
     serve: bool = False
     commands_fd: int | None = None
     results_fd: int | None = None
-    capture_dir: Path | None = None
+    capture_dir: str | None = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,14 +63,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Proctor's test worker: imports a suite once and runs tests, writing "
         "subunit v2 (one-shot to stdout, or as a server speaking the worker protocol).",
     )
-    parser.add_argument("--root", type=Path, help="project root (default: found from the cwd)")
+    parser.add_argument("--root", help="project root (default: found from the cwd)")
     parser.add_argument("--framework", choices=("auto", "unittest", "pytest"))
     parser.add_argument("-t", "--top-dir", help="unittest top-level directory")
     parser.add_argument("--test-path", dest="test_path_option", help="unittest start directory")
     parser.add_argument("-l", "--list", action="store_true", help="list the tests (exists events)")
-    parser.add_argument(
-        "--load-list", type=Path, help="run only the ids in this file, in its order"
-    )
+    parser.add_argument("--load-list", help="run only the ids in this file, in its order")
     parser.add_argument(
         "--no-capture",
         "-s",
@@ -81,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--serve", action="store_true", help="server mode (see the protocol)")
     parser.add_argument("--commands-fd", type=int, help="server mode: fd to read commands from")
     parser.add_argument("--results-fd", type=int, help="server mode: fd to write results to")
-    parser.add_argument("--capture-dir", type=Path, help="where the output capture files live")
+    parser.add_argument("--capture-dir", help="where the output capture files live")
     parser.add_argument("positional", nargs="*", help="[discover] [TEST_PATH]")
     return parser
 
