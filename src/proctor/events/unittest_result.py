@@ -383,8 +383,9 @@ class EventResult(unittest.TestResult):
         if parent is None:
             parent, _ = self._open_for(test)
         description = subtest_description(subtest, parent.test_id)
-        parent.add_traceback(self._format(err, subtest), f"traceback {description}")
-        parent.settle(Status.FAIL)
+        text = self._format(err, subtest)
+        parent.add_traceback(text, f"traceback {description}")
+        self._settle(test, Status.FAIL, parent, text)
         if self.failfast:
             self.stop()
 

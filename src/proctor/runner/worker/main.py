@@ -118,7 +118,11 @@ def _claim_descriptors(options: WorkerOptions) -> _Descriptors:
     results = os.dup(1)
     live_out, live_err = os.dup(2), os.dup(2)
     os.dup2(2, 1)
-    return _Descriptors(results, None, live_out, live_err, os.dup(0))
+    try:
+        stdin: int | None = os.dup(0)
+    except OSError:  # started with stdin closed: tests get end of input
+        stdin = None
+    return _Descriptors(results, None, live_out, live_err, stdin)
 
 
 def _enable_crash_evidence(live_err: int) -> IO[bytes]:
