@@ -59,9 +59,17 @@ from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment
 
 __all__ = ["PytestSuite", "run_pytest"]
 
-_RANK = {Status.NONE: 0, Status.SUCCESS: 1, Status.SKIP: 2, Status.XFAIL: 3, Status.UXSUCCESS: 4}
-_RANK[Status.FAIL] = 5
-_SECTION_NAMES = {"stdout": "stdout", "stderr": "stderr", "log": "log"}
+# How bad an outcome is: a test's final status is the worst of its reports'.
+_RANK = {
+    Status.NONE: 0,
+    Status.SUCCESS: 1,
+    Status.SKIP: 2,
+    Status.XFAIL: 3,
+    Status.UXSUCCESS: 4,
+    Status.FAIL: 5,
+}
+# pytest's captured sections ("Captured stdout call"...) -> attachment names.
+_SECTIONS = frozenset({"stdout", "stderr", "log"})
 
 
 def _subtest_description(report: pytest.TestReport) -> str | None:
@@ -147,8 +155,8 @@ class _Open:
         if self.last is not None:
             for title, content in self.last.sections:
                 words = title.split()
-                if len(words) >= 2 and words[0] == "Captured" and words[1] in _SECTION_NAMES:
-                    parts.setdefault(_SECTION_NAMES[words[1]], []).append(content)
+                if len(words) >= 2 and words[0] == "Captured" and words[1] in _SECTIONS:
+                    parts.setdefault(words[1], []).append(content)
         captured = [
             Attachment(name, "".join(chunks).encode("utf-8", "replace"), TEXT_MIME_TYPE)
             for name, chunks in parts.items()
