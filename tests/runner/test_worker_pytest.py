@@ -305,3 +305,19 @@ def test_a_broken_conftest_is_an_error_not_a_hang(tmp_path: Path) -> None:
         assert "pytest stopped before running tests" in error.fields["message"]
         assert worker.wait_exit() == 2
         assert b"broken conftest" in worker.stderr + worker.stdout
+
+
+def test_xdist_in_addopts_does_not_distribute_inside_a_worker(tmp_path: Path) -> None:
+    write_project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\naddopts = -n 2\n",
+            "tests/test_x.py": "def test_a():\n    pass\n\ndef test_b():\n    assert 0\n",
+        },
+    )
+    ran = run_oneshot(tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert outcomes(ran.events) == {
+        "tests/test_x.py::test_a": "success",
+        "tests/test_x.py::test_b": "fail",
+    }

@@ -39,7 +39,8 @@ error, and the other tests still run (as ``--continue-on-collection-errors``);
 a module-level skip becomes a skipped test of that id. pytest's terminal
 report is silenced (it would be noise on the worker's stdout), and its cache
 plugin is disabled so that workers running slices of a suite do not rewrite
-``.pytest_cache`` concurrently.
+``.pytest_cache`` concurrently. pytest-xdist's distribution (``-n`` in a
+project's ``addopts``) is turned off: the controller does the distributing.
 """
 
 from __future__ import annotations
@@ -175,6 +176,23 @@ class _Chain:
 
     def __bool__(self) -> bool:
         return True
+
+
+class _OneProcess:
+    """Turns pytest-xdist's distribution off (``-n auto`` in a project's ``addopts``).
+
+    The worker *is* one of the controller's processes: xdist would otherwise
+    take over the test loop and start workers of its own. Done the way xdist's
+    own workers do it, before xdist's (``trylast``) configure looks.
+    """
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        option = config.option
+        if getattr(option, "dist", "no") != "no" or getattr(option, "numprocesses", None):
+            option.dist = "no"
+            option.numprocesses = 0
+            option.tx = []
 
 
 class PytestSuite:
@@ -379,5 +397,5 @@ def run_pytest(
     full_args = ["-p", "no:cacheprovider", *args]
     if not runtime.capture:
         full_args.insert(0, "--capture=no")
-    code = pytest.main(full_args, plugins=[suite])
+    code = pytest.main(full_args, plugins=[suite, _OneProcess()])
     return int(code), suite.served
