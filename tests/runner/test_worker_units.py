@@ -322,6 +322,18 @@ CUSTOM_SUITE = """
 """
 
 
+BROKEN_MODULE = """
+    import unittest
+
+    def setUpModule():
+        raise OSError("no database")
+
+    class M(unittest.TestCase):
+        def test_needs_the_module(self):
+            pass
+"""
+
+
 class FakeSink(ResultsWriter):
     """A results writer that keeps the events (and counts flushes)."""
 
@@ -359,6 +371,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             "unitpkg/__init__.py": "",
             "unitpkg/test_fixtures.py": FIXTURES,
             "unitpkg/test_custom.py": CUSTOM_SUITE,
+            "unitpkg/test_module_fixture.py": BROKEN_MODULE,
         },
     )
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -451,3 +464,17 @@ def test_a_start_directory_that_cannot_be_imported_is_a_failing_test(tmp_path: P
     result = unittest.TestResult()
     suite.run(result)
     assert "Failed to discover tests" in result.errors[0][1]
+
+
+def test_tests_of_a_module_whose_setup_failed_fail_naming_it(project: Path) -> None:
+    suite, sink = load(project)
+    test_id = "unitpkg.test_module_fixture.M.test_needs_the_module"
+    assert suite.run([test_id, "unitpkg.test_custom.C.test_a"]) == 2
+    got = outcomes(sink.events)
+    assert got["setUpModule (unitpkg.test_module_fixture)"] == "fail"
+    assert got[test_id] == "fail"
+    assert got["unitpkg.test_custom.C.test_a"] == "success"
+    reason = [e.file_bytes for e in sink.events if e.test_id == test_id and e.file_name]
+    assert reason == [
+        b"Not run: setUpModule (unitpkg.test_module_fixture) failed: OSError: no database"
+    ]
