@@ -478,3 +478,22 @@ def test_tests_of_a_module_whose_setup_failed_fail_naming_it(project: Path) -> N
     assert reason == [
         b"Not run: setUpModule (unitpkg.test_module_fixture) failed: OSError: no database"
     ]
+
+
+def test_runaway_output_keeps_its_start_and_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proctor.runner.worker import capture as capture_module
+
+    monkeypatch.setattr(capture_module, "MAX_CAPTURE", 100)
+    monkeypatch.setattr(capture_module, "CAPTURE_HEAD", 10)
+    live_out, live_err = os.dup(1), os.dup(2)
+    capture = FdCapture(live_out, live_err, directory=str(tmp_path), streams=(None, None))
+    try:
+        os.write(1, b"S" * 10 + b"m" * 1000 + b"E" * 90)
+        (taken,) = capture.take()
+    finally:
+        capture.close()
+        os.close(live_out)
+        os.close(live_err)
+    assert taken.content == b"S" * 10 + b"\n[... 1000 bytes of output omitted ...]\n" + b"E" * 90

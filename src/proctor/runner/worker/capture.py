@@ -18,7 +18,10 @@ test is interactive (it asked for stdin: a debugger's prompt must be seen).
 
 The capture files are named in the ``ready`` control event, so after a crash
 the controller can read what the dead test printed; the worker deletes them
-when it exits normally. Logging records (at whatever level the loggers let
+when it exits normally. A test that writes more than :data:`MAX_CAPTURE`
+bytes to one stream keeps its first megabyte and the rest of the last 64
+(the middle is replaced by a line saying how much was dropped), so a runaway
+test cannot exhaust the worker's memory. Logging records (at whatever level the loggers let
 through; levels are not changed) are collected by a root handler into a
 ``log`` attachment.
 """
@@ -37,6 +40,10 @@ __all__ = ["TEXT_MIME_TYPE", "FdCapture", "LogCapture", "Output", "PassThrough"]
 
 TEXT_MIME_TYPE = "text/plain; charset=utf8"
 LOG_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
+MAX_CAPTURE = 64 * 1024 * 1024
+"""Bytes of one stream of one test kept at most; beyond, the middle is dropped."""
+CAPTURE_HEAD = 1024 * 1024
+"""Of those, how many come from the start of the output (the rest from its end)."""
 
 
 class LogCapture(logging.Handler):
@@ -87,16 +94,29 @@ class _Target:
         size = os.lseek(self.file_fd, 0, os.SEEK_CUR)
         if not size:
             return b""
+        if size <= MAX_CAPTURE:
+            data = self._read(0, size)
+        else:  # keep the start and the (usually more telling) end
+            omitted = size - MAX_CAPTURE
+            data = b"".join(
+                (
+                    self._read(0, CAPTURE_HEAD),
+                    f"\n[... {omitted} bytes of output omitted ...]\n".encode(),
+                    self._read(CAPTURE_HEAD + omitted, size),
+                )
+            )
+        os.ftruncate(self.file_fd, 0)
+        os.lseek(self.file_fd, 0, os.SEEK_SET)
+        return data
+
+    def _read(self, start: int, stop: int) -> bytes:
         chunks = []
-        offset = 0
-        while offset < size:
-            chunk = os.pread(self.file_fd, size - offset, offset)
+        while start < stop:
+            chunk = os.pread(self.file_fd, stop - start, start)
             if not chunk:
                 break
             chunks.append(chunk)
-            offset += len(chunk)
-        os.ftruncate(self.file_fd, 0)
-        os.lseek(self.file_fd, 0, os.SEEK_SET)
+            start += len(chunk)
         return b"".join(chunks)
 
 
