@@ -90,6 +90,13 @@ MAIN = """
             subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
             os._exit(3)
 
+        def test_fork_escapes(self):
+            pid = os.fork()
+            if pid == 0:
+                sys.exit(0)  # unittest catches this: the child returns to the worker
+            _, status = os.waitpid(pid, 0)
+            print("child status", os.waitstatus_to_exitcode(status))
+
         def test_pdb(self):
             print("before the debugger")
             x = 41
@@ -290,3 +297,15 @@ def test_no_capture_lets_output_through_live(project: Path) -> None:
         assert worker.quit() == 0
         assert b"to stdout" in worker.stdout
         assert b"to stderr" in worker.stderr
+
+
+def test_a_forked_child_that_escapes_its_test_leaves_quietly(worker: WorkerProcess) -> None:
+    worker.ready()
+    ids = [P + "Behaviour.test_fork_escapes", P + "Behaviour.test_ok", P + "Behaviour.test_fail"]
+    events = worker.run(ids)
+    assert [e.test_id for e in events if e.status.is_final] == ids
+    files = collect_files(events, P + "Behaviour.test_fork_escapes")
+    assert files["stdout"] == b"child status 0\n"
+    assert not [e for e in events if e.test_id == "subunit.parser"]
+    assert worker.run([P + "Behaviour.test_ok"])[-1].status is Status.SUCCESS
+    assert worker.quit() == 0

@@ -34,6 +34,7 @@ import os
 import sys
 from typing import TextIO
 
+from proctor.runner.worker.channels import leave_if_forked
 from proctor.wire.record import Attachment
 
 __all__ = ["TEXT_MIME_TYPE", "FdCapture", "LogCapture", "Output", "PassThrough"]
@@ -160,6 +161,7 @@ class FdCapture:
 
     def take(self) -> list[Attachment]:
         """What fds 1 and 2 received since the last call; ends a live spell."""
+        leave_if_forked()  # a forked child must not truncate the parent's files
         self._flush_streams()
         out: list[Attachment] = []
         if self._held:

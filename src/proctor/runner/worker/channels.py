@@ -22,7 +22,7 @@ from proctor.runner.protocol import Command, ProtocolError, Quit, Stdin, decode_
 from proctor.wire.event import Event
 from proctor.wire.v2 import EncodeError, encode, encode_many
 
-__all__ = ["CommandReader", "ControllerGone", "ResultsWriter"]
+__all__ = ["CommandReader", "ControllerGone", "ResultsWriter", "leave_if_forked"]
 
 
 class ControllerGone(BaseException):
@@ -51,6 +51,7 @@ class ResultsWriter:
         pending = self._pending
         if not pending:
             return
+        leave_if_forked()
         try:
             data = encode_many(pending)
         except EncodeError:
@@ -62,6 +63,33 @@ class ResultsWriter:
         if not self.closed:
             self.closed = True
             self.flush()
+
+
+_forked = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def leave_if_forked() -> None:
+    """End a forked child that has escaped its test back into the worker.
+
+    A test may fork, and its child may return into the test framework (a
+    ``sys.exit()`` in the child is caught by unittest like any exception). Such
+    a child would go on running the rest of the batch, writing packets into the
+    controller's pipe between the parent's, truncating the parent's capture
+    files and reading its commands. The worker's machinery calls this before
+    touching any of those; in a child it exits at once, status 0. A fork hook
+    sets the flag, so the check costs a comparison per test.
+    """
+    if _forked:
+        os._exit(0)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -134,6 +162,7 @@ class CommandReader:
                 return b""
 
     def _read(self) -> Command | ProtocolError | None:
+        leave_if_forked()
         while True:
             newline = self._buffer.find(b"\n")
             while newline < 0:
