@@ -248,3 +248,22 @@ def test_live_view_draws_a_status_line_and_prints_failures_above_it() -> None:
     result.failures.append(failure)
     view.finished(result)
     assert out.getvalue().rstrip().endswith("1 passed, 1 failed, 0 skipped in 0.000s")
+
+
+def test_the_line_views_short_way_for_passing_tests_matches_trace_view() -> None:
+    from proctor.cli.render import TraceView
+    from proctor.cli.run_view import LineView
+
+    records = [
+        TestRecord("t.a", Status.SUCCESS, route_code="1", start=0, stop=1_234_000),
+        TestRecord("t.b", Status.SUCCESS, route_code="0/x", start=0, stop=2 * 10**9),
+        TestRecord("t.c", Status.SUCCESS, route_code=None, tags=frozenset({"worker-3"})),
+        TestRecord("t.d", Status.SUCCESS),
+    ]
+    for color in (False, True):
+        ours, theirs = io.StringIO(), io.StringIO()
+        line_view, trace = LineView(ours, color=color), TraceView(theirs, color=color)
+        for record in records:
+            line_view.record(record)
+            trace.record(record)
+        assert ours.getvalue() == theirs.getvalue()

@@ -47,6 +47,14 @@ def test_known_durations_order_units_and_unknown_tests_get_the_mean() -> None:
     assert [unit.ids[0] for unit in plan.units] == ["m.B.t1", "m.C.t1", "m.A.t1"]
 
 
+def test_a_long_test_goes_before_a_class_of_short_ones_that_sums_to_more() -> None:
+    ids = [f"m.Short.t{i}" for i in range(20)] + ["m.Long.t"]
+    durations = dict.fromkeys(ids, 0.05) | {"m.Long.t": 0.8}
+    plan = plan_units(ids, durations, workers=2)
+    assert plan.units[0].ids == ["m.Long.t"]
+    assert plan.units[1].expected == pytest.approx(1.0)
+
+
 def test_ties_keep_discovery_order() -> None:
     ids = [f"m.C{i}.t" for i in range(5)]
     plan = plan_units(ids, dict.fromkeys(ids, 0.5), workers=1)

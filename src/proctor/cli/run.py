@@ -115,11 +115,24 @@ def resolve_config(args: RunArgs) -> Config:
     )
 
 
-def run_options(args: RunArgs, config: Config) -> RunOptions:
-    """The controller's options for this command line and configuration."""
-    from proctor.runner.options import RunOptions
+def run_options(args: RunArgs, config: Config, history: History | None = None) -> RunOptions:
+    """The controller's options for this command line and configuration.
 
-    concurrency = 1 if args.serial else (config.concurrency or cores())
+    Concurrency: ``--serial`` is one worker; ``--concurrency`` or the configured
+    ``concurrency`` is that many (0: one per core); otherwise one per core, or
+    fewer when the history says the suite takes less time than starting them
+    would cost (:func:`~proctor.runner.schedule.workers_worth`).
+    """
+    from proctor.runner.options import RunOptions
+    from proctor.runner.schedule import workers_worth
+
+    if args.serial:
+        concurrency = 1
+    elif config.concurrency is not None:
+        concurrency = config.concurrency or cores()
+    else:
+        expected = history.expected_total() if history is not None else None
+        concurrency = workers_worth(expected, cores())
     seed = args.seed
     if seed is None and args.random_order:
         seed = random.SystemRandom().randrange(1, 1_000_000)
@@ -197,40 +210,49 @@ def choose_view(args: RunArgs, out: TextIO) -> RunReporter:
 def run_tests(args: RunArgs) -> int:
     """``proctor run`` without click: returns the exit status."""
     config = resolve_config(args)
-    options = run_options(args, config)
     try:
         select([], args.selection)  # bad regexes and unreadable files fail before any worker starts
     except SelectionError as error:
         raise UsageProblem(str(error)) from None
-    store, history = open_history(args, config)
+    backend = None
+    if args.isolate is None:
+        # The first worker imports the suite while this process imports the rest of
+        # itself and reads the history; the others start once it says how many.
+        backend = make_backend(args, config)
+        backend.prestart(1)
     try:
-        if args.failing and not args.list_tests and not history.failing_ids():
-            click.echo("No failing tests recorded: nothing to run.")
-            return EXIT_OK
-        if args.isolate is not None:
-            from proctor.cli.run_isolate import isolate
+        store, history = open_history(args, config)
+        options = run_options(args, config, history)
+        if backend is not None and not args.list_tests:
+            backend.prestart(options.concurrency)
+        try:
+            if args.failing and not args.list_tests and not history.failing_ids():
+                click.echo("No failing tests recorded: nothing to run.")
+                return EXIT_OK
+            if args.isolate is not None:
+                from proctor.cli.run_isolate import isolate
 
-            return isolate(args, config, options, history)
-        if args.list_tests:
-            return _list(args, config, options, history)
-        return _run_until(args, config, options, history, store)
+                return isolate(args, config, options, history)
+            assert backend is not None
+            if args.list_tests:
+                return _list(backend, options, history)
+            return _run_until(args, config, options, history, store, backend)
+        finally:
+            if store is not None:
+                store.close()
     finally:
-        if store is not None:
-            store.close()
+        if backend is not None:
+            backend.close()
 
 
-def _list(args: RunArgs, config: Config, options: RunOptions, history: History) -> int:
+def _list(backend: WorkerBackend, options: RunOptions, history: History) -> int:
     import dataclasses
 
     from proctor.runner.controller import Controller
 
-    backend = make_backend(args, config)
-    try:
-        with ctrl_c_posts_to(backend):
-            listing = dataclasses.replace(options, concurrency=1)
-            result = Controller(backend, listing, history=history).run()
-    finally:
-        backend.close()
+    with ctrl_c_posts_to(backend):
+        listing = dataclasses.replace(options, concurrency=1)
+        result = Controller(backend, listing, history=history).run()
     if result.error:
         raise click.ClickException(result.error)
     out = sys.stdout
@@ -241,29 +263,42 @@ def _list(args: RunArgs, config: Config, options: RunOptions, history: History) 
 
 
 def _run_until(
-    args: RunArgs, config: Config, options: RunOptions, history: History, store: Store | None
+    args: RunArgs,
+    config: Config,
+    options: RunOptions,
+    history: History,
+    store: Store | None,
+    backend: WorkerBackend,
 ) -> int:
     iteration = 0
     while True:
         iteration += 1
-        if args.until_failure and iteration > 1:
+        if iteration > 1:
             click.echo(f"\n== run {iteration} (--until-failure) ==", err=args.subunit)
-        result = _run_once(args, config, options, history, store)
+            backend.close()
+            backend = make_backend(args, config)
+            backend.prestart(options.concurrency)
+        result = _run_once(args, config, options, history, store, backend)
         if not args.until_failure or result.exit_code != EXIT_OK:
             break
+    backend.close()
     _explain_nothing_ran(result, args)
     return result.exit_code
 
 
 def _run_once(
-    args: RunArgs, config: Config, options: RunOptions, history: History, store: Store | None
+    args: RunArgs,
+    config: Config,
+    options: RunOptions,
+    history: History,
+    store: Store | None,
+    backend: WorkerBackend,
 ) -> RunResult:
     from proctor.runner.controller import Controller
     from proctor.runner.terminal import ThreadedStdin
 
     out = sys.stdout
     view = choose_view(args, out)
-    backend = make_backend(args, config)
     writer = _begin_store(store, args, config)
     sinks, finish_sinks = _event_sinks(args)
     try:
@@ -282,14 +317,9 @@ def _run_once(
         if writer is not None:
             writer.finish(interrupted=True)
         raise
-    finally:
-        backend.close()
     finish_sinks()
     if writer is not None:
-        if result.ran or result.interrupted:
-            writer.finish(interrupted=result.interrupted)
-        else:
-            writer.finish(interrupted=True)
+        writer.finish(interrupted=result.interrupted or not result.ran)
     return result
 
 

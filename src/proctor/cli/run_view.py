@@ -26,7 +26,8 @@ import click
 
 from proctor.cli.render import TraceView, format_duration
 from proctor.runner.report import Progress, RunResult
-from proctor.wire.record import TestRecord
+from proctor.wire.event import Status
+from proctor.wire.record import TestRecord, worker_of
 
 __all__ = ["LineView", "LiveView", "NoticeView", "summary_line"]
 
@@ -84,6 +85,8 @@ class LineView:
         self._out = out
         self._color = color
         self._trace = TraceView(out, color=color)
+        self._ok = click.style("ok", fg="green", bold=False) if color else "ok"
+        self._prefixes: dict[str | None, str] = {}
 
     def planned(self, progress: Progress) -> None:
         if progress.seed is not None:
@@ -91,7 +94,18 @@ class LineView:
         self._out.write(f"Running {progress.total} tests on {progress.workers} workers\n")
 
     def record(self, record: TestRecord) -> None:
-        self._trace.record(record)
+        if record.status is not Status.SUCCESS or (not record.route_code and record.tags):
+            self._trace.record(record)
+            return
+        # Passing tests are nearly all of a run: their line (TraceView's format) is
+        # written here without the general path.
+        route = record.route_code
+        prefix = self._prefixes.get(route)
+        if prefix is None:
+            worker = worker_of(route, record.tags)
+            prefix = self._prefixes[route] = f"{{{worker}}} " if worker is not None else ""
+        duration = format_duration(record.duration)
+        self._out.write(f"{prefix}{record.test_id} [{duration}] ... {self._ok}\n")
 
     def output(self, worker: int | None, data: bytes) -> None:
         self._out.write(data.decode("utf-8", "replace"))

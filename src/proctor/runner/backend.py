@@ -108,8 +108,13 @@ class WorkerHandle(Protocol):
 class WorkerBackend(Protocol):
     """Starts workers and reports what they do."""
 
+    def prestart(self, count: int) -> None:
+        """Begin starting workers 0 to ``count - 1`` ahead of :meth:`start` (may do nothing)."""
+        ...
+
     def start(self, worker: int) -> WorkerHandle:
-        """Start worker number ``worker``; its messages carry that number."""
+        """Start worker number ``worker`` (or hand over the pre-started one); its
+        messages carry that number."""
         ...
 
     def wait(self, timeout: float | None) -> list[Message]:

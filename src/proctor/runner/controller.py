@@ -257,8 +257,10 @@ class Controller:
     def _finished_test(self, slot: Slot, test_id: str, now: float) -> None:
         slot.finish(test_id, now)
         self._progress.done += 1
-        self._flush_output(slot)
-        self._desk.finished(slot, test_id, now)
+        if len(slot.output) > slot.shown:
+            self._flush_output(slot)
+        if slot.debugging:
+            self._desk.finished(slot, test_id, now)
         if slot.stop_after_current:
             self._result.not_run.extend(slot.take_pending())
             self._stop(slot, StopReason.INTERRUPT)
@@ -379,8 +381,16 @@ class Controller:
                     slot.add_batch(list(batch.ids), list(batch.costs), now)
                     slot.handle.send(RunTests(batch.ids))
             self._top_up()
-        if not queue and not any(slot.busy for slot in self._slots.values()):
+        if queue:
+            return
+        if not any(slot.busy for slot in self._slots.values()):
             self._stop_all(StopReason.QUIT)
+        else:
+            # Nothing left to hand out: an idle worker may tear down now, while the
+            # others finish (if one of those dies, a new worker takes its tests).
+            for slot in self._slots.values():
+                if slot.state is SlotState.READY and not slot.busy and not slot.listing:
+                    self._stop(slot, StopReason.QUIT)
 
     def _starting(self) -> bool:
         return any(slot.state is SlotState.STARTING for slot in self._slots.values())
@@ -610,16 +620,15 @@ class Controller:
     def _on_record(self, record: TestRecord) -> None:
         result = self._result
         status = record.status
-        if status.is_final:
+        if status is Status.SUCCESS:  # nearly every record: the short way
             result.counts[status] += 1
-            if status.is_failure:
+        elif status > Status.INPROGRESS:
+            result.counts[status] += 1
+            if status is Status.FAIL or status is Status.UXSUCCESS:
                 result.failures.append(record)
                 self._progress.failed += 1
         else:
             result.unfinished.append(record)
-        worker = record.worker
-        if worker is not None and worker.isdigit():
-            result.worker_tests[int(worker)] = result.worker_tests.get(int(worker), 0) + 1
         for sink in self._record_sinks:
             sink(record)
         self._reporter.record(record)

@@ -293,6 +293,9 @@ class FakeBackend:
 
     # -- WorkerBackend --------------------------------------------------------------------
 
+    def prestart(self, count: int) -> None:
+        pass  # fake workers start instantly anyway
+
     def start(self, worker: int) -> FakeWorker:
         fails = self._starts < self.suite.startup_failures
         self._starts += 1

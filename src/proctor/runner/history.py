@@ -28,7 +28,8 @@ __all__ = ["EMPTY_HISTORY", "History", "RecordsHistory", "StoreHistory", "worker
 class History(Protocol):
     """Read access to earlier runs.
 
-    Required methods: :meth:`durations`, :meth:`failing_ids`, :meth:`last_run`.
+    Required methods: :meth:`durations`, :meth:`failing_ids`, :meth:`last_run`,
+    :meth:`expected_total`.
     """
 
     def durations(self, ids: Iterable[str]) -> dict[str, float]:
@@ -41,6 +42,11 @@ class History(Protocol):
 
     def last_run(self) -> Sequence[TestRecord]:
         """The records of the latest run, with route codes and timestamps (empty if none)."""
+        ...
+
+    def expected_total(self) -> float | None:
+        """Seconds the whole known suite is expected to take, or None when nothing is
+        known (decides how many workers are worth starting, before the listing)."""
         ...
 
 
@@ -83,6 +89,9 @@ class RecordsHistory:
     def last_run(self) -> Sequence[TestRecord]:
         return self._runs[-1] if self._runs else ()
 
+    def expected_total(self) -> float | None:
+        return sum(self._durations.values()) if self._durations else None
+
 
 EMPTY_HISTORY: History = RecordsHistory()
 """A history with nothing in it (first run, or no store)."""
@@ -109,6 +118,10 @@ class StoreHistory:
         if latest is None:
             return ()
         return self._store.records(latest.id, attachments=False)
+
+    def expected_total(self) -> float | None:
+        known = self._store.durations(None)
+        return sum(known.values()) if known else None
 
 
 def worker_sequences(records: Iterable[TestRecord]) -> dict[str, list[str]]:

@@ -78,7 +78,6 @@ class RunResult:
     seed: int | None = None
     wall_time: float = 0.0
     worker_restarts: int = 0
-    worker_tests: dict[int, int] = field(default_factory=dict)
 
     @property
     def ran(self) -> int:

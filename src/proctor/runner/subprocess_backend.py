@@ -133,6 +133,7 @@ class SubprocessWorker:
         self.open_fds: set[int] = {self._results, self._output}
         self.pidfd: int | None = None
         self.ended = False
+        self.claimed = False  # handed to the controller (not just pre-started)
 
     @property
     def pid(self) -> int | None:
@@ -192,10 +193,30 @@ class SubprocessBackend:
         self._posted: deque[Message | _ProcessEnded] = deque()
         self._workers: dict[int, SubprocessWorker] = {}
         self._pidfd = hasattr(os, "pidfd_open")
+        self._closed = False
 
     # -- WorkerBackend --------------------------------------------------------------------
 
+    def prestart(self, count: int) -> None:
+        """Start workers 0 to ``count - 1`` now, before the controller asks for them.
+
+        The CLI calls this first thing, so the workers import the suite while the
+        controller's own modules (the store, the views) are still being imported.
+        """
+        for worker in range(count):
+            if worker not in self._workers:
+                self._spawn(worker)
+
     def start(self, worker: int) -> SubprocessWorker:
+        handle = self._workers.get(worker)
+        if handle is not None and not handle.claimed:
+            handle.claimed = True
+            return handle
+        handle = self._spawn(worker)
+        handle.claimed = True
+        return handle
+
+    def _spawn(self, worker: int) -> SubprocessWorker:
         handle = SubprocessWorker(self, worker, self.spec)
         self._workers[worker] = handle
         self._selector.register(handle._results, selectors.EVENT_READ, (handle, "results"))
@@ -261,7 +282,10 @@ class SubprocessBackend:
         return time.time_ns()
 
     def close(self) -> None:
-        for handle in self._workers.values():
+        if self._closed:
+            return
+        self._closed = True
+        for handle in list(self._workers.values()):
             if not handle.ended:
                 handle.kill()
                 with contextlib.suppress(subprocess.TimeoutExpired):
