@@ -378,7 +378,7 @@ class Decoder:
                 # it was stray and the packet is kept. Failures here are silent.
                 found: list[Event] = []
                 result = packet(buf, j, size, final, found)
-                if type(result) is str or result == 0 and final:
+                if type(result) is str or (result == 0 and final):
                     pos = j + 1
                     continue
                 if j > text_start:
