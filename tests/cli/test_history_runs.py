@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from proctor.events.collector import collect_records
 from proctor.store import RunMetadata, open_store
 from proctor.wire import v2
 from proctor.wire.event import NS_PER_SECOND, Status
@@ -152,3 +154,17 @@ def test_export_writes_a_run_python_subunit_reads(repo: str, tmp_path: Path) -> 
     assert out.read_bytes().startswith(b"<?xml")
     v1 = run(repo, "export", "-1", "--format", "v1").stdout
     assert "failure: t.a" in v1
+
+
+def test_an_unfinished_run_is_running_while_its_writer_lives(tmp_path: Path) -> None:
+    url = str(tmp_path / ".proctor")
+    with open_store(url) as store:
+        writer = store.begin_run()
+        writer.add(collect_records(v2.decode(stream({"t.a": Status.SUCCESS})))[0])
+        writer.flush()
+        assert "running" in invoke("runs", "--repository", url).stdout
+    from proctor.cli.runs import _unfinished_state
+
+    assert _unfinished_state("elsewhere.example:1") == "unfinished"
+    assert _unfinished_state("nonsense") == "interrupted"
+    assert _unfinished_state(f"{socket.gethostname()}:999999999") == "interrupted"

@@ -30,7 +30,7 @@ __all__ = ["runs"]
 
 def _state(info: RunInfo) -> str:
     if not info.finished:
-        return "running" if _writer_alive(info.writer) else "interrupted"
+        return _unfinished_state(info.writer)
     if info.interrupted:
         return "interrupted"
     if info.counts.ran == 0:
@@ -38,22 +38,26 @@ def _state(info: RunInfo) -> str:
     return "failed" if info.counts.failures else "passed"
 
 
-def _writer_alive(writer: str | None) -> bool:
-    """Whether the process that began an unfinished run still exists (on this host)."""
+def _unfinished_state(writer: str | None) -> str:
+    """``running`` while the writer (``host:pid``) is alive here, ``interrupted``
+    once it is gone; ``unfinished`` when it ran on another host (a shared
+    PostgreSQL repository), where this process cannot tell."""
     import socket
 
     if not writer or ":" not in writer:
-        return False
+        return "interrupted"
     host, _, pid = writer.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
+    if host != socket.gethostname():
+        return "unfinished"
+    if not pid.isdigit():
+        return "interrupted"
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
-        return False
+        return "interrupted"
     except PermissionError:
-        return True
-    return True
+        return "running"
+    return "running"
 
 
 def _filters(function: click.decorators.FC) -> click.decorators.FC:

@@ -61,6 +61,11 @@ class PostgresStore(SqlStore):
     backend = "postgresql"
     _for_share = " FOR SHARE"
     _for_update = " FOR UPDATE"
+    # LATERAL makes the probe of results(run, test) per run the only plan: with
+    # a plain join the planner may walk the whole index backwards instead.
+    _by_test = (
+        "runs u CROSS JOIN LATERAL (SELECT r.* FROM results r WHERE r.run = u.id AND r.test = ?) r"
+    )
 
     def __init__(self, url: str, *, create: bool = True, connect_timeout: int = 10) -> None:
         self._url = url
