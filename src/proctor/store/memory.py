@@ -112,7 +112,7 @@ class MemoryStore(Store):
     def begin_run(self, metadata: RunMetadata | None = None) -> RunWriter:
         metadata = metadata or RunMetadata()
         if metadata.started_ns is None:
-            metadata = replace(metadata, started_ns=time.time_ns())
+            metadata = metadata._replace(started_ns=time.time_ns())
         run_id = self._next_run
         self._next_run += 1
         self._runs[run_id] = _Run(metadata, f"{socket.gethostname()}:{os.getpid()}")

@@ -13,15 +13,14 @@ A repository newer than this Proctor is refused rather than guessed at.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from proctor.store.errors import SchemaTooNew
 
 __all__ = ["Migration", "check_version", "pending"]
 
 
-@dataclass(frozen=True, slots=True)
-class Migration:
+class Migration(NamedTuple):
     """One step of the schema: the statements that take version ``version - 1`` to ``version``."""
 
     version: int

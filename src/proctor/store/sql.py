@@ -55,9 +55,7 @@ _RUN_COLUMNS = (
     "first_ns, last_ns, n_total, n_passed, n_failed, n_skipped, n_xfail, n_uxsuccess, "
     "n_incomplete, n_exists, test_ns"
 )
-_RESULT_COLUMNS = (
-    "r.run, r.seq, t.test_id, r.status, r.start_ns, r.elapsed_ns, r.route, r.tagset, r.runnable"
-)
+_RECORD_COLUMNS = "t.test_id, r.status, r.start_ns, r.elapsed_ns, r.route, r.tagset, r.runnable"
 _STATS_COLUMNS = (
     "s.results, s.passed, s.failed, s.skipped, s.timed, s.total_ns, s.min_ns, s.max_ns, "
     "s.last_ns, s.expected_ns, s.last_run"
@@ -375,17 +373,17 @@ class SqlStore(Store):
             self._get_run(cur, run_id)
             cur.execute(
                 self._q(
-                    f"SELECT {_RESULT_COLUMNS} FROM results r JOIN tests t ON t.id = r.test "
-                    "WHERE r.run = ? ORDER BY r.seq"
+                    f"SELECT r.seq, {_RECORD_COLUMNS} FROM results r "
+                    "JOIN tests t ON t.id = r.test WHERE r.run = ? ORDER BY r.seq"
                 ),
                 (run_id,),
             )
             rows = cur.fetchall()
-            files: dict[tuple[int, int], list[Attachment]] = {}
+            files: dict[Any, tuple[Attachment, ...]] = {}
             if attachments:
                 cur.execute(
                     self._q(
-                        "SELECT a.run, a.seq, a.name, a.mime, b.codec, b.data FROM attachments a "
+                        "SELECT a.seq, a.name, a.mime, b.codec, b.data FROM attachments a "
                         "JOIN blobs b ON b.id = a.blob WHERE a.run = ? ORDER BY a.seq, a.ordinal"
                     ),
                     (run_id,),
@@ -394,28 +392,34 @@ class SqlStore(Store):
             return self._records(cur, rows, files)
 
     def _records(
-        self, cur: Any, rows: list[Any], files: dict[tuple[int, int], list[Attachment]]
+        self, cur: Any, rows: list[Any], files: dict[Any, tuple[Attachment, ...]]
     ) -> list[TestRecord]:
-        tags = self._tags(cur, (row[7] for row in rows))
+        """Records from rows of (key, ``_RECORD_COLUMNS``...), with the
+        attachments ``files`` holds under each key. This loop is most of the
+        cost of ``proctor last``: everything in it is a local or a lookup."""
+        tags = self._tags(cur, {row[6] for row in rows})
         statuses = _STATUSES
         empty: frozenset[str] = frozenset()
-        records = []
-        for run_id, seq, test_id, status, start, elapsed, route, tagset, runnable in rows:
-            records.append(
-                TestRecord(
+        none: tuple[Attachment, ...] = ()
+        make = TestRecord
+        records: list[TestRecord] = []
+        append = records.append
+        get = files.get
+        for key, test_id, status, start, elapsed, route, tagset, runnable in rows:
+            # elapsed is stored only when both timestamps are known.
+            append(
+                make(
                     test_id,
                     statuses[status],
                     route,
                     start,
-                    None if start is None or elapsed is None else start + elapsed,
+                    None if elapsed is None else start + elapsed,
                     empty if tagset is None else tags[tagset],
-                    tuple(files.get((run_id, seq), ())),
-                    bool(runnable),
+                    get(key, none),
+                    runnable == 1,
                 )
             )
         return records
-
-    # -- tests
 
     # The failing set is small and the tests table is not: these read the
     # failing rows and sort in Python, where a planner would rather walk the
@@ -429,27 +433,29 @@ class SqlStore(Store):
     def failing_records(self) -> list[TestRecord]:
         with self._snapshot() as cur:
             cur.execute(
-                f"SELECT {_RESULT_COLUMNS} FROM failing f "
+                f"SELECT r.run, r.seq, {_RECORD_COLUMNS} FROM failing f "
                 "JOIN results r ON r.run = f.run AND r.seq = f.seq JOIN tests t ON t.id = f.test"
             )
-            rows = sorted(cur.fetchall(), key=lambda row: row[2])
+            found = sorted(cur.fetchall(), key=lambda row: row[2])
             # Attachments run by run, through the primary key (run, seq): one
             # join over the failing set lets planners scan every attachment.
             by_run: dict[int, list[int]] = {}
-            for row in rows:
+            for row in found:
                 by_run.setdefault(row[0], []).append(row[1])
-            found = []
+            files: dict[Any, tuple[Attachment, ...]] = {}
             for run_id, positions in sorted(by_run.items()):
-                found += self._fetch_in(
+                rows = self._fetch_in(
                     cur,
-                    "SELECT a.run, a.seq, a.name, a.mime, b.codec, b.data, a.ordinal "
+                    "SELECT a.seq, a.name, a.mime, b.codec, b.data, a.ordinal "
                     "FROM attachments a JOIN blobs b ON b.id = a.blob "
                     "WHERE a.run = ? AND a.seq IN ({})",
                     sorted(positions),
                     (run_id,),
                 )
-            found.sort(key=lambda row: (row[0], row[1], row[6]))
-            return self._records(cur, rows, _attachments(row[:6] for row in found))
+                rows.sort(key=lambda row: (row[0], row[5]))
+                for seq, attached in _attachments(row[:5] for row in rows).items():
+                    files[run_id, seq] = attached
+            return self._records(cur, [((row[0], row[1]), *row[2:]) for row in found], files)
 
     def durations(self, test_ids: Iterable[str] | None = None) -> dict[str, float]:
         base = (
@@ -752,9 +758,9 @@ class SqlRunWriter(RunWriter):
 _STATUSES = tuple(Status)
 
 
-def _attachments(rows: Iterable[Any]) -> dict[tuple[int, int], list[Attachment]]:
-    files: dict[tuple[int, int], list[Attachment]] = {}
-    for run_id, seq, name, mime, codec, data in rows:
-        attachment = Attachment(name, decode_blob(codec, data), mime)
-        files.setdefault((run_id, seq), []).append(attachment)
-    return files
+def _attachments(rows: Iterable[Any]) -> dict[Any, tuple[Attachment, ...]]:
+    """Rows of (key, name, mime, codec, data), in order, as attachments per key."""
+    files: dict[Any, list[Attachment]] = {}
+    for key, name, mime, codec, data in rows:
+        files.setdefault(key, []).append(Attachment(name, decode_blob(codec, data), mime))
+    return {key: tuple(attached) for key, attached in files.items()}
