@@ -188,3 +188,18 @@ def test_no_tests_selected_is_exit_5() -> None:
     )
     assert outcome.result.exit_code == EXIT_NO_TESTS
     assert outcome.result.ran == 0
+
+
+def test_a_worker_dying_between_tests_is_said_to_have_died_before_the_next_one() -> None:
+    from proctor.runner.casualty import crash_text, salvage_capture
+    from proctor.runner.slot import Slot
+
+    backend = FakeBackend([])
+    slot = Slot(backend.start(0), 0.0)
+    slot.add_batch(["m.A.t1", "m.A.t2"], [0.1, 0.1], 0.0)
+    slot.current = "m.A.t1"
+    assert "while running this test" in crash_text(slot, "m.A.t1", -11)
+    slot.finish("m.A.t1", 0.1)
+    text = crash_text(slot, "m.A.t2", 1)
+    assert "exited with code 1 before this test started" in text
+    assert salvage_capture({"stdout": "/nonexistent/file"}) == []

@@ -39,10 +39,15 @@ def _pid(slot: Slot) -> str:
     return f" (pid {slot.pid})" if slot.pid is not None else ""
 
 
-def crash_text(slot: Slot, returncode: int) -> str:
-    """The traceback of a test whose worker died under it."""
+def crash_text(slot: Slot, test_id: str, returncode: int) -> str:
+    """The traceback of a test whose worker died under it (or just before it: the
+    worker had not announced it, so it died between tests, in a fixture)."""
+    if slot.current == test_id:
+        when = "while running this test"
+    else:
+        when = "before this test started (in a class or module fixture, or between tests)"
     text = (
-        f"Worker {slot.worker}{_pid(slot)} {describe_exit(returncode)} while running this test.\n"
+        f"Worker {slot.worker}{_pid(slot)} {describe_exit(returncode)} {when}.\n"
         "The test was failed and the run went on without that worker.\n"
     )
     output = slot.output_since(slot.output_mark)

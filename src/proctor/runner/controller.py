@@ -74,7 +74,7 @@ from proctor.runner.report import NullReporter, Progress, RunReporter, RunResult
 from proctor.runner.schedule import WorkQueue, plan_units
 from proctor.runner.selection import select
 from proctor.runner.slot import Slot, SlotState, StopReason
-from proctor.wire.event import Event, Status
+from proctor.wire.event import NS_PER_SECOND, Event, Status
 from proctor.wire.record import Attachment, TestRecord
 
 __all__ = ["Controller", "RunOptions"]
@@ -129,6 +129,8 @@ class Controller:
         self._last_tick = 0.0
         self._desk = DebugDesk(self._reporter, stdin)
         self._last_death = ""
+        self._observed_time = 0.0  # seconds of test time finished so far
+        self._observed_count = 0
         self._replacing: list[Slot] = []  # dead workers not replaced yet, for notices
 
     # -- the run --------------------------------------------------------------------------
@@ -373,7 +375,7 @@ class Controller:
                 if not queue:
                     break
                 if not slot.pending or (
-                    len(slot.batches) == 1 and slot.pending_expected <= self._options.lookahead
+                    len(slot.batches) == 1 and self._left(slot) <= self._options.lookahead
                 ):
                     batch = queue.take(workers)
                     if batch is None:
@@ -391,6 +393,13 @@ class Controller:
             for slot in self._slots.values():
                 if slot.state is SlotState.READY and not slot.busy and not slot.listing:
                     self._stop(slot, StopReason.QUIT)
+
+    def _left(self, slot: Slot) -> float:
+        """Seconds of work ``slot`` still holds: from the history's estimates, or,
+        without history, from how long this run's tests have taken so far."""
+        if self._progress.has_history or self._observed_count < 10:
+            return slot.pending_expected
+        return len(slot.pending) * self._observed_time / self._observed_count
 
     def _starting(self) -> bool:
         return any(slot.state is SlotState.STARTING for slot in self._slots.values())
@@ -416,7 +425,7 @@ class Controller:
         elif slot.busy:
             culprit = slot.culprit()
             assert culprit is not None
-            self._fail(slot, culprit, crash_text(slot, returncode), b"", salvaged)
+            self._fail(slot, culprit, crash_text(slot, culprit, returncode), b"", salvaged)
             self._reporter.notice(
                 f"worker {slot.worker} {describe_exit(returncode)} while running {culprit}"
             )
@@ -620,6 +629,9 @@ class Controller:
     def _on_record(self, record: TestRecord) -> None:
         result = self._result
         status = record.status
+        if record.start is not None and record.stop is not None:
+            self._observed_time += (record.stop - record.start) / NS_PER_SECOND
+            self._observed_count += 1
         if status is Status.SUCCESS:  # nearly every record: the short way
             result.counts[status] += 1
         elif status > Status.INPROGRESS:
