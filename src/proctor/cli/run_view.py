@@ -45,6 +45,12 @@ def summary_line(result: RunResult, *, color: bool) -> str:
     return click.style(line, fg=fg, bold=True) if color else line
 
 
+def _heading(progress: Progress) -> str:
+    tests = f"{progress.total} test{'s' if progress.total != 1 else ''}"
+    workers = f"{progress.workers} worker{'s' if progress.workers != 1 else ''}"
+    return f"Running {tests} on {workers}"
+
+
 def _closing(out: TextIO, result: RunResult, *, color: bool) -> None:
     """What both views print at the end: failures by id, problems, the summary line."""
     write = out.write
@@ -91,7 +97,7 @@ class LineView:
     def planned(self, progress: Progress) -> None:
         if progress.seed is not None:
             self._out.write(f"Random order, seed {progress.seed}\n")
-        self._out.write(f"Running {progress.total} tests on {progress.workers} workers\n")
+        self._out.write(_heading(progress) + "\n")
 
     def record(self, record: TestRecord) -> None:
         if record.status is not Status.SUCCESS or (not record.route_code and record.tags):
@@ -206,10 +212,7 @@ class LiveView:
 
     def planned(self, progress: Progress) -> None:
         self._progress = progress
-        head = f"Running {progress.total} tests on {progress.workers} workers"
-        if progress.seed is not None:
-            head += f", random order (seed {progress.seed})"
-        self._above(head + "\n")
+        self._above(_heading(progress) + "\n")
 
     def record(self, record: TestRecord) -> None:
         if record.status.is_failure or not record.finished:

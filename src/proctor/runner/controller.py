@@ -185,7 +185,7 @@ class Controller:
             slot = self._slots.get(message.worker)
             if slot is not None:
                 slot.add_output(message.data, self._backend.now())
-                if self._desk.output(slot, None, message.data):
+                if self._desk.output(slot, message.data):
                     slot.shown = len(slot.output)
                 elif not slot.busy:
                     self._flush_output(slot)
@@ -232,8 +232,6 @@ class Controller:
             route_code = route if event.route_code is None else f"{route}/{event.route_code}"
             if status is Status.NONE:
                 routed = _new_event(Event, (*event[:8], route_code, event[9]))
-                if event.file_name is not None:
-                    self._on_test_output(slot, test_id, event.file_bytes)
                 send(routed)
                 continue
             tags = event.tags | tagged if event.tags else tagged
@@ -250,11 +248,6 @@ class Controller:
     def _send(self, event: Event) -> None:
         self._collector.send(event)
         self._sink.send(event)
-
-    def _on_test_output(self, slot: Slot, test_id: str, data: bytes) -> None:
-        if slot.current == test_id or slot.current is None:
-            slot.add_test_output(data)
-        self._desk.output(slot, test_id, data)
 
     def _finished_test(self, slot: Slot, test_id: str, now: float) -> None:
         slot.finish(test_id, now)
@@ -350,6 +343,7 @@ class Controller:
         progress.total = len(ids)
         progress.has_history = bool(durations)
         progress.expected_left = plan.expected
+        progress.workers = self._workers_wanted
         self._phase = _Phase.RUNNING
         for extra in sorted(self._slots.values(), key=lambda s: s.worker)[len(ids) :]:
             if extra.alive and not extra.busy:
@@ -445,7 +439,8 @@ class Controller:
             slot.listing = False
         if self._phase is _Phase.STOPPING or self._interrupts:
             return
-        self._replacing.append(slot)
+        if reason is None or reason is StopReason.TIMEOUT:
+            self._replacing.append(slot)  # named when a worker starts in its place
         if self._phase is _Phase.LISTING:
             ready = [s for s in self._slots.values() if s.state is SlotState.READY]
             if ready and not any(s.listing for s in self._slots.values()):

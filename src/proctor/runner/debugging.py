@@ -1,8 +1,9 @@
 """Debugger sessions: a test that reads stdin gets the user's terminal.
 
 When a test reads its standard input (``pdb.set_trace()``, ``input()``) the
-worker sends a ``stdin`` control event and shows the test's output live (on its
-own stdout, which reaches the controller as worker output). The
+worker sends a ``stdin`` control event and shows the test's output live: what
+it printed so far, then everything, on the worker's own stdout, which reaches
+the controller as worker output. The
 :class:`DebugDesk` then hands the terminal to that test: the reporter stops its
 progress display and shows the test's output, each line the user types goes
 to that worker as a ``Stdin`` command, and the test's ``--timeout`` clock
@@ -58,9 +59,13 @@ class DebugDesk:
         if self.slot is not None and self.slot.alive:
             self.slot.handle.send(Stdin(data))
 
-    def output(self, slot: Slot, test_id: str | None, data: bytes) -> bool:
-        """Show ``data`` if it is the debugged test's output; True when shown."""
-        if slot is not self.slot or (test_id is not None and test_id != self.test_id):
+    def output(self, slot: Slot, data: bytes) -> bool:
+        """Show what ``slot``'s process wrote if its test has the terminal; True when shown.
+
+        Only the worker's own (live) output is shown: the test's captured output
+        also arrives later as its attachments, which would show it twice.
+        """
+        if slot is not self.slot:
             return False
         self._reporter.debug_output(data)
         return True
@@ -87,7 +92,7 @@ class DebugDesk:
     def _begin(self, slot: Slot, test_id: str) -> None:
         self.slot = slot
         self.test_id = test_id
-        so_far = b"".join(slot.test_output) + bytes(slot.output[slot.shown :])
+        so_far = bytes(slot.output[slot.shown :])  # the worker's live output not shown yet
         slot.shown = len(slot.output)
         self._reporter.debug_start(test_id, slot.worker, so_far)
 

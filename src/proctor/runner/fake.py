@@ -219,10 +219,10 @@ class FakeWorker:
     def _prompt(self) -> None:
         assert self._current is not None
         test_id = self._current.test_id
-        self._emit(
-            Event(test_id=test_id, file_name="stdout", file_bytes=b"(Pdb) ", mime_type=_TEXT),
-            control_event("stdin", test_id=test_id),
-        )
+        # Like the real worker: an interactive test's output goes live to the
+        # worker's own stdout, then the request for input on the results channel.
+        self._backend.deliver(Output(self.worker, b"(Pdb) "))
+        self._emit(control_event("stdin", test_id=test_id))
 
     def _stdin(self, data: bytes) -> None:
         if self._current is None or self._reads_left <= 0:

@@ -16,12 +16,10 @@ from collections import deque
 from proctor.runner.backend import WorkerHandle
 from proctor.wire.v2 import Decoder
 
-__all__ = ["OUTPUT_KEEP", "TEST_OUTPUT_KEEP", "Slot", "SlotState", "StopReason"]
+__all__ = ["OUTPUT_KEEP", "Slot", "SlotState", "StopReason"]
 
 OUTPUT_KEEP = 256 * 1024
 """Bytes of a worker's own output kept for crash reports."""
-TEST_OUTPUT_KEEP = 64 * 1024
-"""Bytes of the running test's captured output kept to replay when a debugger starts."""
 
 
 class SlotState(enum.Enum):
@@ -69,8 +67,6 @@ class Slot:
         self.output = bytearray()
         self.output_mark = 0  # output offset when the current test began
         self.shown = 0  # output offset up to which it was passed on
-        self.test_output: list[bytes] = []  # what the current test printed so far
-        self.test_output_size = 0
         self.capture: dict[str, str] = {}  # the worker's capture files, by stream name
 
     @property
@@ -92,16 +88,6 @@ class Slot:
     def begin_test(self, now: float) -> None:
         self.since = now
         self.output_mark = len(self.output)
-        if self.test_output:
-            self.test_output.clear()
-            self.test_output_size = 0
-
-    def add_test_output(self, data: bytes) -> None:
-        """Keep the last :data:`TEST_OUTPUT_KEEP` bytes the current test printed."""
-        self.test_output.append(data)
-        self.test_output_size += len(data)
-        while self.test_output_size > TEST_OUTPUT_KEEP and len(self.test_output) > 1:
-            self.test_output_size -= len(self.test_output.pop(0))
 
     def finish(self, test_id: str, now: float) -> bool:
         """A final status for ``test_id``; True when it was one of this worker's tests."""
