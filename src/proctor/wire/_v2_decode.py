@@ -1,0 +1,402 @@
+"""The subunit v2 incremental decoder (see :mod:`proctor.wire.v2`)."""
+
+from __future__ import annotations
+
+import zlib
+
+from proctor.wire._v2_format import (
+    FLAG_EOF,
+    FLAG_FILE_CONTENT,
+    FLAG_MIME_TYPE,
+    FLAG_RESERVED,
+    FLAG_ROUTE_CODE,
+    FLAG_RUNNABLE,
+    FLAG_TAGS,
+    FLAG_TEST_ID,
+    FLAG_TIMESTAMP,
+    NON_SUBUNIT_NAME,
+    PARSER_TEST_ID,
+    STATUSES,
+    VERSION_2,
+    c_scan,
+)
+from proctor.wire.event import NS_PER_SECOND, Event, Status
+
+__all__ = ["Decoder", "decode"]
+
+_crc32 = zlib.crc32
+_new_event = tuple.__new__
+
+
+_CONTINUATION_LOW = 0x80
+_CONTINUATION_HIGH = 0xBF
+
+
+def _utf8_expected(byte: int) -> int:
+    """How many continuation bytes a UTF-8 lead byte promises (0 for others)."""
+    if 0xC2 <= byte <= 0xDF:
+        return 1
+    if 0xE0 <= byte <= 0xEF:
+        return 2
+    if 0xF0 <= byte <= 0xF4:
+        return 3
+    return 0
+
+
+def _pending_continuations(buf: bytes, start: int, end: int, before: int) -> int:
+    """Continuation bytes still owed at ``end`` for text ``buf[start:end]``.
+
+    ``before`` is what was owed at ``start``. Only the last non-continuation
+    byte and the continuation bytes after it matter, so this looks back at
+    most four bytes.
+    """
+    seen = 0
+    k = end - 1
+    while k >= start and seen < 4:
+        byte = buf[k]
+        if _CONTINUATION_LOW <= byte <= _CONTINUATION_HIGH:
+            seen += 1
+            k -= 1
+            continue
+        owed = _utf8_expected(byte) - seen
+        return owed if owed > 0 else 0
+    if k < start:
+        owed = before - seen
+        return owed if owed > 0 else 0
+    return 0
+
+
+class _BadPacket(Exception):
+    pass
+
+
+class Decoder:
+    """An incremental subunit v2 decoder.
+
+    Feed it bytes in any chunking with :meth:`feed`; each call returns the
+    events completed so far. Call :meth:`close` at the end of the stream to
+    flush what is left (a packet cut short at the end is reported as a parser
+    error and its bytes rescanned). The decoder never raises on bad input.
+    """
+
+    __slots__ = (
+        "_c_scan",
+        "_closed",
+        "_held",
+        "_held_size",
+        "_need",
+        "_non_subunit_name",
+        "_offset",
+        "_owed",
+    )
+
+    def __init__(
+        self, non_subunit_name: str = NON_SUBUNIT_NAME, *, accelerate: bool = True
+    ) -> None:
+        self._non_subunit_name = non_subunit_name
+        self._c_scan = c_scan if accelerate else None
+        self._held: list[bytes] = []  # unconsumed input: a packet still arriving
+        self._held_size = 0
+        self._need = 0  # bytes needed in _held before parsing can progress
+        self._owed = 0  # UTF-8 continuation bytes owed by text already emitted
+        self._offset = 0  # stream offset of the first held byte
+        self._closed = False
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Decode ``data``; return the events it completed."""
+        if self._closed:
+            raise ValueError("feed() called after close()")
+        if not data:
+            return []
+        if self._held:
+            self._held.append(bytes(data))
+            self._held_size += len(data)
+            if self._held_size < self._need:
+                return []
+            buf = b"".join(self._held)
+            self._held.clear()
+            self._held_size = 0
+        else:
+            buf = bytes(data)
+        events: list[Event] = []
+        self._scan(buf, events, final=False)
+        return events
+
+    def close(self) -> list[Event]:
+        """Flush the end of the stream; return the events that completes."""
+        if self._closed:
+            return []
+        self._closed = True
+        events: list[Event] = []
+        if self._held:
+            buf = b"".join(self._held)
+            self._held.clear()
+            self._held_size = 0
+            self._scan(buf, events, final=True)
+        return events
+
+    def _text(self, events: list[Event], chunk: bytes) -> None:
+        events.append(Event(file_name=self._non_subunit_name, file_bytes=chunk))
+
+    def _scan(self, buf: bytes, events: list[Event], final: bool) -> None:
+        size = len(buf)
+        pos = text_start = 0
+        owed = self._owed  # UTF-8 continuation bytes owed at text_start
+        find = buf.find
+        packet = self._packet
+        c_scan = self._c_scan
+        hold = -1
+        hold_owed = 0
+        while True:
+            j = find(b"\xb3", pos)
+            if j < 0:
+                break
+            mid = _pending_continuations(buf, text_start, j, owed) if j > text_start or owed else 0
+            if mid:
+                # 0xB3 inside a UTF-8 character is text (python-subunit's rule),
+                # unless a whole valid packet starts there: then the byte before
+                # it was stray and the packet is kept. Failures here are silent.
+                found: list[Event] = []
+                result = packet(buf, j, size, final, found)
+                if type(result) is str or (result == 0 and final):
+                    pos = j + 1
+                    continue
+                if j > text_start:
+                    self._text(events, buf[text_start:j])
+                if result == 0:
+                    hold, hold_owed = j, mid
+                    break
+                assert isinstance(result, int)
+                events.extend(found)
+                pos = text_start = result
+                owed = 0
+                continue
+            if j > text_start:
+                self._text(events, buf[text_start:j])
+            text_start = j
+            owed = 0
+            if c_scan is not None:
+                stop = c_scan(buf, j, events)
+                if stop > j:
+                    pos = text_start = stop
+                    continue
+            result = packet(buf, j, size, final, events)
+            if type(result) is int:
+                if result == 0:  # incomplete: hold it and wait for more input
+                    hold = j
+                    break
+                pos = text_start = result
+                continue
+            assert isinstance(result, str)
+            self._diagnose(events, buf[j : j + self._claimed(buf, j, size)], result, j)
+            pos = j + 1  # rescan; the rejected signature stays as text
+        if hold >= 0:
+            self._owed = hold_owed
+            self._offset += hold
+            rest = buf[hold:]
+            self._held = [rest]
+            self._held_size = len(rest)
+            self._need = self._need_for(rest)
+            return
+        if size > text_start:
+            self._text(events, buf[text_start:size])
+            owed = _pending_continuations(buf, text_start, size, owed)
+        self._owed = owed
+        self._offset += size
+        self._need = 0
+
+    @staticmethod
+    def _claimed(buf: bytes, j: int, size: int) -> int:
+        """How many bytes a bad packet at j claims (for the diagnostic), at least 1."""
+        if size - j >= 3 and (buf[j + 1] & 0xF8) != 0x20:
+            return 3  # bad version or reserved bit: the length means nothing
+        if size - j >= 4:
+            first = buf[j + 3]
+            kind = first & 0xC0
+            if kind == 0x00:
+                length = first
+            elif kind == 0x40 and size - j >= 5:
+                length = ((first & 0x3F) << 8) | buf[j + 4]
+            elif kind == 0x80 and size - j >= 6:
+                length = ((first & 0x3F) << 16) | (buf[j + 4] << 8) | buf[j + 5]
+            else:
+                length = 4
+            return max(1, min(length, size - j))
+        return size - j
+
+    @staticmethod
+    def _need_for(held: bytes) -> int:
+        if len(held) < 4:
+            return 4
+        first = held[3]
+        kind = first & 0xC0
+        if kind == 0x00:
+            return first
+        if kind == 0x40:
+            return ((first & 0x3F) << 8) | held[4] if len(held) >= 5 else 5
+        if kind == 0x80:
+            return ((first & 0x3F) << 16) | (held[4] << 8) | held[5] if len(held) >= 6 else 6
+        return 0
+
+    def _diagnose(self, events: list[Event], packet: bytes, message: str, at: int) -> None:
+        text = f"{message} (packet at stream offset {self._offset + at})"
+        events.append(
+            Event(
+                test_id=PARSER_TEST_ID,
+                file_name="Packet data",
+                file_bytes=packet,
+                eof=True,
+                mime_type="application/octet-stream",
+            )
+        )
+        events.append(
+            Event(
+                test_id=PARSER_TEST_ID,
+                status=Status.FAIL,
+                file_name="Parser Error",
+                file_bytes=text.encode("utf-8"),
+                eof=True,
+                mime_type="text/plain;charset=utf8",
+            )
+        )
+
+    @staticmethod
+    def _packet(buf: bytes, j: int, size: int, final: bool, events: list[Event]) -> int | str:
+        """Parse the packet at j into ``events``.
+
+        Returns the offset just past it, 0 when more input is needed, or an
+        error message for a bad packet.
+        """
+        if size - j < 4:
+            return 0 if not final else "Short read - packet header cut off at end of stream"
+        flags = (buf[j + 1] << 8) | buf[j + 2]
+        if flags & 0xF000 != VERSION_2:
+            return f"Unsupported subunit version 0x{flags >> 12:x} in flags 0x{flags:04x}"
+        if flags & FLAG_RESERVED:
+            return f"Reserved flag bit 0x0008 is set in flags 0x{flags:04x}"
+        first = buf[j + 3]
+        kind = first & 0xC0
+        if kind == 0x00:
+            length = first
+            pos = j + 4
+        elif kind == 0x40:
+            if size - j < 5:
+                return 0 if not final else "Short read - packet length cut off at end of stream"
+            length = ((first & 0x3F) << 8) | buf[j + 4]
+            pos = j + 5
+        elif kind == 0x80:
+            if size - j < 6:
+                return 0 if not final else "Short read - packet length cut off at end of stream"
+            length = ((first & 0x3F) << 16) | (buf[j + 4] << 8) | buf[j + 5]
+            pos = j + 6
+        else:
+            return "3 byte maximum given but 4 byte value found."
+        if length < 8 or length < pos - j + 4:
+            return f"Packet length {length} is too short to hold a packet"
+        end = j + length
+        if end > size:
+            if final:
+                return f"Short read - got {size - j} bytes, wanted {length} bytes"
+            return 0
+        crc_at = end - 4
+        stored = int.from_bytes(buf[crc_at:end], "big")
+        calculated = _crc32(memoryview(buf)[j:crc_at])
+        if stored != calculated:
+            return f"Bad checksum - calculated (0x{calculated:x}), stored (0x{stored:x})"
+        try:
+            events.append(_fields(buf, pos, crc_at, flags))
+        except _BadPacket as error:
+            return str(error)
+        return end
+
+
+def _fields(buf: bytes, pos: int, end: int, flags: int) -> Event:
+    timestamp = test_id = mime_type = file_name = route_code = None
+    tags: frozenset[str] = frozenset()
+    file_bytes = b""
+    if flags & FLAG_TIMESTAMP:
+        seconds = int.from_bytes(buf[pos : pos + 4], "big")
+        nanos, pos = _read_varint(buf, pos + 4, end)
+        timestamp = seconds * NS_PER_SECOND + nanos
+    if flags & FLAG_TEST_ID:
+        test_id, pos = _read_string(buf, pos, end)
+    if flags & FLAG_TAGS:
+        count, pos = _read_varint(buf, pos, end)
+        found = []
+        for _ in range(count):
+            tag, pos = _read_string(buf, pos, end)
+            found.append(tag)
+        tags = frozenset(found)
+    if flags & FLAG_MIME_TYPE:
+        mime_type, pos = _read_string(buf, pos, end)
+    if flags & FLAG_FILE_CONTENT:
+        file_name, pos = _read_string(buf, pos, end)
+        length, pos = _read_varint(buf, pos, end)
+        if pos + length > end:
+            raise _BadPacket(
+                "File content extends past end of packet: "
+                f"claimed {length} bytes, {max(0, end - pos)} available"
+            )
+        file_bytes = buf[pos : pos + length]
+        pos += length
+    if flags & FLAG_ROUTE_CODE:
+        route_code, pos = _read_string(buf, pos, end)
+    if pos > end:
+        raise _BadPacket("Packet fields overrun the packet length")
+    return _new_event(
+        Event,
+        (
+            test_id,
+            STATUSES[flags & 0x0007],
+            tags,
+            bool(flags & FLAG_RUNNABLE),
+            file_name,
+            file_bytes,
+            bool(flags & FLAG_EOF),
+            mime_type,
+            route_code,
+            timestamp,
+        ),
+    )
+
+
+def _read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    if pos >= end:
+        raise _BadPacket("Packet fields overrun the packet length")
+    first = buf[pos]
+    kind = first & 0xC0
+    if kind == 0x00:
+        return first, pos + 1
+    if kind == 0x40:
+        if pos + 2 > end:
+            raise _BadPacket("Packet fields overrun the packet length")
+        return ((first & 0x3F) << 8) | buf[pos + 1], pos + 2
+    if kind == 0x80:
+        if pos + 3 > end:
+            raise _BadPacket("Packet fields overrun the packet length")
+        return ((first & 0x3F) << 16) | (buf[pos + 1] << 8) | buf[pos + 2], pos + 3
+    if pos + 4 > end:
+        raise _BadPacket("Packet fields overrun the packet length")
+    return int.from_bytes(buf[pos : pos + 4], "big") & 0x3FFFFFFF, pos + 4
+
+
+def _read_string(buf: bytes, pos: int, end: int) -> tuple[str, int]:
+    length, start = _read_varint(buf, pos, end)
+    stop = start + length
+    if stop > end:
+        raise _BadPacket(f"UTF8 string at offset {pos} extends past end of packet")
+    raw = buf[start:stop]
+    if b"\x00" in raw:
+        raise _BadPacket(f"UTF8 string at offset {pos} contains NUL byte")
+    try:
+        return raw.decode("utf-8"), stop
+    except UnicodeDecodeError:
+        raise _BadPacket(f"UTF8 string at offset {pos} is not UTF8") from None
+
+
+def decode(
+    data: bytes, non_subunit_name: str = NON_SUBUNIT_NAME, *, accelerate: bool = True
+) -> list[Event]:
+    """Decode a whole stream held in memory."""
+    decoder = Decoder(non_subunit_name, accelerate=accelerate)
+    return decoder.feed(data) + decoder.close()
