@@ -396,7 +396,8 @@ def _path(value: str | None) -> Path | None:
     "-j",
     "--concurrency",
     type=click.IntRange(min=0),
-    help="Workers (0: one per core; default: one per core).",
+    help="Workers (0: one per core; default: one per core, fewer for a suite the history "
+    "shows to be quick).",
 )
 @click.option("--serial", is_flag=True, help="One worker (with --load-list: in the list's order).")
 @click.option(

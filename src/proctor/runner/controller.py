@@ -61,6 +61,7 @@ from proctor.runner.casualty import (
 from proctor.runner.debugging import DebugDesk
 from proctor.runner.history import EMPTY_HISTORY, History
 from proctor.runner.options import RunOptions
+from proctor.runner.planning import plan_run
 from proctor.runner.protocol import (
     CONTROL_FILE,
     Control,
@@ -71,8 +72,7 @@ from proctor.runner.protocol import (
     parse_control,
 )
 from proctor.runner.report import NullReporter, Progress, RunReporter, RunResult
-from proctor.runner.schedule import WorkQueue, plan_units
-from proctor.runner.selection import select
+from proctor.runner.schedule import WorkQueue
 from proctor.runner.slot import Slot, SlotState, StopReason
 from proctor.wire.event import NS_PER_SECOND, Event, Status
 from proctor.wire.record import Attachment, TestRecord
@@ -309,39 +309,19 @@ class Controller:
     # -- selection and planning -----------------------------------------------------------
 
     def _listing_done(self, slot: Slot) -> None:
-        options = self._options
+        chosen = plan_run(self._listed, self._options, self._history, self._workers_wanted)
         result = self._result
-        if options.only is not None:
-            discovered = list(options.only)
-        else:
-            discovered = list(dict.fromkeys(self._listed))
-        result.discovered = discovered
-        if options.only is not None:
-            ids = list(dict.fromkeys(options.only))
-        else:
-            failing = self._history.failing_ids() if options.selection.failing else ()
-            chosen = select(discovered, options.selection, failing)
-            ids = chosen.ids
-            result.missing = chosen.missing
-            if options.ordered and options.selection.load_list is not None:
-                ids = _in_order(ids, chosen.named)
-        result.selected = ids
-        if options.list_only or not ids:
+        result.discovered = chosen.discovered
+        result.selected = ids = chosen.selected
+        result.missing = chosen.missing
+        if self._options.list_only or not ids:
             self._stop_all(StopReason.QUIT)
             return
-        durations = self._history.durations(ids)
-        plan = plan_units(
-            ids,
-            durations,
-            workers=self._workers_wanted,
-            group_regex=options.group_regex,
-            seed=options.seed,
-            ordered=options.ordered,
-        )
+        plan = chosen.plan
         self._queue = WorkQueue(plan)
         progress = self._progress
         progress.total = len(ids)
-        progress.has_history = bool(durations)
+        progress.has_history = chosen.has_history
         progress.expected_left = plan.expected
         progress.workers = self._workers_wanted
         self._phase = _Phase.RUNNING
@@ -555,7 +535,7 @@ class Controller:
             if not slot.alive:
                 continue
             if slot.kill_at is not None:
-                deadlines.append(_kill_time(slot))
+                deadlines.append(slot.kill_time())
             elif timeout is not None and slot.busy and not slot.debugging:
                 deadlines.append(slot.since + timeout)
         if self._phase is _Phase.STOPPING and self._stop_deadline is not None:
@@ -571,7 +551,7 @@ class Controller:
             if not slot.alive:
                 continue
             if slot.kill_at is not None:
-                if now + _EPSILON >= _kill_time(slot):
+                if now + _EPSILON >= slot.kill_time():
                     slot.kill_at = None
                     self._kill(slot)
             elif (
@@ -657,37 +637,9 @@ class Controller:
         self._reporter.output(slot.worker, data)
 
     def _refresh_progress(self, now: float) -> None:
-        progress = self._progress
         queued = self._queue.expected if self._queue is not None else 0.0
-        progress.expected_left = queued + sum(
-            slot.pending_expected for slot in self._slots.values() if slot.alive
-        )
-        progress.workers = max(
-            1, sum(1 for slot in self._slots.values() if slot.state is SlotState.READY)
-        )
-        progress.running = {
-            slot.worker: (slot.current, slot.since)
-            for slot in self._slots.values()
-            if slot.alive and slot.busy
-        }
-
-
-DUMP_QUIET = 0.1
-"""Once a stack dump has started to arrive, this long without output means it is complete."""
-
-
-def _kill_time(slot: Slot) -> float:
-    """When to kill a worker that was asked for a stack dump."""
-    assert slot.kill_at is not None
-    if slot.dump_mark is not None and len(slot.output) > slot.dump_mark:
-        return min(slot.kill_at, slot.last_output_at + DUMP_QUIET)
-    return slot.kill_at
+        self._progress.refresh(queued, self._slots.values())
 
 
 def _prefix(route: str, route_code: str | None) -> str:
     return route if route_code is None else f"{route}/{route_code}"
-
-
-def _in_order(ids: list[str], order: list[str]) -> list[str]:
-    chosen = set(ids)
-    return [test_id for test_id in dict.fromkeys(order) if test_id in chosen]

@@ -13,9 +13,11 @@ is the outcome, with the exit code the command returns.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from proctor.runner.slot import Slot, SlotState
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
@@ -53,6 +55,13 @@ class Progress:
     running: dict[int, tuple[str | None, float]] = field(default_factory=dict)
     """Busy worker -> (test it runs, if known; since when)."""
     has_history: bool = False
+
+    def refresh(self, queued: float, slots: Iterable[Slot]) -> None:
+        """Recompute what depends on the workers (the controller calls this between ticks)."""
+        live = [slot for slot in slots if slot.alive]
+        self.expected_left = queued + sum(slot.pending_expected for slot in live)
+        self.workers = max(1, sum(1 for slot in live if slot.state is SlotState.READY))
+        self.running = {slot.worker: (slot.current, slot.since) for slot in live if slot.busy}
 
     def eta(self, now: float) -> float | None:
         """Expected seconds until the run ends, when history gives grounds for a guess."""

@@ -16,10 +16,12 @@ from collections import deque
 from proctor.runner.backend import WorkerHandle
 from proctor.wire.v2 import Decoder
 
-__all__ = ["OUTPUT_KEEP", "Slot", "SlotState", "StopReason"]
+__all__ = ["DUMP_QUIET", "OUTPUT_KEEP", "Slot", "SlotState", "StopReason"]
 
 OUTPUT_KEEP = 256 * 1024
 """Bytes of a worker's own output kept for crash reports."""
+DUMP_QUIET = 0.1
+"""Once a stack dump has started to arrive, this long without output means it is complete."""
 
 
 class SlotState(enum.Enum):
@@ -140,3 +142,11 @@ class Slot:
     def output_since(self, mark: int, limit: int = 64 * 1024) -> bytes:
         data = bytes(self.output[mark:])
         return data[-limit:]
+
+    def kill_time(self) -> float:
+        """When to kill a worker that was asked for a stack dump: once the dump
+        has stopped arriving, or at ``kill_at`` if it never comes."""
+        assert self.kill_at is not None
+        if self.dump_mark is not None and len(self.output) > self.dump_mark:
+            return min(self.kill_at, self.last_output_at + DUMP_QUIET)
+        return self.kill_at

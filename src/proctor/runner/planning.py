@@ -1,0 +1,57 @@
+"""From the listed tests to the plan of a run: choose, then order.
+
+The controller calls :func:`plan_run` once the listing is in: the selection
+options choose tests (in discovery order, or in the load list's order for a
+run that keeps an order), and :func:`~proctor.runner.schedule.plan_units`
+orders them with the history's durations. Pure: no workers, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from proctor.runner.history import History
+from proctor.runner.options import RunOptions
+from proctor.runner.schedule import Plan, plan_units
+from proctor.runner.selection import select
+
+__all__ = ["RunPlan", "plan_run"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """What a run will do."""
+
+    discovered: list[str]
+    selected: list[str]
+    missing: list[str]
+    plan: Plan
+    has_history: bool
+
+
+def plan_run(listed: Sequence[str], options: RunOptions, history: History, workers: int) -> RunPlan:
+    """Choose and order the tests of a run from the ids a worker listed."""
+    missing: list[str] = []
+    if options.only is not None:
+        discovered = list(options.only)
+        ids = list(dict.fromkeys(options.only))
+    else:
+        discovered = list(dict.fromkeys(listed))
+        failing = history.failing_ids() if options.selection.failing else ()
+        chosen = select(discovered, options.selection, failing)
+        ids = chosen.ids
+        missing = chosen.missing
+        if options.ordered and options.selection.load_list is not None:
+            kept = set(ids)
+            ids = [test_id for test_id in dict.fromkeys(chosen.named) if test_id in kept]
+    durations = history.durations(ids) if ids and not options.list_only else {}
+    plan = plan_units(
+        ids,
+        durations,
+        workers=workers,
+        group_regex=options.group_regex,
+        seed=options.seed,
+        ordered=options.ordered,
+    )
+    return RunPlan(discovered, ids, missing, plan, bool(durations))
