@@ -82,13 +82,16 @@ def test_a_hung_test_times_out_with_the_stacks_and_the_run_goes_on() -> None:
 
 
 def test_a_worker_that_does_not_answer_the_dump_is_killed_after_the_wait() -> None:
-    suite = [FakeTest("m.A.t", outcome="hang")]
+    suite = [FakeTest("m.A.t", outcome="hang", answers_dump=False)]
     backend = FakeBackend(suite)
     outcome = run_fake(
         suite, RunOptions(concurrency=1, timeout=1.0, dump_wait=0.5), backend=backend
     )
     assert outcome.result.exit_code == EXIT_FAILED
-    assert outcome.result.wall_time < 1.0 + 0.5 + 0.2
+    text = outcome.result.failures[0].attachment("traceback")
+    assert text is not None
+    assert "did not answer the request for a stack dump" in text.text()
+    assert 1.5 <= outcome.result.wall_time < 1.0 + 0.5 + 0.2
 
 
 def test_workers_that_fail_to_start_are_replaced_up_to_the_limit() -> None:

@@ -57,6 +57,8 @@ class FakeTest:
     output: bytes = b""
     exit_code: int = -11
     reads: int = 1
+    answers_dump: bool = True
+    """Whether the worker writes a stack dump when asked (False: stuck beyond that too)."""
     fails_after: frozenset[str] = frozenset()
     """Fail instead of passing when all of these ran earlier in the same worker
     (an order dependency, for isolation tests)."""
@@ -123,7 +125,7 @@ class FakeWorker:
                 self._after(0.001, lambda: self._exit(0))
 
     def dump_stacks(self) -> None:
-        if self.alive:
+        if self.alive and (self._current is None or self._current.answers_dump):
             name = self._current.test_id if self._current else "<idle>"
             dump = f"Thread 0x00007f (most recent call first):\n  File fake.py in {name}\n"
             self._backend.deliver(Output(self.worker, dump.encode()))
