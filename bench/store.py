@@ -7,8 +7,9 @@ are flaky), then:
 * ingest: stores every run through ``RunWriter.add`` into SQLite and into
   PostgreSQL, timing only the store (records are built beforehand), and
   reports results per second and database bytes per result;
-* at each checkpoint (default: after 50 runs and after all of them) times the
-  everyday questions three ways, median of REPEAT:
+* at each checkpoint (default: after 50 runs and after all of them; PostgreSQL
+  vacuumed and analysed first) times the everyday questions three ways,
+  median of REPEAT:
   - query: the store API call alone (``latest_run`` + ``records``,
     ``failing_records``, ``slowest``, ``test_history`` + ``test_stats``, ``runs``),
   - in process: the CLI command called in this process, output to /dev/null,
@@ -201,6 +202,18 @@ def measure(
     return found
 
 
+def settle(url: str) -> None:
+    """Measure a database at rest, as it is between CI jobs: on PostgreSQL,
+    vacuum and analyse what the bulk load just wrote (autovacuum would, a
+    little later, and would compete with the measurement for the CPU)."""
+    if not url.startswith("postgresql"):
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
 def ingest(
     history: History,
     url: str,
@@ -235,6 +248,7 @@ def ingest(
         if number % max(1, runs // 20) == 0:
             print(f"  {label}: {number} runs, {results / spent:,.0f} results/s so far", flush=True)
         if number in checkpoints:
+            settle(url)
             stats = store.stats()
             checkpoint: dict[str, object] = {
                 "results": results,
