@@ -31,7 +31,8 @@ attachments = st.builds(
 def records(draw: st.DrawFn) -> TestRecord:
     status = draw(st.sampled_from(Status))
     start = draw(st.none() | timestamps)
-    stop = None if start is None else start + draw(st.integers(0, 10**12))
+    last = 2**32 * NS_PER_SECOND - 1  # the latest moment subunit v2 can carry
+    stop = None if start is None else start + draw(st.integers(0, min(10**12, last - start)))
     return TestRecord(
         test_id=draw(wire_text),
         status=status,
