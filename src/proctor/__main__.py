@@ -1,7 +1,5 @@
 """``python -m proctor`` is the ``proctor`` command."""
 
-import sys
+from proctor.cli.main import console
 
-from proctor.cli.main import main
-
-sys.exit(main())
+console()

@@ -14,7 +14,7 @@ import click
 
 from proctor import __version__
 
-__all__ = ["main"]
+__all__ = ["console", "main"]
 
 # name -> (module, attribute, one-line help). The help is here so that listing
 # the commands does not import every module.
@@ -87,5 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     return result if isinstance(result, int) else 0
 
 
+def console() -> None:
+    """The ``proctor`` console script: :func:`main`, then exit without tearing down the heap.
+
+    Only here, never in :func:`main`, which tests call in-process.
+    """
+    from proctor.runner import fastexit
+
+    fastexit.install()
+    status = main()
+    fastexit.arm(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()
