@@ -35,13 +35,11 @@ from proctor.store.model import (
     SlowTest,
     StoreStats,
     TestStats,
-    failing_change,
 )
 from proctor.store.sqlwrite import (
     STATS_COLUMNS,
     STATS_CONFLICT,
     STATS_SELECT,
-    intern_tests,
     write_batch,
 )
 from proctor.wire.event import NS_PER_SECOND, Status
@@ -566,48 +564,20 @@ class SqlStore(Store):
     # -- housekeeping
 
     def stats(self) -> StoreStats:
-        with self._snapshot() as cur:
-            cur.execute(
-                "SELECT count(*), COALESCE(sum(n_total), 0), min(started_ns), max(started_ns), "
-                "COALESCE(sum(CASE WHEN interrupted = 1 OR finished_ns IS NULL THEN 1 ELSE 0 END), "
-                "0), "
-                "COALESCE(sum(n_attachments), 0), COALESCE(sum(attachment_bytes), 0) FROM runs"
-            )
-            runs, results, first, last, interrupted, attachments, raw = cur.fetchone()
-            cur.execute("SELECT count(*) FROM tests")
-            tests = cur.fetchone()[0]
-            cur.execute("SELECT count(*) FROM failing")
-            failing = cur.fetchone()[0]
-            cur.execute("SELECT count(*), COALESCE(sum(length(data)), 0) FROM blobs")
-            blobs, blob_bytes = cur.fetchone()
-            cur.execute("SELECT max(version) FROM schema_migrations")
-            version = cur.fetchone()[0]
-        return StoreStats(
-            location=self.location,
-            backend=self.backend,
-            schema_version=version,
-            runs=runs,
-            results=int(results),
-            tests=tests,
-            failing=failing,
-            attachments=int(attachments),
-            blobs=blobs,
-            blob_bytes=int(blob_bytes),
-            raw_attachment_bytes=int(raw),
-            size_bytes=self._size_bytes(),
-            first_started_ns=first,
-            last_started_ns=last,
-            interrupted_runs=int(interrupted),
-        )
+        from proctor.store.sqlhousekeeping import repository_stats
+
+        return repository_stats(self)
 
     def remove_runs(self, run_ids: Iterable[int]) -> list[int]:
+        from proctor.store.sqlhousekeeping import remove_run
+
         # One transaction per run: a long clean-up never holds the write lock
         # for long, and stopping it half way leaves whole runs, never half of one.
         removed: list[int] = []
         try:
             for run_id in sorted(set(run_ids)):
                 with self._transaction(self._conn) as cur:
-                    if self._remove_run(cur, run_id):
+                    if remove_run(self, cur, run_id):
                         removed.append(run_id)
         except StoreError:
             raise
@@ -615,125 +585,15 @@ class SqlStore(Store):
             raise self._translate(error) from error
         return removed
 
-    def _remove_run(self, cur: Any, run_id: int) -> bool:
-        cur.execute(self._q("SELECT id FROM runs WHERE id = ?"), (run_id,))
-        if cur.fetchone() is None:
-            return False
-        cur.execute(
-            self._q(
-                "SELECT test, count(*), "
-                "sum(CASE WHEN status = 3 THEN 1 ELSE 0 END), "
-                f"sum(CASE WHEN status IN ({_FAILED_STATUSES}) THEN 1 ELSE 0 END), "
-                "sum(CASE WHEN status = 5 THEN 1 ELSE 0 END), "
-                f"sum(CASE WHEN {_TIMED} THEN 1 ELSE 0 END), "
-                f"sum(CASE WHEN {_TIMED} THEN r.elapsed_ns ELSE 0 END) "
-                "FROM results r WHERE r.run = ? AND r.status <> 1 GROUP BY test ORDER BY test"
-            ),
-            (run_id,),
-        )
-        lost = cur.fetchall()
-        cur.executemany(
-            self._q(
-                "UPDATE test_stats SET results = results - ?, passed = passed - ?, "
-                "failed = failed - ?, skipped = skipped - ?, timed = timed - ?, "
-                "total_ns = total_ns - ? WHERE test = ?"
-            ),
-            [(*row[1:], row[0]) for row in lost],
-        )
-        cur.executemany(
-            self._q("DELETE FROM test_stats WHERE test = ? AND results <= 0"),
-            [(row[0],) for row in lost],
-        )
-        # Tests whose newest execution was in this run: their failing entry
-        # and newest run are recomputed from what remains.
-        cur.execute(
-            self._q(
-                "SELECT test FROM test_stats WHERE last_run = ? "
-                "UNION SELECT test FROM failing WHERE run = ? ORDER BY 1"
-            ),
-            (run_id, run_id),
-        )
-        newest_here = [row[0] for row in cur.fetchall()]
-        for table, column in (
-            ("attachments", "run"),
-            ("results", "run"),
-            ("run_properties", "run"),
-            ("runs", "id"),
-        ):
-            cur.execute(self._q(f"DELETE FROM {table} WHERE {column} = ?"), (run_id,))
-        for test in newest_here:
-            cur.execute(
-                self._q(
-                    f"SELECT r.seq, r.run, r.status FROM {self._by_test} "
-                    "WHERE r.status <> 1 ORDER BY u.id DESC, r.seq DESC LIMIT 1"
-                ),
-                (test,),
-            )
-            latest = cur.fetchone()
-            cur.execute(
-                self._q("UPDATE test_stats SET last_run = ? WHERE test = ?"),
-                (None if latest is None else latest[1], test),
-            )
-            if latest is not None and failing_change(_STATUSES[latest[2]]):
-                cur.execute(
-                    self._q(
-                        "INSERT INTO failing (test, run, seq) VALUES (?, ?, ?) "
-                        "ON CONFLICT (test) DO UPDATE SET run = excluded.run, "
-                        "seq = excluded.seq"
-                    ),
-                    (test, latest[1], latest[0]),
-                )
-            else:
-                cur.execute(self._q("DELETE FROM failing WHERE test = ?"), (test,))
-        return True
-
     def collect_garbage(self) -> GarbageReport:
-        orphan = "NOT EXISTS (SELECT 1 FROM attachments a WHERE a.blob = blobs.id)"
-        try:
-            with self._transaction(self._conn) as cur:
-                self._lock_blobs(cur)
-                cur.execute(
-                    f"SELECT count(*), COALESCE(sum(length(data)), 0) FROM blobs WHERE {orphan}"
-                )
-                count, size = cur.fetchone()
-                if count:
-                    cur.execute(f"DELETE FROM blobs WHERE {orphan}")
-        except Exception as error:
-            raise self._translate(error) from error
-        return GarbageReport(blobs=count, blob_bytes=int(size))
+        from proctor.store.sqlhousekeeping import collect_garbage
+
+        return collect_garbage(self)
 
     def seed_durations(self, durations: Mapping[str, float]) -> int:
-        if not durations:
-            return 0
-        try:
-            with self._transaction(self._conn) as cur:
-                new = intern_tests(self, cur, set(durations))
-                ids = {**self._test_ids, **new}
-                timed = {
-                    row[0]
-                    for row in self._fetch_in(
-                        cur,
-                        "SELECT test FROM test_stats "
-                        "WHERE expected_ns IS NOT NULL AND test IN ({})",
-                        sorted(ids[name] for name in durations),
-                    )
-                }
-                rows = sorted(
-                    (ids[name], seconds * NS_PER_SECOND)
-                    for name, seconds in durations.items()
-                    if ids[name] not in timed
-                )
-                cur.executemany(
-                    self._q(
-                        "INSERT INTO test_stats (test, expected_ns) VALUES (?, ?) "
-                        "ON CONFLICT (test) DO UPDATE SET expected_ns = excluded.expected_ns"
-                    ),
-                    rows,
-                )
-        except Exception as error:
-            raise self._translate(error) from error
-        self._remember(new, {})
-        return len(rows)
+        from proctor.store.sqlhousekeeping import seed_durations
+
+        return seed_durations(self, durations)
 
     def close(self) -> None:
         self._close_connection(self._conn)
