@@ -31,7 +31,7 @@ from proctor.store.errors import RepositoryNotFound, StoreError, StoreUnavailabl
 from proctor.store.migrations import check_version, pending
 from proctor.store.postgres_schema import MIGRATIONS
 from proctor.store.sql import SqlStore
-from proctor.store.sqlwrite import STATS_COLUMNS, STATS_CONFLICT, STATS_SELECT
+from proctor.store.sqlwrite import STATS_COLUMNS, STATS_CONFLICT, STATS_SELECT, STATS_WHERE
 
 __all__ = ["PostgresStore"]
 
@@ -211,7 +211,7 @@ class PostgresStore(SqlStore):
         # One statement may not update a row twice, so a test's second result
         # in the batch goes in a second statement ("round"), and so on. Rows are
         # taken in test order within a round: the lock order of every writer.
-        batch = "run = %s AND seq >= %s AND seq <= %s AND status <> 1"
+        batch = f"run = %s AND seq >= %s AND seq <= %s AND {STATS_WHERE}"
         params: tuple[int, ...]
         for round_ in range(1, rounds + 1):
             if rounds == 1:

@@ -14,6 +14,7 @@ gives the reasons), in PostgreSQL's types. Differences worth knowing:
 from __future__ import annotations
 
 from proctor.store.migrations import Migration
+from proctor.store.sqlrules import EXISTS, FAILED_IN, FINISHED_IN, PASSED, SKIPPED, timed
 
 __all__ = ["MIGRATIONS"]
 
@@ -119,26 +120,26 @@ V2 = Migration(
             last_ns BIGINT,
             expected_ns DOUBLE PRECISION,
             last_run BIGINT) WITH (fillfactor = 50)""",
-        """INSERT INTO test_stats
+        f"""INSERT INTO test_stats
             (test, results, passed, failed, skipped, timed, total_ns, min_ns, max_ns,
              last_ns, expected_ns, last_run)
         SELECT test,
             count(*),
-            count(*) FILTER (WHERE status = 3),
-            count(*) FILTER (WHERE status IN (0, 2, 4, 6)),
-            count(*) FILTER (WHERE status = 5),
-            count(*) FILTER (WHERE elapsed_ns IS NOT NULL AND status >= 3),
-            COALESCE(sum(elapsed_ns) FILTER (WHERE status >= 3), 0),
-            min(elapsed_ns) FILTER (WHERE status >= 3),
-            max(elapsed_ns) FILTER (WHERE status >= 3),
+            count(*) FILTER (WHERE status = {PASSED}),
+            count(*) FILTER (WHERE status IN ({FAILED_IN})),
+            count(*) FILTER (WHERE status = {SKIPPED}),
+            count(*) FILTER (WHERE {timed()}),
+            COALESCE(sum(elapsed_ns) FILTER (WHERE status IN ({FINISHED_IN})), 0),
+            min(elapsed_ns) FILTER (WHERE status IN ({FINISHED_IN})),
+            max(elapsed_ns) FILTER (WHERE status IN ({FINISHED_IN})),
             NULL,
-            avg(elapsed_ns) FILTER (WHERE status >= 3),
+            avg(elapsed_ns) FILTER (WHERE status IN ({FINISHED_IN})),
             max(run)
-        FROM results WHERE status <> 1 GROUP BY test""",
-        """UPDATE test_stats SET last_ns = (
+        FROM results WHERE status <> {EXISTS} GROUP BY test""",
+        f"""UPDATE test_stats SET last_ns = (
             SELECT r.elapsed_ns FROM results r
             WHERE r.run = test_stats.last_run AND r.test = test_stats.test
-              AND r.elapsed_ns IS NOT NULL AND r.status >= 3
+              AND {timed("r.")}
             ORDER BY r.seq DESC LIMIT 1)""",
     ),
 )

@@ -36,13 +36,15 @@ from proctor.store.model import (
     StoreStats,
     TestStats,
 )
+from proctor.store.sqlrules import EXISTS, STATUSES, timed
 from proctor.store.sqlwrite import (
     STATS_COLUMNS,
     STATS_CONFLICT,
     STATS_SELECT,
+    STATS_WHERE,
     write_batch,
 )
-from proctor.wire.event import NS_PER_SECOND, Status
+from proctor.wire.event import NS_PER_SECOND
 from proctor.wire.record import Attachment, TestRecord
 
 __all__ = ["SqlRunWriter", "SqlStore"]
@@ -58,8 +60,7 @@ _STATS_COLUMNS = (
     "s.results, s.passed, s.failed, s.skipped, s.timed, s.total_ns, s.min_ns, s.max_ns, "
     "s.last_ns, s.expected_ns, s.last_run"
 )
-_TIMED = "r.elapsed_ns IS NOT NULL AND r.status >= 3"  # finished, not exists: model.is_timed
-_FAILED_STATUSES = "0, 2, 4, 6"  # NONE, INPROGRESS, UXSUCCESS, FAIL: model.failing_change
+_TIMED = timed("r.")
 
 
 def _writer_name() -> str:
@@ -133,7 +134,7 @@ class SqlStore(Store):
         cur.execute(
             self._q(
                 f"INSERT INTO test_stats ({STATS_COLUMNS}) {STATS_SELECT} FROM results "
-                "WHERE run = ? AND seq >= ? AND seq <= ? AND status <> 1 ORDER BY seq"
+                f"WHERE run = ? AND seq >= ? AND seq <= ? AND {STATS_WHERE} ORDER BY seq"
                 + STATS_CONFLICT
             ),
             (run_id, first, last),
@@ -396,7 +397,7 @@ class SqlStore(Store):
         attachments ``files`` holds under each key. This loop is most of the
         cost of ``proctor last``: everything in it is a local or a lookup."""
         tags = self._tags(cur, {row[6] for row in rows})
-        statuses = _STATUSES
+        statuses = STATUSES
         empty: frozenset[str] = frozenset()
         none: tuple[Attachment, ...] = ()
         make = TestRecord
@@ -532,7 +533,7 @@ class SqlStore(Store):
                 self._q(
                     "SELECT r.run, u.started_ns, u.git_commit, u.git_branch, r.status, "
                     f"r.start_ns, r.elapsed_ns, r.route FROM {self._by_test} "
-                    f"WHERE r.status <> 1 ORDER BY u.id DESC, r.seq DESC{tail}"
+                    f"WHERE r.status <> {EXISTS} ORDER BY u.id DESC, r.seq DESC{tail}"
                 ),
                 (row[0],),
             )
@@ -542,7 +543,7 @@ class SqlStore(Store):
                     started,
                     commit,
                     branch,
-                    _STATUSES[status],
+                    STATUSES[status],
                     start,
                     None if elapsed is None else elapsed / NS_PER_SECOND,
                     route,
@@ -613,9 +614,6 @@ class SqlRunWriter(RunWriter):
 
     def _finish(self, interrupted: bool, finished_ns: int) -> RunInfo:
         return self._store._finish_run(self._conn, self.run_id, interrupted, finished_ns)
-
-
-_STATUSES = tuple(Status)
 
 
 def _attachments(rows: Iterable[Any]) -> dict[Any, tuple[Attachment, ...]]:

@@ -11,17 +11,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from proctor.store.model import GarbageReport, StoreStats, failing_change
+from proctor.store.sqlrules import EXISTS, FAILED_IN, PASSED, SKIPPED, STATUSES, timed
 from proctor.store.sqlwrite import intern_tests
-from proctor.wire.event import NS_PER_SECOND, Status
+from proctor.wire.event import NS_PER_SECOND
 
 if TYPE_CHECKING:
     from proctor.store.sql import SqlStore
 
 __all__ = ["collect_garbage", "remove_run", "repository_stats", "seed_durations"]
 
-_STATUSES = tuple(Status)
-_TIMED = "r.elapsed_ns IS NOT NULL AND r.status >= 3"  # finished, not exists: model.is_timed
-_FAILED_STATUSES = "0, 2, 4, 6"  # NONE, INPROGRESS, UXSUCCESS, FAIL: model.failing_change
+_TIMED = timed("r.")
 
 
 def remove_run(store: SqlStore, cur: Any, run_id: int) -> bool:
@@ -37,12 +36,12 @@ def remove_run(store: SqlStore, cur: Any, run_id: int) -> bool:
     cur.execute(
         store._q(
             "SELECT test, count(*), "
-            "sum(CASE WHEN status = 3 THEN 1 ELSE 0 END), "
-            f"sum(CASE WHEN status IN ({_FAILED_STATUSES}) THEN 1 ELSE 0 END), "
-            "sum(CASE WHEN status = 5 THEN 1 ELSE 0 END), "
+            f"sum(CASE WHEN status = {PASSED} THEN 1 ELSE 0 END), "
+            f"sum(CASE WHEN status IN ({FAILED_IN}) THEN 1 ELSE 0 END), "
+            f"sum(CASE WHEN status = {SKIPPED} THEN 1 ELSE 0 END), "
             f"sum(CASE WHEN {_TIMED} THEN 1 ELSE 0 END), "
             f"sum(CASE WHEN {_TIMED} THEN r.elapsed_ns ELSE 0 END) "
-            "FROM results r WHERE r.run = ? AND r.status <> 1 GROUP BY test ORDER BY test"
+            f"FROM results r WHERE r.run = ? AND r.status <> {EXISTS} GROUP BY test ORDER BY test"
         ),
         (run_id,),
     )
@@ -80,7 +79,7 @@ def remove_run(store: SqlStore, cur: Any, run_id: int) -> bool:
         cur.execute(
             store._q(
                 f"SELECT r.seq, r.run, r.status FROM {store._by_test} "
-                "WHERE r.status <> 1 ORDER BY u.id DESC, r.seq DESC LIMIT 1"
+                f"WHERE r.status <> {EXISTS} ORDER BY u.id DESC, r.seq DESC LIMIT 1"
             ),
             (test,),
         )
@@ -89,7 +88,7 @@ def remove_run(store: SqlStore, cur: Any, run_id: int) -> bool:
             store._q("UPDATE test_stats SET last_run = ? WHERE test = ?"),
             (None if latest is None else latest[1], test),
         )
-        if latest is not None and failing_change(_STATUSES[latest[2]]):
+        if latest is not None and failing_change(STATUSES[latest[2]]):
             cur.execute(
                 store._q(
                     "INSERT INTO failing (test, run, seq) VALUES (?, ?, ?) "

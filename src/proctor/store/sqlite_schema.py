@@ -8,6 +8,7 @@ properties. Both are applied to every new repository, in order.
 from __future__ import annotations
 
 from proctor.store.migrations import Migration
+from proctor.store.sqlrules import EXISTS, FAILED_IN, FINISHED_IN, PASSED, SKIPPED, timed
 
 __all__ = ["MIGRATIONS"]
 
@@ -125,28 +126,27 @@ V2 = Migration(
         # Fill the statistics from the history already stored. The expected
         # duration starts as the plain mean (the weighted one needs the order
         # of every past result; it converges within a few runs).
-        """INSERT INTO test_stats
+        f"""INSERT INTO test_stats
             (test, results, passed, failed, skipped, timed, total_ns, min_ns, max_ns,
              last_ns, expected_ns, last_run)
         SELECT test,
             count(*),
-            sum(status = 3),
-            sum(status IN (0, 2, 4, 6)),
-            sum(status = 5),
-            sum(elapsed_ns IS NOT NULL AND status >= 3),
-            COALESCE(sum(CASE WHEN elapsed_ns IS NOT NULL AND status >= 3
-                              THEN elapsed_ns END), 0),
-            min(CASE WHEN status >= 3 THEN elapsed_ns END),
-            max(CASE WHEN status >= 3 THEN elapsed_ns END),
+            sum(status = {PASSED}),
+            sum(status IN ({FAILED_IN})),
+            sum(status = {SKIPPED}),
+            sum({timed()}),
+            COALESCE(sum(CASE WHEN {timed()} THEN elapsed_ns END), 0),
+            min(CASE WHEN status IN ({FINISHED_IN}) THEN elapsed_ns END),
+            max(CASE WHEN status IN ({FINISHED_IN}) THEN elapsed_ns END),
             NULL,
-            avg(CASE WHEN status >= 3 THEN elapsed_ns END),
+            avg(CASE WHEN status IN ({FINISHED_IN}) THEN elapsed_ns END),
             max(run)
-        FROM results WHERE status <> 1 GROUP BY test""",
+        FROM results WHERE status <> {EXISTS} GROUP BY test""",
         # The last duration: the test's last timed result in its newest run.
-        """UPDATE test_stats SET last_ns = (
+        f"""UPDATE test_stats SET last_ns = (
             SELECT r.elapsed_ns FROM results r
             WHERE r.run = test_stats.last_run AND r.test = test_stats.test
-              AND r.elapsed_ns IS NOT NULL AND r.status >= 3
+              AND {timed("r.")}
             ORDER BY r.seq DESC LIMIT 1)""",
     ),
 )

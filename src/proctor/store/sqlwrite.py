@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from proctor.store.blobs import digest, encode_blob
 from proctor.store.errors import UnknownRun
 from proctor.store.model import EWMA_WEIGHT, RunCounts, failing_change
+from proctor.store.sqlrules import EXISTS, FAILED_IN, PASSED, SKIPPED, timed
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
@@ -41,6 +42,7 @@ __all__ = [
     "STATS_COLUMNS",
     "STATS_CONFLICT",
     "STATS_SELECT",
+    "STATS_WHERE",
     "encode_tags",
     "intern_tests",
     "write_batch",
@@ -76,14 +78,15 @@ ON CONFLICT (test) DO UPDATE SET
 """How one result's row adds to its test's statistics (see model.EWMA_WEIGHT)."""
 
 _CHANGE = tuple(failing_change(status) for status in Status)
-_FIRST_TIMED = int(Status.SUCCESS)  # statuses from here up are final executions
+_COUNTS_TIME = tuple(status.is_final and status is not Status.EXISTS for status in Status)
+"""By stored status: whether a result with both timestamps adds to the run's test time."""
 
-_TIMED = "elapsed_ns IS NOT NULL AND status >= 3"  # model.is_timed, in SQL
+_TIMED = timed()
 STATS_SELECT = f"""
 SELECT test, 1,
-    CASE WHEN status = 3 THEN 1 ELSE 0 END,
-    CASE WHEN status IN (0, 2, 4, 6) THEN 1 ELSE 0 END,
-    CASE WHEN status = 5 THEN 1 ELSE 0 END,
+    CASE WHEN status = {PASSED} THEN 1 ELSE 0 END,
+    CASE WHEN status IN ({FAILED_IN}) THEN 1 ELSE 0 END,
+    CASE WHEN status = {SKIPPED} THEN 1 ELSE 0 END,
     CASE WHEN {_TIMED} THEN 1 ELSE 0 END,
     CASE WHEN {_TIMED} THEN elapsed_ns ELSE 0 END,
     CASE WHEN {_TIMED} THEN elapsed_ns END,
@@ -92,7 +95,9 @@ SELECT test, 1,
     CASE WHEN {_TIMED} THEN CAST(elapsed_ns AS DOUBLE PRECISION) END,
     run
 """
-"""Each stored result (not ``exists``) as a row to add to its test's statistics."""
+"""Each stored result as a row to add to its test's statistics (select only
+results that are not ``exists``: see :data:`STATS_WHERE`)."""
+STATS_WHERE = f"status <> {EXISTS}"
 
 
 def encode_tags(tags: frozenset[str]) -> str:
@@ -150,7 +155,7 @@ def _write(
                 first = start
             if last is None or stop > last:
                 last = stop
-            if status >= _FIRST_TIMED:
+            if _COUNTS_TIME[status]:
                 test_ns += elapsed
         by_status[status] += 1
         tags = record.tags
