@@ -63,9 +63,10 @@ from typing import Any, NamedTuple, Protocol
 
 from proctor.events.sink import Sink
 from proctor.wire.event import Event, Status, datetime_to_ns
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment
+from proctor.wire.record import TEXT_MIME_TYPE, TRACEBACK_MIME_TYPE, Attachment
 
 __all__ = [
+    "OUTCOME_RANK",
     "REASON_MIME_TYPE",
     "EventResult",
     "FixtureOutcome",
@@ -73,8 +74,8 @@ __all__ = [
     "subtest_description",
 ]
 
-REASON_MIME_TYPE = "text/plain; charset=utf8"
-"""What python-subunit labels a skip reason with."""
+REASON_MIME_TYPE = TEXT_MIME_TYPE
+"""What python-subunit labels a skip reason with (:data:`~proctor.wire.record.TEXT_MIME_TYPE`)."""
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 OptExcInfo = ExcInfo | tuple[None, None, None]
@@ -86,7 +87,7 @@ _HOLDER_TYPE: type | None = getattr(unittest.suite, "_ErrorHolder", None)
 
 _new_event = tuple.__new__
 _NO_TAGS: frozenset[str] = frozenset()
-_RANK = {
+OUTCOME_RANK: Mapping[Status, int] = {
     Status.NONE: 0,
     Status.SUCCESS: 1,
     Status.SKIP: 2,
@@ -94,6 +95,8 @@ _RANK = {
     Status.UXSUCCESS: 4,
     Status.FAIL: 5,
 }
+"""How bad an outcome is: a test with several gets the worst (fail > uxsuccess > xfail > skip >
+success). Shared by every adapter that folds a test's outcomes into one final status."""
 
 
 class OutputSource(Protocol):
@@ -158,7 +161,7 @@ class _Open:
         self.add(Attachment(name, text.encode("utf-8", "replace"), TRACEBACK_MIME_TYPE))
 
     def settle(self, status: Status) -> None:
-        if _RANK[status] > _RANK[self.status]:
+        if OUTCOME_RANK[status] > OUTCOME_RANK[self.status]:
             self.status = status
 
 
@@ -209,7 +212,7 @@ class EventResult(unittest.TestResult):
         """Ids of the (runnable) tests that got a final status, in order; clear it at will."""
         self.fixture_outcomes: dict[str, FixtureOutcome] = {}
         """Class/module fixture outcomes by id, e.g. ``setUpClass (m.C)``."""
-        self.counts: dict[Status, int] = dict.fromkeys(_RANK, 0)
+        self.counts: dict[Status, int] = dict.fromkeys(OUTCOME_RANK, 0)
         """Final statuses emitted so far, by status."""
 
     # -- the run ------------------------------------------------------------

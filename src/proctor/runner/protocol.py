@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from proctor.wire.event import Event
 __all__ = [
     "CONTROL_FILE",
     "CONTROL_MIME",
+    "DUMP_SIGNAL",
     "PROTOCOL_VERSION",
     "Command",
     "Control",
@@ -48,6 +50,12 @@ __all__ = [
 PROTOCOL_VERSION = 1
 CONTROL_FILE = "proctor.control"
 CONTROL_MIME = "application/vnd.proctor.control+json"
+DUMP_SIGNAL = signal.SIGUSR1
+"""Sending this to a worker writes every thread's stack to its stderr (faulthandler).
+
+A worker names it in its ``ready`` event (``dump_signal``); this is the one
+definition, for the worker and the controller.
+"""
 
 
 class ProtocolError(ValueError):

@@ -14,6 +14,7 @@ from proctor.wire.event import NS_PER_SECOND, Status
 
 __all__ = [
     "DEFAULT_MIME_TYPE",
+    "TEXT_MIME_TYPE",
     "TRACEBACK_MIME_TYPE",
     "Attachment",
     "TestRecord",
@@ -23,6 +24,8 @@ __all__ = [
 DEFAULT_MIME_TYPE = "application/octet-stream"
 TRACEBACK_MIME_TYPE = 'text/x-traceback; charset="utf8"; language="python"'
 """What python-subunit/testtools label a Python traceback attachment with."""
+TEXT_MIME_TYPE = "text/plain; charset=utf8"
+"""What python-subunit/testtools label text (a skip reason, captured output) with."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ Modules, in the order a run goes through them: :mod:`.options` (command line),
 (pytest), :mod:`.server` and :mod:`.oneshot` (what to do with the suite).
 """
 
+from proctor.runner.protocol import DUMP_SIGNAL
 from proctor.runner.worker.main import main
-from proctor.runner.worker.server import DUMP_SIGNAL
 
 __all__ = ["DUMP_SIGNAL", "main"]

@@ -34,12 +34,11 @@ import os
 import sys
 from typing import TextIO
 
-from proctor.runner.worker.channels import leave_if_forked
-from proctor.wire.record import Attachment
+from proctor.runner.worker.channels import leave_if_forked, write_all
+from proctor.wire.record import TEXT_MIME_TYPE, Attachment
 
-__all__ = ["TEXT_MIME_TYPE", "FdCapture", "LogCapture", "Output", "PassThrough"]
+__all__ = ["FdCapture", "LogCapture", "Output", "PassThrough"]
 
-TEXT_MIME_TYPE = "text/plain; charset=utf8"
 LOG_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
 MAX_CAPTURE = 64 * 1024 * 1024
 """Bytes of one stream of one test kept at most; beyond, the middle is dropped."""
@@ -189,7 +188,8 @@ class FdCapture:
             data = target.read_and_reset()
             if data:
                 self._held.append(Attachment(target.name, data, TEXT_MIME_TYPE))
-                _write_all(target.live_fd, data)
+                with contextlib.suppress(OSError):  # nobody reads the live output: still run
+                    write_all(target.live_fd, data)
             os.dup2(target.live_fd, target.fd)
         self.live = True
 
@@ -212,13 +212,6 @@ def _merge(attachments: list[Attachment]) -> list[Attachment]:
     for item in attachments:
         by_name.setdefault(item.name, []).append(item.content)
     return [Attachment(name, b"".join(parts), TEXT_MIME_TYPE) for name, parts in by_name.items()]
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    with contextlib.suppress(OSError):
-        while view:
-            view = view[os.write(fd, view) :]
 
 
 class PassThrough:

@@ -22,7 +22,7 @@ from proctor.runner.protocol import Command, ProtocolError, Quit, Stdin, decode_
 from proctor.wire.event import Event
 from proctor.wire.v2 import EncodeError, encode, encode_many
 
-__all__ = ["CommandReader", "ControllerGone", "ResultsWriter", "leave_if_forked"]
+__all__ = ["CommandReader", "ControllerGone", "ResultsWriter", "leave_if_forked", "write_all"]
 
 
 class ControllerGone(BaseException):
@@ -57,7 +57,10 @@ class ResultsWriter:
         except EncodeError:
             data = b"".join(_encode_safely(event) for event in pending)
         pending.clear()
-        _write_all(self._fd, data)
+        try:
+            write_all(self._fd, data)
+        except (BrokenPipeError, ConnectionResetError):
+            raise ControllerGone("the results channel was closed") from None
 
     def close(self) -> None:
         if not self.closed:
@@ -92,14 +95,11 @@ def leave_if_forked() -> None:
         os._exit(0)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less); errors propagate."""
     view = memoryview(data)
-    try:
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-    except (BrokenPipeError, ConnectionResetError):
-        raise ControllerGone("the results channel was closed") from None
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _encode_safely(event: Event) -> bytes:

@@ -34,14 +34,14 @@ import sys
 from collections.abc import Sequence
 from typing import IO, NamedTuple
 
-from proctor.runner.protocol import control_event
+from proctor.runner.protocol import DUMP_SIGNAL, control_event
 from proctor.runner.worker.capture import FdCapture, LogCapture, Output, PassThrough
 from proctor.runner.worker.channels import CommandReader, ControllerGone, ResultsWriter
 from proctor.runner.worker.discovery import SuiteIndex, discover
 from proctor.runner.worker.framework import detect_framework, pytest_available
 from proctor.runner.worker.oneshot import oneshot_body, read_load_list
 from proctor.runner.worker.options import UsageError, WorkerOptions, parse_args
-from proctor.runner.worker.server import DUMP_SIGNAL, serve
+from proctor.runner.worker.server import serve
 from proctor.runner.worker.stdin import Request, StdinProxy
 from proctor.runner.worker.suite import Runtime, Suite, SuiteBody
 from proctor.runner.worker.unittest_suite import UnittestSuite

@@ -53,22 +53,13 @@ from typing import IO, Any
 
 import pytest
 
-from proctor.runner.worker.capture import TEXT_MIME_TYPE
+from proctor.events.unittest_result import OUTCOME_RANK
 from proctor.runner.worker.suite import Runtime, SuiteBody, emit_outcome, emit_stray_output
 from proctor.wire.event import Event, Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment
+from proctor.wire.record import TEXT_MIME_TYPE, TRACEBACK_MIME_TYPE, Attachment
 
 __all__ = ["PytestSuite", "run_pytest"]
 
-# How bad an outcome is: a test's final status is the worst of its reports'.
-_RANK = {
-    Status.NONE: 0,
-    Status.SUCCESS: 1,
-    Status.SKIP: 2,
-    Status.XFAIL: 3,
-    Status.UXSUCCESS: 4,
-    Status.FAIL: 5,
-}
 # pytest's captured sections ("Captured stdout call"...) -> attachment names.
 _SECTIONS = frozenset({"stdout", "stderr", "log"})
 
@@ -113,7 +104,7 @@ class _Open:
         self.tracebacks = 0
 
     def settle(self, status: Status) -> None:
-        if _RANK[status] > _RANK[self.status]:
+        if OUTCOME_RANK[status] > OUTCOME_RANK[self.status]:
             self.status = status
 
     def traceback(self, text: str, name: str = "traceback") -> None:
@@ -273,7 +264,7 @@ class PytestSuite:
         current, self._open = self._open, None
         if current is None or current.test_id != nodeid:
             return
-        if current.subtest_failed and _RANK[current.status] <= _RANK[Status.SUCCESS]:
+        if current.subtest_failed and OUTCOME_RANK[current.status] <= OUTCOME_RANK[Status.SUCCESS]:
             current.status = Status.FAIL
         status = current.status if current.status is not Status.NONE else Status.FAIL
         now = self._runtime.clock()

@@ -20,9 +20,9 @@ The loop is the whole of the worker protocol as seen from the worker (see
 from __future__ import annotations
 
 import os
-import signal
 
 from proctor.runner.protocol import (
+    DUMP_SIGNAL,
     PROTOCOL_VERSION,
     ListTests,
     ProtocolError,
@@ -36,10 +36,7 @@ from proctor.runner.worker.stdin import StdinProxy
 from proctor.runner.worker.suite import Runtime, Suite
 from proctor.wire.event import Event, Status
 
-__all__ = ["DUMP_SIGNAL", "serve"]
-
-DUMP_SIGNAL = signal.SIGUSR1
-"""Sending this to a worker writes every thread's stack to its stderr (faulthandler)."""
+__all__ = ["serve"]
 
 
 def serve(suite: Suite, runtime: Runtime, reader: CommandReader, stdin: StdinProxy) -> None:

@@ -20,10 +20,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from proctor.runner.worker.capture import TEXT_MIME_TYPE
 from proctor.runner.worker.channels import ResultsWriter
 from proctor.wire.event import Event, Status
-from proctor.wire.record import Attachment
+from proctor.wire.record import TEXT_MIME_TYPE, Attachment
 
 __all__ = ["OutputControl", "Runtime", "Suite", "SuiteBody", "emit_outcome", "emit_stray_output"]
 
