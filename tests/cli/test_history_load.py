@@ -128,6 +128,128 @@ def test_load_of_a_broken_file_says_which_and_keeps_what_came_before(
     assert "Nothing was stored" in missing.stderr
 
 
+def test_load_checks_every_file_before_storing_anything(repo: str, tmp_path: Path) -> None:
+    good = tmp_path / "good.subunit"
+    good.write_bytes(stream(passing(["g.a"])))
+    result = load(repo, str(good), str(tmp_path / "missing.subunit"))
+    assert result.exit_code == 2
+    assert f"cannot open {tmp_path / 'missing.subunit'}" in result.stderr
+    assert "Nothing was stored" in result.stderr
+    assert not Path(repo).exists()
+
+
+def _failing_set_after(repo: str, data: bytes) -> tuple[Result, str]:
+    load(repo, stdin=stream({"t.a": Status.FAIL, "t.b": Status.FAIL}))
+    result = load(repo, "--complete", stdin=data)
+    return result, invoke("failing", "--list", "--repository", repo).stdout
+
+
+def test_a_complete_load_of_nothing_leaves_the_failing_set_and_the_run_ids(repo: str) -> None:
+    result, failing = _failing_set_after(repo, b"")
+    assert result.exit_code == 2
+    assert "nothing was stored" in result.stderr
+    assert failing == "t.a\nt.b\n"
+    with open_store(repo) as store:
+        assert [run.id for run in store.runs()] == [1]
+    assert "Stored run 2:" in load(repo, stdin=stream(passing(["t.c"]))).stdout
+
+
+def test_a_complete_load_of_a_listing_leaves_the_failing_set(repo: str) -> None:
+    listing = v2.encode_many(
+        e._replace(status=Status.EXISTS, timestamp=None)
+        for e in events_for(passing(["t.a", "t.c"]))
+        if e.status is Status.SUCCESS
+    )
+    result, failing = _failing_set_after(repo, listing)
+    assert result.exit_code == 1
+    assert "Run 2 ran no tests" in result.stdout
+    assert failing == "t.a\nt.b\n"
+
+
+def test_appending_nothing_to_a_run_leaves_it_alone(repo: str) -> None:
+    load(repo, stdin=stream(passing(["x.a"])))
+    result = load(repo, "--id", "1", stdin=b"")
+    assert result.exit_code == 2
+    assert "run 1 is unchanged" in result.stderr
+    with open_store(repo) as store:
+        run = store.run(1)
+        assert run.finished
+        assert not run.interrupted
+
+
+def test_a_loaded_run_starts_at_its_streams_first_timestamp(repo: str) -> None:
+    load(repo, stdin=stream(passing(["t.a"]), start=T0 + 5))
+    with open_store(repo) as store:
+        run = store.run(1)
+        assert run.started_ns == T0 + 5
+        assert run.first_ns == T0 + 5
+
+
+def test_load_can_be_given_the_revision_or_none(repo: str) -> None:
+    data = stream(passing(["t.a"]))
+    load(repo, "--commit", "f00dcafe", "--branch", "feature/x", stdin=data)
+    load(repo, "--no-git", stdin=data)
+    load(repo, "--no-git", "--branch", "main", stdin=data)
+    with open_store(repo) as store:
+        one, two, three = (store.run(n).metadata for n in (1, 2, 3))
+    assert (one.git_commit, one.git_branch, one.git_dirty) == ("f00dcafe", "feature/x", None)
+    assert (two.git_commit, two.git_branch, two.git_dirty) == (None, None, None)
+    assert (three.git_commit, three.git_branch) == (None, "main")
+    mixed = load(repo, "--id", "1", "--commit", "abc", stdin=data)
+    assert mixed.exit_code == 2
+    assert "cannot be used with --id" in mixed.stderr
+
+
+def _writes_fail_after(monkeypatch: pytest.MonkeyPatch, good_batches: int) -> None:
+    """Make the SQL writer's batches fail once ``good_batches`` have been written."""
+    from proctor.store import sql
+    from proctor.store.errors import StoreUnavailable
+
+    real = sql.write_batch
+    written = []
+
+    def flaky(*args: object, **kwargs: object) -> None:
+        if len(written) >= good_batches:
+            raise StoreUnavailable("the repository refused a query: disk on fire")
+        written.append(1)
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sql, "write_batch", flaky)
+
+
+def test_a_load_whose_first_write_fails_leaves_no_run(
+    repo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load(repo, stdin=stream({"t.a": Status.FAIL}))
+    _writes_fail_after(monkeypatch, 0)
+    result = load(repo, stdin=stream(passing(["t.b"])))
+    assert result.exit_code == 2
+    assert "disk on fire" in result.stderr
+    assert "Nothing was stored." in result.stderr
+    monkeypatch.undo()
+    with open_store(repo) as store:
+        assert [run.id for run in store.runs()] == [1]
+        assert store.failing_ids() == ["t.a"]
+
+
+def test_a_load_whose_later_write_fails_keeps_what_was_written(
+    repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = tmp_path / "1.subunit", tmp_path / "2.subunit"
+    first.write_bytes(stream(passing(["t.a"])))
+    second.write_bytes(stream(passing(["t.b"])))
+    _writes_fail_after(monkeypatch, 1)  # load flushes after each block it reads
+    result = load(repo, str(first), str(second))
+    assert result.exit_code == 2
+    assert "stored as run 1, marked interrupted" in result.stderr
+    monkeypatch.undo()
+    with open_store(repo) as store:
+        run = store.run(1)
+        assert run.finished
+        assert run.interrupted
+        assert [r.test_id for r in store.records(1)] == ["t.a"]
+
+
 # -- import
 
 

@@ -9,6 +9,7 @@ from proctor.store import (
     RunCounts,
     RunMetadata,
     Store,
+    StoreUnavailable,
     UnknownRun,
     UnknownTest,
     WriterClosed,
@@ -167,6 +168,30 @@ def test_an_exception_inside_the_writer_marks_the_run_interrupted(store: Store) 
     assert info.counts.passed == 1
 
 
+def test_a_writer_whose_write_fails_still_finishes_the_run_interrupted(store: Store) -> None:
+    writer = store.begin_run()
+    writer.add(record("a"))
+    writer.flush()
+
+    def broken(records: list[TestRecord]) -> None:
+        raise StoreUnavailable("the repository went away")
+
+    writer._write = broken  # type: ignore[method-assign]
+
+    def write_more() -> None:
+        with writer:
+            writer.add(record("b"))
+            writer.flush()
+
+    with pytest.raises(StoreUnavailable):
+        write_more()
+    info = store.run(writer.run_id)
+    assert info.finished
+    assert info.interrupted
+    assert [r.test_id for r in store.records(writer.run_id)] == ["a"]
+    assert writer.written == 1
+
+
 def test_writing_events_stores_what_the_collector_assembles(store: Store) -> None:
     events = [
         Event("t1", Status.INPROGRESS, timestamp=T0, route_code="0"),
@@ -258,6 +283,19 @@ def test_a_complete_run_forgets_failures_of_tests_it_did_not_run(store: Store) -
     assert store.failing_ids() == ["gone", "kept"]  # interrupted: not known to be complete
     store.write_run([failure("kept"), record("other")], complete)
     assert store.failing_ids() == ["kept"]
+
+
+def test_a_complete_run_that_ran_nothing_leaves_the_failing_set_alone(store: Store) -> None:
+    store.write_run([failure("a"), failure("b")])
+    complete = RunMetadata(partial=False)
+    empty = store.write_run([], complete)
+    assert not empty.interrupted
+    assert store.failing_ids() == ["a", "b"]
+    listing = store.write_run([record("a", Status.EXISTS), record("c", Status.EXISTS)], complete)
+    assert listing.counts.total == 2
+    assert store.failing_ids() == ["a", "b"]
+    store.remove_runs([empty.id, listing.id])
+    assert store.failing_ids() == ["a", "b"]
 
 
 def test_failing_records_carry_the_failure(store: Store) -> None:

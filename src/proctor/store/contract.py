@@ -93,6 +93,7 @@ class RunWriter(abc.ABC):
         """Seconds after which a new record is written at once with everything pending."""
         self._clock = clock
         self._pending: list[TestRecord] = []
+        self._written = 0
         self._last_write = clock()
         self._collector: RecordCollector | None = None
         self._info: RunInfo | None = None
@@ -128,7 +129,13 @@ class RunWriter(abc.ABC):
             except BaseException:
                 self._pending[:0] = batch  # nothing was written: keep it for a retry
                 raise
+            self._written += len(batch)
         self._last_write = self._clock()
+
+    @property
+    def written(self) -> int:
+        """Records this writer has committed to the repository so far."""
+        return self._written
 
     @property
     def finished(self) -> bool:
@@ -147,6 +154,26 @@ class RunWriter(abc.ABC):
         self.flush()
         self._info = self._finish(interrupted, time.time_ns())
         return self._info
+
+    def interrupt(self) -> RunInfo | None:
+        """Finish the run as interrupted after something went wrong, never raising.
+
+        What is pending is written if it can be; when that fails too (the
+        error that stopped the run was most likely a failed write) it is
+        dropped, and the run is marked interrupted with what was committed.
+        Returns None when even that was impossible (the repository is gone).
+        """
+        if self._info is not None:
+            return self._info
+        try:
+            return self.finish(interrupted=True)
+        except Exception:
+            self._pending.clear()
+            self._collector = None
+        try:
+            return self.finish(interrupted=True)
+        except Exception:
+            return None
 
     # -- events (the Sink protocol)
 
@@ -175,7 +202,10 @@ class RunWriter(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         if self._info is None:
-            self.finish(interrupted=exc_type is not None)
+            if exc_type is None:
+                self.finish()
+            else:
+                self.interrupt()  # the exception that stopped the run propagates
 
     # -- what a backend implements
 

@@ -28,6 +28,7 @@ from proctor.store.model import (
     SlowTest,
     StoreStats,
     TestStats,
+    clears_failing,
     failing_change,
     is_timed,
 )
@@ -174,11 +175,12 @@ class MemoryStore(Store):
         run = self._get(run_id)
         run.finished_ns = finished_ns
         run.interrupted = interrupted
-        if not interrupted and not run.metadata.partial:
+        info = run.info(run_id)
+        if clears_failing(info):
             for test_id, (failing_run, _) in list(self._failing.items()):
                 if failing_run != run_id:
                     del self._failing[test_id]
-        return run.info(run_id)
+        return info
 
     # -- runs
 

@@ -35,6 +35,7 @@ __all__ = [
     "SlowTest",
     "StoreStats",
     "TestStats",
+    "clears_failing",
     "failing_change",
     "is_timed",
 ]
@@ -54,9 +55,10 @@ class RunMetadata(NamedTuple):
 
     ``partial`` says the run covered a subset of the suite (a filter,
     ``--failing``, a loaded stream): its results update the failing set test by
-    test. A complete run (``partial=False``) that finishes uninterrupted also
-    clears from the failing set every test it did not run, so tests deleted
-    from the suite do not stay "failing" forever. ``properties`` is free-form
+    test. A complete run (``partial=False``) that finishes uninterrupted and
+    ran at least one test also clears from the failing set every test it did
+    not run, so tests deleted from the suite do not stay "failing" forever
+    (:func:`clears_failing`). ``properties`` is free-form
     (variant keys, where an imported run came from); the always-present keys
     are columns, indexed where a query filters on them.
     """
@@ -281,6 +283,22 @@ def failing_change(status: Status) -> bool | None:
     if status is Status.EXISTS:
         return None
     return status.is_failure or not status.is_final
+
+
+def clears_failing(run: RunInfo) -> bool:
+    """Whether finishing ``run`` removes from the failing set every test it did not run.
+
+    Only a run that says it covered the whole suite (``partial=False``),
+    finished uninterrupted, and executed at least one test: an empty stream or
+    a listing (``exists`` only) loaded with ``--complete`` says nothing about
+    which tests exist now, and must not empty the set.
+    """
+    return (
+        run.finished_ns is not None
+        and not run.interrupted
+        and not run.metadata.partial
+        and run.counts.ran > 0
+    )
 
 
 def is_timed(record: TestRecord) -> bool:

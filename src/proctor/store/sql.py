@@ -35,6 +35,7 @@ from proctor.store.model import (
     SlowTest,
     StoreStats,
     TestStats,
+    clears_failing,
 )
 from proctor.store.sqlrules import EXISTS, STATUSES, timed
 from proctor.store.sqlwrite import (
@@ -254,9 +255,9 @@ class SqlStore(Store):
                 row = cur.fetchone()
                 if row is None:
                     raise UnknownRun(f"run {run_id} was removed from {self.location} while running")
-                if not interrupted and not row[4]:  # complete: forget tests it did not run
-                    cur.execute(self._q("DELETE FROM failing WHERE run <> ?"), (run_id,))
                 info = self._run_info(row, self._properties(cur, [run_id]).get(run_id, {}))
+                if clears_failing(info):  # complete: forget the tests it did not run
+                    cur.execute(self._q("DELETE FROM failing WHERE run <> ?"), (run_id,))
         except Exception as error:
             raise self._translate(error) from error
         finally:
