@@ -208,6 +208,34 @@ def test_going_live_keeps_what_was_captured(tmp_path: Path, fd1_stdout: io.TextI
     assert [a.content for a in again] == [b"captured again\n"]
 
 
+def test_a_test_that_closes_or_reuses_fd_1_and_2_does_not_break_the_next(
+    tmp_path: Path, fd1_stdout: io.TextIOWrapper
+) -> None:
+    live_out, live_err = os.dup(1), os.dup(2)
+    capture = FdCapture(live_out, live_err, directory=str(tmp_path), streams=(fd1_stdout, None))
+    other = tmp_path / "opened-by-a-test.txt"
+    try:
+        os.close(1)  # one test closes fd 1 and fd 2...
+        os.close(2)
+        assert capture.take() == []
+        print("next test", file=fd1_stdout)  # ...the next one prints as usual
+        os.write(2, b"next stderr\n")
+        after_close = {a.name: a.content for a in capture.take()}
+        os.close(1)  # a test closes fd 1, then opens a file, which gets number 1
+        reused = os.open(other, os.O_WRONLY | os.O_CREAT)
+        assert reused == 1
+        capture.take()  # (the file loses its descriptor, as under pytest)
+        os.write(1, b"later test\n")
+        after_reuse = {a.name: a.content for a in capture.take()}
+    finally:
+        capture.close()
+        os.close(live_out)
+        os.close(live_err)
+    assert after_close == {"stdout": b"next test\n", "stderr": b"next stderr\n"}
+    assert after_reuse == {"stdout": b"later test\n"}
+    assert other.read_bytes() == b""
+
+
 def test_log_records_become_a_log_attachment() -> None:
     import logging
 

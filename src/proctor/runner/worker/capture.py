@@ -10,6 +10,9 @@ of the worker; at the end of each test the worker flushes Python's own
 ``sys.stdout``/``sys.stderr`` buffers and asks each file for its position
 (one ``lseek`` each). Nothing written costs nothing more; something written
 is read back with ``pread``, and the file is truncated for the next test.
+Then fds 1 and 2 are pointed at their files again (one ``dup2`` each, as
+pytest re-dups per test): a test that closed fd 1, or whose file reused
+the number, cannot break the capture of the tests after it.
 
 What the worker's own stdout and stderr were at start-up is kept on two other
 descriptors (the *live* ones): faulthandler writes there, so a crash report
@@ -40,6 +43,9 @@ from proctor.wire.record import TEXT_MIME_TYPE, Attachment
 __all__ = ["FdCapture", "LogCapture", "Output", "PassThrough"]
 
 LOG_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
+_lseek = os.lseek
+_dup2 = os.dup2
+SEEK_CUR = os.SEEK_CUR
 MAX_CAPTURE = 64 * 1024 * 1024
 """Bytes of one stream of one test kept at most; beyond, the middle is dropped."""
 CAPTURE_HEAD = 1024 * 1024
@@ -159,21 +165,34 @@ class FdCapture:
                     pass
 
     def take(self) -> list[Attachment]:
-        """What fds 1 and 2 received since the last call; ends a live spell."""
+        """What fds 1 and 2 received since the last call; ends a live spell.
+
+        Fds 1 and 2 are pointed at the capture files again (one ``dup2`` each),
+        whatever the test did to them. Once per test, so the common case (nothing
+        written) is kept to four system calls and no method calls.
+        """
         leave_if_forked()  # a forked child must not truncate the parent's files
-        self._flush_streams()
+        for stream in self._streams:  # _flush_streams, inlined
+            if stream is not None:
+                try:  # noqa: SIM105 - contextlib.suppress costs a generator
+                    stream.flush()
+                except Exception:  # a closed or broken stream has no output to give
+                    pass
         out: list[Attachment] = []
         if self._held:
             out, self._held = self._held, []
         for target in self._targets:
-            data = target.read_and_reset()
-            if data:
-                out.append(Attachment(target.name, data, TEXT_MIME_TYPE))
-        if self.live:
-            self.live = False
-            for target in self._targets:
-                os.dup2(target.file_fd, target.fd)
-        return _merge(out)
+            file_fd = target.file_fd
+            if _lseek(file_fd, 0, SEEK_CUR):
+                data = target.read_and_reset()
+                if data:
+                    out.append(Attachment(target.name, data, TEXT_MIME_TYPE))
+            # Point the fd at its file again, every time: after a live spell,
+            # and after a test that closed fd 1 or 2 (or let a file it opened
+            # reuse the number), so the next test's output lands where it should.
+            _dup2(file_fd, target.fd)
+        self.live = False
+        return _merge(out) if len(out) > 1 else out
 
     def go_live(self) -> None:
         """Send output to the live descriptors until the next :meth:`take`.
@@ -245,10 +264,9 @@ class Output:
 
     def take(self) -> list[Attachment]:
         taken = self.fds.take()
-        if self.log is not None:
-            logged = self.log.take()
-            if logged:
-                taken.extend(logged)
+        log = self.log
+        if log is not None and log._lines:  # once per test: no call when nothing was logged
+            taken.extend(log.take())
         return taken
 
     def go_live(self) -> None:

@@ -96,10 +96,15 @@ def leave_if_forked() -> None:
 
 
 def write_all(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to ``fd`` (``os.write`` may write less); errors propagate."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less); errors propagate.
+
+    Once per test on the results channel: one call, and a view only for a short write.
+    """
+    written = os.write(fd, data)
+    if written < len(data):
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def _encode_safely(event: Event) -> bytes:
