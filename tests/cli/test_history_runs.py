@@ -38,9 +38,10 @@ def repo(tmp_path: Path) -> str:
             writer = store.begin_run(
                 RunMetadata(started_ns=started, git_branch=branch, git_commit=commit)
             )
-            for event in v2.decode(stream({"t.a": outcome, "t.b": Status.SUCCESS})):
-                writer.send(event)
-            writer.close()
+            writer.add_many(
+                collect_records(v2.decode(stream({"t.a": outcome, "t.b": Status.SUCCESS})))
+            )
+            writer.finish()
     return url
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proctor.events.collector import collect_records
+from proctor.events.collector import RecordCollector, collect_records
 from proctor.store import (
     RunCounts,
     RunMetadata,
@@ -192,7 +192,7 @@ def test_a_writer_whose_write_fails_still_finishes_the_run_interrupted(store: St
     assert writer.written == 1
 
 
-def test_writing_events_stores_what_the_collector_assembles(store: Store) -> None:
+def test_records_a_collector_assembles_are_stored_as_they_complete(store: Store) -> None:
     events = [
         Event("t1", Status.INPROGRESS, timestamp=T0, route_code="0"),
         Event("t2", Status.INPROGRESS, timestamp=T0 + 1, route_code="1"),
@@ -205,9 +205,11 @@ def test_writing_events_stores_what_the_collector_assembles(store: Store) -> Non
         # t2 never finishes: closing stores it as unfinished.
     ]
     writer = store.begin_run()
+    collector = RecordCollector(writer.add)
     for event in events:
-        writer.send(event)
-    writer.close()
+        collector.send(event)
+    collector.close()
+    writer.finish()
     stored = store.records(writer.run_id)
     assert sorted(stored, key=lambda r: r.test_id) == sorted(
         collect_records(events), key=lambda r: r.test_id

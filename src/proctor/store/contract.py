@@ -28,7 +28,6 @@ import abc
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from proctor.store.errors import WriterClosed
 from proctor.store.model import (
@@ -40,11 +39,7 @@ from proctor.store.model import (
     StoreStats,
     TestStats,
 )
-from proctor.wire.event import Event
 from proctor.wire.record import TestRecord
-
-if TYPE_CHECKING:
-    from proctor.events.collector import RecordCollector
 
 __all__ = ["DEFAULT_BATCH", "DEFAULT_FLUSH_INTERVAL", "RunWriter", "Store"]
 
@@ -59,7 +54,7 @@ and a kill loses at most the last quarter second of a fast burst."""
 
 
 class RunWriter(abc.ABC):
-    """Writes one run as its records stream in; also a sink of events.
+    """Writes one run as its records stream in.
 
     Records are buffered and written in transactions of up to ``batch_size``,
     or as soon as ``flush_interval`` has passed since the last write. Each
@@ -69,10 +64,10 @@ class RunWriter(abc.ABC):
     :meth:`flush` when the stream goes quiet (from a ``select`` timeout, say) to
     put what is pending on disk without waiting for the next record.
 
-    As a sink (:meth:`send` / :meth:`close`), events are assembled into records
-    by a :class:`~proctor.events.collector.RecordCollector`; :meth:`close`
-    finishes the run. Finishing (or closing) stores the tests that were still
-    running as unfinished results.
+    Records come whole: a caller with events assembles them with a
+    :class:`~proctor.events.collector.RecordCollector` (one per stream, so that
+    closing it stores the tests that stream left running as unfinished) whose
+    callback is :meth:`add`.
 
     Use it as a context manager: an exception (Ctrl-C included) finishes the
     run as interrupted, a normal exit finishes it normally.
@@ -95,7 +90,6 @@ class RunWriter(abc.ABC):
         self._pending: list[TestRecord] = []
         self._written = 0
         self._last_write = clock()
-        self._collector: RecordCollector | None = None
         self._info: RunInfo | None = None
 
     # -- records
@@ -142,15 +136,13 @@ class RunWriter(abc.ABC):
         return self._info is not None
 
     def finish(self, interrupted: bool = False) -> RunInfo:
-        """Write what is pending, store the tests still running as unfinished,
-        mark the run finished (or interrupted) and return its summary.
+        """Write what is pending, mark the run finished (or interrupted) and
+        return its summary.
 
         Finishing twice returns the first summary.
         """
         if self._info is not None:
             return self._info
-        if self._collector is not None:
-            self._collector.close()
         self.flush()
         self._info = self._finish(interrupted, time.time_ns())
         return self._info
@@ -169,26 +161,10 @@ class RunWriter(abc.ABC):
             return self.finish(interrupted=True)
         except Exception:
             self._pending.clear()
-            self._collector = None
         try:
             return self.finish(interrupted=True)
         except Exception:
             return None
-
-    # -- events (the Sink protocol)
-
-    def send(self, event: Event) -> None:
-        """Take one event; each test is stored when its final status arrives."""
-        collector = self._collector
-        if collector is None:
-            from proctor.events.collector import RecordCollector
-
-            collector = self._collector = RecordCollector(self.add)
-        collector.send(event)
-
-    def close(self) -> None:
-        """The stream ended: finish the run (not interrupted)."""
-        self.finish()
 
     # -- context manager
 
