@@ -43,6 +43,8 @@ from proctor.wire.event import Event, Status
 from proctor.wire.v2 import Decoder, decode
 
 __all__ = [
+    "ODD_IDS",
+    "ODD_ID_PREFIX",
     "PYTEST_CONF",
     "UNITTEST_CONF",
     "WorkerProcess",
@@ -60,6 +62,28 @@ UNITTEST_CONF = {".stestr.conf": "[DEFAULT]\ntest_path=./tests\ntop_dir=./\n"}
 
 PYTEST_CONF = {"pytest.ini": "[pytest]\n"}
 """A minimal pytest configuration (makes ``framework = auto`` choose pytest)."""
+
+ODD_IDS = """
+    import unittest
+
+    class Param(unittest.TestCase):
+        def __init__(self, methodName="runTest", suffix=""):
+            super().__init__(methodName)
+            self.suffix = suffix
+
+        def id(self):
+            return super().id() + self.suffix
+
+        def test(self):
+            pass
+
+    def load_tests(loader, tests, pattern):
+        suffixes = ["(hash#x)", "(surrogate\\udcff)", "(nul\\x00)", "(plain)"]
+        return unittest.TestSuite(Param("test", suffix) for suffix in suffixes)
+"""
+"""A unittest module (``tests/test_odd.py``) whose ids hold a ``#``, a lone surrogate, a NUL."""
+
+ODD_ID_PREFIX = "tests.test_odd.Param.test"
 
 DEFAULT_TIMEOUT = 30.0
 

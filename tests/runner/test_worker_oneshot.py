@@ -17,6 +17,8 @@ import subunit
 import testtools
 
 from tests.runner.projects import (
+    ODD_ID_PREFIX,
+    ODD_IDS,
     UNITTEST_CONF,
     collect_files,
     outcomes,
@@ -153,3 +155,14 @@ def test_bad_arguments_exit_2(project: Path) -> None:
     assert done.returncode == 2
     assert b"--serve needs --commands-fd" in done.stderr
     assert done.stdout == b""
+
+
+def test_a_load_list_id_may_hold_a_hash(tmp_path: Path) -> None:
+    project = write_project(tmp_path / "odd", {**UNITTEST_CONF, "tests/test_odd.py": ODD_IDS})
+    load_list = tmp_path / "ids"
+    load_list.write_text(
+        f"# the one with a hash\n{ODD_ID_PREFIX}(hash#x)\n  # done\n", encoding="utf-8"
+    )
+    ran = run_oneshot(project, "--load-list", str(load_list))
+    assert ran.returncode == 0, ran.stderr
+    assert outcomes(ran.events) == {f"{ODD_ID_PREFIX}(hash#x)": "success"}

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from proctor.runner.protocol import ListTests, ProtocolError, Quit, RunTests, Stdin, encode_command
+from proctor.runner.selection import Selection, parse_list, select
 from proctor.runner.worker.capture import FdCapture, LogCapture, Output
 from proctor.runner.worker.channels import CommandReader, ControllerGone, ResultsWriter
 from proctor.runner.worker.discovery import Hook, SuiteIndex, discover
 from proctor.runner.worker.framework import configures_pytest, detect_framework
+from proctor.runner.worker.oneshot import read_load_list
 from proctor.runner.worker.options import UsageError, parse_args
 from proctor.runner.worker.stdin import StdinProxy
 from proctor.runner.worker.suite import Runtime
@@ -47,6 +49,27 @@ def test_options_server_mode_needs_both_descriptors() -> None:
         parse_args(["--results-fd", "4"])
     with pytest.raises(UsageError):
         parse_args(["--bogus"])
+
+
+# -- list files --------------------------------------------------------------------
+
+
+def test_list_files_keep_hashes_inside_ids_and_skip_comment_lines() -> None:
+    text = "# a comment\n  # an indented one\n\ntests.P.test(hash#x)\n  a.T.t  \nb.T.t # no\n"
+    assert parse_list(text) == ["tests.P.test(hash#x)", "a.T.t", "b.T.t # no"]
+    # Patterns (include/exclude lists) also take stestr's trailing "  # reason".
+    assert parse_list(text, patterns=True) == ["tests.P.test(hash#x)", "a.T.t", "b.T.t"]
+
+
+def test_the_worker_and_proctor_run_read_a_load_list_alike(tmp_path: Path) -> None:
+    listed = tmp_path / "load.txt"
+    listed.write_text("# rerun these\ntests.P.test(hash#x)\ntests.P.test\n", encoding="utf-8")
+    discovered = ["tests.P.test", "tests.P.test(hash#x)", "tests.P.test_other"]
+    assert read_load_list(str(listed)) == ["tests.P.test(hash#x)", "tests.P.test"]
+    chosen = select(discovered, Selection(load_list=listed))
+    assert chosen.named == ["tests.P.test(hash#x)", "tests.P.test"]
+    assert chosen.ids == ["tests.P.test", "tests.P.test(hash#x)"]  # exact ids, not regexes
+    assert chosen.missing == []
 
 
 # -- channels ----------------------------------------------------------------------

@@ -9,11 +9,18 @@ The rules follow stestr's, so an stestr user's habits and files keep working:
 * a *load list* file names exact ids: only those run;
 * ``--failing`` keeps the tests that failed last time.
 
-List files hold one entry per line; blank lines and ``#`` comments (whole-line
-or trailing, as in stestr's exclude lists) are ignored. A list line that is not
-a valid regular expression, or that is an exact id, matches literally, so ids
-with brackets or parentheses (pytest parameters, testscenarios) can be listed
-as they are.
+List files hold one entry per line, parsed by :func:`parse_list` (the worker's
+one-shot ``--load-list`` uses the same function): blank lines are ignored, and
+a line whose first non-blank character is ``#`` is a comment. A ``#`` anywhere
+else in a load list is part of the id (``tests.test_x.P.test(hash#x)``). In an
+include or exclude list (patterns), a ``#`` after whitespace also starts a
+trailing comment, as stestr's exclude lists write reasons (``regex  # flaky``);
+a ``#`` not preceded by whitespace stays in the pattern. (stestr itself treats
+no ``#`` in a load list as a comment, and every ``#`` in an include or exclude
+list as one, which makes ids containing ``#`` unusable there.) A list line that
+is not a valid regular expression, or that is an exact id, matches literally,
+so ids with brackets or parentheses (pytest parameters, testscenarios) can be
+listed as they are.
 
 The result keeps discovery order; reordering is the scheduler's job.
 """
@@ -25,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Selected", "Selection", "SelectionError", "read_id_file", "select"]
+__all__ = ["Selected", "Selection", "SelectionError", "parse_list", "read_id_file", "select"]
 
 
 class SelectionError(ValueError):
@@ -67,20 +74,38 @@ class Selected:
     """The ids the load list (or else the failing set) named, in its order."""
 
 
-def read_id_file(path: Path) -> list[str]:
-    """The entries of a list file, comments and blank lines dropped, order kept."""
+def parse_list(text: str, *, patterns: bool = False) -> list[str]:
+    """The entries of a list file's text, in order (see the module docstring).
+
+    ``patterns=False`` (a load list: ids): only whole-line comments. ``True``
+    (an include or exclude list): a ``#`` after whitespace starts a comment too.
+    """
+    entries = []
+    for line in text.splitlines():
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        if patterns:
+            comment = _TRAILING_COMMENT.search(entry)
+            if comment is not None:
+                entry = entry[: comment.start()].rstrip()
+        entries.append(entry)
+    return entries
+
+
+_TRAILING_COMMENT = re.compile(r"\s#")
+
+
+def read_id_file(path: Path | str, *, patterns: bool = False) -> list[str]:
+    """The entries of a list file (:func:`parse_list`); :class:`SelectionError` if unreadable."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as source:
+            text = source.read()
     except OSError as error:
         raise SelectionError(f"cannot read {path}: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
         raise SelectionError(f"{path} is not UTF-8 text: {error}") from None
-    entries = []
-    for line in text.splitlines():
-        entry = line.split("#", 1)[0].strip() if not line.lstrip().startswith("#") else ""
-        if entry:
-            entries.append(entry)
-    return entries
+    return parse_list(text, patterns=patterns)
 
 
 class _Matcher:
@@ -114,13 +139,21 @@ def select(
     """Apply ``selection`` to the ``discovered`` ids (``failing``: the failing set)."""
     include = _Matcher(selection.filters, "filter", lenient=False)
     listed_include = (
-        _Matcher(read_id_file(selection.include_list), str(selection.include_list), lenient=True)
+        _Matcher(
+            read_id_file(selection.include_list, patterns=True),
+            str(selection.include_list),
+            lenient=True,
+        )
         if selection.include_list
         else None
     )
     exclude = _Matcher(selection.exclude_regex, "--exclude-regex", lenient=False)
     listed_exclude = (
-        _Matcher(read_id_file(selection.exclude_list), str(selection.exclude_list), lenient=True)
+        _Matcher(
+            read_id_file(selection.exclude_list, patterns=True),
+            str(selection.exclude_list),
+            lenient=True,
+        )
         if selection.exclude_list
         else None
     )

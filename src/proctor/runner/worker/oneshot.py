@@ -27,10 +27,15 @@ __all__ = ["oneshot_body", "read_load_list"]
 
 
 def read_load_list(path: str) -> list[str]:
-    """Ids from a load-list file: one per line, blank lines ignored, order kept."""
-    with open(path, encoding="utf-8") as source:
-        text = source.read()
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    """Ids from a load-list file, in its order: ``proctor run --load-list``'s parser.
+
+    One id per line; blank lines and lines starting with ``#`` are skipped; a
+    ``#`` inside an id is part of it (:func:`proctor.runner.selection.parse_list`).
+    Raises ``ValueError`` (a ``SelectionError``) when the file cannot be read.
+    """
+    from proctor.runner.selection import read_id_file  # only with --load-list
+
+    return read_id_file(path)
 
 
 def oneshot_body(runtime: Runtime, *, list_only: bool, ids: Sequence[str] | None) -> SuiteBody:
