@@ -321,3 +321,30 @@ def test_xdist_in_addopts_does_not_distribute_inside_a_worker(tmp_path: Path) ->
         "tests/test_x.py::test_a": "success",
         "tests/test_x.py::test_b": "fail",
     }
+
+
+def test_ids_subunit_cannot_carry_run_by_the_id_the_controller_received(tmp_path: Path) -> None:
+    write_project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n"
+            "disable_test_id_escaping_and_forfeit_all_rights_to_community_support = true\n",
+            "tests/test_odd.py": """
+                import pytest
+
+                @pytest.mark.parametrize("value", ["\\udcff", "\\x00", "plain"])
+                def test_param(value):
+                    pass
+            """,
+        },
+    )
+    with WorkerProcess(tmp_path) as worker:
+        worker.ready()
+        listed = worker.list()
+        assert sorted(listed) == [
+            "tests/test_odd.py::test_param[\\udcff]",
+            "tests/test_odd.py::test_param[\\x00]",
+            "tests/test_odd.py::test_param[plain]",
+        ]
+        assert outcomes(worker.run(listed)) == dict.fromkeys(listed, "success")
+        assert worker.quit() == 0

@@ -16,6 +16,8 @@ import pytest
 from proctor.runner.protocol import RunTests
 from proctor.wire.event import Status
 from tests.runner.projects import (
+    ODD_ID_PREFIX,
+    ODD_IDS,
     UNITTEST_CONF,
     WorkerProcess,
     collect_files,
@@ -309,3 +311,17 @@ def test_a_forked_child_that_escapes_its_test_leaves_quietly(worker: WorkerProce
     assert not [e for e in events if e.test_id == "subunit.parser"]
     assert worker.run([P + "Behaviour.test_ok"])[-1].status is Status.SUCCESS
     assert worker.quit() == 0
+
+
+def test_ids_subunit_cannot_carry_run_by_the_id_the_controller_received(tmp_path: Path) -> None:
+    project = write_project(tmp_path, {**UNITTEST_CONF, "tests/test_odd.py": ODD_IDS})
+    with WorkerProcess(project) as worker:
+        worker.ready()
+        listed = worker.list()
+        assert sorted(listed) == sorted(
+            ODD_ID_PREFIX + suffix
+            for suffix in ("(hash#x)", "(surrogate\\udcff)", "(nul\\x00)", "(plain)")
+        )
+        events = worker.run(listed)
+        assert outcomes(events) == dict.fromkeys(listed, "success")
+        assert worker.quit() == 0

@@ -15,7 +15,12 @@ import pytest
 from proctor.runner.protocol import ListTests, ProtocolError, Quit, RunTests, Stdin, encode_command
 from proctor.runner.selection import Selection, parse_list, select
 from proctor.runner.worker.capture import FdCapture, LogCapture, Output
-from proctor.runner.worker.channels import CommandReader, ControllerGone, ResultsWriter
+from proctor.runner.worker.channels import (
+    CommandReader,
+    ControllerGone,
+    ResultsWriter,
+    wire_text,
+)
 from proctor.runner.worker.discovery import Hook, SuiteIndex, discover
 from proctor.runner.worker.framework import configures_pytest, detect_framework
 from proctor.runner.worker.oneshot import read_load_list
@@ -113,6 +118,27 @@ def test_results_writer_says_when_the_controller_is_gone(pipe: tuple[int, int]) 
     writer.send(Event(test_id="a", status=Status.SUCCESS))
     with pytest.raises(ControllerGone):
         writer.flush()
+
+
+def test_the_index_finds_a_test_by_the_id_the_results_channel_repaired() -> None:
+    class Odd(unittest.TestCase):
+        __test__ = False
+
+        def id(self) -> str:
+            return "odd.Odd.test(\udcff\x00)"
+
+        def runTest(self) -> None:
+            pass
+
+    assert wire_text("odd.Odd.test(\udcff\x00)") == "odd.Odd.test(\\udcff\\x00)"
+    assert wire_text("plain é #") == "plain é #"
+    index = SuiteIndex(unittest.TestSuite([Odd()]))
+    found = index.find("odd.Odd.test(\\udcff\\x00)")
+    assert found is not None
+    assert found[0] == "odd.Odd.test(\udcff\x00)"
+    batch = index.batch(["odd.Odd.test(\\udcff\\x00)", "odd.Odd.test(x)"], lambda: None)
+    assert [test_id for test_id, _ in batch.tests] == ["odd.Odd.test(\udcff\x00)"]
+    assert batch.unknown == ("odd.Odd.test(x)",)
 
 
 def test_command_reader_reads_lines_in_any_chunking(pipe: tuple[int, int]) -> None:

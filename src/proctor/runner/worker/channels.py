@@ -17,12 +17,21 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Iterable
 
 from proctor.runner.protocol import Command, ProtocolError, Quit, Stdin, decode_command
 from proctor.wire.event import Event
 from proctor.wire.v2 import EncodeError, encode, encode_many
 
-__all__ = ["CommandReader", "ControllerGone", "ResultsWriter", "leave_if_forked", "write_all"]
+__all__ = [
+    "CommandReader",
+    "ControllerGone",
+    "ResultsWriter",
+    "leave_if_forked",
+    "wire_aliases",
+    "wire_text",
+    "write_all",
+]
 
 
 class ControllerGone(BaseException):
@@ -133,6 +142,36 @@ def _repair(text: str | None) -> str | None:
         return None
     raw = text.encode("utf-8", "backslashreplace").replace(b"\x00", b"\\x00")
     return raw.decode("utf-8")
+
+
+def wire_text(text: str) -> str:
+    """``text`` as the results channel carries it in a test id (or a tag, a file name).
+
+    Unchanged unless subunit cannot carry it: a lone surrogate becomes
+    ``\\udcff``, a NUL ``\\x00`` (the repair :meth:`ResultsWriter.flush` makes).
+    """
+    if "\x00" not in text:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return text
+    return _repair(text) or ""
+
+
+def wire_aliases(ids: Iterable[str]) -> dict[str, str]:
+    """``{id as the controller sees it: id}`` for the ids the results channel repairs.
+
+    The controller can only name a test by the id it received; a suite looks an
+    id it does not know up here before calling it unknown.
+    """
+    aliases: dict[str, str] = {}
+    for test_id in ids:
+        seen = wire_text(test_id)
+        if seen != test_id:
+            aliases.setdefault(seen, test_id)
+    return aliases
 
 
 class CommandReader:

@@ -34,6 +34,8 @@ import unittest
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
+from proctor.runner.worker.channels import wire_aliases
+
 __all__ = ["FAILED_TEST_PREFIX", "Batch", "SuiteIndex", "discover"]
 
 FAILED_TEST_PREFIX = "unittest.loader._FailedTest."
@@ -105,6 +107,7 @@ class SuiteIndex:
 
     def __init__(self, suite: unittest.TestSuite) -> None:
         self._entries: dict[str, list[_Entry]] = {}
+        self._aliases: dict[str, str] | None = None  # built at the first unknown id
         self.ids: list[str] = []
         for test, chain in _walk(suite, ()):
             test_id = test.id()
@@ -117,6 +120,23 @@ class SuiteIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def find(self, test_id: str) -> tuple[str, list[_Entry]] | None:
+        """The id as discovered and its tests, for an id as discovered or as sent.
+
+        An id subunit cannot carry (a lone surrogate, a NUL) reaches the
+        controller repaired (:func:`~proctor.runner.worker.channels.wire_text`),
+        and comes back that way: it is found too.
+        """
+        entries = self._entries.get(test_id)
+        if entries is not None:
+            return test_id, entries
+        if self._aliases is None:
+            self._aliases = wire_aliases(self.ids)
+        original = self._aliases.get(test_id)
+        if original is None:
+            return None
+        return original, self._entries[original]
 
     def batch(
         self,
@@ -136,12 +156,16 @@ class SuiteIndex:
         groups: dict[tuple[int, ...], list[_Entry]] = {}
         tests: list[tuple[str, unittest.TestCase]] = []
         unknown: list[str] = []
+        entries_of = self._entries
         for test_id in ids:
-            entries = self._entries.get(test_id)
+            entries = entries_of.get(test_id)
             if entries is None:
-                unknown.append(test_id)
-                plan.append(test_id)
-                continue
+                found = self.find(test_id)
+                if found is None:
+                    unknown.append(test_id)
+                    plan.append(test_id)
+                    continue
+                test_id, entries = found
             for entry in entries:
                 tests.append((test_id, entry.test))
                 if not entry.chain:

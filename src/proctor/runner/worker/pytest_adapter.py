@@ -54,6 +54,7 @@ from typing import IO, Any
 import pytest
 
 from proctor.events.unittest_result import OUTCOME_RANK
+from proctor.runner.worker.channels import wire_aliases
 from proctor.runner.worker.suite import Runtime, SuiteBody, emit_outcome, emit_stray_output
 from proctor.wire.event import Event, Status
 from proctor.wire.record import TEXT_MIME_TYPE, TRACEBACK_MIME_TYPE, Attachment
@@ -199,6 +200,7 @@ class PytestSuite:
         self._ids: list[str] = []
         self._items: dict[str, list[pytest.Item]] = {}
         self._collected: dict[str, tuple[Status, str]] = {}
+        self._aliases: dict[str, str] | None = None  # wire id -> id, built when first needed
         self._open: _Open | None = None
         self._sent = 0
         self._null: IO[str] | None = None
@@ -298,6 +300,9 @@ class PytestSuite:
         items: list[pytest.Item] = []
         for test_id in ids:
             found = self._items.get(test_id)
+            if found is None:
+                test_id = self._as_collected(test_id)
+                found = self._items.get(test_id)
             if found is not None:
                 items.extend(found)
                 continue
@@ -319,6 +324,12 @@ class PytestSuite:
         emit_stray_output(runtime)
         runtime.sink.flush()
         return self._sent + extra
+
+    def _as_collected(self, test_id: str) -> str:
+        """The id as collected, for an id the results channel repaired (else unchanged)."""
+        if self._aliases is None:
+            self._aliases = wire_aliases(self._ids)
+        return self._aliases.get(test_id, test_id)
 
     def _run_items(self, items: Sequence[pytest.Item]) -> None:
         if not items:
