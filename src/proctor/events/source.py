@@ -3,7 +3,10 @@
 :func:`read_events` reads a binary file object in blocks (``read1`` where the
 object has it, so a live pipe delivers events as they arrive rather than when a
 block fills) and feeds a decoder for the stream's format, yielding events in
-batches. :func:`detect_format` tells the formats apart from their first bytes.
+batches. :func:`detect_format` tells the formats apart from their first bytes;
+on a pipe those may arrive a few bytes at a time, so :func:`read_events` reads
+on until the bytes seen decide the format (:func:`format_decided`) before it
+picks a decoder.
 """
 
 from __future__ import annotations
@@ -21,12 +24,18 @@ __all__ = [
     "StreamDecoder",
     "UnknownFormatError",
     "detect_format",
+    "format_decided",
     "make_decoder",
     "pump",
     "read_events",
 ]
 
 BLOCK = 256 * 1024
+DETECT_BYTES = 4096
+"""Format detection decides from at most about this many bytes."""
+DETECT_LINES = 8
+"""... or from this many lines (subunit v1 may follow lines of other output)."""
+_BLANKS = b"\xef\xbb\xbf \t\r\n"  # a UTF-8 byte order mark, white space
 
 # format name -> (module, decoder class). Imported on first use.
 FORMATS: dict[str, tuple[str, str]] = {
@@ -76,19 +85,43 @@ def detect_format(head: bytes) -> str:
     whose decoder turns unknown bytes into ``stdout`` passthrough and loses
     nothing.
     """
-    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    stripped = head.lstrip(_BLANKS)
     if not stripped or b"\xb3" in head[:1]:
         return "v2"
     if stripped[:1] == b"{":
         return "json"
     if stripped[:1] == b"<":
         return "junit"
-    for line in stripped.split(b"\n", 8)[:8]:
+    for line in stripped.split(b"\n", DETECT_LINES)[:DETECT_LINES]:
         if b"\xb3" in line:
             return "v2"
         if _V1_LINE.match(line):
             return "v1"
     return "v2"
+
+
+def format_decided(head: bytes) -> bool:
+    """Whether :func:`detect_format` says of ``head`` what it would say of any
+    longer stream starting with it (or ``head`` is as much as it looks at).
+
+    Decided: a first byte 0xB3 (a live v2 stream is never held back), a first
+    ``{`` or ``<``, a line among the first few holding 0xB3 or a v1 directive
+    (the lines before it complete and holding neither), that many lines
+    complete, or :data:`DETECT_BYTES` read. Not decided: nothing but blanks
+    yet, or the start of a line that may still become a v1 directive.
+    """
+    if head[:1] == b"\xb3" or len(head) >= DETECT_BYTES:
+        return True
+    stripped = head.lstrip(_BLANKS)
+    if not stripped:
+        return False
+    if stripped[:1] in (b"{", b"<"):
+        return True
+    lines = stripped.split(b"\n", DETECT_LINES)
+    for line in lines[:DETECT_LINES]:
+        if b"\xb3" in line or _V1_LINE.match(line):
+            return True
+    return len(lines) > DETECT_LINES
 
 
 def _read_block(stream: BinaryIO) -> bytes:
@@ -102,21 +135,67 @@ def _read_block(stream: BinaryIO) -> bytes:
 def read_events(stream: BinaryIO, format: str = "auto") -> Iterator[list[Event]]:
     """Yield batches of events decoded from a binary stream until its end.
 
-    ``format`` is a name from :data:`FORMATS` or ``auto`` (see :func:`detect_format`).
+    ``format`` is a name from :data:`FORMATS` or ``auto`` (see :func:`detect_format`;
+    on a pipe, reads go on until :func:`format_decided`). Input the decoder
+    rejects raises its ``ValueError``; for JSON lines, the events of the lines
+    before the bad one are yielded first.
     """
-    first = _read_block(stream)
+    data = _read_block(stream)
+    eof = not data
     if format == "auto":
-        format = detect_format(first)
+        while not eof and not format_decided(data):
+            more = _read_block(stream)
+            if more:
+                data += more
+            else:
+                eof = True
+        format = detect_format(data)
     decoder = make_decoder(format)
-    data = first
+    lines = _LineCount() if format == "json" else None
     while data:
-        events = decoder.feed(data)
+        try:
+            events = decoder.feed(data)
+        except ValueError as error:
+            if lines is not None:
+                yield from lines.before(getattr(error, "line", None), data)
+            raise
         if events:
             yield events
+        if lines is not None:
+            lines.fed(data)
+        if eof:
+            break
         data = _read_block(stream)
     events = decoder.close()
     if events:
         yield events
+
+
+class _LineCount:
+    """Where a JSON-lines stream is, so that the good lines of a block whose
+    decoding failed can be read again: the decoder gives up the whole block."""
+
+    def __init__(self) -> None:
+        self.complete = 0  # lines fed and ended
+        self.tail = b""  # the start of the line being fed
+
+    def fed(self, data: bytes) -> None:
+        ends = data.count(b"\n")
+        if ends:
+            self.complete += ends
+            self.tail = data[data.rfind(b"\n") + 1 :]
+        else:
+            self.tail += data
+
+    def before(self, bad_line: int | None, data: bytes) -> Iterator[list[Event]]:
+        """The events of this block's lines before line ``bad_line`` (1-based)."""
+        good = -1 if bad_line is None else bad_line - 1 - self.complete
+        if good <= 0:
+            return
+        text = b"\n".join((self.tail + data).split(b"\n", good)[:good]) + b"\n"
+        events = make_decoder("json").feed(text)
+        if events:
+            yield events
 
 
 def pump(stream: BinaryIO, sink: Sink, format: str = "auto") -> None:
