@@ -348,3 +348,40 @@ def test_ids_subunit_cannot_carry_run_by_the_id_the_controller_received(tmp_path
         ]
         assert outcomes(worker.run(listed)) == dict.fromkeys(listed, "success")
         assert worker.quit() == 0
+
+
+def test_reading_stdin_while_collecting_or_after_quit_is_end_of_input(tmp_path: Path) -> None:
+    write_project(
+        tmp_path,
+        {
+            **PYTEST_CONF,
+            "tests/conftest.py": """
+                import pytest
+
+                try:
+                    ANSWER = input("config? ")
+                except EOFError:
+                    ANSWER = "end of input"
+
+                @pytest.fixture(scope="session")
+                def asks_at_teardown():
+                    yield
+                    input("still there? ")
+            """,
+            "tests/test_reads.py": """
+                from tests.conftest import ANSWER
+
+                def test_import_time_read(asks_at_teardown):
+                    assert ANSWER == "end of input"
+            """,
+        },
+    )
+    # pytest's capture answers reads itself (OSError); without it they reach the worker.
+    with WorkerProcess(tmp_path, ["--no-capture"]) as worker:
+        worker.ready()
+        test_id = "tests/test_reads.py::test_import_time_read"
+        assert outcomes(worker.run([test_id])) == {test_id: "success"}
+        assert worker.quit() == 0
+        teardown = collect_files(worker.events, "<session> (teardown)")
+        assert b"EOFError" in teardown["traceback"]
+        assert "stdin" not in [control.kind for control in worker.controls]

@@ -325,3 +325,35 @@ def test_ids_subunit_cannot_carry_run_by_the_id_the_controller_received(tmp_path
         events = worker.run(listed)
         assert outcomes(events) == dict.fromkeys(listed, "success")
         assert worker.quit() == 0
+
+
+READS_STDIN_OUTSIDE_TESTS = """
+    import unittest
+
+    try:
+        ANSWER = input("config? ")
+    except EOFError:
+        ANSWER = "end of input"
+
+    def tearDownModule():
+        input("still there? ")  # after quit: EOFError at once, reported as the fixture's failure
+
+    class T(unittest.TestCase):
+        def test_import_time_read(self):
+            self.assertEqual(ANSWER, "end of input")
+"""
+
+
+def test_reading_stdin_outside_a_run_is_end_of_input_not_a_hang(tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path, {**UNITTEST_CONF, "tests/test_reads.py": READS_STDIN_OUTSIDE_TESTS}
+    )
+    with WorkerProcess(project) as worker:
+        worker.ready()
+        events = worker.run(["tests.test_reads.T.test_import_time_read"])
+        assert outcomes(events) == {"tests.test_reads.T.test_import_time_read": "success"}
+        assert worker.quit() == 0
+        teardown = collect_files(worker.events, "tearDownModule (tests.test_reads)")
+        assert b"EOFError" in teardown["traceback"]
+        assert "stdin" not in [control.kind for control in worker.controls]
+        assert b"config? " in worker.stdout

@@ -192,6 +192,25 @@ def test_stdin_proxy_asks_when_empty_and_names_the_test() -> None:
     assert asked[-1] == "t2"
 
 
+def test_stdin_proxy_gives_end_of_input_at_once_when_it_may_not_ask() -> None:
+    asked: list[str | None] = []
+
+    def request(test_id: str | None) -> bytes:
+        asked.append(test_id)
+        return b"typed\n"
+
+    proxy = StdinProxy(request)
+    proxy.asking = False  # loading, between commands, after quit
+    assert proxy.readline() == ""
+    assert proxy.read() == ""
+    proxy.feed(b"sent early\n")  # what the controller sent unasked is still read
+    assert proxy.readline() == "sent early\n"
+    assert asked == []
+    proxy.asking = True
+    assert proxy.readline() == "typed\n"
+    assert asked == [None]
+
+
 def test_input_reads_the_proxy() -> None:
     proxy = StdinProxy(lambda test_id: b"typed\n")
     saved = sys.stdin

@@ -158,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     reader = CommandReader(fds.commands) if fds.commands is not None else None
     runtime = Runtime(sink=sink, output=PassThrough(), capture=options.capture)
     stdin = StdinProxy(_stdin_request(runtime, reader, fds.stdin))
+    # A server asks the controller only while it runs tests (serve() says when):
+    # loading, collecting and tearing down after quit read end of input.
+    stdin.asking = reader is None
     sys.stdin = stdin
     body: SuiteBody
     if reader is not None:

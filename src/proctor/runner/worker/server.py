@@ -10,7 +10,8 @@ The loop is the whole of the worker protocol as seen from the worker (see
   number of final statuses sent);
 * ``stdin``: bytes for a test waiting on its standard input (normally read by
   the :class:`~proctor.runner.worker.stdin.StdinProxy` while the test waits;
-  bytes that come when nobody waits are kept for the next read);
+  bytes that come when nobody waits are kept for the next read). Only during a
+  ``run`` does a read ask the controller; otherwise it gets end of input at once;
 * ``quit``, or the end of the commands channel: leave the loop; the suite then
   tears down its fixtures and the worker exits 0;
 * a line that is not a valid command: an ``error`` control event, and the
@@ -67,7 +68,11 @@ def serve(suite: Suite, runtime: Runtime, reader: CommandReader, stdin: StdinPro
                 sink.send(Event(test_id=test_id, status=Status.EXISTS))
             sink.send(control_event("done", op="list"))
         elif isinstance(command, RunTests):
-            count = suite.run(command.ids)
+            stdin.asking = True  # tests (and their fixtures) may ask for input now
+            try:
+                count = suite.run(command.ids)
+            finally:
+                stdin.asking = False
             sink.send(control_event("done", op="run", count=count))
         elif isinstance(command, Stdin):
             stdin.feed(command.data)

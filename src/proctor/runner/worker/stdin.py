@@ -9,6 +9,13 @@ brings bytes. An empty ``Stdin`` is end of input: reads return ``""`` for the
 rest of that test (``input()`` raises ``EOFError``, pdb quits), and the next
 test that reads asks again.
 
+Only while the worker obeys a ``run`` command does a read ask
+(:attr:`StdinProxy.asking`). A read while the suite loads (a module or a
+conftest that calls ``input()`` at import time, pytest's collection), between
+commands, or while the worker tears down after ``quit`` gets end of input at
+once: no test is there to take the input, and the controller, which may be
+waiting for the worker's ``ready`` or its exit, would never answer.
+
 The proxy has no file descriptor on purpose: ``input()`` then uses
 ``sys.stdin.readline()`` instead of the C library's terminal line editing on
 fd 0, which in a server worker is ``/dev/null``.
@@ -38,6 +45,8 @@ class StdinProxy(io.TextIOBase):
         self._eof_for: tuple[str | None] | None = None
         self.current_test: Callable[[], str | None] = lambda: None
         """Who is reading: set by the suite, used to name the test in the request."""
+        self.asking = True
+        """Whether a read may ask for input; when false, reads get end of input at once."""
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
@@ -62,6 +71,8 @@ class StdinProxy(io.TextIOBase):
 
     def _fill(self) -> bool:
         """Fetch more input; False at end of input (for the current test)."""
+        if not self.asking:
+            return False
         test_id = self.current_test()
         if self._eof_for is not None and self._eof_for[0] == test_id:
             return False
