@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
 import time
 from pathlib import Path
@@ -164,8 +165,33 @@ def test_an_unfinished_run_is_running_while_its_writer_lives(tmp_path: Path) -> 
         writer.add(collect_records(v2.decode(stream({"t.a": Status.SUCCESS})))[0])
         writer.flush()
         assert "running" in invoke("runs", "--repository", url).stdout
-    from proctor.cli.runs import _unfinished_state
+    from proctor.store.contract import writer_alive
 
-    assert _unfinished_state("elsewhere.example:1") == "unfinished"
-    assert _unfinished_state("nonsense") == "interrupted"
-    assert _unfinished_state(f"{socket.gethostname()}:999999999") == "interrupted"
+    assert writer_alive("elsewhere.example:1") is None
+    assert writer_alive("nonsense") is False
+    assert writer_alive(f"{socket.gethostname()}:999999999") is False
+    assert writer_alive(f"{socket.gethostname()}:{os.getpid()}") is True
+
+
+def test_gc_and_remove_keep_a_run_that_is_being_written(repo: str) -> None:
+    with open_store(repo) as store:
+        writer = store.begin_run()
+        writer.add(collect_records(v2.decode(stream({"t.a": Status.SUCCESS})))[0])
+        writer.flush()
+        done = run(repo, "gc", "--keep", "0")
+        assert done.exit_code == 0
+        assert done.stdout.startswith("Removed 4 runs")
+        assert done.stdout.endswith(
+            "\nKept run 5: still being written (or written from another host, which cannot "
+            "be checked).\n"
+        )
+        refused = run(repo, "runs", "remove", "5")
+        assert refused.exit_code == 2
+        assert "run 5 was not removed: it is still being written by" in refused.stderr
+        writer.add(collect_records(v2.decode(stream({"t.b": Status.SUCCESS})))[0])
+        assert writer.finish().counts.total == 2  # the writer never noticed
+        writer = store.begin_run()
+        writer.flush()
+        assert run(repo, "runs", "remove", "--force", "6").stdout == "Removed run 6.\n"
+        assert writer.interrupt() is None
+    assert _ids(run(repo, "runs").stdout) == ["5"]

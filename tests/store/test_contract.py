@@ -469,6 +469,39 @@ def test_removing_the_only_run_of_a_failure_forgets_it(store: Store) -> None:
     assert store.test_stats(["b"])["b"].last_run == one.id + 1
 
 
+def test_a_run_being_written_is_not_selected_for_removal(store: Store) -> None:
+    old = store.write_run([record("a")])
+    writer = store.begin_run()
+    writer.add(record("b"))
+    writer.flush()
+    running = store.run(writer.run_id)
+    assert store.writers_alive([old, running]) == {writer.run_id: True}
+    assert [info.id for info in store.select_for_removal(keep=0)] == [old.id]
+    assert [info.id for info in store.select_for_removal(keep=0, include_running=True)] == [
+        old.id,
+        writer.run_id,
+    ]
+    done = writer.finish()
+    assert store.writers_alive([done]) == {}
+    assert [info.id for info in store.select_for_removal(keep=0)] == [old.id, done.id]
+
+
+def test_a_run_removed_while_being_written_refuses_the_rest(store: Store) -> None:
+    writer = store.begin_run()
+    writer.add(failure("a"))
+    writer.flush()
+    assert store.remove_runs([writer.run_id]) == [writer.run_id]
+    writer.add(failure("b"))
+    with pytest.raises(UnknownRun, match="removed"):
+        writer.flush()
+    assert writer.interrupt() is None
+    assert store.runs() == []
+    assert store.failing_ids() == []
+    assert store.test_stats(["a", "b"]) == {}
+    stats = store.stats()
+    assert (stats.runs, stats.results, stats.attachments) == (0, 0, 0)
+
+
 def test_identical_attachments_are_stored_once(store: Store) -> None:
     for _ in range(3):
         store.write_run([failure("a", "same"), failure("b", "same"), failure("c", "other")])

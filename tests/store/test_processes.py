@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -76,6 +77,25 @@ def test_a_killed_writer_leaves_an_interrupted_run_with_everything_it_stored(
         _check_consistent(store)
         # The repository goes on working: a new run is stored normally.
         assert store.write_run([record("after.crash")]).succeeded
+
+
+def test_a_run_is_kept_from_removal_until_its_writer_dies(repository_url: str) -> None:
+    child = _start(repository_url, "hang", 10, 1000, "alive")
+    lines = _read_until(child, "stored 10")
+    run_id = int(lines[0].split()[1])
+    with open_store(repository_url) as store:
+        running = store.run(run_id)
+        try:
+            assert store.writers_alive([running]) == {run_id: True}
+            assert store.select_for_removal(keep=0) == []
+        finally:
+            _kill(child)
+        # PostgreSQL drops the writer's lock once it notices the connection closed.
+        deadline = time.monotonic() + 60
+        while store.writers_alive([running]) != {run_id: False}:
+            assert time.monotonic() < deadline, "the killed writer still looks alive"
+            time.sleep(0.05)
+        assert [info.id for info in store.select_for_removal(keep=0)] == [run_id]
 
 
 def test_a_writer_killed_inside_a_transaction_loses_only_that_batch(repository_url: str) -> None:

@@ -2,7 +2,9 @@
 
 Runs are removed one transaction each (a ``gc`` stopped half way leaves whole
 runs), per-test statistics and the failing set are corrected as they go, and
-attachment contents no remaining result uses are deleted at the end.
+attachment contents no remaining result uses are deleted at the end. A run
+still being written is never removed (its writer would fail); one whose writer
+is gone is interrupted for good, and goes like any other.
 """
 
 from __future__ import annotations
@@ -30,15 +32,29 @@ def gc(keep: int | None, older_than: str | None, dry_run: bool, repository: str 
     cutoff = None if older_than is None else parse_when(older_than)
     with open_repository(repository) as store:
         doomed = store.select_for_removal(keep=keep, older_than_ns=cutoff)
+        going = {info.id for info in doomed}
+        live = [
+            info.id
+            for info in store.select_for_removal(
+                keep=keep, older_than_ns=cutoff, include_running=True
+            )
+            if info.id not in going
+        ]
+        note = (
+            f"Kept run{'s' if len(live) > 1 else ''} {', '.join(map(str, live))}: "
+            "still being written (or written from another host, which cannot be checked).\n"
+            if live
+            else ""
+        )
         if dry_run:
             lines = [f"Would remove {len(doomed)} runs.\n"]
             lines += [f"  run {info.id} ({format_time(info.started_ns)})\n" for info in doomed]
-            sys.stdout.write("".join(lines))
+            sys.stdout.write("".join(lines) + note)
             return 0
         removed = store.remove_runs(info.id for info in doomed)
         garbage = store.collect_garbage()
     sys.stdout.write(
         f"Removed {len(removed)} runs and {garbage.blobs} attachment contents "
-        f"({garbage.blob_bytes} bytes).\n"
+        f"({garbage.blob_bytes} bytes).\n{note}"
     )
     return 0

@@ -7,8 +7,9 @@ arrive), so it takes milliseconds however many results the runs hold; stestr's
 
 from __future__ import annotations
 
-import os
 import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import click
 
@@ -25,39 +26,25 @@ from proctor.cli._show import run_outcome, show_records, show_totals, wants_colo
 from proctor.cli.render import format_duration
 from proctor.store.model import RunInfo
 
+if TYPE_CHECKING:
+    from proctor.store.contract import Store
+
 __all__ = ["runs"]
 
 
-def _state(info: RunInfo) -> str:
+_UNFINISHED = {True: "running", None: "unfinished", False: "interrupted"}
+"""An unfinished run's state by whether its writer is alive (None: cannot tell
+from here, it ran on another host)."""
+
+
+def _state(info: RunInfo, alive: dict[int, bool | None]) -> str:
     if not info.finished:
-        return _unfinished_state(info.writer)
+        return _UNFINISHED[alive.get(info.id, False)]
     if info.interrupted:
         return "interrupted"
     if info.counts.ran == 0:
         return "empty"
     return "failed" if info.counts.failures else "passed"
-
-
-def _unfinished_state(writer: str | None) -> str:
-    """``running`` while the writer (``host:pid``) is alive here, ``interrupted``
-    once it is gone; ``unfinished`` when it ran on another host (a shared
-    PostgreSQL repository), where this process cannot tell."""
-    import socket
-
-    if not writer or ":" not in writer:
-        return "interrupted"
-    host, _, pid = writer.rpartition(":")
-    if host != socket.gethostname():
-        return "unfinished"
-    if not pid.isdigit():
-        return "interrupted"
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return "interrupted"
-    except PermissionError:
-        return "running"
-    return "running"
 
 
 def _filters(function: click.decorators.FC) -> click.decorators.FC:
@@ -110,6 +97,7 @@ def _list(
         )
         if not found and store.latest_run() is None:
             resolve_run(store, None)  # explains that nothing has been stored yet
+        alive = store.writers_alive(found)
     lines = [
         f"{'Run':>6}  {'Started':<19}  {'State':<11}  {'Tests':>6}  {'Failed':>6}  "
         f"{'Skipped':>7}  {'Time':>8}  {'Source':<6}  Revision\n"
@@ -124,7 +112,7 @@ def _list(
             revision += " (dirty)"
         took = info.wall_seconds
         lines.append(
-            f"{info.id:>6}  {format_time(info.started_ns):<19}  {_state(info):<11}  "
+            f"{info.id:>6}  {format_time(info.started_ns):<19}  {_state(info, alive):<11}  "
             f"{counts.ran:>6}  {counts.failures:>6}  {counts.skipped:>7}  "
             f"{format_duration(took) if took is not None else '-':>8}  {meta.source:<6}  "
             f"{revision}\n"
@@ -170,11 +158,12 @@ def show(
     with open_repository(repository or parent_repository) as store:
         info = resolve_run(store, run_spec)
         records = store.records(info.id)
+        alive = store.writers_alive([info])
     meta = info.metadata
     out = sys.stdout
     rows = [
         ("Run", run_label(info)),
-        ("State", _state(info)),
+        ("State", _state(info, alive)),
         ("Finished", format_time(info.finished_ns)),
         ("Source", meta.source + (" (subset of the suite)" if meta.partial else " (whole suite)")),
         ("Command", meta.command or "-"),
@@ -196,18 +185,59 @@ def show(
 
 @runs.command(context_settings={"ignore_unknown_options": True})
 @click.argument("run_specs", metavar="RUN...", nargs=-1, required=True)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Remove unfinished runs even when their writer may still be writing them.",
+)
 @repository_option
 @click.pass_obj
 def remove(
-    parent_repository: str | None, run_specs: tuple[str, ...], repository: str | None
+    parent_repository: str | None, run_specs: tuple[str, ...], force: bool, repository: str | None
 ) -> int:
-    """Delete runs and their results (RUN: id, last or -N)."""
+    """Delete runs and their results (RUN: id, last or -N).
+
+    A run still being written is kept (its writer would fail), unless --force.
+    """
     with open_repository(repository or parent_repository) as store:
-        ids = [resolve_run(store, spec).id for spec in run_specs]
-        removed = store.remove_runs(ids)
-        if not removed:
-            raise RepositoryError("no run was removed")
-        store.collect_garbage()
-    plural = "s" if len(removed) > 1 else ""
-    sys.stdout.write(f"Removed run{plural} {', '.join(map(str, removed))}.\n")
+        infos = {info.id: info for info in (resolve_run(store, spec) for spec in run_specs)}
+        kept = [] if force else _being_written(store, infos.values())
+        skipped = {run_id for run_id, _ in kept}
+        removed = store.remove_runs(run_id for run_id in infos if run_id not in skipped)
+        if removed:
+            store.collect_garbage()
+    if removed:
+        plural = "s" if len(removed) > 1 else ""
+        sys.stdout.write(f"Removed run{plural} {', '.join(map(str, removed))}.\n")
+    if kept:
+        raise RepositoryError("; ".join(reason for _, reason in kept))
+    if not removed:
+        raise RepositoryError("no run was removed")
     return 0
+
+
+def _being_written(store: Store, infos: Iterable[RunInfo]) -> list[tuple[int, str]]:
+    """The runs among ``infos`` that may still be being written, each with why
+    it was not removed."""
+    kept = []
+    infos = list(infos)
+    writers = {info.id: info.writer or "?" for info in infos}
+    for run_id, alive in sorted(store.writers_alive(infos).items()):
+        if alive:
+            kept.append(
+                (
+                    run_id,
+                    f"run {run_id} was not removed: it is still being written by "
+                    f"{writers[run_id]}; wait for that process or stop it first",
+                )
+            )
+        elif alive is None:
+            kept.append(
+                (
+                    run_id,
+                    f"run {run_id} was not removed: it is unfinished, and its writer "
+                    f"{writers[run_id]} ran on another host, which cannot be checked from "
+                    "here; if that process is gone, remove the run with --force",
+                )
+            )
+    return kept

@@ -18,13 +18,14 @@ Required methods of a backend (all abstract below):
 * housekeeping: :meth:`Store.stats`, :meth:`Store.remove_runs`,
   :meth:`Store.collect_garbage`, :meth:`Store.seed_durations`, :meth:`Store.close`.
 
-Provided on top of those (override only for speed): :meth:`Store.write_run`,
-:meth:`Store.select_for_removal`.
+Provided on top of those (override only for speed or precision):
+:meth:`Store.write_run`, :meth:`Store.writers_alive`, :meth:`Store.select_for_removal`.
 """
 
 from __future__ import annotations
 
 import abc
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
@@ -41,7 +42,7 @@ from proctor.store.model import (
 )
 from proctor.wire.record import TestRecord
 
-__all__ = ["DEFAULT_BATCH", "DEFAULT_FLUSH_INTERVAL", "RunWriter", "Store"]
+__all__ = ["DEFAULT_BATCH", "DEFAULT_FLUSH_INTERVAL", "RunWriter", "Store", "writer_alive"]
 
 DEFAULT_BATCH = 5000
 """Records per write transaction at most. Large batches make ingest fast (one
@@ -322,11 +323,27 @@ class Store(abc.ABC):
     def close(self) -> None:
         """Release connections. Writers begun from this store stay usable."""
 
+    def writers_alive(self, runs: Iterable[RunInfo]) -> dict[int, bool | None]:
+        """For each unfinished run among ``runs``: whether its writer is still
+        writing (True), is gone (False: the run is interrupted for good), or
+        cannot be checked from here (None: it ran on another host).
+
+        This default reads the ``host:pid`` every run records; PostgreSQL
+        overrides it with a lock each writer holds, which any host can see.
+        """
+        return {info.id: writer_alive(info.writer) for info in runs if not info.finished}
+
     def select_for_removal(
-        self, *, keep: int | None = None, older_than_ns: int | None = None
+        self,
+        *,
+        keep: int | None = None,
+        older_than_ns: int | None = None,
+        include_running: bool = False,
     ) -> list[RunInfo]:
         """The runs a retention policy would remove: all but the newest
-        ``keep``, and those begun before ``older_than_ns``."""
+        ``keep``, and those begun before ``older_than_ns``; never a run that
+        is still being written, or may be (see :meth:`writers_alive`), unless
+        ``include_running``."""
         doomed: dict[int, RunInfo] = {}
         if keep is not None:
             for info in self.runs()[keep:]:
@@ -334,6 +351,10 @@ class Store(abc.ABC):
         if older_than_ns is not None:
             for info in self.runs(until_ns=older_than_ns):
                 doomed[info.id] = info
+        if not include_running:
+            for run_id, alive in self.writers_alive(doomed.values()).items():
+                if alive is not False:
+                    del doomed[run_id]
         return sorted(doomed.values(), key=lambda info: info.id)
 
     def __enter__(self) -> Store:
@@ -346,3 +367,24 @@ class Store(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def writer_alive(writer: str | None) -> bool | None:
+    """Whether the process a run records as its writer (``host:pid``) is alive:
+    None when it ran on another host, where this process cannot look."""
+    import socket  # only the commands that ask pay for it
+
+    if not writer or ":" not in writer:
+        return False
+    host, _, pid = writer.rpartition(":")
+    if host != socket.gethostname():
+        return None
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True

@@ -127,8 +127,11 @@ class MemoryStore(Store):
 
     def _store(self, run_id: int, records: list[TestRecord]) -> None:
         run = self._runs.get(run_id)
-        if run is None:  # removed while being written: nothing to add to
-            return
+        if run is None:
+            raise UnknownRun(
+                f"run {run_id} was removed from {self.location} while it was being written; "
+                "its remaining results were not stored"
+            )
         run.counts = run.counts.plus(RunCounts.of(records))
         for record in records:
             index = len(run.records)

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from proctor.store.errors import RepositoryNotFound, StoreError, StoreUnavailable
 from proctor.store.migrations import check_version, pending
+from proctor.store.model import RunInfo
 from proctor.store.postgres_schema import MIGRATIONS
 from proctor.store.sql import SqlStore
 from proctor.store.sqlwrite import STATS_COLUMNS, STATS_CONFLICT, STATS_SELECT, STATS_WHERE
@@ -48,6 +49,11 @@ _TABLES = (
     "run_properties",
     "test_stats",
 )
+
+
+def _int4(value: int) -> int:
+    """An unsigned 32-bit number as the signed one with the same bits (a lock key)."""
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def redact(url: str) -> str:
@@ -71,6 +77,7 @@ class PostgresStore(SqlStore):
         self._url = url
         self._connect_timeout = connect_timeout
         self._queries: dict[str, str] = {}
+        self._runs_table: int | None = None
         super().__init__(redact(url))
         try:
             self.schema_version = self._migrate(create)
@@ -230,6 +237,37 @@ class PostgresStore(SqlStore):
 
     def _lock_blobs(self, cur: Any) -> None:
         cur.execute("LOCK TABLE blobs IN EXCLUSIVE MODE")
+
+    # A writer holds a session-level advisory lock keyed (runs table, run id)
+    # for as long as its connection lives: the server drops it when the writer
+    # finishes, dies or loses its connection, and every host sees it.
+
+    def _runs_oid(self, cur: Any) -> int:
+        """The oid of this schema's ``runs`` table: the first key of the
+        writers' locks, so that schemas sharing a database never mix them."""
+        if self._runs_table is None:
+            cur.execute("SELECT 'runs'::regclass::oid::bigint")
+            self._runs_table = int(cur.fetchone()[0])
+        return self._runs_table
+
+    def _claim_run(self, cur: Any, run_id: int) -> None:
+        oid = self._runs_oid(cur)
+        cur.execute("SELECT pg_advisory_lock(%s, %s)", (_int4(oid), _int4(run_id & 0xFFFFFFFF)))
+
+    def writers_alive(self, runs: Iterable[RunInfo]) -> dict[int, bool | None]:
+        unfinished = [info.id for info in runs if not info.finished]
+        if not unfinished:
+            return {}
+        with self._snapshot() as cur:
+            oid = self._runs_oid(cur)
+            cur.execute(
+                "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' "
+                "AND objsubid = 2 AND granted AND classid::bigint = %s "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                (oid,),
+            )
+            held = {row[0] for row in cur.fetchall()}
+        return {run_id: (run_id & 0xFFFFFFFF) in held for run_id in unfinished}
 
     def _size_bytes(self) -> int:
         with self._snapshot() as cur:

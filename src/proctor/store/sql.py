@@ -164,6 +164,10 @@ class SqlStore(Store):
     def _lock_blobs(self, cur: Any) -> None:
         """Keep writers from linking to blobs while garbage is collected."""
 
+    def _claim_run(self, cur: Any, run_id: int) -> None:
+        """Mark the writer's connection as writing ``run_id`` until it closes
+        (PostgreSQL: a lock any host sees in :meth:`writers_alive`)."""
+
     def _close_connection(self, conn: Any) -> None:
         conn.close()
 
@@ -213,6 +217,7 @@ class SqlStore(Store):
         try:
             with self._transaction(conn) as cur:
                 run_id = self._insert_run(cur, list(values), list(values.values()))
+                self._claim_run(cur, run_id)
                 if metadata.properties:
                     cur.executemany(
                         self._q("INSERT INTO run_properties (run, key, value) VALUES (?, ?, ?)"),
@@ -239,6 +244,7 @@ class SqlStore(Store):
                 )
                 if cur.rowcount == 0:
                     raise UnknownRun(f"there is no run {run_id} in {self.location}")
+                self._claim_run(cur, run_id)
         except Exception as error:
             self._close_connection(conn)
             raise self._translate(error) from error
@@ -576,15 +582,24 @@ class SqlStore(Store):
         # One transaction per run: a long clean-up never holds the write lock
         # for long, and stopping it half way leaves whole runs, never half of one.
         removed: list[int] = []
-        try:
-            for run_id in sorted(set(run_ids)):
-                with self._transaction(self._conn) as cur:
-                    if remove_run(self, cur, run_id):
-                        removed.append(run_id)
-        except StoreError:
-            raise
-        except Exception as error:
-            raise self._translate(error) from error
+        for run_id in sorted(set(run_ids)):
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    with self._transaction(self._conn) as cur:
+                        found = remove_run(self, cur, run_id)
+                except StoreError:
+                    raise
+                except Exception as error:
+                    # Writers lock failing rows before statistics, a removal
+                    # the other way round: a deadlock is possible, and harmless.
+                    if attempt < 5 and self._retryable(error):
+                        continue
+                    raise self._translate(error) from error
+                break
+            if found:
+                removed.append(run_id)
         return removed
 
     def collect_garbage(self) -> GarbageReport:

@@ -29,8 +29,12 @@ def remove_run(store: SqlStore, cur: Any, run_id: int) -> bool:
     Its results leave the per-test statistics (counts and durations; the
     minimum, maximum, last and weighted mean describe what was seen and stay),
     and each test whose newest execution was in it gets its failing entry and
-    newest run recomputed from what remains."""
-    cur.execute(store._q("SELECT id FROM runs WHERE id = ?"), (run_id,))
+    newest run recomputed from what remains.
+
+    The run's row is read with the lock every batch of its writer takes first
+    (PostgreSQL), so a batch being written is either all removed with the run
+    (it committed first) or refused (the writer finds its run gone)."""
+    cur.execute(store._q("SELECT id FROM runs WHERE id = ?" + store._for_update), (run_id,))
     if cur.fetchone() is None:
         return False
     cur.execute(
