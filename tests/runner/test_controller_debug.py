@@ -68,3 +68,62 @@ def test_two_tests_asking_at_once_take_turns() -> None:
     first = sessions[0][1]
     assert isinstance(first, tuple)
     assert sessions[1][1] == first[0]
+
+
+def test_a_line_typed_restarts_the_clock_and_the_timeout_still_applies_after_it() -> None:
+    suite = [FakeTest("m.A.t", outcome="stdin", reads=1, after_input=20.0)]
+    backend = FakeBackend(suite)
+
+    class SlowTyping(FakeStdin):
+        def request(self) -> None:  # the user answers after a minute
+            self.requests += 1
+            backend.schedule(60.0, lambda: backend.post(StdinLine(b"c\n")))
+
+    outcome = run_fake(
+        suite,
+        RunOptions(concurrency=1, timeout=5.0),
+        backend=backend,
+        stdin=SlowTyping(backend, []),
+    )
+    result = outcome.result
+    assert [r.test_id for r in result.failures] == ["m.A.t"]
+    traceback = result.failures[0].attachment("traceback")
+    assert traceback is not None
+    assert "Timed out" in traceback.text()
+    assert 65.0 <= result.wall_time < 68.0  # 60 s waiting (not counted), then 5 s
+
+
+def test_at_end_of_input_the_timeout_applies_to_a_test_that_read_stdin() -> None:
+    """``try: input() except EOFError: pass; time.sleep(20)`` under ``< /dev/null``."""
+    suite = [FakeTest("m.A.t", outcome="stdin", reads=1, after_input=20.0)]
+    backend = FakeBackend(suite)
+    stdin = FakeStdin(backend, [], interactive=False)
+    outcome = run_fake(suite, RunOptions(concurrency=1, timeout=1.0), backend=backend, stdin=stdin)
+    result = outcome.result
+    assert [r.test_id for r in result.failures] == ["m.A.t"]
+    assert result.wall_time < 4.0
+    assert outcome.reporter.of("debug_start") == []  # no session: nobody is typing
+
+
+def test_input_that_is_not_a_terminal_goes_to_the_test_without_a_session() -> None:
+    suite = [
+        FakeTest("m.A.t", outcome="stdin", reads=2),
+        FakeTest("m.B.t", outcome="stdin", reads=1, duration=0.5),
+        FakeTest("m.C.t", outcome="stdin", reads=1, duration=0.5),
+    ]
+    backend = FakeBackend(suite)
+    stdin = FakeStdin(backend, [b"n\n", b"c\n"], interactive=False)
+    outcome = run_fake(suite, RunOptions(concurrency=1), backend=backend, stdin=stdin)
+    assert outcome.status_of("m.A.t") == "success"  # got "n", then "c"
+    assert outcome.status_of("m.B.t") == "fail"  # end of input: it wanted "c"
+    assert outcome.status_of("m.C.t") == "fail"
+    assert stdin.requests == 3  # m.C.t was answered at once: the input had ended
+    assert outcome.reporter.of("debug_start") == []
+    assert not any(name.startswith("debug") for name, _ in outcome.reporter.calls)
+
+
+def test_without_input_a_test_that_keeps_reading_is_still_timed_out() -> None:
+    suite = [FakeTest("m.A.t", outcome="stdin", reads=3, after_input=30.0)]
+    outcome = run_fake(suite, RunOptions(concurrency=1, timeout=2.0), stdin=None)
+    assert [r.test_id for r in outcome.result.failures] == ["m.A.t"]
+    assert outcome.result.wall_time < 5.0

@@ -188,7 +188,7 @@ class LiveView:
             parts.append(click.style(failed, fg="red", bold=True) if self._color else failed)
         elapsed = now - self._started
         parts.append(format_duration(elapsed))
-        eta = progress.eta(now)
+        eta = progress.eta()
         if eta is not None:
             parts.append(f"ETA {format_duration(eta)}")
         if progress.running:

@@ -18,6 +18,7 @@ which is safe to call from another thread or a signal handler and wakes
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,7 +66,20 @@ class Exited:
 
 @dataclass(frozen=True, slots=True)
 class Interrupted:
-    """The user pressed Ctrl-C (posted by the controller's signal handler)."""
+    """The user pressed Ctrl-C, or the controller was told to stop (posted by its
+    signal handlers).
+
+    ``signal`` is the signal received. SIGINT is Ctrl-C: the first lets running
+    tests finish, the second stops them. Any other (SIGTERM, SIGHUP: a CI job
+    cancelled, a terminal closed) stops every worker at once, like a second Ctrl-C.
+    """
+
+    signal: int = signal.SIGINT
+
+    @property
+    def at_once(self) -> bool:
+        """Whether the workers are to be stopped now rather than after their tests."""
+        return self.signal != signal.SIGINT
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +155,17 @@ class WorkerBackend(Protocol):
 
 
 class StdinSource(Protocol):
-    """Reads the user's input for a debugger, one line per request.
+    """Reads the controller's input for tests that read theirs, one line per request.
 
     Each :meth:`request` leads to exactly one :class:`StdinLine` posted to the
-    backend, when the line is available.
+    backend, when the line is available (empty at end of input, and for every
+    request after that).
     """
+
+    @property
+    def interactive(self) -> bool:
+        """Whether a person types the input (a terminal): then a test reading it
+        gets a debugging session, and its ``--timeout`` clock stops while it waits."""
+        ...
 
     def request(self) -> None: ...

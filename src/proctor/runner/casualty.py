@@ -14,14 +14,31 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Sequence
+from typing import BinaryIO
 
 from proctor.runner.slot import Slot
 from proctor.wire.event import NS_PER_SECOND, Event, Status
 from proctor.wire.record import Attachment
 
-__all__ = ["crash_text", "describe_exit", "failure_events", "salvage_capture", "timeout_text"]
+__all__ = [
+    "SALVAGE_HEAD",
+    "SALVAGE_LIMIT",
+    "crash_text",
+    "describe_exit",
+    "failure_events",
+    "salvage_capture",
+    "stuck_text",
+    "teardown_text",
+    "timeout_text",
+]
 
 TEXT_MIME_TYPE = "text/plain; charset=utf8"
+SALVAGE_LIMIT = 64 * 1024 * 1024
+"""Bytes of a dead test's capture file kept (the worker's own bound for one test's output)."""
+SALVAGE_HEAD = 1024 * 1024
+"""...of which the first this many, and the rest from the end, with a note of the cut between."""
+TAIL = 64 * 1024
+"""Bytes of a worker's own output put into a failure's traceback."""
 
 
 def describe_exit(returncode: int) -> str:
@@ -50,7 +67,7 @@ def crash_text(slot: Slot, test_id: str, returncode: int) -> str:
         f"Worker {slot.worker}{_pid(slot)} {describe_exit(returncode)} {when}.\n"
         "The test was failed and the run went on without that worker.\n"
     )
-    output = slot.output_since(slot.output_mark)
+    output = slot.output_since(slot.output_mark, TAIL)
     if output:
         text += "\nThe worker's last output (native crashes leave faulthandler's traceback here):\n"
         text += output.decode("utf-8", "replace")
@@ -62,7 +79,7 @@ def timeout_text(slot: Slot, timeout: float | None) -> tuple[str, bytes]:
     worker printed (outside the test's capture) before the stack dump."""
     mark = slot.dump_mark if slot.dump_mark is not None else len(slot.output)
     dump = bytes(slot.output[mark:]).decode("utf-8", "replace")
-    before = slot.output_since(slot.output_mark)[: max(0, mark - slot.output_mark)]
+    before = slot.output_since(slot.output_mark, TAIL, end=mark)
     limit = f"{timeout:g}s" if timeout is not None else "the time limit"
     text = (
         f"Timed out: still running after {limit} (--timeout).\n"
@@ -75,6 +92,42 @@ def timeout_text(slot: Slot, timeout: float | None) -> tuple[str, bytes]:
     return text, before
 
 
+def stuck_text(slot: Slot, *, starting: bool, wait: float) -> str:
+    """Why a worker stuck starting (not ``ready`` after ``wait`` seconds) or quitting
+    (alive ``wait`` seconds after ``quit``) was killed, with its stacks."""
+    if starting:
+        what = (
+            f"worker {slot.worker}{_pid(slot)} was not ready after {wait:g}s (still importing "
+            "or collecting the suite) and was killed"
+        )
+    else:
+        what = (
+            f"worker {slot.worker}{_pid(slot)} had not exited {wait:g}s after quit (a hung "
+            "teardown, or a non-daemon thread a test left running) and was killed"
+        )
+    mark = slot.dump_mark if slot.dump_mark is not None else len(slot.output)
+    dump = slot.output_since(mark, TAIL).decode("utf-8", "replace").rstrip()
+    before = slot.output_since(0, 4096, end=mark).decode("utf-8", "replace").rstrip()
+    if starting and before:
+        what += f"; its output:\n{before}\n"
+    if dump:
+        return f"{what}; the stacks of its threads:\n{dump}"
+    return f"{what}; it did not answer the request for a stack dump"
+
+
+def teardown_text(slot: Slot, returncode: int) -> str:
+    """The traceback of a worker that exited with an error after ``quit``."""
+    text = (
+        f"Worker {slot.worker}{_pid(slot)} {describe_exit(returncode)} while tearing down "
+        "after quit (in a tearDownClass, tearDownModule or fixture teardown, an atexit "
+        "handler, or the interpreter's exit).\n"
+    )
+    output = slot.output_since(slot.quit_mark, TAIL)
+    if output:
+        text += "\nThe worker's output after quit:\n" + output.decode("utf-8", "replace")
+    return text
+
+
 def failure_events(
     slot: Slot,
     test_id: str,
@@ -84,8 +137,10 @@ def failure_events(
     salvaged: Sequence[Attachment] = (),
     now: float,
     now_ns: int,
+    runnable: bool = True,
 ) -> list[Event]:
-    """The events that fail ``test_id`` on ``slot``'s route (see the module docstring)."""
+    """The events that fail ``test_id`` on ``slot``'s route (see the module docstring);
+    ``runnable`` False for what is not a test (a teardown)."""
     announced = slot.current == test_id
     route = slot.current_route if announced and slot.current_route else slot.route
     tags = frozenset((slot.tag,))
@@ -97,6 +152,7 @@ def failure_events(
                 test_id=test_id,
                 status=Status.INPROGRESS,
                 tags=tags,
+                runnable=runnable,
                 route_code=route,
                 timestamp=started,
             )
@@ -118,23 +174,47 @@ def failure_events(
         for attachment in files
     )
     events.append(
-        Event(test_id=test_id, status=Status.FAIL, tags=tags, route_code=route, timestamp=now_ns)
+        Event(
+            test_id=test_id,
+            status=Status.FAIL,
+            tags=tags,
+            runnable=runnable,
+            route_code=route,
+            timestamp=now_ns,
+        )
     )
     return events
 
 
-def salvage_capture(paths: dict[str, str]) -> list[Attachment]:
+def salvage_capture(paths: dict[str, str], limit: int = SALVAGE_LIMIT) -> list[Attachment]:
     """What a dead worker's capture files hold (the output of the test it was running),
     as attachments. The files are deleted: a worker deletes them itself only when
-    it exits normally."""
+    it exits normally.
+
+    A file over ``limit`` bytes keeps its first :data:`SALVAGE_HEAD` bytes (at most
+    a quarter of ``limit``) and its last ones, with a line saying how much was cut:
+    the bound the worker puts on one test's output.
+    """
     found = []
     for name, path in paths.items():
         try:
             with open(path, "rb") as file:
-                data = file.read()
+                data = _bounded_read(file, limit)
             os.unlink(path)
         except OSError:
             continue
         if data:
             found.append(Attachment(name, data, TEXT_MIME_TYPE))
     return found
+
+
+def _bounded_read(file: BinaryIO, limit: int) -> bytes:
+    size = os.fstat(file.fileno()).st_size
+    if size <= limit:
+        return file.read()
+    head = file.read(min(SALVAGE_HEAD, limit // 4))
+    file.seek(size - (limit - len(head)))
+    tail = file.read()
+    cut = size - len(head) - len(tail)
+    note = f"\n[... {cut} bytes cut by proctor: the test wrote {size} ...]\n"
+    return head + note.encode() + tail

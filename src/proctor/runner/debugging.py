@@ -1,19 +1,30 @@
-"""Debugger sessions: a test that reads stdin gets the user's terminal.
+"""Tests that read stdin: a debugger gets the user's terminal; anything else gets the input.
 
 When a test reads its standard input (``pdb.set_trace()``, ``input()``) the
 worker sends a ``stdin`` control event and shows the test's output live: what
 it printed so far, then everything, on the worker's own stdout, which reaches
-the controller as worker output. The
-:class:`DebugDesk` then hands the terminal to that test: the reporter stops its
-progress display and shows the test's output, each line the user types goes
-to that worker as a ``Stdin`` command, and the test's ``--timeout`` clock
-stops (nobody wants a debugging session killed). When the test finishes the
-terminal goes back to the progress display.
+the controller as worker output. What the :class:`DebugDesk` does with the
+request depends on where the controller's own stdin comes from:
 
-One test has the terminal at a time; another test that asks meanwhile waits
-its turn (its clock stopped too). Without a terminal (no
-:class:`~proctor.runner.backend.StdinSource`) a test that reads stdin gets end
-of input at once, as it would under ``python -m unittest < /dev/null``.
+* **a terminal** (:attr:`~proctor.runner.backend.StdinSource.interactive`):
+  a debugging session. The reporter stops its progress display and shows the
+  test's output; each line the user types goes to that worker as a ``Stdin``
+  command. The test's ``--timeout`` clock stops while its request for a line
+  is outstanding (nobody wants a session killed while they think) and starts
+  again from zero when the line is sent. When the test finishes the terminal
+  goes back to the progress display. One test has the terminal at a time;
+  another that asks meanwhile waits its turn (its clock stopped too).
+* **anything else** (a pipe, a file, ``/dev/null``): no session. Each request
+  is answered with the next line of input, in the order the requests came,
+  and the clock keeps running: nobody is typing, and a test must not escape
+  ``--timeout`` by reading a pipe that never ends.
+
+Once the controller's stdin is at end of input (or there is none), every
+request is answered at once with end of input (an empty ``Stdin``), as under
+``python -m unittest < /dev/null``. So is a request that names no test and
+comes from a worker that runs none (a module reading stdin as it is
+imported, a conftest at collection, ``tearDownModule`` after ``quit``): there
+is no test to hand the terminal to, and nothing may wait on it forever.
 """
 
 from __future__ import annotations
@@ -29,22 +40,33 @@ __all__ = ["DebugDesk"]
 
 
 class DebugDesk:
-    """Who has the terminal, and who waits for it (see the module docstring)."""
+    """Who gets the input, and who waits for it (see the module docstring)."""
 
     def __init__(self, reporter: RunReporter, stdin: StdinSource | None) -> None:
         self._reporter = reporter
         self._stdin = stdin
-        self.slot: Slot | None = None
+        self._interactive = stdin is not None and stdin.interactive
+        self._ended = stdin is None  # end of input reached: answer every request at once
+        self.slot: Slot | None = None  # the test that has the terminal (interactive)
         self.test_id: str | None = None
         self._waiting: deque[tuple[Slot, str]] = deque()
         self._line_pending = False
+        self._readers: deque[Slot] = deque()  # not interactive: requests, oldest first
 
     def wants_input(self, slot: Slot, test_id: str | None) -> None:
-        """``slot``'s test asked for a line of input."""
-        test_id = test_id or slot.culprit()
-        if test_id is None:
+        """``slot``'s test (or, ``test_id`` None, whatever the worker runs) asked for input."""
+        if test_id is None and slot.busy:
+            test_id = slot.culprit()  # a class or module fixture of its batch
+        if test_id is None or self._ended:
+            slot.handle.send(Stdin(b""))  # end of input, now
             return
-        slot.debugging = True  # its clock stops while it waits or debugs
+        if not self._interactive:
+            assert self._stdin is not None
+            self._readers.append(slot)
+            self._stdin.request()
+            return
+        slot.waiting_input = True  # its clock stops while it waits for a line
+        slot.at_desk = True
         if self.slot is None:
             self._begin(slot, test_id)
         elif self.slot is not slot:
@@ -53,11 +75,33 @@ class DebugDesk:
             return
         self._ask()
 
-    def line(self, data: bytes) -> None:
-        """A line the user typed (empty: end of input)."""
+    def line(self, data: bytes, now: float) -> None:
+        """A line of the controller's stdin (empty: end of input)."""
+        if not data:
+            self._ended = True
+        if not self._interactive:
+            slot = self._readers.popleft() if self._readers else None
+            if slot is not None and slot.alive:
+                slot.handle.send(Stdin(data))
+            if self._ended:
+                while self._readers:  # their lines will not come: end of input for them
+                    waiting = self._readers.popleft()
+                    if waiting.alive:
+                        waiting.handle.send(Stdin(b""))
+            return
         self._line_pending = False
-        if self.slot is not None and self.slot.alive:
-            self.slot.handle.send(Stdin(data))
+        slot = self.slot
+        if slot is not None and slot.alive:
+            slot.handle.send(Stdin(data))
+            slot.waiting_input = False
+            slot.since = now  # the clock starts again from the line it got
+        if self._ended:
+            for waiting, _ in self._waiting:
+                if waiting.alive:
+                    waiting.handle.send(Stdin(b""))
+                    waiting.waiting_input = False
+                    waiting.since = now
+            self._waiting.clear()
 
     def output(self, slot: Slot, data: bytes) -> bool:
         """Show what ``slot``'s process wrote if its test has the terminal; True when shown.
@@ -72,14 +116,17 @@ class DebugDesk:
 
     def finished(self, slot: Slot, test_id: str | None, now: float) -> None:
         """``slot``'s test ended (``test_id`` None: the worker died): the terminal moves on."""
+        if test_id is None:
+            self._readers = deque(reader for reader in self._readers if reader is not slot)
         if slot is not self.slot or (test_id is not None and test_id != self.test_id):
             self._waiting = deque(item for item in self._waiting if item[0] is not slot)
+            slot.at_desk = False
             return
         ended = self.test_id
         self.slot = None
         self.test_id = None
-        slot.debugging = False
-        slot.since = now
+        slot.waiting_input = False
+        slot.at_desk = False
         assert ended is not None
         self._reporter.debug_end(ended)
         while self._waiting:
@@ -97,11 +144,8 @@ class DebugDesk:
         self._reporter.debug_start(test_id, slot.worker, so_far)
 
     def _ask(self) -> None:
-        slot = self.slot
-        if slot is None or self._line_pending:
+        if self.slot is None or self._line_pending:
             return
-        if self._stdin is None:
-            slot.handle.send(Stdin(b""))  # no terminal: end of input
-            return
+        assert self._stdin is not None
         self._line_pending = True
         self._stdin.request()

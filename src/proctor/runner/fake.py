@@ -8,12 +8,17 @@ crash the worker, hang, or wait for debugger input. Time is virtual: when the
 controller waits, the clock jumps to the next thing that would happen, so a
 suite of hour-long tests with timeouts runs in milliseconds and every run is
 deterministic.
+
+Like the real worker, a fake one writes a test's result together with the next
+test's ``inprogress`` (or the batch's ``done``) in one message, so a controller
+sees "this test finished and that one started" in a single read.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import signal
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,7 +53,10 @@ class FakeTest:
     ``xfail``, ``uxsuccess``) or ``crash`` (the worker dies ``duration`` seconds
     in, with ``exit_code`` and ``output`` written to its stderr), ``hang`` (it
     never finishes), or ``stdin`` (it asks for ``reads`` lines of input, then
-    succeeds if the last line was ``c``, fails otherwise).
+    runs ``after_input`` seconds more and succeeds if the last line was ``c``,
+    fails otherwise). ``output`` of a test that finishes is its captured
+    stdout, or, when the suite does not capture, what it writes to the worker's
+    stdout as it starts.
     """
 
     test_id: str
@@ -57,6 +65,7 @@ class FakeTest:
     output: bytes = b""
     exit_code: int = -11
     reads: int = 1
+    after_input: float = 0.0
     answers_dump: bool = True
     """Whether the worker writes a stack dump when asked (False: stuck beyond that too)."""
     fails_after: frozenset[str] = frozenset()
@@ -75,6 +84,26 @@ class FakeSuite:
     startup_output: bytes = b"Traceback (most recent call last):\nImportError: boom\n"
     list_extra: list[Event] = field(default_factory=list)
     """Events a worker adds to its listing (an import error reported as a failure)."""
+    startup_error: str | None = None
+    """Every start sends an ``error`` control event with this message instead of
+    ``ready`` (a suite that cannot be loaded), writes ``startup_output``, exits 2."""
+    startup_hangs: bool = False
+    """Workers never become ready (an import that blocks)."""
+    import_reads_stdin: bool = False
+    """Loading the suite reads stdin: a ``stdin`` request naming no test before ``ready``."""
+    capture: bool = True
+    """False: like ``--no-capture``, tests' output goes to the worker's own stdout, live."""
+    ready_counts: dict[int, int] = field(default_factory=dict)
+    """Worker number -> the test count its ``ready`` announces (default: all the tests)."""
+    quit_exit_code: int = 0
+    """How a worker exits after ``quit`` (non-zero: a teardown that crashed)."""
+    quit_output: bytes = b""
+    """What a worker writes while it tears down after ``quit``."""
+    quit_hangs: bool = False
+    """A worker never exits after ``quit`` (a thread a test left running)."""
+    results_lag: float = 0.0
+    """Seconds a worker's results spend in the pipe before the controller reads
+    them; what is still in the pipe when the worker dies is read with its exit."""
 
     def by_id(self) -> dict[str, FakeTest]:
         return {test.test_id: test for test in self.tests}
@@ -96,12 +125,23 @@ class FakeWorker:
         self._reads_left = 0
         self._last_line = b""
         self._busy = True  # starting up
+        self._loading = True
         self._quitting = False
         self._generation = 0  # steps scheduled before a kill are ignored
+        self.dumps = 0  # stack dumps asked for
+        self._in_pipe: deque[bytes] = deque()  # results written, not read yet (results_lag)
+        self.killed = False
+        suite = backend.suite
         if fails_on_start:
-            self._after(backend.suite.startup, self._die_on_start)
+            self._after(suite.startup, self._die_on_start)
+        elif suite.startup_error is not None:
+            self._after(suite.startup, self._fail_to_load)
+        elif suite.startup_hangs:
+            pass
+        elif suite.import_reads_stdin:
+            self._after(suite.startup, lambda: self._emit(control_event("stdin", test_id=None)))
         else:
-            self._after(backend.suite.startup, self._ready)
+            self._after(suite.startup, self._ready)
 
     # -- the WorkerHandle protocol --------------------------------------------------------
 
@@ -111,6 +151,9 @@ class FakeWorker:
         if not self.alive:
             return
         if isinstance(command, Stdin):
+            if self._loading and self._backend.suite.import_reads_stdin:
+                self._after(0.0, self._ready)  # the import got its answer and goes on
+                return
             self._stdin(command.data)
         elif isinstance(command, ListTests):
             self._after(0.001, self._list)
@@ -122,15 +165,17 @@ class FakeWorker:
         elif isinstance(command, Quit):
             self._quitting = True
             if not self._busy:
-                self._after(0.001, lambda: self._exit(0))
+                self._after(0.001, self._quit)
 
     def dump_stacks(self) -> None:
+        self.dumps += 1
         if self.alive and (self._current is None or self._current.answers_dump):
             name = self._current.test_id if self._current else "<idle>"
             dump = f"Thread 0x00007f (most recent call first):\n  File fake.py in {name}\n"
             self._backend.deliver(Output(self.worker, dump.encode()))
 
     def kill(self) -> None:
+        self.killed = True
         if self.alive:
             self._generation += 1
             self._after(0.0, lambda: self._exit(-9))
@@ -147,15 +192,29 @@ class FakeWorker:
         self._backend.schedule(delay, guarded)
 
     def _emit(self, *events: Event) -> None:
-        self._backend.deliver(Results(self.worker, v2.encode_many(events)))
+        data = v2.encode_many(events)
+        lag = self._backend.suite.results_lag
+        if not lag:
+            self._backend.deliver(Results(self.worker, data))
+            return
+        self._in_pipe.append(data)
+
+        def arrive() -> None:  # not undone by a kill: it was written
+            if self._in_pipe:
+                self._backend.deliver(Results(self.worker, self._in_pipe.popleft()))
+
+        self._backend.schedule(lag, arrive)
 
     def _ts(self) -> int:
         return self._backend.time_ns()
 
     def _ready(self) -> None:
         self._busy = False
-        count = len(self._backend.suite.tests)
-        self._emit(control_event("ready", pid=self.pid, protocol=1, count=count))
+        self._loading = False
+        suite = self._backend.suite
+        count = suite.ready_counts.get(self.worker, len(suite.tests))
+        capture: dict[str, str] | None = {} if suite.capture else None
+        self._emit(control_event("ready", pid=self.pid, protocol=1, count=count, capture=capture))
         if self._queue:
             self._busy = True
             self._after(0.0, self._next)
@@ -163,6 +222,19 @@ class FakeWorker:
     def _die_on_start(self) -> None:
         self._backend.deliver(Output(self.worker, self._backend.suite.startup_output))
         self._exit(1)
+
+    def _fail_to_load(self) -> None:
+        suite = self._backend.suite
+        self._backend.deliver(Output(self.worker, suite.startup_output))
+        self._emit(control_event("error", message=suite.startup_error))
+        self._after(0.001, lambda: self._exit(2))
+
+    def _quit(self) -> None:
+        suite = self._backend.suite
+        if suite.quit_output:
+            self._backend.deliver(Output(self.worker, suite.quit_output))
+        if not suite.quit_hangs:
+            self._exit(suite.quit_exit_code)
 
     def _list(self) -> None:
         ts = self._ts()
@@ -174,30 +246,34 @@ class FakeWorker:
         events.append(control_event("done", op="list"))
         self._emit(*events)
 
-    def _next(self) -> None:
+    def _next(self, held: tuple[Event, ...] = ()) -> None:
+        """Start the next test; ``held`` (the last test's result) leaves with its
+        ``inprogress`` or with the ``done`` of the batch, in one write."""
         if self._batch is None:
             if not self._queue:
+                if held:
+                    self._emit(*held)
                 self._busy = False
                 if self._quitting:
-                    self._exit(0)
+                    self._quit()
                 return
             self._batch = deque(self._queue.popleft())
         if not self._batch:
             self._batch = None
-            self._emit(control_event("done", op="run"))
+            self._emit(*held, control_event("done", op="run"))
             self._after(0.0, self._next)
             return
         test_id = self._batch.popleft()
         test = self._backend.tests.get(test_id)
         if test is None:
-            self._emit(
-                Event(test_id=test_id, status=Status.FAIL, timestamp=self._ts()),
-            )
-            self._after(0.0, self._next)
+            unknown = Event(test_id=test_id, status=Status.FAIL, timestamp=self._ts())
+            self._next((*held, unknown))
             return
         self._current = test
         self.ran.append(test_id)
-        self._emit(Event(test_id=test_id, status=Status.INPROGRESS, timestamp=self._ts()))
+        self._emit(*held, Event(test_id=test_id, status=Status.INPROGRESS, timestamp=self._ts()))
+        if test.output and not self._backend.suite.capture and test.outcome != "crash":
+            self._backend.deliver(Output(self.worker, test.output))
         if test.outcome == "crash":
             self._after(test.duration, self._crash)
         elif test.outcome == "hang":
@@ -234,7 +310,7 @@ class FakeWorker:
         if self._reads_left and data:
             self._after(0.0, self._prompt)
         else:
-            self._after(0.0, self._finish)
+            self._after(self._current.after_input, self._finish)
 
     def _finish(self) -> None:
         test = self._current
@@ -247,7 +323,7 @@ class FakeWorker:
             outcome = "fail"
         status = Status.from_wire_name(outcome)
         events = []
-        if test.output:
+        if test.output and self._backend.suite.capture:
             events.append(
                 Event(
                     test_id=test.test_id,
@@ -268,13 +344,15 @@ class FakeWorker:
                 )
             )
         events.append(Event(test_id=test.test_id, status=status, timestamp=self._ts()))
-        self._emit(*events)
-        self._after(0.0, self._next)
+        self._next(tuple(events))
 
     def _exit(self, code: int) -> None:
         if not self.alive:
             return
         self.alive = False
+        if self._in_pipe:  # the controller drains the pipe when the process ends
+            self._backend.deliver(Results(self.worker, b"".join(self._in_pipe)))
+            self._in_pipe.clear()
         self._backend.deliver(Exited(self.worker, code))
 
 
@@ -332,9 +410,9 @@ class FakeBackend:
     def deliver(self, message: Message) -> None:
         self._inbox.append(message)
 
-    def interrupt_at(self, when: float) -> None:
-        """Press Ctrl-C at virtual time ``when``."""
-        self.schedule(when - self._now, lambda: self.deliver(Interrupted()))
+    def interrupt_at(self, when: float, signum: int = signal.SIGINT) -> None:
+        """Press Ctrl-C (or send ``signum``) at virtual time ``when``."""
+        self.schedule(when - self._now, lambda: self.deliver(Interrupted(signum)))
 
     def _advance(self, timeout: float | None) -> None:
         deadline = None if timeout is None else self._now + max(timeout, 0.0)
@@ -354,12 +432,20 @@ class FakeBackend:
 
 
 class FakeStdin:
-    """Answers each debugger input request with the next of ``lines`` (then end of input)."""
+    """Answers each input request with the next of ``lines`` (then end of input);
+    ``interactive``: as if a person typed them at a terminal."""
 
-    def __init__(self, backend: FakeBackend, lines: Iterable[bytes]) -> None:
+    def __init__(
+        self, backend: FakeBackend, lines: Iterable[bytes], *, interactive: bool = True
+    ) -> None:
         self._backend = backend
         self._lines = deque(lines)
+        self._interactive = interactive
         self.requests = 0
+
+    @property
+    def interactive(self) -> bool:
+        return self._interactive
 
     def request(self) -> None:
         self.requests += 1

@@ -30,6 +30,9 @@ class RunOptions:
     selection: Selection = field(default_factory=Selection)
     only: tuple[str, ...] | None = None
     """Run exactly these ids, without listing (isolation probes, replays)."""
+    failing: tuple[str, ...] | None = None
+    """The failing set for ``--failing``, read once by the caller (so that
+    ``--until-failure`` runs the same tests every time); None: ask the history."""
     ordered: bool = False
     """Keep the order given (``only``, or the load list) on one worker."""
     list_only: bool = False
@@ -43,6 +46,9 @@ class RunOptions:
     """Seconds to wait for a stack dump from a worker whose test timed out."""
     quit_wait: float = 30.0
     """Seconds workers get to tear down and exit after ``quit`` before they are killed."""
+    start_wait: float = 300.0
+    """Seconds a worker gets to import and collect the suite (``ready``) before it is
+    killed (an import that blocks must not hang the run)."""
 
     @property
     def restart_limit(self) -> int:

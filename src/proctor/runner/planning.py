@@ -38,7 +38,9 @@ def plan_run(listed: Sequence[str], options: RunOptions, history: History, worke
         ids = list(dict.fromkeys(options.only))
     else:
         discovered = list(dict.fromkeys(listed))
-        failing = history.failing_ids() if options.selection.failing else ()
+        failing: Sequence[str] = ()
+        if options.selection.failing:
+            failing = options.failing if options.failing is not None else history.failing_ids()
         chosen = select(discovered, options.selection, failing)
         ids = chosen.ids
         missing = chosen.missing

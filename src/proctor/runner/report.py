@@ -37,7 +37,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # a test failed (fail, uxsuccess, crashed, timed out)
 EXIT_RUN_ERROR = 3  # the run could not be completed (workers would not start)
 EXIT_NO_TESTS = 5  # nothing was run (the number pytest uses)
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); 128 + the signal for SIGTERM, SIGHUP
 
 
 @dataclass(slots=True)
@@ -63,7 +63,7 @@ class Progress:
         self.workers = max(1, sum(1 for slot in live if slot.state is SlotState.READY))
         self.running = {slot.worker: (slot.current, slot.since) for slot in live if slot.busy}
 
-    def eta(self, now: float) -> float | None:
+    def eta(self) -> float | None:
         """Expected seconds until the run ends, when history gives grounds for a guess."""
         if not self.has_history or self.workers <= 0:
             return None
@@ -83,6 +83,8 @@ class RunResult:
     not_run: list[str] = field(default_factory=list)
     unreported: list[str] = field(default_factory=list)
     interrupted: bool = False
+    signal: int | None = None
+    """The signal that stopped the run when it was not Ctrl-C (SIGTERM, SIGHUP)."""
     error: str | None = None
     seed: int | None = None
     wall_time: float = 0.0
@@ -100,7 +102,7 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return EXIT_INTERRUPTED
+            return 128 + self.signal if self.signal is not None else EXIT_INTERRUPTED
         if self.error is not None:
             return EXIT_RUN_ERROR
         if self.failures or self.unfinished:

@@ -6,6 +6,12 @@ when (for ``--timeout``), why the controller is stopping or killing it, and
 the tail of what the process wrote to its own stdout/stderr (for crash
 reports). It holds no I/O: the controller reads and writes through the
 worker's handle.
+
+A slot is *condemned* once the controller has decided to kill it after a
+stack dump (a test over ``--timeout``, a worker stuck starting or quitting):
+``condemned`` and ``kill_at`` are set, and the results it sends from then on are *held* rather
+than reported, until the controller knows whether the kill happened (see
+``Controller._on_results``).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import enum
 from collections import deque
 
 from proctor.runner.backend import WorkerHandle
+from proctor.wire.event import Event
 from proctor.wire.v2 import Decoder
 
 __all__ = ["DUMP_QUIET", "OUTPUT_KEEP", "Slot", "SlotState", "StopReason"]
@@ -37,6 +44,8 @@ class StopReason(enum.Enum):
     QUIT = "quit"  # no more work
     TIMEOUT = "timeout"  # its test ran over --timeout
     INTERRUPT = "interrupt"  # Ctrl-C
+    STUCK_STARTING = "stuck starting"  # not ready within start_wait
+    STUCK_QUITTING = "stuck quitting"  # still alive quit_wait after quit
 
 
 class Slot:
@@ -59,11 +68,22 @@ class Slot:
         self.current: str | None = None  # test the worker said it started
         self.current_route: str | None = None  # its route code, as routed
         self.since = now  # when the current test (or the wait for one) began
-        self.finished_any = False
-        self.debugging = False
-        self.stop_after_current = False
+        self.started_at = now  # when the process was started
+        self.quit_at: float | None = None  # when it was sent Quit
+        self.quit_mark = 0  # output offset when it was sent Quit
+        self.ever_ready = False
+        self.live = False  # its output passes through as it arrives (--no-capture)
+        self.waiting_input = False  # a stdin request is outstanding: its clock is stopped
+        self.at_desk = False  # its test has the terminal, or waits for it
+        self.stop_after_current = False  # first Ctrl-C: stop it once its test finishes
+        self.discarding = False  # stopped after Ctrl-C: what it sends later is not a result
+        self.load_error: str | None = None  # it could not load the suite
         self.timed_out: str | None = None  # the test that ran over --timeout
-        self.kill_at: float | None = None
+        self.condemned = False  # to be killed after a stack dump
+        self.reprieve: tuple[SlotState, StopReason | None] = (SlotState.READY, None)
+        """State and stop reason to go back to if the timed-out test finishes before the kill."""
+        self.kill_at: float | None = None  # condemned: kill it then (or once its dump is in)
+        self.held: list[Event] = []  # results that arrived after its test timed out
         self.dump_mark: int | None = None  # output offset when stacks were requested
         self.last_output_at = now
         self.output = bytearray()
@@ -99,7 +119,7 @@ class Slot:
         self.pending_expected -= cost
         if self.current == test_id:
             self.current = None
-        self.finished_any = True
+        self.waiting_input = False
         self.begin_test(now)
         return True
 
@@ -136,12 +156,19 @@ class Slot:
             del self.output[:excess]
             self.output_mark = max(0, self.output_mark - excess)
             self.shown = max(0, self.shown - excess)
+            self.quit_mark = max(0, self.quit_mark - excess)
             if self.dump_mark is not None:
                 self.dump_mark = max(0, self.dump_mark - excess)
 
-    def output_since(self, mark: int, limit: int = 64 * 1024) -> bytes:
-        data = bytes(self.output[mark:])
-        return data[-limit:]
+    def output_since(self, mark: int, limit: int = 64 * 1024, end: int | None = None) -> bytes:
+        """The last ``limit`` bytes of the output between offsets ``mark`` and ``end``."""
+        stop = len(self.output) if end is None else end
+        return bytes(self.output[max(mark, stop - limit) : stop])
+
+    @property
+    def dump(self) -> bytes:
+        """What the worker wrote since its stacks were asked for."""
+        return bytes(self.output[self.dump_mark :]) if self.dump_mark is not None else b""
 
     def kill_time(self) -> float:
         """When to kill a worker that was asked for a stack dump: once the dump

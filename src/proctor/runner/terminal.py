@@ -1,9 +1,10 @@
-"""Reading the user's debugger input from the controller's own stdin.
+"""Reading tests' input (a debugger's commands) from the controller's own stdin.
 
 A daemon thread reads one line per request and posts it to the backend, so the
 controller's loop never blocks on the terminal while other workers' results
 keep arriving. At end of input every later request is answered with ``b""``
-(end of input for the test).
+(end of input for the test). The stream is :attr:`ThreadedStdin.interactive`
+when it is a terminal.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ class ThreadedStdin:
         self._stream = stream
         self._requests = threading.Semaphore(0)
         self._thread: threading.Thread | None = None
+        try:
+            self._interactive = stream.isatty()
+        except (OSError, ValueError):
+            self._interactive = False
+
+    @property
+    def interactive(self) -> bool:
+        return self._interactive
 
     def request(self) -> None:
         if self._thread is None:
