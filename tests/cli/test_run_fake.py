@@ -267,3 +267,164 @@ def test_the_line_views_short_way_for_passing_tests_matches_trace_view() -> None
             line_view.record(record)
             trace.record(record)
         assert ours.getvalue() == theirs.getvalue()
+
+
+def _failing(project: Path) -> list[str]:
+    """The failing set stored in the project's repository."""
+    from proctor.store.opening import open_store
+
+    store = open_store(str(project / ".proctor"), create=False)
+    try:
+        return store.failing_ids()
+    finally:
+        store.close()
+
+
+def test_ctrl_c_stores_no_test_as_failing_and_the_counts_add_up(
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def make_backend(args: object, config: object) -> FakeBackend:
+        backend = FakeBackend([FakeTest(f"pkg.m.T.test_{i}", duration=2.0) for i in (1, 2, 3)])
+        backend.interrupt_at(2.5)
+        return backend
+
+    monkeypatch.setattr(run_module, "make_backend", make_backend)
+    assert main(["run", "-j1"]) == 130
+    out = capsys.readouterr().out
+    assert "Interrupted: 2 passed, 0 failed, 0 skipped, 1 not run in" in out
+    assert _failing(project) == []
+    assert main(["failing"]) == 0
+
+
+def test_until_failure_with_random_draws_a_new_seed_each_run(
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    runs: list[FakeBackend] = []
+
+    def make_backend(args: object, config: object) -> FakeBackend:
+        outcome = "fail" if len(runs) == 3 else "success"
+        tests = [FakeTest(f"pkg.m{i}.C.t") for i in range(20)]
+        backend = FakeBackend([*tests, FakeTest("pkg.z.Z.flaky", outcome=outcome)])
+        runs.append(backend)
+        return backend
+
+    monkeypatch.setattr(run_module, "make_backend", make_backend)
+    assert main(["run", "--until-failure", "--random", "--no-store", "--serial"]) == 1
+    seeds = re.findall(r"^Random order, seed (\d+)$", capsys.readouterr().out, re.M)
+    assert len(runs) == 4
+    assert len(seeds) == 4
+    assert len(set(seeds)) == 4
+    orders = {tuple(backend.workers[0].ran) for backend in runs[:3]}
+    assert len(orders) == 3
+
+
+def test_until_failure_with_seed_keeps_the_seed(
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    runs: list[FakeBackend] = []
+
+    def make_backend(args: object, config: object) -> FakeBackend:
+        outcome = "fail" if len(runs) == 2 else "success"
+        backend = FakeBackend([FakeTest("pkg.m.C.t"), FakeTest("pkg.z.Z.t", outcome=outcome)])
+        runs.append(backend)
+        return backend
+
+    monkeypatch.setattr(run_module, "make_backend", make_backend)
+    assert main(["run", "--until-failure", "--seed", "7", "--no-store"]) == 1
+    seeds = re.findall(r"^Random order, seed (\d+)$", capsys.readouterr().out, re.M)
+    assert seeds == ["7", "7", "7"]
+
+
+def test_failing_until_failure_reruns_the_same_failing_set(
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_suite(SUITE)
+    assert main(["run"]) == 1  # pkg.test_b.B.test_bad fails: the failing set
+    runs: list[FakeBackend] = []
+
+    def make_backend(args: object, config: object) -> FakeBackend:
+        outcome = "fail" if len(runs) == 2 else "success"
+        others = [t for t in SUITE if t.test_id != "pkg.test_b.B.test_bad"]
+        backend = FakeBackend([*others, FakeTest("pkg.test_b.B.test_bad", outcome=outcome)])
+        runs.append(backend)
+        return backend
+
+    monkeypatch.setattr(run_module, "make_backend", make_backend)
+    capsys.readouterr()
+    assert main(["run", "--failing", "--until-failure"]) == 1
+    assert len(runs) == 3  # it passed twice (leaving the failing set), then failed
+    for backend in runs:
+        assert [i for w in backend.workers.values() for i in w.ran] == ["pkg.test_b.B.test_bad"]
+
+
+def test_nothing_failing_with_subunit_says_so_on_stderr(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capfdbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    fake_suite([FakeTest("pkg.m.C.t")])
+    assert main(["run", "--no-store"]) == 0
+    capfdbinary.readouterr()
+    assert main(["run", "--failing", "--subunit"]) == 0
+    captured = capfdbinary.readouterr()
+    assert captured.out == b""
+    assert b"No failing tests recorded" in captured.err
+
+
+def test_an_unwritable_junit_path_is_a_usage_error_before_anything_starts(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    backends = fake_suite(SUITE)
+    assert main(["run", "--junit", str(project / "nonexistent" / "x.xml")]) == 2
+    assert "cannot write the JUnit file" in capsys.readouterr().err
+    assert backends == []
+    assert not (project / ".proctor").exists()  # no (empty, interrupted) run stored
+
+
+def test_isolate_an_unknown_test_is_a_usage_error(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_suite(SUITE)
+    assert main(["run"]) == 1
+    capsys.readouterr()
+    assert main(["run", "--isolate", "pkg.nope.N.test"]) == 2
+    assert "did not run in the last run" in capsys.readouterr().err
+
+
+def test_isolate_a_test_that_passed_last_time_says_so(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_suite(SUITE)
+    assert main(["run", "--serial"]) == 1
+    capsys.readouterr()
+    backends = fake_suite(SUITE)
+    assert main(["run", "--isolate", "pkg.test_a.A.test_also_ok"]) == 0
+    out = capsys.readouterr().out
+    assert "pkg.test_a.A.test_also_ok passed in the last run: there is no failure to isolate" in out
+    assert "did not reproduce" not in out
+    assert backends == []  # no probe was run
+
+
+def test_the_heading_never_counts_more_workers_than_tests(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_suite([FakeTest("pkg.m.C.t")])
+    assert main(["run", "-j", "2", "--no-store"]) == 0
+    assert "Running 1 test on 1 worker\n" in capsys.readouterr().out

@@ -8,12 +8,14 @@ chooses a view, and hands over to the controller. ``--isolate`` lives in
 
 Exit status: 0 nothing failed; 1 a test failed (``fail``, an unexpected
 success, a crash, a timeout); 2 bad usage or configuration; 3 the run could
-not be completed (workers would not start); 5 no tests ran; 130 interrupted.
+not be completed (workers would not start); 5 no tests ran; 130 interrupted
+(Ctrl-C), 128 + the signal for SIGTERM and SIGHUP.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import signal
@@ -115,6 +117,11 @@ def resolve_config(args: RunArgs) -> Config:
     )
 
 
+def draw_seed() -> int:
+    """A seed for ``--random``."""
+    return random.SystemRandom().randrange(1, 1_000_000)
+
+
 def run_options(args: RunArgs, config: Config, history: History | None = None) -> RunOptions:
     """The controller's options for this command line and configuration.
 
@@ -135,7 +142,7 @@ def run_options(args: RunArgs, config: Config, history: History | None = None) -
         concurrency = workers_worth(expected, cores())
     seed = args.seed
     if seed is None and args.random_order:
-        seed = random.SystemRandom().randrange(1, 1_000_000)
+        seed = draw_seed()
     return RunOptions(
         concurrency=concurrency,
         timeout=config.timeout,
@@ -162,19 +169,26 @@ def make_backend(args: RunArgs, config: Config) -> WorkerBackend:
     return SubprocessBackend(spec)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Signals that become messages to the controller while it runs: Ctrl-C, and the
+ways a CI job or a closing terminal stops a process (these stop the workers at once)."""
+
+
 @contextlib.contextmanager
-def ctrl_c_posts_to(backend: WorkerBackend) -> Iterator[None]:
-    """While running, Ctrl-C becomes a message to the controller (it decides what it means)."""
+def signals_post_to(backend: WorkerBackend) -> Iterator[None]:
+    """While running, Ctrl-C, SIGTERM and SIGHUP become messages to the controller
+    (it decides what they mean: see :class:`~proctor.runner.backend.Interrupted`)."""
     from proctor.runner.backend import Interrupted
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        backend.post(Interrupted())
+        backend.post(Interrupted(signum))
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, action in previous.items():
+            signal.signal(signum, action)
 
 
 def open_history(args: RunArgs, config: Config) -> tuple[Store | None, History]:
@@ -207,6 +221,19 @@ def choose_view(args: RunArgs, out: TextIO) -> RunReporter:
     return LiveView(out, color=color) if terminal else LineView(out, color=color)
 
 
+def check_outputs(args: RunArgs) -> None:
+    """Fail with a usage error (exit 2) before anything starts when an output file
+    cannot be written, rather than after the run (or with an empty run stored)."""
+    if args.junit is not None:
+        try:
+            with open(args.junit, "wb"):
+                pass
+        except OSError as error:
+            raise UsageProblem(
+                f"cannot write the JUnit file {args.junit}: {error.strerror or error}"
+            ) from None
+
+
 def run_tests(args: RunArgs) -> int:
     """``proctor run`` without click: returns the exit status."""
     config = resolve_config(args)
@@ -214,6 +241,7 @@ def run_tests(args: RunArgs) -> int:
         select([], args.selection)  # bad regexes and unreadable files fail before any worker starts
     except SelectionError as error:
         raise UsageProblem(str(error)) from None
+    check_outputs(args)
     backend = None
     if args.isolate is None:
         # The first worker imports the suite while this process imports the rest of
@@ -226,9 +254,12 @@ def run_tests(args: RunArgs) -> int:
         if backend is not None and not args.list_tests:
             backend.prestart(options.concurrency)
         try:
-            if args.failing and not args.list_tests and not history.failing_ids():
-                click.echo("No failing tests recorded: nothing to run.")
-                return EXIT_OK
+            if args.failing and not args.list_tests:
+                failing = history.failing_ids()  # once: --until-failure reruns the same set
+                if not failing:
+                    click.echo("No failing tests recorded: nothing to run.", err=args.subunit)
+                    return EXIT_OK
+                options = dataclasses.replace(options, failing=tuple(failing))
             if args.isolate is not None:
                 from proctor.cli.run_isolate import isolate
 
@@ -246,11 +277,9 @@ def run_tests(args: RunArgs) -> int:
 
 
 def _list(backend: WorkerBackend, options: RunOptions, history: History) -> int:
-    import dataclasses
-
     from proctor.runner.controller import Controller
 
-    with ctrl_c_posts_to(backend):
+    with signals_post_to(backend):
         listing = dataclasses.replace(options, concurrency=1)
         result = Controller(backend, listing, history=history).run()
     if result.error:
@@ -278,6 +307,8 @@ def _run_until(
             backend.close()
             backend = make_backend(args, config)
             backend.prestart(options.concurrency)
+            if args.random_order and args.seed is None:
+                options = dataclasses.replace(options, seed=draw_seed())  # a new order each time
         result = _run_once(args, config, options, history, store, backend)
         if not args.until_failure or result.exit_code != EXIT_OK:
             break
@@ -311,7 +342,7 @@ def _run_once(
             stdin=ThreadedStdin(backend, sys.stdin.buffer),
             record_sinks=[writer.add] if writer is not None else [],
         )
-        with ctrl_c_posts_to(backend):
+        with signals_post_to(backend):
             result = controller.run()
     except BaseException:
         if writer is not None:

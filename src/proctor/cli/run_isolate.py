@@ -9,6 +9,7 @@ chosen tests in their original order, then ID. Probes are not stored.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -16,6 +17,7 @@ import click
 from proctor.runner.isolate import IsolationError, find_culprits, suspects_of
 from proctor.runner.report import EXIT_FAILED, EXIT_OK, EXIT_RUN_ERROR
 from proctor.wire.event import Status
+from proctor.wire.record import TestRecord
 
 if TYPE_CHECKING:
     from proctor.cli.run import RunArgs
@@ -23,20 +25,44 @@ if TYPE_CHECKING:
     from proctor.runner.history import History
     from proctor.runner.options import RunOptions
 
-__all__ = ["isolate"]
+__all__ = ["isolate", "last_outcome"]
+
+_OUTCOME_WORDS = {
+    Status.SUCCESS: "passed",
+    Status.SKIP: "was skipped",
+    Status.XFAIL: "failed as expected (xfail)",
+}
+
+
+def last_outcome(target: str, last_run: Sequence[TestRecord]) -> Status | None:
+    """The final status ``target`` had in ``last_run`` (None if it did not finish)."""
+    found = None
+    for record in last_run:
+        if record.test_id == target and record.status > Status.INPROGRESS:
+            found = record.status
+    return found
 
 
 def isolate(args: RunArgs, config: Config, options: RunOptions, history: History) -> int:
     """Run the isolation search and print what it found; return the exit status."""
-    from proctor.cli.run import ctrl_c_posts_to, make_backend
+    from proctor.cli.run import UsageProblem, make_backend, signals_post_to
     from proctor.runner.controller import Controller
 
     target = args.isolate
     assert target is not None
+    last_run = history.last_run()
     try:
-        worker, suspects = suspects_of(target, history.last_run())
+        worker, suspects = suspects_of(target, last_run)
     except IsolationError as error:
-        raise click.ClickException(str(error)) from None
+        raise UsageProblem(str(error)) from None
+    outcome = last_outcome(target, last_run)
+    if outcome is not None and not outcome.is_failure:
+        click.echo(
+            f"{target} {_OUTCOME_WORDS.get(outcome, 'did not fail')} in the last run: there is "
+            "no failure to isolate. (--isolate looks for the earlier tests that make a test "
+            "fail; run the suite until it fails, then isolate.)"
+        )
+        return EXIT_OK
     click.echo(
         f"Isolating {target}: {len(suspects)} tests ran before it on worker {worker} "
         "in the last run."
@@ -49,12 +75,12 @@ def isolate(args: RunArgs, config: Config, options: RunOptions, history: History
             options, only=tuple(ids), ordered=True, concurrency=1, seed=None
         )
         try:
-            with ctrl_c_posts_to(backend):
+            with signals_post_to(backend):
                 result = Controller(backend, probe_options).run()
         finally:
             backend.close()
         if result.interrupted:
-            raise click.Abort()
+            raise click.exceptions.Exit(result.exit_code)
         if result.error:
             problems.append(result.error)
         outcome = [r for r in result.failures + result.unfinished if r.test_id == target]
