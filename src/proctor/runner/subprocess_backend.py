@@ -21,6 +21,14 @@ Details that matter:
 * **Each worker is a session leader** (``start_new_session``), so the
   terminal's Ctrl-C reaches only the controller (which decides what it means),
   and killing a worker kills whatever its tests started (``killpg``).
+* **Workers die with the controller.** On Linux each worker is started with
+  ``PR_SET_PDEATHSIG`` (``prctl`` in the child, before ``exec``): if the
+  controller dies, even by SIGKILL, the kernel kills its workers. (A worker
+  also quits when its commands pipe closes, but only between tests: a hung
+  test would keep it alive forever.)
+* **Capture files live in a directory of the run's own** (``--capture-dir``),
+  removed by :meth:`SubprocessBackend.close`: the files of workers that were
+  killed, or that the controller could not salvage, do not pile up in /tmp.
 * :meth:`SubprocessBackend.post` is safe in a signal handler: it appends to a
   deque and writes one byte to a non-blocking wake-up pipe.
 """
@@ -30,13 +38,15 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,7 +85,7 @@ class WorkerSpec:
     env: Mapping[str, str] | None = None
     extra_args: tuple[str, ...] = field(default=())
 
-    def argv(self, commands_fd: int, results_fd: int) -> list[str]:
+    def argv(self, commands_fd: int, results_fd: int, capture_dir: str | None = None) -> list[str]:
         argv = [
             self.python,
             "-m",
@@ -85,6 +95,8 @@ class WorkerSpec:
             f"--results-fd={results_fd}",
             f"--root={self.root}",
         ]
+        if capture_dir is not None:
+            argv.append(f"--capture-dir={capture_dir}")
         if self.framework:
             argv.append(f"--framework={self.framework}")
         if self.top_dir:
@@ -100,6 +112,33 @@ class WorkerSpec:
         return argv
 
 
+PR_SET_PDEATHSIG = 1
+_lifeline: Callable[[], None] | None = None
+
+
+def lifeline() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the kernel SIGKILL the child when this process
+    dies (Linux's ``PR_SET_PDEATHSIG``); None where that cannot be had."""
+    global _lifeline
+    if _lifeline is not None or not sys.platform.startswith("linux"):
+        return _lifeline
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - no libc prctl
+        return None
+    parent = os.getpid()
+
+    def die_with_parent() -> None:  # runs in the child, between fork and exec
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+
+    _lifeline = die_with_parent
+    return _lifeline
+
+
 class _ProcessEnded:
     """Internal: the waiter thread saw the process end (no pidfd)."""
 
@@ -112,14 +151,20 @@ class _ProcessEnded:
 class SubprocessWorker:
     """One worker process and its pipes (the backend's handle for it)."""
 
-    def __init__(self, backend: SubprocessBackend, worker: int, spec: WorkerSpec) -> None:
+    def __init__(
+        self,
+        backend: SubprocessBackend,
+        worker: int,
+        spec: WorkerSpec,
+        capture_dir: str | None = None,
+    ) -> None:
         self._backend = backend
         self.worker = worker
         commands_read, self._commands = os.pipe()
         self._results, results_write = os.pipe()
         try:
             self.process = subprocess.Popen(
-                spec.argv(commands_read, results_write),
+                spec.argv(commands_read, results_write, capture_dir),
                 cwd=spec.root,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -127,6 +172,7 @@ class SubprocessWorker:
                 pass_fds=(commands_read, results_write),
                 env=dict(spec.env) if spec.env is not None else None,
                 start_new_session=True,
+                preexec_fn=lifeline(),  # only prctl between fork and exec: no locks taken
             )
         except BaseException:
             for fd in (commands_read, self._commands, self._results, results_write):
@@ -207,6 +253,8 @@ class SubprocessBackend:
         self._closed = False
         self._last_return = 0.0
         self._last_bytes = 0
+        self.capture_dir = tempfile.mkdtemp(prefix="proctor-run-")
+        """Where the workers' capture files go; removed with everything in it by :meth:`close`."""
 
     # -- WorkerBackend --------------------------------------------------------------------
 
@@ -230,7 +278,7 @@ class SubprocessBackend:
         return handle
 
     def _spawn(self, worker: int) -> SubprocessWorker:
-        handle = SubprocessWorker(self, worker, self.spec)
+        handle = SubprocessWorker(self, worker, self.spec, self.capture_dir)
         self._workers[worker] = handle
         self._selector.register(handle._results, selectors.EVENT_READ, (handle, "results"))
         self._selector.register(handle._output, selectors.EVENT_READ, (handle, "output"))
@@ -320,6 +368,7 @@ class SubprocessBackend:
         for fd in (self._wake_read, self._wake_write):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        shutil.rmtree(self.capture_dir, ignore_errors=True)
 
     # -- internals ------------------------------------------------------------------------
 
