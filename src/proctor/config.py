@@ -34,7 +34,13 @@ __all__ = ["Config", "ConfigError", "find_root", "load_config"]
 
 ROOT_MARKERS = ("pyproject.toml", ".stestr.conf", "setup.cfg", "setup.py", ".proctor")
 FRAMEWORKS = ("auto", "unittest", "pytest")
-PARALLEL_CLASS_REGEX = r"([^\.]*\.)*"
+PARALLEL_CLASS_REGEX = r"(?:[^\[(]*::|[^\[(:]*\.)"
+r"""``parallel_class``: the group of a test is its class. For a unittest id, what
+comes before the last dot outside the parameters (``pkg.mod.Class.``); for a
+pytest node id, what comes before the last ``::`` outside the parameters
+(``tests/test_a.py::TestC::``; a module-level function's group is its module).
+stestr's ``([^\.]*\.)*`` groups pytest ids by the last dot anywhere: by module,
+and parametrized ids with dots in their parameters apart from their class."""
 
 
 class ConfigError(ValueError):

@@ -176,3 +176,30 @@ def test_random_seed_really_changes_what_each_worker_runs() -> None:
     assert one.backend.workers[0].ran != two.backend.workers[0].ran
     assert one.backend.workers[0].ran == again.backend.workers[0].ran
     assert one.result.seed == 1
+
+
+def test_parallel_class_groups_pytest_ids_by_class_and_keeps_dotted_parameters_in() -> None:
+    from proctor.config import PARALLEL_CLASS_REGEX
+
+    ids = [
+        "tests/test_a.py::TestC::test_x[1.5]",
+        "tests/test_a.py::TestD::test_z",
+        "tests/test_a.py::TestC::test_y",
+        "tests/test_a.py::test_f[a::b.c]",
+        "tests/test_a.py::test_g",
+        "pkg.mod.Class.test_x(a.b)",
+        "pkg.mod.Class.test_y",
+        "pkg.mod.Other.test_z",
+    ]
+    plan = plan_units(ids, {}, workers=2, group_regex=PARALLEL_CLASS_REGEX)
+    groups = sorted(sorted(unit.ids) for unit in plan.units)
+    assert all(unit.hard for unit in plan.units)
+    assert groups == sorted(
+        [
+            ["tests/test_a.py::TestC::test_x[1.5]", "tests/test_a.py::TestC::test_y"],
+            ["tests/test_a.py::TestD::test_z"],
+            ["tests/test_a.py::test_f[a::b.c]", "tests/test_a.py::test_g"],
+            ["pkg.mod.Class.test_x(a.b)", "pkg.mod.Class.test_y"],
+            ["pkg.mod.Other.test_z"],
+        ]
+    )
