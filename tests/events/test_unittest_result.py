@@ -296,6 +296,50 @@ def test_outcomes_for_tests_that_never_started_are_emitted_at_once() -> None:
     assert result.finished == [case.id()]
 
 
+class Interrupted(Sample):
+    def test_interrupt(self) -> None:
+        raise KeyboardInterrupt
+
+    def test_later(self) -> None:
+        pass
+
+
+class Silent(Sample):
+    """A test that reports no outcome at all (unittest counts it as run, not failed)."""
+
+    def run(self, result: unittest.TestResult | None = None) -> None:
+        assert result is not None
+        result.startTest(self)
+        result.stopTest(self)
+
+    def runTest(self) -> None:
+        pass
+
+
+def test_a_test_a_keyboard_interrupt_escapes_fails_with_its_traceback() -> None:
+    sink = ListSink()
+    result = EventResult(sink)
+    suite = unittest.TestLoader().loadTestsFromTestCase(Interrupted)
+    with pytest.raises(KeyboardInterrupt) as raised:
+        suite.run(result)
+    test_id = Interrupted("test_interrupt").id()
+    assert finals(sink.events) == {test_id: Status.FAIL}  # unittest stopped the run there
+    traceback = files(sink.events, test_id)["traceback"]
+    assert b"raise KeyboardInterrupt" in traceback.file_bytes
+    assert traceback.mime_type == TRACEBACK_MIME_TYPE
+    assert result.escaped is not None
+    assert (result.escaped.test_id, result.escaped.exception) == (test_id, raised.value)
+    assert not result.wasSuccessful()
+
+
+def test_a_test_without_an_outcome_and_nothing_escaping_passes() -> None:
+    sink = ListSink()
+    result = EventResult(sink)
+    Silent().run(result)
+    assert finals(sink.events) == {Silent().id(): Status.SUCCESS}
+    assert result.escaped is None
+
+
 # -- python-subunit reads what we emit ---------------------------------------------
 
 

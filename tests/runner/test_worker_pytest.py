@@ -385,3 +385,83 @@ def test_reading_stdin_while_collecting_or_after_quit_is_end_of_input(tmp_path: 
         teardown = collect_files(worker.events, "<session> (teardown)")
         assert b"EOFError" in teardown["traceback"]
         assert "stdin" not in [control.kind for control in worker.controls]
+
+
+PYTEST_INTERRUPTS = """
+    import os
+    import signal
+    import time
+
+    import pytest
+
+    LOG = []
+
+    @pytest.fixture(scope="module")
+    def shared():
+        LOG.append("module fixture")
+        yield
+
+    @pytest.fixture
+    def own(request):
+        yield
+        LOG.append("teardown " + request.node.name)
+
+    def test_raises(shared, own):
+        raise KeyboardInterrupt
+
+    def test_signal(shared, own):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(30)
+
+    def test_plain(shared, own):
+        print(LOG)
+
+    def test_exit(shared):
+        pytest.exit("enough of this")
+
+    def test_never(shared):
+        pass
+"""
+
+
+def test_keyboard_interrupt_and_pytest_exit_fail_their_test(tmp_path: Path) -> None:
+    write_project(tmp_path, {**PYTEST_CONF, "tests/test_interrupts.py": PYTEST_INTERRUPTS})
+    ids = [f"tests/test_interrupts.py::{name}" for name in ("test_raises", "test_signal")]
+    plain, stop, never = (
+        f"tests/test_interrupts.py::{name}" for name in ("test_plain", "test_exit", "test_never")
+    )
+    with WorkerProcess(tmp_path) as worker:
+        worker.ready()
+        events = worker.run([*ids, plain])
+        assert outcomes(events) == {ids[0]: "fail", ids[1]: "fail", plain: "success"}
+        assert b"KeyboardInterrupt" in collect_files(events, ids[0])["traceback"]
+        assert b"os.kill" in collect_files(events, ids[1])["traceback"]
+        assert collect_files(events, plain)["stdout"] == (
+            b"['module fixture', 'teardown test_raises', 'teardown test_signal']\n"
+        )
+        worker.send(RunTests((stop, never)))
+        error = worker.wait_for("error")
+        assert error.fields["test_id"] == stop
+        assert error.fields["exit"] == 4
+        assert "enough of this" in error.fields["message"]
+        assert worker.wait_exit() == 4
+        assert outcomes(worker.events)[stop] == "fail"
+        assert never not in outcomes(worker.events)
+        reason = collect_files(worker.events, stop)["reason"]
+        assert (
+            reason == b"pytest.exit() in " + stop.encode() + b": enough of this; the worker stops."
+        )
+
+
+def test_a_keyboard_interrupt_under_pytest_one_shot_fails_its_test_and_stops(
+    tmp_path: Path,
+) -> None:
+    write_project(tmp_path, {**PYTEST_CONF, "tests/test_interrupts.py": PYTEST_INTERRUPTS})
+    load_list = tmp_path / "ids"
+    load_list.write_text(
+        "tests/test_interrupts.py::test_raises\ntests/test_interrupts.py::test_plain\n"
+    )
+    ran = run_oneshot(tmp_path, "--load-list", str(load_list))
+    assert ran.returncode == 130, ran.stderr
+    assert outcomes(ran.events) == {"tests/test_interrupts.py::test_raises": "fail"}
+    assert "KeyboardInterrupt" in ran.stderr

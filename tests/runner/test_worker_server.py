@@ -22,6 +22,7 @@ from tests.runner.projects import (
     WorkerProcess,
     collect_files,
     outcomes,
+    run_oneshot,
     write_project,
 )
 
@@ -357,3 +358,79 @@ def test_reading_stdin_outside_a_run_is_end_of_input_not_a_hang(tmp_path: Path) 
         assert b"EOFError" in teardown["traceback"]
         assert "stdin" not in [control.kind for control in worker.controls]
         assert b"config? " in worker.stdout
+
+
+INTERRUPTS = """
+    import os
+    import signal
+    import time
+    import unittest
+
+    LOG = []
+
+    class T(unittest.TestCase):
+        @classmethod
+        def setUpClass(cls):
+            LOG.append("setUpClass")
+
+        def setUp(self):
+            self.addCleanup(LOG.append, "cleanup " + self._testMethodName)
+            if self._testMethodName == "test_in_setup":
+                raise KeyboardInterrupt
+
+        def tearDown(self):
+            LOG.append("tearDown " + self._testMethodName)
+
+        def test_raises(self):
+            raise KeyboardInterrupt
+
+        def test_signal(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(30)
+
+        def test_in_setup(self):
+            pass
+
+        def test_plain(self):
+            print(LOG)
+"""
+
+
+def test_a_keyboard_interrupt_fails_its_test_and_the_worker_goes_on(tmp_path: Path) -> None:
+    project = write_project(tmp_path, {**UNITTEST_CONF, "tests/test_interrupts.py": INTERRUPTS})
+    names = ["test_raises", "test_signal", "test_in_setup", "test_plain"]
+    ids = [f"tests.test_interrupts.T.{name}" for name in names]
+    with WorkerProcess(project) as worker:
+        worker.ready()
+        events = worker.run(ids)
+        assert outcomes(events) == dict(zip(ids, ["fail", "fail", "fail", "success"], strict=True))
+        assert worker.controls[-1].fields == {"op": "run", "count": 4}
+        assert b"KeyboardInterrupt" in collect_files(events, ids[0])["traceback"]
+        assert b"in test_signal" in collect_files(events, ids[1])["traceback"]
+        # The class stayed set up; unittest skips tearDown and cleanups after an
+        # interrupt, the worker runs them (tearDown only after the test method).
+        assert (
+            collect_files(events, ids[3])["stdout"]
+            == repr(
+                [
+                    "setUpClass",
+                    *("tearDown test_raises", "cleanup test_raises"),
+                    *("tearDown test_signal", "cleanup test_signal"),
+                    "cleanup test_in_setup",
+                ]
+            ).encode()
+            + b"\n"
+        )
+        assert worker.quit() == 0
+
+
+def test_a_keyboard_interrupt_in_one_shot_mode_fails_its_test_and_stops(tmp_path: Path) -> None:
+    project = write_project(tmp_path, {**UNITTEST_CONF, "tests/test_interrupts.py": INTERRUPTS})
+    load_list = tmp_path / "ids"
+    load_list.write_text(
+        "tests.test_interrupts.T.test_raises\ntests.test_interrupts.T.test_plain\n"
+    )
+    ran = run_oneshot(project, "--load-list", str(load_list))
+    assert ran.returncode == 130
+    assert outcomes(ran.events) == {"tests.test_interrupts.T.test_raises": "fail"}
+    assert "KeyboardInterrupt" in ran.stderr

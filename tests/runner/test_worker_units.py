@@ -593,3 +593,60 @@ def test_runaway_output_keeps_its_start_and_end(
         os.close(live_out)
         os.close(live_err)
     assert taken.content == b"S" * 10 + b"\n[... 1000 bytes of output omitted ...]\n" + b"E" * 90
+
+
+INTERRUPTED_SUITES = """
+    import unittest
+
+    class Grouped(unittest.TestCase):
+        def test_a(self):
+            raise KeyboardInterrupt
+
+        def test_b(self):
+            pass
+
+    class Fixture(unittest.TestCase):
+        @classmethod
+        def setUpClass(cls):
+            raise KeyboardInterrupt
+
+        def test_x(self):
+            pass
+
+    def load_tests(loader, tests, pattern):
+        class Custom(unittest.TestSuite):
+            def run(self, result, debug=False):
+                return super().run(result, debug)
+
+        grouped = Custom(loader.loadTestsFromTestCase(Grouped))
+        return unittest.TestSuite([grouped, loader.loadTestsFromTestCase(Fixture)])
+"""
+
+
+@pytest.fixture
+def interrupted_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    write_project(tmp_path, {"intpkg/__init__.py": "", "intpkg/test_int.py": INTERRUPTED_SUITES})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in [m for m in sys.modules if m == "intpkg" or m.startswith("intpkg.")]:
+        del sys.modules[name]
+
+
+def test_after_an_interrupt_the_rest_of_a_custom_suite_is_reported_not_run(
+    interrupted_project: Path,
+) -> None:
+    sink = FakeSink()
+    index = SuiteIndex(discover(str(interrupted_project / "intpkg"), str(interrupted_project)))
+    runtime = Runtime(sink=sink, output=NoOutput(), server=True)  # type: ignore[arg-type]
+    suite = UnittestSuite(index, runtime)
+    a, b = "intpkg.test_int.Grouped.test_a", "intpkg.test_int.Grouped.test_b"
+    assert suite.run([a, b]) == 2
+    assert outcomes(sink.events) == {a: "fail", b: "fail"}
+    reason = [e.file_bytes for e in sink.events if e.test_id == b and e.file_name == "reason"]
+    assert reason == [
+        b"Not run: intpkg.test_int.Grouped.test_a was interrupted (KeyboardInterrupt) "
+        b"inside the custom suite that runs this test too."
+    ]
+    # An interrupt outside any test (a class fixture) stops the worker, server or not.
+    with pytest.raises(KeyboardInterrupt):
+        suite.run(["intpkg.test_int.Fixture.test_x"])

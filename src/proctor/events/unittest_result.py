@@ -21,6 +21,12 @@ What a test becomes (all events carry its id; times are ns since the epoch):
   ``output`` source), then the held files in the order they were reported, then
   the final status with the test's tags, all sharing one timestamp (as
   testtools does), so duration = final timestamp - ``inprogress`` timestamp.
+* a test that reaches ``stopTest`` with no outcome **while an exception is
+  propagating** (unittest re-raises ``KeyboardInterrupt`` out of the test and
+  calls ``stopTest`` on the way, in a ``finally``) fails, with that
+  exception's traceback; :attr:`EventResult.escaped` names it, for a runner
+  that wants to go on. With no exception under way, no outcome is a success
+  (a custom ``TestCase`` that reports nothing), as unittest counts it.
 
 Attachments: tracebacks are ``traceback`` with python-subunit's MIME type
 (:data:`~proctor.wire.record.TRACEBACK_MIME_TYPE`) in unittest's own format
@@ -54,6 +60,7 @@ events and no system call beyond what ``flush`` and ``output`` do.
 
 from __future__ import annotations
 
+import sys
 import time as _time
 import traceback
 import unittest
@@ -68,6 +75,7 @@ from proctor.wire.record import TEXT_MIME_TYPE, TRACEBACK_MIME_TYPE, Attachment
 __all__ = [
     "OUTCOME_RANK",
     "REASON_MIME_TYPE",
+    "Escaped",
     "EventResult",
     "FixtureOutcome",
     "OutputSource",
@@ -120,6 +128,14 @@ class _Content(Protocol):
 
 
 Details = Mapping[str, _Content]
+
+
+class Escaped(NamedTuple):
+    """A test that ended with an exception propagating out of it (``KeyboardInterrupt``)."""
+
+    test: object
+    test_id: str
+    exception: BaseException
 
 
 class FixtureOutcome(NamedTuple):
@@ -214,6 +230,8 @@ class EventResult(unittest.TestResult):
         """Class/module fixture outcomes by id, e.g. ``setUpClass (m.C)``."""
         self.counts: dict[Status, int] = dict.fromkeys(OUTCOME_RANK, 0)
         """Final statuses emitted so far, by status."""
+        self.escaped: Escaped | None = None
+        """The last test failed because an exception escaped it (see the module docstring)."""
 
     # -- the run ------------------------------------------------------------
 
@@ -250,7 +268,18 @@ class EventResult(unittest.TestResult):
                 return
             stack.remove(found)
             current = found
+        if current.status is Status.NONE:
+            self._fail_if_escaping(current)
         self._finish(current, runnable=True)
+
+    def _fail_if_escaping(self, current: _Open) -> None:
+        """No outcome: a failure if an exception is propagating out of the test."""
+        exc_type, exc, tb = sys.exc_info()
+        if exc_type is None or exc is None:
+            return
+        current.add_traceback(self._format((exc_type, exc, tb), current.test))
+        current.status = Status.FAIL
+        self.escaped = Escaped(current.test, current.test_id, exc)
 
     def _finish(self, current: _Open, *, runnable: bool) -> None:
         now = self._clock()
@@ -280,7 +309,8 @@ class EventResult(unittest.TestResult):
         status = current.status
         if status is Status.NONE:
             # No outcome was reported (a custom TestCase, or a test stopped by
-            # failfast): unittest counts such a test as run and not failed.
+            # failfast) and nothing escaped it: unittest counts such a test as
+            # run and not failed.
             status = Status.SUCCESS
         send(
             _new_event(

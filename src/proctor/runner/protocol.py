@@ -22,6 +22,7 @@ debugger session, lives in docs/worker-protocol.md.
 from __future__ import annotations
 
 import base64
+import enum
 import json
 import signal
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ __all__ = [
     "Quit",
     "RunTests",
     "Stdin",
+    "WorkerExit",
     "control_event",
     "decode_command",
     "encode_command",
@@ -56,6 +58,22 @@ DUMP_SIGNAL = signal.SIGUSR1
 A worker names it in its ``ready`` event (``dump_signal``); this is the one
 definition, for the worker and the controller.
 """
+
+
+class WorkerExit(enum.IntEnum):
+    """A worker's exit statuses (``docs/worker-protocol.md``, "Command line")."""
+
+    OK = 0
+    """A complete run or ``quit``, whatever the tests' outcomes."""
+    USAGE = 2
+    """A bad command line, or a suite that cannot be loaded (pytest stopped before collecting)."""
+    CONTROLLER_GONE = 3
+    """The results channel closed under the worker."""
+    STOPPED = 4
+    """The suite stopped the session after it was loaded: ``pytest.exit()`` (the
+    ``error`` control event says where), or pytest's internal error."""
+    INTERRUPTED = 130
+    """A ``KeyboardInterrupt`` outside any test (server mode), or any (one-shot mode)."""
 
 
 class ProtocolError(ValueError):
@@ -148,6 +166,10 @@ class Control:
     * ``stdin``: the test ``test_id`` is waiting for input;
     * ``error``: the worker could not obey a command (``message``), or could not
       load the suite at all (sent instead of ``ready``; the worker then exits 2).
+      During a ``run`` it ends the run instead of ``done``: ids without a final
+      status were not run. With ``exit`` (an int, :class:`WorkerExit`) the worker
+      is stopping on its own (``test_id`` names the test that asked, e.g. with
+      ``pytest.exit()``): it obeys no further command and exits with that status.
 
     Readers must ignore fields they do not know: later versions add fields.
     """

@@ -45,12 +45,14 @@ class ControllerGone(BaseException):
 class ResultsWriter:
     """A sink that encodes events in batches and writes them to a file descriptor."""
 
-    __slots__ = ("_fd", "_pending", "closed")
+    __slots__ = ("_fd", "_pending", "closed", "gone")
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._pending: list[Event] = []
         self.closed = False
+        self.gone = False
+        """Whether the results channel was found closed (a framework may swallow the error)."""
 
     def send(self, event: Event) -> None:
         self._pending.append(event)
@@ -69,6 +71,7 @@ class ResultsWriter:
         try:
             write_all(self._fd, data)
         except (BrokenPipeError, ConnectionResetError):
+            self.gone = True
             raise ControllerGone("the results channel was closed") from None
 
     def close(self) -> None:

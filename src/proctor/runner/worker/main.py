@@ -19,11 +19,15 @@ Order matters here, and each step says why:
    own), unless ``--no-capture``.
 6. Serve commands, or run once, then tear down and exit.
 
-Exit status: 0 after a clean run or ``quit``; 2 for a bad command line or a
-suite that cannot be loaded (pytest stopped before collecting); 3 when the
-results channel closed under the worker (the controller is gone); 130 after
-Ctrl-C (SIGINT keeps its default: a controller that wants workers to ignore
-the terminal's Ctrl-C starts them in a session of their own).
+Exit status (:class:`~proctor.runner.protocol.WorkerExit`): 0 after a clean run
+or ``quit``; 2 for a bad command line or a suite that cannot be loaded (pytest
+stopped before collecting); 3 when the results channel closed under the worker
+(the controller is gone); 4 when the suite stopped the session (``pytest.exit()``
+in a test, which fails; pytest's internal error); 130 after a
+``KeyboardInterrupt`` outside any test, or inside one in one-shot mode. SIGINT
+keeps its default: a controller that wants workers out of the terminal's reach
+starts them in a session of their own, and then an interrupt inside a test is
+that test's failure and the worker goes on (see :mod:`.unittest_suite`).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, NamedTuple
 
-from proctor.runner.protocol import DUMP_SIGNAL, control_event
+from proctor.runner.protocol import DUMP_SIGNAL, WorkerExit, control_event
 from proctor.runner.worker.capture import FdCapture, LogCapture, Output, PassThrough
 from proctor.runner.worker.channels import CommandReader, ControllerGone, ResultsWriter
 from proctor.runner.worker.discovery import SuiteIndex, discover
@@ -48,10 +52,11 @@ from proctor.runner.worker.unittest_suite import UnittestSuite
 
 __all__ = ["main"]
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_CONTROLLER_GONE = 3
-EXIT_INTERRUPTED = 130
+EXIT_OK = WorkerExit.OK
+EXIT_USAGE = WorkerExit.USAGE
+EXIT_CONTROLLER_GONE = WorkerExit.CONTROLLER_GONE
+EXIT_STOPPED = WorkerExit.STOPPED
+EXIT_INTERRUPTED = WorkerExit.INTERRUPTED
 
 
 class _Descriptors(NamedTuple):
@@ -156,7 +161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     crash_file = _enable_crash_evidence(fds.live_err)
     sink = ResultsWriter(fds.results)
     reader = CommandReader(fds.commands) if fds.commands is not None else None
-    runtime = Runtime(sink=sink, output=PassThrough(), capture=options.capture)
+    runtime = Runtime(
+        sink=sink, output=PassThrough(), capture=options.capture, server=reader is not None
+    )
     stdin = StdinProxy(_stdin_request(runtime, reader, fds.stdin))
     # A server asks the controller only while it runs tests (serve() says when):
     # loading, collecting and tearing down after quit read end of input.
@@ -187,8 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             sink.close()
     except ControllerGone:
         return EXIT_CONTROLLER_GONE
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED  # what finished was flushed on the way out
+    except KeyboardInterrupt:  # what finished was flushed on the way out
+        import traceback
+
+        print("proctor.worker: interrupted (KeyboardInterrupt); stopping", file=sys.stderr)
+        traceback.print_exc()
+        return EXIT_INTERRUPTED
 
 
 def _run_unittest(
@@ -212,17 +223,31 @@ def _run_pytest(
     pytest_args: tuple[str, ...],
     crash_file: IO[bytes],
 ) -> int:
+    import pytest
+
     from proctor.runner.worker.pytest_adapter import run_pytest
 
     args = list(pytest_args)
     if test_path and not pytest_args:
         args.append(test_path)
-    code, served = run_pytest(runtime, args, body, crash_file)
-    if not served:
+    code, suite = run_pytest(runtime, args, body, crash_file)
+    ran = pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED
+    if not suite.served:
         message = f"pytest stopped before running tests (exit code {code}); its output says why"
         runtime.sink.send(control_event("error", message=message))
         print(f"proctor.worker: {message}", file=sys.stderr)
         return EXIT_USAGE
+    if runtime.sink.gone:  # pytest turned ControllerGone into an internal error
+        return EXIT_CONTROLLER_GONE
+    if suite.stopped is not None:
+        print(f"proctor.worker: {suite.stopped}; stopping", file=sys.stderr)
+        return EXIT_STOPPED
+    if suite.interrupted or code == pytest.ExitCode.INTERRUPTED:
+        print("proctor.worker: interrupted (KeyboardInterrupt); stopping", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if code not in ran:
+        print(f"proctor.worker: pytest ended with exit code {code}; stopping", file=sys.stderr)
+        return EXIT_STOPPED
     return EXIT_OK
 
 

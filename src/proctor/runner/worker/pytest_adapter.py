@@ -29,6 +29,12 @@ expected failure and ``uxsuccess`` for a non-strict unexpected pass (strict
 ones fail, as in pytest). Subtests (pytest >= 9, and unittest ``subTest``
 under pytest) use the same representation as the unittest adapter: a failing
 subtest adds ``traceback <description>`` to its test, which fails.
+pytest re-raises ``KeyboardInterrupt`` and ``pytest.exit()`` out of a test
+before reporting it; the test then fails with that traceback. After an
+interrupt a server tears down what the next test does not need and goes on
+(it runs in its own session: a SIGINT is never the user's Ctrl-C), one-shot
+mode stops; after ``pytest.exit()`` the worker sends an ``error`` control
+event with ``exit`` and stops (:attr:`PytestSuite.stopped`).
 
 Output is captured by pytest itself (its ``--capture`` setting; fd-level by
 default, so ``capsys``/``capfd``/``caplog`` behave as under ``pytest``), and its
@@ -47,6 +53,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import sys
 import traceback
 from collections.abc import Sequence
 from typing import IO, Any
@@ -54,6 +61,7 @@ from typing import IO, Any
 import pytest
 
 from proctor.events.unittest_result import OUTCOME_RANK
+from proctor.runner.protocol import WorkerExit, control_event
 from proctor.runner.worker.channels import wire_aliases
 from proctor.runner.worker.suite import Runtime, SuiteBody, emit_outcome, emit_stray_output
 from proctor.wire.event import Event, Status
@@ -205,6 +213,10 @@ class PytestSuite:
         self._sent = 0
         self._null: IO[str] | None = None
         self.served = False
+        self.stopped: str | None = None
+        """Why a test stopped the session (``pytest.exit()``), if one did."""
+        self.interrupted = False
+        """Whether a ``KeyboardInterrupt`` inside a test stopped the session (one-shot mode)."""
 
     # -- pytest hooks ---------------------------------------------------------
 
@@ -222,6 +234,12 @@ class PytestSuite:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._null is not None:
             self._null.close()
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Where an interrupt that stopped the session came from, on stderr (the
+        terminal report that would show it is silenced)."""
+        if not isinstance(excinfo.value, pytest.exit.Exception):
+            print(excinfo.getrepr(style="short"), file=sys.stderr)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -342,7 +360,66 @@ class PytestSuite:
             nextitem: Any = items[index + 1] if index < last else item.parent
             if nextitem is item:
                 nextitem = item.parent
-            item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            try:
+                item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            except KeyboardInterrupt as interrupt:
+                if not self._fail_open_test(item, interrupt):
+                    raise  # outside the test's own protocol: pytest stops, so do we
+                if not self._runtime.server:
+                    self.interrupted = True
+                    raise
+                interrupted = True
+            except pytest.exit.Exception as stop:
+                reason = f"pytest.exit() in {item.nodeid}: {stop.msg}"
+                self._fail_open_test(item, stop, reason + "; the worker stops.")
+                self._stopping(item, reason)
+                raise
+            else:
+                interrupted = False
+            if interrupted:  # out of the except clause: teardowns must not see the interrupt
+                self._after_interrupt(item, nextitem)
+
+    def _fail_open_test(self, item: pytest.Item, error: BaseException, reason: str = "") -> bool:
+        """Fail ``item``, under way when ``error`` escaped its protocol; False if it was not.
+
+        pytest re-raises ``KeyboardInterrupt`` and ``pytest.exit()`` before making
+        a report, so the test would otherwise never get a final status.
+        """
+        current = self._open
+        if current is None or current.test_id != item.nodeid:
+            return False
+        current.traceback(_failure_text(item, error))
+        if reason:
+            current.reason(reason)
+        current.settle(Status.FAIL)
+        item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
+
+    def _after_interrupt(self, item: pytest.Item, nextitem: Any) -> None:
+        """Put pytest back in order after an interrupted test, so that the batch goes on.
+
+        The test's own teardown never ran: what the next test does not need is
+        torn down now (failures reported as ``<node id> (teardown)``), and the
+        test's fixture request is dropped as pytest's ``runtestprotocol`` does.
+        """
+        self._teardown_towards(nextitem)
+        if hasattr(item, "_request"):
+            item._request = False
+            item.funcargs = None  # type: ignore[attr-defined]
+
+    def _stopping(self, item: pytest.Item, reason: str) -> None:
+        """A test stopped the session: tell the controller, which gets no ``done``."""
+        self.stopped = reason
+        if self._runtime.server:
+            self._runtime.sink.send(
+                control_event(
+                    "error",
+                    message=f"{reason}; the worker stops",
+                    test_id=item.nodeid,
+                    exit=int(WorkerExit.STOPPED),
+                )
+            )
+        self._runtime.sink.flush()
 
     def _teardown_towards(self, nextitem: pytest.Item | None) -> None:
         """Tear down the fixtures ``nextitem`` does not need (all of them for ``None``)."""
@@ -384,20 +461,33 @@ class PytestSuite:
         self._runtime.sink.flush()
 
 
+def _failure_text(item: pytest.Item, error: BaseException) -> str:
+    """``error`` as pytest would show it for ``item`` (a plain traceback if that fails)."""
+    tb = error.__traceback__
+    try:
+        if tb is None:
+            raise ValueError("no traceback")
+        return str(item.repr_failure(pytest.ExceptionInfo.from_exc_info((type(error), error, tb))))
+    except Exception:
+        return "".join(traceback.format_exception(type(error), error, tb))
+
+
 def run_pytest(
     runtime: Runtime,
     args: Sequence[str],
     body: SuiteBody,
     crash_file: IO[bytes] | None,
-) -> tuple[int, bool]:
+) -> tuple[int, PytestSuite]:
     """Run ``pytest.main`` with the worker's plugin; ``body`` gets the collected suite.
 
-    Returns pytest's exit code and whether ``body`` ran (it does not when
-    pytest stops before its test loop: a usage error, a broken conftest).
+    Returns pytest's exit code and the plugin, which says whether ``body`` ran
+    (``served``: not when pytest stops before its test loop, a usage error or a
+    broken conftest), and whether a test stopped the session (``stopped``,
+    ``interrupted``).
     """
     suite = PytestSuite(runtime, body, crash_file)
     full_args = ["-p", "no:cacheprovider", *args]
     if not runtime.capture:
         full_args.insert(0, "--capture=no")
     code = pytest.main(full_args, plugins=[suite, _OneProcess()])
-    return int(code), suite.served
+    return int(code), suite

@@ -74,6 +74,14 @@ class Runtime:
     output: OutputControl
     capture: bool = True
     clock: Callable[[], int] = field(default=time.time_ns)
+    server: bool = False
+    """Server mode: a controller reads the results (control events may be sent).
+
+    The worker then runs in a session of its own, so a SIGINT it gets is never
+    the user's Ctrl-C: a ``KeyboardInterrupt`` raised inside a test fails that
+    test and the run goes on. One-shot mode stops there, as unittest and
+    pytest do.
+    """
 
 
 def emit_outcome(

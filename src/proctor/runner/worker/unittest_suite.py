@@ -22,23 +22,42 @@ of a module whose ``setUpModule`` did); it reports the fixture alone
 (``setUpClass (pkg.mod.Class)``, ``runnable=False``). The controller asked
 for those tests by id, so each gets a final status too: ``skip`` when the
 fixture skipped, ``fail`` when it failed, with a ``reason`` naming the fixture.
+
+A ``KeyboardInterrupt`` raised inside a test (``raise KeyboardInterrupt``, or
+a SIGINT the test sends itself) is let through by unittest, which skips the
+test's ``tearDown`` and cleanups; the result fails the test with the
+traceback (:attr:`EventResult.escaped`). In server mode (``Runtime.server``)
+the worker runs in a session of its own, so such an interrupt is never the
+user's Ctrl-C: the worker runs what unittest skipped (``tearDown`` when the
+interrupt came from the test method itself, then the cleanups; their failures
+are reported as ``<test id> (cleanup)``, ``runnable=False``) and goes on with
+the rest of the batch, the class and module fixtures still up. One-shot mode
+stops there, as unittest does. An interrupt outside a test (in a class or
+module fixture) stops the worker in both modes: unittest's fixture state is
+then unknown.
 """
 
 from __future__ import annotations
 
+import traceback
 import unittest
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 from unittest.util import strclass
 
-from proctor.events.unittest_result import EventResult, FixtureOutcome
-from proctor.runner.worker.discovery import SuiteIndex
+from proctor.events.unittest_result import Escaped, EventResult, FixtureOutcome
+from proctor.runner.worker.discovery import Hook, SuiteIndex
 from proctor.runner.worker.suite import Runtime, emit_outcome, emit_stray_output
 from proctor.wire.event import Status
+from proctor.wire.record import TRACEBACK_MIME_TYPE
 
 __all__ = ["UnittestSuite"]
 
 # unittest's private run state on the result; named once, here.
 _RUN_ENTERED = "_testRunEntered"
+# The frame of unittest's call of a test method (Python 3.8+), to tell an
+# interrupt in the test method from one in setUp, tearDown or a cleanup.
+_TEST_METHOD_CODE = getattr(getattr(unittest.TestCase, "_callTestMethod", None), "__code__", None)
 
 
 class UnittestSuite:
@@ -68,18 +87,78 @@ class UnittestSuite:
         result.shouldStop = False
         batch = self._index.batch(ids, runtime.sink.flush, self._unknown)
         setattr(result, _RUN_ENTERED, True)
-        batch.suite.run(result)
+        rest: unittest.TestSuite | None = batch.suite
+        interrupted: list[str] = []
+        while rest is not None:
+            rest = self._run_part(rest, interrupted)
         sent = len(result.finished) + len(batch.unknown)
         if len(result.finished) < len(batch.tests):
-            sent += self._report_unrun(batch.tests)
+            sent += self._report_unrun(batch.tests, interrupted)
         emit_stray_output(runtime)
         runtime.sink.flush()
         return sent
 
+    def _run_part(
+        self, suite: unittest.TestSuite, interrupted: list[str]
+    ) -> unittest.TestSuite | None:
+        """Run ``suite``; after an interrupt inside a test (server mode), what is left of it.
+
+        See the module docstring. The rest is returned, and run, outside the
+        ``except`` clause: a test run there would see the interrupt as its own.
+        """
+        result = self.result
+        try:
+            suite.run(result)
+            return None
+        except KeyboardInterrupt as interrupt:
+            escaped = result.escaped
+            if not self._runtime.server or escaped is None or escaped.exception is not interrupt:
+                raise
+            rest = _after(suite, escaped.test)
+            if rest is None:
+                raise
+        result.escaped = None
+        interrupted.append(escaped.test_id)
+        self._tidy_up(escaped)
+        return rest
+
+    def _tidy_up(self, escaped: Escaped) -> None:
+        """Run what unittest skipped after an interrupt: ``tearDown`` (if the test
+        method was interrupted) and the cleanups; report their failures."""
+        test = escaped.test
+        if not isinstance(test, unittest.TestCase):
+            return
+        errors: list[str] = []
+        if _TEST_METHOD_CODE is not None and _interrupted_in(escaped.exception, test):
+            try:
+                test.tearDown()
+            except Exception:
+                errors.append(traceback.format_exc())
+        run_cleanups: Callable[[], object] = test.doCleanups  # returns False if one failed
+        try:
+            if run_cleanups() is False:
+                errors.append(
+                    "A cleanup failed (unittest keeps no traceback outside a test run).\n"
+                )
+        except Exception:
+            errors.append(traceback.format_exc())
+        if errors:
+            emit_outcome(
+                self._runtime,
+                f"{escaped.test_id} (cleanup)",
+                Status.FAIL,
+                "".join(errors),
+                name="traceback",
+                mime_type=TRACEBACK_MIME_TYPE,
+                runnable=False,
+            )
+
     def _unknown(self, test_id: str) -> None:
         emit_outcome(self._runtime, test_id, Status.FAIL, f"No test with id {test_id!r} was found.")
 
-    def _report_unrun(self, tests: Sequence[tuple[str, unittest.TestCase]]) -> int:
+    def _report_unrun(
+        self, tests: Sequence[tuple[str, unittest.TestCase]], interrupted: Sequence[str] = ()
+    ) -> int:
         """Give a final status to each test unittest skipped over (see the module docstring)."""
         remaining: dict[str, int] = {}
         for test_id in self.result.finished:
@@ -90,7 +169,15 @@ class UnittestSuite:
                 remaining[test_id] -= 1
                 continue
             outcome = self._fixture_outcome(test)
-            if outcome is None:
+            if outcome is None and interrupted:
+                status, text = (
+                    Status.FAIL,
+                    (
+                        f"Not run: {interrupted[-1]} was interrupted (KeyboardInterrupt) "
+                        "inside the custom suite that runs this test too."
+                    ),
+                )
+            elif outcome is None:
                 status, text = Status.FAIL, "The test was not run, and unittest did not say why."
             elif outcome.status is Status.SKIP:
                 status, text = Status.SKIP, f"{outcome.test_id} skipped: {outcome.message}"
@@ -119,3 +206,33 @@ class UnittestSuite:
         result.stopTestRun()
         emit_stray_output(self._runtime)
         self._runtime.sink.flush()
+
+
+def _after(suite: unittest.TestSuite, test: object) -> unittest.TestSuite | None:
+    """What is left of ``suite`` after the step running ``test``, which raised.
+
+    ``TestSuite.run`` drops each step it has run (``None``: documented since
+    Python 3.4), so the first step left is the one under way: ``test`` itself,
+    or a custom suite holding it. ``None`` if it is neither (a hook raised).
+    """
+    steps: list[object] = list(suite)  # run steps are None, whatever typeshed says
+    for index, step in enumerate(steps):
+        if step is None:
+            continue
+        if step is test or (
+            isinstance(step, unittest.BaseTestSuite) and not isinstance(step, Hook)
+        ):
+            return unittest.TestSuite(cast("list[unittest.TestCase]", steps[index + 1 :]))
+        return None
+    return None
+
+
+def _interrupted_in(exception: BaseException, test: unittest.TestCase) -> bool:
+    """Whether ``exception`` came out of ``test``'s test method (not setUp, tearDown...)."""
+    tb = exception.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code is _TEST_METHOD_CODE and frame.f_locals.get("self") is test:
+            return True
+        tb = tb.tb_next
+    return False
