@@ -220,6 +220,13 @@ class WorkerProcess:
     def send_raw(self, line: bytes) -> None:
         os.write(self._commands, line)
 
+    def close_results(self) -> None:
+        """Stop reading the results and close them, as a controller that went away does."""
+        self._selector.unregister(self._results)
+        self._open.discard(self._results)
+        os.close(self._results)
+        self._results_closed = True
+
     def close_commands(self) -> None:
         os.close(self._commands)
         self._commands = -1
@@ -323,7 +330,8 @@ class WorkerProcess:
             self._selector.unregister(fd)
         self._open.clear()
         self._selector.close()
-        os.close(self._results)
+        if not getattr(self, "_results_closed", False):
+            os.close(self._results)
         self._results = -1
         assert self.process.stdout is not None
         assert self.process.stderr is not None

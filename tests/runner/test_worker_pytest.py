@@ -465,3 +465,12 @@ def test_a_keyboard_interrupt_under_pytest_one_shot_fails_its_test_and_stops(
     assert ran.returncode == 130, ran.stderr
     assert outcomes(ran.events) == {"tests/test_interrupts.py::test_raises": "fail"}
     assert "KeyboardInterrupt" in ran.stderr
+
+
+def test_a_controller_gone_under_pytest_is_exit_3_not_0(tmp_path: Path) -> None:
+    write_project(tmp_path, {**PYTEST_CONF, "tests/test_x.py": "def test_a():\n    pass\n"})
+    with WorkerProcess(tmp_path) as worker:
+        worker.ready()
+        worker.close_results()
+        worker.send(RunTests(("tests/test_x.py::test_a",)))
+        assert worker.wait_exit() == 3
