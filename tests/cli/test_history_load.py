@@ -313,3 +313,92 @@ def test_import_refuses_a_directory_that_is_not_a_repository(repo: str, tmp_path
     result = invoke("import", str(tmp_path), "--repository", repo)
     assert result.exit_code == 2
     assert "not an stestr or testrepository repository" in result.stderr
+
+
+def test_an_interrupted_import_is_completed_by_the_next(
+    repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proctor.cli import load as load_module
+
+    runs = [{"i.a": Status.FAIL}, {"i.a": Status.SUCCESS, "i.b": Status.FAIL}, {"i.c": Status.FAIL}]
+    source = _stestr_dir(tmp_path / ".stestr", runs)
+    real = load_module.pump_file
+
+    def interrupted(name: str, input_format: str, target: load_module.RunTarget) -> None:
+        if not name.endswith("1"):
+            real(name, input_format, target)
+            return
+        target.add(collect_records(events_for({"i.a": Status.SUCCESS}))[0])
+        target.flush()
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the second run
+
+    monkeypatch.setattr(load_module, "pump_file", interrupted)
+    assert invoke("import", str(source), "--repository", repo).exit_code == 130
+    with open_store(repo) as store:
+        partial = store.run(2)
+        assert partial.interrupted
+        assert partial.counts.total == 1
+    monkeypatch.undo()
+    again = invoke("import", str(source), "--repository", repo)
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout.startswith(f"Imported 2 runs (3 results) from {source}; skipped 1")
+    assert "replaced 1 left incomplete by an interrupted import" in again.stdout
+    with open_store(repo) as store:
+        found = {info.metadata.properties["import.run"]: info for info in store.runs()}
+        assert sorted(found) == ["0", "1", "2"]
+        assert all(info.finished and not info.interrupted for info in found.values())
+        assert {r.test_id: r.status for r in store.records(found["1"].id)} == runs[1]
+        assert store.failing_ids() == ["i.c"]
+
+
+def test_an_import_still_running_is_not_taken_over(repo: str, tmp_path: Path) -> None:
+    from proctor.store import RunMetadata
+
+    source = _stestr_dir(tmp_path / ".stestr", [{"i.a": Status.SUCCESS}])
+    with open_store(repo) as store:
+        writer = store.begin_run(
+            RunMetadata(properties={"import.source": str(source.resolve()), "import.run": "0"})
+        )
+        writer.flush()
+        refused = invoke("import", str(source), "--repository", repo)
+        assert refused.exit_code == 2
+        assert f"{source} is being imported by another process (run 1" in refused.stderr
+        writer.interrupt()
+    taken = invoke("import", str(source), "--repository", repo)
+    assert "Imported 1 runs (1 results)" in taken.stdout
+    assert stored(repo) == {"i.a": Status.SUCCESS}
+
+
+@pytest.mark.slow
+def test_import_streams_each_run_instead_of_holding_it(repo: str, tmp_path: Path) -> None:
+    import random
+    import tracemalloc
+
+    from proctor.wire.event import Event
+
+    source = _stestr_dir(tmp_path / ".stestr", [])
+    rng = random.Random(7)
+    events = []
+    for i in range(300):  # 16 KB of output per test: 5 MB, a few distinct test ids
+        test_id = f"big.test_{i:03d}"
+        output = rng.randbytes(8000).hex().encode()
+        events += [
+            Event(test_id, Status.INPROGRESS, timestamp=T0 + i),
+            Event(test_id, file_name="stdout", file_bytes=output, eof=True),
+            Event(test_id, Status.SUCCESS, timestamp=T0 + i + 1),
+        ]
+    (source / "0").write_bytes(v2.encode_many(events))
+    size = (source / "0").stat().st_size
+    (tmp_path / "small").mkdir()
+    warm_up = _stestr_dir(tmp_path / "small" / ".stestr", [{"w.a": Status.FAIL}])
+    invoke("import", str(warm_up), "--repository", str(tmp_path / "other"))  # imports modules
+    tracemalloc.start()
+    try:
+        assert invoke("import", str(source), "--repository", repo).exit_code == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Holding the file, let alone its events and records, would take several times this.
+    assert peak < size / 2
+    with open_store(repo) as store:
+        assert store.stats().results == 300

@@ -7,7 +7,10 @@ last duration). Every run becomes a run here, in order, with the times of its
 results; each is stored as a complete run, so the failing set ends as stestr's
 (the failures of the last run). ``times.dbm`` seeds durations only for tests
 no stream timed. Importing the same directory again adds only the runs that
-are new since (each imported run remembers where it came from).
+are new since (each imported run remembers where it came from), and replaces
+a run that an interrupted import left incomplete. Each run file is decoded and
+stored as it is read, through ``proctor load``'s path, so a big one never sits
+in memory.
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from proctor.cli._repo import RepositoryError, open_repository, repository_option
+
+if TYPE_CHECKING:
+    from proctor.store.contract import Store
 
 __all__ = ["import_", "read_times", "run_files"]
 
@@ -71,10 +78,10 @@ def import_(path: Path, repository: str | None) -> int:
     """Import every run of an stestr or testrepository directory, with its timings.
 
     PATH is the `.stestr` or `.testrepository` directory. Runs already imported
-    from it are skipped, so importing again brings in only new runs.
+    from it are skipped, so importing again brings in only new runs (and
+    completes an import that was interrupted).
     """
-    from proctor.events.collector import collect_records
-    from proctor.events.source import detect_format, make_decoder
+    from proctor.cli.load import InputError, RunTarget, pump_file
     from proctor.store.model import RunMetadata
 
     format_file = path / "format"
@@ -88,43 +95,70 @@ def import_(path: Path, repository: str | None) -> int:
     notes = _read_dbm(path, "meta.dbm")  # run id -> stestr --metadata string
     imported = skipped = results = 0
     with open_repository(repository, create=True) as store:
-        done = {
-            info.metadata.properties.get("import.run")
-            for info in store.runs()
-            if info.metadata.properties.get("import.source") == source
-        }
+        done, redone = _previous_imports(store, source, path)
         for number, file in run_files(path):
             if str(number) in done:
                 skipped += 1
                 continue
-            data = file.read_bytes()
-            decoder = make_decoder(detect_format(data[:4096]))
-            try:
-                events = decoder.feed(data) + decoder.close()
-            except ValueError as error:
-                raise RepositoryError(
-                    f"{file}: cannot be read as a subunit stream ({error}); "
-                    f"{imported} runs were imported before it"
-                ) from None
-            records = collect_records(events)
-            starts = [r.start for r in records if r.start is not None]
             properties = {"import.source": source, "import.run": str(number), "import.tool": tool}
             if str(number) in notes:
                 properties["stestr.metadata"] = notes[str(number)]
+            # The run starts at the stream's first timestamp, or when the file was written.
             metadata = RunMetadata(
-                started_ns=min(starts) if starts else int(os.stat(file).st_mtime * 1e9),
+                started_ns=int(os.stat(file).st_mtime * 1e9),
                 source="import",
                 partial=False,
                 properties=properties,
             )
-            store.write_run(records, metadata)
+            target = RunTarget(store, metadata)
+            try:
+                pump_file(str(file), "auto", target)
+                target.begin()  # an empty stream is still a run of the history
+                info = target.finish()
+            except InputError as error:
+                kept = target.interrupt()
+                left = "" if kept is None else f" (what it held before is run {kept.id})"
+                raise RepositoryError(
+                    f"{file} cannot be imported: {error.message}{left}; {imported} runs were "
+                    "imported before it"
+                ) from None
+            except BaseException:
+                target.interrupt()  # importing again replaces this run
+                raise
+            assert info is not None
             imported += 1
-            results += len(records)
+            results += info.counts.total
         seeded = store.seed_durations(read_times(path))
     lines = [f"Imported {imported} runs ({results} results) from {path}"]
     if skipped:
         lines.append(f"; skipped {skipped} already imported")
+    if redone:
+        lines.append(f"; replaced {redone} left incomplete by an interrupted import")
     if seeded:
         lines.append(f"; seeded durations of {seeded} tests from times.dbm")
     sys.stdout.write("".join(lines) + ".\n")
     return 0
+
+
+def _previous_imports(store: Store, source: str, path: Path) -> tuple[set[str], int]:
+    """The stestr run numbers already imported from ``source``, and how many
+    runs an interrupted import left (removed here, to be imported again).
+
+    Only a finished, uninterrupted run counts: an import stopped part of the
+    way (Ctrl-C, a crash, a failed write) leaves its last run unfinished or
+    interrupted, and that run is replaced, not skipped. An import of the same
+    directory that is still running is left alone, and this one refused.
+    """
+    mine = [
+        info for info in store.runs() if info.metadata.properties.get("import.source") == source
+    ]
+    incomplete = [info for info in mine if info.interrupted]
+    for run_id, alive in store.writers_alive(incomplete).items():
+        if alive is not False:
+            raise RepositoryError(
+                f"{path} is being imported by another process (run {run_id}, unfinished); "
+                "wait for it to finish"
+            )
+    store.remove_runs(info.id for info in incomplete)
+    done = {info.metadata.properties.get("import.run", "") for info in mine if not info.interrupted}
+    return done, len(incomplete)
