@@ -474,3 +474,36 @@ def test_a_controller_gone_under_pytest_is_exit_3_not_0(tmp_path: Path) -> None:
         worker.close_results()
         worker.send(RunTests(("tests/test_x.py::test_a",)))
         assert worker.wait_exit() == 3
+
+
+def test_cache_options_in_addopts_work_and_choose_no_tests(tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path / "project",
+        {
+            "pytest.ini": "[pytest]\naddopts = --ff --nf --lf --lfnf=none --sw --cache-clear\n",
+            "tests/test_cached.py": """
+                def test_a_fails():
+                    assert False
+
+                def test_b_uses_the_cache(cache):
+                    cache.set("proctor/probe", 42)
+                    assert cache.get("proctor/probe", None) == 42
+
+                def test_c_after_a_failure():
+                    pass
+            """,
+        },
+    )
+    capture_dir = tmp_path / "capture"
+    capture_dir.mkdir()
+    ids = [f"tests/test_cached.py::{name}" for name in ("test_a_fails", "test_b_uses_the_cache")]
+    ids.append("tests/test_cached.py::test_c_after_a_failure")
+    for _ in range(2):  # the second time, a shared cache would hold test_a's failure
+        with WorkerProcess(project, ["--capture-dir", str(capture_dir)]) as worker:
+            worker.ready()
+            assert sorted(worker.list()) == ids  # --lf --lfnf=none deselected nothing
+            events = worker.run(ids)
+            assert outcomes(events) == dict(zip(ids, ["fail", "success", "success"], strict=True))
+            assert worker.quit() == 0
+    assert not (project / ".pytest_cache").exists()
+    assert not list(capture_dir.iterdir()), "the worker's cache is removed at exit"

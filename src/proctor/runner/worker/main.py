@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if len(index) or framework_setting != "auto" or not pytest_available():
                     _run_unittest(index, runtime, body, fds, options)
                     return EXIT_OK
-            return _run_pytest(runtime, body, test_path, pytest_args, crash_file)
+            return _run_pytest(runtime, body, test_path, pytest_args, crash_file, options)
         finally:
             runtime.output.close()
             sink.close()
@@ -222,6 +222,7 @@ def _run_pytest(
     test_path: str | None,
     pytest_args: tuple[str, ...],
     crash_file: IO[bytes],
+    options: WorkerOptions,
 ) -> int:
     import pytest
 
@@ -230,7 +231,7 @@ def _run_pytest(
     args = list(pytest_args)
     if test_path and not pytest_args:
         args.append(test_path)
-    code, suite = run_pytest(runtime, args, body, crash_file)
+    code, suite = run_pytest(runtime, args, body, crash_file, options.capture_dir)
     ran = pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED
     if not suite.served:
         message = f"pytest stopped before running tests (exit code {code}); its output says why"

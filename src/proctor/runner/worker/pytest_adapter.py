@@ -43,17 +43,29 @@ With ``--no-capture`` the worker passes ``-s``. A collection error becomes a
 failing test named by the collector's id (``tests/test_bad.py``), with the
 error, and the other tests still run (as ``--continue-on-collection-errors``);
 a module-level skip becomes a skipped test of that id. pytest's terminal
-report is silenced (it would be noise on the worker's stdout), and its cache
-plugin is disabled so that workers running slices of a suite do not rewrite
-``.pytest_cache`` concurrently. pytest-xdist's distribution (``-n`` in a
-project's ``addopts``) is turned off: the controller does the distributing.
+report is silenced (it would be noise on the worker's stdout).
+pytest-xdist's distribution (``-n`` in a project's ``addopts``) is turned
+off: the controller does the distributing.
+
+pytest's cache is the worker's own: ``-o cache_dir=<a temporary directory>``
+(under ``--capture-dir`` when given), removed when pytest returns. So a
+project whose ``addopts`` hold cache options (``--ff``, ``--lf``, ``--nf``,
+``--sw``, ``--cache-clear``), or whose plugins use ``config.cache``, runs as
+usual; and not the project's ``.pytest_cache``,
+because several workers would write it at once (each worker's slice of
+``lastfailed`` overwriting the others'), a worker's ``--lf`` would deselect
+tests by the user's last ``pytest`` run, and ``--cache-clear`` in ``addopts``
+would wipe the user's cache on every run. ``--lf`` and ``--sw`` are switched
+off (:class:`_CacheChoosesNothing`): the controller chooses the tests.
 """
 
 from __future__ import annotations
 
 import faulthandler
 import os
+import shutil
 import sys
+import tempfile
 import traceback
 from collections.abc import Sequence
 from typing import IO, Any
@@ -193,6 +205,27 @@ class _OneProcess:
             option.dist = "no"
             option.numprocesses = 0
             option.tx = []
+
+
+class _CacheChoosesNothing:
+    """Switches off the cache options that choose tests: ``--lf`` and ``--sw``.
+
+    The controller chooses what a worker runs: ``--lf`` would deselect tests
+    it will ask for, ``--lfnf=none`` every test (with ``--ff`` too, when no
+    failure is known), and ``--sw`` would stop after a failure. They may sit
+    in a project's ``addopts``, so they are accepted and ignored; ``--ff`` and
+    ``--nf`` only reorder the listing and stay. Done before pytest's
+    ``configure``, where the cache and stepwise plugins read the options.
+    """
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_cmdline_main(self, config: pytest.Config) -> None:
+        option = config.option
+        for name in ("lf", "stepwise", "stepwise_skip", "stepwise_reset"):
+            if getattr(option, name, False):
+                setattr(option, name, False)
+        if getattr(option, "last_failed_no_failures", "all") != "all":
+            option.last_failed_no_failures = "all"
 
 
 class PytestSuite:
@@ -477,17 +510,25 @@ def run_pytest(
     args: Sequence[str],
     body: SuiteBody,
     crash_file: IO[bytes] | None,
+    temp_dir: str | None = None,
 ) -> tuple[int, PytestSuite]:
     """Run ``pytest.main`` with the worker's plugin; ``body`` gets the collected suite.
 
     Returns pytest's exit code and the plugin, which says whether ``body`` ran
     (``served``: not when pytest stops before its test loop, a usage error or a
     broken conftest), and whether a test stopped the session (``stopped``,
-    ``interrupted``).
+    ``interrupted``). pytest's cache goes in a new directory under ``temp_dir``
+    (the worker's ``--capture-dir``, which the controller removes even after
+    killing the worker; else the system's temporary directory).
     """
     suite = PytestSuite(runtime, body, crash_file)
-    full_args = ["-p", "no:cacheprovider", *args]
+    # A cache of the worker's own (see the module docstring), last so that it wins.
+    cache_dir = tempfile.mkdtemp(prefix=f"proctor-pytest-cache-{os.getpid()}-", dir=temp_dir)
+    full_args = [*args, "-o", f"cache_dir={cache_dir}"]
     if not runtime.capture:
         full_args.insert(0, "--capture=no")
-    code = pytest.main(full_args, plugins=[suite, _OneProcess()])
+    try:
+        code = pytest.main(full_args, plugins=[suite, _OneProcess(), _CacheChoosesNothing()])
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
     return int(code), suite
