@@ -61,13 +61,14 @@ off (:class:`_CacheChoosesNothing`): the controller chooses the tests.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import shutil
 import sys
 import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 import pytest
@@ -263,6 +264,9 @@ class PytestSuite:
             reporter._tw = create_terminal_writer(config, self._null)
         if self._crash_file is not None:  # pytest's faulthandler plugin replaced ours
             faulthandler.enable(file=self._crash_file, all_threads=True)
+        cache = getattr(config, "cache", None)
+        if cache is not None:
+            cache.set = _lenient(cache.set)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._null is not None:
@@ -492,6 +496,22 @@ class PytestSuite:
         self._teardown_towards(None)
         emit_stray_output(self._runtime)
         self._runtime.sink.flush()
+
+
+def _lenient(cache_set: Callable[[str, object], None]) -> Callable[[str, object], None]:
+    """pytest's ``Cache.set``, skipping a value its UTF-8 file cannot hold.
+
+    pytest writes every node id to its cache at the end of a session; one with
+    a lone surrogate (an undecodable file name, or ids left unescaped) makes
+    that write, and so the session, fail. The worker's cache is its own and
+    temporary: such a value is simply not kept.
+    """
+
+    def set_leniently(key: str, value: object) -> None:
+        with contextlib.suppress(UnicodeEncodeError):
+            cache_set(key, value)
+
+    return set_leniently
 
 
 def _failure_text(item: pytest.Item, error: BaseException) -> str:
