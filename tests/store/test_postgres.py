@@ -1,16 +1,20 @@
-"""What only the PostgreSQL backend does: concurrent sessions racing on one run."""
+"""What only the PostgreSQL backend does: concurrent sessions racing on one run,
+processes racing to create one schema."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
 
 import pytest
 
-from proctor.store import RunMetadata, open_store, sqlwrite
+from proctor.store import RunMetadata, open_store, postgres_schema, sqlwrite
 from proctor.store.postgres import PostgresStore
 
+from .conftest import PostgresSchemas
 from .factory import failure, record
 
 pytestmark = pytest.mark.postgres
@@ -63,3 +67,63 @@ def test_removing_a_run_waits_for_the_batch_being_written(postgres_url: str) -> 
     assert writer.interrupt() is None  # its run is gone: nothing to finish
     remover.close()
     store.close()
+
+
+OPENER = """
+import sys
+from proctor.store.postgres import PostgresStore
+print("ready", flush=True)
+sys.stdin.readline()
+PostgresStore(sys.argv[1]).close()
+print("opened", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(3))
+def test_processes_opening_a_new_schema_at_once_create_it_once(
+    postgres_schemas: PostgresSchemas, trial: int
+) -> None:
+    import psycopg
+
+    url = postgres_schemas.new_url()
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPENER, url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    try:
+        for child in children:  # every one connected and waiting...
+            assert child.stdout is not None
+            assert child.stdout.readline() == "ready\n"
+        for child in children:  # ...then all at once
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        for child in children:
+            out, err = child.communicate(timeout=120)
+            assert child.returncode == 0, err
+            assert out == "opened\n"
+        with psycopg.connect(url) as conn:
+            versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
+        assert sorted(versions) == [m.version for m in postgres_schema.MIGRATIONS]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+        postgres_schemas.drop(url)
+
+
+def test_a_search_path_naming_no_schema_is_explained(postgres_schemas: PostgresSchemas) -> None:
+    from proctor.store import StoreUnavailable
+
+    url = postgres_schemas.new_url()
+    postgres_schemas.drop(url)
+    with pytest.raises(StoreUnavailable, match=r"CREATE SCHEMA"):
+        open_store(url)

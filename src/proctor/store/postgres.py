@@ -146,8 +146,14 @@ class PostgresStore(SqlStore):
     # -- schema
 
     def _current_version(self, cur: Any) -> int:
-        cur.execute("SELECT to_regclass('schema_migrations')")
-        if cur.fetchone()[0] is None:
+        # pg_tables through the statement's snapshot: to_regclass() goes through
+        # the session's catalog cache, which can still say "no such table"
+        # after another session has created it.
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables "
+            "WHERE schemaname = current_schema() AND tablename = 'schema_migrations')"
+        )
+        if not cur.fetchone()[0]:
             return 0
         cur.execute("SELECT max(version) FROM schema_migrations")
         return int(cur.fetchone()[0] or 0)
@@ -155,8 +161,9 @@ class PostgresStore(SqlStore):
     def _migrate(self, create: bool) -> int:
         import psycopg
 
+        conn = self._conn
         try:
-            cur = self._conn.cursor()
+            cur = conn.cursor()
             current = self._current_version(cur)
             check_version(current, MIGRATIONS, self.location)
             if not pending(current, MIGRATIONS):
@@ -166,18 +173,31 @@ class PostgresStore(SqlStore):
                     f"there is no repository at {self.location} yet: nothing has been stored. "
                     "Run your tests with `proctor run`, or store a stream with `proctor load`."
                 )
-            with self._transaction(self._conn) as cur:
-                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-                current = self._current_version(cur)
-                for migration in pending(current, MIGRATIONS):
-                    for statement in migration.statements:
-                        cur.execute(statement)
-                    cur.execute(
-                        "INSERT INTO schema_migrations (version, applied_ns, description) "
-                        "VALUES (%s, %s, %s)",
-                        (migration.version, time.time_ns(), migration.description),
-                    )
-                    current = migration.version
+            if current == 0 and cur.execute("SELECT current_schema()").fetchone()[0] is None:
+                raise StoreUnavailable(
+                    f"no schema of the search path of {self.location} exists, so there is "
+                    "nowhere to create the repository: create the schema (CREATE SCHEMA name) "
+                    "or name an existing one with ?options=-csearch_path%3Dname in the URL"
+                )
+            # A session lock, taken before the transaction begins: the
+            # transaction then starts after whoever held it committed, and
+            # sees every table it created.
+            cur.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
+            try:
+                with self._transaction(conn) as cur:
+                    current = self._current_version(cur)
+                    check_version(current, MIGRATIONS, self.location)
+                    for migration in pending(current, MIGRATIONS):
+                        for statement in migration.statements:
+                            cur.execute(statement)
+                        cur.execute(
+                            "INSERT INTO schema_migrations (version, applied_ns, description) "
+                            "VALUES (%s, %s, %s)",
+                            (migration.version, time.time_ns(), migration.description),
+                        )
+                        current = migration.version
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
         except psycopg.Error as error:
             raise self._translate(error) from None
         return current
