@@ -507,3 +507,33 @@ def test_cache_options_in_addopts_work_and_choose_no_tests(tmp_path: Path) -> No
             assert worker.quit() == 0
     assert not (project / ".pytest_cache").exists()
     assert not list(capture_dir.iterdir()), "the worker's cache is removed at exit"
+
+
+def test_an_id_under_a_module_only_this_worker_failed_to_collect_fails_with_the_error(
+    tmp_path: Path,
+) -> None:
+    write_project(
+        tmp_path,
+        {
+            **PYTEST_CONF,
+            "tests/test_flaky.py": """
+                import os
+
+                if os.environ.get("BREAK_IMPORT"):
+                    raise ImportError("cannot import in this worker")
+
+                def test_x():
+                    pass
+            """,
+        },
+    )
+    test_id = "tests/test_flaky.py::test_x"
+    with WorkerProcess(tmp_path, env={"BREAK_IMPORT": "1"}) as worker:
+        worker.ready()
+        events = worker.run([test_id])
+        assert outcomes(events) == {test_id: "fail"}
+        files = collect_files(events, test_id)
+        assert b"suites differ between workers" in files["reason"]
+        assert b"collecting 'tests/test_flaky.py'" in files["reason"]
+        assert b"cannot import in this worker" in files["traceback"]
+        assert worker.quit() == 0

@@ -434,3 +434,34 @@ def test_a_keyboard_interrupt_in_one_shot_mode_fails_its_test_and_stops(tmp_path
     assert ran.returncode == 130
     assert outcomes(ran.events) == {"tests.test_interrupts.T.test_raises": "fail"}
     assert "KeyboardInterrupt" in ran.stderr
+
+
+FLAKY_IMPORT = """
+    import os
+    import unittest
+
+    if os.environ.get("BREAK_IMPORT"):
+        raise ImportError("cannot import in this worker")
+
+    class T(unittest.TestCase):
+        def test_x(self):
+            pass
+"""
+
+
+def test_an_id_from_a_module_only_this_worker_failed_to_import_fails_with_the_error(
+    tmp_path: Path,
+) -> None:
+    project = write_project(tmp_path, {**UNITTEST_CONF, "tests/test_flaky.py": FLAKY_IMPORT})
+    test_id = "tests.test_flaky.T.test_x"  # as a worker that could import it listed it
+    with WorkerProcess(project, env={"BREAK_IMPORT": "1"}) as worker:
+        worker.ready()
+        events = worker.run([test_id, "tests.test_other.T.test_y"])
+        assert outcomes(events) == {test_id: "fail", "tests.test_other.T.test_y": "fail"}
+        files = collect_files(events, test_id)
+        assert b"the suites differ between workers" in files["reason"].lower()
+        assert b"importing 'tests.test_flaky'" in files["reason"]
+        assert b"cannot import in this worker" in files["traceback"]
+        other = collect_files(events, "tests.test_other.T.test_y")
+        assert other == {"reason": b"No test with id 'tests.test_other.T.test_y' was found."}
+        assert worker.quit() == 0

@@ -108,6 +108,7 @@ class SuiteIndex:
     def __init__(self, suite: unittest.TestSuite) -> None:
         self._entries: dict[str, list[_Entry]] = {}
         self._aliases: dict[str, str] | None = None  # built at the first unknown id
+        self._failed: dict[str, unittest.TestCase] | None = None  # likewise
         self.ids: list[str] = []
         for test, chain in _walk(suite, ()):
             test_id = test.id()
@@ -137,6 +138,21 @@ class SuiteIndex:
         if original is None:
             return None
         return original, self._entries[original]
+
+    def failed_import(self, test_id: str) -> tuple[str, unittest.TestCase] | None:
+        """The module (or package, or start directory) that failed to load here
+        and would hold ``test_id``, with its failing test; ``None`` if none would."""
+        if self._failed is None:
+            self._failed = {
+                test_id[len(FAILED_TEST_PREFIX) :]: self._entries[test_id][0].test
+                for test_id in self.ids
+                if test_id.startswith(FAILED_TEST_PREFIX)
+            }
+        best: tuple[str, unittest.TestCase] | None = None
+        for name, test in self._failed.items():
+            if test_id.startswith(name + ".") and (best is None or len(name) > len(best[0])):
+                best = (name, test)
+        return best
 
     def batch(
         self,

@@ -76,7 +76,13 @@ import pytest
 from proctor.events.unittest_result import OUTCOME_RANK
 from proctor.runner.protocol import WorkerExit, control_event
 from proctor.runner.worker.channels import wire_aliases
-from proctor.runner.worker.suite import Runtime, SuiteBody, emit_outcome, emit_stray_output
+from proctor.runner.worker.suite import (
+    Runtime,
+    SuiteBody,
+    emit_outcome,
+    emit_stray_output,
+    suites_differ,
+)
 from proctor.wire.event import Event, Status
 from proctor.wire.record import TEXT_MIME_TYPE, TRACEBACK_MIME_TYPE, Attachment
 
@@ -371,14 +377,44 @@ class PytestSuite:
                     name, mime = ("reason", TEXT_MIME_TYPE)
                 emit_outcome(runtime, test_id, status, text, name=name, mime_type=mime)
             else:
-                emit_outcome(
-                    runtime, test_id, Status.FAIL, f"No test with id {test_id!r} was found."
-                )
+                self._unknown(test_id)
             extra += 1
         self._run_items(items)
         emit_stray_output(runtime)
         runtime.sink.flush()
         return self._sent + extra
+
+    def _unknown(self, test_id: str) -> None:
+        """Fail an id not collected here, with the collection error that explains it, if any."""
+        runtime = self._runtime
+        holder = self._collector_of(test_id)
+        if holder is None:
+            text = f"No test with id {test_id!r} was found."
+            emit_outcome(runtime, test_id, Status.FAIL, text)
+            return
+        status, text = self._collected[holder]
+        if status is Status.SKIP:
+            reason = (
+                f"{holder} was skipped in this worker ({text}), though the worker that listed "
+                f"the tests collected {test_id!r}: the suites differ between workers."
+            )
+            emit_outcome(runtime, test_id, Status.SKIP, reason)
+            return
+        trace = Attachment("traceback", text.encode("utf-8", "replace"), TRACEBACK_MIME_TYPE)
+        reason = suites_differ(test_id, f"collecting {holder!r}")
+        emit_outcome(runtime, test_id, Status.FAIL, reason, more=[trace])
+
+    def _collector_of(self, test_id: str) -> str | None:
+        """The deepest collector that failed (or skipped) here and would hold ``test_id``."""
+        best: str | None = None
+        for nodeid in self._collected:
+            if nodeid == "<session>":
+                continue
+            if test_id.startswith((nodeid + "::", nodeid + "/")) and (
+                best is None or len(nodeid) > len(best)
+            ):
+                best = nodeid
+        return best
 
     def _as_collected(self, test_id: str) -> str:
         """The id as collected, for an id the results channel repaired (else unchanged)."""

@@ -24,7 +24,15 @@ from proctor.runner.worker.channels import ResultsWriter
 from proctor.wire.event import Event, Status
 from proctor.wire.record import TEXT_MIME_TYPE, Attachment
 
-__all__ = ["OutputControl", "Runtime", "Suite", "SuiteBody", "emit_outcome", "emit_stray_output"]
+__all__ = [
+    "OutputControl",
+    "Runtime",
+    "Suite",
+    "SuiteBody",
+    "emit_outcome",
+    "emit_stray_output",
+    "suites_differ",
+]
 
 
 class OutputControl(Protocol):
@@ -93,25 +101,37 @@ def emit_outcome(
     name: str = "reason",
     mime_type: str = TEXT_MIME_TYPE,
     runnable: bool = True,
+    more: Sequence[Attachment] = (),
 ) -> None:
-    """A final status with one attachment, for a test that never ran code here.
+    """A final status with one attachment (and ``more``), for a test that never ran code here.
 
     ``inprogress`` comes first so that the test has a start time like any other.
     """
     now = runtime.clock()
     send = runtime.sink.send
     send(Event(test_id=test_id, status=Status.INPROGRESS, timestamp=now))
-    send(
-        Event(
-            test_id=test_id,
-            file_name=name,
-            file_bytes=text.encode("utf-8", "replace"),
-            eof=True,
-            mime_type=mime_type,
-            timestamp=now,
+    for item in (Attachment(name, text.encode("utf-8", "replace"), mime_type), *more):
+        send(
+            Event(
+                test_id=test_id,
+                file_name=item.name,
+                file_bytes=item.content,
+                eof=True,
+                mime_type=item.mime_type,
+                timestamp=now,
+            )
         )
-    )
     send(Event(test_id=test_id, status=status, runnable=runnable, timestamp=now))
+
+
+def suites_differ(test_id: str, where: str) -> str:
+    """The reason for an id this worker lacks because ``where`` failed to load here."""
+    return (
+        f"No test with id {test_id!r} was found in this worker: {where} failed here "
+        "(the traceback is attached), though the worker that listed the tests loaded it. "
+        "The suites differ between workers (an import that depends on the process, "
+        "the environment or the order)."
+    )
 
 
 def emit_stray_output(runtime: Runtime) -> None:

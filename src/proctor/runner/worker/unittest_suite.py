@@ -47,9 +47,9 @@ from unittest.util import strclass
 
 from proctor.events.unittest_result import Escaped, EventResult, FixtureOutcome
 from proctor.runner.worker.discovery import Hook, SuiteIndex
-from proctor.runner.worker.suite import Runtime, emit_outcome, emit_stray_output
+from proctor.runner.worker.suite import Runtime, emit_outcome, emit_stray_output, suites_differ
 from proctor.wire.event import Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE
+from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment
 
 __all__ = ["UnittestSuite"]
 
@@ -154,7 +154,17 @@ class UnittestSuite:
             )
 
     def _unknown(self, test_id: str) -> None:
-        emit_outcome(self._runtime, test_id, Status.FAIL, f"No test with id {test_id!r} was found.")
+        failed = self._index.failed_import(test_id)
+        if failed is None:
+            text = f"No test with id {test_id!r} was found."
+            emit_outcome(self._runtime, test_id, Status.FAIL, text)
+            return
+        name, test = failed
+        trace = Attachment(
+            "traceback", _failure_of(test).encode("utf-8", "replace"), TRACEBACK_MIME_TYPE
+        )
+        reason = suites_differ(test_id, f"importing {name!r}")
+        emit_outcome(self._runtime, test_id, Status.FAIL, reason, more=[trace])
 
     def _report_unrun(
         self, tests: Sequence[tuple[str, unittest.TestCase]], interrupted: Sequence[str] = ()
@@ -236,3 +246,11 @@ def _interrupted_in(exception: BaseException, test: unittest.TestCase) -> bool:
             return True
         tb = tb.tb_next
     return False
+
+
+def _failure_of(test: unittest.TestCase) -> str:
+    """The traceback a failed import's test (``_FailedTest``) fails with, run on the side."""
+    scratch = unittest.TestResult()
+    test.run(scratch)
+    problems = scratch.errors + scratch.failures
+    return problems[0][1] if problems else f"{test.id()} did not fail when run again."
