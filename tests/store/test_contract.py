@@ -70,6 +70,29 @@ def test_records_come_back_exactly_as_stored(store: Store) -> None:
     ]
 
 
+def test_long_test_ids_and_tag_sets_are_stored_like_short_ones(store: Store) -> None:
+    import random
+
+    rng = random.Random(4)
+    # Incompressible text well past what a B-tree entry can hold (about 2.7 KB).
+    long_id = "pkg.test_param[" + rng.randbytes(6000).hex() + "]"
+    long_tag = "tag-" + rng.randbytes(3000).hex()
+    records = [
+        failure(long_id, tags={long_tag, "worker-0"}),
+        record(long_id + "x", tags={long_tag, "worker-0"}, seconds=2.0),
+    ]
+    info = store.write_run(records)
+    assert info.counts.total == 2
+    assert store.records(info.id) == records
+    store.write_run([failure(long_id, tags={long_tag, "worker-0"})])  # found again, not added
+    assert store.failing_ids() == [long_id]
+    assert [h.run_id for h in store.test_history(long_id)] == [info.id + 1, info.id]
+    assert store.durations([long_id + "x"]) == {long_id + "x": pytest.approx(2.0)}
+    assert store.test_stats([long_id])[long_id].results == 2
+    assert store.find_tests("pkg.test_param") == [long_id, long_id + "x"]
+    assert store.stats().tests == 2
+
+
 def test_a_run_is_counted_as_it_is_stored(store: Store) -> None:
     info = store.write_run(
         [

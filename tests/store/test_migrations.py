@@ -116,9 +116,29 @@ def v1_repository(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return _v1_postgres(request.getfixturevalue("postgres_url"))
 
 
+def _latest(url: str) -> int:
+    schema = postgres_schema if url.startswith("postgresql") else sqlite_schema
+    return schema.MIGRATIONS[-1].version
+
+
+def _count(url: str, table: str) -> int:
+    """Rows of ``table``, read with the database's own driver."""
+    if url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    else:
+        conn = sqlite3.connect(url)
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        conn.close()
+    assert row is not None
+    return int(row[0])
+
+
 def test_a_version_1_repository_is_upgraded_keeping_its_history(v1_repository: str) -> None:
     with open_store(v1_repository) as store:
-        assert store.stats().schema_version == 2
+        assert store.stats().schema_version == _latest(v1_repository)
         runs = store.runs()
         assert [run.id for run in runs] == [2, 1]
         assert runs[0].metadata.git_commit == "c2"
@@ -156,14 +176,26 @@ def test_a_version_1_repository_is_upgraded_keeping_its_history(v1_repository: s
             3 * NS_PER_SECOND,
             2,
         )
-        # And the upgraded repository takes new runs like a new one.
+        assert [entry.run_id for entry in store.test_history("pkg.test_a")] == [2, 1]
+        # And the upgraded repository takes new runs like a new one, finding the
+        # tests and tag sets it holds (PostgreSQL's version 3 keys them anew).
         info = store.write_run(
-            [TestRecord("pkg.test_b", Status.SUCCESS, None, T0, T0 + NS_PER_SECOND)],
+            [
+                TestRecord(
+                    "pkg.test_b",
+                    Status.SUCCESS,
+                    None,
+                    T0,
+                    T0 + NS_PER_SECOND,
+                    frozenset({"worker-0"}),
+                )
+            ],
             RunMetadata(ci_provider="jenkins"),
         )
         assert info.id == 3
         assert store.failing_ids() == []
         assert store.test_stats(["pkg.test_b"])["pkg.test_b"].results == 3
+        assert (store.stats().tests, _count(v1_repository, "tagsets")) == (2, 1)
     with open_store(v1_repository) as again:  # opening a current repository changes nothing
-        assert again.stats().schema_version == 2
+        assert again.stats().schema_version == _latest(v1_repository)
         assert again.stats().runs == 3

@@ -127,3 +127,16 @@ def test_a_search_path_naming_no_schema_is_explained(postgres_schemas: PostgresS
     postgres_schemas.drop(url)
     with pytest.raises(StoreUnavailable, match=r"CREATE SCHEMA"):
         open_store(url)
+
+
+def test_only_connection_errors_are_reported_as_a_lost_connection(postgres_url: str) -> None:
+    from psycopg import OperationalError, errors
+
+    with open_store(postgres_url) as store:
+        assert isinstance(store, PostgresStore)
+        too_big = store._translate(errors.ProgramLimitExceeded("index row requires 10688 bytes"))
+        assert "refused a query: index row requires 10688 bytes" in str(too_big)
+        cut = store._translate(errors.ConnectionFailure("server closed the connection"))
+        assert "lost the connection" in str(cut)
+        broken = store._translate(OperationalError("consuming input failed"))
+        assert "lost the connection" in str(broken)

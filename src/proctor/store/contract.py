@@ -227,10 +227,11 @@ class Store(abc.ABC):
         *,
         interrupted: bool = False,
     ) -> RunInfo:
-        """Store a whole run at once and return its summary."""
-        writer = self.begin_run(metadata)
-        writer.add_many(records)
-        return writer.finish(interrupted=interrupted)
+        """Store a whole run at once and return its summary (an error on the
+        way finishes the run interrupted with what was written, and propagates)."""
+        with self.begin_run(metadata) as writer:
+            writer.add_many(records)
+            return writer.finish(interrupted=interrupted)
 
     # -- runs
 

@@ -67,6 +67,7 @@ class PostgresStore(SqlStore):
     backend = "postgresql"
     _for_share = " FOR SHARE"
     _for_update = " FOR UPDATE"
+    _hashed_keys = True
     # LATERAL makes the probe of results(run, test) per run the only plan: with
     # a plain join the planner may walk the whole index backwards instead.
     _by_test = (
@@ -137,7 +138,12 @@ class PostgresStore(SqlStore):
         if isinstance(error, StoreError) or not isinstance(error, psycopg.Error):
             return error
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if isinstance(error, psycopg.OperationalError):
+        # SQLSTATE class 08 is "connection exception"; a connection that broke
+        # under the driver has no SQLSTATE at all.
+        state = getattr(error, "sqlstate", None)
+        if (state or "").startswith("08") or (
+            state is None and isinstance(error, psycopg.OperationalError)
+        ):
             return StoreUnavailable(
                 f"lost the connection to the repository at {self.location}: {detail}"
             )

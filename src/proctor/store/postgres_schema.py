@@ -144,4 +144,23 @@ V2 = Migration(
     ),
 )
 
-MIGRATIONS = (V1, V2)
+V3 = Migration(
+    3,
+    "tests and tag sets keyed by the SHA-256 of their text (index entries cannot hold long ones)",
+    (
+        # A B-tree entry holds at most about 2.7 KB: a longer test id (a
+        # parametrised test with a big argument) or tag set could not be stored.
+        "ALTER TABLE tests ADD COLUMN digest BYTEA",
+        "UPDATE tests SET digest = sha256(convert_to(test_id, 'UTF8'))",
+        "ALTER TABLE tests ALTER COLUMN digest SET NOT NULL",
+        "ALTER TABLE tests DROP CONSTRAINT tests_test_id_key",
+        "ALTER TABLE tests ADD CONSTRAINT tests_digest_key UNIQUE (digest)",
+        "ALTER TABLE tagsets ADD COLUMN digest BYTEA",
+        "UPDATE tagsets SET digest = sha256(convert_to(tags, 'UTF8'))",
+        "ALTER TABLE tagsets ALTER COLUMN digest SET NOT NULL",
+        "ALTER TABLE tagsets DROP CONSTRAINT tagsets_tags_key",
+        "ALTER TABLE tagsets ADD CONSTRAINT tagsets_digest_key UNIQUE (digest)",
+    ),
+)
+
+MIGRATIONS = (V1, V2, V3)

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from proctor.store.blobs import decode_blob
+from proctor.store.blobs import decode_blob, digest
 from proctor.store.contract import RunWriter, Store
 from proctor.store.errors import StoreError, UnknownRun, UnknownTest
 from proctor.store.model import (
@@ -80,6 +80,10 @@ class SqlStore(Store):
     """Appended to the look-up of a run's row by its writer: PostgreSQL locks it."""
     _by_test = "runs u JOIN results r ON r.run = u.id AND r.test = ?"
     """A test's results, run by run from the newest, through ``results(run, test)``."""
+    _hashed_keys = False
+    """Whether test ids and tag sets are found by the SHA-256 of their text (in
+    a ``digest`` column) rather than by the text: PostgreSQL's index entries
+    cannot hold a long one."""
 
     def __init__(self, location: str) -> None:
         self.location = location
@@ -118,6 +122,17 @@ class SqlStore(Store):
         """``sql`` in the driver's placeholder style."""
         return sql
 
+    def _key(self, text: str) -> Any:
+        """What a test id or tag set is found by (see :attr:`_hashed_keys`)."""
+        if self._hashed_keys:
+            return digest(text.encode("utf-8"))
+        return text
+
+    @property
+    def _test_key(self) -> str:
+        """The column of ``tests`` that :meth:`_key` values are found in."""
+        return "digest" if self._hashed_keys else "test_id"
+
     def _bulk_insert(
         self, cur: Any, table: str, columns: Sequence[str], rows: list[tuple[object, ...]]
     ) -> None:
@@ -140,6 +155,10 @@ class SqlStore(Store):
             ),
             (run_id, first, last),
         )
+
+    def _keys(self, texts: Iterable[str]) -> list[Any]:
+        """The distinct keys of ``texts``, sorted."""
+        return sorted({self._key(text) for text in texts})
 
     def _fetch_in(
         self, cur: Any, sql: str, values: Sequence[object], params: Sequence[object] = ()
@@ -473,7 +492,9 @@ class SqlStore(Store):
                 cur.execute(base)
                 rows = cur.fetchall()
             else:
-                rows = self._fetch_in(cur, base + " AND t.test_id IN ({})", sorted(set(test_ids)))
+                rows = self._fetch_in(
+                    cur, base + f" AND t.{self._test_key} IN ({{}})", self._keys(test_ids)
+                )
         return {test_id: expected / NS_PER_SECOND for test_id, expected in rows}
 
     def test_stats(self, test_ids: Iterable[str]) -> dict[str, TestStats]:
@@ -481,8 +502,8 @@ class SqlStore(Store):
             rows = self._fetch_in(
                 cur,
                 f"SELECT t.test_id, {_STATS_COLUMNS} FROM test_stats s "
-                "JOIN tests t ON t.id = s.test WHERE t.test_id IN ({})",
-                sorted(set(test_ids)),
+                f"JOIN tests t ON t.id = s.test WHERE t.{self._test_key} IN ({{}})",
+                self._keys(test_ids),
             )
         return {row[0]: TestStats(*row) for row in rows}
 
@@ -532,7 +553,9 @@ class SqlStore(Store):
     def test_history(self, test_id: str, *, limit: int | None = None) -> list[HistoryEntry]:
         tail = "" if limit is None else f" LIMIT {int(limit)}"
         with self._snapshot() as cur:
-            cur.execute(self._q("SELECT id FROM tests WHERE test_id = ?"), (test_id,))
+            cur.execute(
+                self._q(f"SELECT id FROM tests WHERE {self._test_key} = ?"), (self._key(test_id),)
+            )
             row = cur.fetchone()
             if row is None:
                 raise UnknownTest(f"no results for {test_id!r} in {self.location}")

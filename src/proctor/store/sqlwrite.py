@@ -237,22 +237,10 @@ def _next_position(store: SqlStore, cur: Any, run_id: int) -> int:
 
 
 def intern_tests(store: SqlStore, cur: Any, names: set[str]) -> dict[str, int]:
-    missing = sorted(name for name in names if name not in store._test_ids)
+    missing = [name for name in names if name not in store._test_ids]
     if not missing:
         return {}
-    found: dict[str, int] = dict(
-        store._fetch_in(cur, "SELECT test_id, id FROM tests WHERE test_id IN ({})", missing)
-    )
-    absent = [name for name in missing if name not in found]
-    if absent:
-        cur.executemany(
-            store._q("INSERT INTO tests (test_id) VALUES (?) ON CONFLICT (test_id) DO NOTHING"),
-            [(name,) for name in absent],
-        )
-        found.update(
-            store._fetch_in(cur, "SELECT test_id, id FROM tests WHERE test_id IN ({})", absent)
-        )
-    return found
+    return _intern(store, cur, "tests", "test_id", missing)
 
 
 def _intern_tagsets(
@@ -261,13 +249,49 @@ def _intern_tagsets(
     missing = {encode_tags(tags): tags for tags in tag_sets if tags not in store._tagsets}
     if not missing:
         return {}
-    keys = sorted(missing)
-    cur.executemany(
-        store._q("INSERT INTO tagsets (tags) VALUES (?) ON CONFLICT (tags) DO NOTHING"),
-        [(key,) for key in keys],
-    )
-    rows = store._fetch_in(cur, "SELECT tags, id FROM tagsets WHERE tags IN ({})", keys)
-    return {missing[key]: tagset_id for key, tagset_id in rows}
+    found = _intern(store, cur, "tagsets", "tags", list(missing))
+    return {missing[text]: tagset_id for text, tagset_id in found.items()}
+
+
+def _intern(store: SqlStore, cur: Any, table: str, column: str, texts: list[str]) -> dict[str, int]:
+    """The ids of ``texts`` in ``table``, inserting those it does not hold.
+
+    Rows are found by their key (:meth:`SqlStore._key`: the text itself, or on
+    PostgreSQL its digest, in the ``digest`` column) and inserted in key order,
+    the lock order every writer follows.
+    """
+    hashed = store._hashed_keys
+    key_column = "digest" if hashed else column
+    by_key = {store._key(text): text for text in texts}
+    keys = sorted(by_key)  # all str, or all bytes
+    select = f"SELECT {key_column}, id FROM {table} WHERE {key_column} IN ({{}})"
+
+    def look_up(wanted: list[Any]) -> dict[str, int]:
+        return {
+            by_key[bytes(key) if hashed else key]: row_id
+            for key, row_id in store._fetch_in(cur, select, wanted)
+        }
+
+    found = look_up(keys)
+    absent = [key for key in keys if by_key[key] not in found]
+    if absent:
+        if hashed:
+            cur.executemany(
+                store._q(
+                    f"INSERT INTO {table} ({column}, digest) VALUES (?, ?) "
+                    "ON CONFLICT (digest) DO NOTHING"
+                ),
+                [(by_key[key], key) for key in absent],
+            )
+        else:
+            cur.executemany(
+                store._q(
+                    f"INSERT INTO {table} ({column}) VALUES (?) ON CONFLICT ({column}) DO NOTHING"
+                ),
+                [(key,) for key in absent],
+            )
+        found.update(look_up(absent))
+    return found
 
 
 def _intern_blobs(store: SqlStore, cur: Any, records: list[TestRecord]) -> dict[bytes, int]:
