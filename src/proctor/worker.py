@@ -2,11 +2,12 @@
 
 Kept to an import and a call, so that starting a worker costs the interpreter,
 the worker's own small modules and the suite, nothing more. On the way out the
-suite's atexit handlers run, but not the teardown of every object it made
-(:mod:`proctor.runner.fastexit`).
+suite's atexit handlers run, but not the teardown of every object it made, and
+the worker does not wait for non-daemon threads a test left running (the
+interpreter would join them before the atexit handlers, for as long as they
+run): once :func:`main` has returned, results flushed and channels closed, it
+runs the atexit handlers and exits (:func:`proctor.runner.fastexit.leave`).
 """
-
-import sys
 
 from proctor.runner import fastexit
 
@@ -15,6 +16,4 @@ fastexit.install()  # first, so that it runs after every handler the suite regis
 from proctor.runner.worker.main import main  # noqa: E402 - after install(), on purpose
 
 if __name__ == "__main__":
-    status = main()
-    fastexit.arm(status)
-    sys.exit(status)
+    fastexit.leave(main(), "proctor.worker")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from proctor.runner.protocol import RunTests
+from proctor.runner.protocol import Quit, RunTests
 from proctor.wire.event import Status
 from tests.runner.projects import (
     ODD_ID_PREFIX,
@@ -465,3 +465,33 @@ def test_an_id_from_a_module_only_this_worker_failed_to_import_fails_with_the_er
         other = collect_files(events, "tests.test_other.T.test_y")
         assert other == {"reason": b"No test with id 'tests.test_other.T.test_y' was found."}
         assert worker.quit() == 0
+
+
+LEAVES_A_THREAD = """
+    import atexit
+    import os
+    import threading
+    import time
+    import unittest
+
+    atexit.register(lambda: open(os.environ["ATEXIT_MARKER"], "w").close())
+
+    class T(unittest.TestCase):
+        def test_starts_a_thread(self):
+            threading.Thread(target=time.sleep, args=(600,), name="left-behind").start()
+"""
+
+
+def test_the_worker_exits_without_waiting_for_a_non_daemon_thread(tmp_path: Path) -> None:
+    project = write_project(
+        tmp_path / "project", {**UNITTEST_CONF, "tests/test_thread.py": LEAVES_A_THREAD}
+    )
+    marker = tmp_path / "atexit-ran"
+    with WorkerProcess(project, env={"ATEXIT_MARKER": str(marker)}) as worker:
+        worker.ready()
+        events = worker.run(["tests.test_thread.T.test_starts_a_thread"])
+        assert outcomes(events) == {"tests.test_thread.T.test_starts_a_thread": "success"}
+        worker.send(Quit())
+        assert worker.wait_exit(timeout=60) == 0  # not after the thread's 600 s
+        assert marker.exists(), "the suite's atexit handlers still run"
+        assert b"non-daemon thread(s) still running: left-behind" in worker.stderr
