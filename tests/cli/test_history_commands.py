@@ -50,6 +50,22 @@ def test_commands_on_a_missing_repository_say_how_to_create_one(repo: str, comma
     assert not Path(repo).exists()
 
 
+@pytest.mark.parametrize("command", ["last", "stats", "runs", "load"])
+def test_commands_leave_another_applications_database_alone(tmp_path: Path, command: str) -> None:
+    import sqlite3
+
+    other = tmp_path / "app.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    conn.close()
+    before = other.read_bytes()
+    result = run(str(other), command, stdin=stream(passing(["a"])))
+    assert result.exit_code == 2
+    assert "is an SQLite database of something else (it holds accounts)" in result.stderr
+    assert other.read_bytes() == before
+
+
 @pytest.mark.parametrize("command", ["last", "failing", "slowest", "runs", "export"])
 def test_commands_on_a_repository_without_runs_say_how_to_add_one(repo: str, command: str) -> None:
     from proctor.store import open_store

@@ -52,6 +52,42 @@ def test_a_file_that_is_not_a_database_is_refused_with_advice(tmp_path: Path) ->
     assert bogus.read_bytes().startswith(b"this is not sqlite")
 
 
+def _other_application(path: Path, table: str = "users") -> bytes:
+    conn = sqlite3.connect(path)
+    conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, version TEXT)")
+    conn.execute(f"INSERT INTO {table} (version) VALUES ('20240101000000')")
+    conn.commit()
+    conn.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("table", ["users", "schema_migrations"])
+@pytest.mark.parametrize("create", [False, True])
+def test_another_applications_database_is_left_untouched(
+    tmp_path: Path, table: str, create: bool
+) -> None:
+    path = tmp_path / "app.db"
+    before = _other_application(path, table)
+    with pytest.raises(StoreUnavailable, match=rf"SQLite database of something else .*{table}"):
+        open_store(str(path), create=create)
+    assert path.read_bytes() == before
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.close()
+
+
+def test_an_empty_file_is_a_repository_only_once_something_is_stored(tmp_path: Path) -> None:
+    path = tmp_path / "empty.sqlite"
+    path.touch()
+    with pytest.raises(RepositoryNotFound, match="nothing has been stored"):
+        open_store(str(path), create=False)
+    assert path.read_bytes() == b""
+    with open_store(str(path)) as store:
+        store.write_run([record("a")])
+    with open_store(str(path), create=False) as again:
+        assert again.stats().runs == 1
+
+
 def test_an_unknown_url_scheme_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match=r"SQLite .* or PostgreSQL"):
         open_store("mysql://localhost/x")

@@ -34,6 +34,8 @@ __all__ = ["DEFAULT_FILE", "SQLiteStore"]
 
 DEFAULT_FILE = "repository.sqlite"
 """The database's name inside a repository directory such as ``.proctor/``."""
+_OURS = frozenset({"schema_migrations", "tests", "runs", "results"})
+"""Tables every Proctor repository has (version 1 created them in one transaction)."""
 
 
 class SQLiteStore(SqlStore):
@@ -72,7 +74,7 @@ class SQLiteStore(SqlStore):
                 ) from None
         super().__init__(str(self.path))
         try:
-            self.schema_version = self._migrate()
+            self.schema_version = self._migrate(create)
         except BaseException:
             self._conn.close()
             raise
@@ -133,22 +135,46 @@ class SQLiteStore(SqlStore):
     # -- schema
 
     def _current_version(self) -> int:
+        """The schema version; 0 for an empty database. A database holding
+        anything but a Proctor repository is refused, whatever its tables are
+        called (another tool may have a ``schema_migrations`` too), so that no
+        command ever adds Proctor's tables to it or switches its journal."""
         try:
-            row = self._conn.execute(
-                "SELECT name FROM sqlite_master WHERE name = 'schema_migrations'"
-            ).fetchone()
-            if row is None:
+            names = {
+                row[0]
+                for row in self._conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') "
+                    "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+                )
+            }
+            if not names:
                 return 0
-            version = self._conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+            if names >= _OURS:
+                version = self._conn.execute(
+                    "SELECT max(version) FROM schema_migrations"
+                ).fetchone()[0]
+                if isinstance(version, int):
+                    return version
         except sqlite3.Error as error:
             raise self._translate(error) from None
-        return int(version or 0)
+        shown = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+        raise StoreUnavailable(
+            f"{self.path} is an SQLite database of something else (it holds {shown}), "
+            "not a Proctor repository; Proctor leaves it untouched. Point --repository "
+            "at a Proctor repository, or at a new file or directory to start one."
+        )
 
-    def _migrate(self) -> int:
+    def _migrate(self, create: bool) -> int:
         current = self._current_version()
         check_version(current, MIGRATIONS, str(self.path))
         if not pending(current, MIGRATIONS):
             return current
+        if current == 0 and not create:
+            raise RepositoryNotFound(
+                f"there is no repository at {self.path} yet (the file is empty): nothing has "
+                "been stored. Run your tests with `proctor run`, or store a result stream with "
+                "`proctor load FILE` or `proctor import .stestr`."
+            )
         try:
             if current == 0:
                 self._conn.execute("PRAGMA journal_mode = WAL")
