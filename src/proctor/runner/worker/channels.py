@@ -69,7 +69,9 @@ class ResultsWriter:
             data = b"".join(_encode_safely(event) for event in pending)
         pending.clear()
         try:
-            write_all(self._fd, data)
+            written = os.write(self._fd, data)  # write_all, its usual single write inlined
+            if written < len(data):
+                write_all(self._fd, data[written:])
         except (BrokenPipeError, ConnectionResetError):
             self.gone = True
             raise ControllerGone("the results channel was closed") from None
