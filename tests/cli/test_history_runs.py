@@ -195,3 +195,37 @@ def test_gc_and_remove_keep_a_run_that_is_being_written(repo: str) -> None:
         assert run(repo, "runs", "remove", "--force", "6").stdout == "Removed run 6.\n"
         assert writer.interrupt() is None
     assert _ids(run(repo, "runs").stdout) == ["5"]
+
+
+def test_gc_says_how_much_space_it_gave_back(tmp_path: Path) -> None:
+    import random
+    import sqlite3
+
+    from proctor.wire.record import Attachment, TestRecord
+
+    url = str(tmp_path / ".proctor")
+    rng = random.Random(5)
+    with open_store(url) as store:
+        for _ in range(4):
+            blob = Attachment("blob", rng.randbytes(500_000))
+            store.write_run([TestRecord("t.a", Status.FAIL, attachments=(blob,))])
+    done = invoke("gc", "--keep", "1", "--repository", url)
+    assert done.exit_code == 0
+    assert "Gave 1." in done.stdout  # about 1.4 MiB
+    assert "MiB back to the disk: the repository takes" in done.stdout
+    assert "--vacuum" not in done.stdout
+    # A repository made before incremental auto-vacuum keeps the space until vacuumed.
+    conn = sqlite3.connect(Path(url) / "repository.sqlite", isolation_level=None)
+    conn.execute("PRAGMA auto_vacuum = NONE")
+    conn.execute("VACUUM")
+    conn.close()
+    with open_store(url) as store:
+        for _ in range(3):
+            blob = Attachment("blob", rng.randbytes(500_000))
+            store.write_run([TestRecord("t.a", Status.FAIL, attachments=(blob,))])
+    kept = invoke("gc", "--keep", "1", "--repository", url)
+    assert "stays free inside the repository's file" in kept.stdout
+    assert "`proctor gc --vacuum` gives it back" in kept.stdout
+    vacuumed = invoke("gc", "--vacuum", "--repository", url)
+    assert vacuumed.stdout.startswith("Removed 0 runs")
+    assert "MiB back to the disk" in vacuumed.stdout

@@ -544,6 +544,16 @@ def test_garbage_collection_removes_contents_no_result_uses(store: Store) -> Non
     assert b"in two" in store.failing_records()[0].attachments[0].content
 
 
+def test_a_vacuum_keeps_everything_stored(store: Store) -> None:
+    one = store.write_run([failure("a", "old")])
+    store.write_run([failure("a", "new"), record("b")])
+    store.remove_runs([one.id])
+    report = store.collect_garbage(vacuum=True)
+    assert report.blobs == (0 if store.backend == "memory" else 1)
+    assert [r.test_id for r in store.records(one.id + 1)] == ["a", "b"]
+    assert b"new" in store.failing_records()[0].attachments[0].content
+
+
 def test_stats_describe_the_repository(store: Store) -> None:
     store.write_run([record("a"), failure("b")], RunMetadata(started_ns=T0))
     writer = store.begin_run(RunMetadata(started_ns=T0 + S))

@@ -11,6 +11,8 @@ from proctor.store import RepositoryNotFound, SchemaTooNew, StoreUnavailable, op
 from proctor.store.opening import sqlite_path
 from proctor.store.sqlite import DEFAULT_FILE, SQLiteStore
 from proctor.store.sqlite_schema import MIGRATIONS
+from proctor.wire.event import Status
+from proctor.wire.record import Attachment
 
 from .factory import record
 
@@ -31,6 +33,7 @@ def test_a_new_repository_uses_wal_and_the_latest_schema(tmp_path: Path) -> None
     store.close()
     conn = sqlite3.connect(tmp_path / "r.sqlite")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
     versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
     assert versions == [m.version for m in MIGRATIONS]
     conn.close()
@@ -116,3 +119,55 @@ def test_a_locked_repository_times_out_with_a_clear_message(tmp_path: Path) -> N
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+
+
+def _heavy_runs(path: Path, count: int) -> list[int]:
+    """Runs each holding 300 KB of incompressible attachment content."""
+    import random
+
+    rng = random.Random(3)
+    with SQLiteStore(path) as store:
+        return [
+            store.write_run(
+                [record("t.a", Status.FAIL, attachments=(Attachment("b", rng.randbytes(300_000)),))]
+            ).id
+            for _ in range(count)
+        ]
+
+
+def _file_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def test_garbage_collection_gives_the_space_back_to_the_disk(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    ids = _heavy_runs(path, 6)
+    before = _file_size(path)
+    with SQLiteStore(path) as store:
+        store.remove_runs(ids[:-1])
+        report = store.collect_garbage()
+    assert report.blobs == 5
+    assert _file_size(path) < before - 1_400_000
+    assert report.freed_bytes >= 1_400_000
+    assert report.size_bytes == _file_size(path)
+    assert report.reusable_bytes < 100_000
+
+
+def test_an_older_repository_gives_its_space_back_once_vacuumed(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    ids = _heavy_runs(path, 6)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA auto_vacuum = NONE")  # as repositories were made before
+    conn.execute("VACUUM")
+    conn.close()
+    with SQLiteStore(path) as store:
+        store.remove_runs(ids[:-1])
+        kept = store.collect_garbage()
+        assert kept.size_bytes >= 1_700_000  # 300 KB of it are still in use
+        assert kept.reusable_bytes >= 1_400_000
+        vacuumed = store.collect_garbage(vacuum=True)
+        assert vacuumed.freed_bytes >= 1_400_000
+        assert store.stats().runs == 1
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # and from now on, gc does
+    conn.close()

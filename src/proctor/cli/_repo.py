@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_ERROR",
     "RepositoryError",
+    "format_size",
     "format_time",
     "open_repository",
     "parse_when",
@@ -120,6 +121,16 @@ def resolve_run(store: Store, spec: str | None) -> RunInfo:
         raise RepositoryError(
             f"there is no run {spec} in {store.location}; `proctor runs` lists the runs kept"
         ) from None
+
+
+def format_size(count: int) -> str:
+    """Bytes in the largest binary unit that keeps the number above 1."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover
 
 
 def format_time(ns: int | None) -> str:

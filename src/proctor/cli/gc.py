@@ -5,6 +5,13 @@ runs), per-test statistics and the failing set are corrected as they go, and
 attachment contents no remaining result uses are deleted at the end. A run
 still being written is never removed (its writer would fail); one whose writer
 is gone is interrupted for good, and goes like any other.
+
+The space is given back to the disk: an SQLite repository cuts its free pages
+off the file (incremental auto-vacuum, on for every repository created since
+it became the default; ``--vacuum`` rewrites the file once, which turns it on
+for an older one). PostgreSQL reuses the space (``--vacuum`` runs VACUUM
+ANALYZE; giving it back to the system, VACUUM FULL, locks the tables, and is
+left to its administrators).
 """
 
 from __future__ import annotations
@@ -13,7 +20,13 @@ import sys
 
 import click
 
-from proctor.cli._repo import format_time, open_repository, parse_when, repository_option
+from proctor.cli._repo import (
+    format_size,
+    format_time,
+    open_repository,
+    parse_when,
+    repository_option,
+)
 
 __all__ = ["gc"]
 
@@ -24,11 +37,22 @@ __all__ = ["gc"]
     "--older-than", metavar="WHEN", help="Remove runs begun before this (a date, or an age: 30d)."
 )
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option(
+    "--vacuum",
+    is_flag=True,
+    help="Also rewrite the database compactly (SQLite: VACUUM, once for a repository "
+    "made before gc gave space back by itself; PostgreSQL: VACUUM ANALYZE).",
+)
 @repository_option
-def gc(keep: int | None, older_than: str | None, dry_run: bool, repository: str | None) -> int:
-    """Remove old runs (by count and/or age) and the attachments only they used."""
-    if keep is None and older_than is None:
-        raise click.UsageError("say what to remove: --keep N and/or --older-than WHEN (e.g. 90d)")
+def gc(
+    keep: int | None, older_than: str | None, dry_run: bool, vacuum: bool, repository: str | None
+) -> int:
+    """Remove old runs (by count and/or age) and the attachments only they used,
+    and give the space back."""
+    if keep is None and older_than is None and not vacuum:
+        raise click.UsageError(
+            "say what to remove: --keep N and/or --older-than WHEN (e.g. 90d), or --vacuum"
+        )
     cutoff = None if older_than is None else parse_when(older_than)
     with open_repository(repository) as store:
         doomed = store.select_for_removal(keep=keep, older_than_ns=cutoff)
@@ -52,9 +76,25 @@ def gc(keep: int | None, older_than: str | None, dry_run: bool, repository: str 
             sys.stdout.write("".join(lines) + note)
             return 0
         removed = store.remove_runs(info.id for info in doomed)
-        garbage = store.collect_garbage()
-    sys.stdout.write(
+        garbage = store.collect_garbage(vacuum=vacuum)
+    lines = [
         f"Removed {len(removed)} runs and {garbage.blobs} attachment contents "
-        f"({garbage.blob_bytes} bytes).\n{note}"
-    )
+        f"({format_size(garbage.blob_bytes)}).\n"
+    ]
+    if garbage.freed_bytes:
+        lines.append(
+            f"Gave {format_size(garbage.freed_bytes)} back to the disk: the repository "
+            f"takes {format_size(garbage.size_bytes)}.\n"
+        )
+    if garbage.reusable_bytes >= _WORTH_A_VACUUM:
+        lines.append(
+            f"{format_size(garbage.reusable_bytes)} stays free inside the repository's file, "
+            "for new results: `proctor gc --vacuum` gives it back (needed once: this "
+            "repository was made before gc gave space back by itself).\n"
+        )
+    sys.stdout.write("".join(lines) + note)
     return 0
+
+
+_WORTH_A_VACUUM = 1 << 20
+"""Free space inside an SQLite file worth a hint about --vacuum."""

@@ -6,18 +6,10 @@ import sys
 
 import click
 
+from proctor.cli._repo import format_size as _size
 from proctor.cli._repo import format_time, open_repository, repository_option
 
 __all__ = ["stats"]
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover
 
 
 @click.command()

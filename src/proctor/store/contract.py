@@ -312,8 +312,13 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def collect_garbage(self) -> GarbageReport:
-        """Delete attachment contents that no stored result refers to any more."""
+    def collect_garbage(self, *, vacuum: bool = False) -> GarbageReport:
+        """Delete attachment contents that no stored result refers to any more,
+        and give the space removed runs and contents took back where the
+        backend can: SQLite truncates the free pages off its file
+        (incremental auto-vacuum), or with ``vacuum`` rewrites it whole
+        (``VACUUM``: what a repository made before incremental auto-vacuum
+        needs once); PostgreSQL, with ``vacuum``, runs ``VACUUM ANALYZE``."""
 
     @abc.abstractmethod
     def seed_durations(self, durations: Mapping[str, float]) -> int:

@@ -397,7 +397,7 @@ class MemoryStore(Store):
         if stats.results <= 0:
             del self._stats[record.test_id]
 
-    def collect_garbage(self) -> GarbageReport:
+    def collect_garbage(self, *, vacuum: bool = False) -> GarbageReport:
         return GarbageReport()  # contents live inside the records they belong to
 
     def seed_durations(self, durations: Mapping[str, float]) -> int:

@@ -265,10 +265,19 @@ class StoreStats(NamedTuple):
 
 
 class GarbageReport(NamedTuple):
-    """What :meth:`Store.collect_garbage` removed."""
+    """What :meth:`Store.collect_garbage` removed, and the space it gave back."""
 
     blobs: int = 0
+    """Attachment contents deleted (no stored result used them any more)."""
     blob_bytes: int = 0
+    freed_bytes: int = 0
+    """How much smaller the repository's files became on disk."""
+    reusable_bytes: int = 0
+    """Space freed inside the files but still allocated to them, for new
+    results to reuse (SQLite repositories made before incremental
+    auto-vacuum, until a vacuum); 0 when unknown (PostgreSQL)."""
+    size_bytes: int = 0
+    """The repository's size on disk afterwards (0 when unknown)."""
 
 
 def failing_change(status: Status) -> bool | None:

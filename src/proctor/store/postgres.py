@@ -264,6 +264,15 @@ class PostgresStore(SqlStore):
     def _lock_blobs(self, cur: Any) -> None:
         cur.execute("LOCK TABLE blobs IN EXCLUSIVE MODE")
 
+    def _reclaim_space(self, vacuum: bool) -> int:
+        # PostgreSQL reuses the space of deleted rows (autovacuum marks it);
+        # giving it back to the system (VACUUM FULL) would lock every table
+        # against the writers of a shared repository, so that is left to its
+        # administrators.
+        if vacuum:
+            self._conn.execute(f"VACUUM (ANALYZE) {', '.join(_TABLES)}")
+        return 0
+
     # A writer holds a session-level advisory lock keyed (runs table, run id)
     # for as long as its connection lives: the server drops it when the writer
     # finishes, dies or loses its connection, and every host sees it.

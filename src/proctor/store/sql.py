@@ -183,6 +183,11 @@ class SqlStore(Store):
     def _lock_blobs(self, cur: Any) -> None:
         """Keep writers from linking to blobs while garbage is collected."""
 
+    def _reclaim_space(self, vacuum: bool) -> int:
+        """Give freed space back to the disk where the backend can (``vacuum``:
+        the thorough way); return the bytes still free inside the files."""
+        return 0
+
     def _claim_run(self, cur: Any, run_id: int) -> None:
         """Mark the writer's connection as writing ``run_id`` until it closes
         (PostgreSQL: a lock any host sees in :meth:`writers_alive`)."""
@@ -625,10 +630,21 @@ class SqlStore(Store):
                 removed.append(run_id)
         return removed
 
-    def collect_garbage(self) -> GarbageReport:
+    def collect_garbage(self, *, vacuum: bool = False) -> GarbageReport:
         from proctor.store.sqlhousekeeping import collect_garbage
 
-        return collect_garbage(self)
+        before = self._size_bytes()
+        report = collect_garbage(self)
+        try:
+            reusable = self._reclaim_space(vacuum)
+        except StoreError:
+            raise
+        except Exception as error:
+            raise self._translate(error) from error
+        after = self._size_bytes()
+        return report._replace(
+            freed_bytes=max(before - after, 0), reusable_bytes=reusable, size_bytes=after
+        )
 
     def seed_durations(self, durations: Mapping[str, float]) -> int:
         from proctor.store.sqlhousekeeping import seed_durations

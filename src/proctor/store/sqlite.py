@@ -34,6 +34,7 @@ __all__ = ["DEFAULT_FILE", "SQLiteStore"]
 
 DEFAULT_FILE = "repository.sqlite"
 """The database's name inside a repository directory such as ``.proctor/``."""
+_INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 _OURS = frozenset({"schema_migrations", "tests", "runs", "results"})
 """Tables every Proctor repository has (version 1 created them in one transaction)."""
 
@@ -177,6 +178,9 @@ class SQLiteStore(SqlStore):
             )
         try:
             if current == 0:
+                # Before the first table: free pages can then be cut off the
+                # file after a gc (see _reclaim_space).
+                self._conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 self._conn.execute("PRAGMA journal_mode = WAL")
             with self._transaction(self._conn) as cur:
                 cur.execute("SELECT name FROM sqlite_master WHERE name = 'schema_migrations'")
@@ -195,6 +199,22 @@ class SQLiteStore(SqlStore):
         except sqlite3.Error as error:
             raise self._translate(error) from None
         return current
+
+    def _reclaim_space(self, vacuum: bool) -> int:
+        conn = self._conn
+        if vacuum:
+            # Also what turns on incremental auto-vacuum for a repository
+            # created before it was the default (it takes effect with VACUUM).
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("VACUUM")
+        elif conn.execute("PRAGMA auto_vacuum").fetchone()[0] == _INCREMENTAL:
+            # executescript steps the pragma to its end; execute() would free
+            # one page.
+            conn.executescript("PRAGMA incremental_vacuum;")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        free: int = conn.execute("PRAGMA freelist_count").fetchone()[0]
+        page: int = conn.execute("PRAGMA page_size").fetchone()[0]
+        return free * page
 
     # -- dialect
 
