@@ -277,3 +277,25 @@ def test_stored_runs_are_shown_line_for_line_as_the_live_trace(color: bool) -> N
         view.record(record)
     assert ours.getvalue() == theirs.getvalue()
     assert balance == {"0": [3, T0, T0 + 150_000_000], "1": [2, T0 + 10_000_000, T0 + 100_000_000]}
+
+
+def test_the_worker_balance_leaves_untimed_tests_out_of_the_span() -> None:
+    from proctor.cli._show import show_records, show_totals
+    from proctor.store.model import RunCounts, RunInfo, RunMetadata
+    from proctor.wire.record import TestRecord
+
+    records = [
+        TestRecord("w.timed", Status.SUCCESS, "0", T0, T0 + 1_000_000_000),
+        TestRecord("w.untimed", Status.SUCCESS, "0"),
+        TestRecord("w.never", Status.SUCCESS, "1"),
+        TestRecord("w.started", Status.INPROGRESS, "2", T0 + 5, None),
+    ]
+    out = io.StringIO()
+    balance = show_records(out, records, color=False)
+    assert balance["0"] == [2, T0, T0 + 1_000_000_000]
+    info = RunInfo(1, RunMetadata(started_ns=T0), RunCounts(total=4, passed=3, incomplete=1))
+    text = io.StringIO()
+    show_totals(text, info, balance)
+    assert " - Worker 0 (2 tests) => 0:00:01.000000\n" in text.getvalue()
+    assert " - Worker 1 (1 tests) => no timings\n" in text.getvalue()
+    assert " - Worker 2 (1 tests) => 0:00:00.000000\n" in text.getvalue()

@@ -32,7 +32,10 @@ def wants_color(color: bool | None, out: TextIO | None = None) -> bool:
 
 
 Balance = dict[str, list[int]]
-"""worker -> [tests, first start ns, last stop ns]"""
+"""worker -> [tests, first start ns, last stop ns]; the span is empty (first >
+last) when none of the worker's tests had a timestamp."""
+
+_NO_SPAN = (sys.maxsize, -sys.maxsize)
 
 
 def show_records(
@@ -65,15 +68,14 @@ def show_records(
         worker, prefix = known
         start, stop = record.start, record.stop
         if worker is not None:
-            begin = start if start is not None else 0
-            end = stop if stop is not None else begin
             entry = workers.get(worker)
             if entry is None:
-                workers[worker] = [1, begin, end]
-            else:
-                entry[0] += 1
-                if begin < entry[1]:
-                    entry[1] = begin
+                entry = workers[worker] = [0, *_NO_SPAN]
+            entry[0] += 1
+            if start is not None:  # an untimed test takes no part in the span
+                end = stop if stop is not None else start
+                if start < entry[1]:
+                    entry[1] = start
                 if end > entry[2]:
                     entry[2] = end
         if status is success:
@@ -120,9 +122,8 @@ def show_totals(out: TextIO, info: RunInfo, workers: Balance | None = None) -> N
         write("\n==============\nWorker Balance\n==============\n")
         for worker in sorted(workers, key=lambda w: (len(w), w)):
             tests, first, last = workers[worker]
-            write(
-                f" - Worker {worker} ({tests} tests) => {_clock((last - first) / NS_PER_SECOND)}\n"
-            )
+            span = _clock((last - first) / NS_PER_SECOND) if first <= last else "no timings"
+            write(f" - Worker {worker} ({tests} tests) => {span}\n")
 
 
 def run_outcome(info: RunInfo) -> str:
