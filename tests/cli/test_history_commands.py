@@ -219,17 +219,72 @@ def test_history_lists_a_tests_runs_newest_first(repo: str) -> None:
     result = run(repo, "history", test)
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0] == f"{test}: 2 runs, 1 passed (50%), 1 failed, 0 skipped"
+    assert lines[0] == f"{test}: 2 executions, 1 passed (50%), 1 failed, 0 skipped"
     assert lines[1].startswith("duration: mean 2.00s, min 1.00s, max 3.00s")
-    assert lines[3].split() == ["Run", "Started", "Outcome", "Duration", "Revision"]
+    assert lines[3].split() == ["Run", "Started", "Route", "Outcome", "Duration", "Revision"]
     rows = [line.split() for line in lines[4:]]
-    assert [(row[0], row[3], row[4]) for row in rows] == [
-        ("2", "ok", "3.00s"),
-        ("1", "FAILED", "1.00s"),
+    assert [(row[0], row[3], row[4], row[5]) for row in rows] == [
+        ("2", "-", "ok", "3.00s"),
+        ("1", "-", "FAILED", "1.00s"),
     ]
     limited = run(repo, "history", test, "-n", "1").stdout.splitlines()
     assert len(limited) == 6
-    assert limited[-1] == "(1 older result not shown; use --all)"
+    assert limited[-1] == "(1 older execution not shown; use --all)"
+
+
+def test_history_counts_executions_and_shows_their_routes(repo: str) -> None:
+    from proctor.wire.event import Event
+
+    events = [
+        Event("t.twice", Status.INPROGRESS, route_code="0", timestamp=T0),
+        Event("t.twice", Status.INPROGRESS, route_code="1", timestamp=T0),
+        Event("t.twice", Status.SUCCESS, route_code="0", timestamp=T0 + 10**9),
+        Event("t.twice", Status.FAIL, route_code="1", timestamp=T0 + 2 * 10**9),
+        Event("t.hung", Status.INPROGRESS, route_code="1", timestamp=T0 + 3 * 10**9),
+        Event("t.hung", route_code="1", timestamp=T0 + 9 * 10**9),
+    ]
+    load(repo, v2.encode_many(events))
+    lines = run(repo, "history", "t.twice").stdout.splitlines()
+    assert lines[0] == "t.twice: 2 executions, 1 passed (50%), 1 failed, 0 skipped"
+    rows = [line.split() for line in lines[4:]]
+    assert [(row[0], row[3], row[4], row[5]) for row in rows] == [
+        ("1", "1", "FAILED", "2.00s"),
+        ("1", "0", "ok", "1.00s"),
+    ]
+    hung = run(repo, "history", "t.hung").stdout.splitlines()
+    assert hung[3].split()[3:6] == ["1", "UNFINISHED", "?"]  # no duration: it never ended
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "slowest --top 0",
+        "slowest -n -1",
+        "history t.a -n 0",
+        "history t.a --limit -5",
+        "runs -n -1",
+        "runs list -n 0",
+    ],
+)
+def test_limits_must_be_positive(repo: str, command: str) -> None:
+    load(repo, stream({"t.a": Status.SUCCESS}))
+    result = run(repo, *command.split())
+    assert result.exit_code == 2
+    assert "is not in the range x>=1" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", ["last --junit {missing}/report.xml", "export -o {missing}/run.subunit"]
+)
+def test_a_report_that_cannot_be_written_is_an_error(
+    repo: str, tmp_path: Path, command: str
+) -> None:
+    load(repo, stream({"t.a": Status.SUCCESS}))  # a run that passed: 1 would be wrong too
+    missing = tmp_path / "no" / "such" / "directory"
+    result = run(repo, *command.format(missing=missing).split())
+    assert result.exit_code == 2
+    assert f"cannot write {missing}/" in result.stderr
+    assert "No such file or directory" in result.stderr
 
 
 def test_history_of_an_unknown_test_suggests_similar_ids(repo: str) -> None:

@@ -432,6 +432,35 @@ def test_history_of_a_test_is_newest_first(store: Store) -> None:
         store.test_history("nope")
 
 
+def test_an_unfinished_execution_has_no_duration_in_history(store: Store) -> None:
+    store.write_run(
+        [record("a", Status.INPROGRESS, seconds=3.0), record("a", Status.NONE, seconds=1.0)]
+    )
+    assert [(h.status, h.duration) for h in store.test_history("a")] == [
+        (Status.NONE, None),
+        (Status.INPROGRESS, None),
+    ]
+
+
+def test_limits_are_counts_on_every_backend(store: Store) -> None:
+    store.write_run([record("a", seconds=1.0)])
+    store.write_run([record("a", seconds=2.0)])
+    assert store.runs(limit=0) == []
+    assert store.test_history("a", limit=0) == []
+    assert store.slowest(limit=0) == []
+    assert store.find_tests("a", limit=0) == []
+    assert len(store.runs(limit=1)) == 1
+    for ask in (
+        lambda: store.runs(limit=-1),
+        lambda: store.test_history("a", limit=-1),
+        lambda: store.slowest(limit=-1),
+        lambda: store.slowest(limit=-1, by_mean=True),
+        lambda: store.find_tests("a", limit=-1),
+    ):
+        with pytest.raises(ValueError, match="not -1"):
+            ask()
+
+
 def test_find_tests_matches_a_fragment(store: Store) -> None:
     store.write_run([record(name) for name in ("pkg.A.test_x", "pkg.B.test_x", "pkg.B.test_y")])
     assert store.find_tests("test_x") == ["pkg.A.test_x", "pkg.B.test_x"]

@@ -30,6 +30,7 @@ __all__ = [
     "repository_option",
     "resolve_run",
     "run_label",
+    "write_output",
 ]
 
 EXIT_ERROR = 2
@@ -41,6 +42,16 @@ class RepositoryError(click.ClickException):
     """A problem with the repository the user can act on; exit status 2."""
 
     exit_code = EXIT_ERROR
+
+
+def write_output(path: str, data: bytes) -> None:
+    """Write a report or stream to ``path``; a failure exits 2 naming the file
+    (1 is what ``last`` and ``failing`` say when tests failed)."""
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+    except OSError as error:
+        raise RepositoryError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def repository_option(function: F) -> F:

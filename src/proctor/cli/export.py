@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from proctor.cli._repo import open_repository, repository_option, resolve_run
+from proctor.cli._repo import open_repository, repository_option, resolve_run, write_output
 
 __all__ = ["export"]
 
@@ -55,9 +55,5 @@ def export(run_spec: str, output_format: str, output: str, repository: str | Non
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     else:
-        try:
-            with open(output, "wb") as handle:
-                handle.write(data)
-        except OSError as error:
-            raise click.FileError(output, error.strerror or str(error)) from None
+        write_output(output, data)
     return 0

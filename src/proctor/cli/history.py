@@ -32,12 +32,21 @@ _WORDS = {
 @click.command()
 @click.argument("test_id", metavar="TEST")
 @click.option(
-    "-n", "--limit", default=30, show_default=True, help="How many of the latest runs to list."
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="How many of the latest executions to list.",
 )
-@click.option("--all", "show_all", is_flag=True, help="List every run of the test.")
+@click.option("--all", "show_all", is_flag=True, help="List every execution of the test.")
 @repository_option
 def history(test_id: str, limit: int, show_all: bool, repository: str | None) -> int:
-    """Show the outcomes and durations of TEST over the stored runs, newest first."""
+    """Show the outcomes and durations of TEST over the stored runs, newest first.
+
+    One line per execution: a run that ran the test on two routes (workers)
+    lists it twice, with its route.
+    """
     from proctor.store.errors import UnknownTest
 
     with open_repository(repository) as store:
@@ -56,8 +65,9 @@ def history(test_id: str, limit: int, show_all: bool, repository: str | None) ->
     if stats is not None and stats.results:
         rate = 100.0 * stats.passed / stats.results
         out.append(
-            f"{test_id}: {stats.results} runs, {stats.passed} passed ({rate:.0f}%), "
-            f"{stats.failed} failed, {stats.skipped} skipped\n"
+            f"{test_id}: {stats.results} execution{'s' if stats.results != 1 else ''}, "
+            f"{stats.passed} passed ({rate:.0f}%), {stats.failed} failed, "
+            f"{stats.skipped} skipped\n"
         )
         if stats.timed:
             low = None if stats.min_ns is None else stats.min_ns / 1e9
@@ -69,17 +79,24 @@ def history(test_id: str, limit: int, show_all: bool, repository: str | None) ->
     else:
         out.append(f"{test_id}: no recorded executions\n")
     if entries:
-        out.append(f"\n{'Run':>6}  {'Started':<19}  {'Outcome':<10}  {'Duration':>9}  Revision\n")
+        route_width = max(5, *(len(entry.route_code or "-") for entry in entries))
+        out.append(
+            f"\n{'Run':>6}  {'Started':<19}  {'Route':<{route_width}}  {'Outcome':<10}  "
+            f"{'Duration':>9}  Revision\n"
+        )
         for entry in entries:
             revision = entry.git_branch or ""
             if entry.git_commit:
                 revision = f"{revision} @ {entry.git_commit[:10]}".strip()
             out.append(
                 f"{entry.run_id:>6}  {format_time(entry.run_started_ns):<19}  "
-                f"{_WORDS[entry.status]:<10}  {format_duration(entry.duration):>9}  {revision}\n"
+                f"{entry.route_code or '-':<{route_width}}  {_WORDS[entry.status]:<10}  "
+                f"{format_duration(entry.duration):>9}  {revision}\n"
             )
         if not show_all and stats is not None and stats.results > len(entries):
             hidden = stats.results - len(entries)
-            out.append(f"({hidden} older result{'s' if hidden > 1 else ''} not shown; use --all)\n")
+            out.append(
+                f"({hidden} older execution{'s' if hidden > 1 else ''} not shown; use --all)\n"
+            )
     sys.stdout.write("".join(out))
     return 0

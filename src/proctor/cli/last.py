@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from proctor.cli._repo import open_repository, repository_option, resolve_run
+from proctor.cli._repo import open_repository, repository_option, resolve_run, write_output
 from proctor.cli._show import run_outcome, show_records, show_totals, wants_color
 
 __all__ = ["failing", "last"]
@@ -63,11 +63,7 @@ def last(
             sys.stdout.buffer.write(document)
             sys.stdout.buffer.flush()
         else:
-            try:
-                with open(junit_path, "wb") as handle:
-                    handle.write(document)
-            except OSError as error:
-                raise click.FileError(junit_path, error.strerror or str(error)) from None
+            write_output(junit_path, document)
     if not subunit and junit_path != "-":
         out = sys.stdout
         workers = show_records(out, records, color=wants_color(color), failures_only=quiet)

@@ -54,7 +54,12 @@ def _filters(function: click.decorators.FC) -> click.decorators.FC:
             click.option("--commit", help="Only runs of commits starting with this."),
             click.option("--since", metavar="WHEN", help="Only runs begun since (2024-05-01, 3d)."),
             click.option("--until", metavar="WHEN", help="Only runs begun before (date or age)."),
-            click.option("-n", "--limit", type=int, help="At most this many, newest first."),
+            click.option(
+                "-n",
+                "--limit",
+                type=click.IntRange(min=1),
+                help="At most this many, newest first.",
+            ),
         ]
     ):
         function = option(function)

@@ -18,7 +18,14 @@ __all__ = ["slowest"]
 
 
 @click.command()
-@click.option("-n", "--top", default=10, show_default=True, help="How many tests to show.")
+@click.option(
+    "-n",
+    "--top",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="How many tests to show.",
+)
 @click.option("--all", "show_all", is_flag=True, help="Show every timed test.")
 @click.option("--run", "run_spec", metavar="RUN", help="Rank this run instead of the latest.")
 @click.option(

@@ -42,7 +42,14 @@ from proctor.store.model import (
 )
 from proctor.wire.record import TestRecord
 
-__all__ = ["DEFAULT_BATCH", "DEFAULT_FLUSH_INTERVAL", "RunWriter", "Store", "writer_alive"]
+__all__ = [
+    "DEFAULT_BATCH",
+    "DEFAULT_FLUSH_INTERVAL",
+    "RunWriter",
+    "Store",
+    "check_limit",
+    "writer_alive",
+]
 
 DEFAULT_BATCH = 5000
 """Records per write transaction at most. Large batches make ingest fast (one
@@ -202,7 +209,8 @@ class Store(abc.ABC):
 
     Run ids are positive integers that are never reused, so "run 12" means the
     same run for as long as it is kept. Methods that return several runs or
-    results return them newest first unless they say otherwise.
+    results return them newest first unless they say otherwise; a ``limit``
+    of 0 returns nothing, and a negative one raises ``ValueError``.
     """
 
     backend: str = "abstract"
@@ -373,6 +381,14 @@ class Store(abc.ABC):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def check_limit(limit: int | None) -> int | None:
+    """``limit`` if it is None or a count; a negative one is refused on every
+    backend alike (SQLite would read it as "no limit", PostgreSQL as an error)."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"a limit is a number of rows, 0 or more, not {limit}")
+    return limit
 
 
 def writer_alive(writer: str | None) -> bool | None:

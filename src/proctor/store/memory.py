@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from proctor.store.contract import RunWriter, Store
+from proctor.store.contract import RunWriter, Store, check_limit
 from proctor.store.errors import UnknownRun, UnknownTest
 from proctor.store.model import (
     EWMA_WEIGHT,
@@ -212,6 +212,8 @@ class MemoryStore(Store):
         limit: int | None = None,
     ) -> list[RunInfo]:
         found: list[RunInfo] = []
+        if check_limit(limit) == 0:
+            return found
         for run_id in sorted(self._runs, reverse=True):
             meta = self._runs[run_id].metadata
             started = meta.started_ns or 0
@@ -287,12 +289,14 @@ class MemoryStore(Store):
                 if is_timed(record)
             ]
         ranked.sort(key=lambda slow: (-slow.duration, slow.test_id))
-        return ranked if limit is None else ranked[:limit]
+        return ranked if check_limit(limit) is None else ranked[:limit]
 
     def test_history(self, test_id: str, *, limit: int | None = None) -> list[HistoryEntry]:
         if test_id not in self._tests:
             raise UnknownTest(f"no results for {test_id!r} in {self.location}")
         entries: list[HistoryEntry] = []
+        if check_limit(limit) == 0:
+            return entries
         for run_id in sorted(self._runs, reverse=True):
             run = self._runs[run_id]
             for record in reversed(run.records):
@@ -315,7 +319,8 @@ class MemoryStore(Store):
         return entries
 
     def find_tests(self, fragment: str, *, limit: int = 10) -> list[str]:
-        return sorted(test_id for test_id in self._tests if fragment in test_id)[:limit]
+        found = sorted(test_id for test_id in self._tests if fragment in test_id)
+        return found[: check_limit(limit)]
 
     # -- housekeeping
 

@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from proctor.store.blobs import decode_blob, digest
-from proctor.store.contract import RunWriter, Store
+from proctor.store.contract import RunWriter, Store, check_limit
 from proctor.store.errors import StoreError, UnknownRun, UnknownTest
 from proctor.store.model import (
     GarbageReport,
@@ -392,7 +392,7 @@ class SqlStore(Store):
             params.append(until_ns)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         tail = ""
-        if limit is not None:
+        if check_limit(limit) is not None:
             tail = "LIMIT ?"
             params.append(limit)
         with self._snapshot() as cur:
@@ -515,6 +515,7 @@ class SqlStore(Store):
     def slowest(
         self, *, limit: int | None = 10, run_id: int | None = None, by_mean: bool = False
     ) -> list[SlowTest]:
+        limit = check_limit(limit)
         tail = "" if limit is None else f" LIMIT {int(limit)}"
         with self._snapshot() as cur:
             if by_mean:
@@ -556,6 +557,7 @@ class SqlStore(Store):
             ]
 
     def test_history(self, test_id: str, *, limit: int | None = None) -> list[HistoryEntry]:
+        limit = check_limit(limit)
         tail = "" if limit is None else f" LIMIT {int(limit)}"
         with self._snapshot() as cur:
             cur.execute(
@@ -580,7 +582,10 @@ class SqlStore(Store):
                     branch,
                     STATUSES[status],
                     start,
-                    None if elapsed is None else elapsed / NS_PER_SECOND,
+                    # A test that never finished has no duration (as model.is_timed).
+                    elapsed / NS_PER_SECOND
+                    if elapsed is not None and STATUSES[status].is_final
+                    else None,
                     route,
                 )
                 for run, started, commit, branch, status, start, elapsed, route in cur.fetchall()
@@ -591,7 +596,7 @@ class SqlStore(Store):
             cur.execute(
                 self._q(
                     f"SELECT test_id FROM tests WHERE {self._contains('test_id')} "
-                    f"ORDER BY test_id LIMIT {int(limit)}"
+                    f"ORDER BY test_id LIMIT {int(check_limit(limit) or 0)}"
                 ),
                 (fragment,),
             )
