@@ -21,15 +21,16 @@ pytestmark = pytest.mark.slow
 PROJECT = {"pyproject.toml": '[tool.proctor]\ntest_path = "tests"\n'}
 
 
-def _proctor(root: Path, *args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+def _proctor(root: Path, *args: str) -> subprocess.Popen[bytes]:
+    scratch = root / "tmp"  # a killed controller cannot remove its capture directory
+    scratch.mkdir(exist_ok=True)
     return subprocess.Popen(
         [sys.executable, "-m", "proctor", "run", *args],
         cwd=root,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=worker_env(),
-        **kwargs,  # type: ignore[arg-type]
+        env=worker_env({"TMPDIR": str(scratch)}),
     )
 
 
@@ -228,3 +229,48 @@ def test_capture_files_are_removed_even_when_the_output_is_cut_short(tmp_path: P
     assert _wait_gone(root)
     assert list(scratch.iterdir()) == []
     assert os.path.isdir(root)
+
+
+ARGV_PROJECT = {
+    **PROJECT,
+    "tests/test_argv.py": """
+        import sys, unittest
+        class A(unittest.TestCase):
+            def test_argv(self): print("ARGV", sys.argv)
+    """,
+}
+
+
+def _worker_argv(done: subprocess.CompletedProcess[bytes]) -> str:
+    events = decode(done.stdout)
+    return b"".join(e.file_bytes for e in events if e.file_name == "stdout").decode()
+
+
+def test_the_first_worker_is_started_before_parsing_and_adopted(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "project", ARGV_PROJECT)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = worker_env({"TMPDIR": str(scratch)})
+    done = _run(root, "-j", "1", "--subunit", "--no-store", env=env)
+    assert done.returncode == 0, done.stderr.decode()
+    argv = _worker_argv(done)
+    assert "--capture-dir" in argv
+    assert "--framework" not in argv  # the early worker: it read the configuration itself
+    assert "--root" not in argv
+    assert list(scratch.iterdir()) == []
+
+    done = _run(root, "-j", "1", "--subunit", "--no-store", "--framework", "unittest", env=env)
+    assert done.returncode == 0, done.stderr.decode()
+    assert "--framework=unittest" in _worker_argv(done)  # overridden: started as usual
+    assert list(scratch.iterdir()) == []
+
+
+def test_an_early_worker_nobody_adopts_is_ended_at_exit(tmp_path: Path) -> None:
+    root = write_project(tmp_path / "project", HANGING)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = worker_env({"TMPDIR": str(scratch)})
+    done = _run(root, "--timeout", "0", env=env)  # started early, then a usage error
+    assert done.returncode == 2, done.stderr.decode()
+    assert _wait_gone(root)
+    assert list(scratch.iterdir()) == []

@@ -1,90 +1,24 @@
-"""The ``proctor`` command and its lazily loaded subcommands.
+"""The ``proctor`` command: the entry point.
 
-Each subcommand lives in its own module and is imported only when it is run
-(or when ``--help`` lists it), so ``proctor --help`` and the short history
-commands start fast.
+The commands themselves are in :mod:`proctor.cli.commands` (click), imported
+by :func:`main`. :func:`console` first gives ``proctor run`` a head start:
+it starts the first worker before click and the rest of Proctor are imported
+(:mod:`proctor.cli.run_early`), so that the worker imports the suite while
+the controller imports itself.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
-
-import click
-
-from proctor import __version__
 
 __all__ = ["console", "main"]
 
-# name -> (module, attribute, one-line help). The help is here so that listing
-# the commands does not import every module.
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "stream": (
-        "proctor.cli.stream",
-        "stream",
-        "Read, convert, filter and summarise test result streams.",
-    ),
-    "last": ("proctor.cli.last", "last", "Show the latest run's results (exit 1 if it failed)."),
-    "failing": ("proctor.cli.last", "failing", "Show the tests failing now (exit 1 if any)."),
-    "slowest": ("proctor.cli.slowest", "slowest", "Show the slowest tests, with their history."),
-    "stats": ("proctor.cli.stats", "stats", "Show what the repository holds."),
-    "history": ("proctor.cli.history", "history", "Show one test's outcomes and durations."),
-    "runs": ("proctor.cli.runs", "runs", "List, show or remove stored runs."),
-    "load": ("proctor.cli.load", "load", "Store result streams (v2, v1, JUnit XML) as a run."),
-    "import": ("proctor.cli.importing", "import_", "Import a .stestr or .testrepository history."),
-    "export": ("proctor.cli.export", "export", "Write a stored run as a subunit v2 stream."),
-    "gc": ("proctor.cli.gc", "gc", "Remove old runs by count or age."),
-    "run": ("proctor.cli.run", "run", "Run the tests in parallel on persistent workers."),
-    "init": ("proctor.cli.init", "init", "Write a starting [tool.proctor] configuration."),
-}
-
-
-class LazyGroup(click.Group):
-    """A group whose commands are imported on first use."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in COMMANDS:
-            module_name, attribute, _ = COMMANDS[cmd_name]
-            command = getattr(importlib.import_module(module_name), attribute)
-            assert isinstance(command, click.Command)
-            return command
-        return super().get_command(ctx, cmd_name)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
-        rows += [
-            (name, cmd.get_short_help_str())
-            for name, cmd in sorted(self.commands.items())
-            if name not in COMMANDS and not cmd.hidden
-        ]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="proctor")
-def cli() -> None:
-    """Proctor runs a Python project's tests fast, keeps every result, and turns
-    failures into evidence."""
-
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code (also the console-script entry)."""
-    try:
-        result = cli.main(args=argv, prog_name="proctor", standalone_mode=False)
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.ClickException as error:
-        error.show()
-        return error.exit_code
-    except click.Abort:
-        click.echo("Aborted.", err=True)
-        return 130
-    return result if isinstance(result, int) else 0
+    """Run the command line; return the exit code (what tests call in-process)."""
+    from proctor.cli.commands import main as run_command_line
+
+    return run_command_line(argv)
 
 
 def console() -> None:
@@ -92,12 +26,25 @@ def console() -> None:
 
     Only here, never in :func:`main`, which tests call in-process.
     """
+    from proctor.cli import run_early
+
+    run_early.maybe_start(sys.argv[1:])  # before anything else is imported
     from proctor.runner import fastexit
 
     fastexit.install()
     status = main()
+    run_early.finish()  # (the fast exit skips the atexit handlers registered before it)
     fastexit.arm(status)
     sys.exit(status)
+
+
+def __getattr__(name: str) -> object:
+    """``cli``, ``COMMANDS`` and ``LazyGroup``, for code that imported them from here."""
+    if name in ("cli", "COMMANDS", "LazyGroup"):
+        from proctor.cli import commands
+
+        return getattr(commands, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -165,6 +165,11 @@ def make_backend(args: RunArgs, config: Config) -> WorkerBackend:
         top_dir=config.top_dir,
         pytest_args=config.pytest_args,
         capture=args.capture,
+        # A worker started before the command line was parsed (proctor.cli.run_early)
+        # read these from the configuration: it is the same one unless overridden.
+        from_configuration=args.test_path is None
+        and args.top_dir is None
+        and args.framework is None,
     )
     return SubprocessBackend(spec)
 

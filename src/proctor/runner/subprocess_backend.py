@@ -38,20 +38,26 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from proctor.runner.backend import Exited, Message, Output, Results
 from proctor.runner.protocol import Command, encode_command
+from proctor.runner.spawn import (
+    Spawned,
+    make_capture_dir,
+    remove_capture_dir,
+    spawn,
+    take_early,
+    worker_argv,
+)
 
 __all__ = ["SubprocessBackend", "SubprocessWorker", "WorkerSpec"]
 
@@ -84,59 +90,25 @@ class WorkerSpec:
     capture: bool = True
     env: Mapping[str, str] | None = None
     extra_args: tuple[str, ...] = field(default=())
+    from_configuration: bool = False
+    """The settings are the project configuration's, unchanged (nothing on the
+    command line overrode them): a worker started early, which read the
+    configuration itself, is the same worker (see :mod:`proctor.runner.spawn`)."""
 
     def argv(self, commands_fd: int, results_fd: int, capture_dir: str | None = None) -> list[str]:
-        argv = [
+        return worker_argv(
             self.python,
-            "-m",
-            "proctor.worker",
-            "--serve",
-            f"--commands-fd={commands_fd}",
-            f"--results-fd={results_fd}",
-            f"--root={self.root}",
-        ]
-        if capture_dir is not None:
-            argv.append(f"--capture-dir={capture_dir}")
-        if self.framework:
-            argv.append(f"--framework={self.framework}")
-        if self.top_dir:
-            argv.append(f"--top-dir={self.top_dir}")
-        if self.test_path:
-            argv.append(f"--test-path={self.test_path}")
-        if not self.capture:
-            argv.append("--no-capture")
-        argv.extend(self.extra_args)
-        if self.pytest_args:
-            argv.append("--")
-            argv.extend(self.pytest_args)
-        return argv
-
-
-PR_SET_PDEATHSIG = 1
-_lifeline: Callable[[], None] | None = None
-
-
-def lifeline() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the kernel SIGKILL the child when this process
-    dies (Linux's ``PR_SET_PDEATHSIG``); None where that cannot be had."""
-    global _lifeline
-    if _lifeline is not None or not sys.platform.startswith("linux"):
-        return _lifeline
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (ImportError, OSError, AttributeError):  # pragma: no cover - no libc prctl
-        return None
-    parent = os.getpid()
-
-    def die_with_parent() -> None:  # runs in the child, between fork and exec
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the line above
-            os._exit(1)
-
-    _lifeline = die_with_parent
-    return _lifeline
+            commands_fd,
+            results_fd,
+            root=str(self.root),
+            framework=self.framework,
+            top_dir=self.top_dir,
+            test_path=self.test_path,
+            capture=self.capture,
+            capture_dir=capture_dir,
+            extra_args=self.extra_args,
+            pytest_args=self.pytest_args,
+        )
 
 
 class _ProcessEnded:
@@ -151,35 +123,12 @@ class _ProcessEnded:
 class SubprocessWorker:
     """One worker process and its pipes (the backend's handle for it)."""
 
-    def __init__(
-        self,
-        backend: SubprocessBackend,
-        worker: int,
-        spec: WorkerSpec,
-        capture_dir: str | None = None,
-    ) -> None:
+    def __init__(self, backend: SubprocessBackend, worker: int, spawned: Spawned) -> None:
         self._backend = backend
         self.worker = worker
-        commands_read, self._commands = os.pipe()
-        self._results, results_write = os.pipe()
-        try:
-            self.process = subprocess.Popen(
-                spec.argv(commands_read, results_write, capture_dir),
-                cwd=spec.root,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                pass_fds=(commands_read, results_write),
-                env=dict(spec.env) if spec.env is not None else None,
-                start_new_session=True,
-                preexec_fn=lifeline(),  # only prctl between fork and exec: no locks taken
-            )
-        except BaseException:
-            for fd in (commands_read, self._commands, self._results, results_write):
-                os.close(fd)
-            raise
-        os.close(commands_read)
-        os.close(results_write)
+        self.process = spawned.process
+        self._commands = spawned.commands
+        self._results = spawned.results
         assert self.process.stdout is not None
         self._output = self.process.stdout.fileno()
         os.set_blocking(self._results, False)
@@ -253,7 +202,14 @@ class SubprocessBackend:
         self._closed = False
         self._last_return = 0.0
         self._last_bytes = 0
-        self.capture_dir = tempfile.mkdtemp(prefix="proctor-run-")
+        self._early: Spawned | None = None
+        early = None
+        if spec.from_configuration and spec.env is None and not spec.extra_args:
+            early = take_early(root=str(spec.root), python=spec.python, capture=spec.capture)
+        if early is not None:
+            self._early, self.capture_dir = early  # worker 0, started first thing
+        else:
+            self.capture_dir = make_capture_dir()
         """Where the workers' capture files go; removed with everything in it by :meth:`close`."""
 
     # -- WorkerBackend --------------------------------------------------------------------
@@ -278,7 +234,17 @@ class SubprocessBackend:
         return handle
 
     def _spawn(self, worker: int) -> SubprocessWorker:
-        handle = SubprocessWorker(self, worker, self.spec, self.capture_dir)
+        if worker == 0 and self._early is not None:
+            spawned, self._early = self._early, None
+        else:
+            spec = self.spec
+            capture_dir = self.capture_dir
+
+            def argv(commands_fd: int, results_fd: int) -> list[str]:
+                return spec.argv(commands_fd, results_fd, capture_dir)
+
+            spawned = spawn(argv, str(spec.root), spec.env)
+        handle = SubprocessWorker(self, worker, spawned)
         self._workers[worker] = handle
         self._selector.register(handle._results, selectors.EVENT_READ, (handle, "results"))
         self._selector.register(handle._output, selectors.EVENT_READ, (handle, "output"))
@@ -358,6 +324,8 @@ class SubprocessBackend:
         if self._closed:
             return
         self._closed = True
+        if self._early is not None:  # adopted, never claimed: it is ours to end
+            self._spawn(0)
         for handle in list(self._workers.values()):
             if not handle.ended:
                 handle.kill()
@@ -368,7 +336,7 @@ class SubprocessBackend:
         for fd in (self._wake_read, self._wake_write):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        shutil.rmtree(self.capture_dir, ignore_errors=True)
+        remove_capture_dir(self.capture_dir)
 
     # -- internals ------------------------------------------------------------------------
 

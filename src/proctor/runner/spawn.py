@@ -1,0 +1,289 @@
+"""Starting a worker process, cheaply enough to do it first thing.
+
+:func:`spawn` starts ``python -m proctor.worker --serve`` with its two pipes,
+in a session of its own, tied to this process's life (:func:`lifeline`), and
+:func:`make_capture_dir` makes the private directory for a run's capture
+files. Both import nothing beyond ``os``, ``subprocess`` and ``signal`` (no
+dataclasses: it imports ``inspect``), so
+that ``proctor run`` can start its first worker before it imports anything
+else (:func:`start_early`): the worker then imports and discovers the suite
+while the controller imports click, the store and the views. The
+:class:`~proctor.runner.subprocess_backend.SubprocessBackend` adopts that
+worker (:func:`take_early`) when it would have started the same one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+
+TYPE_CHECKING = False  # (not typing's: importing typing costs ~5 ms on the way to the spawn)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+__all__ = [
+    "Spawned",
+    "discard_early",
+    "lifeline",
+    "make_capture_dir",
+    "remove_capture_dir",
+    "spawn",
+    "start_early",
+    "take_early",
+    "worker_argv",
+]
+
+PR_SET_PDEATHSIG = 1
+_lifeline: Callable[[], None] | None = None
+
+
+def lifeline() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the kernel SIGKILL the child when this process
+    dies (Linux's ``PR_SET_PDEATHSIG``); None where that cannot be had."""
+    global _lifeline
+    if _lifeline is not None or not sys.platform.startswith("linux"):
+        return _lifeline
+    try:
+        prctl = _libc_prctl()
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - no libc prctl
+        return None
+    parent = os.getpid()
+
+    def die_with_parent() -> None:  # runs in the child, between fork and exec
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+
+    _lifeline = die_with_parent
+    return _lifeline
+
+
+def _libc_prctl() -> Callable[[int, int], int]:
+    """libc's ``prctl``, through ``_ctypes`` alone when it can (importing ``ctypes``
+    costs 2-4 ms, on the way to starting the first worker), else through ``ctypes``."""
+    try:
+        import _ctypes
+
+        class _Int(_ctypes._SimpleCData):  # type: ignore[type-arg]  # what ctypes.c_int is
+            _type_ = "i"
+
+        class _Function(_ctypes.CFuncPtr):  # what ctypes.CDLL(...).prctl is
+            _flags_ = _ctypes.FUNCFLAG_CDECL
+            _restype_ = _Int
+
+        libc = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]  # (this process)
+        address = _ctypes.dlsym(libc, "prctl")
+        function: Callable[[int, int], int] = _Function(address)
+        return function
+    except Exception:  # a private module: fall back to the public one
+        import ctypes
+
+        prctl: Callable[[int, int], int] = ctypes.CDLL(None).prctl
+        return prctl
+
+
+def worker_argv(
+    python: str,
+    commands_fd: int,
+    results_fd: int,
+    *,
+    root: str | None = None,
+    framework: str | None = None,
+    top_dir: str | None = None,
+    test_path: str | None = None,
+    capture: bool = True,
+    capture_dir: str | None = None,
+    extra_args: tuple[str, ...] = (),
+    pytest_args: tuple[str, ...] = (),
+) -> list[str]:
+    """The command line of a server worker (see docs/worker-protocol.md)."""
+    argv = [
+        python,
+        "-m",
+        "proctor.worker",
+        "--serve",
+        f"--commands-fd={commands_fd}",
+        f"--results-fd={results_fd}",
+    ]
+    if root is not None:
+        argv.append(f"--root={root}")
+    if capture_dir is not None:
+        argv.append(f"--capture-dir={capture_dir}")
+    if framework:
+        argv.append(f"--framework={framework}")
+    if top_dir:
+        argv.append(f"--top-dir={top_dir}")
+    if test_path:
+        argv.append(f"--test-path={test_path}")
+    if not capture:
+        argv.append("--no-capture")
+    argv.extend(extra_args)
+    if pytest_args:
+        argv.append("--")
+        argv.extend(pytest_args)
+    return argv
+
+
+class Spawned:
+    """A started worker process and the controller's ends of its pipes."""
+
+    __slots__ = ("commands", "process", "results")
+
+    def __init__(self, process: subprocess.Popen[bytes], commands: int, results: int) -> None:
+        self.process = process
+        self.commands = commands  # write end
+        self.results = results  # read end
+
+
+def spawn(
+    argv: Callable[[int, int], list[str]], cwd: str, env: Mapping[str, str] | None = None
+) -> Spawned:
+    """Start a worker whose command line is ``argv(commands_fd, results_fd)``.
+
+    Its stdin is ``/dev/null``, its stdout and stderr one pipe (``process.stdout``);
+    it leads a session of its own (the terminal's Ctrl-C reaches only the
+    controller, and killing its process group kills what its tests started) and
+    dies with this process (:func:`lifeline`).
+    """
+    commands_read, commands_write = os.pipe()
+    results_read, results_write = os.pipe()
+    try:
+        process = subprocess.Popen(
+            argv(commands_read, results_write),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(commands_read, results_write),
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+            preexec_fn=lifeline(),  # only prctl between fork and exec: no locks taken
+        )
+    except BaseException:
+        for fd in (commands_read, commands_write, results_read, results_write):
+            os.close(fd)
+        raise
+    os.close(commands_read)
+    os.close(results_write)
+    return Spawned(process, commands_write, results_read)
+
+
+def make_capture_dir() -> str:
+    """A new private directory (mode 0700) for a run's capture files, under
+    ``$TMPDIR`` (or the first of ``/tmp``, ``/var/tmp`` that is writable)."""
+    bases = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")]
+    for base in [*(b for b in bases if b), "/tmp", "/var/tmp", os.getcwd()]:
+        for _ in range(10):
+            path = os.path.join(base, f"proctor-run-{os.getpid()}-{os.urandom(4).hex()}")
+            try:
+                os.mkdir(path, 0o700)
+            except FileExistsError:
+                continue
+            except OSError:
+                break
+            return path
+    raise OSError("no writable directory for the workers' capture files")
+
+
+def remove_capture_dir(path: str) -> None:
+    """Remove a capture directory and the files in it (workers do not make subdirectories)."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            os.unlink(entry.path)
+    try:
+        os.rmdir(path)
+    except OSError:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# -- the first worker, started before the rest of proctor is imported -----------------------
+
+
+class _Early:
+    __slots__ = ("adopted", "capture", "capture_dir", "cwd", "python", "spawned")
+
+    def __init__(
+        self, spawned: Spawned, python: str, cwd: str, capture: bool, capture_dir: str
+    ) -> None:
+        self.spawned = spawned
+        self.python = python
+        self.cwd = cwd
+        self.capture = capture
+        self.capture_dir = capture_dir
+        self.adopted = False
+
+
+_early: _Early | None = None
+
+
+def start_early(*, capture: bool = True) -> None:
+    """Start worker 0 now, configured by the project itself (no ``--root``, no
+    ``--framework``: the worker reads the configuration of the project around the
+    working directory, as the controller will). Nothing happens if one was started."""
+    global _early
+    if _early is not None:
+        return
+    capture_dir = make_capture_dir()
+    python = sys.executable
+    cwd = os.getcwd()
+
+    def argv(commands_fd: int, results_fd: int) -> list[str]:
+        return worker_argv(
+            python, commands_fd, results_fd, capture=capture, capture_dir=capture_dir
+        )
+
+    try:
+        spawned = spawn(argv, cwd)
+    except BaseException:
+        remove_capture_dir(capture_dir)
+        raise
+    _early = _Early(spawned, python, cwd, capture, capture_dir)
+    atexit.register(discard_early)
+
+
+def take_early(*, root: str, python: str, capture: bool) -> tuple[Spawned, str] | None:
+    """The early worker and its capture directory, if it is the worker a backend
+    would start for the project at ``root`` configured by its configuration alone
+    (the caller checks that), with this Python and capture setting: then it is the
+    caller's to use and to end. None otherwise."""
+    early = _early
+    if early is None or early.adopted:
+        return None
+    if python != early.python or capture != early.capture:
+        return None
+    from pathlib import Path
+
+    from proctor.config import find_root
+
+    if str(find_root(Path(early.cwd))) != root:
+        return None  # (the worker finds its root as the controller does: the same one)
+    early.adopted = True
+    return early.spawned, early.capture_dir
+
+
+def discard_early() -> None:
+    """End an early worker nobody adopted, and remove its capture directory (at exit)."""
+    early = _early
+    if early is None or early.adopted:
+        return
+    early.adopted = True  # (once)
+    process = early.spawned.process
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+    for fd in (early.spawned.commands, early.spawned.results):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    remove_capture_dir(early.capture_dir)
