@@ -127,3 +127,30 @@ def test_without_input_a_test_that_keeps_reading_is_still_timed_out() -> None:
     outcome = run_fake(suite, RunOptions(concurrency=1, timeout=2.0), stdin=None)
     assert [r.test_id for r in outcome.result.failures] == ["m.A.t"]
     assert outcome.result.wall_time < 5.0
+
+
+def test_a_busy_worker_is_not_sent_quit_early_while_input_may_come() -> None:
+    """A quit waiting in a worker's pipe is end of input for a test reading stdin
+    later in its batch: it is sent early only when no input can come."""
+    suite = [FakeTest("m.A.first", duration=1.0), FakeTest("m.A.reads", outcome="stdin")]
+    backend = FakeBackend(suite)
+    stdin = FakeStdin(backend, [b"c\n"], interactive=False)
+    outcome = run_fake(suite, RunOptions(concurrency=1), backend=backend, stdin=stdin)
+    assert outcome.status_of("m.A.reads") == "success"  # it got "c", not end of input
+    names = [type(c).__name__ for c in backend.workers[0].commands]
+    assert names == ["ListTests", "RunTests", "Stdin", "Quit"]
+
+
+def test_devnull_as_stdin_is_known_to_be_exhausted(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from proctor.runner.terminal import ThreadedStdin
+
+    backend = FakeBackend([])
+    with open(os.devnull, "rb") as null:
+        assert ThreadedStdin(backend, null).exhausted
+    (tmp_path / "input").write_bytes(b"a line\n")
+    with open(tmp_path / "input", "rb") as file:
+        source = ThreadedStdin(backend, file)
+        assert not source.exhausted
+        assert not source.interactive

@@ -126,3 +126,17 @@ def test_never_more_workers_than_tests_in_the_heading() -> None:
     progress = outcome.reporter.progress
     assert progress is not None
     assert progress.workers == 1
+
+
+def test_quit_goes_out_with_the_last_batch_and_its_wait_starts_when_the_batch_ends() -> None:
+    """A worker is sent quit as soon as nothing is left to hand out (it obeys it after
+    its batch); quit_wait counts from the end of its last test, not from the quit."""
+    suite = [FakeTest("m.A.t1", duration=50.0), FakeTest("m.A.t2", duration=50.0)]
+    backend = FakeBackend(suite)
+    outcome = run_fake(suite, RunOptions(concurrency=1, quit_wait=5.0), backend=backend)
+    assert outcome.result.exit_code == EXIT_OK
+    worker = backend.workers[0]
+    assert [type(c).__name__ for c in worker.commands] == ["ListTests", "RunTests", "Quit"]
+    assert not worker.killed
+    assert worker.dumps == 0
+    assert outcome.result.wall_time < 101.0

@@ -270,17 +270,18 @@ def test_events_carry_the_worker_as_route_code_and_stestr_tag() -> None:
 
 
 def test_a_route_code_the_worker_set_is_kept_under_the_worker_number() -> None:
+    from proctor.events.sink import ListSink
     from proctor.runner.controller import Controller
     from proctor.runner.slot import Slot
     from proctor.wire.event import Event
 
     backend = FakeBackend([])
-    controller = Controller(backend, RunOptions())
+    seen = ListSink()
+    controller = Controller(backend, RunOptions(), sink=seen)
     slot = Slot(backend.start(4), 0.0)
-    seen = []
-    controller._send = seen.append  # type: ignore[method-assign]
     controller._on_events(slot, [Event(test_id="t", status=Status.SUCCESS, route_code="x")])
-    assert seen[0].route_code == "4/x"
+    assert seen.events[0].route_code == "4/x"
+    assert seen.events[0].tags == {"worker-4"}
 
 
 def test_tests_the_worker_never_reported_are_counted_apart() -> None:

@@ -203,3 +203,27 @@ def test_parallel_class_groups_pytest_ids_by_class_and_keeps_dotted_parameters_i
             ["pkg.mod.Other.test_z"],
         ]
     )
+
+
+def test_store_history_asks_the_store_for_durations_once_per_run() -> None:
+    from typing import cast
+
+    from proctor.runner.history import StoreHistory
+    from proctor.store.contract import Store
+
+    class CountingStore:
+        def __init__(self) -> None:
+            self.calls: list[object] = []
+
+        def durations(self, test_ids: object = None) -> dict[str, float]:
+            self.calls.append(test_ids)
+            return {"a": 1.0, "b": 2.0, "c": 0.5}
+
+    store = CountingStore()
+    history = StoreHistory(cast(Store, store))
+    assert history.expected_total() == 3.5
+    assert history.durations(["a", "c", "z"]) == {"a": 1.0, "c": 0.5}
+    assert store.calls == [None]  # the planning reused what expected_total fetched
+    fresh = StoreHistory(cast(Store, store))
+    assert fresh.durations(["b"]) == {"a": 1.0, "b": 2.0, "c": 0.5}  # (the stub's answer)
+    assert store.calls == [None, ["b"]]

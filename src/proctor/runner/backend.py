@@ -168,4 +168,11 @@ class StdinSource(Protocol):
         gets a debugging session, and its ``--timeout`` clock stops while it waits."""
         ...
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether it is known that no more input will come (``/dev/null``, or end
+        of input reached): then a worker may be sent ``quit`` while it still runs
+        tests, since a ``quit`` in its pipe is end of input for a test reading stdin."""
+        ...
+
     def request(self) -> None: ...

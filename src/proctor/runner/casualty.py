@@ -122,7 +122,7 @@ def teardown_text(slot: Slot, returncode: int) -> str:
         "after quit (in a tearDownClass, tearDownModule or fixture teardown, an atexit "
         "handler, or the interpreter's exit).\n"
     )
-    output = slot.output_since(slot.quit_mark, TAIL)
+    output = slot.output_since(max(slot.quit_mark, slot.output_mark), TAIL)
     if output:
         text += "\nThe worker's output after quit:\n" + output.decode("utf-8", "replace")
     return text

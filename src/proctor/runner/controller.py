@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from proctor.events.sink import NullSink
 from proctor.runner.backend import Exited, Interrupted, Message, Output, Results, StdinLine
 from proctor.runner.core import EPSILON, Phase
 from proctor.runner.exits import Exits
@@ -56,6 +57,9 @@ from proctor.wire.record import TestRecord
 __all__ = ["Controller", "RunOptions"]
 
 _new_event = tuple.__new__
+_NONE = Status.NONE
+_EXISTS = Status.EXISTS
+_INPROGRESS = Status.INPROGRESS
 
 
 class Controller(Exits):
@@ -147,16 +151,22 @@ class Controller(Exits):
         self._on_events(slot, events)
 
     def _on_events(self, slot: Slot, events: Sequence[Event]) -> None:
+        """Route a worker's events and follow its tests (the hot path: two events per
+        test, so the common cases are written out here rather than in helpers)."""
         if not events:
             return
         now = self._backend.now()
         route = slot.route
         tagged = frozenset((slot.tag,))
-        send = self._send
+        collect = self._collector.send
+        sink = self._sink
+        forward = None if type(sink) is NullSink else sink.send
+        pending = slot.pending
+        new = _new_event
         for event in events:
-            test_id = event.test_id
+            test_id, status, tags, runnable, name, content, eof, mime, route_code, stamp = event
             if test_id is None:
-                if event.file_name == CONTROL_FILE:
+                if name == CONTROL_FILE:
                     try:
                         control = parse_control(event)
                     except ProtocolError as error:
@@ -165,29 +175,28 @@ class Controller(Exits):
                     if control is not None:
                         self._on_control(slot, control, now)
                     continue
-                routed = _new_event(Event, (*event[:8], _prefix(route, event.route_code), event[9]))
-                send(routed)
-                if routed.file_bytes:
-                    self._reporter.output(slot.worker, routed.file_bytes)
+                routed = new(Event, (*event[:8], _prefix(route, route_code), stamp))
+                self._send(routed)
+                if content:
+                    self._reporter.output(slot.worker, content)
                 continue
-            status = event.status
-            if status is Status.EXISTS and slot.listing:
+            if status is _EXISTS and slot.listing:
                 self._listed.append(test_id)
                 continue
-            route_code = route if event.route_code is None else f"{route}/{event.route_code}"
-            if status is Status.NONE:
-                routed = _new_event(Event, (*event[:8], route_code, event[9]))
-                send(routed)
-                continue
-            tags = event.tags | tagged if event.tags else tagged
-            routed = _new_event(Event, (test_id, status, tags, *event[3:8], route_code, event[9]))
-            send(routed)
-            if status is Status.INPROGRESS:
+            route_code = route if route_code is None else f"{route}/{route_code}"
+            if status is not _NONE:
+                tags = tags | tagged if tags else tagged
+            fields = (test_id, status, tags, runnable, name, content, eof, mime, route_code, stamp)
+            routed = new(Event, fields)
+            collect(routed)
+            if forward is not None:
+                forward(routed)
+            if status is _INPROGRESS:
                 if slot.current != test_id:
                     slot.current = test_id
                     slot.current_route = route_code
                     slot.begin_test(now)
-            elif test_id in slot.pending:
+            elif status is not _NONE and test_id in pending:
                 self._finished_test(slot, test_id, now)
                 if slot.discarding:
                     return  # stopped after Ctrl-C: the rest is not this run's
@@ -209,7 +218,8 @@ class Controller(Exits):
         elif kind == "done":
             if control.fields.get("op") == "list" and slot.listing:
                 slot.listing = False
-                self._listing_done(slot)
+                if self._phase is Phase.LISTING and not self._interrupts:
+                    self._listing_done(slot)
             else:
                 unreported = slot.batch_done()
                 if unreported:
@@ -349,10 +359,14 @@ class Controller(Exits):
         if not any(slot.busy for slot in self._slots.values()):
             self._stop_all(StopReason.QUIT)
         else:
-            # Nothing left to hand out: an idle worker may tear down now, while the
-            # others finish (if one of those dies, a new worker takes its tests).
+            # Nothing left to hand out: idle workers tear down now, while the others
+            # finish (if one of those dies, a new worker takes its tests). When no input
+            # can come for a test that reads stdin (a quit waiting in a worker's pipe is
+            # end of input for it), busy workers are sent quit too: they obey it after
+            # their batches, so their teardown overlaps the handling of their results.
+            early = self._desk.input_over
             for slot in self._slots.values():
-                if slot.state is SlotState.READY and not slot.busy and not slot.listing:
+                if slot.state is SlotState.READY and not slot.listing and (early or not slot.busy):
                     self._stop(slot, StopReason.QUIT)
 
     def _left(self, slot: Slot) -> float:

@@ -53,11 +53,18 @@ class DebugDesk:
         self._line_pending = False
         self._readers: deque[Slot] = deque()  # not interactive: requests, oldest first
 
+    @property
+    def input_over(self) -> bool:
+        """No input will come: every request gets end of input at once."""
+        if not self._ended and self._stdin is not None and self._stdin.exhausted:
+            self._ended = True
+        return self._ended
+
     def wants_input(self, slot: Slot, test_id: str | None) -> None:
         """``slot``'s test (or, ``test_id`` None, whatever the worker runs) asked for input."""
         if test_id is None and slot.busy:
             test_id = slot.culprit()  # a class or module fixture of its batch
-        if test_id is None or self._ended:
+        if test_id is None or self.input_over:
             slot.handle.send(Stdin(b""))  # end of input, now
             return
         if not self._interactive:

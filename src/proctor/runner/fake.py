@@ -126,6 +126,7 @@ class FakeWorker:
         self._last_line = b""
         self._busy = True  # starting up
         self._loading = True
+        self._unread: list[Command] = []  # commands sent before it was ready
         self._quitting = False
         self._generation = 0  # steps scheduled before a kill are ignored
         self.dumps = 0  # stack dumps asked for
@@ -150,6 +151,12 @@ class FakeWorker:
         self.commands.append(command)
         if not self.alive:
             return
+        if self._loading and not isinstance(command, Stdin):
+            self._unread.append(command)  # like the real worker: read once it is ready
+            return
+        self._obey(command)
+
+    def _obey(self, command: Command) -> None:
         if isinstance(command, Stdin):
             if self._loading and self._backend.suite.import_reads_stdin:
                 self._after(0.0, self._ready)  # the import got its answer and goes on
@@ -164,6 +171,8 @@ class FakeWorker:
                 self._after(0.0, self._next)
         elif isinstance(command, Quit):
             self._quitting = True
+            if self._reads_left > 0:
+                self._stdin(b"")  # like the real worker: quit is end of input
             if not self._busy:
                 self._after(0.001, self._quit)
 
@@ -215,6 +224,9 @@ class FakeWorker:
         count = suite.ready_counts.get(self.worker, len(suite.tests))
         capture: dict[str, str] | None = {} if suite.capture else None
         self._emit(control_event("ready", pid=self.pid, protocol=1, count=count, capture=capture))
+        unread, self._unread = self._unread, []
+        for command in unread:
+            self._obey(command)
         if self._queue:
             self._busy = True
             self._after(0.0, self._next)
@@ -446,6 +458,10 @@ class FakeStdin:
     @property
     def interactive(self) -> bool:
         return self._interactive
+
+    @property
+    def exhausted(self) -> bool:
+        return False  # like a terminal or a pipe: input may always come
 
     def request(self) -> None:
         self.requests += 1

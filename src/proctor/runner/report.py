@@ -60,7 +60,7 @@ class Progress:
         """Recompute what depends on the workers (the controller calls this between ticks)."""
         live = [slot for slot in slots if slot.alive]
         self.expected_left = queued + sum(slot.pending_expected for slot in live)
-        self.workers = max(1, sum(1 for slot in live if slot.state is SlotState.READY))
+        self.workers = max(1, sum(1 for slot in live if slot.state is SlotState.READY or slot.busy))
         self.running = {slot.worker: (slot.current, slot.since) for slot in live if slot.busy}
 
     def eta(self) -> float | None:

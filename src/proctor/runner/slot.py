@@ -120,7 +120,8 @@ class Slot:
         if self.current == test_id:
             self.current = None
         self.waiting_input = False
-        self.begin_test(now)
+        self.since = now  # (begin_test, written out: once per test)
+        self.output_mark = len(self.output)
         return True
 
     def batch_done(self) -> list[str]:

@@ -130,14 +130,19 @@ class Stopping(ControllerCore):
         options = self._options
         if slot.state is SlotState.STARTING:
             return slot.started_at + options.start_wait
-        deadline = None
-        if slot.quit_at is not None:
-            deadline = slot.quit_at + options.quit_wait
+        deadline = self._quit_deadline(slot)
         timeout = options.timeout
         if timeout is not None and slot.busy and not slot.waiting_input:
             ends = slot.since + timeout
             deadline = ends if deadline is None else min(deadline, ends)
         return deadline
+
+    def _quit_deadline(self, slot: Slot) -> float | None:
+        """When a worker sent ``quit`` must have exited: ``quit_wait`` after it was
+        sent, or after its last test ended if it was busy then."""
+        if slot.quit_at is None or slot.busy:
+            return None
+        return max(slot.quit_at, slot.since) + self._options.quit_wait
 
     def _next_deadline(self) -> float | None:
         deadlines = [
@@ -151,7 +156,6 @@ class Stopping(ControllerCore):
         return min(deadlines) if deadlines else None
 
     def _check_deadlines(self, now: float) -> None:
-        options = self._options
         for slot in list(self._slots.values()):
             deadline = self._deadline_of(slot)
             if deadline is None or now + EPSILON < deadline:
@@ -160,7 +164,7 @@ class Stopping(ControllerCore):
                 self._kill(slot)
             elif slot.state is SlotState.STARTING:
                 self._condemn(slot, StopReason.STUCK_STARTING, now)
-            elif slot.quit_at is not None and now + EPSILON >= slot.quit_at + options.quit_wait:
+            elif (quit_by := self._quit_deadline(slot)) is not None and now + EPSILON >= quit_by:
                 self._condemn(slot, StopReason.STUCK_QUITTING, now)
             else:
                 slot.timed_out = slot.culprit()

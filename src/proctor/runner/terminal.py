@@ -9,6 +9,8 @@ when it is a terminal.
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from typing import BinaryIO
 
@@ -29,10 +31,15 @@ class ThreadedStdin:
             self._interactive = stream.isatty()
         except (OSError, ValueError):
             self._interactive = False
+        self._ended = _is_devnull(stream)
 
     @property
     def interactive(self) -> bool:
         return self._interactive
+
+    @property
+    def exhausted(self) -> bool:
+        return self._ended
 
     def request(self) -> None:
         if self._thread is None:
@@ -51,4 +58,18 @@ class ThreadedStdin:
                 except (OSError, ValueError):
                     line = b""
                 ended = not line
+                self._ended = ended
             self._backend.post(StdinLine(line))
+
+
+def _is_devnull(stream: BinaryIO) -> bool:
+    """Whether ``stream`` is ``/dev/null`` (or closed): no input will ever come."""
+    try:
+        here = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    try:
+        null = os.stat(os.devnull)
+    except OSError:  # pragma: no cover
+        return False
+    return stat.S_ISCHR(here.st_mode) and here.st_rdev == null.st_rdev
