@@ -410,3 +410,60 @@ def test_a_huge_claimed_length_waits_for_data_then_resolves_at_close(accelerate:
     assert _tests(got) == []
     got += decoder.close()
     assert _tests(got) == [GOOD]
+
+
+def test_work_and_diagnostics_stay_linear_on_adversarial_headers(accelerate: bool) -> None:
+    """Each of these claims 4 MiB and never completes; python-subunit reads the
+    file in 0.3 s, and a decoder that copied each claim would need gigabytes."""
+    data = bytes.fromhex("b32000bfffff") * 20_000
+    got = v2.decode(data, accelerate=accelerate)
+    assert len(got) < 3 * 20_000
+    assert sum(len(e.file_bytes) for e in got) < 4 * len(data)
+    assert len(_errors(got)) == 1  # one truncated candidate reported, not 20,000
+
+
+def test_a_bad_checksum_keeps_the_packet_in_its_diagnostic(accelerate: bool) -> None:
+    bad = _corrupt_crc(v2.encode(Event(test_id="bad", status=Status.FAIL)))
+    got = v2.decode(bad, accelerate=accelerate)
+    data = [e.file_bytes for e in got if e.file_name == "Packet data"]
+    assert data == [bad]
+
+
+def test_bytes_between_the_fields_and_the_crc_are_refused(accelerate: bool) -> None:
+    """python-subunit ignores them; no writer makes them, and refusing them lets a
+    stray 0xB3 be rejected before its claimed bytes are checksummed."""
+    padded = _with_crc(bytes([0xB3, 0x29, 0x00, 0x0C, 0x02]) + b"ab" + b"\x00")
+    got = v2.decode(padded + v2.encode(GOOD), accelerate=accelerate)
+    assert _tests(got) == [GOOD]
+    assert "1 bytes between the last field and the CRC" in _errors(got)[0]
+
+
+class _TagSet(frozenset[str]):
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter([str(t) + "" for t in frozenset.__iter__(self)])
+
+
+class _Truthy:
+    def __bool__(self) -> bool:
+        return True
+
+
+def test_unusual_field_objects_take_the_python_encoder() -> None:
+    """The C encoder borrows UTF-8 buffers; objects that could run Python code
+    while they are borrowed (a frozenset subclass, a non-bool flag) go to Python."""
+    plain = Event(test_id="t", tags=frozenset({"a", "b"}), runnable=True, eof=True)
+    odd = plain._replace(tags=_TagSet({"a", "b"}), runnable=_Truthy(), eof=1)  # type: ignore[arg-type]
+    assert v2.decode(v2.encode(odd, accelerate=True)) == [plain]
+    assert v2.decode(v2.encode(odd, accelerate=False)) == [plain]
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        (Event(status=9), "status 9"),  # type: ignore[arg-type]
+        (Event(timestamp=1.5), "timestamp 1.5"),  # type: ignore[arg-type]
+    ],
+)
+def test_encoding_rejects_malformed_fields(event: Event, message: str, accelerate: bool) -> None:
+    with pytest.raises(v2.EncodeError, match=re.escape(message)):
+        v2.encode(event, accelerate=accelerate)

@@ -42,7 +42,23 @@ static void crc_init(void) {
     }
 }
 
+static PyObject *zlib_crc32 = NULL; /* zlib.crc32: much faster on large packets */
+#define LARGE_CRC 16384
+
 static uint32_t crc32_of(const unsigned char *p, Py_ssize_t n) {
+    if (n >= LARGE_CRC && zlib_crc32 != NULL) {
+        PyObject *view = PyMemoryView_FromMemory((char *)p, n, PyBUF_READ);
+        if (view != NULL) {
+            PyObject *r = PyObject_CallOneArg(zlib_crc32, view);
+            Py_DECREF(view);
+            if (r != NULL) {
+                unsigned long v = PyLong_AsUnsignedLongMask(r);
+                Py_DECREF(r);
+                if (!PyErr_Occurred()) return (uint32_t)v;
+            }
+        }
+        PyErr_Clear(); /* fall back to the table */
+    }
     uint32_t c = 0xFFFFFFFFu;
     while (n >= 4) {
         c ^= (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
@@ -77,6 +93,18 @@ static PyObject *configure(PyObject *self, PyObject *args) {
     if (PyTuple_GET_SIZE(stats) != 8) {
         PyErr_SetString(PyExc_ValueError, "statuses must hold 8 members");
         return NULL;
+    }
+    if (!PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "the event type must be a tuple subclass");
+        return NULL;
+    }
+    if (zlib_crc32 == NULL) {
+        PyObject *zlib = PyImport_ImportModule("zlib");
+        if (zlib != NULL) {
+            zlib_crc32 = PyObject_GetAttrString(zlib, "crc32");
+            Py_DECREF(zlib);
+        }
+        PyErr_Clear(); /* without zlib the table does all the work */
     }
     Py_INCREF(type);
     Py_XSETREF(event_type, (PyTypeObject *)type);
@@ -127,6 +155,46 @@ static PyObject *read_string(const unsigned char **pp, const unsigned char *end)
     return s;
 }
 
+/* Skip a varint-prefixed string; 0 when it overruns. */
+static inline int skip_string(const unsigned char **pp, const unsigned char *end) {
+    uint32_t n;
+    int used = read_varint(*pp, end, &n);
+    if (!used) return 0;
+    if ((Py_ssize_t)n > end - (*pp + used)) return 0;
+    *pp += used + n;
+    return 1;
+}
+
+/* Whether the fields the flags announce end exactly at `end` (no objects made). */
+static int fields_fill(const unsigned char *q, const unsigned char *end, unsigned int flags) {
+    uint32_t v;
+    int used;
+    if (flags & FLAG_TIMESTAMP) {
+        if (end - q < 4) return 0;
+        q += 4;
+        if (!(used = read_varint(q, end, &v))) return 0;
+        q += used;
+    }
+    if ((flags & FLAG_TEST_ID) && !skip_string(&q, end)) return 0;
+    if (flags & FLAG_TAGS) {
+        if (!(used = read_varint(q, end, &v))) return 0;
+        q += used;
+        if (v > (uint32_t)(end - q)) return 0;
+        for (uint32_t i = 0; i < v; i++)
+            if (!skip_string(&q, end)) return 0;
+    }
+    if ((flags & FLAG_MIME_TYPE) && !skip_string(&q, end)) return 0;
+    if (flags & FLAG_FILE_CONTENT) {
+        if (!skip_string(&q, end)) return 0;
+        if (!(used = read_varint(q, end, &v))) return 0;
+        q += used;
+        if ((Py_ssize_t)v > end - q) return 0;
+        q += v;
+    }
+    if ((flags & FLAG_ROUTE_CODE) && !skip_string(&q, end)) return 0;
+    return q == end;
+}
+
 /* Parse one packet at buf[pos]. Returns the packet length and sets *event, or 0 if
  * the packet is not complete and valid (nothing set, no exception), or -1 on a
  * real error (exception set). */
@@ -156,6 +224,9 @@ static Py_ssize_t parse_one(const unsigned char *buf, Py_ssize_t size, Py_ssize_
     }
     if (length < 8 || (Py_ssize_t)length < fields_at + 4 || (Py_ssize_t)length > avail) return 0;
     const unsigned char *crc_at = p + length - 4;
+    /* The fields must fill the packet exactly: checked before the CRC, so a
+     * stray 0xB3 is rejected without checksumming the bytes it claims. */
+    if (!fields_fill(p + fields_at, crc_at, flags)) return 0;
     uint32_t stored = ((uint32_t)crc_at[0] << 24) | ((uint32_t)crc_at[1] << 16) | ((uint32_t)crc_at[2] << 8) | crc_at[3];
     uint32_t calculated = crc32_of(p, (Py_ssize_t)length - 4);
     if (stored != calculated) return 0;
@@ -165,7 +236,6 @@ static Py_ssize_t parse_one(const unsigned char *buf, Py_ssize_t size, Py_ssize_
     PyObject *timestamp = Py_None, *test_id = Py_None, *tags = NULL, *mime = Py_None;
     PyObject *file_name = Py_None, *file_bytes = NULL, *route = Py_None;
     Py_INCREF(Py_None); Py_INCREF(Py_None); Py_INCREF(Py_None); Py_INCREF(Py_None); Py_INCREF(Py_None);
-    PyObject *result = NULL;
     int ok = 0; /* 1 when the packet parsed */
 
     if (flags & FLAG_TIMESTAMP) {
@@ -236,7 +306,7 @@ static Py_ssize_t parse_one(const unsigned char *buf, Py_ssize_t size, Py_ssize_
         Py_DECREF(route);
         route = s;
     }
-    ok = 1;
+    ok = (q == end);
 done:
     if (ok) {
         PyObject *ev = event_type->tp_alloc(event_type, 10);
@@ -268,7 +338,6 @@ done:
 fail:
     Py_XDECREF(timestamp); Py_XDECREF(test_id); Py_XDECREF(tags); Py_XDECREF(mime);
     Py_XDECREF(file_name); Py_XDECREF(file_bytes); Py_XDECREF(route);
-    (void)result;
     return -1;
 }
 
@@ -418,7 +487,12 @@ static int encode_one(PyObject *ev, outbuf *o) {
         flags |= FLAG_TEST_ID;
         body += varint_size(sid.n) + sid.n;
     }
-    if (!PyFrozenSet_CheckExact(tags) && !PyAnySet_Check(tags)) return 0;
+    /* Only exact frozensets of exact strs, and real bools: anything else could
+     * run Python code (a custom __iter__ or __bool__) while borrowed UTF-8
+     * pointers are held, so it goes to the Python encoder. */
+    if (!PyFrozenSet_CheckExact(tags)) return 0;
+    if (runnable != Py_True && runnable != Py_False) return 0;
+    if (eof != Py_True && eof != Py_False) return 0;
     ntags = PySet_GET_SIZE(tags);
     if (ntags > MAX_TAGS) return 0;
     if (ntags) {
@@ -442,7 +516,7 @@ static int encode_one(PyObject *ev, outbuf *o) {
         if (PyErr_Occurred()) return -1;
         if (i != ntags) return 0;
     }
-    if (PyObject_IsTrue(runnable) == 1) flags |= FLAG_RUNNABLE;
+    if (runnable == Py_True) flags |= FLAG_RUNNABLE;
     if (mime != Py_None) {
         if ((r = get_string(mime, &smime)) != 1) return r;
         if (smime.n) {
@@ -461,7 +535,7 @@ static int encode_one(PyObject *ev, outbuf *o) {
         have_content = 1;
         body += varint_size(sname.n) + sname.n + varint_size(content.len) + content.len;
     }
-    if (PyObject_IsTrue(eof) == 1) flags |= FLAG_EOF;
+    if (eof == Py_True) flags |= FLAG_EOF;
     if (route != Py_None) {
         if ((r = get_string(route, &sroute)) != 1) return r;
         flags |= FLAG_ROUTE_CODE;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from typing import NamedTuple
 
 from proctor.wire._v2_format import (
     FLAG_EOF,
@@ -67,7 +68,53 @@ def _pending_continuations(buf: bytes, start: int, end: int, before: int) -> int
 
 
 class _BadPacket(Exception):
-    pass
+    """A packet whose fields do not parse: ``args`` are the message and the
+    offset parsing had reached (what the attempt cost, for the work budget)."""
+
+
+class _Bad(NamedTuple):
+    """Why a candidate packet was rejected, and how many bytes the attempt read."""
+
+    message: str
+    cost: int
+
+
+PACKET_DATA_LIMIT = 256
+"""Bytes of a bad packet kept in its ``Packet data`` diagnostic (the message
+gives the length the packet claimed). python-subunit keeps every claimed byte;
+with a rescan after each bad candidate that would copy the same region again
+for every stray 0xB3 in it."""
+
+_SHORT = -1  # _packet: the packet runs past the end of the stream
+
+
+def _header(buf: bytes, j: int, size: int) -> tuple[int, int, int] | str | None:
+    """(flags, length, fields offset) of the packet at ``j``, an error message,
+    or None when the header itself has not all arrived."""
+    if size - j < 4:
+        return None
+    flags = (buf[j + 1] << 8) | buf[j + 2]
+    if flags & 0xF000 != VERSION_2:
+        return f"Unsupported subunit version 0x{flags >> 12:x} in flags 0x{flags:04x}"
+    if flags & FLAG_RESERVED:
+        return f"Reserved flag bit 0x0008 is set in flags 0x{flags:04x}"
+    first = buf[j + 3]
+    kind = first & 0xC0
+    if kind == 0x00:
+        length, pos = first, j + 4
+    elif kind == 0x40:
+        if size - j < 5:
+            return None
+        length, pos = ((first & 0x3F) << 8) | buf[j + 4], j + 5
+    elif kind == 0x80:
+        if size - j < 6:
+            return None
+        length, pos = ((first & 0x3F) << 16) | (buf[j + 4] << 8) | buf[j + 5], j + 6
+    else:
+        return "3 byte maximum given but 4 byte value found."
+    if length < 8 or length < pos - j + 4:
+        return f"Packet length {length} is too short to hold a packet"
+    return flags, length, pos
 
 
 class Decoder:
@@ -76,10 +123,15 @@ class Decoder:
     Feed it bytes in any chunking with :meth:`feed`; each call returns the
     events completed so far. Call :meth:`close` at the end of the stream to
     flush what is left (a packet cut short at the end is reported as a parser
-    error and its bytes rescanned). The decoder never raises on bad input.
+    error and its bytes rescanned). The decoder never raises on bad input, and
+    its work is linear in its input: rescanning after bad candidates is paid
+    from a budget proportional to the bytes fed, and once an input crafted to
+    exhaust it has done so, a bad candidate's claimed bytes are skipped as
+    python-subunit skips them.
     """
 
     __slots__ = (
+        "_budget",
         "_c_scan",
         "_closed",
         "_held",
@@ -100,6 +152,7 @@ class Decoder:
         self._need = 0  # bytes needed in _held before parsing can progress
         self._owed = 0  # UTF-8 continuation bytes owed by text already emitted
         self._offset = 0  # stream offset of the first held byte
+        self._budget = _BUDGET_BASE  # bytes bad candidates may still cost
         self._closed = False
 
     def feed(self, data: bytes) -> list[Event]:
@@ -108,6 +161,7 @@ class Decoder:
             raise ValueError("feed() called after close()")
         if not data:
             return []
+        self._budget += _BUDGET_PER_BYTE * len(data)
         if self._held:
             self._held.append(bytes(data))
             self._held_size += len(data)
@@ -147,6 +201,7 @@ class Decoder:
         c_scan = self._c_scan
         hold = -1
         hold_owed = 0
+        reported_short = False
         while True:
             j = find(b"\xb3", pos)
             if j < 0:
@@ -155,18 +210,23 @@ class Decoder:
             if mid:
                 # 0xB3 inside a UTF-8 character is text (python-subunit's rule),
                 # unless a whole valid packet starts there: then the byte before
-                # it was stray and the packet is kept. Failures here are silent.
+                # it was stray and the packet is kept. Nothing here is reported,
+                # and a candidate still arriving is not waited for (text such as
+                # "ó " would otherwise hold back the output after it).
                 found: list[Event] = []
-                result = packet(buf, j, size, final, found)
-                if type(result) is str or (result == 0 and final):
+                if c_scan is not None:
+                    # The C scanner accepts exactly the valid packets: one call.
+                    stop = c_scan(buf, j, found)
+                    result: int | _Bad = stop if stop > j else 0
+                else:
+                    result = packet(buf, j, size, final, found)
+                if type(result) is not int or result <= 0:
+                    if type(result) is _Bad:
+                        self._budget -= result.cost
                     pos = j + 1
                     continue
                 if j > text_start:
                     self._text(events, buf[text_start:j])
-                if result == 0:
-                    hold, hold_owed = j, mid
-                    break
-                assert isinstance(result, int)
                 events.extend(found)
                 pos = text_start = result
                 owed = 0
@@ -182,14 +242,28 @@ class Decoder:
                     continue
             result = packet(buf, j, size, final, events)
             if type(result) is int:
+                if result > 0:
+                    pos = text_start = result
+                    continue
                 if result == 0:  # incomplete: hold it and wait for more input
                     hold = j
                     break
-                pos = text_start = result
+                # Cut off by the end of the stream: report the first such
+                # candidate; those after it are inside its claimed bytes.
+                if not reported_short:
+                    reported_short = True
+                    claimed = self._claimed(buf, j, size)
+                    message = f"Short read - got {size - j} bytes, wanted {claimed} bytes"
+                    self._diagnose(events, buf, j, message)
+                pos = j + 1
                 continue
-            assert isinstance(result, str)
-            self._diagnose(events, buf[j : j + self._claimed(buf, j, size)], result, j)
-            pos = j + 1  # rescan; the rejected signature stays as text
+            assert type(result) is _Bad
+            self._diagnose(events, buf, j, result.message)
+            self._budget -= result.cost
+            if self._budget > 0:
+                pos = j + 1  # rescan; the rejected signature stays as text
+            else:
+                pos = max(j + 1, min(j + self._claimed(buf, j, size), size))
         if hold >= 0:
             self._owed = hold_owed
             self._offset += hold
@@ -207,44 +281,33 @@ class Decoder:
 
     @staticmethod
     def _claimed(buf: bytes, j: int, size: int) -> int:
-        """How many bytes a bad packet at j claims (for the diagnostic), at least 1."""
-        if size - j >= 3 and (buf[j + 1] & 0xF8) != 0x20:
-            return 3  # bad version or reserved bit: the length means nothing
-        if size - j >= 4:
-            first = buf[j + 3]
-            kind = first & 0xC0
-            if kind == 0x00:
-                length = first
-            elif kind == 0x40 and size - j >= 5:
-                length = ((first & 0x3F) << 8) | buf[j + 4]
-            elif kind == 0x80 and size - j >= 6:
-                length = ((first & 0x3F) << 16) | (buf[j + 4] << 8) | buf[j + 5]
-            else:
-                length = 4
-            return max(1, min(length, size - j))
-        return size - j
+        """How many bytes a bad packet at j claims: its length, else its header's."""
+        header = _header(buf, j, size)
+        if isinstance(header, tuple):
+            return header[1]
+        return min(3, size - j)
 
     @staticmethod
     def _need_for(held: bytes) -> int:
-        if len(held) < 4:
-            return 4
-        first = held[3]
-        kind = first & 0xC0
-        if kind == 0x00:
-            return first
-        if kind == 0x40:
-            return ((first & 0x3F) << 8) | held[4] if len(held) >= 5 else 5
-        if kind == 0x80:
-            return ((first & 0x3F) << 16) | (held[4] << 8) | held[5] if len(held) >= 6 else 6
-        return 0
+        header = _header(held, 0, len(held))
+        if header is None:
+            return 6
+        return header[1] if isinstance(header, tuple) else 0
 
-    def _diagnose(self, events: list[Event], packet: bytes, message: str, at: int) -> None:
-        text = f"{message} (packet at stream offset {self._offset + at})"
+    def _diagnose(self, events: list[Event], buf: bytes, j: int, message: str) -> None:
+        header = _header(buf, j, len(buf))
+        where = f"packet at stream offset {self._offset + j}"
+        if isinstance(header, tuple):
+            claimed = header[1]
+            where += f", claiming {claimed} bytes"
+        else:
+            claimed = min(3, len(buf) - j)  # the header is wrong: its length means nothing
+        text = f"{message} ({where})"
         events.append(
             Event(
                 test_id=PARSER_TEST_ID,
                 file_name="Packet data",
-                file_bytes=packet,
+                file_bytes=buf[j : j + min(claimed, PACKET_DATA_LIMIT)],
                 eof=True,
                 mime_type="application/octet-stream",
             )
@@ -261,53 +324,46 @@ class Decoder:
         )
 
     @staticmethod
-    def _packet(buf: bytes, j: int, size: int, final: bool, events: list[Event]) -> int | str:
+    def _packet(buf: bytes, j: int, size: int, final: bool, events: list[Event]) -> int | _Bad:
         """Parse the packet at j into ``events``.
 
-        Returns the offset just past it, 0 when more input is needed, or an
-        error message for a bad packet.
+        Returns the offset just past it; 0 when more input is needed; ``_SHORT``
+        when the stream ended before the packet did; or why it is bad. The
+        fields are checked before the CRC: a stray 0xB3 almost never starts a
+        structure that fills its claimed length exactly, so garbage is rejected
+        without checksumming the bytes it claims.
         """
-        if size - j < 4:
-            return 0 if not final else "Short read - packet header cut off at end of stream"
-        flags = (buf[j + 1] << 8) | buf[j + 2]
-        if flags & 0xF000 != VERSION_2:
-            return f"Unsupported subunit version 0x{flags >> 12:x} in flags 0x{flags:04x}"
-        if flags & FLAG_RESERVED:
-            return f"Reserved flag bit 0x0008 is set in flags 0x{flags:04x}"
-        first = buf[j + 3]
-        kind = first & 0xC0
-        if kind == 0x00:
-            length = first
-            pos = j + 4
-        elif kind == 0x40:
-            if size - j < 5:
-                return 0 if not final else "Short read - packet length cut off at end of stream"
-            length = ((first & 0x3F) << 8) | buf[j + 4]
-            pos = j + 5
-        elif kind == 0x80:
-            if size - j < 6:
-                return 0 if not final else "Short read - packet length cut off at end of stream"
-            length = ((first & 0x3F) << 16) | (buf[j + 4] << 8) | buf[j + 5]
-            pos = j + 6
-        else:
-            return "3 byte maximum given but 4 byte value found."
-        if length < 8 or length < pos - j + 4:
-            return f"Packet length {length} is too short to hold a packet"
+        header = _header(buf, j, size)
+        if header is None:
+            return _SHORT if final else 0
+        if isinstance(header, str):
+            return _Bad(header, 6)
+        flags, length, pos = header
         end = j + length
         if end > size:
-            if final:
-                return f"Short read - got {size - j} bytes, wanted {length} bytes"
-            return 0
+            return _SHORT if final else 0
         crc_at = end - 4
+        try:
+            event = _fields(buf, pos, crc_at, flags)
+        except _BadPacket as error:
+            message, reached = error.args
+            return _Bad(message, reached - j)
         stored = int.from_bytes(buf[crc_at:end], "big")
         calculated = _crc32(memoryview(buf)[j:crc_at])
         if stored != calculated:
-            return f"Bad checksum - calculated (0x{calculated:x}), stored (0x{stored:x})"
-        try:
-            events.append(_fields(buf, pos, crc_at, flags))
-        except _BadPacket as error:
-            return str(error)
+            message = f"Bad checksum - calculated (0x{calculated:x}), stored (0x{stored:x})"
+            return _Bad(message, length)
+        events.append(event)
         return end
+
+
+_BUDGET_BASE = 1 << 22
+"""Bytes rejected candidates may make the decoder read before any input is fed."""
+_BUDGET_PER_BYTE = 16
+"""... and for each byte fed. Ordinary damage (a stray 0xB3, a corrupt packet,
+random bytes) costs far less than this; only input built to make every
+candidate read megabytes runs out, after which bad candidates' claimed bytes
+are skipped and the total work stays linear."""
 
 
 def _fields(buf: bytes, pos: int, end: int, flags: int) -> Event:
@@ -335,14 +391,19 @@ def _fields(buf: bytes, pos: int, end: int, flags: int) -> Event:
         if pos + length > end:
             raise _BadPacket(
                 "File content extends past end of packet: "
-                f"claimed {length} bytes, {max(0, end - pos)} available"
+                f"claimed {length} bytes, {max(0, end - pos)} available",
+                pos,
             )
         file_bytes = buf[pos : pos + length]
         pos += length
     if flags & FLAG_ROUTE_CODE:
         route_code, pos = _read_string(buf, pos, end)
-    if pos > end:
-        raise _BadPacket("Packet fields overrun the packet length")
+    if pos != end:
+        if pos > end:
+            raise _BadPacket("Packet fields overrun the packet length", end)
+        # python-subunit ignores such bytes; no writer produces them, and
+        # refusing them rejects garbage before its CRC is computed.
+        raise _BadPacket(f"{end - pos} bytes between the last field and the CRC", pos)
     return _new_event(
         Event,
         (
@@ -362,21 +423,21 @@ def _fields(buf: bytes, pos: int, end: int, flags: int) -> Event:
 
 def _read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     if pos >= end:
-        raise _BadPacket("Packet fields overrun the packet length")
+        raise _BadPacket("Packet fields overrun the packet length", end)
     first = buf[pos]
     kind = first & 0xC0
     if kind == 0x00:
         return first, pos + 1
     if kind == 0x40:
         if pos + 2 > end:
-            raise _BadPacket("Packet fields overrun the packet length")
+            raise _BadPacket("Packet fields overrun the packet length", end)
         return ((first & 0x3F) << 8) | buf[pos + 1], pos + 2
     if kind == 0x80:
         if pos + 3 > end:
-            raise _BadPacket("Packet fields overrun the packet length")
+            raise _BadPacket("Packet fields overrun the packet length", end)
         return ((first & 0x3F) << 16) | (buf[pos + 1] << 8) | buf[pos + 2], pos + 3
     if pos + 4 > end:
-        raise _BadPacket("Packet fields overrun the packet length")
+        raise _BadPacket("Packet fields overrun the packet length", end)
     return int.from_bytes(buf[pos : pos + 4], "big") & 0x3FFFFFFF, pos + 4
 
 
@@ -384,14 +445,15 @@ def _read_string(buf: bytes, pos: int, end: int) -> tuple[str, int]:
     length, start = _read_varint(buf, pos, end)
     stop = start + length
     if stop > end:
-        raise _BadPacket(f"UTF8 string at offset {pos} extends past end of packet")
-    raw = buf[start:stop]
-    if b"\x00" in raw:
-        raise _BadPacket(f"UTF8 string at offset {pos} contains NUL byte")
+        raise _BadPacket(f"UTF8 string at offset {pos} extends past end of packet", end)
     try:
-        return raw.decode("utf-8"), stop
-    except UnicodeDecodeError:
-        raise _BadPacket(f"UTF8 string at offset {pos} is not UTF8") from None
+        # Decoded in place (no copy): on garbage this fails at the first bad byte.
+        text = str(memoryview(buf)[start:stop], "utf-8")
+    except UnicodeDecodeError as error:
+        raise _BadPacket(f"UTF8 string at offset {pos} is not UTF8", start + error.end) from None
+    if "\x00" in text:
+        raise _BadPacket(f"UTF8 string at offset {pos} contains NUL byte", stop)
+    return text, stop
 
 
 def decode(

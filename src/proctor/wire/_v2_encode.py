@@ -75,9 +75,13 @@ def _cached_string(value: str, what: str) -> bytes:
 def _fields_before_file(event: Event) -> tuple[int, list[bytes]]:
     """Flags (without the file bit) and encoded fields up to and including MIME."""
     test_id, status, tags, runnable, _fn, _fb, eof, mime_type, _rc, timestamp = event
+    if not (isinstance(status, int) and 0 <= status <= 7):
+        raise EncodeError(f"status {status!r} is not one of subunit's eight (0 to 7)")
     flags = VERSION_2 | status
     parts: list[bytes] = []
     if timestamp is not None:
+        if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+            raise EncodeError(f"timestamp {timestamp!r} is not integer nanoseconds")
         flags |= FLAG_TIMESTAMP
         seconds, nanos = divmod(timestamp, NS_PER_SECOND)
         if not 0 <= seconds < 0x100000000:
