@@ -7,6 +7,7 @@ history commands that show a run.
 
 from __future__ import annotations
 
+import codecs
 from typing import TextIO
 
 import click
@@ -63,6 +64,7 @@ class TraceView:
         self._out = out
         self._color = color
         self._show_passthrough = show_passthrough
+        self._passthrough = codecs.getincrementaldecoder("utf-8")("replace")
         self._failed: list[tuple[str, str | None]] = []  # ids only: memory stays flat
 
     def _style(self, text: str, fg: str | None, bold: bool = False) -> str:
@@ -107,10 +109,12 @@ class TraceView:
     def other(self, event: Event) -> None:
         """Output outside any test (what a suite printed while importing, say)."""
         if self._show_passthrough and event.file_name is not None and event.file_bytes:
-            self._out.write(event.file_bytes.decode("utf-8", "replace"))
+            # Incremental: a character split between two reads is shown whole.
+            self._out.write(self._passthrough.decode(event.file_bytes))
 
     def finish(self, summary: Summary) -> None:
         write = self._out.write
+        write(self._passthrough.decode(b"", final=True))
         if self._failed:
             write("\n" + self._style("Failed tests:", "red", bold=True) + "\n")
             for test_id, route_code in self._failed:

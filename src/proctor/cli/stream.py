@@ -29,6 +29,7 @@ from proctor.events.transform import Selection, Tagger, TestFilter
 from proctor.events.writers import JsonlWriter, JUnitWriter, V1Writer, V2Writer
 from proctor.wire.event import NS_PER_SECOND, Status
 from proctor.wire.record import TestRecord
+from proctor.wire.v2 import EncodeError
 
 __all__ = ["stream"]
 
@@ -38,6 +39,12 @@ EXIT_BAD_INPUT = 2
 
 class InputError(click.ClickException):
     """Input Proctor cannot read: names the file and the problem; exit status 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class OutputError(click.ClickException):
+    """Output Proctor cannot write: says what and why; exit status 2."""
 
     exit_code = EXIT_BAD_INPUT
 
@@ -94,7 +101,17 @@ def _pump(
                         sink.send(event)
                     if flush is not None:
                         flush()
-            except ValueError as error:  # noqa: PERF203 - once per input file
+            except EncodeError as error:  # noqa: PERF203 - once per input file
+                raise OutputError(
+                    f"an event read from {name} cannot be written as subunit v2: {error}"
+                ) from None
+            except UnicodeEncodeError as error:
+                encoding = getattr(sys.stdout, "encoding", "?")
+                raise OutputError(
+                    f"cannot write {error.object[error.start : error.end]!r} to standard output"
+                    f" in its encoding ({encoding}); set PYTHONIOENCODING=utf-8"
+                ) from None
+            except ValueError as error:
                 raise InputError(f"{name}: {error}") from None
             except BrokenPipeError:
                 raise  # our reader went away: main() handles it
@@ -122,21 +139,23 @@ def stats(files: tuple[str, ...], input_format: str) -> int:
     summary = Summary()
     _pump(files, input_format, summary)
     counts = summary.counts
-    lines = [
-        f"Total tests:   {summary.tests_run:7d}",
-        f"Passed tests:  {counts[Status.SUCCESS]:7d}",
-        f"Failed tests:  {counts[Status.FAIL]:7d}",
-        f"Skipped tests: {counts[Status.SKIP]:7d}",
-        f"Expected failures:   {counts[Status.XFAIL]:7d}",
-        f"Unexpected successes:{counts[Status.UXSUCCESS]:7d}",
-        f"Unfinished tests:    {len(summary.unfinished):7d}",
+    rows = [
+        ("Total tests", str(summary.tests_run)),
+        ("Passed tests", str(counts[Status.SUCCESS])),
+        ("Failed tests", str(counts[Status.FAIL])),
+        ("Skipped tests", str(counts[Status.SKIP])),
+        ("Expected failures", str(counts[Status.XFAIL])),
+        ("Unexpected successes", str(counts[Status.UXSUCCESS])),
+        ("Unfinished tests", str(len(summary.unfinished))),
     ]
     if counts[Status.EXISTS]:
-        lines.append(f"Listed (exists):     {counts[Status.EXISTS]:7d}")
+        rows.append(("Listed (exists)", str(counts[Status.EXISTS])))
     if summary.wall_time is not None:
-        lines.append(f"Wall time:     {summary.wall_time:10.3f}s")
-        lines.append(f"Test time:     {summary.test_time_ns / NS_PER_SECOND:10.3f}s")
-    lines.append(f"Seen tags: {', '.join(sorted(summary.tags))}")
+        rows.append(("Wall time", f"{summary.wall_time:.3f}s"))
+        rows.append(("Test time", f"{summary.test_time_ns / NS_PER_SECOND:.3f}s"))
+    width = max(len(value) for _, value in rows)
+    lines = [f"{label + ':':<22}{value:>{width}}" for label, value in rows]
+    lines.append(f"{'Seen tags:':<22}{', '.join(sorted(summary.tags))}")
     click.echo("\n".join(lines))
     return _exit_code(summary)
 
@@ -168,7 +187,8 @@ def ls(
             parts.append("-" if duration is None else f"{duration:.6f}")
         out.write(" ".join(parts) + "\n")
 
-    _pump(files, input_format, Tee(summary, RecordCollector(line)))
+    # Only ids and times are shown: attachments are not kept at all.
+    _pump(files, input_format, Tee(summary, RecordCollector(line, content_limit=0)))
     return _exit_code(summary)
 
 
@@ -180,10 +200,10 @@ _STATUS_NAMES = [s.wire_name for s in Status if s.wire_name]
 @stream.command("filter")
 @_files
 @_format
-@click.option("--success/--no-success", "-s", default=False, help="Keep successes [dropped].")
+@click.option("--success/--no-success", " /-s", default=False, help="Keep successes [dropped].")
 @click.option("--xfail/--no-xfail", default=False, help="Keep expected failures [dropped].")
 @click.option("--skip/--no-skip", default=True, help="Keep skips [kept].")
-@click.option("--failure/--no-failure", "-f", default=True, help="Keep failures [kept].")
+@click.option("--failure/--no-failure", " /-f", default=True, help="Keep failures [kept].")
 @click.option("--exists/--no-exists", default=True, help="Keep enumeration events [kept].")
 @click.option("--only-failures", "-F", is_flag=True, help="Keep only fail and uxsuccess.")
 @click.option("--all", "keep_all", is_flag=True, help="Keep every outcome (then narrow by id/tag).")
@@ -313,7 +333,8 @@ def trace(
     _pump(
         files,
         input_format,
-        Tee(summary, RecordCollector(view.record, on_other=view.other)),
+        # Attachments are shown for failures, a MiB of each at most (head and tail).
+        Tee(summary, RecordCollector(view.record, on_other=view.other, content_limit=1 << 20)),
         out.flush,
     )
     view.finish(summary)
@@ -323,8 +344,9 @@ def trace(
 # ---------------------------------------------------------------- conversions
 
 
-def _convert_to_v2(files: tuple[str, ...], input_format: str) -> int:
-    writer = V2Writer(_stdout())
+def _convert(
+    files: tuple[str, ...], input_format: str, writer: V2Writer | JsonlWriter | V1Writer
+) -> int:
     summary = Summary()
     _pump(files, input_format, Tee(writer, summary), writer.flush)
     return _exit_code(summary)
@@ -334,21 +356,21 @@ def _convert_to_v2(files: tuple[str, ...], input_format: str) -> int:
 @_files
 def from_json(files: tuple[str, ...]) -> int:
     """Convert JSON lines (from `to-json`) to subunit v2."""
-    return _convert_to_v2(files, "json")
+    return _convert(files, "json", V2Writer(_stdout()))
 
 
 @stream.command("from-v1")
 @_files
 def from_v1(files: tuple[str, ...]) -> int:
     """Convert subunit v1 to subunit v2 (like subunit-1to2)."""
-    return _convert_to_v2(files, "v1")
+    return _convert(files, "v1", V2Writer(_stdout()))
 
 
 @stream.command("from-junit")
 @_files
 def from_junit(files: tuple[str, ...]) -> int:
     """Convert JUnit XML reports to subunit v2."""
-    return _convert_to_v2(files, "junit")
+    return _convert(files, "junit", V2Writer(_stdout()))
 
 
 @stream.command("to-json")
@@ -356,10 +378,7 @@ def from_junit(files: tuple[str, ...]) -> int:
 @_format
 def to_json(files: tuple[str, ...], input_format: str) -> int:
     """Convert a stream to JSON lines: one event per line, nothing lost."""
-    writer = JsonlWriter(_stdout())
-    summary = Summary()
-    _pump(files, input_format, Tee(writer, summary), writer.flush)
-    return _exit_code(summary)
+    return _convert(files, input_format, JsonlWriter(_stdout()))
 
 
 @stream.command("to-v1")
@@ -367,10 +386,7 @@ def to_json(files: tuple[str, ...], input_format: str) -> int:
 @_format
 def to_v1(files: tuple[str, ...], input_format: str) -> int:
     """Convert a stream to subunit v1 (like subunit-2to1)."""
-    writer = V1Writer(_stdout())
-    summary = Summary()
-    _pump(files, input_format, Tee(writer, summary), writer.flush)
-    return _exit_code(summary)
+    return _convert(files, input_format, V1Writer(_stdout()))
 
 
 @stream.command("to-junit")

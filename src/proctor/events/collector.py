@@ -30,12 +30,40 @@ __all__ = ["RecordCollector", "collect_records"]
 
 
 class _OpenFile:
-    __slots__ = ("chunks", "mime_type", "name")
+    __slots__ = ("chunks", "dropped", "held", "mime_type", "name", "tail")
 
     def __init__(self, name: str, mime_type: str | None) -> None:
         self.name = name
         self.mime_type = mime_type
-        self.chunks: list[bytes] = []
+        self.chunks: list[bytes] = []  # the content (its head, under a limit)
+        self.held = 0  # bytes in chunks
+        self.tail = b""  # under a limit: the last bytes seen after the head filled
+        self.dropped = 0  # under a limit: bytes between head and tail, not kept
+
+    def add(self, data: bytes, limit: int | None) -> None:
+        if limit is None:
+            self.chunks.append(data)
+            return
+        half = limit // 2
+        if self.held < half:
+            take = data[: half - self.held]
+            self.chunks.append(take)
+            self.held += len(take)
+            data = data[len(take) :]
+            if not data:
+                return
+        tail = self.tail + data
+        if len(tail) > half:
+            self.dropped += len(tail) - half
+            tail = tail[-half:]
+        self.tail = tail
+
+    def content(self) -> bytes:
+        head = b"".join(self.chunks)
+        if not self.dropped:
+            return head + self.tail
+        note = f"\n[... {self.dropped} bytes not kept ...]\n".encode()
+        return head + note + self.tail
 
 
 class _OpenTest:
@@ -62,9 +90,16 @@ class RecordCollector:
         self,
         on_record: Callable[[TestRecord], None],
         on_other: Callable[[Event], None] | None = None,
+        *,
+        content_limit: int | None = None,
     ) -> None:
+        """``content_limit`` bounds what is kept of each attachment: its first and
+        last ``content_limit / 2`` bytes, with a note of what was left out between
+        (for display; memory then stays bounded even for a test that writes
+        gigabytes). 0 keeps names and MIME types only."""
         self._on_record = on_record
         self._on_other = on_other
+        self._limit = content_limit
         self._open: dict[tuple[str, str | None], _OpenTest] = {}
 
     @property
@@ -99,7 +134,7 @@ class RecordCollector:
             if tags:
                 test.tags = tags
         if name is not None:
-            self._file(test, name, content, eof, mime)
+            self._file(test, name, content, eof, mime, self._limit)
         if status is not Status.NONE:
             test.status = status
             test.runnable = runnable
@@ -108,7 +143,9 @@ class RecordCollector:
                 self._on_record(_finish(test_id, route, test))
 
     @staticmethod
-    def _file(test: _OpenTest, name: str, content: bytes, eof: bool, mime: str | None) -> None:
+    def _file(
+        test: _OpenTest, name: str, content: bytes, eof: bool, mime: str | None, limit: int | None
+    ) -> None:
         if test.files is None or test.open_files is None:
             test.files = []
             test.open_files = {}
@@ -119,8 +156,8 @@ class RecordCollector:
             test.open_files[name] = current
         elif current.mime_type is None and mime:
             current.mime_type = mime
-        if content:
-            current.chunks.append(content)
+        if content and limit != 0:
+            current.add(content, limit)
         if eof:
             del test.open_files[name]
 
@@ -135,9 +172,7 @@ def _finish(test_id: str, route_code: str | None, test: _OpenTest) -> TestRecord
     attachments = (
         _NO_ATTACHMENTS
         if files is None
-        else tuple(
-            Attachment(f.name, b"".join(f.chunks), f.mime_type or DEFAULT_MIME_TYPE) for f in files
-        )
+        else tuple(Attachment(f.name, f.content(), f.mime_type or DEFAULT_MIME_TYPE) for f in files)
     )
     return _new_record(
         test_id,

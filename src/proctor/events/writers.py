@@ -19,6 +19,7 @@ from proctor.wire.record import TestRecord
 __all__ = ["JUnitWriter", "JsonlWriter", "PassthroughWriter", "V1Writer", "V2Writer"]
 
 _SPOOL_IN_MEMORY = 16 * 1024 * 1024
+_BLOCK = 1024 * 1024
 
 _FLUSH_EVENTS = 4096
 
@@ -36,9 +37,22 @@ class V2Writer:
             self._write()
 
     def _write(self) -> None:
-        if self._pending:
-            self._stream.write(v2.encode_many(self._pending))
-            self._pending.clear()
+        if not self._pending:
+            return
+        try:
+            data = v2.encode_many(self._pending)
+        except v2.EncodeError:
+            # Write every event before the one that cannot be written, then say why.
+            good: list[bytes] = []
+            try:
+                for event in self._pending:
+                    good.append(v2.encode(event))  # noqa: PERF401 - keep those before a failure
+            finally:
+                self._stream.write(b"".join(good))
+                self._pending.clear()
+            raise
+        self._stream.write(data)
+        self._pending.clear()
 
     def flush(self) -> None:
         self._write()
@@ -127,15 +141,18 @@ class JUnitWriter:
         self._cases = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
         self._output = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
         self._pending: list[bytes] = []  # written to the spool in blocks
+        self._pending_size = 0
         self._collector = RecordCollector(self._record, on_other=self._other)
 
     def _record(self, record: TestRecord) -> None:
         self._totals.add(record)
-        pending = self._pending
-        pending.append(junit.testcase_xml(record))
-        if len(pending) >= 1024:
-            self._cases.write(b"".join(pending))
-            pending.clear()
+        case = junit.testcase_xml(record)
+        self._pending.append(case)
+        self._pending_size += len(case)
+        if self._pending_size >= _BLOCK:
+            self._cases.write(b"".join(self._pending))
+            self._pending.clear()
+            self._pending_size = 0
 
     def _other(self, event: Event) -> None:
         if event.file_name is not None and event.file_bytes:
@@ -161,9 +178,9 @@ class JUnitWriter:
         self._cases.seek(0)
         shutil.copyfileobj(self._cases, out)
         self._output.seek(0)
-        passthrough = self._output.read()
-        if passthrough:
-            out.write(junit.output_xml("system-out", passthrough))
+        chunks = iter(lambda: self._output.read(_BLOCK), b"")
+        for part in junit.output_xml_parts("system-out", chunks):
+            out.write(part)
         out.write(junit.document_tail())
         out.flush()
         self._cases.close()

@@ -39,7 +39,7 @@ STATUSES = tuple(Status)
 
 def _load_speedups() -> ModuleType | None:
     """The optional C fast paths (see _speedups.c), unless PROCTOR_PURE_PYTHON is set."""
-    if os.environ.get("PROCTOR_PURE_PYTHON"):
+    if os.environ.get("PROCTOR_PURE_PYTHON", "").strip().lower() not in ("", "0", "false", "no"):
         return None
     try:
         from proctor.wire import _speedups  # type: ignore[attr-defined]

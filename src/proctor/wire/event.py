@@ -120,5 +120,7 @@ def datetime_to_ns(moment: _dt.datetime) -> int:
 
 
 def ns_to_datetime(ns: int) -> _dt.datetime:
-    """The aware UTC datetime for nanoseconds since the epoch (microseconds kept)."""
-    return _EPOCH + _dt.timedelta(microseconds=ns // 1000)
+    """The aware UTC datetime for nanoseconds since the epoch, to the nearest
+    microsecond (rounded as python-subunit rounds what it reads)."""
+    seconds, nanos = divmod(ns, NS_PER_SECOND)
+    return _EPOCH + _dt.timedelta(seconds=seconds, microseconds=nanos / 1000)

@@ -51,8 +51,9 @@ Mapping from records:
 
 from __future__ import annotations
 
+import codecs
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -71,6 +72,7 @@ __all__ = [
     "document_tail",
     "encode_records",
     "output_xml",
+    "output_xml_parts",
     "split_test_id",
     "testcase_xml",
 ]
@@ -253,10 +255,35 @@ def output_xml(kind: Literal["system-out", "system-err"], data: bytes) -> bytes:
     Write it between the test cases and :func:`document_tail`; the schema
     allows several. Bytes that are not UTF-8 are decoded with U+FFFD.
     """
-    if not data:
-        return b""
-    text = _xml_text(data.decode("utf-8", "replace"))
-    return f"  <{kind}>{text}</{kind}>\n".encode()
+    return b"".join(output_xml_parts(kind, (data,)))
+
+
+def output_xml_parts(
+    kind: Literal["system-out", "system-err"], chunks: Iterable[bytes]
+) -> Iterator[bytes]:
+    """:func:`output_xml` for output arriving in pieces, produced piece by piece.
+
+    Memory stays bounded by the largest piece however much output there is,
+    and a UTF-8 character split between two pieces is kept whole.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    started = False
+    for chunk in chunks:
+        text = decoder.decode(chunk)
+        if not text:
+            continue
+        if not started:
+            started = True
+            yield f"  <{kind}>".encode()
+        yield _xml_text(text).encode()
+    text = decoder.decode(b"", final=True)
+    if text:
+        if not started:
+            started = True
+            yield f"  <{kind}>".encode()
+        yield _xml_text(text).encode()
+    if started:
+        yield f"</{kind}>\n".encode()
 
 
 def testcase_xml(record: TestRecord) -> bytes:
