@@ -428,3 +428,41 @@ def test_the_heading_never_counts_more_workers_than_tests(
     fake_suite([FakeTest("pkg.m.C.t")])
     assert main(["run", "-j", "2", "--no-store"]) == 0
     assert "Running 1 test on 1 worker\n" in capsys.readouterr().out
+
+
+def test_idle_writes_flush_the_store_in_batches_when_the_controller_is_idle() -> None:
+    from typing import cast
+
+    from proctor.cli.run import IdleWrites
+    from proctor.store.contract import RunWriter
+
+    class Writer:
+        def __init__(self) -> None:
+            self.written = 7  # from an earlier batch of the same run
+            self.pending: list[TestRecord] = []
+            self.flushes = 0
+
+        def add(self, record: TestRecord) -> None:
+            self.pending.append(record)
+
+        def flush(self) -> None:
+            self.written += len(self.pending)
+            self.pending = []
+            self.flushes += 1
+
+    writer = Writer()
+    idle = IdleWrites(cast(RunWriter, writer))
+    record = TestRecord("t", Status.SUCCESS)
+    for _ in range(IdleWrites.BATCH - 1):
+        idle.add(record)
+    idle.idle()
+    assert writer.flushes == 0  # too few to be worth a commit
+    idle.add(record)
+    idle.idle()
+    assert writer.flushes == 1
+    assert writer.pending == []
+    for _ in range(IdleWrites.BATCH):
+        idle.add(record)
+    writer.flush()  # the writer's own quarter-second flush
+    idle.idle()
+    assert writer.flushes == 2  # nothing pending: no extra flush

@@ -140,3 +140,25 @@ def test_quit_goes_out_with_the_last_batch_and_its_wait_starts_when_the_batch_en
     assert not worker.killed
     assert worker.dumps == 0
     assert outcome.result.wall_time < 101.0
+
+
+def test_on_idle_is_called_when_the_controller_has_caught_up_after_new_records() -> None:
+    from proctor.events.sink import ListSink
+    from proctor.runner.controller import Controller
+
+    suite = passing(30, duration=0.1)
+    backend = FakeBackend(suite)
+    seen: list[str] = []
+    idle_at: list[int] = []
+    controller = Controller(
+        backend,
+        RunOptions(concurrency=1),
+        sink=ListSink(),
+        record_sinks=[lambda record: seen.append(record.test_id)],
+        on_idle=lambda: idle_at.append(len(seen)),
+    )
+    assert controller.run().exit_code == EXIT_OK
+    assert len(seen) == 30
+    assert len(idle_at) >= 10  # between records, not only at the end
+    assert idle_at == sorted(set(idle_at))  # only after new records
+    assert all(count > 0 for count in idle_at)

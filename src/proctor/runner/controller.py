@@ -67,6 +67,9 @@ class Controller(Exits):
 
     Events (routed) go to ``sink``; the records assembled from them go to each
     of ``record_sinks`` (the run writer of the store, say) and to ``reporter``.
+    ``on_idle`` is called when the controller has caught up with its workers
+    (nothing to read) after records were passed on: the moment for a record
+    sink to write what it holds (the store), off the path of the results.
     """
 
     # -- the run --------------------------------------------------------------------------
@@ -81,9 +84,16 @@ class Controller(Exits):
         for _ in range(self._workers_wanted):
             self._start_worker()
         while self._slots_alive() or self._phase is not Phase.STOPPING:
-            now = backend.now()
-            deadline = self._next_deadline()
-            messages = backend.wait(None if deadline is None else max(deadline - now, 0.0))
+            messages: list[Message] = []
+            if self._idle_due and self._on_idle is not None:
+                messages = backend.wait(0.0)
+                if not messages:  # caught up: the store writes while the workers run
+                    self._idle_due = False
+                    self._on_idle()
+            if not messages:
+                now = backend.now()
+                deadline = self._next_deadline()
+                messages = backend.wait(None if deadline is None else max(deadline - now, 0.0))
             for message in messages:
                 self._handle(message)
             now = backend.now()
@@ -395,6 +405,7 @@ class Controller(Exits):
             result.unfinished.append(record)
         for sink in self._record_sinks:
             sink(record)
+        self._idle_due = True
         self._reporter.record(record)
 
     def _refresh_progress(self) -> None:

@@ -52,6 +52,7 @@ class ControllerCore:
         reporter: RunReporter | None = None,
         stdin: StdinSource | None = None,
         record_sinks: Sequence[Callable[[TestRecord], None]] = (),
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         self._backend = backend
         self._options = options
@@ -59,6 +60,8 @@ class ControllerCore:
         self._sink = sink if sink is not None else NullSink()
         self._reporter = reporter if reporter is not None else NullReporter()
         self._record_sinks = tuple(record_sinks)
+        self._on_idle = on_idle
+        self._idle_due = False  # records were passed on since on_idle was last called
         self._slots: dict[int, Slot] = {}
         self._next_worker = 0
         self._workers_wanted = 1 if options.ordered else max(options.concurrency, 1)
