@@ -315,6 +315,36 @@ def test_import_refuses_a_directory_that_is_not_a_repository(repo: str, tmp_path
     assert "not an stestr or testrepository repository" in result.stderr
 
 
+def test_a_load_whose_run_is_removed_under_it_says_so(
+    repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proctor.store import sql
+
+    first, second = tmp_path / "1.subunit", tmp_path / "2.subunit"
+    first.write_bytes(stream(passing(["t.a"])))
+    second.write_bytes(stream(passing(["t.b"])))
+    real = sql.write_batch
+    calls = []
+
+    def removed_after_the_first(
+        store: sql.SqlStore, conn: object, run_id: int, *rest: object
+    ) -> None:
+        if calls:
+            with open_store(repo) as other:
+                other.remove_runs([run_id])  # `runs remove --force` from another shell
+        calls.append(run_id)
+        real(store, conn, run_id, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sql, "write_batch", removed_after_the_first)
+    result = load(repo, str(first), str(second))
+    assert result.exit_code == 2
+    assert (
+        "its remaining results were not stored. "
+        "Run 1 could not be marked interrupted either (it was removed" in result.stderr
+    )
+    assert "stored as run" not in result.stderr
+
+
 def test_an_interrupted_import_is_completed_by_the_next(
     repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

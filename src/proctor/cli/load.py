@@ -178,7 +178,7 @@ def load(
             info = target.interrupt()
             raise InputError(f"{error.message} {_kept(info, target)}") from None
         except StoreError as error:
-            raise RepositoryError(f"{error} {_failed_write(target)}") from None
+            raise RepositoryError(f"{str(error).rstrip('.')}. {_failed_write(target)}") from None
         except BaseException:
             target.interrupt()
             raise
@@ -234,6 +234,11 @@ def _failed_write(target: RunTarget) -> str:
     info = target.interrupt()
     if writer is None:
         return "Nothing was stored."
+    if info is None:
+        return (
+            f"Run {writer.run_id} could not be marked interrupted either (it was removed, "
+            "or the repository cannot be reached)."
+        )
     if target.resume is not None:
         return f"Run {writer.run_id} keeps what was stored before; it is marked interrupted."
     if writer.written:
@@ -243,9 +248,8 @@ def _failed_write(target: RunTarget) -> str:
     try:
         target.store.remove_runs([writer.run_id])
     except StoreError:
-        state = "interrupted" if info is not None else "unfinished"
         return (
-            f"Nothing was stored, but the empty run {writer.run_id} is left ({state}); "
+            f"Nothing was stored, but the empty run {writer.run_id} is left (interrupted); "
             f"remove it with `proctor runs remove {writer.run_id}`."
         )
     return "Nothing was stored."
