@@ -56,7 +56,10 @@ because several workers would write it at once (each worker's slice of
 ``lastfailed`` overwriting the others'), a worker's ``--lf`` would deselect
 tests by the user's last ``pytest`` run, and ``--cache-clear`` in ``addopts``
 would wipe the user's cache on every run. ``--lf`` and ``--sw`` are switched
-off (:class:`_CacheChoosesNothing`): the controller chooses the tests.
+off (:class:`_CacheChoosesNothing`): the controller chooses the tests. As that
+cache starts empty and is thrown away, the plugins that keep history in it for
+the next session (last-failed, new-first) are unregistered: there is no next
+session, and they cost a hook per report.
 """
 
 from __future__ import annotations
@@ -273,6 +276,12 @@ class PytestSuite:
         cache = getattr(config, "cache", None)
         if cache is not None:
             cache.set = _lenient(cache.set)
+        # The last-failed and new-first plugins keep history for the next session;
+        # the worker's cache starts empty and is thrown away, so they could only
+        # cost (a hook per report, every node id written at the end).
+        for name in ("lfplugin", "nfplugin"):
+            if config.pluginmanager.has_plugin(name):
+                config.pluginmanager.unregister(name=name)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._null is not None:
