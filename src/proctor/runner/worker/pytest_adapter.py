@@ -223,9 +223,10 @@ class _CacheChoosesNothing:
     The controller chooses what a worker runs: ``--lf`` would deselect tests
     it will ask for, ``--lfnf=none`` every test (with ``--ff`` too, when no
     failure is known), and ``--sw`` would stop after a failure. They may sit
-    in a project's ``addopts``, so they are accepted and ignored; ``--ff`` and
-    ``--nf`` only reorder the listing and stay. Done before pytest's
-    ``configure``, where the cache and stepwise plugins read the options.
+    in a project's ``addopts``, so they are accepted and ignored (``--ff`` and
+    ``--nf`` only reorder, and find no history in the worker's cache). Done
+    before pytest's ``configure``, where the cache and stepwise plugins read
+    the options: the last-failed plugin filters collection from its start.
     """
 
     @pytest.hookimpl(tryfirst=True)
