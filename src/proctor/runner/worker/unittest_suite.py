@@ -120,6 +120,7 @@ class UnittestSuite:
         result.escaped = None
         interrupted.append(escaped.test_id)
         self._tidy_up(escaped)
+        emit_stray_output(self._runtime)  # what tearDown and the cleanups printed: no test's
         return rest
 
     def _tidy_up(self, escaped: Escaped) -> None:
