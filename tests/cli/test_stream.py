@@ -295,3 +295,17 @@ def test_an_event_that_cannot_be_written_keeps_the_ones_before_it() -> None:
     written = v2.decode(result.stdout_bytes)
     assert [e.test_id for e in written] == [f"t{i}" for i in range(100)]
     assert "line 101" in result.stderr or "cannot be written" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "first_line",
+    [b"test: starting the database\n", b'{"level": "info"}\n', b"<div>log</div>\n"],
+)
+def test_a_v2_stream_that_starts_with_text_is_read_as_v2(first_line: bytes) -> None:
+    """Text a suite printed before the first packet may look like v1, JSON or XML."""
+    data = first_line + v2.encode_many(
+        [Event(test_id="a", status=Status.SUCCESS), Event(test_id="b", status=Status.FAIL)]
+    )
+    result = invoke("stream", "ls", "--no-times", "--status", stdin=data)
+    assert result.stdout.split("\n")[:2] == ["a success", "b fail"]
+    assert result.exit_code == 1

@@ -79,14 +79,15 @@ def make_decoder(name: str) -> StreamDecoder:
 def detect_format(head: bytes) -> str:
     """The format of a stream from its first bytes.
 
-    A subunit v2 stream starts with 0xB3 (after any text a test printed, which
-    v2 carries as passthrough); JSON lines with ``{``; JUnit XML with ``<``; a
-    subunit v1 stream with a v1 directive line. Anything else is read as v2,
-    whose decoder turns unknown bytes into ``stdout`` passthrough and loses
-    nothing.
+    A subunit v2 stream starts with 0xB3, or holds a valid v2 packet after
+    whatever text a test printed first (v2 carries that text as passthrough,
+    even when it looks like JSON, XML or a v1 directive); JSON lines start
+    with ``{``; JUnit XML with ``<``; a subunit v1 stream with a v1 directive
+    line. Anything else is read as v2, whose decoder turns unknown bytes into
+    ``stdout`` passthrough and loses nothing.
     """
     stripped = head.lstrip(_BLANKS)
-    if not stripped or b"\xb3" in head[:1]:
+    if not stripped or b"\xb3" in head[:1] or _holds_v2_packet(head):
         return "v2"
     if stripped[:1] == b"{":
         return "json"
@@ -98,6 +99,21 @@ def detect_format(head: bytes) -> str:
         if _V1_LINE.match(line):
             return "v1"
     return "v2"
+
+
+def _holds_v2_packet(head: bytes) -> bool:
+    """Whether ``head`` contains a whole, valid subunit v2 packet."""
+    if b"\xb3" not in head:
+        return False
+    from proctor.wire.v2 import NON_SUBUNIT_NAME, PARSER_TEST_ID, Decoder
+
+    for event in Decoder().feed(head):
+        if event.test_id is None:
+            if event.file_name != NON_SUBUNIT_NAME:
+                return True
+        elif event.test_id != PARSER_TEST_ID:
+            return True
+    return False
 
 
 def format_decided(head: bytes) -> bool:
