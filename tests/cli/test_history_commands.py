@@ -300,7 +300,7 @@ def test_short_commands_import_neither_psycopg_nor_the_writer(repo: str) -> None
     # Measured against what the CLI's own imports already bring in: on Python
     # 3.10, click imports uuid, which imports platform and subprocess.
     code = (
-        "import sys; from proctor.cli.main import main; before = set(sys.modules); "
+        "import sys, click; from proctor.cli.main import main; before = set(sys.modules); "
         f"[main([c, '--repository', {repo!r}]) for c in ('last', 'failing', 'runs', 'stats')]; "
         "print(sorted(m for m in ('psycopg', 'proctor.store.metadata', 'proctor.store.memory', "
         "'subprocess', 'hashlib') if m in sys.modules and m not in before), file=sys.stderr)"
