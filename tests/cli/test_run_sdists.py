@@ -27,18 +27,12 @@ import pytest
 
 from proctor.wire.v2 import decode
 from tests.runner.projects import outcomes, pytest_outcomes, stestr_outcomes, worker_env
+from tests.runner.test_worker_sdists import same_but_order_dependent as _same_but_order_dependent
 from tests.runner.test_worker_sdists import sdist
 
 pytestmark = pytest.mark.slow
 
 UNITTEST_LOCATION = ("--test-path", "./tests", "--top-dir", ".")
-ORDER_DEPENDENT = {"tests._fixtures.test_logger.LogHandlerTest.test_captures_logging"}
-
-
-def _same_but_order_dependent(got: dict[str, str], expected: dict[str, str]) -> None:
-    assert set(got) == set(expected)
-    differing = {test_id for test_id in got if got[test_id] != expected[test_id]}
-    assert differing <= ORDER_DEPENDENT, {i: (got[i], expected[i]) for i in differing}
 
 
 def proctor_outcomes(root: Path, *args: str) -> tuple[int, dict[str, str]]:

@@ -61,6 +61,18 @@ def sdist(name: str, version: str, into: Path) -> Path:
     return into / f"{name}-{version}"
 
 
+ORDER_DEPENDENT = {"tests._fixtures.test_logger.LogHandlerTest.test_captures_logging"}
+"""Tests whose outcome depends on the order tests ran in. fixtures' test passes only
+after another test has lowered the root logger's level; stestr's own parallel runs
+report it either way, so the reference itself varies."""
+
+
+def same_but_order_dependent(got: dict[str, str], expected: dict[str, str]) -> None:
+    assert set(got) == set(expected)
+    differing = {test_id for test_id in got if got[test_id] != expected[test_id]}
+    assert differing <= ORDER_DEPENDENT, {i: (got[i], expected[i]) for i in differing}
+
+
 def batched(
     root: Path, *args: str, shuffle: bool = True, size: int = 7
 ) -> tuple[list[str], dict[str, str]]:
@@ -90,10 +102,10 @@ def test_unittest_suites_match_stestr(
     assert len(expected) >= minimum, "stestr ran the suite"
     oneshot = run_oneshot(root, *location, timeout=300)
     assert oneshot.returncode == 0, oneshot.stderr
-    assert outcomes(oneshot.events) == expected
+    same_but_order_dependent(outcomes(oneshot.events), expected)
     ids, served = batched(root, *location, shuffle=shuffle)
     assert set(ids) == set(expected)
-    assert served == expected
+    same_but_order_dependent(served, expected)
 
 
 def test_a_pytest_suite_matches_pytest(tmp_path: Path) -> None:
