@@ -100,7 +100,9 @@ class RecordCollector:
         self._on_record = on_record
         self._on_other = on_other
         self._limit = content_limit
-        self._open: dict[tuple[str, str | None], _OpenTest] = {}
+        # A test seen once holds its first event (cheap); it becomes an
+        # _OpenTest only when a second event does not simply finish it.
+        self._open: dict[tuple[str, str | None], _OpenTest | Event] = {}
 
     @property
     def running(self) -> list[tuple[str, str | None]]:
@@ -119,14 +121,40 @@ class RecordCollector:
         opened = self._open
         test = opened.get(key)
         if test is None:
-            if name is None and status not in INTERIM:
-                # A whole test in one event (a listing, a converted report).
-                self._on_record(
-                    _new_record(test_id, status, route, timestamp, timestamp, tags, (), runnable)
-                )
+            if name is None:
+                if status not in INTERIM:
+                    # A whole test in one event (a listing, a converted report).
+                    self._on_record(
+                        _new_record(
+                            test_id, status, route, timestamp, timestamp, tags, (), runnable
+                        )
+                    )
+                else:
+                    opened[key] = event
                 return
             test = opened[key] = _OpenTest(timestamp, tags)
         else:
+            if type(test) is Event:
+                first = test
+                if name is None and status not in INTERIM:
+                    # Started, then finished, and nothing between: most tests.
+                    del opened[key]
+                    start = first.timestamp if first.timestamp is not None else timestamp
+                    self._on_record(
+                        _new_record(
+                            test_id,
+                            status,
+                            route,
+                            start,
+                            start if timestamp is None else timestamp,
+                            tags or first.tags,
+                            (),
+                            runnable,
+                        )
+                    )
+                    return
+                test = opened[key] = _opened(first)
+            assert type(test) is _OpenTest
             if timestamp is not None:
                 if test.start is None:
                     test.start = timestamp
@@ -164,7 +192,18 @@ class RecordCollector:
     def close(self) -> None:
         pending, self._open = self._open, {}
         for (test_id, route_code), test in pending.items():
-            self._on_record(_finish(test_id, route_code, test))
+            opened = _opened(test) if type(test) is Event else test
+            assert type(opened) is _OpenTest
+            self._on_record(_finish(test_id, route_code, opened))
+
+
+def _opened(first: Event) -> _OpenTest:
+    """The open test a first event (without a file) describes."""
+    test = _OpenTest(first.timestamp, first.tags)
+    if first.status is not Status.NONE:
+        test.status = first.status
+        test.runnable = first.runnable
+    return test
 
 
 def _finish(test_id: str, route_code: str | None, test: _OpenTest) -> TestRecord:

@@ -12,7 +12,7 @@ import tempfile
 from typing import BinaryIO
 
 from proctor.events.collector import RecordCollector
-from proctor.wire import jsonl, junit, v1, v2
+from proctor.wire import v2
 from proctor.wire.event import Event
 from proctor.wire.record import TestRecord
 
@@ -83,10 +83,13 @@ class JsonlWriter:
     """Writes events as JSON lines, one event per line, losslessly."""
 
     def __init__(self, stream: BinaryIO) -> None:
+        from proctor.wire import jsonl  # imported by the writers that need it only
+
         self._stream = stream
+        self._encode = jsonl.encode_event
 
     def send(self, event: Event) -> None:
-        self._stream.write(jsonl.encode_event(event))
+        self._stream.write(self._encode(event))
 
     def flush(self) -> None:
         self._stream.flush()
@@ -102,6 +105,8 @@ class V1Writer:
     """
 
     def __init__(self, stream: BinaryIO) -> None:
+        from proctor.wire import v1
+
         self._stream = stream
         self._encoder = v1.V1Encoder()
         self._collector = RecordCollector(self._record, on_other=self._other)
@@ -136,6 +141,9 @@ class JUnitWriter:
     def __init__(self, stream: BinaryIO, *, name: str = "proctor") -> None:
         self._stream = stream
         self._name = name
+        from proctor.wire import junit  # its regexes take ~15 ms to compile: only when used
+
+        self._junit = junit
         self._totals = junit.JUnitTotals()
         # Both spools live until close(), which closes them.
         self._cases = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
@@ -143,10 +151,11 @@ class JUnitWriter:
         self._pending: list[bytes] = []  # written to the spool in blocks
         self._pending_size = 0
         self._collector = RecordCollector(self._record, on_other=self._other)
+        self.send = self._collector.send  # type: ignore[method-assign]  # one call less per event
 
     def _record(self, record: TestRecord) -> None:
         self._totals.add(record)
-        case = junit.testcase_xml(record)
+        case = self._junit.testcase_xml(record)
         self._pending.append(case)
         self._pending_size += len(case)
         if self._pending_size >= _BLOCK:
@@ -174,6 +183,7 @@ class JUnitWriter:
         self._cases.write(b"".join(self._pending))
         self._pending.clear()
         out = self._stream
+        junit = self._junit
         out.write(junit.document_head(self._totals, name=self._name))
         self._cases.seek(0)
         shutil.copyfileobj(self._cases, out)

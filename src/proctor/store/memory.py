@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from proctor.store.contract import RunWriter, Store, check_limit
 from proctor.store.errors import UnknownRun, UnknownTest
@@ -234,7 +234,7 @@ class MemoryStore(Store):
         records = self._get(run_id).records
         if attachments:
             return list(records)
-        return [replace(record, attachments=()) for record in records]
+        return [record._replace(attachments=()) for record in records]
 
     # -- tests
 

@@ -140,6 +140,10 @@ def split_test_id(test_id: str) -> tuple[str, str]:
     Joining the two with a dot gives the id back for every id but pytest's,
     which is what the reader (:class:`JUnitDecoder`) does.
     """
+    if "(" not in test_id and "[" not in test_id and ":" not in test_id:
+        dot = test_id.rfind(".")  # the common case, first: a dotted unittest id
+        if 0 < dot < len(test_id) - 1:
+            return test_id[:dot], test_id[dot + 1 :]
     cut = len(test_id)
     for opener in "([":
         index = test_id.find(opener)
@@ -183,6 +187,20 @@ class JUnitTotals:
     def add(self, record: TestRecord) -> None:
         """Count one record (``exists`` records are not test results and are ignored)."""
         status = record.status
+        if status is Status.SUCCESS:  # the short way for nearly every record
+            self.tests += 1
+            start, stop = record.start, record.stop
+            if start is not None:
+                if self.start is None or start < self.start:
+                    self.start = start
+                if stop is not None:
+                    if self.stop is None or stop > self.stop:
+                        self.stop = stop
+                    if stop > start:
+                        self.total_duration += (stop - start) / NS_PER_SECOND
+            elif stop is not None and (self.stop is None or stop > self.stop):
+                self.stop = stop
+            return
         if status is Status.EXISTS:
             return
         self.tests += 1
@@ -289,6 +307,12 @@ def output_xml_parts(
 def testcase_xml(record: TestRecord) -> bytes:
     """The ``<testcase>`` element for one record (empty for an ``exists`` record)."""
     status = record.status
+    if status is Status.SUCCESS and not record.attachments:
+        # Nearly every test of a run: the short way.
+        classname, name = split_test_id(record.test_id)
+        start, stop = record.start, record.stop
+        time = "" if start is None or stop is None else f' time="{max(0, stop - start) / 1e9:.3f}"'
+        return f'  <testcase classname="{_xml_attr(classname)}" name="{_xml_attr(name)}"{time}/>\n'.encode()  # noqa: E501
     if status is Status.EXISTS:
         return b""
     classname, name = split_test_id(record.test_id)

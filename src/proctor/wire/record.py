@@ -9,6 +9,7 @@ codecs can speak them; ``proctor.events`` is their public home.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from proctor.wire.event import NS_PER_SECOND, Status
 
@@ -41,17 +42,19 @@ class Attachment:
         return self.content.decode("utf-8", "replace")
 
 
-@dataclass(frozen=True, slots=True)
-class TestRecord:
+class TestRecord(NamedTuple):
     """One test's outcome: id, route, status, times, tags and attachments.
 
     ``status`` is the final status, or ``INPROGRESS`` / ``NONE`` for a test the
     stream started but never finished (see :attr:`finished`). ``start`` and
     ``stop`` are nanoseconds since the epoch: the first and the last timestamp
     the stream gave the test.
-    """
 
-    __test__ = False  # not a pytest test class, despite the name
+    Immutable and slotted like :class:`~proctor.wire.event.Event`, and a
+    ``NamedTuple`` for the same reason: one is built for every test of every
+    stream that is shown, converted or stored (0.25 us against 0.7 us for a
+    frozen slotted dataclass). Use ``_replace`` for a changed copy.
+    """
 
     test_id: str
     status: Status
@@ -86,6 +89,10 @@ class TestRecord:
             if item.name == name:
                 return item
         return None
+
+
+# Not a pytest test class, despite the name (a NamedTuple cannot declare it in its body).
+setattr(TestRecord, "__test__", False)  # noqa: B010
 
 
 def worker_of(route_code: str | None, tags: frozenset[str]) -> str | None:
