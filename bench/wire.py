@@ -145,9 +145,19 @@ def peak_rss(argv: list[str], stdin_path: Path | None = None) -> int:
         return -1
 
 
-def median_command(argv: list[str], repeat: int, stdin_path: Path | None = None) -> float:
-    run_command(argv, stdin_path)  # warm-up: bytecode caches written, file in the page cache
-    return statistics.median(run_command(argv, stdin_path)[0] for _ in range(repeat))
+def interleaved(
+    ours: tuple[list[str], Path | None], peer: tuple[list[str], Path | None], repeat: int
+) -> tuple[float, float]:
+    """Median wall times of two commands run in alternation, so that both see the
+    same machine (this one is shared and its speed drifts); one warm-up run each
+    (bytecode caches written, the input in the page cache)."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for round_ in range(repeat + 1):
+        for (argv, stdin_path), into in zip((ours, peer), times, strict=True):
+            elapsed = run_command(argv, stdin_path)[0]
+            if round_:
+                into.append(elapsed)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 class Row:
@@ -252,8 +262,11 @@ def bench_stream(label: str, events: list[Event], repeat: int, workdir: Path) ->
         Row(
             "stats (whole command)",
             n,
-            median_command([*proctor, "stats", str(path)], repeat),
-            median_command([str(BIN / "subunit-stats")], repeat, path),
+            *interleaved(
+                ([*proctor, "stats", str(path)], None),
+                ([str(BIN / "subunit-stats")], path),
+                repeat,
+            ),
             5,
         )
     )
@@ -266,8 +279,11 @@ def bench_stream(label: str, events: list[Event], repeat: int, workdir: Path) ->
         Row(
             "to-junit (whole command)",
             n,
-            median_command([*proctor, "to-junit", str(path)], repeat),
-            median_command([str(BIN / "subunit2junitxml"), "--no-passthrough"], repeat, path),
+            *interleaved(
+                ([*proctor, "to-junit", str(path)], None),
+                ([str(BIN / "subunit2junitxml"), "--no-passthrough"], path),
+                repeat,
+            ),
             5,
         )
     ) if has_junit else None

@@ -96,9 +96,10 @@ def _pump(
     with _open_inputs(files) as inputs:
         for name, handle in inputs:
             try:
+                send = sink.send
                 for batch in read_events(handle, input_format):
                     for event in batch:
-                        sink.send(event)
+                        send(event)
                     if flush is not None:
                         flush()
             except EncodeError as error:  # noqa: PERF203 - once per input file

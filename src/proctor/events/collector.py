@@ -80,7 +80,7 @@ class _OpenTest:
 
 
 _NO_ATTACHMENTS: tuple[Attachment, ...] = ()
-_new_record = TestRecord
+_tuple_new = tuple.__new__  # builds a TestRecord without its Python-level __new__
 
 
 class RecordCollector:
@@ -125,8 +125,9 @@ class RecordCollector:
                 if status not in INTERIM:
                     # A whole test in one event (a listing, a converted report).
                     self._on_record(
-                        _new_record(
-                            test_id, status, route, timestamp, timestamp, tags, (), runnable
+                        _tuple_new(
+                            TestRecord,
+                            (test_id, status, route, timestamp, timestamp, tags, (), runnable),
                         )
                     )
                 else:
@@ -141,15 +142,18 @@ class RecordCollector:
                     del opened[key]
                     start = first.timestamp if first.timestamp is not None else timestamp
                     self._on_record(
-                        _new_record(
-                            test_id,
-                            status,
-                            route,
-                            start,
-                            start if timestamp is None else timestamp,
-                            tags or first.tags,
-                            (),
-                            runnable,
+                        _tuple_new(
+                            TestRecord,
+                            (
+                                test_id,
+                                status,
+                                route,
+                                start,
+                                start if timestamp is None else timestamp,
+                                tags or first.tags,
+                                (),
+                                runnable,
+                            ),
                         )
                     )
                     return
@@ -213,7 +217,7 @@ def _finish(test_id: str, route_code: str | None, test: _OpenTest) -> TestRecord
         if files is None
         else tuple(Attachment(f.name, f.content(), f.mime_type or DEFAULT_MIME_TYPE) for f in files)
     )
-    return _new_record(
+    return TestRecord(
         test_id,
         test.status,
         route_code,

@@ -309,10 +309,13 @@ def testcase_xml(record: TestRecord) -> bytes:
     status = record.status
     if status is Status.SUCCESS and not record.attachments:
         # Nearly every test of a run: the short way.
-        classname, name = split_test_id(record.test_id)
+        test_id = record.test_id
+        classname, name = split_test_id(test_id)
+        if _ATTR_SPECIAL.search(test_id) is not None:  # one search for both parts
+            classname, name = _xml_attr(classname), _xml_attr(name)
         start, stop = record.start, record.stop
         time = "" if start is None or stop is None else f' time="{max(0, stop - start) / 1e9:.3f}"'
-        return f'  <testcase classname="{_xml_attr(classname)}" name="{_xml_attr(name)}"{time}/>\n'.encode()  # noqa: E501
+        return f'  <testcase classname="{classname}" name="{name}"{time}/>\n'.encode()
     if status is Status.EXISTS:
         return b""
     classname, name = split_test_id(record.test_id)
