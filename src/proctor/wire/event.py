@@ -15,14 +15,14 @@ Proctor only ever uses the named fields.
 
 from __future__ import annotations
 
-import datetime as _dt
 import enum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 __all__ = ["INTERIM", "NS_PER_SECOND", "Event", "Status", "datetime_to_ns", "ns_to_datetime"]
 
 NS_PER_SECOND = 1_000_000_000
-_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+if TYPE_CHECKING:
+    import datetime as _dt
 
 
 class Status(enum.IntEnum):
@@ -108,6 +108,13 @@ class Event(NamedTuple):
         return None if self.timestamp is None else ns_to_datetime(self.timestamp)
 
 
+def _epoch() -> _dt.datetime:
+    # datetime is imported on first use: a worker or a stream command rarely needs it.
+    import datetime
+
+    return datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
 def datetime_to_ns(moment: _dt.datetime) -> int:
     """Nanoseconds since the epoch for an aware datetime.
 
@@ -115,7 +122,7 @@ def datetime_to_ns(moment: _dt.datetime) -> int:
     """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"timestamp {moment!r} has no time zone; pass an aware datetime")
-    delta = moment - _EPOCH
+    delta = moment - _epoch()
     return (delta.days * 86_400 + delta.seconds) * NS_PER_SECOND + delta.microseconds * 1000
 
 
@@ -123,4 +130,6 @@ def ns_to_datetime(ns: int) -> _dt.datetime:
     """The aware UTC datetime for nanoseconds since the epoch, to the nearest
     microsecond (rounded as python-subunit rounds what it reads)."""
     seconds, nanos = divmod(ns, NS_PER_SECOND)
-    return _EPOCH + _dt.timedelta(seconds=seconds, microseconds=nanos / 1000)
+    import datetime
+
+    return _epoch() + datetime.timedelta(seconds=seconds, microseconds=nanos / 1000)
