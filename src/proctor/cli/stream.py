@@ -137,7 +137,7 @@ def _stdout() -> BinaryIO:
 @_format
 def stats(files: tuple[str, ...], input_format: str) -> int:
     """Count the tests in a stream by outcome (like subunit-stats)."""
-    summary = Summary()
+    summary = Summary(keep_failures=False)  # counts only: flat memory on any stream
     _pump(files, input_format, summary)
     counts = summary.counts
     rows = [

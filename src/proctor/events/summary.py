@@ -35,7 +35,12 @@ class Failure:
 class Summary:
     """A sink counting outcomes; see the module docstring for the rules."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_failures: bool = True) -> None:
+        """``keep_failures=False`` counts failures without remembering which
+        tests they were: memory then stays flat even for a stream with millions
+        of failures (``stats`` shows only counts)."""
+        self._keep_failures = keep_failures
+        self.failed_count = 0  # fail + uxsuccess, whether remembered or not
         self.counts: dict[Status, int] = dict.fromkeys(Status, 0)
         self.failures: list[Failure] = []
         self.unfinished: list[Failure] = []
@@ -70,7 +75,9 @@ class Summary:
         if start is not None and timestamp is not None:
             self.test_time_ns += timestamp - start
         if status is Status.FAIL or status is Status.UXSUCCESS:
-            self.failures.append(Failure(test_id, event.route_code, status))
+            self.failed_count += 1
+            if self._keep_failures:
+                self.failures.append(Failure(test_id, event.route_code, status))
 
     def close(self) -> None:
         if self.closed:
@@ -89,12 +96,12 @@ class Summary:
     @property
     def failed(self) -> int:
         """fail + uxsuccess + unfinished."""
-        return len(self.failures) + len(self.unfinished)
+        return self.failed_count + len(self.unfinished)
 
     @property
     def successful(self) -> bool:
         """True when nothing failed, nothing was left unfinished."""
-        return not self.failures and not self.unfinished and not self._open
+        return not self.failed_count and not self.unfinished and not self._open
 
     @property
     def wall_time(self) -> float | None:
