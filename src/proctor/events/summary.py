@@ -16,11 +16,12 @@ Counting rules, compared with testtools' ``StreamSummary``:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from proctor.wire.event import INTERIM, NS_PER_SECOND, Event, Status
 
-__all__ = ["Failure", "Summary"]
+__all__ = ["Failure", "Summary", "outcome_line"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,17 +112,24 @@ class Summary:
         return (self.last_timestamp - self.first_timestamp) / NS_PER_SECOND
 
     def outcome_line(self) -> str:
-        """``N passed, N failed, N skipped`` (+ xfail/uxsuccess/unfinished when present)."""
-        counts = self.counts
-        parts = [
-            f"{counts[Status.SUCCESS]} passed",
-            f"{counts[Status.FAIL]} failed",
-            f"{counts[Status.SKIP]} skipped",
-        ]
-        if counts[Status.XFAIL]:
-            parts.append(f"{counts[Status.XFAIL]} xfailed")
-        if counts[Status.UXSUCCESS]:
-            parts.append(f"{counts[Status.UXSUCCESS]} unexpectedly passed")
-        if self.unfinished:
-            parts.append(f"{len(self.unfinished)} unfinished")
-        return ", ".join(parts)
+        """``N passed, N failed, N skipped`` (see :func:`outcome_line`)."""
+        return outcome_line(self.counts, len(self.unfinished))
+
+
+def outcome_line(counts: Mapping[Status, int], unfinished: int = 0, not_run: int = 0) -> str:
+    """``N passed, N failed, N skipped``, then xfailed, unexpectedly passed,
+    unfinished and not run when there are any: the closing line of every view."""
+    parts = [
+        f"{counts[Status.SUCCESS]} passed",
+        f"{counts[Status.FAIL]} failed",
+        f"{counts[Status.SKIP]} skipped",
+    ]
+    if counts[Status.XFAIL]:
+        parts.append(f"{counts[Status.XFAIL]} xfailed")
+    if counts[Status.UXSUCCESS]:
+        parts.append(f"{counts[Status.UXSUCCESS]} unexpectedly passed")
+    if unfinished:
+        parts.append(f"{unfinished} unfinished")
+    if not_run:
+        parts.append(f"{not_run} not run")
+    return ", ".join(parts)

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from proctor.events.summary import outcome_line
 from proctor.runner.slot import Slot, SlotState
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
@@ -113,21 +114,7 @@ class RunResult:
 
     def outcome_line(self) -> str:
         """``N passed, N failed, N skipped`` (+ xfailed / unexpectedly passed / not run)."""
-        counts = self.counts
-        parts = [
-            f"{counts[Status.SUCCESS]} passed",
-            f"{counts[Status.FAIL]} failed",
-            f"{counts[Status.SKIP]} skipped",
-        ]
-        if counts[Status.XFAIL]:
-            parts.append(f"{counts[Status.XFAIL]} xfailed")
-        if counts[Status.UXSUCCESS]:
-            parts.append(f"{counts[Status.UXSUCCESS]} unexpectedly passed")
-        if self.unfinished:
-            parts.append(f"{len(self.unfinished)} unfinished")
-        if self.not_run:
-            parts.append(f"{len(self.not_run)} not run")
-        return ", ".join(parts)
+        return outcome_line(self.counts, len(self.unfinished), len(self.not_run))
 
 
 class RunReporter(Protocol):
