@@ -89,6 +89,25 @@ def pipe() -> Iterator[tuple[int, int]]:
             os.close(fd)
 
 
+@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="Linux only")
+def test_the_results_pipe_holds_thousands_of_results(tmp_path: Path) -> None:
+    import fcntl
+
+    from proctor.runner.spawn import RESULTS_PIPE_SIZE, spawn
+
+    limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    spawned = spawn(lambda commands, results: [sys.executable, "-c", "pass"], str(tmp_path))
+    try:
+        size = fcntl.fcntl(spawned.results, fcntl.F_GETPIPE_SZ)
+        assert size >= min(RESULTS_PIPE_SIZE, limit)  # not the default 64 KiB
+    finally:
+        spawned.process.wait()
+        assert spawned.process.stdout is not None
+        spawned.process.stdout.close()
+        os.close(spawned.commands)
+        os.close(spawned.results)
+
+
 def test_results_writer_holds_events_until_flush(pipe: tuple[int, int]) -> None:
     read, write = pipe
     writer = ResultsWriter(write)

@@ -363,23 +363,30 @@ def _run_once(
 
 
 class IdleWrites:
-    """Stores records through ``writer``, writing them when the controller is idle.
+    """Stores records through ``writer`` in small transactions, mostly while the
+    controller would otherwise wait.
 
     The writer on its own writes everything pending every quarter second, in one
-    transaction: in a fast run that is thousands of records (~10 us each) at
-    once, while the controller stops reading results and the worker blocks on
-    a full pipe. Written whenever the controller has caught up (and at least
-    :attr:`BATCH` are pending, so that commits stay few), the store's work fills
-    the controller's idle moments instead. The writer's own limits still hold.
+    transaction: in a fast run that is thousands of records (~4 us each) at
+    once, long after the worker sent them: the last batch is written after the
+    last test, while the user waits. Here a batch is written whenever the
+    controller has caught up with its workers and at least :attr:`BATCH` are
+    pending, and in any case once :attr:`MOST` are (the workers' results wait
+    in their pipes meanwhile, which hold thousands: see
+    :func:`proctor.runner.spawn.widen_pipe`). So the store's work is spread over
+    the run, and what is left at the end is at most a few milliseconds of it.
     """
 
     BATCH = 400
-    """Records pending before an idle moment writes them (about 5 ms of work)."""
+    """Records pending before an idle moment writes them (about 2 ms of work)."""
+    MOST = 1000
+    """Records pending at most (about 4 ms of work)."""
 
     def __init__(self, writer: RunWriter) -> None:
         self._writer = writer
         self._added = 0
         self._base = writer.written
+        writer.batch_size = min(writer.batch_size, self.MOST)
 
     def add(self, record: TestRecord) -> None:
         self._writer.add(record)
