@@ -14,6 +14,7 @@ RANKS = {
     "wire": 0,
     "events": 1,
     "config": 1,
+    "settings": 1,
     "store": 2,
     "runner": 3,
     "worker": 3,

@@ -257,6 +257,13 @@ def test_fd_capture_catches_python_and_fd_writes(
     live_out, live_err = os.dup(1), os.dup(2)
     capture = FdCapture(live_out, live_err, directory=str(tmp_path), streams=(fd1_stdout, None))
     try:
+        files = sorted(tmp_path.iterdir())
+        assert [path.name.rsplit("-", 1)[0] for path in files] == [
+            f"proctor-worker-{os.getpid()}-stderr",
+            f"proctor-worker-{os.getpid()}-stdout",
+        ]
+        assert all(path.stat().st_mode & 0o777 == 0o600 for path in files)  # this user's only
+        assert sorted(capture.paths.values()) == [str(path) for path in files]
         print("from print", file=fd1_stdout)
         os.write(1, b"from fd\n")
         os.write(2, b"to stderr\n")

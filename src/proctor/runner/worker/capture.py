@@ -89,12 +89,9 @@ class _Target:
         self.fd = fd
         self.name = name
         self.live_fd = live_fd
-        import tempfile  # once per worker
-
-        self.file_fd, path = tempfile.mkstemp(
-            prefix=f"proctor-worker-{os.getpid()}-{name}-", suffix=".out", dir=directory
+        self.file_fd, self.path = _make_file(
+            directory, f"proctor-worker-{os.getpid()}-{name}-", ".out"
         )
-        self.path = path
 
     def read_and_reset(self) -> bytes:
         size = os.lseek(self.file_fd, 0, os.SEEK_CUR)
@@ -124,6 +121,25 @@ class _Target:
             chunks.append(chunk)
             start += len(chunk)
         return b"".join(chunks)
+
+
+def _make_file(directory: str | None, prefix: str, suffix: str) -> tuple[int, str]:
+    """A new file only this user can read, open for reading and writing (what
+    :func:`tempfile.mkstemp` does, without importing :mod:`tempfile` and with it
+    :mod:`shutil` and :mod:`random`: 3-4 ms of every worker's start)."""
+    if directory is None:
+        directory = next(
+            (path for path in map(os.environ.get, ("TMPDIR", "TEMP", "TMP")) if path),
+            "/tmp" if os.name == "posix" else os.getcwd(),
+        )
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        path = os.path.join(directory, f"{prefix}{os.urandom(6).hex()}{suffix}")
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no unused file name like {prefix}...{suffix} in {directory}")
 
 
 class FdCapture:

@@ -81,7 +81,7 @@ def _settings(options: WorkerOptions) -> _Settings:
     With ``--root`` and an explicit ``--framework`` the command line says it
     all (the controller resolves the configuration once, for every worker) and
     the project's configuration files are not read, which saves each worker
-    importing the configuration machinery.
+    importing even :mod:`proctor.settings`.
     """
     if options.root is not None and options.framework not in (None, "auto"):
         framework = options.framework
@@ -93,17 +93,16 @@ def _settings(options: WorkerOptions) -> _Settings:
             options.top_dir,
             options.pytest_args,
         )
-    from pathlib import Path
+    from proctor.settings import find_project_root, read_settings
 
-    from proctor.config import load_config
-
-    config = load_config(root=Path(options.root).resolve() if options.root else None)
+    root = os.path.realpath(options.root) if options.root else find_project_root()
+    config, _ = read_settings(root)
     return _Settings(
-        str(config.root),
-        options.framework or config.framework,
-        options.test_path or config.test_path,
-        options.top_dir or config.top_dir,
-        options.pytest_args or config.pytest_args,
+        root,
+        options.framework or config.get("framework", "auto"),
+        options.test_path or config.get("test_path"),
+        options.top_dir or config.get("top_dir"),
+        options.pytest_args or config.get("pytest_args", ()),
     )
 
 
