@@ -171,3 +171,36 @@ def test_an_older_repository_gives_its_space_back_once_vacuumed(tmp_path: Path) 
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # and from now on, gc does
     conn.close()
+
+
+def test_a_process_that_leaves_its_connection_to_the_exit_loses_nothing(tmp_path: Path) -> None:
+    """What the console scripts do (close_at_exit, then os._exit): no checkpoint
+    on the way out, and still every run is there, for readers and later writers."""
+    import subprocess
+    import sys
+
+    url = str(tmp_path / ".proctor")
+    child = (
+        "import os, sys\n"
+        "from proctor.store import open_store\n"
+        "from tests.store.factory import record\n"
+        "store = open_store(sys.argv[1])\n"
+        "store.write_run([record(f't{i}') for i in range(int(sys.argv[2]))])\n"
+        "store.close_at_exit()\n"
+        "os._exit(0)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    for count in (300, 5):
+        done = subprocess.run(
+            [sys.executable, "-c", child, url, str(count)], cwd=root, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr
+    path = tmp_path / ".proctor" / DEFAULT_FILE
+    assert Path(f"{path}-wal").stat().st_size > 0  # the log was left, not folded in
+    with open_store(url, create=False) as store:
+        assert [info.counts.total for info in store.runs()] == [5, 300]
+        store.write_run([record("after")])
+        assert len(store.runs()) == 3
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()

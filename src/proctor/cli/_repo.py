@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXIT_ERROR",
     "RepositoryError",
+    "close_store",
     "format_size",
     "format_time",
     "open_repository",
@@ -96,6 +97,16 @@ def open_repository(repository: str | None, *, create: bool = False) -> Iterator
     except StoreError as error:
         raise RepositoryError(str(error)) from None
     finally:
+        close_store(store)
+
+
+def close_store(store: Store) -> None:
+    """Close ``store``; in the console script, the quick way (:meth:`Store.close_at_exit`)."""
+    from proctor.runner.fastexit import installed
+
+    if installed():
+        store.close_at_exit()
+    else:
         store.close()
 
 

@@ -276,7 +276,9 @@ def run_tests(args: RunArgs) -> int:
             return _run_until(args, config, options, history, store, backend)
         finally:
             if store is not None:
-                store.close()
+                from proctor.cli._repo import close_store
+
+                close_store(store)
     finally:
         if backend is not None:
             backend.close()

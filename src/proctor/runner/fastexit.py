@@ -25,9 +25,10 @@ import os
 import sys
 from typing import NoReturn
 
-__all__ = ["arm", "install", "leave"]
+__all__ = ["arm", "install", "installed", "leave"]
 
 _status: list[int] = []
+_installed: list[bool] = []
 
 
 def _exit_now() -> None:
@@ -48,6 +49,14 @@ def _flush(stream: object) -> None:
 def install() -> None:
     """Register the fast exit; call it before anything else registers atexit handlers."""
     atexit.register(_exit_now)
+    _installed[:] = [True]
+
+
+def installed() -> bool:
+    """Whether this process ends by the fast exit once its program returns (the
+    console scripts; not a test calling the command line in-process): what the
+    end of the process releases by itself need not be released before."""
+    return bool(_installed)
 
 
 def arm(status: int) -> None:

@@ -337,6 +337,13 @@ class Store(abc.ABC):
     def close(self) -> None:
         """Release connections. Writers begun from this store stay usable."""
 
+    def close_at_exit(self) -> None:
+        """Like :meth:`close`, for a process about to end: what the end of the
+        process releases by itself may be left to it, provided everything
+        committed is as safe as :meth:`close` would have made it. By default
+        :meth:`close`."""
+        self.close()
+
     def writers_alive(self, runs: Iterable[RunInfo]) -> dict[int, bool | None]:
         """For each unfinished run among ``runs``: whether its writer is still
         writing (True), is gone (False: the run is interrupted for good), or

@@ -39,6 +39,10 @@ _OURS = frozenset({"schema_migrations", "tests", "runs", "results"})
 """Tables every Proctor repository has (version 1 created them in one transaction)."""
 
 
+_LEFT_TO_EXIT: list[Any] = []
+"""Connections :meth:`SQLiteStore.close_at_exit` leaves to the end of the process."""
+
+
 class SQLiteStore(SqlStore):
     """A repository in one SQLite file."""
 
@@ -79,6 +83,26 @@ class SQLiteStore(SqlStore):
         except BaseException:
             self._conn.close()
             raise
+
+    def close_at_exit(self) -> None:
+        """Sync the write-ahead log and leave the connection to the end of the process.
+
+        Closing the last connection to a WAL database checkpoints it: SQLite
+        copies the log into the database file and syncs that, about 6 ms after a
+        5,000-test run, which every command would add to its exit. Left open,
+        the connection ends with the process; the log stays valid beside the
+        database (the next connection reads through it) and SQLite folds it in
+        by its automatic checkpoints, every 1,000 pages of later writes. What
+        the close gave besides is durability (``synchronous=NORMAL`` does not
+        sync the log at commit): one ``fsync`` of the log gives that.
+        """
+        with suppress(OSError):  # no log (nothing written since the last checkpoint)
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _LEFT_TO_EXIT.append(self._conn)  # a collected connection would close itself
 
     # -- connections and transactions
 
