@@ -102,6 +102,9 @@ def workers_worth(expected_total: float | None, cores: int) -> int:
     return max(1, min(cores, int(expected_total / WORKER_WORTH) + 1))
 
 
+_PARAMETERS_END = (")", "]")
+
+
 def locality_key(test_id: str) -> str:
     """The class or module a test belongs to: what its fixtures are shared with.
 
@@ -109,7 +112,7 @@ def locality_key(test_id: str) -> str:
     ``tests/test_a.py::TestC::test_x[1]`` -> ``tests/test_a.py::TestC``;
     ``tests/test_a.py::test_y`` -> ``tests/test_a.py``.
     """
-    base = (_PARAMS.sub("", test_id) or test_id) if test_id[-1:] in (")", "]") else test_id
+    base = (_PARAMS.sub("", test_id) or test_id) if test_id[-1:] in _PARAMETERS_END else test_id
     if "::" in base:
         return base.rsplit("::", 1)[0]
     return base.rsplit(".", 1)[0]
@@ -195,16 +198,18 @@ def plan_units(
     grouper = re.compile(group_regex) if group_regex else None
     units: dict[tuple[bool, str], Unit] = {}
     singles: list[Unit] = []
-    for position, test_id in enumerate(ids):
+    for position, test_id in enumerate(ids):  # (once per test: kept lean)
         cost = estimates[test_id]
-        group = _group_of(grouper, test_id)
+        group = _group_of(grouper, test_id) if grouper is not None else None
         if group is not None:
             key = (True, group)
         elif cost >= heavy:
             singles.append(Unit([test_id], [cost], position=position))
             continue
-        else:
+        elif test_id[-1:] in _PARAMETERS_END or "::" in test_id:
             key = (False, locality_key(test_id))
+        else:  # a plain unittest id: its class is what comes before the last dot
+            key = (False, test_id.rsplit(".", 1)[0])  # = locality_key(test_id)
         found = units.get(key)
         if found is None:
             found = units[key] = Unit([], [], hard=key[0], position=position)

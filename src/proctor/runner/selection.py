@@ -137,6 +137,8 @@ def select(
     failing: Sequence[str] = (),
 ) -> Selected:
     """Apply ``selection`` to the ``discovered`` ids (``failing``: the failing set)."""
+    if not selection.narrows:
+        return Selected(list(discovered), [], [])  # the usual run: nothing to match
     include = _Matcher(selection.filters, "filter", lenient=False)
     listed_include = (
         _Matcher(
