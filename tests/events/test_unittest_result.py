@@ -124,7 +124,16 @@ def test_each_outcome_maps_to_its_status() -> None:
         prefix + "test_uxsuccess": Status.UXSUCCESS,
     }
     assert not result.wasSuccessful()
-    assert result.testsRun == 6
+    assert result.testsRun == plain_tests_run(Outcomes)  # 6; 5 from 3.12 (see below)
+
+
+def plain_tests_run(case: type[unittest.TestCase]) -> int:
+    """What unittest's own result counts as run. From Python 3.12 a test skipped
+    by a decorator never gets ``startTest`` (only ``addSkip``), so it is not
+    counted, and it has no ``inprogress`` event here either."""
+    plain = unittest.TestResult()
+    unittest.TestLoader().loadTestsFromTestCase(case).run(plain)
+    return plain.testsRun
 
 
 def test_a_passing_test_is_two_events_with_its_duration() -> None:
@@ -235,7 +244,7 @@ def test_flush_is_called_after_each_inprogress() -> None:
     seen: list[list[Status]] = []
     result = EventResult(sink, flush=lambda: seen.append([e.status for e in sink.events]))
     unittest.TestLoader().loadTestsFromTestCase(Outcomes).run(result)
-    assert len(seen) == 6
+    assert len(seen) == plain_tests_run(Outcomes)  # one per started test
     assert all(statuses[-1] is Status.INPROGRESS for statuses in seen)
 
 
@@ -386,6 +395,8 @@ def test_python_subunit_sees_each_failing_subtest_with_its_parameters() -> None:
 
 
 @pytest.mark.parametrize("case", [Outcomes, Subtests, ManyErrors])
+# testtools 2.9's adapter lacks Python 3.12's addDuration; unittest warns and goes on.
+@pytest.mark.filterwarnings("ignore:TestResult has no addDuration method:RuntimeWarning")
 def test_outcomes_match_testtools_own_adapter(case: type[unittest.TestCase]) -> None:
     """Same statuses per test as testtools' ExtendedToStreamDecorator (what stestr uses)."""
     ours = {k: v.wire_name for k, v in finals(run(case)[0]).items()}
