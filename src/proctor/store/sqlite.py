@@ -111,9 +111,13 @@ class SQLiteStore(SqlStore):
             conn = sqlite3.connect(
                 self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
+        except sqlite3.Error as error:
+            raise self._translate(error) from None
+        try:
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA cache_size = -65536")
-        except sqlite3.Error as error:
+        except sqlite3.Error as error:  # not a database, say: nothing to keep open
+            conn.close()
             raise self._translate(error) from None
         return conn
 
