@@ -165,6 +165,7 @@ def test_an_unfinished_run_is_running_while_its_writer_lives(tmp_path: Path) -> 
         writer.add(collect_records(v2.decode(stream({"t.a": Status.SUCCESS})))[0])
         writer.flush()
         assert "running" in invoke("runs", "--repository", url).stdout
+        writer.interrupt()  # (and its connection closed)
     from proctor.store.contract import writer_alive
 
     assert writer_alive("elsewhere.example:1") is None
