@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 import click
 
+from proctor.cli._repo import close_store
 from proctor.config import PARALLEL_CLASS_REGEX, Config, ConfigError, load_config
 from proctor.runner.report import EXIT_NO_TESTS, EXIT_OK, RunReporter, RunResult
 from proctor.runner.selection import Selection, SelectionError, select
@@ -276,8 +277,6 @@ def run_tests(args: RunArgs) -> int:
             return _run_until(args, config, options, history, store, backend)
         finally:
             if store is not None:
-                from proctor.cli._repo import close_store
-
                 close_store(store)
     finally:
         if backend is not None:

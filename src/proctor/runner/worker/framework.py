@@ -49,7 +49,9 @@ def configures_pytest(root: str | os.PathLike[str], test_path: str | None = None
     if os.path.isfile(pyproject):
         try:
             with open(pyproject, "rb") as source:
-                tool = tomllib.load(source).get("tool", {})
+                data = source.read()
+            # No [tool.pytest...] table can be spelled without the word: parse only then.
+            tool = tomllib.loads(data.decode("utf-8")).get("tool", {}) if b"pytest" in data else {}
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
             tool = {}
         if isinstance(tool, dict) and isinstance(tool.get("pytest"), dict):
