@@ -143,3 +143,18 @@ def test_failing_and_timings_agree_with_stestr(stestr_project: Path, tmp_path: P
     slowest = invoke("slowest", "--all", "--repository", repo)
     assert slowest.exit_code == 0
     assert len(slowest.stdout.splitlines()) == 3 + 19
+
+
+def test_last_subunit_exits_0_on_a_failed_run_as_stestrs_does(
+    stestr_project: Path, tmp_path: Path
+) -> None:
+    # `last --subunit | subunit2junitxml` under `set -o pipefail` must not fail
+    # because the run did: the stream carries the outcome.
+    repo = str(tmp_path / ".proctor")
+    invoke("import", str(stestr_project / ".stestr"), "--repository", repo)
+    theirs = _stestr(stestr_project, "last", "--subunit")
+    ours = invoke("last", "--subunit", "--repository", repo)
+    assert theirs.returncode == 0
+    assert ours.exit_code == 0
+    assert _tests(ours.stdout_bytes) == _tests(theirs.stdout)
+    assert invoke("last", "--repository", repo).exit_code == 1  # without --subunit: the outcome

@@ -3,6 +3,9 @@
 Both read records from the repository's tables; neither re-reads a stream.
 Exit status, as stestr's: 0 when the run passed (``last``) or nothing is
 failing (``failing``), 1 otherwise, 2 when the repository cannot answer.
+``last --subunit`` exits 0 whenever it wrote the stream, as stestr's does (the
+stream carries the outcome; a status of 1 would break ``set -o pipefail``
+pipelines such as ``proctor last --subunit | subunit2junitxml``).
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ def last(
     color: bool | None,
     repository: str | None,
 ) -> int:
-    """Show the results of the latest run (exit status 1 if it failed).
+    """Show the results of the latest run (exit status 1 if it failed; with
+    --subunit, 0 once the stream is written, as stestr's).
 
     One line per test with its duration, failures with their tracebacks, then
     totals and the balance of the workers, like stestr's `last`.
@@ -70,6 +74,8 @@ def last(
         show_totals(out, info, workers)
         out.write("\n" + run_outcome(info) + "\n")
         out.flush()
+    elif subunit:
+        return 0  # the stream says how the run went (stestr's rule)
     return 0 if info.succeeded else 1
 
 
