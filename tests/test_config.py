@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,3 +135,158 @@ def test_the_worker_reads_what_the_command_line_reads(tmp_path: Path) -> None:
     config = load_config(root=tmp_path)
     assert config == config.override(**settings)
     assert sources == config.sources
+
+
+# -- .stestr.conf paths are expanded as stestr's shell expands them ------------------
+
+SHELL_CASES = [
+    "${OS_TEST_PATH:-./project/tests/unit}",
+    "$SET/b",
+    "${SET}c",
+    "${EMPTY:-d}",
+    "${EMPTY-d}",
+    "${UNSET-d}",
+    "${SET:-d}",
+    "${UNSET:-${SET:-q}}/t",
+    r"\$SET",
+    "a$",
+    "$1x",
+    "${#SET}",
+    "${SET:+plus}",
+    "${EMPTY:+plus}",
+    "${EMPTY+plus}",
+    "${UNSET:=assigned}/$UNSET",
+    '"${UNSET:-"quoted"}"',
+    "${SPACED}",
+    "x\\y",
+    "$SET.$SET",
+    "${UNSET:-'single'}",
+    "${UNSET:-\\}}",
+    "${UNSET:-a}b}",
+]
+
+
+@pytest.mark.parametrize("text", SHELL_CASES)
+def test_expansion_is_what_sh_makes_of_the_value_between_double_quotes(text: str) -> None:
+    from proctor.settings import expand_shell
+
+    env = {"SET": "alpha", "EMPTY": "", "SPACED": "/x y/z", "PATH": os.environ.get("PATH", "")}
+    shell = subprocess.run(
+        ["sh", "-c", f'printf %s "{text}"'], env=env, capture_output=True, text=True, check=True
+    )
+    assert expand_shell(text, "here", env) == shell.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("$(echo tests)", r"\$\(\.\.\.\) is not supported"),
+        ("`echo tests`", "command substitution"),
+        ("$((1 + 2))", "arithmetic"),
+        ("${OS_TEST_PATH%/unit}", "is not supported"),
+        ("${OS_TEST_PATH:-./tests", "missing '}'"),
+        ("${OS_TEST_PATH:?set OS_TEST_PATH first}", "OS_TEST_PATH: set OS_TEST_PATH first"),
+        ("${OS_TEST_PATH}", "expands to nothing"),
+    ],
+)
+def test_what_cannot_be_expanded_is_an_error_naming_the_file_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, expected: str
+) -> None:
+    monkeypatch.delenv("OS_TEST_PATH", raising=False)
+    write(tmp_path, {".stestr.conf": f"[DEFAULT]\ntest_path={text}\n"})
+    with pytest.raises(ConfigError, match=expected) as raised:
+        load_config(root=tmp_path)
+    assert f"{tmp_path / '.stestr.conf'}: test_path" in str(raised.value)
+
+
+def test_the_environment_overrides_the_default_in_stestr_conf_and_tool_stestr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = "[DEFAULT]\ntest_path=${OS_TEST_PATH:-./proj/tests/unit}\ntop_dir=${TOP:-./}\n"
+    write(tmp_path / "a", {".stestr.conf": conf})
+    write(
+        tmp_path / "b",
+        {"pyproject.toml": '[tool.stestr]\ntest_path = "${OS_TEST_PATH:-./proj/tests/unit}"\n'},
+    )
+    monkeypatch.delenv("OS_TEST_PATH", raising=False)
+    monkeypatch.delenv("TOP", raising=False)
+    for root in (tmp_path / "a", tmp_path / "b"):
+        assert load_config(root=root).test_path == "./proj/tests/unit"
+    assert load_config(root=tmp_path / "a").top_dir == "./"
+    monkeypatch.setenv("OS_TEST_PATH", "./proj/tests/functional")
+    for root in (tmp_path / "a", tmp_path / "b"):
+        assert load_config(root=root).test_path == "./proj/tests/functional"
+
+
+ENV_PROJECT = {
+    ".stestr.conf": "[DEFAULT]\ntest_path=${OS_TEST_PATH:-./proj/tests/unit}\ntop_dir=./\n",
+    "proj/__init__.py": "",
+    "proj/tests/__init__.py": "",
+    "proj/tests/unit/__init__.py": "",
+    "proj/tests/unit/test_u.py": (
+        "import unittest\n\nclass U(unittest.TestCase):\n"
+        "    def test_a(self): pass\n    def test_b(self): pass\n"
+    ),
+    "proj/tests/functional/__init__.py": "",
+    "proj/tests/functional/test_f.py": (
+        "import unittest\n\nclass F(unittest.TestCase):\n    def test_c(self): pass\n"
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("os_test_path", [None, "./proj/tests/functional"])
+def test_the_same_tests_as_stestr_are_selected_from_an_openstack_style_conf(
+    tmp_path: Path, os_test_path: str | None
+) -> None:
+    from tests.runner.projects import worker_env
+
+    root = write(tmp_path, ENV_PROJECT)
+    env = worker_env({"OS_TEST_PATH": os_test_path} if os_test_path else None)
+    if os_test_path is None:
+        env.pop("OS_TEST_PATH", None)
+
+    def listed(*command: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", *command], cwd=root, env=env, capture_output=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        return sorted(done.stdout.decode().split())
+
+    listed("stestr", "init")
+    theirs = listed("stestr", "list")
+    assert theirs == listed("proctor", "run", "--list", "--no-store")
+    expected = "functional" if os_test_path else "unit"
+    assert theirs
+    assert all(f".{expected}." in test_id for test_id in theirs)
+
+
+# -- a bad group_regex is a usage error wherever it comes from ----------------------
+
+
+@pytest.mark.parametrize(
+    ("files", "args", "where"),
+    [
+        ({".stestr.conf": "[DEFAULT]\ntest_path=./t\ngroup_regex=([^.]*\n"}, [], ".stestr.conf"),
+        ({"pyproject.toml": '[tool.proctor]\ngroup_regex = "a[b"\n'}, [], "[tool.proctor]"),
+        ({"setup.py": ""}, ["--group-regex", "(?P<x"], "--group-regex"),
+    ],
+)
+def test_a_bad_group_regex_is_exit_2_naming_where_it_came_from(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    files: dict[str, str],
+    args: list[str],
+    where: str,
+) -> None:
+    write(tmp_path, files)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", *args]) == 2
+    err = capsys.readouterr().err
+    assert where in err
+    assert "group_regex" in err or "--group-regex" in err
+    assert "is not a valid regular expression" in err
+    assert "column" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / ".proctor").exists()  # no run was begun, so none is left interrupted

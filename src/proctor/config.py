@@ -27,6 +27,7 @@ from proctor.settings import (
     PARALLEL_CLASS_REGEX,
     ROOT_MARKERS,
     ConfigError,
+    check_regex,
     find_project_root,
     read_settings,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "ROOT_MARKERS",
     "Config",
     "ConfigError",
+    "check_regex",
     "find_root",
     "load_config",
 ]

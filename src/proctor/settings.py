@@ -21,6 +21,8 @@ __all__ = [
     "PARALLEL_CLASS_REGEX",
     "ROOT_MARKERS",
     "ConfigError",
+    "check_regex",
+    "expand_shell",
     "find_project_root",
     "read_settings",
 ]
@@ -110,9 +112,15 @@ def _stestr_settings(raw: dict[str, Any], where: str) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     for key in ("test_path", "top_dir"):
         if raw.get(key):
-            settings[key] = os.path.expandvars(str(raw[key]))
+            value = expand_shell(str(raw[key]), f"{where}: {key}")
+            if not value:
+                raise ConfigError(
+                    f"{where}: {key} = {raw[key]} expands to nothing in this environment; "
+                    "set the variables it names, or give a default (${VAR:-path})"
+                )
+            settings[key] = value
     if raw.get("group_regex"):
-        settings["group_regex"] = str(raw["group_regex"])
+        settings["group_regex"] = check_regex(str(raw["group_regex"]), f"{where}: group_regex")
     if str(raw.get("parallel_class", "")).lower() in ("1", "true", "yes", "on"):
         settings["group_regex"] = PARALLEL_CLASS_REGEX
     if "test_path" in settings:
@@ -148,6 +156,8 @@ def _proctor_settings(raw: object, where: str) -> dict[str, Any]:
         settings[name] = value
     if settings.pop("parallel_class", False):
         settings["group_regex"] = PARALLEL_CLASS_REGEX
+    elif "group_regex" in settings:
+        settings["group_regex"] = check_regex(settings["group_regex"], f"{where}: group_regex")
     if "framework" in settings and settings["framework"] not in FRAMEWORKS:
         choices = ", ".join(FRAMEWORKS)
         raise ConfigError(
@@ -173,3 +183,155 @@ def _type_name(expected: type | tuple[type, ...]) -> str:
     return {"str": "string", "list": "list", "int": "integer", "bool": "boolean"}.get(
         expected.__name__, expected.__name__
     )
+
+
+def check_regex(pattern: str, where: str) -> str:
+    """``pattern`` if it compiles; else a :class:`ConfigError` naming ``where``
+    and the position of the fault (so a bad ``group_regex`` is a usage error,
+    not a traceback in the middle of a run)."""
+    import re
+
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ConfigError(f"{where}: {regex_problem(pattern, error)}") from None
+    return pattern
+
+
+def regex_problem(pattern: str, error: Exception) -> str:
+    """``'pattern' is not a valid regular expression: <why> at column N``."""
+    message = getattr(error, "msg", str(error))
+    position = getattr(error, "pos", None)
+    at = f" (at column {position + 1})" if isinstance(position, int) else ""
+    return f"{pattern!r} is not a valid regular expression: {message}{at}"
+
+
+# -- shell expansion of .stestr.conf paths ------------------------------------------
+#
+# stestr puts test_path and top_dir into a shell command, inside double quotes
+# (``... discover -t "<top_dir>" "<test_path>"``), so /bin/sh expands them; most
+# OpenStack projects write ``test_path=${OS_TEST_PATH:-./project/tests/unit}``.
+# This is that expansion, without a shell: parameters and their POSIX operators.
+# Command substitution and arithmetic are refused rather than run.
+
+_NAME_START = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
+_NAME_CHARS = _NAME_START + "0123456789"
+_ESCAPABLE = '$`"\\\n'
+
+
+def expand_shell(
+    text: str, where: str, environ: dict[str, str] | os._Environ[str] | None = None
+) -> str:
+    """``text`` expanded as ``sh`` expands it between double quotes.
+
+    ``$VAR``, ``${VAR}``, ``${VAR:-default}`` / ``${VAR-default}`` (the
+    environment wins over the default), ``${VAR:=default}``, ``${VAR:+other}``,
+    ``${VAR:?message}`` and ``${#VAR}``; words nest (``${A:-${B:-x}}``);
+    ``\\$`` is a literal dollar; quotes are removed. An unset variable is
+    empty, as in the shell. Anything else (``$(...)``, backquotes,
+    ``$((...))``, pattern operators such as ``${VAR%x}``) is a
+    :class:`ConfigError` naming ``where``.
+    """
+    env = dict(os.environ if environ is None else environ)
+    return _expand(text, 0, env, where, closing=None)[0]
+
+
+def _expand(
+    text: str, index: int, env: dict[str, str], where: str, closing: str | None
+) -> tuple[str, int]:
+    """Expand from ``index`` up to ``closing`` (``}``) or the end; the result and
+    the index after what was consumed."""
+    out: list[str] = []
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if closing is not None and char == closing:
+            return "".join(out), index + 1
+        if char == "\\" and index + 1 < length and text[index + 1] in (closing or "") + _ESCAPABLE:
+            if text[index + 1] != "\n":
+                out.append(text[index + 1])
+            index += 2
+        elif char == '"':
+            index += 1  # quote removal
+        elif char == "`":
+            raise ConfigError(
+                f"{where}: command substitution (`...`) is not supported; "
+                "set the value, or an environment variable it names, instead"
+            )
+        elif char == "$":
+            piece, index = _dollar(text, index + 1, env, where)
+            out.append(piece)
+        else:
+            out.append(char)
+            index += 1
+    if closing is not None:
+        raise ConfigError(f"{where}: {text!r}: missing '}}' (bad substitution)")
+    return "".join(out), index
+
+
+def _dollar(text: str, index: int, env: dict[str, str], where: str) -> tuple[str, int]:
+    """Expand what follows a ``$`` at ``index``."""
+    char = text[index : index + 1]
+    if char == "{":
+        return _braced(text, index + 1, env, where)
+    if char == "(":
+        kind = "arithmetic ($((...)))" if text[index : index + 2] == "((" else "$(...)"
+        raise ConfigError(
+            f"{where}: {kind} is not supported; set the value, "
+            "or an environment variable it names, instead"
+        )
+    if char and char in _NAME_START:
+        end = index
+        while end < len(text) and text[end] in _NAME_CHARS:
+            end += 1
+        return env.get(text[index:end], ""), end
+    if char.isdigit():
+        return "", index + 1  # a positional parameter: the shell has none here
+    if char and char in "@*#?$!-":
+        raise ConfigError(f"{where}: the special parameter ${char} is not supported")
+    return "$", index  # a lone dollar is itself, as in the shell
+
+
+def _braced(text: str, index: int, env: dict[str, str], where: str) -> tuple[str, int]:
+    """Expand ``${...}`` whose name starts at ``index``."""
+    length_of = text[index : index + 1] == "#" and text[index + 1 : index + 2] in _NAME_START
+    if length_of:
+        index += 1
+    end = index
+    while end < len(text) and text[end] in _NAME_CHARS:
+        end += 1
+    name = text[index:end]
+    if not name or name[0] not in _NAME_START:
+        raise ConfigError(f"{where}: {text!r}: bad substitution (a variable name must follow ${{)")
+    value = env.get(name)
+    if length_of:
+        if text[end : end + 1] != "}":
+            raise ConfigError(f"{where}: {text!r}: bad substitution after ${{#{name}")
+        return str(len(value or "")), end + 1
+    operator = text[end : end + 1]
+    if operator == "}":
+        return value or "", end + 1
+    colon = operator == ":"
+    if colon:
+        operator = text[end + 1 : end + 2]
+    start = end + (2 if colon else 1)
+    if operator not in ("-", "=", "+", "?"):
+        raise ConfigError(
+            f"{where}: {text!r}: ${{{name}{':' if colon else ''}{operator}...}} is not "
+            "supported (only -, =, + and ? with or without ':')"
+        )
+    word, after = _expand(text, start, env, where, closing="}")
+    missing = value is None or (colon and value == "")
+    if operator == "-":
+        return (word if missing else value or ""), after
+    if operator == "=":
+        if missing:
+            env[name] = word
+            return word, after
+        return value or "", after
+    if operator == "+":
+        return ("" if missing else word), after
+    if missing:
+        reason = word or ("parameter null or not set" if colon else "parameter not set")
+        raise ConfigError(f"{where}: {name}: {reason}")
+    return value or "", after

@@ -161,3 +161,23 @@ def test_records_history_keeps_the_latest_outcome_per_test() -> None:
     assert history.failing_ids() == []
     assert history.durations(["m.A.t", "other"]) == {"m.A.t": pytest.approx(0.25)}
     assert all(r.status is Status.SUCCESS for r in history.last_run())
+
+
+@pytest.mark.parametrize("option", ["include_list", "exclude_list"])
+def test_a_bad_regex_in_a_list_file_names_the_file_line_and_column(
+    tmp_path: Path, option: str
+) -> None:
+    listed = tmp_path / "list.txt"
+    listed.write_text("# reasons\ntest_one\n\n   a.T.test_(two  # flaky\n")
+    with pytest.raises(SelectionError) as raised:
+        select(IDS, Selection(**{option: listed}))  # type: ignore[arg-type]
+    message = str(raised.value)
+    # Line 4: the pattern starts at column 4, and its unclosed "(" is its 10th character.
+    assert message.startswith(f"{listed}:4:13: 'a.T.test_(two' is not a regex: ")
+    assert "missing )" in message
+
+
+def test_an_id_that_is_a_valid_regex_still_matches_itself_literally(tmp_path: Path) -> None:
+    listed = tmp_path / "exclude.txt"
+    listed.write_text("c.V.test_p[1-2]\n")  # as a regex, [1-2] is a class: it would not match
+    assert select(IDS, Selection(exclude_list=listed)).ids == [*IDS[:3], "c.V.test_p[3]"]

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 import click
 
 from proctor.cli._repo import close_store
-from proctor.config import PARALLEL_CLASS_REGEX, Config, ConfigError, load_config
+from proctor.config import PARALLEL_CLASS_REGEX, Config, ConfigError, check_regex, load_config
 from proctor.runner.report import EXIT_NO_TESTS, EXIT_OK, RunReporter, RunResult
 from proctor.runner.selection import Selection, SelectionError, select
 
@@ -105,6 +105,8 @@ def resolve_config(args: RunArgs) -> Config:
     """The project configuration with the command line applied on top."""
     try:
         config = load_config()
+        if args.group_regex is not None:
+            check_regex(args.group_regex, "--group-regex")
     except ConfigError as error:
         raise UsageProblem(str(error)) from None
     group_regex = PARALLEL_CLASS_REGEX if args.parallel_class else args.group_regex

@@ -18,9 +18,12 @@ trailing comment, as stestr's exclude lists write reasons (``regex  # flaky``);
 a ``#`` not preceded by whitespace stays in the pattern. (stestr itself treats
 no ``#`` in a load list as a comment, and every ``#`` in an include or exclude
 list as one, which makes ids containing ``#`` unusable there.) A list line that
-is not a valid regular expression, or that is an exact id, matches literally,
-so ids with brackets or parentheses (pytest parameters, testscenarios) can be
-listed as they are.
+is an exact id matches that id literally too, so ids with brackets or
+parentheses (pytest parameters, testscenarios) can be listed as they are. A
+line that is not a valid regular expression is an error naming the file, the
+line and the column (stestr exits 5 with "Invalid regex"; matching nothing in
+silence would quietly run or skip the wrong tests); escape it, or name exact
+ids in a load list.
 
 The result keeps discovery order; reordering is the scheduler's job.
 """
@@ -98,20 +101,46 @@ _TRAILING_COMMENT = re.compile(r"\s#")
 
 def read_id_file(path: Path | str, *, patterns: bool = False) -> list[str]:
     """The entries of a list file (:func:`parse_list`); :class:`SelectionError` if unreadable."""
+    return parse_list(_read_text(path), patterns=patterns)
+
+
+def _read_text(path: Path | str) -> str:
     try:
         with open(path, encoding="utf-8") as source:
-            text = source.read()
+            return source.read()
     except OSError as error:
         raise SelectionError(f"cannot read {path}: {error.strerror or error}") from None
     except UnicodeDecodeError as error:
         raise SelectionError(f"{path} is not UTF-8 text: {error}") from None
-    return parse_list(text, patterns=patterns)
+
+
+def _pattern_file(path: Path) -> _Matcher:
+    """The matcher of an include or exclude list; a line that is not a regex is an
+    error naming the file, line and column."""
+    text = _read_text(path)
+    patterns = []
+    for number, line in enumerate(text.splitlines(), 1):
+        entries = parse_list(line, patterns=True)
+        if not entries:
+            continue
+        pattern = entries[0]
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            column = line.index(pattern) + (error.pos or 0) + 1
+            raise SelectionError(
+                f"{path}:{number}:{column}: {pattern!r} is not a regex: {error.msg}; "
+                "escape it (\\[ \\( \\.) to match it literally, or name exact ids "
+                "with --load-list"
+            ) from None
+        patterns.append(pattern)
+    return _Matcher(patterns, str(path))
 
 
 class _Matcher:
-    """Patterns that each match by ``re.search`` or, failing that, literally."""
+    """Patterns that each match by ``re.search`` or, being the id itself, literally."""
 
-    def __init__(self, patterns: Iterable[str], where: str, *, lenient: bool) -> None:
+    def __init__(self, patterns: Iterable[str], where: str) -> None:
         self._regexes: list[re.Pattern[str]] = []
         self._literals: set[str] = set()
         for pattern in patterns:
@@ -119,8 +148,10 @@ class _Matcher:
             try:
                 self._regexes.append(re.compile(pattern))
             except re.error as error:
-                if not lenient:
-                    raise SelectionError(f"{where}: {pattern!r} is not a regex: {error}") from None
+                at = f" (at column {error.pos + 1})" if error.pos is not None else ""
+                raise SelectionError(
+                    f"{where}: {pattern!r} is not a regex: {error.msg}{at}"
+                ) from None
 
     def __bool__(self) -> bool:
         return bool(self._literals)
@@ -139,26 +170,10 @@ def select(
     """Apply ``selection`` to the ``discovered`` ids (``failing``: the failing set)."""
     if not selection.narrows:
         return Selected(list(discovered), [], [])  # the usual run: nothing to match
-    include = _Matcher(selection.filters, "filter", lenient=False)
-    listed_include = (
-        _Matcher(
-            read_id_file(selection.include_list, patterns=True),
-            str(selection.include_list),
-            lenient=True,
-        )
-        if selection.include_list
-        else None
-    )
-    exclude = _Matcher(selection.exclude_regex, "--exclude-regex", lenient=False)
-    listed_exclude = (
-        _Matcher(
-            read_id_file(selection.exclude_list, patterns=True),
-            str(selection.exclude_list),
-            lenient=True,
-        )
-        if selection.exclude_list
-        else None
-    )
+    include = _Matcher(selection.filters, "filter")
+    listed_include = _pattern_file(selection.include_list) if selection.include_list else None
+    exclude = _Matcher(selection.exclude_regex, "--exclude-regex")
+    listed_exclude = _pattern_file(selection.exclude_list) if selection.exclude_list else None
     wanted: set[str] | None = None
     named: list[str] = []
     if selection.load_list is not None:
