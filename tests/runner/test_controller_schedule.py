@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 
 import pytest
 
@@ -227,3 +228,24 @@ def test_store_history_asks_the_store_for_durations_once_per_run() -> None:
     fresh = StoreHistory(cast(Store, store))
     assert fresh.durations(["b"]) == {"a": 1.0, "b": 2.0, "c": 0.5}  # (the stub's answer)
     assert store.calls == [None, ["b"]]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_random_order_really_shuffles_a_small_suite_with_a_noisy_history(workers: int) -> None:
+    # 20 fast tests, one class each; the history says two of them were slower
+    # (one paid an import: 20 ms, one 8 ms). Neither can unbalance anything, so
+    # neither may start first under every seed.
+    ids = [f"pkg.test_m{i:02d}.T.test_x" for i in range(20)]
+    durations = dict.fromkeys(ids, 0.001) | {ids[3]: 0.02, ids[11]: 0.008}
+    firsts = [
+        plan_units(ids, durations, workers=workers, seed=seed).units[0].ids[0] for seed in range(30)
+    ]
+    counts = Counter(firsts)
+    assert len(counts) >= 10  # a uniform shuffle gives about 15 distinct firsts in 30
+    assert max(counts.values()) <= 6  # and each test about 1.5 times
+
+
+def test_random_order_of_one_class_varies_its_first_test() -> None:
+    ids = [f"pkg.test_a.T.test_{i:02d}" for i in range(20)]
+    firsts = {plan_units(ids, {}, workers=2, seed=seed).units[0].ids[0] for seed in range(30)}
+    assert len(firsts) >= 10

@@ -28,10 +28,14 @@ known durations of the selected tests, or a nominal 10 ms when nothing is
 known, so that with no history the largest classes go first and everything
 else keeps discovery order.
 
-With a random seed the order is shuffled at every level that does not cost
-correctness (the order of units, and of tests inside soft units), except that
-units whose unsplittable work is big enough to unbalance the tail (at least
-one initial batch) still go first, in shuffled order among themselves.
+With a random seed the order is a uniform shuffle (``random.Random(seed)``)
+at every level that does not cost correctness (the order of units, and of
+tests inside soft units), except that, with more than one worker, units whose
+unsplittable work is big enough to unbalance the tail (at least one initial
+batch, and at least :data:`HEAVY_FLOOR` seconds) still go first, in shuffled
+order among themselves. Without that floor a small fast suite had "big" units
+made of noise (a first test that paid an import, 20 ms against 1 ms), and the
+same test started first under nearly every seed.
 
 **Batches.** Each batch aims at ``remaining expected time / (3 x workers)``, so
 batches start large (few round trips) and shrink as the queue drains, and all
@@ -219,7 +223,8 @@ def plan_units(
     if seed is None:
         all_units.sort(key=lambda u: (-u.granularity, -u.expected, u.position))
     else:
-        all_units = _shuffled(all_units, seed, total / (BATCHES_PER_WORKER * max(workers, 1)))
+        big = max(total / (BATCHES_PER_WORKER * workers), HEAVY_FLOOR) if workers > 1 else math.inf
+        all_units = _shuffled(all_units, seed, big)
     known = any(test_id in durations for test_id in ids)
     return Plan(all_units, estimates, unknown, group_regex, known)
 
