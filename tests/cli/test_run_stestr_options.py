@@ -66,3 +66,116 @@ def test_a_bad_regex_in_a_list_file_is_exit_2_before_any_worker(
     assert "Traceback" not in err
     assert backends == []
     assert not (project / ".proctor").exists()
+
+
+def _stored(project: Path) -> list[tuple[int, list[str]]]:
+    """Every stored run: (id, the ids of its results in order)."""
+    from proctor.store.opening import open_store
+
+    store = open_store(str(project / ".proctor"))
+    try:
+        return [
+            (info.id, [r.test_id for r in store.records(info.id)])
+            for info in reversed(store.runs())
+        ]
+    finally:
+        store.close()
+
+
+def test_random_on_a_small_suite_with_history_varies_the_first_test(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 20 tests, one of which the history shows slower (it paid an import).
+    tests = [FakeTest(f"pkg.test_m{i:02d}.T.test_x", duration=0.001) for i in range(20)]
+    tests[3] = FakeTest(tests[3].test_id, duration=0.02)
+    fake_suite(tests)
+    assert main(["run", "--serial"]) == 0
+    firsts = []
+    for seed in range(1, 13):
+        backends = fake_suite(tests)
+        assert main(["run", "--serial", "--random-seed", str(seed)]) == 0
+        firsts.append(backends[0].workers[0].ran[0])
+    assert f"seed {12}" in capsys.readouterr().out
+    assert len(set(firsts)) >= 6  # a uniform shuffle gives about 10 distinct firsts in 12
+    assert firsts.count(tests[3].test_id) <= 3
+
+
+def test_until_failure_stops_after_max_runs(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    passing = [t for t in SUITE if t.outcome != "fail"]
+    backends = fake_suite(passing)
+    assert main(["run", "--until-failure", "--max-runs", "3"]) == 0
+    assert len(backends) == 3
+    assert len(_stored(project)) == 3
+    assert "Stopped after 3 runs (--max-runs): none failed." in capsys.readouterr().out
+    backends = fake_suite(SUITE)
+    assert main(["run", "--until-failure", "--max-runs", "3"]) == 1  # a failure stops it first
+    assert len(backends) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--max-runs", "2"], "--max-runs limits --until-failure"),
+        (["--combine", "--no-store"], "cannot be used with --no-store"),
+        (["--pdb", "x", "--until-failure"], "--pdb runs one test; it cannot be used with"),
+        (["--pdb", "x", "--no-discover", "y"], "--pdb and --no-discover cannot be used together"),
+        (["--isolated", "--isolate", "y"], "--isolated and --isolate cannot be used together"),
+        (["--no-discover", "x", "--failing"], "it cannot be used with a selection option"),
+        (["--no-discover", "x", "some_filter"], "it cannot be used with filters"),
+    ],
+)
+def test_options_that_cannot_work_together_are_exit_2(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    expected: str,
+) -> None:
+    backends = fake_suite(SUITE)
+    assert main(["run", *args]) == 2
+    assert expected in capsys.readouterr().err
+    assert backends == []
+
+
+def test_combine_adds_the_results_to_the_last_run(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake_suite(SUITE[:2])
+    assert main(["run", "--combine"]) == 0  # nothing stored yet: this starts a run
+    assert "no run stored yet" in capsys.readouterr().err
+    fake_suite(SUITE[2:])
+    assert main(["run", "--combine"]) == 1
+    fake_suite(SUITE[:1])
+    assert main(["run"]) == 0
+    runs = _stored(project)
+    assert [run_id for run_id, _ in runs] == [1, 2]
+    assert sorted(runs[0][1]) == sorted(t.test_id for t in SUITE)
+    assert runs[1][1] == [SUITE[0].test_id]
+
+
+def test_abbreviate_prints_a_character_per_test_then_the_failures(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tests = [*SUITE, FakeTest("pkg.test_c.C.test_xfail", outcome="xfail")]
+    tests.append(FakeTest("pkg.test_c.C.test_crash", outcome="crash"))
+    fake_suite(tests)
+    assert main(["run", "--serial", "--abbreviate"]) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    chars = lines[1]
+    assert sorted(chars) == sorted("..FS.F")  # a crash fails its test
+    assert "pkg.test_a.A.test_ok" not in out  # passing tests are a character only
+    assert "pkg.test_b.B.test_bad [" in out  # failures in full, after the characters
+    assert "pkg.test_c.C.test_crash [" in out
+    assert "AssertionError: pkg.test_b.B.test_bad failed" in out
+    assert out.index("pkg.test_b.B.test_bad [") > out.index(chars)

@@ -80,6 +80,13 @@ class RunArgs:
     store: bool = True
     repository: str | None = None
     color: bool | None = None
+    # stestr's run options (see proctor.cli.run_stestr)
+    max_runs: int | None = None
+    combine: bool = False
+    abbreviate: bool = False
+    isolated: bool = False
+    no_discover: str | None = None
+    pdb_test_id: str | None = None
 
     @property
     def selection(self) -> Selection:
@@ -227,6 +234,10 @@ def choose_view(args: RunArgs, out: TextIO) -> RunReporter:
         return NoticeView(sys.stderr)
     terminal = out.isatty() and os.environ.get("TERM") != "dumb"
     color = args.color if args.color is not None else terminal
+    if args.abbreviate:
+        from proctor.cli.run_stestr import AbbreviatedView
+
+        return AbbreviatedView(out, color=color)
     return LiveView(out, color=color) if terminal else LineView(out, color=color)
 
 
@@ -251,6 +262,14 @@ def run_tests(args: RunArgs) -> int:
     except SelectionError as error:
         raise UsageProblem(str(error)) from None
     check_outputs(args)
+    from proctor.cli.run_stestr import check_stestr_options, narrow_to_one_test, run_pdb
+
+    check_stestr_options(args)
+    if args.pdb_test_id is not None:
+        return run_pdb(args, config)
+    only: tuple[str, ...] = ()
+    if args.no_discover is not None:
+        args, config, only = narrow_to_one_test(args, config)
     backend = None
     if args.isolate is None:
         # The first worker imports the suite while this process imports the rest of
@@ -260,6 +279,8 @@ def run_tests(args: RunArgs) -> int:
     try:
         store, history = open_history(args, config)
         options = run_options(args, config, history)
+        if args.no_discover is not None:
+            options = dataclasses.replace(options, only=only, ordered=True, concurrency=1)
         if backend is not None and not args.list_tests:
             backend.prestart(options.concurrency)
         try:
@@ -276,6 +297,10 @@ def run_tests(args: RunArgs) -> int:
             assert backend is not None
             if args.list_tests:
                 return _list(backend, options, history)
+            if args.isolated:
+                from proctor.cli.run_stestr import run_isolated
+
+                return run_isolated(args, config, options, history, store, backend)
             return _run_until(args, config, options, history, store, backend)
         finally:
             if store is not None:
@@ -320,6 +345,11 @@ def _run_until(
                 options = dataclasses.replace(options, seed=draw_seed())  # a new order each time
         result = _run_once(args, config, options, history, store, backend)
         if not args.until_failure or result.exit_code != EXIT_OK:
+            break
+        if args.max_runs is not None and iteration >= args.max_runs:
+            click.echo(
+                f"\nStopped after {iteration} runs (--max-runs): none failed.", err=args.subunit
+            )
             break
     backend.close()
     _explain_nothing_ran(result, args)
@@ -406,6 +436,11 @@ def _begin_store(store: Store | None, args: RunArgs, config: Config) -> RunWrite
         return None
     from proctor.store.metadata import capture_metadata
 
+    if args.combine:
+        latest = store.latest_run()
+        if latest is not None:
+            return store.resume_run(latest.id)
+        click.echo("proctor: --combine: no run stored yet; this run starts one.", err=True)
     metadata = capture_metadata(root=config.root, partial=args.selection.narrows)
     return store.begin_run(metadata)
 
@@ -487,9 +522,29 @@ def _path(value: str | None) -> Path | None:
 @click.option(
     "--random", "random_order", is_flag=True, help="Shuffle the order; the seed is printed."
 )
-@click.option("--seed", type=int, help="Shuffle the order with this seed (replays a --random run).")
+@click.option(
+    "--seed", "--random-seed", type=int, help="Shuffle the order with this seed (replays --random)."
+)
 @click.option("--failing", is_flag=True, help="Run only the tests that are failing now.")
 @click.option("--until-failure", is_flag=True, help="Run again and again until a run fails.")
+@click.option(
+    "--max-runs", type=click.IntRange(min=1), metavar="N", help="--until-failure: at most N runs."
+)
+@click.option("--combine", is_flag=True, help="Add the results to the last stored run.")
+@click.option("--abbreviate", is_flag=True, help="One character per test (. F S E), then failures.")
+@click.option("--isolated", is_flag=True, help="Run each test in a worker process of its own.")
+@click.option(
+    "--no-discover", metavar="ID", help="Run this one test (id, or path.py::Class::test) unlisted."
+)
+@click.option(
+    "--pdb",
+    "pdb",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="ID",
+    help="Run test ID alone in the foreground, terminal attached, for pdb.",
+)
 @click.option(
     "-E",
     "--exclude-regex",
@@ -574,5 +629,9 @@ def run(**params: object) -> int:
     for name in ("load_list", "include_list", "exclude_list", "junit"):
         value = params[name]
         params[name] = _path(value if isinstance(value, str) else None)
+    pdb = params.pop("pdb")
+    if pdb == "":
+        raise UsageProblem("--pdb needs a test id here: proctor run --pdb TEST_ID")
+    params["pdb_test_id"] = pdb
     args = RunArgs(**params)  # type: ignore[arg-type]
     return run_tests(args)
