@@ -20,6 +20,10 @@ from proctor.cli.run_early import starts_early
         (["run", "-t", "tests"], None),
         (["run", "--top-dir", "."], None),
         (["run", "--isolate", "pkg.test"], None),
+        (["run", "--random-seed", "4", "--until-failure", "--max-runs=3", "--combine"], True),
+        (["run", "--abbreviate", "--isolated"], True),
+        (["run", "--pdb", "pkg.test"], None),  # runs a worker of its own, in the foreground
+        (["run", "--no-discover", "pkg.test"], None),  # narrows the worker's discovery
         (["run", "--help"], None),
         (["run", "-sj2"], None),  # combined short options: not worth guessing
         (["run", "--bogus"], None),

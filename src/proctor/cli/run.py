@@ -281,7 +281,7 @@ def run_tests(args: RunArgs) -> int:
         options = run_options(args, config, history)
         if args.no_discover is not None:
             options = dataclasses.replace(options, only=only, ordered=True, concurrency=1)
-        if backend is not None and not args.list_tests:
+        if backend is not None and not args.list_tests and not args.isolated:
             backend.prestart(options.concurrency)
         try:
             if args.failing and not args.list_tests:
