@@ -16,6 +16,7 @@ import pytest
 from proctor.cli import run as run_module
 from proctor.cli.main import main
 from proctor.runner.fake import FakeBackend, FakeTest
+from proctor.runner.protocol import ListTests
 
 SUITE = [
     FakeTest("pkg.test_a.A.test_ok"),
@@ -179,3 +180,32 @@ def test_abbreviate_prints_a_character_per_test_then_the_failures(
     assert "pkg.test_c.C.test_crash [" in out
     assert "AssertionError: pkg.test_b.B.test_bad failed" in out
     assert out.index("pkg.test_b.B.test_bad [") > out.index(chars)
+
+
+def test_isolated_gives_each_test_a_worker_of_its_own_and_stores_one_run(
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    backends = fake_suite(SUITE)
+    assert main(["run", "--isolated", "-E", "skip"]) == 1
+    listing, *each = backends
+    assert [w.ran for w in listing.workers.values()] == [[]]  # it only listed
+    assert [[i for w in b.workers.values() for i in w.ran] for b in each] == [
+        [t.test_id] for t in SUITE if "skip" not in t.test_id
+    ]
+    assert all(len(b.workers) == 1 for b in each)
+    runs = _stored(project)
+    assert len(runs) == 1
+    assert sorted(runs[0][1]) == sorted(t.test_id for t in SUITE if "skip" not in t.test_id)
+    assert "2 passed, 1 failed, 0 skipped" in capsys.readouterr().out
+
+
+def test_no_discover_runs_the_named_test_without_listing(
+    project: Path, fake_suite: Callable[[list[FakeTest]], list[FakeBackend]]
+) -> None:
+    backends = fake_suite(SUITE)
+    assert main(["run", "--no-discover", "pkg/test_b.py::B::test_skip"]) == 0
+    (worker,) = backends[0].workers.values()
+    assert worker.ran == ["pkg.test_b.B.test_skip"]
+    assert ListTests() not in worker.commands
