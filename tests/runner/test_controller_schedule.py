@@ -249,3 +249,10 @@ def test_random_order_of_one_class_varies_its_first_test() -> None:
     ids = [f"pkg.test_a.T.test_{i:02d}" for i in range(20)]
     firsts = {plan_units(ids, {}, workers=2, seed=seed).units[0].ids[0] for seed in range(30)}
     assert len(firsts) >= 10
+
+
+def test_run_options_refuse_a_group_regex_that_does_not_compile() -> None:
+    from proctor.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"group_regex: '\(a' is not a valid regular expression"):
+        RunOptions(group_regex="(a")

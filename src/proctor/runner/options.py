@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from proctor.runner.selection import Selection
+from proctor.settings import check_regex
 
 __all__ = ["RunOptions"]
 
@@ -49,6 +50,12 @@ class RunOptions:
     start_wait: float = 300.0
     """Seconds a worker gets to import and collect the suite (``ready``) before it is
     killed (an import that blocks must not hang the run)."""
+
+    def __post_init__(self) -> None:
+        # A group_regex that does not compile would otherwise fail in the middle
+        # of the run (when the plan is made), leaving it interrupted.
+        if self.group_regex is not None:
+            check_regex(self.group_regex, "group_regex")
 
     @property
     def restart_limit(self) -> int:
