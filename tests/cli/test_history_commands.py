@@ -221,7 +221,7 @@ def test_history_lists_a_tests_runs_newest_first(repo: str) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == f"{test}: 2 executions, 1 passed (50%), 1 failed, 0 skipped"
     assert lines[1].startswith("duration: mean 2.00s, min 1.00s, max 3.00s")
-    assert lines[3].split() == ["Run", "Started", "Route", "Outcome", "Duration", "Revision"]
+    assert lines[3].split() == ["Run", "Started", "Worker", "Outcome", "Duration", "Revision"]
     rows = [line.split() for line in lines[4:]]
     assert [(row[0], row[3], row[4], row[5]) for row in rows] == [
         ("2", "-", "ok", "3.00s"),

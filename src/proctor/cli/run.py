@@ -291,9 +291,12 @@ def _list(backend: WorkerBackend, options: RunOptions, history: History) -> int:
         result = Controller(backend, listing, history=history).run()
     if result.error:
         raise click.ClickException(result.error)
+    from proctor.cli.printable import ids_for
+
     out = sys.stdout
+    shown = ids_for(out)
     for test_id in result.selected:
-        out.write(test_id + "\n")
+        out.write(shown(test_id) + "\n")
     out.flush()
     return EXIT_OK if result.selected else EXIT_NO_TESTS
 

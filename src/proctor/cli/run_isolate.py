@@ -108,8 +108,10 @@ def isolate(args: RunArgs, config: Config, options: RunOptions, history: History
     if found.inconsistent:
         click.echo("The probes disagreed with each other: the failure is not deterministic.")
     click.echo(f"\n{target} fails when run after:")
+    from proctor.cli.printable import printable_id
+
     for test_id in found.culprits:
-        click.echo(f"  {test_id}")
+        click.echo(f"  {printable_id(test_id)}")
     click.echo(f"({found.probes} probes.) To reproduce, put these ids and then {target} in a")
     click.echo("file and run: proctor run --serial --load-list FILE")
     return EXIT_FAILED

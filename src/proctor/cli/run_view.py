@@ -11,6 +11,12 @@ goes straight to the terminal until the test ends.
 test in subunit-trace's format (``{worker} id [duration] ... ok``), failures in
 full, a summary.
 
+Whatever a test gave (its id, output, failure) is shown through
+:func:`~proctor.cli.printable.printable`, so no test can move the cursor, clear
+the screen or retitle the terminal. The one exception is a debugger session: its
+output goes to the terminal as it is (a debugger may draw with escape
+sequences), as with any program the user runs by hand.
+
 Both are written with plain ANSI sequences rather than rich: the view must
 hand the terminal to a debugger mid-run and take it back, which is simpler
 without a live-display framework in between, and it costs no import time.
@@ -24,6 +30,7 @@ from typing import TextIO
 
 import click
 
+from proctor.cli.printable import printable, printable_id
 from proctor.cli.render import TraceView, format_duration
 from proctor.runner.report import Progress, RunResult
 from proctor.wire.event import Status
@@ -59,22 +66,22 @@ def _closing(out: TextIO, result: RunResult, *, color: bool) -> None:
         title = "Failed tests:" if not result.interrupted else "Failed or unfinished tests:"
         write("\n" + (click.style(title, fg="red", bold=True) if color else title) + "\n")
         for record in failed:
-            write(f"  {record.test_id}\n")
+            write(f"  {printable_id(record.test_id)}\n")
     if result.unreported:
         write(
             f"\n{len(result.unreported)} tests were sent to a worker but never reported "
             "(a failing class or module fixture skips them):\n"
         )
         for test_id in result.unreported[:20]:
-            write(f"  {test_id}\n")
+            write(f"  {printable_id(test_id)}\n")
         if len(result.unreported) > 20:
             write(f"  ... and {len(result.unreported) - 20} more\n")
     if result.missing:
         write(f"\n{len(result.missing)} listed tests were not found in the suite:\n")
         for test_id in result.missing[:20]:
-            write(f"  {test_id}\n")
+            write(f"  {printable_id(test_id)}\n")
     if result.error:
-        message = f"Run error: {result.error}"
+        message = f"Run error: {printable(result.error)}"
         write("\n" + (click.style(message, fg="red", bold=True) if color else message) + "\n")
     if result.seed is not None:
         write(f"\nRandom order seed: {result.seed} (replay with --seed {result.seed})\n")
@@ -109,22 +116,24 @@ class LineView:
         prefix = self._prefixes.get(route)
         if prefix is None:
             worker = worker_of(route, record.tags)
-            prefix = self._prefixes[route] = f"{{{worker}}} " if worker is not None else ""
+            shown = f"{{{printable_id(worker)}}} " if worker is not None else ""
+            prefix = self._prefixes[route] = shown
         duration = format_duration(record.duration)
-        self._out.write(f"{prefix}{record.test_id} [{duration}] ... {self._ok}\n")
+        self._out.write(f"{prefix}{printable_id(record.test_id)} [{duration}] ... {self._ok}\n")
 
     def output(self, worker: int | None, data: bytes) -> None:
-        self._out.write(data.decode("utf-8", "replace"))
+        self._out.write(printable(data.decode("utf-8", "replace")))
 
     def notice(self, text: str) -> None:
-        self._out.write(f"proctor: {text}\n")
+        self._out.write(f"proctor: {printable(text)}\n")
         self._out.flush()
 
     def tick(self) -> None:
         pass
 
     def debug_start(self, test_id: str, worker: int, so_far: bytes) -> None:
-        self._out.write(f"---- {test_id} (worker {worker}) waits for input; yours goes to it\n")
+        shown = printable_id(test_id)
+        self._out.write(f"---- {shown} (worker {worker}) waits for input; yours goes to it\n")
         self._out.write(so_far.decode("utf-8", "replace"))
         self._out.flush()
 
@@ -133,7 +142,7 @@ class LineView:
         self._out.flush()
 
     def debug_end(self, test_id: str) -> None:
-        self._out.write(f"\n---- end of input for {test_id}\n")
+        self._out.write(f"\n---- end of input for {printable_id(test_id)}\n")
 
     def finished(self, result: RunResult) -> None:
         _closing(self._out, result, color=self._color)
@@ -195,7 +204,7 @@ class LiveView:
             test_id, since = min(progress.running.values(), key=lambda item: item[1])
             running_for = time.monotonic() - since
             if test_id and running_for >= 1.0:
-                parts.append(f"{test_id} ({format_duration(running_for)})")
+                parts.append(f"{printable_id(test_id)} ({format_duration(running_for)})")
         text = "  ".join(parts)
         visible = click.unstyle(text)
         if len(visible) > width - 1:
@@ -223,10 +232,11 @@ class LiveView:
             self._draw()
 
     def output(self, worker: int | None, data: bytes) -> None:
-        text = data.decode("utf-8", "replace")
+        text = printable(data.decode("utf-8", "replace"))
         self._above(text if text.endswith("\n") else text + "\n")
 
     def notice(self, text: str) -> None:
+        text = printable(text)
         self._above(click.style(text, fg="yellow") + "\n" if self._color else text + "\n")
 
     def tick(self) -> None:
@@ -235,7 +245,8 @@ class LiveView:
     def debug_start(self, test_id: str, worker: int, so_far: bytes) -> None:
         self._clear()
         self._debugging = True
-        header = f"── {test_id} (worker {worker}) waits for input; what you type goes to it ──"
+        shown = printable_id(test_id)
+        header = f"── {shown} (worker {worker}) waits for input; what you type goes to it ──"
         self._out.write((click.style(header, fg="cyan") if self._color else header) + "\n")
         self._out.write(so_far.decode("utf-8", "replace"))
         self._out.flush()
@@ -246,7 +257,7 @@ class LiveView:
 
     def debug_end(self, test_id: str) -> None:
         self._debugging = False
-        footer = f"── end of input for {test_id} ──"
+        footer = f"── end of input for {printable_id(test_id)} ──"
         self._out.write("\n" + (click.style(footer, fg="cyan") if self._color else footer) + "\n")
         self._draw(force=True)
 
@@ -292,6 +303,6 @@ class NoticeView:
 
     def finished(self, result: RunResult) -> None:
         if result.error:
-            self._err.write(f"proctor: run error: {result.error}\n")
+            self._err.write(f"proctor: run error: {printable(result.error)}\n")
         self._err.write(summary_line(result, color=False) + "\n")
         self._err.flush()
