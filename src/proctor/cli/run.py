@@ -243,6 +243,9 @@ def check_outputs(args: RunArgs) -> None:
 
 def run_tests(args: RunArgs) -> int:
     """``proctor run`` without click: returns the exit status."""
+    from proctor.cli.output import continue_on_failure
+
+    continue_on_failure()  # output that cannot be written must not stop the run
     config = resolve_config(args)
     try:
         select([], args.selection)  # bad regexes and unreadable files fail before any worker starts
