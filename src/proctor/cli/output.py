@@ -124,12 +124,17 @@ class _GuardedBinary(io.RawIOBase):
         return True
 
     def write(self, data: Buffer) -> int:
-        size = memoryview(data).nbytes
-        if self._state.error is None:
-            try:
-                self._raw.write(data)
-            except OSError as error:
-                self._state.fail(error)
+        view = memoryview(data).cast("B")
+        size = len(view)
+        try:
+            # Until all is written: under PYTHONUNBUFFERED, ``sys.stdout.buffer`` is
+            # the unbuffered file, whose write may take only part (a pipe
+            # interrupted by a signal); callers, as usual, ignore the count.
+            while view and self._state.error is None:
+                written = self._raw.write(view)
+                view = view[written or 0 :]
+        except OSError as error:
+            self._state.fail(error)
         return size
 
     def flush(self) -> None:
