@@ -80,7 +80,7 @@ def test_commands_on_a_repository_without_runs_say_how_to_add_one(repo: str, com
 def test_last_shows_every_test_the_totals_and_fails_when_the_run_failed(repo: str) -> None:
     loaded = load(repo, stream(OUTCOMES, seconds={"pkg.test_mod.TestB.test_slow": 2.5}))
     assert loaded.exit_code == 1
-    assert "Stored run 1: 5 tests, 2 passed, 1 failed, 1 skipped." in loaded.stdout
+    assert "Stored run 1: 5 tests, 2 passed, 1 failed, 1 skipped, 1 xfailed." in loaded.stdout
     result = run(repo, "last")
     assert result.exit_code == 1
     out = result.stdout

@@ -279,7 +279,7 @@ def test_import_brings_every_stestr_run_in_order(repo: str, tmp_path: Path) -> N
     result = invoke("import", str(source), "--repository", repo)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == (
-        f"Imported 3 runs (7 results) from {source}; seeded durations of 1 tests from times.dbm.\n"
+        f"Imported 3 runs (7 results) from {source}; seeded durations of 1 test from times.dbm.\n"
     )
     with open_store(repo) as store:
         found = store.runs()
@@ -395,7 +395,7 @@ def test_an_import_still_running_is_not_taken_over(repo: str, tmp_path: Path) ->
         assert f"{source} is being imported by another process (run 1" in refused.stderr
         writer.interrupt()
     taken = invoke("import", str(source), "--repository", repo)
-    assert "Imported 1 runs (1 results)" in taken.stdout
+    assert "Imported 1 run (1 result)" in taken.stdout
     assert stored(repo) == {"i.a": Status.SUCCESS}
 
 

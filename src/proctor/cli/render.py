@@ -19,7 +19,7 @@ from proctor.events.summary import Summary
 from proctor.wire.event import Event, Status
 from proctor.wire.record import Attachment, TestRecord
 
-__all__ = ["TraceView", "format_duration", "is_text"]
+__all__ = ["TraceView", "format_duration", "is_text", "plural"]
 
 _WORDS: dict[Status, tuple[str, str | None]] = {
     Status.SUCCESS: ("ok", "green"),
@@ -32,6 +32,11 @@ _WORDS: dict[Status, tuple[str, str | None]] = {
     Status.NONE: ("UNFINISHED (the test never reported an outcome)", "red"),
 }
 _RULE = "-" * 70
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 test``, ``2 tests``, ``0 tests`` (``nouns`` when adding "s" will not do)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def format_duration(seconds: float | None) -> str:

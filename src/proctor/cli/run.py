@@ -454,15 +454,16 @@ def _event_sinks(args: RunArgs) -> tuple[Sink, Callable[[], None]]:
 def _explain_nothing_ran(result: RunResult, args: RunArgs) -> None:
     if result.ran or result.interrupted or result.error:
         return
+    from proctor.cli.render import plural
+
     if not result.discovered:
         message = (
             "No tests ran: none were found. Check test_path / framework in [tool.proctor] "
             "(or run `proctor init`)."
         )
     elif not result.selected:
-        message = (
-            f"No tests ran: the selection matched none of the {len(result.discovered)} tests found."
-        )
+        found = plural(len(result.discovered), "test")
+        message = f"No tests ran: the selection matched none of the {found} found."
     else:
         message = "No tests ran."
     click.echo(message, err=True)

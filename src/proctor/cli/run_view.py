@@ -31,8 +31,8 @@ from typing import TextIO
 import click
 
 from proctor.cli.printable import printable, printable_id
-from proctor.cli.render import TraceView, format_duration
-from proctor.runner.report import Progress, RunResult
+from proctor.cli.render import TraceView, format_duration, plural
+from proctor.runner.report import Progress, RunResult, TestSpan
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord, worker_of
 
@@ -41,9 +41,16 @@ __all__ = ["LineView", "LiveView", "NoticeView", "summary_line"]
 _CLEAR = "\r\x1b[2K"
 
 
-def summary_line(result: RunResult, *, color: bool) -> str:
-    """``N passed, N failed, N skipped ... in 3.20s``, coloured by outcome."""
-    line = f"{result.outcome_line()} in {format_duration(result.wall_time)}"
+def summary_line(result: RunResult, *, color: bool, span: TestSpan | None = None) -> str:
+    """``N passed, N failed, N skipped ... in 3.20s``, coloured by outcome.
+
+    The time is the run's wall time as stored (``span``: first test start to
+    last test end), the figure ``last`` and ``runs`` show; the controller's
+    clock only when no test had a timestamp.
+    """
+    wall = span.seconds() if span is not None else None
+    took = result.wall_time if wall is None else wall
+    line = f"{result.outcome_line()} in {format_duration(took)}"
     if result.interrupted:
         line = f"Interrupted: {line}"
     fg = "green" if result.exit_code == 0 else "red"
@@ -53,12 +60,10 @@ def summary_line(result: RunResult, *, color: bool) -> str:
 
 
 def _heading(progress: Progress) -> str:
-    tests = f"{progress.total} test{'s' if progress.total != 1 else ''}"
-    workers = f"{progress.workers} worker{'s' if progress.workers != 1 else ''}"
-    return f"Running {tests} on {workers}"
+    return f"Running {plural(progress.total, 'test')} on {plural(progress.workers, 'worker')}"
 
 
-def _closing(out: TextIO, result: RunResult, *, color: bool) -> None:
+def _closing(out: TextIO, result: RunResult, span: TestSpan, *, color: bool) -> None:
     """What both views print at the end: failures by id, problems, the summary line."""
     write = out.write
     failed = result.failures + result.unfinished
@@ -69,15 +74,18 @@ def _closing(out: TextIO, result: RunResult, *, color: bool) -> None:
             write(f"  {printable_id(record.test_id)}\n")
     if result.unreported:
         write(
-            f"\n{len(result.unreported)} tests were sent to a worker but never reported "
-            "(a failing class or module fixture skips them):\n"
+            f"\n{plural(len(result.unreported), 'test')} "
+            f"{'was' if len(result.unreported) == 1 else 'were'} sent to a worker but never "
+            "reported (a failing class or module fixture skips them):\n"
         )
         for test_id in result.unreported[:20]:
             write(f"  {printable_id(test_id)}\n")
         if len(result.unreported) > 20:
             write(f"  ... and {len(result.unreported) - 20} more\n")
     if result.missing:
-        write(f"\n{len(result.missing)} listed tests were not found in the suite:\n")
+        missing = len(result.missing)
+        were = "was" if missing == 1 else "were"
+        write(f"\n{plural(missing, 'listed test')} {were} not found in the suite:\n")
         for test_id in result.missing[:20]:
             write(f"  {printable_id(test_id)}\n")
     if result.error:
@@ -85,7 +93,7 @@ def _closing(out: TextIO, result: RunResult, *, color: bool) -> None:
         write("\n" + (click.style(message, fg="red", bold=True) if color else message) + "\n")
     if result.seed is not None:
         write(f"\nRandom order seed: {result.seed} (replay with --seed {result.seed})\n")
-    write("\n" + summary_line(result, color=color) + "\n")
+    write("\n" + summary_line(result, color=color, span=span) + "\n")
     out.flush()
 
 
@@ -100,6 +108,7 @@ class LineView:
         self._trace = TraceView(out, color=color)
         self._ok = click.style("ok", fg="green", bold=False) if color else "ok"
         self._prefixes: dict[str | None, str] = {}
+        self._span = TestSpan()
 
     def planned(self, progress: Progress) -> None:
         if progress.seed is not None:
@@ -107,6 +116,7 @@ class LineView:
         self._out.write(_heading(progress) + "\n")
 
     def record(self, record: TestRecord) -> None:
+        self._span.add(record)
         if record.status is not Status.SUCCESS or (not record.route_code and record.tags):
             self._trace.record(record)
             return
@@ -145,7 +155,7 @@ class LineView:
         self._out.write(f"\n---- end of input for {printable_id(test_id)}\n")
 
     def finished(self, result: RunResult) -> None:
-        _closing(self._out, result, color=self._color)
+        _closing(self._out, result, self._span, color=self._color)
 
 
 class LiveView:
@@ -162,6 +172,7 @@ class LiveView:
         self._debugging = False
         self._last_draw = 0.0
         self._started = time.monotonic()
+        self._span = TestSpan()
 
     # -- the status line ------------------------------------------------------------------
 
@@ -224,6 +235,7 @@ class LiveView:
         self._above(_heading(progress) + "\n")
 
     def record(self, record: TestRecord) -> None:
+        self._span.add(record)
         if record.status.is_failure or not record.finished:
             self._clear()
             self._trace.record(record)
@@ -263,7 +275,7 @@ class LiveView:
 
     def finished(self, result: RunResult) -> None:
         self._clear()
-        _closing(self._out, result, color=self._color)
+        _closing(self._out, result, self._span, color=self._color)
 
 
 class NoticeView:
@@ -275,13 +287,14 @@ class NoticeView:
     def __init__(self, err: TextIO) -> None:
         self._err = err
         self._lines = LineView(err)
+        self._span = TestSpan()
 
     def planned(self, progress: Progress) -> None:
         if progress.seed is not None:
             self._err.write(f"Random order, seed {progress.seed}\n")
 
     def record(self, record: TestRecord) -> None:
-        pass
+        self._span.add(record)
 
     def output(self, worker: int | None, data: bytes) -> None:
         pass
@@ -304,5 +317,5 @@ class NoticeView:
     def finished(self, result: RunResult) -> None:
         if result.error:
             self._err.write(f"proctor: run error: {printable(result.error)}\n")
-        self._err.write(summary_line(result, color=False) + "\n")
+        self._err.write(summary_line(result, color=False, span=self._span) + "\n")
         self._err.flush()
