@@ -16,7 +16,7 @@ from typing import TextIO
 import click
 
 from proctor.cli.printable import printable_id
-from proctor.cli.render import TraceView, format_duration
+from proctor.cli.render import TraceView, format_duration, plural
 from proctor.store.model import RunInfo
 from proctor.wire.event import NS_PER_SECOND, Status
 from proctor.wire.record import TestRecord, worker_of
@@ -178,7 +178,7 @@ def run_outcome(info: RunInfo) -> str:
     if counts.failed:
         detail.append(f"{counts.failed} failed")
     if counts.uxsuccess:
-        detail.append(f"{counts.uxsuccess} unexpected successes")
+        detail.append(plural(counts.uxsuccess, "unexpected success", "unexpected successes"))
     if counts.incomplete:
         detail.append(f"{counts.incomplete} unfinished")
     took = info.wall_seconds

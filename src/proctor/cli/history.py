@@ -63,9 +63,8 @@ def history(test_id: str, limit: int, show_all: bool, as_json: bool, repository:
                 if similar
                 else "; `proctor last` lists the ids of the latest run"
             )
-            raise RepositoryError(
-                f"no test {printable_id(test_id)!r} in {store.location}{hint}"
-            ) from None
+            # repr() escapes every control and bidirectional character.
+            raise RepositoryError(f"no test {test_id!r} in {store.location}{hint}") from None
         stats = store.test_stats([test_id]).get(test_id)
     if as_json:
         from proctor.cli.json_shapes import dump, history_json, test_stats_json
