@@ -260,3 +260,35 @@ def test_a_failing_run_keeps_its_status_when_the_reader_goes_away(tmp_path: Path
     assert _read_then_close(process, 10, gate)[0] == 1
     ran, passed, interrupted = _stored(root)
     assert (ran, passed, interrupted) == (62, 61, False)
+
+
+def _closed_stdout(*args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    """``proctor ARGS >&-``: started with descriptor 1 closed."""
+    return subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "proctor", *args],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_a_closed_stdout_is_an_error_and_never_becomes_the_repository(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    done = _closed_stdout("run", "-j", "2", cwd=root)
+    assert done.returncode == EXIT_OUTPUT_ERROR
+    assert done.stderr == (
+        b"proctor: cannot write to standard output (it is closed); "
+        b"the run goes on, and every result is stored\n"
+    )
+    assert _stored(root) == (61, 61, False)
+    last = _closed_stdout("last", cwd=root)
+    assert last.returncode == EXIT_OUTPUT_ERROR
+    assert last.stderr.endswith(b"(it is closed); the output is incomplete\n")
+    shown = subprocess.run(
+        [sys.executable, "-m", "proctor", "last"], cwd=root, capture_output=True, check=False
+    )
+    assert shown.returncode == 0, shown.stderr  # the repository is intact
+    assert b"Ran: 61 tests" in shown.stdout

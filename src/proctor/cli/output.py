@@ -48,6 +48,7 @@ __all__ = [
     "continue_on_failure",
     "exit_status",
     "guarded_stdout",
+    "reserve_standard_descriptors",
 ]
 
 EXIT_BROKEN_PIPE = 141
@@ -148,7 +149,10 @@ class _GuardedBinary(io.RawIOBase):
         return self._raw.fileno()
 
     def isatty(self) -> bool:
-        return self._raw.isatty()
+        try:
+            return self._raw.isatty()
+        except (OSError, ValueError):
+            return False
 
     def close(self) -> None:  # the real stream is not ours to close
         pass
@@ -213,6 +217,59 @@ class GuardedStdout(io.TextIOBase):
         pass
 
 
+class _Closed(io.TextIOBase):
+    """What stands for a stdout that was closed before Python started
+    (``proctor last >&-``, where ``sys.stdout`` is None): every write fails."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    @property
+    def buffer(self) -> _Closed:
+        return self
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: object) -> int:
+        raise OSError(errno.EBADF, "it is closed")
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "it is closed")
+
+    def isatty(self) -> bool:
+        return False
+
+
+def reserve_standard_descriptors() -> None:
+    """Open /dev/null on any of descriptors 0, 1 and 2 that is closed.
+
+    Otherwise the next file opened (the repository's database) would take the
+    number, and whatever writes to "stdout" (a child process, faulthandler, C
+    code) would write into it. For the console script, before anything is opened.
+    """
+    for fd in (0, 1, 2):
+        if not _is_open(fd):
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+            except OSError:  # pragma: no cover - no /dev/null
+                return
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
 _current: list[_State] = []
 
 
@@ -221,7 +278,8 @@ def guarded_stdout() -> Iterator[GuardedStdout]:
     """``sys.stdout`` guarded for the duration (see the module docstring); the
     policy is ``STOP`` until :func:`continue_on_failure`."""
     original = sys.stdout
-    state = _State(original, sys.stderr, Policy.STOP)
+    stream = original if original is not None else cast(TextIO, _Closed())
+    state = _State(stream, sys.stderr, Policy.STOP)
     guarded = GuardedStdout(state)
     sys.stdout = cast(TextIO, guarded)
     _current.append(state)
