@@ -17,7 +17,8 @@ quietly) and then, by the :class:`Policy`:
   rest of the output and lets the command go on, so every test still runs and
   every result is stored.
 
-A full disk or an I/O error (anything but a closed pipe) is reported on stderr
+A stdout closed before Python started (``>&-``) fails the same way at the
+first write. A full disk or an I/O error (anything but a closed pipe) is reported on stderr
 in one line when it happens. The exit status (:func:`exit_status`): a closed
 pipe ends a query or stream command with 141 (128 + SIGPIPE, what the shell
 reports for ``cat`` or ``git log`` in the same place) and leaves ``run``'s
