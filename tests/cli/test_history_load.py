@@ -432,3 +432,21 @@ def test_import_streams_each_run_instead_of_holding_it(repo: str, tmp_path: Path
     assert peak < size / 2
     with open_store(repo) as store:
         assert store.stats().results == 300
+
+
+def test_the_summary_counts_every_result_once(repo: str) -> None:
+    outcomes = {
+        "s.ok": Status.SUCCESS,
+        "s.bad": Status.FAIL,
+        "s.skip": Status.SKIP,
+        "s.xfail": Status.XFAIL,
+        "s.ux": Status.UXSUCCESS,
+        "s.hung": Status.INPROGRESS,  # started, never finished
+    }
+    result = load(repo, stdin=stream(outcomes))
+    assert result.stdout.splitlines()[0] == (
+        "Stored run 1: 6 tests, 1 passed, 1 failed, 1 skipped, 1 xfailed, "
+        "1 unexpectedly passed, 1 unfinished."
+    )
+    one = load(repo, stdin=stream({"s.ok": Status.SUCCESS}))
+    assert one.stdout.splitlines()[0] == "Stored run 2: 1 test, 1 passed, 0 failed, 0 skipped."
