@@ -18,12 +18,13 @@ quietly) and then, by the :class:`Policy`:
   every result is stored.
 
 A stdout closed before Python started (``>&-``) fails the same way at the
-first write. A full disk or an I/O error (anything but a closed pipe) is reported on stderr
-in one line when it happens. The exit status (:func:`exit_status`): a closed
-pipe ends a query or stream command with 141 (128 + SIGPIPE, what the shell
-reports for ``cat`` or ``git log`` in the same place) and leaves ``run``'s
-status as it is; any other failure gives 2 (``run``: its own status when that
-is already non-zero, since the tests' verdict stands).
+first write. A full disk, an I/O error or a closed stdout (anything but a
+closed pipe) is reported on stderr in one line when it happens. The exit
+status (:func:`exit_status`): a closed pipe ends a query or stream command with
+141 (128 + SIGPIPE, what the shell reports for ``cat`` or ``git log`` in the
+same place) and leaves ``run``'s status as it is; any other failure gives 2
+(``run``: its own status when that is already non-zero, since the tests'
+verdict stands).
 """
 
 from __future__ import annotations
