@@ -21,6 +21,7 @@ import pytest
 from proctor.cli.main import main
 from proctor.cli.output import EXIT_BROKEN_PIPE, EXIT_OUTPUT_ERROR
 from proctor.store.opening import open_store
+from proctor.wire.event import Status
 
 from .history_streams import passing, stream
 from .invoke import invoke
@@ -113,6 +114,13 @@ def _proctor(*args: str, cwd: Path | None = None, **kwargs: object) -> subproces
     )
 
 
+def _env(*, buffered: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 def _read_then_close(
     process: subprocess.Popen[bytes], size: int, gate: Path | None = None
 ) -> tuple[int, bytes]:
@@ -133,17 +141,29 @@ def _read_then_close(
 def big_repo(tmp_path: Path) -> str:
     """Enough results that ``last`` writes far more than a pipe holds."""
     repo = str(tmp_path / "big")
-    ids = [f"pkg.test_module.TestCase.test_number_{i}" for i in range(3000)]
-    assert invoke("load", "--repository", repo, stdin=stream(passing(ids))).exit_code == 0
+    ids = [f"pkg.test_module.TestCase.test_number_{i}" for i in range(5000)]
+    outcomes = {test_id: Status.FAIL if i % 2 else Status.SUCCESS for i, test_id in enumerate(ids)}
+    assert invoke("load", "--repository", repo, stdin=stream(outcomes)).exit_code == 1
     return repo
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "command", [["last"], ["last", "--subunit"], ["runs", "show"], ["stream", "trace"]]
+    "command",
+    [
+        ["last"],
+        ["last", "--subunit"],
+        ["runs", "show"],
+        ["failing", "--list"],
+        ["stream", "trace"],
+        ["stream", "filter", "--all"],
+        ["stream", "to-json"],
+        ["stream", "ls"],
+    ],
 )
+@pytest.mark.parametrize("buffered", [True, False])
 def test_a_reader_that_goes_away_ends_the_command_quietly(
-    big_repo: str, tmp_path: Path, command: list[str]
+    big_repo: str, tmp_path: Path, command: list[str], buffered: bool
 ) -> None:
     if command[0] == "stream":
         data = invoke("last", "--subunit", "--repository", big_repo).stdout_bytes
@@ -151,7 +171,10 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(
         args = [*command, str(tmp_path / "in.subunit")]
     else:
         args = [*command, "--repository", big_repo]
-    assert _read_then_close(_proctor(*args, stdout=subprocess.PIPE), 1) == (EXIT_BROKEN_PIPE, b"")
+    process = _proctor(*args, stdout=subprocess.PIPE, env=_env(buffered=buffered))
+    # Unbuffered (PYTHONUNBUFFERED, common in CI images), Python's text layer would
+    # drop the rest of a short write without a word.
+    assert _read_then_close(process, 1) == (EXIT_BROKEN_PIPE, b"")
 
 
 @pytest.mark.slow
@@ -168,7 +191,7 @@ def test_dev_full_gives_one_line_and_exit_2(
     else:
         args = [*command, "--repository", big_repo]
     # Buffered, a short answer fails only when the interpreter flushes it at exit.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED" or not buffered}
+    env = _env(buffered=buffered)
     with FULL.open("wb") as full:
         process = _proctor(*args, stdout=full, env=env)
         _, err = process.communicate(timeout=60)

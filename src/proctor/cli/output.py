@@ -169,6 +169,11 @@ class GuardedStdout(io.TextIOBase):
         self._stream = state.original
         raw = getattr(self._stream, "buffer", None)
         self._buffer = _GuardedBinary(state, raw) if raw is not None else None
+        # Under PYTHONUNBUFFERED the text layer writes straight to the unbuffered
+        # file and ignores a short write (a pipe whose reader left mid-write, a
+        # signal): the rest would be lost without an error. Text is then encoded
+        # here and written by the binary side, which writes all or fails.
+        self._unbuffered = isinstance(raw, io.RawIOBase) and self._buffer is not None
 
     @property
     def failed(self) -> OSError | None:
@@ -193,6 +198,10 @@ class GuardedStdout(io.TextIOBase):
 
     def write(self, text: str) -> int:
         if self._state.error is None:
+            if self._unbuffered:
+                assert self._buffer is not None
+                self._buffer.write(text.encode(self.encoding, self.errors or "strict"))
+                return len(text)
             try:
                 self._stream.write(text)
             except OSError as error:
