@@ -80,7 +80,7 @@ def test_commands_on_a_repository_without_runs_say_how_to_add_one(repo: str, com
 def test_last_shows_every_test_the_totals_and_fails_when_the_run_failed(repo: str) -> None:
     loaded = load(repo, stream(OUTCOMES, seconds={"pkg.test_mod.TestB.test_slow": 2.5}))
     assert loaded.exit_code == 1
-    assert "Stored run 1: 5 tests, 2 passed, 1 failed, 1 skipped." in loaded.stdout
+    assert "Stored run 1: 5 tests, 2 passed, 1 failed, 1 skipped, 1 xfailed." in loaded.stdout
     result = run(repo, "last")
     assert result.exit_code == 1
     out = result.stdout
@@ -221,7 +221,7 @@ def test_history_lists_a_tests_runs_newest_first(repo: str) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == f"{test}: 2 executions, 1 passed (50%), 1 failed, 0 skipped"
     assert lines[1].startswith("duration: mean 2.00s, min 1.00s, max 3.00s")
-    assert lines[3].split() == ["Run", "Started", "Route", "Outcome", "Duration", "Revision"]
+    assert lines[3].split() == ["Run", "Started", "Worker", "Outcome", "Duration", "Revision"]
     rows = [line.split() for line in lines[4:]]
     assert [(row[0], row[3], row[4], row[5]) for row in rows] == [
         ("2", "-", "ok", "3.00s"),

@@ -279,7 +279,7 @@ def test_import_brings_every_stestr_run_in_order(repo: str, tmp_path: Path) -> N
     result = invoke("import", str(source), "--repository", repo)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == (
-        f"Imported 3 runs (7 results) from {source}; seeded durations of 1 tests from times.dbm.\n"
+        f"Imported 3 runs (7 results) from {source}; seeded durations of 1 test from times.dbm.\n"
     )
     with open_store(repo) as store:
         found = store.runs()
@@ -395,7 +395,7 @@ def test_an_import_still_running_is_not_taken_over(repo: str, tmp_path: Path) ->
         assert f"{source} is being imported by another process (run 1" in refused.stderr
         writer.interrupt()
     taken = invoke("import", str(source), "--repository", repo)
-    assert "Imported 1 runs (1 results)" in taken.stdout
+    assert "Imported 1 run (1 result)" in taken.stdout
     assert stored(repo) == {"i.a": Status.SUCCESS}
 
 
@@ -432,3 +432,21 @@ def test_import_streams_each_run_instead_of_holding_it(repo: str, tmp_path: Path
     assert peak < size / 2
     with open_store(repo) as store:
         assert store.stats().results == 300
+
+
+def test_the_summary_counts_every_result_once(repo: str) -> None:
+    outcomes = {
+        "s.ok": Status.SUCCESS,
+        "s.bad": Status.FAIL,
+        "s.skip": Status.SKIP,
+        "s.xfail": Status.XFAIL,
+        "s.ux": Status.UXSUCCESS,
+        "s.hung": Status.INPROGRESS,  # started, never finished
+    }
+    result = load(repo, stdin=stream(outcomes))
+    assert result.stdout.splitlines()[0] == (
+        "Stored run 1: 6 tests, 1 passed, 1 failed, 1 skipped, 1 xfailed, "
+        "1 unexpectedly passed, 1 unfinished."
+    )
+    one = load(repo, stdin=stream({"s.ok": Status.SUCCESS}))
+    assert one.stdout.splitlines()[0] == "Stored run 2: 1 test, 1 passed, 0 failed, 0 skipped."

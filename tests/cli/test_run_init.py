@@ -100,3 +100,24 @@ def test_print_writes_nothing(here: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["init", "--print"]) == 0
     assert capsys.readouterr().out.startswith("[tool.proctor]\n")
     assert not (here / "pyproject.toml").exists()
+
+
+def test_the_test_directory_is_the_one_holding_all_the_tests(
+    here: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A sandbox folder inside the tests sorts before the tests' own files.
+    _write(
+        here,
+        {
+            "setup.py": "",
+            "src/pkg/__init__.py": "",
+            "src/pkg/tests/__init__.py": "",
+            "src/pkg/tests/sandbox/test_data.py": "def test_d():\n    pass\n",
+            "src/pkg/tests/test_core.py": "def test_c():\n    pass\n",
+            "src/pkg/tests/unit/test_unit.py": "def test_u():\n    pass\n",
+        },
+    )
+    assert main(["init", "--print"]) == 0
+    assert '# pytest_args = ["src/pkg/tests"]' in capsys.readouterr().out
+    assert main(["init", "--print", "--framework", "unittest"]) == 0
+    assert 'test_path = "src/pkg/tests"' in capsys.readouterr().out

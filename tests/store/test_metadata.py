@@ -183,3 +183,29 @@ def test_capture_metadata_fills_every_column(tmp_path: Path) -> None:
     assert meta.git_branch == "main"  # git knows nothing here, CI does
     assert (meta.source, meta.partial) == ("load", False)
     assert meta.properties == {"ci.job": "x", "variant": "py311"}
+
+
+@needs_git
+def test_a_project_inside_another_checkout_has_no_revision_of_its_own(tmp_path: Path) -> None:
+    # The demo unpacks an sdist into Proctor's own checkout (.demo/, ignored):
+    # Proctor's commit is not the sdist's revision.
+    _git(tmp_path, "init", "-q", "-b", "trunk")
+    (tmp_path / ".gitignore").write_text(".demo/\n")
+    (tmp_path / "monorepo_part").mkdir()
+    (tmp_path / "monorepo_part" / "pyproject.toml").write_text("[project]\nname = 'part'\n")
+    _git(tmp_path, "add", ".gitignore", "monorepo_part/pyproject.toml")
+    _git(tmp_path, "commit", "-q", "-m", "one")
+    sdist = tmp_path / ".demo" / "more_itertools-1.0"
+    sdist.mkdir(parents=True)
+    (sdist / "pyproject.toml").write_text("[project]\nname = 'more-itertools'\n")
+    assert git_state(sdist) == git_state(tmp_path / "missing")  # nothing known
+    assert capture_metadata(root=sdist).git_commit is None
+    assert capture_metadata(root=sdist).git_branch is None
+    untracked = tmp_path / "scratch"  # not ignored, but not tracked either
+    untracked.mkdir()
+    (untracked / "setup.py").write_text("")
+    assert git_state(untracked).commit is None
+    part = git_state(tmp_path / "monorepo_part")  # a project the repository tracks
+    assert part.branch == "trunk"
+    assert part.commit == git_state(tmp_path).commit
+    assert part.commit is not None

@@ -128,7 +128,8 @@ def resolve_run(store: Store, spec: str | None) -> RunInfo:
         found = store.runs(limit=back)
         if back == 0 or len(found) < back:
             raise RepositoryError(
-                f"run {spec} does not exist: {store.location} holds {len(store.runs())} runs"
+                f"run {spec} does not exist: {store.location} holds "
+                f"{len(store.runs())} run{'' if len(store.runs()) == 1 else 's'}"
             )
         return found[-1]
     if not spec.isdigit():

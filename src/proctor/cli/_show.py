@@ -15,12 +15,45 @@ from typing import TextIO
 
 import click
 
-from proctor.cli.render import TraceView, format_duration
+from proctor.cli.printable import printable_id
+from proctor.cli.render import TraceView, format_duration, plural
 from proctor.store.model import RunInfo
 from proctor.wire.event import NS_PER_SECOND, Status
 from proctor.wire.record import TestRecord, worker_of
 
-__all__ = ["Balance", "run_outcome", "show_records", "show_totals", "wants_color"]
+__all__ = [
+    "Balance",
+    "json_option",
+    "run_outcome",
+    "run_state",
+    "show_records",
+    "show_totals",
+    "wants_color",
+]
+
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Write the answer as one JSON document (its shape: docs/json.md).",
+)
+
+_UNFINISHED = {True: "running", None: "unfinished", False: "interrupted"}
+"""An unfinished run's state by whether its writer is alive (None: cannot tell
+from here, it ran on another host)."""
+
+
+def run_state(info: RunInfo, alive: dict[int, bool | None] | None = None) -> str:
+    """``passed``, ``failed``, ``empty``, ``interrupted``; for a run that never
+    finished, ``running``, ``unfinished`` (its writer is on another host) or
+    ``interrupted`` (its writer is gone)."""
+    if not info.finished:
+        return _UNFINISHED[(alive or {}).get(info.id, False)]
+    if info.interrupted:
+        return "interrupted"
+    if info.counts.ran == 0:
+        return "empty"
+    return "failed" if info.counts.failures else "passed"
 
 
 def wants_color(color: bool | None, out: TextIO | None = None) -> bool:
@@ -64,7 +97,8 @@ def show_records(
         known = prefixes.get(key)
         if known is None:
             worker = worker_of(*key)
-            known = prefixes[key] = (worker, f"{{{worker}}} " if worker is not None else "")
+            shown = f"{{{printable_id(worker)}}} " if worker is not None else ""
+            known = prefixes[key] = (worker, shown)
         worker, prefix = known
         start, stop = record.start, record.stop
         if worker is not None:
@@ -81,7 +115,8 @@ def show_records(
         if status is success:
             if not failures_only:
                 took = None if start is None or stop is None else (stop - start) / NS_PER_SECOND
-                lines.append(f"{prefix}{record.test_id} [{format_duration(took)}] ... {ok}\n")
+                test_id = printable_id(record.test_id)
+                lines.append(f"{prefix}{test_id} [{format_duration(took)}] ... {ok}\n")
             continue
         if failures_only and status.is_final and not status.is_failure:
             continue
@@ -123,7 +158,7 @@ def show_totals(out: TextIO, info: RunInfo, workers: Balance | None = None) -> N
         for worker in sorted(workers, key=lambda w: (len(w), w)):
             tests, first, last = workers[worker]
             span = _clock((last - first) / NS_PER_SECOND) if first <= last else "no timings"
-            write(f" - Worker {worker} ({tests} tests) => {span}\n")
+            write(f" - Worker {printable_id(worker)} ({tests} tests) => {span}\n")
 
 
 def run_outcome(info: RunInfo) -> str:
@@ -143,7 +178,7 @@ def run_outcome(info: RunInfo) -> str:
     if counts.failed:
         detail.append(f"{counts.failed} failed")
     if counts.uxsuccess:
-        detail.append(f"{counts.uxsuccess} unexpected successes")
+        detail.append(plural(counts.uxsuccess, "unexpected success", "unexpected successes"))
     if counts.incomplete:
         detail.append(f"{counts.incomplete} unfinished")
     took = info.wall_seconds

@@ -75,7 +75,24 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code.
+
+    Standard output is guarded (:mod:`proctor.cli.output`): a closed pipe or a
+    full disk ends a command with a one-line message and an exit status, never
+    a traceback.
+    """
+    from proctor.cli.output import OutputClosed, exit_status, guarded_stdout
+
+    with guarded_stdout() as stdout:
+        try:
+            status = _main(argv)
+            stdout.flush()  # what is still buffered fails here, not at shutdown
+        except OutputClosed:
+            status = 0
+        return exit_status(stdout, status)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         result = cli.main(args=argv, prog_name="proctor", standalone_mode=False)
     except click.exceptions.Exit as done:

@@ -27,6 +27,7 @@ from proctor.cli._repo import (
     parse_when,
     repository_option,
 )
+from proctor.cli.render import plural
 
 __all__ = ["gc"]
 
@@ -71,14 +72,15 @@ def gc(
             else ""
         )
         if dry_run:
-            lines = [f"Would remove {len(doomed)} runs.\n"]
+            lines = [f"Would remove {plural(len(doomed), 'run')}.\n"]
             lines += [f"  run {info.id} ({format_time(info.started_ns)})\n" for info in doomed]
             sys.stdout.write("".join(lines) + note)
             return 0
         removed = store.remove_runs(info.id for info in doomed)
         garbage = store.collect_garbage(vacuum=vacuum)
     lines = [
-        f"Removed {len(removed)} runs and {garbage.blobs} attachment contents "
+        f"Removed {plural(len(removed), 'run')} and "
+        f"{plural(garbage.blobs, 'attachment content')} "
         f"({format_size(garbage.blob_bytes)}).\n"
     ]
     if garbage.freed_bytes:

@@ -12,8 +12,11 @@ import sys
 import click
 
 from proctor.cli._repo import RepositoryError, format_time, open_repository, repository_option
+from proctor.cli._show import json_option
+from proctor.cli.printable import printable_id
 from proctor.cli.render import format_duration
 from proctor.wire.event import Status
+from proctor.wire.record import worker_of
 
 __all__ = ["history"]
 
@@ -40,12 +43,13 @@ _WORDS = {
     help="How many of the latest executions to list.",
 )
 @click.option("--all", "show_all", is_flag=True, help="List every execution of the test.")
+@json_option
 @repository_option
-def history(test_id: str, limit: int, show_all: bool, repository: str | None) -> int:
+def history(test_id: str, limit: int, show_all: bool, as_json: bool, repository: str | None) -> int:
     """Show the outcomes and durations of TEST over the stored runs, newest first.
 
-    One line per execution: a run that ran the test on two routes (workers)
-    lists it twice, with its route.
+    One line per execution: a run that ran the test on two workers lists it
+    twice, each with the worker that ran it (as `proctor last` shows it).
     """
     from proctor.store.errors import UnknownTest
 
@@ -55,17 +59,31 @@ def history(test_id: str, limit: int, show_all: bool, repository: str | None) ->
         except UnknownTest:
             similar = store.find_tests(test_id)
             hint = (
-                "; did you mean one of:\n  " + "\n  ".join(similar)
+                "; did you mean one of:\n  " + "\n  ".join(map(printable_id, similar))
                 if similar
                 else "; `proctor last` lists the ids of the latest run"
             )
+            # repr() escapes every control and bidirectional character.
             raise RepositoryError(f"no test {test_id!r} in {store.location}{hint}") from None
         stats = store.test_stats([test_id]).get(test_id)
+    if as_json:
+        from proctor.cli.json_shapes import dump, history_json, test_stats_json
+
+        total = stats.results if stats is not None else len(entries)
+        document = {
+            "test": test_id,
+            "history": test_stats_json(stats),
+            "executions": history_json(entries),
+            "not_shown": max(total - len(entries), 0),
+        }
+        dump(document, sys.stdout)
+        return 0
+    shown_id = printable_id(test_id)
     out = []
     if stats is not None and stats.results:
         rate = 100.0 * stats.passed / stats.results
         out.append(
-            f"{test_id}: {stats.results} execution{'s' if stats.results != 1 else ''}, "
+            f"{shown_id}: {stats.results} execution{'s' if stats.results != 1 else ''}, "
             f"{stats.passed} passed ({rate:.0f}%), {stats.failed} failed, "
             f"{stats.skipped} skipped\n"
         )
@@ -77,21 +95,22 @@ def history(test_id: str, limit: int, show_all: bool, repository: str | None) ->
                 f"max {format_duration(high)}, expected next {format_duration(stats.expected)}\n"
             )
     else:
-        out.append(f"{test_id}: no recorded executions\n")
+        out.append(f"{shown_id}: no recorded executions\n")
     if entries:
-        route_width = max(5, *(len(entry.route_code or "-") for entry in entries))
+        workers = [printable_id(worker_of(e.route_code, frozenset()) or "-") for e in entries]
+        width = max(6, *(len(worker) for worker in workers))
         out.append(
-            f"\n{'Run':>6}  {'Started':<19}  {'Route':<{route_width}}  {'Outcome':<10}  "
+            f"\n{'Run':>6}  {'Started':<19}  {'Worker':<{width}}  {'Outcome':<10}  "
             f"{'Duration':>9}  Revision\n"
         )
-        for entry in entries:
+        for entry, worker in zip(entries, workers, strict=True):
             revision = entry.git_branch or ""
             if entry.git_commit:
                 revision = f"{revision} @ {entry.git_commit[:10]}".strip()
             out.append(
                 f"{entry.run_id:>6}  {format_time(entry.run_started_ns):<19}  "
-                f"{entry.route_code or '-':<{route_width}}  {_WORDS[entry.status]:<10}  "
-                f"{format_duration(entry.duration):>9}  {revision}\n"
+                f"{worker:<{width}}  {_WORDS[entry.status]:<10}  "
+                f"{format_duration(entry.duration):>9}  {printable_id(revision)}\n"
             )
         if not show_all and stats is not None and stats.results > len(entries):
             hidden = stats.results - len(entries)

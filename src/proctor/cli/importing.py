@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import click
 
 from proctor.cli._repo import RepositoryError, open_repository, repository_option
+from proctor.cli.render import plural
 
 if TYPE_CHECKING:
     from proctor.store.contract import Store
@@ -119,7 +120,8 @@ def import_(path: Path, repository: str | None) -> int:
                 kept = target.interrupt()
                 left = "" if kept is None else f" (what it held before is run {kept.id})"
                 raise RepositoryError(
-                    f"{file} cannot be imported: {error.message}{left}; {imported} runs were "
+                    f"{file} cannot be imported: {error.message}{left}; "
+                    f"{plural(imported, 'run')} {'was' if imported == 1 else 'were'} "
                     "imported before it"
                 ) from None
             except BaseException:
@@ -129,13 +131,13 @@ def import_(path: Path, repository: str | None) -> int:
             imported += 1
             results += info.counts.total
         seeded = store.seed_durations(read_times(path))
-    lines = [f"Imported {imported} runs ({results} results) from {path}"]
+    lines = [f"Imported {plural(imported, 'run')} ({plural(results, 'result')}) from {path}"]
     if skipped:
         lines.append(f"; skipped {skipped} already imported")
     if redone:
         lines.append(f"; replaced {redone} left incomplete by an interrupted import")
     if seeded:
-        lines.append(f"; seeded durations of {seeded} tests from times.dbm")
+        lines.append(f"; seeded durations of {plural(seeded, 'test')} from times.dbm")
     sys.stdout.write("".join(lines) + ".\n")
     return 0
 

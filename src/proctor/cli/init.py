@@ -14,6 +14,7 @@ a configuration; 2 the existing pyproject.toml is not valid TOML.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -61,6 +62,14 @@ def _test_files(root: Path, limit: int = 200) -> list[Path]:
     return found
 
 
+def _test_directory(root: Path, files: list[Path]) -> str | None:
+    """The directory that holds the project's tests: the deepest one holding all
+    the test files found (not the first file's directory, which may be a
+    sandbox or data folder inside the tests that sorts before the rest)."""
+    common = os.path.commonpath([str(path.parent.relative_to(root)) for path in files])
+    return common or None
+
+
 def _pytest_configured(root: Path, pyproject: dict[str, object]) -> str | None:
     tool = pyproject.get("tool")
     if isinstance(tool, dict) and isinstance(tool.get("pytest"), dict):
@@ -98,7 +107,7 @@ def detect(root: Path, pyproject: dict[str, object]) -> Detected:
         elif _UNITTEST_HINTS.search(head):
             unittest_files += 1
     if test_path is None and files:
-        test_path = str(files[0].parent.relative_to(root)) or None
+        test_path = _test_directory(root, files)
     if configured:
         reasons.append(configured)
         framework = "pytest"

@@ -15,7 +15,15 @@ import sys
 import click
 
 from proctor.cli._repo import open_repository, repository_option, resolve_run, write_output
-from proctor.cli._show import run_outcome, show_records, show_totals, wants_color
+from proctor.cli._show import (
+    json_option,
+    run_outcome,
+    run_state,
+    show_records,
+    show_totals,
+    wants_color,
+)
+from proctor.cli.printable import ids_for
 
 __all__ = ["failing", "last"]
 
@@ -35,6 +43,7 @@ _color = click.option(
     help="Also write the run as JUnit XML to PATH (- for stdout, instead of the listing).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Show only tests that did not pass.")
+@json_option
 @_color
 @repository_option
 def last(
@@ -42,6 +51,7 @@ def last(
     subunit: bool,
     junit_path: str | None,
     quiet: bool,
+    as_json: bool,
     color: bool | None,
     repository: str | None,
 ) -> int:
@@ -51,9 +61,16 @@ def last(
     One line per test with its duration, failures with their tracebacks, then
     totals and the balance of the workers, like stestr's `last`.
     """
+    if as_json and (subunit or junit_path == "-"):
+        raise click.UsageError("--json writes to stdout; so do --subunit and --junit -")
     with open_repository(repository) as store:
         info = resolve_run(store, run_spec)
         records = store.records(info.id)
+        alive = store.writers_alive([info]) if as_json and not info.finished else {}
+    if as_json:
+        from proctor.cli.json_shapes import dump, run_document
+
+        dump(run_document(info, run_state(info, alive), records, quiet=quiet), sys.stdout)
     if subunit:
         from proctor.store.replay import records_to_v2
 
@@ -68,7 +85,7 @@ def last(
             sys.stdout.buffer.flush()
         else:
             write_output(junit_path, document)
-    if not subunit and junit_path != "-":
+    if not subunit and junit_path != "-" and not as_json:
         out = sys.stdout
         workers = show_records(out, records, color=wants_color(color), failures_only=quiet)
         show_totals(out, info, workers)
@@ -82,19 +99,25 @@ def last(
 @click.command()
 @click.option("--list", "list_ids", is_flag=True, help="Print only the ids, one per line.")
 @click.option("--subunit", is_flag=True, help="Write the failures as a subunit v2 stream.")
+@json_option
 @_color
 @repository_option
-def failing(list_ids: bool, subunit: bool, color: bool | None, repository: str | None) -> int:
+def failing(
+    list_ids: bool, subunit: bool, as_json: bool, color: bool | None, repository: str | None
+) -> int:
     """Show the tests failing now, with their failures (exit status 1 if any).
 
     A test is failing from the run where it last failed until a later run
     passes or skips it; running a subset of the suite updates only the tests
     it ran. `proctor run --failing` runs exactly these tests.
     """
+    if as_json and (subunit or list_ids):
+        raise click.UsageError("--json cannot be combined with --subunit or --list")
     with open_repository(repository) as store:
         if list_ids:
             ids = store.failing_ids()
-            sys.stdout.write("".join(f"{test_id}\n" for test_id in ids))
+            shown = ids_for(sys.stdout)
+            sys.stdout.write("".join(f"{shown(test_id)}\n" for test_id in ids))
             return 1 if ids else 0
         records = store.failing_records()
         if not records and store.latest_run() is None:
@@ -104,6 +127,11 @@ def failing(list_ids: bool, subunit: bool, color: bool | None, repository: str |
 
         sys.stdout.buffer.write(records_to_v2(records))
         sys.stdout.buffer.flush()
+        return 1 if records else 0
+    if as_json:
+        from proctor.cli.json_shapes import dump, record_json
+
+        dump({"count": len(records), "tests": [record_json(r) for r in records]}, sys.stdout)
         return 1 if records else 0
     out = sys.stdout
     show_records(out, records, color=wants_color(color))

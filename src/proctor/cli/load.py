@@ -21,6 +21,7 @@ import click
 
 from proctor.cli._repo import RepositoryError, open_repository, repository_option, resolve_run
 from proctor.cli._show import run_outcome
+from proctor.cli.render import plural
 from proctor.events.source import FORMATS
 
 if TYPE_CHECKING:
@@ -191,12 +192,31 @@ def load(
             )
         info = done
     source = f" from {len(names)} files" if len(names) > 1 else ""
-    counts = info.counts
-    sys.stdout.write(
-        f"Stored run {info.id}{source}: {counts.ran} tests, {counts.passed} passed, "
-        f"{counts.failures} failed, {counts.skipped} skipped.\n{run_outcome(info)}\n"
-    )
+    sys.stdout.write(f"Stored run {info.id}{source}: {_tally(info)}.\n{run_outcome(info)}\n")
     return 0 if info.succeeded or exit_zero else 1
+
+
+def _tally(info: RunInfo) -> str:
+    """``5 tests, 2 passed, 1 failed, 1 skipped, 1 xfailed``: every result counted
+    once, in the words of the run's summary line."""
+    from proctor.events.summary import outcome_line
+    from proctor.wire.event import Status
+
+    counts = info.counts
+    by_status = dict.fromkeys(Status, 0)
+    by_status.update(
+        {
+            Status.SUCCESS: counts.passed,
+            Status.FAIL: counts.failed,
+            Status.SKIP: counts.skipped,
+            Status.XFAIL: counts.xfail,
+            Status.UXSUCCESS: counts.uxsuccess,
+        }
+    )
+    tally = f"{plural(counts.ran, 'test')}, {outcome_line(by_status, counts.incomplete)}"
+    if counts.exists:
+        tally += f" ({plural(counts.exists, 'listing')} of tests not run)"
+    return tally
 
 
 def _metadata(complete: bool, commit: str | None, branch: str | None, no_git: bool) -> RunMetadata:

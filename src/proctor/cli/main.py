@@ -28,7 +28,9 @@ def console() -> None:
     Only here, never in :func:`main`, which tests call in-process.
     """
     from proctor.cli import run_early
+    from proctor.cli.output import reserve_standard_descriptors
 
+    reserve_standard_descriptors()  # a closed stdout must not become the next file opened
     run_early.maybe_start(sys.argv[1:])  # before anything else is imported
     from proctor.runner import fastexit
 

@@ -1,7 +1,9 @@
 """Human output for test records: one line per test, failures in full, a summary.
 
 Readable on a terminal (colour when the output is one) and in a CI log (plain
-text, nothing that redraws). Used by ``proctor stream trace`` and by the
+text, nothing that redraws). Everything a test gave (ids, output, tracebacks,
+reasons) is shown through :func:`~proctor.cli.printable.printable`: no test can
+send the terminal a control sequence. Used by ``proctor stream trace`` and by the
 history commands that show a run.
 """
 
@@ -12,11 +14,12 @@ from typing import TextIO
 
 import click
 
+from proctor.cli.printable import printable, printable_id
 from proctor.events.summary import Summary
 from proctor.wire.event import Event, Status
 from proctor.wire.record import Attachment, TestRecord
 
-__all__ = ["TraceView", "format_duration", "is_text"]
+__all__ = ["TraceView", "format_duration", "is_text", "plural"]
 
 _WORDS: dict[Status, tuple[str, str | None]] = {
     Status.SUCCESS: ("ok", "green"),
@@ -29,6 +32,11 @@ _WORDS: dict[Status, tuple[str, str | None]] = {
     Status.NONE: ("UNFINISHED (the test never reported an outcome)", "red"),
 }
 _RULE = "-" * 70
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 test``, ``2 tests``, ``0 tests`` (``nouns`` when adding "s" will not do)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -77,13 +85,13 @@ class TraceView:
             return
         word, fg = _WORDS[record.status]
         worker = record.worker
-        prefix = f"{{{worker}}} " if worker is not None else ""
-        line = f"{prefix}{record.test_id} [{format_duration(record.duration)}] ... "
+        prefix = f"{{{printable_id(worker)}}} " if worker is not None else ""
+        line = f"{prefix}{printable_id(record.test_id)} [{format_duration(record.duration)}] ... "
         line += self._style(word, fg, bold=record.status.is_failure)
         if record.status is Status.SKIP:
             reason = record.attachment("reason")
             if reason is not None and reason.content:
-                line += f": {reason.text().strip()}"
+                line += f": {printable(reason.text().strip())}"
         self._out.write(line + "\n")
         if record.status.is_failure or not record.finished:
             self._failed.append((record.test_id, record.route_code))
@@ -94,15 +102,15 @@ class TraceView:
         for attachment in record.attachments:
             if not attachment.content and attachment.name != "traceback":
                 continue
-            write(
-                self._style(f"---- {attachment.name} ", "cyan") + _RULE[len(attachment.name) + 6 :]
-            )
+            name = printable_id(attachment.name)
+            write(self._style(f"---- {name} ", "cyan") + _RULE[len(name) + 6 :])
             write("\n")
             if is_text(attachment):
-                text = attachment.text()
+                text = printable(attachment.text())
                 write(text if text.endswith("\n") else text + "\n")
             else:
-                write(f"<{len(attachment.content)} bytes of {attachment.mime_type}>\n")
+                mime = printable_id(attachment.mime_type)
+                write(f"<{len(attachment.content)} bytes of {mime}>\n")
         if record.attachments:
             write(_RULE + "\n")
 
@@ -110,16 +118,16 @@ class TraceView:
         """Output outside any test (what a suite printed while importing, say)."""
         if self._show_passthrough and event.file_name is not None and event.file_bytes:
             # Incremental: a character split between two reads is shown whole.
-            self._out.write(self._passthrough.decode(event.file_bytes))
+            self._out.write(printable(self._passthrough.decode(event.file_bytes)))
 
     def finish(self, summary: Summary) -> None:
         write = self._out.write
-        write(self._passthrough.decode(b"", final=True))
+        write(printable(self._passthrough.decode(b"", final=True)))
         if self._failed:
             write("\n" + self._style("Failed tests:", "red", bold=True) + "\n")
             for test_id, route_code in self._failed:
-                route = f" [route {route_code}]" if route_code else ""
-                write(f"  {test_id}{route}\n")
+                route = f" [route {printable_id(route_code)}]" if route_code else ""
+                write(f"  {printable_id(test_id)}{route}\n")
         line = summary.outcome_line()
         wall = summary.wall_time
         if wall is not None:

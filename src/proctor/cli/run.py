@@ -256,6 +256,9 @@ def check_outputs(args: RunArgs) -> None:
 
 def run_tests(args: RunArgs) -> int:
     """``proctor run`` without click: returns the exit status."""
+    from proctor.cli.output import continue_on_failure
+
+    continue_on_failure()  # output that cannot be written must not stop the run
     config = resolve_config(args)
     try:
         select([], args.selection)  # bad regexes and unreadable files fail before any worker starts
@@ -318,9 +321,12 @@ def _list(backend: WorkerBackend, options: RunOptions, history: History) -> int:
         result = Controller(backend, listing, history=history).run()
     if result.error:
         raise click.ClickException(result.error)
+    from proctor.cli.printable import ids_for
+
     out = sys.stdout
+    shown = ids_for(out)
     for test_id in result.selected:
-        out.write(test_id + "\n")
+        out.write(shown(test_id) + "\n")
     out.flush()
     return EXIT_OK if result.selected else EXIT_NO_TESTS
 
@@ -485,15 +491,16 @@ def _event_sinks(args: RunArgs) -> tuple[Sink, Callable[[], None]]:
 def _explain_nothing_ran(result: RunResult, args: RunArgs) -> None:
     if result.ran or result.interrupted or result.error:
         return
+    from proctor.cli.render import plural
+
     if not result.discovered:
         message = (
             "No tests ran: none were found. Check test_path / framework in [tool.proctor] "
             "(or run `proctor init`)."
         )
     elif not result.selected:
-        message = (
-            f"No tests ran: the selection matched none of the {len(result.discovered)} tests found."
-        )
+        found = plural(len(result.discovered), "test")
+        message = f"No tests ran: the selection matched none of the {found} found."
     else:
         message = "No tests ran."
     click.echo(message, err=True)

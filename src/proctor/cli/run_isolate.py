@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from proctor.cli.render import plural
 from proctor.runner.isolate import IsolationError, find_culprits, suspects_of
 from proctor.runner.report import EXIT_FAILED, EXIT_OK, EXIT_RUN_ERROR
 from proctor.wire.event import Status
@@ -64,7 +65,7 @@ def isolate(args: RunArgs, config: Config, options: RunOptions, history: History
         )
         return EXIT_OK
     click.echo(
-        f"Isolating {target}: {len(suspects)} tests ran before it on worker {worker} "
+        f"Isolating {target}: {plural(len(suspects), 'test')} ran before it on worker {worker} "
         "in the last run."
     )
     problems: list[str] = []
@@ -101,15 +102,19 @@ def isolate(args: RunArgs, config: Config, options: RunOptions, history: History
         return EXIT_FAILED
     if not found.fails_after_all:
         click.echo(
-            f"{target} passes after the {len(suspects)} tests that ran before it, too: "
+            f"{target} passes after the {plural(len(suspects), 'test')} that ran before it, too: "
             "the failure did not reproduce (flaky, or caused by another process)."
         )
         return EXIT_OK
     if found.inconsistent:
         click.echo("The probes disagreed with each other: the failure is not deterministic.")
     click.echo(f"\n{target} fails when run after:")
+    from proctor.cli.printable import printable_id
+
     for test_id in found.culprits:
-        click.echo(f"  {test_id}")
-    click.echo(f"({found.probes} probes.) To reproduce, put these ids and then {target} in a")
+        click.echo(f"  {printable_id(test_id)}")
+    click.echo(
+        f"({plural(found.probes, 'probe')}.) To reproduce, put these ids and then {target} in a"
+    )
     click.echo("file and run: proctor run --serial --load-list FILE")
     return EXIT_FAILED

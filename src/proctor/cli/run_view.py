@@ -11,6 +11,12 @@ goes straight to the terminal until the test ends.
 test in subunit-trace's format (``{worker} id [duration] ... ok``), failures in
 full, a summary.
 
+Whatever a test gave (its id, output, failure) is shown through
+:func:`~proctor.cli.printable.printable`, so no test can move the cursor, clear
+the screen or retitle the terminal. The one exception is a debugger session: its
+output goes to the terminal as it is (a debugger may draw with escape
+sequences), as with any program the user runs by hand.
+
 Both are written with plain ANSI sequences rather than rich: the view must
 hand the terminal to a debugger mid-run and take it back, which is simpler
 without a live-display framework in between, and it costs no import time.
@@ -24,8 +30,9 @@ from typing import TextIO
 
 import click
 
-from proctor.cli.render import TraceView, format_duration
-from proctor.runner.report import Progress, RunResult
+from proctor.cli.printable import printable, printable_id
+from proctor.cli.render import TraceView, format_duration, plural
+from proctor.runner.report import Progress, RunResult, TestSpan
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord, worker_of
 
@@ -34,9 +41,16 @@ __all__ = ["LineView", "LiveView", "NoticeView", "summary_line"]
 _CLEAR = "\r\x1b[2K"
 
 
-def summary_line(result: RunResult, *, color: bool) -> str:
-    """``N passed, N failed, N skipped ... in 3.20s``, coloured by outcome."""
-    line = f"{result.outcome_line()} in {format_duration(result.wall_time)}"
+def summary_line(result: RunResult, *, color: bool, span: TestSpan | None = None) -> str:
+    """``N passed, N failed, N skipped ... in 3.20s``, coloured by outcome.
+
+    The time is the run's wall time as stored (``span``: first test start to
+    last test end), the figure ``last`` and ``runs`` show; the controller's
+    clock only when no test had a timestamp.
+    """
+    wall = span.seconds() if span is not None else None
+    took = result.wall_time if wall is None else wall
+    line = f"{result.outcome_line()} in {format_duration(took)}"
     if result.interrupted:
         line = f"Interrupted: {line}"
     fg = "green" if result.exit_code == 0 else "red"
@@ -46,12 +60,10 @@ def summary_line(result: RunResult, *, color: bool) -> str:
 
 
 def _heading(progress: Progress) -> str:
-    tests = f"{progress.total} test{'s' if progress.total != 1 else ''}"
-    workers = f"{progress.workers} worker{'s' if progress.workers != 1 else ''}"
-    return f"Running {tests} on {workers}"
+    return f"Running {plural(progress.total, 'test')} on {plural(progress.workers, 'worker')}"
 
 
-def _closing(out: TextIO, result: RunResult, *, color: bool) -> None:
+def _closing(out: TextIO, result: RunResult, span: TestSpan, *, color: bool) -> None:
     """What both views print at the end: failures by id, problems, the summary line."""
     write = out.write
     failed = result.failures + result.unfinished
@@ -59,26 +71,29 @@ def _closing(out: TextIO, result: RunResult, *, color: bool) -> None:
         title = "Failed tests:" if not result.interrupted else "Failed or unfinished tests:"
         write("\n" + (click.style(title, fg="red", bold=True) if color else title) + "\n")
         for record in failed:
-            write(f"  {record.test_id}\n")
+            write(f"  {printable_id(record.test_id)}\n")
     if result.unreported:
         write(
-            f"\n{len(result.unreported)} tests were sent to a worker but never reported "
-            "(a failing class or module fixture skips them):\n"
+            f"\n{plural(len(result.unreported), 'test')} "
+            f"{'was' if len(result.unreported) == 1 else 'were'} sent to a worker but never "
+            "reported (a failing class or module fixture skips them):\n"
         )
         for test_id in result.unreported[:20]:
-            write(f"  {test_id}\n")
+            write(f"  {printable_id(test_id)}\n")
         if len(result.unreported) > 20:
             write(f"  ... and {len(result.unreported) - 20} more\n")
     if result.missing:
-        write(f"\n{len(result.missing)} listed tests were not found in the suite:\n")
+        missing = len(result.missing)
+        were = "was" if missing == 1 else "were"
+        write(f"\n{plural(missing, 'listed test')} {were} not found in the suite:\n")
         for test_id in result.missing[:20]:
-            write(f"  {test_id}\n")
+            write(f"  {printable_id(test_id)}\n")
     if result.error:
-        message = f"Run error: {result.error}"
+        message = f"Run error: {printable(result.error)}"
         write("\n" + (click.style(message, fg="red", bold=True) if color else message) + "\n")
     if result.seed is not None:
         write(f"\nRandom order seed: {result.seed} (replay with --seed {result.seed})\n")
-    write("\n" + summary_line(result, color=color) + "\n")
+    write("\n" + summary_line(result, color=color, span=span) + "\n")
     out.flush()
 
 
@@ -93,6 +108,7 @@ class LineView:
         self._trace = TraceView(out, color=color)
         self._ok = click.style("ok", fg="green", bold=False) if color else "ok"
         self._prefixes: dict[str | None, str] = {}
+        self._span = TestSpan()
 
     def planned(self, progress: Progress) -> None:
         if progress.seed is not None:
@@ -100,6 +116,7 @@ class LineView:
         self._out.write(_heading(progress) + "\n")
 
     def record(self, record: TestRecord) -> None:
+        self._span.add(record)
         if record.status is not Status.SUCCESS or (not record.route_code and record.tags):
             self._trace.record(record)
             return
@@ -109,22 +126,24 @@ class LineView:
         prefix = self._prefixes.get(route)
         if prefix is None:
             worker = worker_of(route, record.tags)
-            prefix = self._prefixes[route] = f"{{{worker}}} " if worker is not None else ""
+            shown = f"{{{printable_id(worker)}}} " if worker is not None else ""
+            prefix = self._prefixes[route] = shown
         duration = format_duration(record.duration)
-        self._out.write(f"{prefix}{record.test_id} [{duration}] ... {self._ok}\n")
+        self._out.write(f"{prefix}{printable_id(record.test_id)} [{duration}] ... {self._ok}\n")
 
     def output(self, worker: int | None, data: bytes) -> None:
-        self._out.write(data.decode("utf-8", "replace"))
+        self._out.write(printable(data.decode("utf-8", "replace")))
 
     def notice(self, text: str) -> None:
-        self._out.write(f"proctor: {text}\n")
+        self._out.write(f"proctor: {printable(text)}\n")
         self._out.flush()
 
     def tick(self) -> None:
         pass
 
     def debug_start(self, test_id: str, worker: int, so_far: bytes) -> None:
-        self._out.write(f"---- {test_id} (worker {worker}) waits for input; yours goes to it\n")
+        shown = printable_id(test_id)
+        self._out.write(f"---- {shown} (worker {worker}) waits for input; yours goes to it\n")
         self._out.write(so_far.decode("utf-8", "replace"))
         self._out.flush()
 
@@ -133,10 +152,10 @@ class LineView:
         self._out.flush()
 
     def debug_end(self, test_id: str) -> None:
-        self._out.write(f"\n---- end of input for {test_id}\n")
+        self._out.write(f"\n---- end of input for {printable_id(test_id)}\n")
 
     def finished(self, result: RunResult) -> None:
-        _closing(self._out, result, color=self._color)
+        _closing(self._out, result, self._span, color=self._color)
 
 
 class LiveView:
@@ -153,6 +172,7 @@ class LiveView:
         self._debugging = False
         self._last_draw = 0.0
         self._started = time.monotonic()
+        self._span = TestSpan()
 
     # -- the status line ------------------------------------------------------------------
 
@@ -195,7 +215,7 @@ class LiveView:
             test_id, since = min(progress.running.values(), key=lambda item: item[1])
             running_for = time.monotonic() - since
             if test_id and running_for >= 1.0:
-                parts.append(f"{test_id} ({format_duration(running_for)})")
+                parts.append(f"{printable_id(test_id)} ({format_duration(running_for)})")
         text = "  ".join(parts)
         visible = click.unstyle(text)
         if len(visible) > width - 1:
@@ -215,6 +235,7 @@ class LiveView:
         self._above(_heading(progress) + "\n")
 
     def record(self, record: TestRecord) -> None:
+        self._span.add(record)
         if record.status.is_failure or not record.finished:
             self._clear()
             self._trace.record(record)
@@ -223,10 +244,11 @@ class LiveView:
             self._draw()
 
     def output(self, worker: int | None, data: bytes) -> None:
-        text = data.decode("utf-8", "replace")
+        text = printable(data.decode("utf-8", "replace"))
         self._above(text if text.endswith("\n") else text + "\n")
 
     def notice(self, text: str) -> None:
+        text = printable(text)
         self._above(click.style(text, fg="yellow") + "\n" if self._color else text + "\n")
 
     def tick(self) -> None:
@@ -235,7 +257,8 @@ class LiveView:
     def debug_start(self, test_id: str, worker: int, so_far: bytes) -> None:
         self._clear()
         self._debugging = True
-        header = f"── {test_id} (worker {worker}) waits for input; what you type goes to it ──"
+        shown = printable_id(test_id)
+        header = f"── {shown} (worker {worker}) waits for input; what you type goes to it ──"
         self._out.write((click.style(header, fg="cyan") if self._color else header) + "\n")
         self._out.write(so_far.decode("utf-8", "replace"))
         self._out.flush()
@@ -246,13 +269,13 @@ class LiveView:
 
     def debug_end(self, test_id: str) -> None:
         self._debugging = False
-        footer = f"── end of input for {test_id} ──"
+        footer = f"── end of input for {printable_id(test_id)} ──"
         self._out.write("\n" + (click.style(footer, fg="cyan") if self._color else footer) + "\n")
         self._draw(force=True)
 
     def finished(self, result: RunResult) -> None:
         self._clear()
-        _closing(self._out, result, color=self._color)
+        _closing(self._out, result, self._span, color=self._color)
 
 
 class NoticeView:
@@ -264,13 +287,14 @@ class NoticeView:
     def __init__(self, err: TextIO) -> None:
         self._err = err
         self._lines = LineView(err)
+        self._span = TestSpan()
 
     def planned(self, progress: Progress) -> None:
         if progress.seed is not None:
             self._err.write(f"Random order, seed {progress.seed}\n")
 
     def record(self, record: TestRecord) -> None:
-        pass
+        self._span.add(record)
 
     def output(self, worker: int | None, data: bytes) -> None:
         pass
@@ -292,6 +316,6 @@ class NoticeView:
 
     def finished(self, result: RunResult) -> None:
         if result.error:
-            self._err.write(f"proctor: run error: {result.error}\n")
-        self._err.write(summary_line(result, color=False) + "\n")
+            self._err.write(f"proctor: run error: {printable(result.error)}\n")
+        self._err.write(summary_line(result, color=False, span=self._span) + "\n")
         self._err.flush()

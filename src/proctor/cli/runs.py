@@ -22,7 +22,15 @@ from proctor.cli._repo import (
     resolve_run,
     run_label,
 )
-from proctor.cli._show import run_outcome, show_records, show_totals, wants_color
+from proctor.cli._show import (
+    json_option,
+    run_outcome,
+    run_state,
+    show_records,
+    show_totals,
+    wants_color,
+)
+from proctor.cli.printable import printable_id
 from proctor.cli.render import format_duration
 from proctor.store.model import RunInfo
 
@@ -30,21 +38,6 @@ if TYPE_CHECKING:
     from proctor.store.contract import Store
 
 __all__ = ["runs"]
-
-
-_UNFINISHED = {True: "running", None: "unfinished", False: "interrupted"}
-"""An unfinished run's state by whether its writer is alive (None: cannot tell
-from here, it ran on another host)."""
-
-
-def _state(info: RunInfo, alive: dict[int, bool | None]) -> str:
-    if not info.finished:
-        return _UNFINISHED[alive.get(info.id, False)]
-    if info.interrupted:
-        return "interrupted"
-    if info.counts.ran == 0:
-        return "empty"
-    return "failed" if info.counts.failures else "passed"
 
 
 def _filters(function: click.decorators.FC) -> click.decorators.FC:
@@ -60,6 +53,7 @@ def _filters(function: click.decorators.FC) -> click.decorators.FC:
                 type=click.IntRange(min=1),
                 help="At most this many, newest first.",
             ),
+            json_option,
         ]
     ):
         function = option(function)
@@ -77,13 +71,14 @@ def runs(
     since: str | None,
     until: str | None,
     limit: int | None,
+    as_json: bool,
     repository: str | None,
 ) -> int:
     """List the stored runs, newest first (or show or remove some: see below)."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = repository
         return 0
-    return _list(branch, commit, since, until, limit, repository)
+    return _list(branch, commit, since, until, limit, as_json, repository)
 
 
 def _list(
@@ -92,6 +87,7 @@ def _list(
     since: str | None,
     until: str | None,
     limit: int | None,
+    as_json: bool,
     repository: str | None,
 ) -> int:
     since_ns = None if since is None else parse_when(since)
@@ -103,6 +99,11 @@ def _list(
         if not found and store.latest_run() is None:
             resolve_run(store, None)  # explains that nothing has been stored yet
         alive = store.writers_alive(found)
+    if as_json:
+        from proctor.cli.json_shapes import dump, run_json
+
+        dump({"runs": [run_json(info, run_state(info, alive)) for info in found]}, sys.stdout)
+        return 0
     lines = [
         f"{'Run':>6}  {'Started':<19}  {'State':<11}  {'Tests':>6}  {'Failed':>6}  "
         f"{'Skipped':>7}  {'Time':>8}  {'Source':<6}  Revision\n"
@@ -117,10 +118,10 @@ def _list(
             revision += " (dirty)"
         took = info.wall_seconds
         lines.append(
-            f"{info.id:>6}  {format_time(info.started_ns):<19}  {_state(info, alive):<11}  "
+            f"{info.id:>6}  {format_time(info.started_ns):<19}  {run_state(info, alive):<11}  "
             f"{counts.ran:>6}  {counts.failures:>6}  {counts.skipped:>7}  "
-            f"{format_duration(took) if took is not None else '-':>8}  {meta.source:<6}  "
-            f"{revision}\n"
+            f"{format_duration(took) if took is not None else '-':>8}  "
+            f"{printable_id(meta.source):<6}  {printable_id(revision) or '-'}\n"
         )
     if not found:
         lines = ["No runs match.\n"]
@@ -139,10 +140,11 @@ def list_(
     since: str | None,
     until: str | None,
     limit: int | None,
+    as_json: bool,
     repository: str | None,
 ) -> int:
     """List the stored runs, newest first."""
-    return _list(branch, commit, since, until, limit, repository or parent_repository)
+    return _list(branch, commit, since, until, limit, as_json, repository or parent_repository)
 
 
 # ignore_unknown_options: so that RUN may be -2 (the second latest).
@@ -150,6 +152,7 @@ def list_(
 @click.argument("run_spec", metavar="RUN", default="last")
 @click.option("-q", "--quiet", is_flag=True, help="Show only tests that did not pass.")
 @click.option("--color/--no-color", default=None, help="Colour the output.")
+@json_option
 @repository_option
 @click.pass_obj
 def show(
@@ -157,6 +160,7 @@ def show(
     run_spec: str,
     quiet: bool,
     color: bool | None,
+    as_json: bool,
     repository: str | None,
 ) -> int:
     """Show one run: its metadata, its tests and its totals (RUN: id, last or -N)."""
@@ -164,11 +168,16 @@ def show(
         info = resolve_run(store, run_spec)
         records = store.records(info.id)
         alive = store.writers_alive([info])
+    if as_json:  # the shape of `proctor last --json`
+        from proctor.cli.json_shapes import dump, run_document
+
+        dump(run_document(info, run_state(info, alive), records, quiet=quiet), sys.stdout)
+        return 0 if info.succeeded else 1
     meta = info.metadata
     out = sys.stdout
     rows = [
         ("Run", run_label(info)),
-        ("State", _state(info, alive)),
+        ("State", run_state(info, alive)),
         ("Finished", format_time(info.finished_ns)),
         ("Source", meta.source + (" (subset of the suite)" if meta.partial else " (whole suite)")),
         ("Command", meta.command or "-"),
@@ -180,7 +189,12 @@ def show(
         rows.append(("CI", f"{meta.ci_provider} job {meta.ci_job_id or '?'} {meta.ci_url or ''}"))
     rows += [(key, value) for key, value in sorted(meta.properties.items())]
     width = max(len(name) for name, _ in rows)
-    out.write("".join(f"{name + ':':<{width + 1}} {value}\n" for name, value in rows))
+    out.write(
+        "".join(
+            f"{printable_id(name) + ':':<{width + 1}} {printable_id(value)}\n"
+            for name, value in rows
+        )
+    )
     out.write("\n")
     workers = show_records(out, records, color=wants_color(color), failures_only=quiet)
     show_totals(out, info, workers)

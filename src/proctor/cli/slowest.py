@@ -12,6 +12,8 @@ import sys
 import click
 
 from proctor.cli._repo import open_repository, repository_option, resolve_run
+from proctor.cli._show import json_option
+from proctor.cli.printable import printable_id
 from proctor.cli.render import format_duration
 
 __all__ = ["slowest"]
@@ -33,36 +35,50 @@ __all__ = ["slowest"]
     is_flag=True,
     help="Rank every test by its mean duration over the whole history instead.",
 )
+@json_option
 @repository_option
 def slowest(
-    top: int, show_all: bool, run_spec: str | None, average: bool, repository: str | None
+    top: int,
+    show_all: bool,
+    run_spec: str | None,
+    average: bool,
+    as_json: bool,
+    repository: str | None,
 ) -> int:
     """Show the slowest tests of the latest run, with their average over history."""
     limit = None if show_all else top
+    run_id = None
     with open_repository(repository) as store:
         if average:
             rows = store.slowest(limit=limit, by_mean=True)
             heading = "slowest tests by mean duration over history"
         else:
-            info = resolve_run(store, run_spec)
-            rows = store.slowest(limit=limit, run_id=info.id)
-            heading = f"slowest tests of run {info.id}"
+            run_id = resolve_run(store, run_spec).id
+            rows = store.slowest(limit=limit, run_id=run_id)
+            heading = f"slowest tests of run {run_id}"
+    if as_json:
+        from proctor.cli.json_shapes import dump, slow_json
+
+        ranking = "mean" if average else "run"
+        dump({"ranking": ranking, "run": run_id, "tests": slow_json(rows)}, sys.stdout)
+        return 0
     if not rows:
         sys.stdout.write("No timed tests.\n")
         return 0
-    width = max(len(row.test_id) for row in rows)
+    names = [printable_id(row.test_id) for row in rows]
+    width = max(len(name) for name in names)
     width = max(min(width, 100), len("Test id"))
     lines = [
         f"{heading}\n",
         f"{'Test id':<{width}}  {'Runtime':>9}  {'Mean':>9}  {'Min':>9}  {'Max':>9}  {'Runs':>5}\n",
         f"{'-' * width}  {'-' * 9}  {'-' * 9}  {'-' * 9}  {'-' * 9}  {'-' * 5}\n",
     ]
-    for row in rows:
+    for name, row in zip(names, rows, strict=True):
         stats = row.stats
         low = None if stats.min_ns is None else stats.min_ns / 1e9
         high = None if stats.max_ns is None else stats.max_ns / 1e9
         lines.append(
-            f"{row.test_id:<{width}}  {format_duration(row.duration):>9}  "
+            f"{name:<{width}}  {format_duration(row.duration):>9}  "
             f"{format_duration(stats.mean):>9}  {format_duration(low):>9}  "
             f"{format_duration(high):>9}  {stats.timed:>5}\n"
         )

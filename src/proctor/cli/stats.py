@@ -8,16 +8,23 @@ import click
 
 from proctor.cli._repo import format_size as _size
 from proctor.cli._repo import format_time, open_repository, repository_option
+from proctor.cli._show import json_option
 
 __all__ = ["stats"]
 
 
 @click.command()
+@json_option
 @repository_option
-def stats(repository: str | None) -> int:
+def stats(as_json: bool, repository: str | None) -> int:
     """Show how many runs, results and tests the repository holds, and its size."""
     with open_repository(repository) as store:
         found = store.stats()
+    if as_json:
+        from proctor.cli.json_shapes import dump, stats_json
+
+        dump(stats_json(found), sys.stdout)
+        return 0
     saved = found.raw_attachment_bytes - found.blob_bytes
     per_result = found.size_bytes / found.results if found.results and found.size_bytes else None
     rows = [

@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 import click
 
+from proctor.cli.printable import ids_for, printable_id
 from proctor.events.collector import RecordCollector
 from proctor.events.sink import Sink, Tee
 from proctor.events.source import FORMATS, read_events
@@ -156,7 +157,8 @@ def stats(files: tuple[str, ...], input_format: str) -> int:
         rows.append(("Test time", f"{summary.test_time_ns / NS_PER_SECOND:.3f}s"))
     width = max(len(value) for _, value in rows)
     lines = [f"{label + ':':<22}{value:>{width}}" for label, value in rows]
-    lines.append(f"{'Seen tags:':<22}{', '.join(sorted(summary.tags))}")
+    tags = ", ".join(printable_id(tag) for tag in sorted(summary.tags))
+    lines.append(f"{'Seen tags:':<22}{tags}")
     click.echo("\n".join(lines))
     return _exit_code(summary)
 
@@ -176,11 +178,12 @@ def ls(
     """List the tests in a stream, with their durations."""
     summary = Summary()
     out = sys.stdout
+    shown = ids_for(out)
 
     def line(record: TestRecord) -> None:
         if record.status is Status.EXISTS and not exists:
             return
-        parts = [record.test_id]
+        parts = [shown(record.test_id)]
         if show_status:
             parts.append(record.status.wire_name or "unfinished")
         if times:

@@ -32,6 +32,7 @@ __all__ = [
     "Progress",
     "RunReporter",
     "RunResult",
+    "TestSpan",
 ]
 
 EXIT_OK = 0
@@ -115,6 +116,40 @@ class RunResult:
     def outcome_line(self) -> str:
         """``N passed, N failed, N skipped`` (+ xfailed / unexpectedly passed / not run)."""
         return outcome_line(self.counts, len(self.unfinished), len(self.not_run))
+
+
+class TestSpan:
+    """From the first test's start to the last test's end, as the records say.
+
+    This is the run's wall time as the store keeps it (``RunInfo.wall_seconds``:
+    the earliest and latest timestamp of its results), so a view that adds up
+    the records it is shown prints the figure ``last`` and ``runs`` will print
+    for the same run. :attr:`RunResult.wall_time` is the controller's own
+    clock, starting before the first worker is up.
+    """
+
+    __slots__ = ("first", "last")
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.last: int | None = None
+
+    def add(self, record: TestRecord) -> None:
+        for moment in (record.start, record.stop):
+            if moment is not None:
+                if self.first is None or moment < self.first:
+                    self.first = moment
+                if self.last is None or moment > self.last:
+                    self.last = moment
+
+    def seconds(self) -> float | None:
+        """The span in seconds; None when no record had a timestamp."""
+        if self.first is None or self.last is None:
+            return None
+        return (self.last - self.first) / 1e9
+
+
+TestSpan.__test__ = False  # type: ignore[attr-defined]  # not a pytest test class
 
 
 class RunReporter(Protocol):

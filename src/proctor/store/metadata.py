@@ -47,7 +47,15 @@ class CiJob:
 
 
 def git_state(root: Path | str | None = None, timeout: float = 5.0) -> GitState:
-    """Commit, branch and dirty flag of the checkout at ``root`` (all None outside git)."""
+    """Commit, branch and dirty flag of the checkout at ``root`` (all None outside git).
+
+    A ``root`` inside another repository's work tree that the repository does
+    not track (a project unpacked under someone else's checkout, like the demo's
+    sdist in Proctor's own ``.demo/``) is outside git too: that checkout's
+    revision says nothing about the project's code.
+    """
+    if root is not None and not _tracked_by_enclosing_repository(str(root), timeout):
+        return GitState(None, None, None)
     try:
         done = subprocess.run(
             [
@@ -80,6 +88,42 @@ def git_state(root: Path | str | None = None, timeout: float = 5.0) -> GitState:
         elif line and not line.startswith("#"):
             dirty = True
     return GitState(commit, branch, dirty)
+
+
+_LS_FILES = ("ls-files", "-z", "--")
+
+
+def _tracked_by_enclosing_repository(root: str, timeout: float) -> bool:
+    """Whether the git repository that ``root`` lies in is the project's own: it
+    is rooted at ``root``, or it tracks a file at ``root`` (a project in a
+    monorepo). True when no ``.git`` is found above (git decides, as before)."""
+    root = os.path.abspath(root)
+    here = root
+    while not os.path.exists(os.path.join(here, ".git")):
+        parent = os.path.dirname(here)
+        if parent == here:
+            return True
+        here = parent
+    if here == root:
+        return True  # the common case: no extra process
+    try:
+        names = sorted(
+            name for name in os.listdir(root) if os.path.isfile(os.path.join(root, name))
+        )
+    except OSError:
+        return False
+    if not names:
+        return False
+    try:
+        done = subprocess.run(
+            ["git", "--no-optional-locks", "--literal-pathspecs", "-C", root, *_LS_FILES, *names],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0 and bool(done.stdout)
 
 
 _Env = Mapping[str, str]
