@@ -244,6 +244,10 @@ class Controller(Exits):
                 if slot.state is SlotState.STARTING:
                     self._load_failed(slot, message)
                 return  # a worker being stopped before it was ready: nothing to obey
+            stops = control.fields.get("exit")
+            if isinstance(stops, int) and not slot.listing:
+                self._worker_stops(slot, stops, message, now)
+                return
             self._reporter.notice(f"worker {slot.worker} could not obey a command: {message}")
             if slot.listing:
                 slot.listing = False
@@ -253,6 +257,18 @@ class Controller(Exits):
                 unreported = slot.batch_done()
                 self._result.unreported.extend(unreported)
                 self._progress.done += len(unreported)
+
+    def _worker_stops(self, slot: Slot, status: int, message: str, now: float) -> None:
+        """The worker stops on its own (``pytest.exit()`` in a test): the tests it
+        still held were not run, it exits with ``status`` after its teardown, and
+        the run stops as pytest's session would (pytest-xdist stops every worker)."""
+        self._result.not_run.extend(slot.take_pending())
+        slot.exit_expected = status
+        slot.stop_reason = StopReason.QUIT
+        slot.state = SlotState.STOPPING
+        slot.quit_at = now  # its teardown is under quit_wait, like any quitting worker's
+        slot.quit_mark = len(slot.output)
+        self._halt(message.removesuffix("; the worker stops"))
 
     def _on_ready_event(self, slot: Slot, control: Control) -> None:
         if slot.killed:
@@ -343,7 +359,7 @@ class Controller(Exits):
         queue = self._queue
         if queue is None:
             return
-        if queue and not self._interrupts:
+        if queue and not self._interrupts and self._halted is None:
             serving = [
                 slot
                 for slot in self._slots.values()
@@ -407,6 +423,10 @@ class Controller(Exits):
             sink(record)
         self._idle_due = True
         self._reporter.record(record)
+        maxfail = self._options.maxfail
+        if maxfail is not None and self._progress.failed >= maxfail and self._halted is None:
+            failures = f"{maxfail} failure{'s' if maxfail > 1 else ''}"
+            self._halt(f"stopping after {failures} (--maxfail {maxfail})")
 
     def _refresh_progress(self) -> None:
         queued = self._queue.expected if self._queue is not None else 0.0

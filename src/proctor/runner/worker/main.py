@@ -233,14 +233,16 @@ def _run_pytest(
     code, suite = run_pytest(runtime, args, body, crash_file, options.capture_dir)
     ran = pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED
     if not suite.served:
-        message = f"pytest stopped before running tests (exit code {code}); its output says why"
+        message = suite.why_not_served(int(code))
         runtime.sink.send(control_event("error", message=message))
-        print(f"proctor.worker: {message}", file=sys.stderr)
+        if not runtime.server:  # a server said so in its `error` event
+            print(f"proctor.worker: {message}", file=sys.stderr)
         return EXIT_USAGE
     if runtime.sink.gone:  # pytest turned ControllerGone into an internal error
         return EXIT_CONTROLLER_GONE
     if suite.stopped is not None:
-        print(f"proctor.worker: {suite.stopped}; stopping", file=sys.stderr)
+        if not runtime.server:  # a server said so in its `error` event
+            print(f"proctor.worker: {suite.stopped}; stopping", file=sys.stderr)
         return EXIT_STOPPED
     if suite.interrupted or code == pytest.ExitCode.INTERRUPTED:
         print("proctor.worker: interrupted (KeyboardInterrupt); stopping", file=sys.stderr)
