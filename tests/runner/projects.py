@@ -417,7 +417,9 @@ def fold_pytest_reports(records: Iterable[Mapping[str, object]]) -> dict[str, st
         elif any(r["when"] == "collect" and r["outcome"] == "skipped" for r in own):
             result[test_id] = "skip"
         else:
-            first = next(r for r in own if r["outcome"] == "skipped" or r["when"] == "call")
+            first = next((r for r in own if r["outcome"] == "skipped" or r["when"] == "call"), None)
+            if first is None:  # never finished (pytest.exit() in it): pytest reports nothing
+                continue
             if first["outcome"] == "skipped":
                 result[test_id] = "xfail" if first["xfail"] else "skip"
             else:

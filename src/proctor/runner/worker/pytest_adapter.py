@@ -289,6 +289,7 @@ class PytestSuite:
         self._collected: dict[str, tuple[Status, str]] = {}
         self._aliases: dict[str, str] | None = None  # wire id -> id, built when first needed
         self._open: _Open | None = None
+        self._ended: _Open | None = None  # finished, its final status not sent yet
         self._session_seen: pytest.Session | None = None
         self._sent = 0
         self._null: IO[str] | None = None
@@ -355,7 +356,7 @@ class PytestSuite:
             if filed:
                 self._collection_warnings.add(id(filed[-1]))
             return
-        current = self._open
+        current = self._ended or self._open
         if current is not None and current.test_id == nodeid:
             text = warnings.formatwarning(
                 warning_message.message,
@@ -464,6 +465,16 @@ class PytestSuite:
         current, self._open = self._open, None
         if current is None or current.test_id != nodeid:
             return
+        # Sent once its protocol returns (_emit_ended): pytest's warnings plugin
+        # reports the test's warnings after logfinish.
+        self._ended = current
+
+    def _emit_ended(self) -> None:
+        """The final status of the test whose protocol just ended, with its files."""
+        current, self._ended = self._ended, None
+        if current is None:
+            return
+        nodeid = current.test_id
         if current.subtest_failed and OUTCOME_RANK[current.status] <= OUTCOME_RANK[Status.SUCCESS]:
             current.status = Status.FAIL
         status = current.status if current.status is not Status.NONE else Status.FAIL
@@ -573,8 +584,11 @@ class PytestSuite:
                 nextitem = item.parent
             try:
                 item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+                self._emit_ended()
             except KeyboardInterrupt as interrupt:
-                if not self._fail_open_test(item, interrupt):
+                failed = self._fail_open_test(item, interrupt)
+                self._emit_ended()
+                if not failed:
                     raise  # outside the test's own protocol: pytest stops, so do we
                 if not self._runtime.server:
                     self.interrupted = True
@@ -583,6 +597,7 @@ class PytestSuite:
             except pytest.exit.Exception as stop:
                 reason = f"pytest.exit() in {item.nodeid}: {stop.msg}"
                 self._fail_open_test(item, stop, reason + "; the worker stops.")
+                self._emit_ended()
                 self._stopping(item, reason)
                 raise
             else:
