@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from proctor.cli.run import RunArgs, _pytest_params, run
 from proctor.wire.v2 import decode
 from tests.runner.projects import (
     PYTEST_CONF,
@@ -375,3 +376,46 @@ def test_ids_that_differ_between_workers_fail_the_run_naming_them(tmp_path: Path
     pids = re.findall(r"'tests/test_p.py::test_pid\[(\d+)\]'", out)
     assert len(set(pids)) == 2, out  # both workers' ids, named
     assert "No test with id" not in out
+
+
+def test_pdb_post_mortem_in_a_unittest_suite_too(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        {
+            **UNITTEST_CONF,
+            "tests/__init__.py": "",
+            "tests/test_u.py": """
+                import unittest
+
+                class T(unittest.TestCase):
+                    def test_fail(self):
+                        value = 41
+                        self.assertEqual(value, 42)
+
+                    def test_ok(self):
+                        pass
+            """,
+        },
+    )
+    done = _run(root, "-j", "1", "--pdb", stdin=b"p value * 1000 + 1\ncontinue\n")
+    out = done.stdout.decode()
+    assert done.returncode == 1
+    assert "41001" in out
+    assert _counts(out) == {"passed": 1, "failed": 1, "skipped": 0}
+
+
+def test_pdb_with_an_id_reaches_its_own_field(tmp_path: Path) -> None:
+    """``--pdb`` takes an optional value: alone it is the post-mortem flag; with an
+    id it is stestr's ``--pdb ID`` (``RunArgs.pdb_test_id``), not a filter."""
+    for argv, expected in (
+        (["--pdb"], (True, None)),
+        (["--pdb", "-j", "1"], (True, None)),
+        (["--pdb", "tests.test_u.T.test_ok"], (False, "tests.test_u.T.test_ok")),
+        ([], (False, None)),
+    ):
+        ctx = run.make_context("run", list(argv))
+        params = dict(ctx.params)
+        _pytest_params(params, ())
+        args = RunArgs(**params)  # type: ignore[arg-type]
+        assert (args.post_mortem, args.pdb_test_id) == expected, argv
+        assert args.filters == ()

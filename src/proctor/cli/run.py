@@ -84,6 +84,7 @@ class RunArgs:
     # pytest's options (see proctor.runner.pytest_options): -k, -m, -v/-q, --pdb, after --
     pytest: PytestOptions = field(default_factory=PytestOptions)
     maxfail: int | None = None  # -x / --maxfail N: stop after N failures across workers
+    post_mortem: bool = False  # --pdb: the debugger at each failure (pytest and unittest)
     failed_first: bool = False  # --ff
     pdb_test_id: str | None = None  # --pdb ID: run that one test under the debugger (stestr)
 
@@ -175,6 +176,7 @@ def make_backend(args: RunArgs, config: Config) -> WorkerBackend:
         top_dir=config.top_dir,
         pytest_args=args.pytest.worker_args(config.pytest_args, config.test_path),
         capture=args.capture,
+        extra_args=("--pdb",) if args.post_mortem else (),
         # A worker started before the command line was parsed (proctor.cli.run_early)
         # read these from the configuration: it is the same one unless overridden.
         from_configuration=args.test_path is None
@@ -481,6 +483,11 @@ def _check_pytest_options(args: RunArgs, config: Config) -> None:
     """pytest-only options on a suite that certainly runs under unittest: exit 2."""
     from proctor.runner.worker.framework import detect_framework
 
+    if args.pdb_test_id is not None:  # stestr's `--pdb ID`: see RunArgs.pdb_test_id
+        raise UsageProblem(
+            f"--pdb {args.pdb_test_id}: running one test under the debugger "
+            "is not available here; --pdb alone debugs each failure"
+        )
     given = args.pytest.only_pytest
     if not given or (config.framework == "auto" and config.test_path is None):
         return  # auto without a test_path may still turn out to be pytest (the worker decides)
@@ -514,9 +521,9 @@ def _pytest_params(params: dict[str, object], extra: tuple[str, ...]) -> None:
         keyword=keyword if isinstance(keyword, str) else None,
         markexpr=markexpr if isinstance(markexpr, str) else None,
         verbosity=verbose - quiet,
-        post_mortem=pdb == "",
         extra=extra,
     )
+    params["post_mortem"] = pdb == ""
     limits = [1] if exitfirst else []
     limits += [maxfail] if isinstance(maxfail, int) else []
     params["maxfail"] = min(limits) if limits else None

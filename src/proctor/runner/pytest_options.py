@@ -1,11 +1,12 @@
 """pytest's own options given to ``proctor run``, and the workers' pytest command line.
 
-``-k``, ``-m``, ``-v``/``-q``, ``--pdb`` and everything after ``--`` go to pytest
-in every worker, so that pytest's own collection selects the tests (the same
+``-k``, ``-m``, ``-v``/``-q`` and everything after ``--`` go to pytest in
+every worker, so that pytest's own collection selects the tests (the same
 ones ``pytest`` would: the controller never re-implements its expressions) and
-its own machinery reports and debugs them. ``-x``/``--maxfail`` and ``--ff``
-are not pytest's business in a worker: they act across workers, in the
-controller (:class:`~proctor.runner.options.RunOptions`).
+its own machinery reports them. ``-x``/``--maxfail`` and ``--ff`` are not
+pytest's business in a worker: they act across workers, in the controller
+(:class:`~proctor.runner.options.RunOptions`); ``--pdb`` is the worker's own
+option (pytest's ``--pdb`` for a pytest suite, a post-mortem for unittest's).
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ class PytestOptions:
     """``-m EXPR``: pytest's mark expression."""
     verbosity: int = 0
     """``-v`` counts up, ``-q`` down (pytest's verbosity: longer or shorter diffs)."""
-    post_mortem: bool = False
-    """``--pdb``: the debugger at each failure, through the worker's stdin channel."""
     extra: tuple[str, ...] = ()
     """Everything after ``--``, untouched."""
 
@@ -58,8 +57,6 @@ class PytestOptions:
             args += ["-m", self.markexpr]
         if self.verbosity:
             args.append("-" + ("v" if self.verbosity > 0 else "q") * abs(self.verbosity))
-        if self.post_mortem:
-            args.append("--pdb")
         args.extend(self.extra)
         return tuple(args)
 
