@@ -419,3 +419,13 @@ def test_pdb_with_an_id_reaches_its_own_field(tmp_path: Path) -> None:
         args = RunArgs(**params)  # type: ignore[arg-type]
         assert (args.post_mortem, args.pdb_test_id) == expected, argv
         assert args.filters == ()
+
+
+def test_pytests_own_maxfail_after_the_double_dash_stops_the_run_too(tmp_path: Path) -> None:
+    root = write_project(tmp_path, FAILING)
+    done = _run(root, "-j", "1", "--", "--maxfail", "2")
+    out = done.stdout.decode()
+    assert done.returncode == 1, out
+    assert _counts(out) == {"passed": 12, "failed": 2, "skipped": 0, "not run": 2}
+    assert "pytest stopped the session after tests/test_f.py::test_broken[1]" in out
+    assert "exited with code" not in out

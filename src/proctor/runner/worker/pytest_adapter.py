@@ -222,6 +222,10 @@ class _Open:
         return captured + self.files
 
 
+class _SessionStopped(Exception):
+    """pytest's session wants to stop (``session.shouldstop``/``shouldfail``)."""
+
+
 class _Chain:
     """Stands for "a next test needing exactly these collectors" in ``teardown_exact``."""
 
@@ -445,6 +449,8 @@ class PytestSuite:
         emit_stray_output(self._runtime)
         try:
             self._body(self)
+        except _SessionStopped:
+            pass  # the error control event said so; pytest finishes the session
         finally:
             self.close()
         return True
@@ -604,6 +610,11 @@ class PytestSuite:
                 interrupted = False
             if interrupted:  # out of the except clause: teardowns must not see the interrupt
                 self._after_interrupt(item, nextitem)
+            session = self._session
+            why = session and (session.shouldfail or session.shouldstop)
+            if why:  # pytest's -x/--maxfail after --, or a plugin, stopped the session
+                self._stopping(item, f"pytest stopped the session after {item.nodeid}: {why}")
+                raise _SessionStopped
 
     def _fail_open_test(self, item: pytest.Item, error: BaseException, reason: str = "") -> bool:
         """Fail ``item``, under way when ``error`` escaped its protocol; False if it was not.
