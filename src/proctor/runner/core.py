@@ -82,6 +82,8 @@ class ControllerCore:
         self._replacing: list[Slot] = []  # dead workers not replaced yet, for notices
         self._ready_counts: dict[int, int] = {}  # worker -> tests its `ready` announced
         self._counts_differ = False  # (warned once)
+        self._halted: str | None = None  # why the run stopped early (--maxfail, pytest.exit())
+        self._digest: tuple[int, str] | None = None  # the lister's worker and ids digest
 
     # -- implemented by the controller proper ---------------------------------------------
 

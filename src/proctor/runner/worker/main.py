@@ -161,7 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sink = ResultsWriter(fds.results)
     reader = CommandReader(fds.commands) if fds.commands is not None else None
     runtime = Runtime(
-        sink=sink, output=PassThrough(), capture=options.capture, server=reader is not None
+        sink=sink,
+        output=PassThrough(),
+        capture=options.capture,
+        server=reader is not None,
+        post_mortem=options.post_mortem,
     )
     stdin = StdinProxy(_stdin_request(runtime, reader, fds.stdin))
     # A server asks the controller only while it runs tests (serve() says when):
@@ -230,17 +234,21 @@ def _run_pytest(
     args = list(pytest_args)
     if test_path and not pytest_args:
         args.append(test_path)
+    if runtime.post_mortem:
+        args.append("--pdb")  # pytest's own post-mortem, reading the worker's stdin
     code, suite = run_pytest(runtime, args, body, crash_file, options.capture_dir)
     ran = pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED
     if not suite.served:
-        message = f"pytest stopped before running tests (exit code {code}); its output says why"
+        message = suite.why_not_served(int(code))
         runtime.sink.send(control_event("error", message=message))
-        print(f"proctor.worker: {message}", file=sys.stderr)
+        if not runtime.server:  # a server said so in its `error` event
+            print(f"proctor.worker: {message}", file=sys.stderr)
         return EXIT_USAGE
     if runtime.sink.gone:  # pytest turned ControllerGone into an internal error
         return EXIT_CONTROLLER_GONE
     if suite.stopped is not None:
-        print(f"proctor.worker: {suite.stopped}; stopping", file=sys.stderr)
+        if not runtime.server:  # a server said so in its `error` event
+            print(f"proctor.worker: {suite.stopped}; stopping", file=sys.stderr)
         return EXIT_STOPPED
     if suite.interrupted or code == pytest.ExitCode.INTERRUPTED:
         print("proctor.worker: interrupted (KeyboardInterrupt); stopping", file=sys.stderr)

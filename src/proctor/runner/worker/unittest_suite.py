@@ -42,7 +42,7 @@ from __future__ import annotations
 import traceback
 import unittest
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Any, cast
 from unittest.util import strclass
 
 from proctor.events.unittest_result import Escaped, EventResult, FixtureOutcome
@@ -60,6 +60,26 @@ _RUN_ENTERED = "_testRunEntered"
 _TEST_METHOD_CODE = getattr(getattr(unittest.TestCase, "_callTestMethod", None), "__code__", None)
 
 
+class PostMortemResult(EventResult):
+    """``--pdb``: the debugger in the frame of each failure or error, once it is
+    recorded (its input comes through the worker's stdin channel)."""
+
+    def addError(self, test: unittest.TestCase, err: Any = None, details: Any = None) -> None:
+        super().addError(test, err, details)
+        _post_mortem(err)
+
+    def addFailure(self, test: unittest.TestCase, err: Any = None, details: Any = None) -> None:
+        super().addFailure(test, err, details)
+        _post_mortem(err)
+
+
+def _post_mortem(err: Any) -> None:
+    if isinstance(err, tuple) and len(err) == 3 and err[2] is not None:
+        import pdb
+
+        pdb.post_mortem(err[2])
+
+
 class UnittestSuite:
     """A discovered unittest suite that runs batches of ids (see the module docstring)."""
 
@@ -68,7 +88,8 @@ class UnittestSuite:
     def __init__(self, index: SuiteIndex, runtime: Runtime) -> None:
         self._index = index
         self._runtime = runtime
-        self.result = EventResult(
+        result_class = PostMortemResult if runtime.post_mortem else EventResult
+        self.result = result_class(
             runtime.sink, output=runtime.output, flush=runtime.sink.flush, clock=runtime.clock
         )
         self.result.startTestRun()
