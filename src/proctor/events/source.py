@@ -6,7 +6,8 @@ block fills) and feeds a decoder for the stream's format, yielding events in
 batches. :func:`detect_format` tells the formats apart from their first bytes;
 on a pipe those may arrive a few bytes at a time, so :func:`read_events` reads
 on until the bytes seen decide the format (:func:`format_decided`) before it
-picks a decoder.
+picks a decoder. A format other than v2 picked so is confirmed only by its
+first test event; a valid v2 packet before that makes the stream v2.
 """
 
 from __future__ import annotations
