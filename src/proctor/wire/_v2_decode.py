@@ -202,11 +202,12 @@ class Decoder:
     """An incremental subunit v2 decoder.
 
     Feed it bytes in any chunking with :meth:`feed`; each call returns the
-    events completed so far. Call :meth:`close` at the end of the stream to
+    events completed so far, and the events are those of the whole buffer
+    decoded at once (only passthrough text may be split differently). Call :meth:`close` at the end of the stream to
     flush what is left (a packet cut short at the end is reported as a parser
     error and its bytes rescanned). The decoder never raises on bad input, and
     its work is linear in its input: rescanning after bad candidates is paid
-    from a budget proportional to the bytes fed, and once an input crafted to
+    from a budget proportional to the stream offset, and once an input crafted to
     exhaust it has done so, a bad candidate's claimed bytes are skipped as
     python-subunit skips them.
     """
@@ -450,9 +451,10 @@ class Decoder:
 
 
 _BUDGET_BASE = 1 << 22
-"""Bytes rejected candidates may make the decoder read before any input is fed."""
+"""Bytes rejected candidates may make the decoder read at the start of the stream."""
 _BUDGET_PER_BYTE = 16
-"""... and for each byte fed. Ordinary damage (a stray 0xB3, a corrupt packet,
+"""... and more for each byte of stream offset (not of input fed: the same
+bytes must decode alike in any chunking). Ordinary damage (a stray 0xB3, a corrupt packet,
 random bytes) costs far less than this; only input built to make every
 candidate read megabytes runs out, after which bad candidates' claimed bytes
 are skipped and the total work stays linear."""
