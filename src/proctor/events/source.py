@@ -15,10 +15,13 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Iterator
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from proctor.events.sink import Sink
 from proctor.wire.event import Event
+
+if TYPE_CHECKING:
+    from proctor.wire.junit import TestIds
 
 __all__ = [
     "FORMATS",
@@ -64,8 +67,11 @@ class StreamDecoder(Protocol):
     def close(self) -> list[Event]: ...
 
 
-def make_decoder(name: str) -> StreamDecoder:
-    """A fresh decoder for a format name (``v2``, ``v1``, ``json``, ``junit``)."""
+def make_decoder(name: str, *, junit_ids: TestIds | None = None) -> StreamDecoder:
+    """A fresh decoder for a format name (``v2``, ``v1``, ``json``, ``junit``).
+
+    ``junit_ids`` names JUnit test cases (see :class:`proctor.wire.junit.TestIds`).
+    """
     try:
         module_name, class_name = FORMATS[name]
     except KeyError:
@@ -73,7 +79,8 @@ def make_decoder(name: str) -> StreamDecoder:
         raise UnknownFormatError(
             f"unknown stream format {name!r}; expected one of {known}"
         ) from None
-    decoder: StreamDecoder = getattr(importlib.import_module(module_name), class_name)()
+    factory = getattr(importlib.import_module(module_name), class_name)
+    decoder: StreamDecoder = factory(junit_ids) if name == "junit" else factory()
     return decoder
 
 
@@ -149,7 +156,9 @@ def _read_block(stream: BinaryIO) -> bytes:
     return stream.read(BLOCK)
 
 
-def read_events(stream: BinaryIO, format: str = "auto") -> Iterator[list[Event]]:
+def read_events(
+    stream: BinaryIO, format: str = "auto", *, junit_ids: TestIds | None = None
+) -> Iterator[list[Event]]:
     """Yield batches of events decoded from a binary stream until its end.
 
     ``format`` is a name from :data:`FORMATS` or ``auto`` (see :func:`detect_format`;
@@ -172,9 +181,10 @@ def read_events(stream: BinaryIO, format: str = "auto") -> Iterator[list[Event]]
                 eof = True
         format = detect_format(data)
         if format != "v2":
-            yield from _read_guessed(stream, format, data, eof)
+            guess = make_decoder(format, junit_ids=junit_ids)
+            yield from _read_guessed(stream, guess, format, data, eof)
             return
-    yield from _decode(stream, make_decoder(format), format, data, eof)
+    yield from _decode(stream, make_decoder(format, junit_ids=junit_ids), format, data, eof)
 
 
 def _decode(
@@ -259,7 +269,9 @@ def _any_packet(events: list[Event]) -> bool:
     return False
 
 
-def _read_guessed(stream: BinaryIO, format: str, data: bytes, eof: bool) -> Iterator[list[Event]]:
+def _read_guessed(
+    stream: BinaryIO, decoder: StreamDecoder, format: str, data: bytes, eof: bool
+) -> Iterator[list[Event]]:
     """Read a stream whose first bytes look like ``format`` (not v2).
 
     The guess holds once the decoder yields an event with a test id: a
@@ -267,7 +279,6 @@ def _read_guessed(stream: BinaryIO, format: str, data: bytes, eof: bool) -> Iter
     decoder reads the same bytes; if it finds a valid packet first, the stream
     is v2 (python-subunit reads it so) and its v2 events are yielded instead.
     """
-    decoder = make_decoder(format)
     watch = _V2Watch()
     held: list[Event] = []
     lines = _LineCount() if format == "json" else None

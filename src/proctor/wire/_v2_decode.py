@@ -203,9 +203,10 @@ class Decoder:
 
     Feed it bytes in any chunking with :meth:`feed`; each call returns the
     events completed so far, and the events are those of the whole buffer
-    decoded at once (only passthrough text may be split differently). Call :meth:`close` at the end of the stream to
-    flush what is left (a packet cut short at the end is reported as a parser
-    error and its bytes rescanned). The decoder never raises on bad input, and
+    decoded at once (only passthrough text may be split differently). Call
+    :meth:`close` at the end of the stream to flush what is left (a packet
+    cut short at the end is reported as a parser error and its bytes
+    rescanned). The decoder never raises on bad input, and
     its work is linear in its input: rescanning after bad candidates is paid
     from a budget proportional to the stream offset, and once an input crafted to
     exhaust it has done so, a bad candidate's claimed bytes are skipped as
