@@ -68,8 +68,11 @@ def damaged_streams(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=400, deadline=None)
-@given(damaged_streams(), st.lists(st.integers(1, 40), min_size=1, max_size=30), st.booleans())
+_cuts = st.lists(st.integers(1, 40), min_size=1, max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(damaged_streams(), _cuts, st.booleans())
 def test_any_chunking_of_a_damaged_stream_decodes_as_the_whole_buffer(
     data: bytes, cuts: list[int], accelerate: bool
 ) -> None:
@@ -77,8 +80,19 @@ def test_any_chunking_of_a_damaged_stream_decodes_as_the_whole_buffer(
     assert coalesce(chunked(data, cuts, accelerate)) == coalesce(whole)
 
 
-@settings(max_examples=200, deadline=None)
-@given(damaged_streams(), st.lists(st.integers(1, 40), min_size=1, max_size=30))
+@pytest.mark.slow
+@settings(max_examples=1500, deadline=None)
+@given(damaged_streams(), _cuts, st.booleans())
+def test_any_chunking_of_a_damaged_stream_decodes_as_the_whole_buffer_thoroughly(
+    data: bytes, cuts: list[int], accelerate: bool
+) -> None:
+    """The same property, ten times as many examples (the slow tier)."""
+    whole = v2.decode(data, accelerate=accelerate)
+    assert coalesce(chunked(data, cuts, accelerate)) == coalesce(whole)
+
+
+@settings(max_examples=100, deadline=None)
+@given(damaged_streams(), _cuts)
 def test_c_and_python_agree_on_chunked_damaged_streams(data: bytes, cuts: list[int]) -> None:
     assert coalesce(chunked(data, cuts, True)) == coalesce(chunked(data, cuts, False))
     assert v2.decode(data, accelerate=True) == v2.decode(data, accelerate=False)
