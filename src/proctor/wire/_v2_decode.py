@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import zlib
+from collections.abc import Callable
 from typing import NamedTuple
 
 from proctor.wire._v2_format import (
@@ -118,14 +119,6 @@ def _header(buf: bytes, j: int, size: int) -> tuple[int, int, int] | str | None:
     return flags, length, pos
 
 
-def _incomplete(buf: bytes, j: int, size: int) -> bool:
-    """Whether the candidate at ``j`` runs past ``size`` (header or claimed length)."""
-    header = _header(buf, j, size)
-    if header is None:
-        return True
-    return isinstance(header, tuple) and j + header[1] > size
-
-
 class _Unknown(Exception):
     """The candidate's bytes so far end before this field does."""
 
@@ -133,7 +126,8 @@ class _Unknown(Exception):
 def _plausible(buf: bytes, j: int, size: int) -> bool:
     """Whether the bytes so far of an incomplete candidate at ``j`` may still
     begin a valid packet: False only when the whole packet, once arrived, would
-    certainly be rejected (the same checks as :func:`_fields`, on a prefix)."""
+    certainly be rejected (the checks of :func:`_header` and :func:`_fields`,
+    on a prefix)."""
     header = _header(buf, j, size)
     if header is None:  # the checks of _header, on the bytes there are
         have = size - j
@@ -147,55 +141,66 @@ def _plausible(buf: bytes, j: int, size: int) -> bool:
     flags, length, pos = header
     end = j + length - 4  # where the CRC starts
     avail = min(size, end)
-
-    def take(pos: int, n: int) -> int:
-        if pos + n > end:
-            raise _BadPacket("overrun", pos)
-        if pos + n > avail:
-            raise _Unknown
-        return pos + n
-
-    def varint(pos: int) -> tuple[int, int]:
-        first = buf[take(pos, 1) - 1]
-        n = (1, 2, 3, 4)[first >> 6]
-        stop = take(pos, n)
-        return int.from_bytes(buf[pos:stop], "big") & ((1 << (8 * n - 2)) - 1), stop
-
-    def string(pos: int) -> int:
-        n, start = varint(pos)
-        if start + n > end:
-            raise _BadPacket("overrun", start)
-        piece = buf[start : min(start + n, avail)]
-        try:
-            text = codecs.getincrementaldecoder("utf-8")().decode(piece, start + n <= avail)
-        except UnicodeDecodeError:
-            raise _BadPacket("not UTF-8", start) from None
-        if "\x00" in text:
-            raise _BadPacket("NUL", start)
-        return take(start, n)
-
     try:
         if flags & FLAG_TIMESTAMP:
-            pos = varint(take(pos, 4))[1]
+            pos = _prefix_varint(buf, _prefix_take(pos, 4, end, avail), end, avail)[1]
         if flags & FLAG_TEST_ID:
-            pos = string(pos)
+            pos = _prefix_string(buf, pos, end, avail)
         if flags & FLAG_TAGS:
-            count, pos = varint(pos)
+            count, pos = _prefix_varint(buf, pos, end, avail)
             for _ in range(count):
-                pos = string(pos)
+                pos = _prefix_string(buf, pos, end, avail)
         if flags & FLAG_MIME_TYPE:
-            pos = string(pos)
+            pos = _prefix_string(buf, pos, end, avail)
         if flags & FLAG_FILE_CONTENT:
-            pos = string(pos)
-            n, pos = varint(pos)
-            pos = take(pos, n) if pos + n > end else pos + n
+            pos = _prefix_string(buf, pos, end, avail)
+            n, pos = _prefix_varint(buf, pos, end, avail)
+            if pos + n > end:
+                return False
+            pos += n  # the content itself: any bytes
         if flags & FLAG_ROUTE_CODE:
-            pos = string(pos)
+            pos = _prefix_string(buf, pos, end, avail)
     except _Unknown:
         return True
     except _BadPacket:
         return False
     return pos == end
+
+
+def _prefix_take(pos: int, n: int, end: int, avail: int) -> int:
+    if pos + n > end:
+        raise _BadPacket("overrun", pos)
+    if pos + n > avail:
+        raise _Unknown
+    return pos + n
+
+
+def _prefix_varint(buf: bytes, pos: int, end: int, avail: int) -> tuple[int, int]:
+    first = buf[_prefix_take(pos, 1, end, avail) - 1]
+    n = (1, 2, 3, 4)[first >> 6]
+    stop = _prefix_take(pos, n, end, avail)
+    return int.from_bytes(buf[pos:stop], "big") & ((1 << (8 * n - 2)) - 1), stop
+
+
+def _prefix_string(buf: bytes, pos: int, end: int, avail: int) -> int:
+    n, start = _prefix_varint(buf, pos, end, avail)
+    if start + n > end:
+        raise _BadPacket("overrun", start)
+    whole = start + n <= avail
+    try:
+        text = _utf8_prefix()(buf[start : min(start + n, avail)], whole)
+    except UnicodeDecodeError:
+        raise _BadPacket("not UTF-8", start) from None
+    if "\x00" in text:
+        raise _BadPacket("NUL", start)
+    if not whole:
+        raise _Unknown
+    return start + n
+
+
+def _utf8_prefix() -> Callable[[bytes, bool], str]:
+    """A fresh incremental UTF-8 decoder's ``decode`` (a prefix may end mid-character)."""
+    return codecs.getincrementaldecoder("utf-8")().decode
 
 
 class Decoder:
@@ -298,18 +303,18 @@ class Decoder:
                 # far could begin a valid packet (so the result never depends
                 # on where reads end); text such as "ó " is rejected at once.
                 found: list[Event] = []
-                stop = c_scan(buf, j, found) if c_scan is not None else j
-                if stop <= j:
-                    if _incomplete(buf, j, size):
-                        if not final and _plausible(buf, j, size):
-                            if j > text_start:
-                                self._text(events, buf[text_start:j])
-                            hold, hold_owed, hold_mid = j, mid, True
-                            break
-                        stop = j
-                    elif c_scan is None:
-                        result = packet(buf, j, size, final, found)
-                        stop = result if type(result) is int else j
+                if c_scan is not None:
+                    stop = c_scan(buf, j, found)  # negative: still arriving
+                    waiting = stop < 0 and not final
+                else:
+                    result = packet(buf, j, size, final, found)
+                    waiting = type(result) is int and result == 0
+                    stop = result if type(result) is int and result > 0 else j
+                if waiting and _plausible(buf, j, size):
+                    if j > text_start:
+                        self._text(events, buf[text_start:j])
+                    hold, hold_owed, hold_mid = j, mid, True
+                    break
                 if stop <= j:
                     pos = j + 1
                     continue
@@ -328,6 +333,9 @@ class Decoder:
                 if stop > j:
                     pos = text_start = stop
                     continue
+                if stop < 0 and not final:  # still arriving: wait for it
+                    hold = j
+                    break
             result = packet(buf, j, size, final, events)
             if type(result) is int:
                 if result > 0:
