@@ -113,15 +113,9 @@ def _holds_v2_packet(head: bytes) -> bool:
     """Whether ``head`` contains a whole, valid subunit v2 packet."""
     if b"\xb3" not in head:
         return False
-    from proctor.wire.v2 import NON_SUBUNIT_NAME, PARSER_TEST_ID, Decoder
+    from proctor.wire.v2 import Decoder
 
-    for event in Decoder().feed(head):
-        if event.test_id is None:
-            if event.file_name != NON_SUBUNIT_NAME:
-                return True
-        elif event.test_id != PARSER_TEST_ID:
-            return True
-    return False
+    return _any_packet(Decoder().feed(head))
 
 
 def format_decided(head: bytes) -> bool:
