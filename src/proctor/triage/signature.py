@@ -115,10 +115,10 @@ class Project:
 NO_PROJECT = Project()
 
 _DRIVE = re.compile(r"^[A-Za-z]:/")
-_LIBRARY = re.compile(
-    r"/(?:site|dist)-packages/|/lib/(?:pypy|python)\d+(?:\.\d+)?t?/|^[A-Za-z]:/Python\d+/Lib/"
-    r"|/node_modules/"
-)
+# Installed packages first (a virtualenv's site-packages sits under lib/pythonX.Y
+# too), cut at the last one; then the standard library.
+_PACKAGES = re.compile(r".*/(?:site|dist)-packages/|.*/node_modules/")
+_STDLIB = re.compile(r".*?/lib/(?:pypy|python)\d+(?:\.\d+)?t?/|^[A-Za-z]:/Python\d+/Lib/")
 _JAVA_SYSTEM = (
     "java.",
     "javax.",
@@ -189,7 +189,7 @@ def signature_of(
         return _make(algorithm, "timeout", _casualty_key("timeout", parsed, project, depth))
     if _CRASH.search(head) or _CRASH.search(_head_message(parsed)):
         return _make(algorithm, "crash", _casualty_key(_crash_reason(text), parsed, project, depth))
-    if parsed.format == "text" or parsed.format == "faulthandler":
+    if parsed.format == "faulthandler" or (parsed.format == "text" and not parsed.chain[-1].type):
         return _make(algorithm, "text", _text_key(parsed))
     parts = []
     chain = parsed.chain
@@ -247,7 +247,7 @@ def _frame_key(frame: Frame, format: Format, project: Project) -> tuple[str, boo
         return normalise_message(path), not path.startswith("<frozen ")
     if path.startswith(("node:", "internal/")):
         return path, False
-    library = _LIBRARY.search(path)
+    library = _PACKAGES.match(path) or _STDLIB.match(path)
     if library:
         return path[library.end() :], False
     return project.relative(path), True
@@ -256,17 +256,23 @@ def _frame_key(frame: Frame, format: Format, project: Project) -> tuple[str, boo
 def _site(
     frames: tuple[Frame, ...], format: Format, project: Project, depth: int | None, source: bool
 ) -> str:
-    keyed = [(*_frame_key(frame, format, project), frame) for frame in frames]
-    chosen = [item for item in keyed if item[1]]
+    # From the innermost frame out, stopping once ``depth`` project frames are found.
+    chosen: list[tuple[str, bool, Frame]] = []
+    system: list[tuple[str, bool, Frame]] = []
+    for frame in reversed(frames):
+        key, in_project = _frame_key(frame, format, project)
+        if in_project:
+            chosen.append((key, True, frame))
+            if depth is not None and len(chosen) >= depth:
+                break
+        elif len(system) < 2:
+            system.append((key, False, frame))
     if not chosen:
-        chosen = keyed[-2:]
-    elif depth is not None:
-        chosen = chosen[-depth:]
+        chosen = system
     if not chosen:
         return ""
-    names = []
-    for key, _, frame in chosen:
-        names.append(f"{key}:{_GENERATED.sub('<n>', frame.function)}")
+    chosen.reverse()
+    names = [f"{key}:{_GENERATED.sub('<n>', frame.function)}" for key, _, frame in chosen]
     site = " > ".join(_collapse(names))
     statement = _statement(chosen[-1][2].source) if source and chosen[-1][1] else ""
     return f"{site} | {statement}" if statement else site

@@ -98,6 +98,7 @@ _JS_FRAME = re.compile(
     r"^\s+at (?:(?P<func>[^()]+?) \((?P<path>[^()]+?):(?P<line>\d+):\d+\)"
     r"|(?P<path2>[^()\s]+?):(?P<line2>\d+):\d+)\s*$"
 )
+_EXCEPTION_TYPE = re.compile(r"[A-Z]\w*(?:Error|Exception|Failure|Fault|Exit|Interrupt|Warning)$")
 _GROUP_MEMBER = re.compile(r"^[\s|+-]*\| (?P<type>[A-Za-z_][\w.]*)(?::|$)")
 
 
@@ -129,7 +130,18 @@ def parse_failure(text: str) -> ParsedFailure:
         chain = _javascript(lines)
         if chain:
             return ParsedFailure("javascript", chain, text)
-    return ParsedFailure("text", (ExceptionReport("", text.strip()),), text)
+    return ParsedFailure("text", (_bare_exception(text.strip()),), text)
+
+
+def _bare_exception(text: str) -> ExceptionReport:
+    """Text whose first line is an exception line (a ``reason``, pytest's
+    ``--tb=line``) as that exception; other text as a message with no type."""
+    first, _, rest = text.partition("\n")
+    match = _EXCEPTION_LINE.match(first.strip())
+    if match and _EXCEPTION_TYPE.match(match["type"].rsplit(".", 1)[-1]):
+        message = "\n".join(filter(None, (match["message"] or "", rest.strip())))
+        return ExceptionReport(match["type"], message)
+    return ExceptionReport("", text)
 
 
 def _first(lines: list[str], test: Callable[[str], bool]) -> int | None:
