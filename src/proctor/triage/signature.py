@@ -142,8 +142,10 @@ _JAVA_SYSTEM = (
 _GENERATED = re.compile(r"(?<=\$)\d+|(?<=__)\d+$")
 _COMMENT = re.compile(r"\s+#[^'\"]*$")
 _SPACE = re.compile(r"\s+")
+_PUNCTUATION_SPACE = re.compile(r"\s*([^\w\s])\s*")
 _COMPARISON = re.compile(r" [!=]= | differ\b|^assert |^Expected|^expected")
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_CASUALTY = re.compile(r"(?:Timed out|Timeout|[Ww]orker \d+|Fatal Python error)\b")
 _TIMEOUT = re.compile(r"^Timed out\b|\btimed out\b|^Timeout\b|\+{3,} Timeout \+{3,}", re.I | re.M)
 _CRASH = re.compile(
     r"\bkilled by signal\b|\bexited with (?:code|status|signal)\b|^Fatal Python error\b"
@@ -185,10 +187,15 @@ def signature_of(
         return _make(algorithm, "empty", "no detail")
     parsed = parse_failure(text)
     head = "\n".join(text.lstrip().split("\n", 3)[:3])
-    if _TIMEOUT.search(head):
-        return _make(algorithm, "timeout", _casualty_key("timeout", parsed, project, depth))
-    if _CRASH.search(head) or _CRASH.search(_head_message(parsed)):
-        return _make(algorithm, "crash", _casualty_key(_crash_reason(text), parsed, project, depth))
+    # A casualty note starts the text (Proctor's, faulthandler's) or is all there is;
+    # "timed out" in the source lines heading a pytest report is not one.
+    if parsed.format in ("text", "faulthandler") or _CASUALTY.match(head):
+        if _TIMEOUT.search(head):
+            key = _casualty_key("timeout", parsed, project, depth)
+            return _make(algorithm, "timeout", key)
+        if _CRASH.search(head) or _CRASH.search(_head_message(parsed)):
+            key = _casualty_key(_crash_reason(text), parsed, project, depth)
+            return _make(algorithm, "crash", key)
     if parsed.format == "faulthandler" or (parsed.format == "text" and not parsed.chain[-1].type):
         return _make(algorithm, "text", _text_key(parsed))
     parts = []
@@ -284,7 +291,12 @@ def _collapse(names: list[str]) -> list[str]:
 
 
 def _statement(source: str) -> str:
-    return _SPACE.sub(" ", _COMMENT.sub("", source)).strip()[:_SOURCE_TEXT]
+    """A source line as a key: no trailing comment, no space beside punctuation and
+    one kind of quote (what a formatter changes does not change it), other
+    whitespace collapsed."""
+    statement = _COMMENT.sub("", source).strip().replace("'", '"')
+    statement = _PUNCTUATION_SPACE.sub(r"\1", statement)
+    return _SPACE.sub(" ", statement)[:_SOURCE_TEXT]
 
 
 def _message_key(message: str) -> str:
