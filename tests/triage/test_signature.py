@@ -323,3 +323,34 @@ def test_a_formatter_reformatting_the_failing_line_keeps_the_signature() -> None
 def test_timed_out_in_a_pytest_report_is_no_timeout_casualty() -> None:
     text = PYTEST_SHORT.replace("    helper(1)", '    helper("timed out")')
     assert signature_of(text).kind == "traceback"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x " + "1" * 50_000 + "g",
+        "a-" * 25_000 + "a.com:1",
+        "Timed out " + "exit code 1 " * 20_000,
+        "Worker 1 killed by signal " + "9" * 100_000,
+        "Fatal Python error: " + "x" * 100_000,
+        "\tat " + "a." * 50_000,
+    ],
+    ids=["digits-glued", "dashed-host", "timeout", "signal", "fatal", "java"],
+)
+def test_hostile_text_is_signed_in_bounded_time(text: str) -> None:
+    # No timing assertion: a quadratic pattern makes this test hang, not fail.
+    signature = signature_of(text)
+    assert len(signature.key) < 1_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(list('Trace (mostl):\n File"/x.py", line 1in_>E \t.at0')),
+        max_size=400,
+    )
+)
+def test_any_text_gets_a_signature(text: str) -> None:
+    signature = signature_of(text)
+    assert signature.algorithm == ALGORITHM
+    assert signature.digest

@@ -13,6 +13,7 @@ import testtools
 
 from proctor.testing.triage_corpus import Sample
 from proctor.triage import parse_failure
+from proctor.triage.traceback import MAX_TEXT
 
 
 def _raise_chained(explicit: bool) -> str:
@@ -261,3 +262,22 @@ def test_every_corpus_failure_parses_into_frames_with_a_type(corpus: list[Sample
         assert parsed.format in ("cpython", "pytest"), sample
         assert all(r.type for r in parsed.chain), sample
         assert parsed.chain[-1].frames, sample
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\tat " + "a." * 50_000,
+        "  at " + "a " * 50_000,
+        "x" + ":1" * 50_000,
+        "a" * 100_000 + " b",
+        "Traceback (most recent call last):\n" + '  File "x.py", line 1, in f\n' * 60_000,
+        "tests/a.py:1: in f\n    x\n" * 40_000 + "E   " + "e" * 2_000_000,
+    ],
+    ids=["java", "javascript", "colons", "long-word", "many-frames", "huge"],
+)
+def test_hostile_text_is_parsed_in_bounded_time(text: str) -> None:
+    # No timing assertion: a quadratic pattern makes this test hang, not fail.
+    parsed = parse_failure(text)
+    assert parsed.chain
+    assert len(parsed.text) <= MAX_TEXT + 1

@@ -153,8 +153,8 @@ _CRASH = re.compile(
     re.M,
 )
 _SIGNAL_NAME = re.compile(r"\b(SIG[A-Z]{2,}[0-9]*)\b")
-_SIGNAL_NUMBER = re.compile(r"\bsignal (\d+)\b")
-_EXIT = re.compile(r"\b(?:exit(?:ed with)? (?:code|status)) (-?\d+)")
+_SIGNAL_NUMBER = re.compile(r"\bsignal (\d{1,3})\b")
+_EXIT = re.compile(r"\b(?:exit(?:ed with)? (?:code|status)) (-?\d{1,10})\b")
 _FATAL = re.compile(r"^Fatal Python error: (.*)$", re.M)
 _ERRORISH = re.compile(
     r"error|exception|fail|fatal|panic|assert|timeout|timed out|killed|abort|refused|denied"
@@ -304,7 +304,7 @@ def _message_key(message: str) -> str:
     if lines and _COMPARISON.search(lines[0]):
         # An assertion's comparison: its form, not its values.
         lines = [_QUOTED.sub("<str>", line) for line in lines[:1]]
-    return normalise_message(" / ".join(lines))[:_KEY_TEXT]
+    return normalise_message(" / ".join(lines)[: _KEY_TEXT * 4])[:_KEY_TEXT]
 
 
 def _head_message(parsed: ParsedFailure) -> str:
@@ -328,7 +328,7 @@ def _crash_reason(text: str) -> str:
             parts.append(f"exit {code[1]}")
     fatal = _FATAL.search(text)
     if fatal:
-        parts.append(normalise_message(fatal[1].strip())[:_KEY_TEXT])
+        parts.append(normalise_message(fatal[1][: _KEY_TEXT * 4].strip())[:_KEY_TEXT])
     return ": ".join(parts)
 
 
@@ -342,4 +342,4 @@ def _text_key(parsed: ParsedFailure) -> str:
     report: ExceptionReport = parsed.chain[-1]
     lines = [line.strip() for line in report.message.split("\n") if line.strip()]
     line = next((line for line in lines if _ERRORISH.search(line)), lines[0] if lines else "")
-    return normalise_message(line)[:_KEY_TEXT]
+    return normalise_message(line[: _KEY_TEXT * 4])[:_KEY_TEXT]

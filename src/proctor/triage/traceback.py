@@ -32,7 +32,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["ExceptionReport", "Format", "Frame", "ParsedFailure", "parse_failure"]
+__all__ = [
+    "MAX_LINE",
+    "MAX_TEXT",
+    "ExceptionReport",
+    "Format",
+    "Frame",
+    "ParsedFailure",
+    "parse_failure",
+]
+
+MAX_TEXT = 1 << 20
+"""Characters of a failure's text read (the first eighth and the rest from the end)."""
+MAX_LINE = 4096
+"""Characters of a line read: no frame line is longer; a message keeps its start."""
 
 Format = Literal["cpython", "pytest", "faulthandler", "java", "javascript", "text"]
 
@@ -104,7 +117,13 @@ _GROUP_MEMBER = re.compile(r"^[\s|+-]*\| (?P<type>[A-Za-z_][\w.]*)(?::|$)")
 
 def parse_failure(text: str) -> ParsedFailure:
     """``text`` read as a failure (see the module docstring)."""
+    if len(text) > MAX_TEXT:
+        # Untrusted and perhaps huge: the head and, mostly, the tail (where the
+        # exception is) are read.
+        text = text[: MAX_TEXT // 8] + "\n" + text[-(MAX_TEXT - MAX_TEXT // 8) :]
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if max(map(len, lines)) > MAX_LINE:
+        lines = [line[:MAX_LINE] for line in lines]
     chain: tuple[ExceptionReport, ...] = ()
     if "Exception Group Traceback" in text:
         chain = _cpython_group(lines)
