@@ -281,3 +281,25 @@ def test_hostile_text_is_parsed_in_bounded_time(text: str) -> None:
     parsed = parse_failure(text)
     assert parsed.chain
     assert len(parsed.text) <= MAX_TEXT + 1
+
+
+def test_a_comprehension_frame_is_anonymous_in_every_format() -> None:
+    # pytest --tb=long shows no def for a generator expression's frame.
+    long = textwrap.dedent("""\
+        .0 = <list_iterator object at 0x7f26f6df9ba0>
+
+        >   return sum(prices[item] for item in items)
+                       ^^^^^^^^^^^^
+        E   KeyError: 'a'
+
+        shop/cart.py:2: KeyError
+        """)
+    native = textwrap.dedent("""\
+        Traceback (most recent call last):
+          File "/src/shop/cart.py", line 2, in <genexpr>
+            return sum(prices[item] for item in items)
+        KeyError: 'a'
+        """)
+    [from_long] = parse_failure(long).chain
+    [from_native] = parse_failure(native).chain
+    assert from_long.frames[-1].function == from_native.frames[-1].function == "<anonymous>"

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "ANONYMOUS",
     "MAX_LINE",
     "MAX_TEXT",
     "ExceptionReport",
@@ -46,6 +47,11 @@ MAX_TEXT = 1 << 20
 """Characters of a failure's text read (the first eighth and the rest from the end)."""
 MAX_LINE = 4096
 """Characters of a line read: no frame line is longer; a message keeps its start."""
+
+ANONYMOUS = "<anonymous>"
+"""The function of a frame running a lambda or a comprehension (pytest's long
+entries show no name for it; CPython's ``<lambda>``, ``<genexpr>``... read as this)."""
+_ANONYMOUS = frozenset({"<lambda>", "<genexpr>", "<listcomp>", "<dictcomp>", "<setcomp>"})
 
 Format = Literal["cpython", "pytest", "faulthandler", "java", "javascript", "text"]
 
@@ -251,10 +257,11 @@ def _cpython_section(section: list[str]) -> ExceptionReport | None:
                 _CARETS.match(section[following]) or _REPEATED.match(section[following])
             ):
                 following += 1
+            function = (match["func"] or "").strip()
             frames.append(
                 Frame(
                     match["path"].replace("\\", "/"),
-                    (match["func"] or "").strip(),
+                    ANONYMOUS if function in _ANONYMOUS else function,
                     int(match["line"]),
                     source,
                 )
@@ -353,12 +360,15 @@ def _pytest_section(section: list[str]) -> ExceptionReport | None:
                     source = section[index].strip()
                     index += 1
                 path = short["path"].replace("\\", "/")
-                frames.append(Frame(path, short["func"], int(short["line"]), source))
+                function = short["func"]
+                function = ANONYMOUS if function in _ANONYMOUS else function
+                frames.append(Frame(path, function, int(short["line"]), source))
                 continue
             long = _PYTEST_LONG.match(line)
             if long:
                 path = long["path"].replace("\\", "/")
-                frames.append(Frame(path, block_def, int(long["line"]), block_source))
+                function = block_def or ANONYMOUS  # a lambda's or comprehension's code has no def
+                frames.append(Frame(path, function, int(long["line"]), block_source))
                 closing_type = long["type"] or closing_type
                 block_def = block_source = ""
                 continue
@@ -405,7 +415,9 @@ def _faulthandler(lines: list[str]) -> tuple[ExceptionReport, ...]:
         frame = _FAULT_FRAME.match(line)
         if frame and stacks:
             path = frame["path"].replace("\\", "/")
-            stacks[-1][1].append(Frame(path, frame["func"].strip(), int(frame["line"])))
+            function = frame["func"].strip()
+            function = ANONYMOUS if function in _ANONYMOUS else function
+            stacks[-1][1].append(Frame(path, function, int(frame["line"])))
     current = next((s for c, s in stacks if c), stacks[0][1] if stacks else [])
     message = "\n".join(lines[:first_stack]).strip() if first_stack is not None else ""
     return (ExceptionReport("", message, tuple(reversed(current))),)
