@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -354,3 +356,62 @@ def test_any_text_gets_a_signature(text: str) -> None:
     signature = signature_of(text)
     assert signature.algorithm == ALGORITHM
     assert signature.digest
+
+
+_FAULTS_SCRIPT = """\
+import json, sys, traceback
+
+def inner(d):
+    return d["k"] + \\
+        1
+
+def mid():
+    try:
+        inner({})
+    except KeyError as e:
+        raise ValueError("wrapped") from e
+
+def gen():
+    return sum(x["a"] for x in [{}])
+
+out = []
+for f in (mid, gen, lambda: json.loads("{")):
+    try:
+        f()
+    except Exception as e:
+        out.append("".join(traceback.format_exception(type(e), e, e.__traceback__)))
+print(json.dumps(out))
+"""
+
+
+def _signatures_under(python: str, where: Path) -> list[str]:
+    where.mkdir()
+    script = where / "faults.py"
+    script.write_text(_FAULTS_SCRIPT)
+    done = subprocess.run([python, str(script)], capture_output=True, text=True, check=True)
+    project = Project((str(where),))
+    return [signature_of(text, project=project).key for text in json.loads(done.stdout)]
+
+
+def _python(version: str) -> str | None:
+    """A working interpreter of ``version``: on PATH, else installed by pyenv."""
+    candidates = [shutil.which(f"python{version}")]
+    candidates += sorted(
+        str(p) for p in Path.home().glob(f".pyenv/versions/{version}.*/bin/python")
+    )
+    for candidate in candidates:
+        if candidate and subprocess.run([candidate, "-c", ""], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["3.10", "3.12", "3.13"])
+def test_signatures_agree_across_python_versions(tmp_path: Path, version: str) -> None:
+    python = _python(version)
+    if python is None:
+        pytest.skip(f"no python{version} here")
+    ours = _signatures_under(sys.executable, tmp_path / "ours")
+    theirs = _signatures_under(python, tmp_path / "theirs")
+    assert ours == theirs
+    assert ours[1] == 'KeyError @ faults.py:<anonymous> | return sum(x["a"]for x in[{}])'
