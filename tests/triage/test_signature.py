@@ -28,7 +28,7 @@ ROOT = "/home/ci/build-17/shop"
 def cpython(frames: list[tuple[str, int, str, str]], exception: str, prefix: str = ROOT) -> str:
     lines = ["Traceback (most recent call last):"]
     for path, line, function, source in frames:
-        where = path if path.startswith("/") else f"{prefix}/{path}"
+        where = path if path.startswith("/") or path[1:3] == ":\\" else f"{prefix}/{path}"
         lines.append(f'  File "{where}", line {line}, in {function}')
         if source:
             lines.append(f"    {source}")
@@ -415,3 +415,26 @@ def test_signatures_agree_across_python_versions(tmp_path: Path, version: str) -
     theirs = _signatures_under(python, tmp_path / "theirs")
     assert ours == theirs
     assert ours[1] == 'KeyError @ faults.py:<anonymous> | return sum(x["a"]for x in[{}])'
+
+
+def test_markers_cut_paths_where_the_project_starts() -> None:
+    def at(prefix: str) -> str:
+        return cpython([(f"{prefix}/src/shop/cart.py", 3, "add", "x()")], "KeyError: 1")
+
+    project = Project(markers=("src",))
+    one = signature_of(at("/home/ci/build-17/src/checkouts/shop"), project=project)
+    two = signature_of(at("/Users/me/code/shop"), project=project)
+    assert one == two
+    assert one.key == "KeyError @ src/shop/cart.py:add | x()"
+
+
+def test_windows_paths_are_keyed_like_posix_ones() -> None:
+    frames = [
+        ("C:\\Users\\me\\shop\\src\\shop\\cart.py", 3, "add", "json.loads(x)"),
+        ("C:\\Python311\\Lib\\json\\decoder.py", 355, "raw_decode", "raise X"),
+    ]
+    text = cpython(frames, "json.decoder.JSONDecodeError: x")
+    signature = signature_of(text, project=Project(("C:\\Users\\me\\shop",)))
+    assert signature.key == "JSONDecodeError @ src/shop/cart.py:add | json.loads(x)"
+    library_only = cpython(frames[1:], "ValueError: x")
+    assert signature_of(library_only).key == "ValueError @ json/decoder.py:raw_decode"
