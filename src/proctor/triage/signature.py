@@ -142,7 +142,9 @@ _JAVA_SYSTEM = (
 _GENERATED = re.compile(r"(?<=\$)\d+|(?<=__)\d+$")
 _COMMENT = re.compile(r"\s+#[^'\"]*$")
 _SPACE = re.compile(r"\s+")
-_PUNCTUATION_SPACE = re.compile(r"\s*([^\w\s])\s*")
+# Two lookaround patterns with a literal replacement (a group reference in the
+# replacement is expanded in Python, once per match).
+_PUNCTUATION_SPACE = re.compile(r"\s+(?=[^\w\s])|(?<=[^\w\s])\s+")
 _COMPARISON = re.compile(r" [!=]= | differ\b|^assert |^Expected|^expected")
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _CASUALTY = re.compile(r"(?:Timed out|Timeout|[Ww]orker \d+|Fatal Python error)\b")
@@ -295,7 +297,7 @@ def _statement(source: str) -> str:
     one kind of quote (what a formatter changes does not change it), other
     whitespace collapsed."""
     statement = _COMMENT.sub("", source).strip().replace("'", '"')
-    statement = _PUNCTUATION_SPACE.sub(r"\1", statement)
+    statement = _PUNCTUATION_SPACE.sub("", statement)
     return _SPACE.sub(" ", statement)[:_SOURCE_TEXT]
 
 

@@ -136,7 +136,7 @@ def parse_failure(text: str) -> ParsedFailure:
         if chain:
             return ParsedFailure("cpython", chain, text)
     header = _first(lines, lambda line: line.strip() == _HEADER)
-    pytest_at = _first(lines, _is_pytest_location)
+    pytest_at = _first(lines if header is None else lines[:header], _is_pytest_location)
     if pytest_at is not None and (header is None or pytest_at < header):
         chain = _pytest(lines)
         if chain:
@@ -186,8 +186,7 @@ def _sections(lines: list[str]) -> list[list[str]]:
     """Lines split at the chained-exception separators."""
     sections: list[list[str]] = [[]]
     for line in lines:
-        stripped = line.strip()
-        if stripped in (_CAUSE, _CONTEXT):
+        if line.endswith((":", ": ")) and line.strip() in (_CAUSE, _CONTEXT):
             sections.append([])
         else:
             sections[-1].append(line)
