@@ -24,8 +24,13 @@ Target (issue 10): frames-v1 precision and recall both >= 0.95, and better
 than each baseline on the one it loses (exact text: recall; message:
 precision). The machine is shared and noisy: the times are indicative.
 
+With ``--edits``, a second corpus whose commits after the first also rename a
+failing function, reflow a failing statement over lines and reword one: what
+frames-v1 is known to split (each is a new site), measured apart.
+
 Usage:
     python bench/triage.py                      # 3 commits x 3 runs
+    python bench/triage.py --edits              # and the corpus with edits
     python bench/triage.py --commits 2 --runs 2 --repeat 3
 """
 
@@ -115,13 +120,13 @@ def timing(samples: list[Sample], repeat: int) -> None:
         )
 
 
-def report(samples: list[Sample]) -> None:
+def report(samples: list[Sample], title: str) -> None:
     faults = len(set(FAULTS.values()))
     runs = len({(s.commit, s.run) for s in samples})
     print()
     print(
-        f"B-cubed precision / recall: {len(samples)} failures ({runs} runs x {len(FAULTS)} "
-        f"failing tests x {len(FORMATS)} formats), {faults} faults"
+        f"B-cubed precision / recall, {title}: {len(samples)} failures ({runs} runs x "
+        f"{len(FAULTS)} failing tests x {len(FORMATS)} formats), {faults} faults"
     )
     columns = (*FORMATS, "pooled")
     print(f"  {'method':<26}" + "".join(f"{c:>12}" for c in columns) + f"{'pooled F1':>11}")
@@ -142,6 +147,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the generated projects")
+    parser.add_argument(
+        "--edits",
+        action="store_true",
+        help="also measure a corpus whose later commits rename, reflow and reword failing code",
+    )
     args = parser.parse_args()
     where = Path(tempfile.mkdtemp(prefix="proctor-triage-bench-"))
     try:
@@ -150,7 +160,13 @@ def main() -> None:
         start = time.perf_counter()
         samples = build_corpus(where, commits=args.commits, runs=args.runs, seed=args.seed)
         print(f"  {len(samples)} failures in {time.perf_counter() - start:.1f}s", flush=True)
-        report(samples)
+        report(samples, "the corpus")
+        if args.edits:
+            print(f"building the corpus with edits: {size}", flush=True)
+            edited = build_corpus(
+                where, commits=args.commits, runs=args.runs, seed=args.seed, edits=True
+            )
+            report(edited, "with edits between commits (known splits, not the target)")
         timing(samples, args.repeat)
     finally:
         if args.keep:

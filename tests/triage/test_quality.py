@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from proctor.testing.clustering import BCubed, bcubed, exact_text_key, message_key
-from proctor.testing.triage_corpus import FAULTS, FORMATS, Sample
+from proctor.testing.triage_corpus import FAULTS, FORMATS, Sample, build_corpus
 from proctor.triage import Project, signature_of
 
 TARGET = 0.95
@@ -66,3 +66,23 @@ def test_without_project_roots_signatures_still_cluster_by_fault(corpus: list[Sa
     result = _score(corpus, lambda s: signature_of(s.text).digest)
     assert result.precision >= TARGET, result
     assert result.recall >= TARGET, result
+
+
+@pytest.mark.slow
+def test_edits_to_failing_code_split_exactly_the_edited_faults(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # The known cost of keying on the site: a renamed function, a failing
+    # statement reflowed over lines or reworded, each starts a new signature.
+    where = tmp_path_factory.mktemp("edited")
+    samples = [s for s in build_corpus(where, commits=2, runs=1, edits=True) if s.format == "auto"]
+    clusters: dict[str, set[str]] = {}
+    for sample in samples:
+        clusters.setdefault(sample.fault, set()).add(_signature(sample))
+    split = {fault for fault, signatures in clusters.items() if len(signatures) > 1}
+    assert split == {"timeout-invalid", "config-file-missing", "port-out-of-range"}
+    assert all(len(signatures) == 2 for fault, signatures in clusters.items() if fault in split)
+    owners: dict[str, set[str]] = {}
+    for sample in samples:
+        owners.setdefault(_signature(sample), set()).add(sample.fault)
+    assert all(len(faults) == 1 for faults in owners.values())  # nothing merged

@@ -43,7 +43,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FAULTS", "FORMATS", "CorpusError", "Sample", "build_corpus"]
+__all__ = ["EDITS", "FAULTS", "FORMATS", "CorpusError", "Sample", "build_corpus"]
 
 FORMATS = ("long", "short", "auto", "native", "cpython")
 
@@ -389,7 +389,28 @@ def _module(chunks: list[str], commit: int, salt: int) -> str:
     return "".join(parts)
 
 
-def _write_project(root: Path, commit: int) -> None:
+# Edits a later commit makes (with ``edits=True``): what frames-v1 is known to
+# split, measured apart from the corpus the target is judged on.
+EDITS = (
+    # A function renamed (callers updated).
+    ("shop/config.py", "def parse_timeout(", "def parse_timeout_seconds("),
+    ("tests/test_shop.py", "config.parse_timeout(", "config.parse_timeout_seconds("),
+    # A formatter splitting the failing statement over lines.
+    (
+        "shop/config.py",
+        'raise ConfigError(f"cannot load {path} (at {stamp})") from error',
+        'raise ConfigError(\n            f"cannot load {path} (at {stamp})"\n        ) from error',
+    ),
+    # The failing line's message reworded.
+    (
+        "shop/config.py",
+        'raise ValueError(f"invalid value {port!r}")',
+        'raise ValueError(f"bad port {port!r}")',
+    ),
+)
+
+
+def _write_project(root: Path, commit: int, edits: bool) -> None:
     files = {
         "shop/__init__.py": [""],
         "shop/config.py": _CONFIG,
@@ -403,23 +424,36 @@ def _write_project(root: Path, commit: int) -> None:
     for salt, (name, chunks) in enumerate(files.items()):
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(_module(chunks, commit, salt), encoding="utf-8")
+        text = _module(chunks, commit, salt)
+        for file, old, new in EDITS if edits and commit > 0 else ():
+            if file == name:
+                assert old in text, (file, old)
+                text = text.replace(old, new)
+        path.write_text(text, encoding="utf-8")
     (root / "conftest.py").write_text(_CONFTEST, encoding="utf-8")
     (root / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
 
 
 def build_corpus(
-    where: Path, *, commits: int = 3, runs: int = 2, seed: int = 0, python: str = sys.executable
+    where: Path,
+    *,
+    commits: int = 3,
+    runs: int = 2,
+    seed: int = 0,
+    edits: bool = False,
+    python: str = sys.executable,
 ) -> list[Sample]:
     """Generate, run and collect the corpus under ``where`` (see the module
     docstring): ``commits`` x ``runs`` runs of the suite, each failure in every
-    one of :data:`FORMATS`. Raises :class:`CorpusError` when a run does not
-    fail exactly the designed tests."""
+    one of :data:`FORMATS`. With ``edits``, every commit after the first also
+    makes the :data:`EDITS` (a rename, a reflowed and a reworded failing line).
+    Raises :class:`CorpusError` when a run does not fail exactly the designed
+    tests."""
     samples = []
     for commit in range(commits):
         for run in range(runs):
             root = Path(tempfile.mkdtemp(prefix=f"c{commit}r{run}-", dir=where))
-            _write_project(root, commit)
+            _write_project(root, commit, edits)
             samples += _run(root, commit, run, seed * 1_000_003 + commit * 1_009 + run, python)
     return samples
 
