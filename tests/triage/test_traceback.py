@@ -303,3 +303,10 @@ def test_a_comprehension_frame_is_anonymous_in_every_format() -> None:
     [from_long] = parse_failure(long).chain
     [from_native] = parse_failure(native).chain
     assert from_long.frames[-1].function == from_native.frames[-1].function == "<anonymous>"
+
+
+def test_pytest_locations_on_a_windows_drive_e() -> None:
+    text = "E:\\shop\\tests\\test_a.py:3: in test_a\n    assert f()\nE   assert False\n"
+    parsed = parse_failure(text)
+    assert parsed.format == "pytest"
+    assert parsed.chain[-1].frames[-1].path == "E:/shop/tests/test_a.py"

@@ -177,7 +177,7 @@ def _first(lines: list[str], test: Callable[[str], bool]) -> int | None:
 
 
 def _is_pytest_location(line: str) -> bool:
-    if not line or line[0] in " \t>E":
+    if not line or line[0] in " \t>" or (line[0] == "E" and _PYTEST_E.match(line)):
         return False
     return bool(_PYTEST_SHORT.match(line) or _PYTEST_LONG.match(line))
 
