@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import testtools
+import testtools.content
 
 from proctor.testing.triage_corpus import Sample
 from proctor.triage import parse_failure
@@ -310,3 +311,20 @@ def test_pytest_locations_on_a_windows_drive_e() -> None:
     parsed = parse_failure(text)
     assert parsed.format == "pytest"
     assert parsed.chain[-1].frames[-1].path == "E:/shop/tests/test_a.py"
+
+
+def test_the_last_traceback_is_the_failure_when_details_come_first() -> None:
+    # testtools prints other details before the traceback; a log may hold an old one.
+    class Case(testtools.TestCase):
+        def test_logged(self) -> None:
+            logged = "retrying\nTraceback (most recent call last):\n  (an old one)\n"
+            self.addDetail("log", testtools.content.text_content(logged))
+            self.assertEqual(3, 4)  # noqa: PT009
+
+    result = testtools.TestResult()
+    Case("test_logged").run(result)
+    [(_, text)] = result.failures
+    assert text.index("(an old one)") < text.index("MismatchError")
+    [report] = parse_failure(text).chain
+    assert report.type == "testtools.matchers._impl.MismatchError"
+    assert report.frames[0].function == "test_logged"

@@ -197,45 +197,35 @@ def _sections(lines: list[str]) -> list[list[str]]:
 
 
 def _cpython(lines: list[str]) -> tuple[ExceptionReport, ...]:
-    start = _first(lines, lambda line: line.strip() == _HEADER)
-    if start is None:
-        return ()
-    # Chained sections come before the first header too: "raise X from Y" where Y
-    # was never raised prints just Y's exception line, then the separator.
-    begin = start
-    while begin > 0 and lines[begin - 1].strip() in ("", _CAUSE, _CONTEXT):
-        begin -= 1
-    if begin > 0 and begin < start:
-        begin = _exception_line_before(lines, begin)
     chain = []
-    for section in _sections(lines[begin:]):
+    for section in _sections(lines):
         report = _cpython_section(section)
         if report is not None:
             chain.append(report)
     return tuple(chain)
 
 
-def _exception_line_before(lines: list[str], index: int) -> int:
-    """Where an exception printed with no traceback before ``index`` starts."""
-    probe = index - 1
-    if probe >= 0 and _EXCEPTION_LINE.match(lines[probe].strip()) and lines[probe][:1] != " ":
-        return probe
-    return index
-
-
 def _cpython_section(section: list[str]) -> ExceptionReport | None:
+    """One exception of a chain. Its traceback is the *last* one in the section:
+    text before it (a testtools detail, a worker's output) may hold others."""
     frames: list[Frame] = []
-    index = 0
     end = len(section)
-    header = next((i for i, line in enumerate(section) if line.strip() == _HEADER), None)
-    if header is not None:
-        index = header + 1
-    elif not any(line.strip() for line in section):
-        return None
-    else:
-        # An exception with no traceback (never raised, or its traceback cut).
-        index = next(i for i, line in enumerate(section) if line.strip())
-        return _exception_at(section, index, end, ())
+    header = None
+    for at in range(end - 1, -1, -1):
+        if section[at].strip() == _HEADER:
+            header = at
+            break
+    if header is None:
+        # An exception printed with no traceback (never raised: "raise X from Y"
+        # prints Y bare; or its traceback cut): the last paragraph.
+        filled = [i for i, line in enumerate(section) if line.strip()]
+        if not filled:
+            return None
+        index = filled[-1]
+        while index > 0 and section[index - 1].strip():
+            index -= 1
+        return _exception_at(section, index, filled[-1] + 1, ())
+    index = header + 1
     indent = None
     while index < end:
         line = section[index]
