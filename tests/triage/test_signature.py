@@ -438,3 +438,46 @@ def test_windows_paths_are_keyed_like_posix_ones() -> None:
     assert signature.key == "JSONDecodeError @ src/shop/cart.py:add | json.loads(x)"
     library_only = cpython(frames[1:], "ValueError: x")
     assert signature_of(library_only).key == "ValueError @ json/decoder.py:raw_decode"
+
+
+SUREFIRE = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<testsuite name="com.example.shop.CartTest" tests="3" failures="2" errors="1">
+  <testcase name="addsItems" classname="com.example.shop.CartTest" time="0.01">
+    <failure message="expected: &lt;1&gt; but was: &lt;{n}&gt;"
+             type="org.opentest4j.AssertionFailedError">org.opentest4j.AssertionFailedError: \
+expected: &lt;1&gt; but was: &lt;{n}&gt;
+\tat org.junit.jupiter.api.AssertionUtils.fail(AssertionUtils.java:55)
+\tat org.junit.jupiter.api.Assertions.assertEquals(Assertions.java:{line})
+\tat com.example.shop.CartTest.addsItems(CartTest.java:{line})
+</failure>
+  </testcase>
+  <testcase name="removesItems" classname="com.example.shop.CartTest" time="0.01">
+    <error message="boom {n}" type="java.lang.IllegalStateException">\
+java.lang.IllegalStateException: boom {n}
+\tat com.example.shop.Cart.remove(Cart.java:{line})
+\tat com.example.shop.CartTest.removesItems(CartTest.java:{line})
+</error>
+  </testcase>
+</testsuite>
+"""
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_junit_xml_from_java_is_signed_by_class_and_method(n: int) -> None:
+    from proctor.events import collect_records
+    from proctor.wire.junit import decode
+
+    xml = SUREFIRE.format(n=n, line=10 * n)
+    signatures = {
+        record.test_id: signature_of_record(record)
+        for record in collect_records(decode(xml.encode()))
+    }
+    assert {k: s.key for k, s in signatures.items() if s} == {
+        "com.example.shop.CartTest.addsItems": (
+            "AssertionFailedError @ com.example.shop.CartTest:addsItems"
+        ),
+        "com.example.shop.CartTest.removesItems": (
+            "IllegalStateException @ com.example.shop.Cart:remove"
+        ),
+    }
