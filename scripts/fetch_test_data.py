@@ -7,6 +7,9 @@ so that no test needs the network. It fetches:
   Surefire-derived schema pytest validates its own ``--junitxml`` output with),
   from the sdist of the installed pytest, into ``.test-data/junit-10.xsd``. The
   JUnit tests read it from there (or from ``PROCTOR_JUNIT_XSD``).
+* the sdists of the real suites the slow tier runs Proctor on (testscenarios,
+  fixtures, pluggy), into ``.test-data/sdists/`` (``tests/runner/test_worker_sdists.py``
+  unpacks them from there, or from ``PROCTOR_SDIST_CACHE``).
 
 A file already there is kept. Exits non-zero, saying why, when a fetch fails.
 """
@@ -55,5 +58,28 @@ def fetch_junit_xsd() -> None:
             partial.replace(XSD)
 
 
+SDISTS = DATA / "sdists"
+SUITES = (("testscenarios", "0.7.0"), ("fixtures", "4.3.2"), ("pluggy", "1.6.0"))
+"""The real suites of the slow tier: (name, version) of each sdist."""
+
+
+def fetch_sdists() -> None:
+    SDISTS.mkdir(parents=True, exist_ok=True)
+    for name, version in SUITES:
+        if (SDISTS / f"{name}-{version}.tar.gz").is_file():
+            continue
+        command = [
+            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+            "--no-binary", ":all:", f"{name}=={version}", "--dest", str(SDISTS),
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode != 0 or not (SDISTS / f"{name}-{version}.tar.gz").is_file():
+            sys.exit(
+                f"fetch_test_data: could not download the {name} {version} sdist "
+                f"({' '.join(command)}): exit {done.returncode}\n{done.stderr[-2000:]}"
+            )
+
+
 if __name__ == "__main__":
     fetch_junit_xsd()
+    fetch_sdists()
