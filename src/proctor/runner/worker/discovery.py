@@ -36,7 +36,7 @@ from typing import Any, NamedTuple, cast
 
 from proctor.runner.worker.channels import wire_aliases
 
-__all__ = ["FAILED_TEST_PREFIX", "Batch", "SuiteIndex", "discover"]
+__all__ = ["FAILED_TEST_PREFIX", "Batch", "SuiteIndex", "discover", "fresh_copy"]
 
 FAILED_TEST_PREFIX = "unittest.loader._FailedTest."
 _PLAIN_RUN = unittest.TestSuite.run
@@ -201,15 +201,53 @@ class SuiteIndex:
                     top.addTest(Hook(functools.partial(unknown_id, step)))
             elif isinstance(step, list):
                 top.addTest(Hook(flush))
-                top.addTest(_rebuild(step[0].chain, [entry.test for entry in step]))
+                top.addTest(_rebuild(step[0].chain, [fresh_copy(entry.test) for entry in step]))
                 previous_class = None
             else:
                 test_class = type(step.test)
                 if previous_class is not None and test_class is not previous_class:
                     top.addTest(Hook(flush))
-                top.addTest(step.test)
+                top.addTest(fresh_copy(step.test))
                 previous_class = test_class
         return Batch(top, tuple(tests), tuple(unknown))
+
+
+_COPIED_CONTAINERS = (list, dict, set)
+_OBJECT_REDUCE = object.__reduce_ex__
+_PLAIN_CLASSES: dict[type, bool] = {}  # class -> copied by hand (see fresh_copy)
+
+
+def fresh_copy(test: unittest.TestCase) -> unittest.TestCase:
+    """A copy of ``test`` to run, so that what the run stores on it dies with the copy.
+
+    A shallow copy, with the list, dict and set attributes copied too: a test
+    appends to ``_cleanups`` (and testtools' exception handlers,
+    ``addTypeEqualityFunc``...) while it runs, and those must not reach the
+    indexed test. testscenarios and testtools clone tests with ``copy.copy``
+    too, so tests are made to be copied. The common case (a plain instance
+    dictionary) is copied by hand: ``copy.copy`` costs twice as much. A test
+    that cannot be copied runs as itself.
+    """
+    cls = type(test)
+    try:
+        plain = _PLAIN_CLASSES.get(cls)
+        if plain is None:
+            plain = _PLAIN_CLASSES[cls] = not (
+                cls.__reduce_ex__ is not _OBJECT_REDUCE
+                or hasattr(cls, "__copy__")
+                or hasattr(cls, "__slots__")
+            )
+        if not plain:
+            return copy.copy(test)
+        clone: unittest.TestCase = cls.__new__(cls)
+        state = test.__dict__.copy()
+        for name, value in state.items():
+            if type(value) in _COPIED_CONTAINERS:
+                state[name] = value.copy()
+        clone.__dict__ = state
+        return clone
+    except Exception:
+        return test
 
 
 def _is_suite(item: object) -> bool:
