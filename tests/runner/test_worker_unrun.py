@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -236,3 +237,31 @@ def test_proctor_run_reports_every_test_it_sent_with_the_fixture_that_stopped_it
         assert reasons(events, test_id) == [MODULE_REASON.replace(PKG.encode(), b"tests")]
     for test_id in [i.replace(PKG, "tests") for i in CLASS_IDS]:
         assert reasons(events, test_id) == [CLASS_REASON.replace(PKG.encode(), b"tests")]
+
+
+STOPS = """
+    import unittest
+
+    class X(unittest.TestCase):
+        def test_1_stops_the_run(self):
+            self._outcome.result.stop()  # as failfast does
+
+        def test_2(self):
+            pass
+
+    class Z(unittest.TestCase):
+        def test_z(self):
+            pass
+"""
+
+
+def test_a_run_stopped_early_still_gives_every_test_a_final_status(project: Path) -> None:
+    (project / PKG / "test_stops.py").write_text(textwrap.dedent(STOPS))
+    suite, sink = load(project)
+    prefix = f"{PKG}.test_stops."
+    ids = [prefix + "X.test_1_stops_the_run", prefix + "X.test_2", prefix + "Z.test_z"]
+    assert suite.run(ids) == 3
+    got = outcomes(sink.events)
+    assert got == {ids[0]: "success", ids[1]: "fail", ids[2]: "fail"}
+    assert suite.run([prefix + "Z.test_z"]) == 1  # the next batch runs as usual
+    assert outcomes(sink.events)[prefix + "Z.test_z"] == "success"

@@ -79,6 +79,7 @@ class UnittestSuite:
         self.result.startTestRun()
         self._settled = 0  # tests of the run's `finished` already settled
         self._unrun = 0  # final statuses sent for tests unittest skipped over
+        self._unrun_ids: list[str] = []  # their ids
         self._interrupted: list[str] = []  # tests interrupted in this run (server mode)
 
     def test_ids(self) -> Sequence[str]:
@@ -94,12 +95,15 @@ class UnittestSuite:
         result.shouldStop = False
         self._settled = 0
         self._unrun = 0
+        self._unrun_ids.clear()
         self._interrupted = []
         batch = self._index.batch(ids, runtime.sink.flush, self._unknown, self._settle)
         setattr(result, _RUN_ENTERED, True)
         rest: unittest.TestSuite | None = batch.suite
         while rest is not None:
             rest = self._run_part(rest, self._interrupted)
+        if len(result.finished) + self._unrun < len(batch.tests):
+            self._settle_rest(batch.tests)  # the suite stopped before its last segment
         sent = len(result.finished) + len(batch.unknown) + self._unrun
         emit_stray_output(runtime)
         runtime.sink.flush()
@@ -188,11 +192,23 @@ class UnittestSuite:
             test_id == ran for (test_id, _), ran in zip(segment, done, strict=True)
         ):
             return
+        self._report_unrun(segment, done)
+
+    def _settle_rest(self, tests: Sequence[tuple[str, unittest.TestCase]]) -> None:
+        """Settle what no segment settled: the run stopped early (``result.stop()``,
+        failfast), before the hooks that settle the last segments."""
+        self._report_unrun(tests, [*self.result.finished, *self._unrun_ids])
+        self._settled = len(self.result.finished)
+
+    def _report_unrun(
+        self, tests: Sequence[tuple[str, unittest.TestCase]], reported: Sequence[str]
+    ) -> None:
+        """A final status for each of ``tests`` not among the ``reported`` ids."""
         remaining: dict[str, int] = {}
-        for test_id in done:
+        for test_id in reported:
             remaining[test_id] = remaining.get(test_id, 0) + 1
         interrupted = self._interrupted
-        for test_id, test in segment:
+        for test_id, test in tests:
             if remaining.get(test_id, 0) > 0:
                 remaining[test_id] -= 1
                 continue
@@ -214,6 +230,7 @@ class UnittestSuite:
                 status, text = Status.FAIL, f"Not run: {outcome.test_id} failed: {last[0]}"
             emit_outcome(self._runtime, test_id, status, text)
             self._unrun += 1
+            self._unrun_ids.append(test_id)
 
     def _fixture_outcome(self, test: unittest.TestCase) -> FixtureOutcome | None:
         """The failed (or skipped) fixture that kept ``test`` from running.
