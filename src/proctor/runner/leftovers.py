@@ -29,6 +29,11 @@ to, is in the worker's tree (``/proc/PID/task/TID/children``). So:
   controller reaps it (the unreaped worker holds its pid, so the group id
   cannot have been reused).
 
+What a test can notice of its worker being a subreaper: an orphan it made
+(a double-forked daemon) has the worker as its parent, not init (``getppid()``
+is not 1), and becomes the worker's zombie when it ends (reaped when the worker
+exits; a test calling ``os.wait()`` for any child may get it).
+
 What is left: the tree of a worker that dies on its own (a segfault,
 ``os._exit`` in a test) is re-parented to init at that moment; the process
 group kill still reaches what stayed in the group, not a ``setsid`` child.
