@@ -236,6 +236,7 @@ class SuiteIndex:
 
 _COPIED_CONTAINERS = (list, dict, set)
 _OBJECT_REDUCE = object.__reduce_ex__
+_OBJECT_GETSTATE = getattr(object, "__getstate__", None)  # Python 3.11+
 _PLAIN_CLASSES: dict[type, bool] = {}  # class -> copied by hand (see fresh_copy)
 
 
@@ -256,6 +257,8 @@ def fresh_copy(test: unittest.TestCase) -> unittest.TestCase:
         if plain is None:
             plain = _PLAIN_CLASSES[cls] = not (
                 cls.__reduce_ex__ is not _OBJECT_REDUCE
+                or getattr(cls, "__getstate__", _OBJECT_GETSTATE) is not _OBJECT_GETSTATE
+                or hasattr(cls, "__setstate__")
                 or hasattr(cls, "__copy__")
                 or hasattr(cls, "__slots__")
             )
