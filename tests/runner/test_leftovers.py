@@ -246,3 +246,29 @@ def test_the_next_run_removes_the_capture_dir_of_a_controller_killed_outright(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert [p.name for p in scratch.iterdir() if p.name.startswith("proctor-run-")] == []
+
+
+CRASHES = f"""
+    import os
+    import subprocess
+    import unittest
+
+    class Crash(unittest.TestCase):
+        def test_dies_leaving_a_child_in_its_own_session_and_an_orphan(self):
+            child = subprocess.Popen(["sleep", "{NAP}"], start_new_session=True)
+            orphan = subprocess.run(
+                ["sh", "-c", "setsid sleep {NAP} >/dev/null 2>&1 & echo $!"],
+                capture_output=True, text=True, check=True,
+            ).stdout
+            with open(os.environ["PIDS"], "a") as out:
+                out.write("%d\\n%s" % (child.pid, orphan))
+            os._exit(3)
+"""
+
+
+def test_nothing_a_test_started_outlives_its_worker_dying(tmp_path: Path, pids: Path) -> None:
+    root = write_project(tmp_path / "project", {**UNITTEST_CONF, "tests/test_crash.py": CRASHES})
+    done = _run(root, pids)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert len(pids.read_text().split()) == 2
+    assert _left_running(pids) == []

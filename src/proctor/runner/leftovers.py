@@ -34,11 +34,16 @@ What a test can notice of its worker being a subreaper: an orphan it made
 is not 1), and becomes the worker's zombie when it ends (reaped when the worker
 exits; a test calling ``os.wait()`` for any child may get it).
 
-What is left: the tree of a worker that dies on its own (a segfault,
-``os._exit`` in a test) is re-parented to init at that moment; the process
-group kill still reaches what stayed in the group, not a ``setsid`` child.
-Elsewhere than Linux there is no subreaper and no ``children`` file: the
-process group kill alone.
+The tree of a worker that dies on its own (a segfault, ``os._exit`` in a
+test) is re-parented to init at that moment. The process group kill reaches
+what stayed in the group; for the rest, each worker puts its pid in its
+environment (:data:`MARKER`, inherited by whatever its tests start), and when a
+worker exits with a failure status the controller kills every process of the
+user's whose environment carries that worker's mark (:func:`kill_marked`), before
+it reaps the worker (so no other worker can have that pid). What is left: a
+process that both left the group and was started with an environment of its
+own, by a worker that died. Elsewhere than Linux there is no subreaper and no
+``/proc``: the process group kill alone.
 
 Only ``os`` and ``signal``: the worker imports this before the suite.
 """
@@ -51,7 +56,10 @@ import signal
 import sys
 import time
 
-__all__ = ["children", "descendants", "end_descendants", "kill_tree"]
+__all__ = ["MARKER", "children", "descendants", "end_descendants", "kill_marked", "kill_tree"]
+
+MARKER = "PROCTOR_WORKER_PID"
+"""The environment variable a server worker sets to its pid, for its tests' processes to inherit."""
 
 GRACE = 1.0
 """Seconds leftover processes get between SIGTERM and SIGKILL when a worker exits."""
@@ -107,6 +115,32 @@ def kill_tree(pid: int) -> list[int]:
     for child in frozen:
         _signal(child, signal.SIGKILL)
     return frozen
+
+
+def kill_marked(worker: int) -> list[int]:
+    """SIGKILL every process of this user whose environment carries ``worker``'s
+    :data:`MARKER` (call it before reaping ``worker``). The killed pids."""
+    mark = f"{MARKER}={worker}".encode()
+    killed: list[int] = []
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return killed
+    for pid in pids:
+        if pid == worker or not _carries(pid, mark):
+            continue
+        _signal(pid, signal.SIGKILL)
+        killed.append(pid)
+    return killed
+
+
+def _carries(pid: int, mark: bytes) -> bool:
+    """Whether ``pid``'s environment holds ``mark`` (another user's cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            return mark in environ.read().split(b"\0")
+    except OSError:
+        return False
 
 
 def end_descendants(who: str = "proctor.worker") -> None:

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from proctor.runner.backend import Exited, Message, Output, Results
-from proctor.runner.leftovers import kill_tree
+from proctor.runner.leftovers import kill_marked, kill_tree
 from proctor.runner.protocol import Command, encode_command
 from proctor.runner.spawn import (
     Spawned,
@@ -116,6 +116,19 @@ class WorkerSpec:
             extra_args=self.extra_args,
             pytest_args=self.pytest_args,
         )
+
+
+def _failed(pid: int) -> bool:
+    """Whether the ended, unreaped child ``pid`` exited with a failure or a signal
+    (read without reaping it: ``waitid`` with ``WNOWAIT``)."""
+    waitid = getattr(os, "waitid", None)
+    if waitid is None:  # pragma: no cover - not Linux
+        return False
+    try:
+        info = waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except OSError:
+        return False
+    return info is not None and not (info.si_code == os.CLD_EXITED and info.si_status == 0)
 
 
 class _ProcessEnded:
@@ -413,9 +426,12 @@ class SubprocessBackend:
             handle.pidfd = None
         if handle.process.returncode is None:
             # Not reaped yet, so the worker's pid (its group's id) is still its own:
-            # whatever stayed in its process group goes with it.
+            # whatever stayed in its process group goes with it, and, if it died,
+            # whatever its tests started that carries its mark.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(handle.process.pid, signal.SIGKILL)
+            if _failed(handle.process.pid):
+                kill_marked(handle.process.pid)
         returncode = handle.process.wait()
         messages.append(Exited(handle.worker, returncode))
 

@@ -41,7 +41,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, NamedTuple
 
-from proctor.runner.leftovers import end_descendants
+from proctor.runner.leftovers import MARKER, end_descendants
 from proctor.runner.protocol import DUMP_SIGNAL, WorkerExit, control_event
 from proctor.runner.worker.capture import FdCapture, LogCapture, Output, PassThrough
 from proctor.runner.worker.channels import CommandReader, ControllerGone, ResultsWriter
@@ -163,8 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     fds = _claim_descriptors(options)
     if options.serve:
         # Registered before the suite is imported, so it runs after the suite's
-        # own handlers: what the tests left running ends with the worker.
+        # own handlers: what the tests left running ends with the worker. The
+        # mark lets the controller find what they left if the worker dies.
         atexit.register(end_descendants)
+        os.environ[MARKER] = str(os.getpid())
     crash_file = _enable_crash_evidence(fds.live_err)
     sink = ResultsWriter(fds.results)
     reader = CommandReader(fds.commands) if fds.commands is not None else None
