@@ -105,3 +105,41 @@ def test_tests_with_slots_or_their_own_copy_are_copied_their_way() -> None:
     assert copied is not plain
     assert copied._cleanups is not plain._cleanups
     assert weakref.ref(copied)() is copied
+
+
+REGISTRY: dict[str, int] = {}
+
+
+class Registering(unittest.TestCase):
+    __test__ = False
+
+    def __init__(self, method_name: str = "test") -> None:
+        super().__init__(method_name)
+        self.registry = REGISTRY  # the module's: runs must reach it
+
+    def test(self) -> None:
+        self.registry[self.id()] = 1
+
+
+def test_only_what_unittest_and_testtools_fill_per_run_is_copied() -> None:
+    import testtools
+
+    original = Registering()
+    clone = fresh_copy(original)
+    assert clone.registry is REGISTRY
+    assert clone._cleanups is not original._cleanups
+    assert clone._type_equality_funcs is not original._type_equality_funcs
+    clone.run(unittest.TestResult())
+    assert {original.id(): 1} == REGISTRY
+
+    class Tt(testtools.TestCase):
+        __test__ = False
+
+        def test(self) -> None:
+            self.addOnException(lambda exc_info: None)
+
+    tt = Tt("test")
+    handlers = list(tt._TestCase__exception_handlers)  # type: ignore[attr-defined]
+    for _ in range(3):
+        fresh_copy(tt).run(unittest.TestResult())
+    assert tt._TestCase__exception_handlers == handlers  # type: ignore[attr-defined]

@@ -235,6 +235,15 @@ class SuiteIndex:
 
 
 _COPIED_CONTAINERS = (list, dict, set)
+_PER_RUN = (
+    "_cleanups",  # unittest: addCleanup
+    "_type_equality_funcs",  # unittest: addTypeEqualityFunc
+    "_TestCase__exception_handlers",  # testtools: addOnException
+    "exception_handlers",  # testtools
+    "_traceback_id_gens",  # testtools: one per traceback detail name
+    "_TestCase__details",  # testtools: addDetail
+)
+"""Instance attributes unittest and testtools fill while a test runs (see fresh_copy)."""
 _OBJECT_REDUCE = object.__reduce_ex__
 _OBJECT_GETSTATE = getattr(object, "__getstate__", None)  # Python 3.11+
 _PLAIN_CLASSES: dict[type, bool] = {}  # class -> copied by hand (see fresh_copy)
@@ -243,13 +252,15 @@ _PLAIN_CLASSES: dict[type, bool] = {}  # class -> copied by hand (see fresh_copy
 def fresh_copy(test: unittest.TestCase) -> unittest.TestCase:
     """A copy of ``test`` to run, so that what the run stores on it dies with the copy.
 
-    A shallow copy, with the list, dict and set attributes copied too: a test
-    appends to ``_cleanups`` (and testtools' exception handlers,
-    ``addTypeEqualityFunc``...) while it runs, and those must not reach the
-    indexed test. testscenarios and testtools clone tests with ``copy.copy``
-    too, so tests are made to be copied. The common case (a plain instance
-    dictionary) is copied by hand: ``copy.copy`` costs twice as much. A test
-    that cannot be copied runs as itself.
+    A shallow copy, with the containers unittest and testtools fill while a test
+    runs copied too (:data:`_PER_RUN`: ``_cleanups``, ``addTypeEqualityFunc``'s
+    table, testtools' exception handlers and details), which must not reach the
+    indexed test. Other attributes are shared, as a ``copy.copy`` shares them:
+    a container a test's ``__init__`` stored (a registry of the module's, say)
+    stays the same object. testscenarios and testtools clone tests with
+    ``copy.copy`` too, so tests are made to be copied. The common case (a plain
+    instance dictionary) is copied by hand: ``copy.copy`` costs twice as much.
+    A test that cannot be copied runs as itself.
     """
     cls = type(test)
     try:
@@ -263,16 +274,25 @@ def fresh_copy(test: unittest.TestCase) -> unittest.TestCase:
                 or hasattr(cls, "__slots__")
             )
         if not plain:
-            return copy.copy(test)
+            copied = copy.copy(test)
+            if hasattr(copied, "__dict__"):
+                copied.__dict__.update(_fresh_state(copied.__dict__))
+            return copied
         clone: unittest.TestCase = cls.__new__(cls)
-        state = test.__dict__.copy()
-        for name, value in state.items():
-            if type(value) in _COPIED_CONTAINERS:
-                state[name] = value.copy()
-        clone.__dict__ = state
+        clone.__dict__ = _fresh_state(test.__dict__)
         return clone
     except Exception:
         return test
+
+
+def _fresh_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an instance dictionary, with its per-run containers copied."""
+    state = state.copy()
+    for name in _PER_RUN:
+        value = state.get(name)
+        if value is not None and type(value) in _COPIED_CONTAINERS:
+            state[name] = value.copy()
+    return state
 
 
 def _is_suite(item: object) -> bool:
