@@ -75,6 +75,7 @@ class ControllerCore:
         self._unproductive_deaths = 0
         self._last_tick = 0.0
         self._desk = DebugDesk(self._reporter, stdin)
+        self._reporter = self._desk.reporter  # holds other workers' reports during a session
         self._last_death = ""
         self._last_death_output = b""
         self._observed_time = 0.0  # seconds of test time finished so far
