@@ -182,7 +182,7 @@ def remove_rule(path: Path, rule_id: str) -> list[Rule]:
     kept: list[str] = []
     removed = False
     for block in blocks:
-        if block.lstrip().startswith("[[rule]]") and _block_id(block) == rule_id:
+        if _block_id(block) == rule_id:
             removed = True
             continue
         kept.append(block)
