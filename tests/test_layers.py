@@ -19,6 +19,7 @@ RANKS = {
     "runner": 3,
     "worker": 3,
     "triage": 4,
+    "bugs": 4,
     "cli": 5,
     "web": 5,
     "__main__": 5,
