@@ -8,8 +8,8 @@ Both are JSON lines, self-describing and versioned. The first line is a header::
 
 ``filters`` are the filters the bundle was made for (a copy made from it records
 them); ``events`` is the count that follows, so a truncated file is refused. A
-summary file (``"proctor":"bug-summary"``) lists ``{"bug": id, "heads": [...]}``
-per bug: the receiver sends it first, the sender answers with a bundle of only the
+summary file (``"proctor":"bug-summary"``) lists ``{"bug": id, "heads": [...],
+"older": [...]}`` per bug: the receiver sends it first, the sender answers with a bundle of only the
 events the receiver lacks.
 
 Reading checks the whole file before anything is merged: a bad line, a newer
@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +78,8 @@ def encode_summary(summary: Summary) -> bytes:
         "bugs": len(summary.heads),
     }
     body = [
-        _line({"bug": bug, "heads": sorted(summary.heads[bug])}) for bug in sorted(summary.heads)
+        _line({"bug": bug, "heads": sorted(heads), "older": list(summary.older.get(bug, ()))})
+        for bug, heads in sorted(summary.heads.items())
     ]
     return b"\n".join([_line(header), *body]) + b"\n"
 
@@ -142,19 +143,27 @@ def decode_summary(data: bytes, name: str = "summary") -> Summary:
     lines = _lines(data)
     _, filters = _header(lines, name, "bug-summary", "bugs")
     heads: dict[str, frozenset[str]] = {}
+    older: dict[str, tuple[str, ...]] = {}
     for number, line in lines[1:]:
         where = f"{name} line {number}"
         try:
             entry = json.loads(line)
         except ValueError as error:
             raise BundleError(f"{where}: not JSON ({error})") from None
-        if not isinstance(entry, Mapping) or set(entry) != {"bug", "heads"}:
-            raise BundleError(f'{where}: expected {{"bug": ID, "heads": [IDs]}}')
-        ids = [entry["bug"], *entry["heads"]] if isinstance(entry["heads"], list) else [None]
-        if not all(isinstance(i, str) and _HEX64.fullmatch(i) for i in ids):
-            raise BundleError(f"{where}: bug and heads must be event ids")
-        heads[entry["bug"]] = frozenset(entry["heads"])
-    return Summary(heads, filters)
+        if not isinstance(entry, dict) or set(entry) != {"bug", "heads", "older"}:
+            raise BundleError(f'{where}: expected {{"bug": ID, "heads": [IDs], "older": [IDs]}}')
+        bug, bug_heads, bug_older = entry["bug"], entry["heads"], entry["older"]
+        if not (isinstance(bug_heads, list) and isinstance(bug_older, list)):
+            raise BundleError(f"{where}: heads and older must be lists of event ids")
+        if not all(
+            isinstance(i, str) and _HEX64.fullmatch(i) for i in [bug, *bug_heads, *bug_older]
+        ):
+            raise BundleError(f"{where}: bug, heads and older must be event ids")
+        if bug in heads:
+            raise BundleError(f"{where}: bug {bug[:12]} is listed twice")
+        heads[bug] = frozenset(bug_heads)
+        older[bug] = tuple(bug_older)
+    return Summary(heads, filters, older)
 
 
 def import_bundle(replica: Replica, data: bytes, name: str = "bundle") -> MergeResult:

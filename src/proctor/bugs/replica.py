@@ -8,16 +8,22 @@ removals) and applies nothing unless all of it is good, so bad input never chang
 a copy. Merging is a union of event sets, hence commutative, associative and
 idempotent.
 
-Sync sends only what the other side lacks: the receiver's :class:`Summary` gives the
-heads of each bug it holds (a few ids per bug, not its log) and the filters it was
-made with; :meth:`Replica.events_for` answers with the events missing under those
-heads, plus whole bugs the filters select. A bug the receiver holds keeps receiving
+Sync sends only what the other side lacks: the receiver's :class:`Summary` gives, for
+each bug it holds, its heads and a sample of older events at distances 1, 2, 4, 8...
+back from the newest (a few ids per bug, not its log; git's fetch negotiation walks
+back the same way), and the filters it was made with. :meth:`Replica.events_for`
+answers with the events that are not ancestors of any id it recognises, plus whole
+bugs the filters select. The ids it recognises are events the receiver holds, and a
+copy holds the ancestors of what it holds, so nothing it lacks is ever left out; when
+both sides edited a bug, at most about as many events as the receiver made since they
+last met travel twice (and are skipped on arrival). A bug the receiver holds keeps receiving
 its new events even when it no longer matches the filters: it stays, and stays
 current (no silent loss, no stale copy passed off as current).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -50,10 +56,11 @@ MIN_SHORT_ID = 7
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """What a copy holds, for a sync: the heads of each of its bugs, and its filters."""
+    """What a copy holds, for a sync: per bug its heads and older ids; its filters."""
 
     heads: Mapping[str, frozenset[str]]
     filters: tuple[BugFilter, ...] = ()
+    older: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +324,22 @@ class Replica:
     def summary(self, filters: Sequence[BugFilter] | None = None) -> Summary:
         """What to send the other side first: heads per bug, and this copy's filters."""
         chosen = self._filters if filters is None else tuple(filters)
-        return Summary(dict(self._heads), chosen)
+        return Summary(dict(self._heads), chosen, {bug: self._older(bug) for bug in self._by_bug})
+
+    def _older(self, bug: str) -> tuple[str, ...]:
+        """Ids at distances 1, 2, 4, 8... from the newest event, heads left out."""
+        events = self._by_bug[bug]
+        if len(events) <= len(self._heads[bug]):
+            return ()
+        newest_first = sorted(events, key=_order, reverse=True)
+        picked: list[str] = []
+        distance = 1
+        while distance < len(newest_first):
+            event_id = newest_first[distance].id
+            if event_id not in self._heads[bug]:
+                picked.append(event_id)
+            distance *= 2
+        return tuple(picked)
 
     def events_for(self, summary: Summary) -> list[BugEvent]:
         """The events a copy with this summary lacks, parents first, whole bugs only."""
@@ -328,7 +350,7 @@ class Replica:
                 if wanted(summary.filters, self.state(bug)):
                     out.extend(sorted(self._by_bug[bug], key=_order))
             elif theirs != self._heads[bug]:
-                have = self._ancestors(theirs)
+                have = self._ancestors([*theirs, *summary.older.get(bug, ())])
                 out.extend(sorted((e for e in self._by_bug[bug] if e.id not in have), key=_order))
         return out
 
