@@ -123,6 +123,7 @@ def _rehash(obj: dict[str, object]) -> bytes:
     [
         (b"{not json", "not a JSON event"),
         (b"[1, 2]", "must be a JSON object"),
+        (b"{\"v\": \"\xff\"}", "not a JSON event .*utf-8"),
         (b'{"v": 1, "v": 1}', "appears twice"),
         (b'{"v": NaN}', "not a JSON number"),
         (b'{"kind": "create"}', "format version"),
@@ -218,3 +219,19 @@ def test_an_unsorted_seen_list_is_refused_when_parsed() -> None:
     obj = _line(ADD, seen=sorted([ADD.id, LINK.id], reverse=True))
     with pytest.raises(BugEventError, match="sorted and without repeats"):
         parse_event(_rehash(obj))
+
+
+def test_the_control_character_rule_is_unicode_category_cc_and_cs() -> None:
+    import unicodedata
+
+    for code in [*range(0x250), *range(0x2000, 0x2070), *range(0xD7F0, 0xE010), 0xFEFF]:
+        char = chr(code)
+        bad = unicodedata.category(char) in ("Cc", "Cs")
+        line = f"a{char}b"
+        for lines in (False, True):
+            refused = bad and not (lines and char in "\n\t")
+            if refused:
+                with pytest.raises(BugEventError):
+                    _edit(AddComment(line) if lines else AddTag(line))
+            elif not char.isspace() and char != ",":
+                _edit(AddComment(line) if lines else AddTag(line))

@@ -169,7 +169,9 @@ def decode_summary(data: bytes, name: str = "summary") -> Summary:
 def import_bundle(replica: Replica, data: bytes, name: str = "bundle") -> MergeResult:
     """Merge a bundle into ``replica``: all of it, or (with an error) none of it."""
     bundle = decode_bundle(data, name)
-    return replica.merge(bundle.events, where=lambda i: f"{name} line {bundle.lines[i]}")
+    return replica.merge(
+        bundle.events, where=lambda i: f"{name} line {bundle.lines[i]}", ids_verified=True
+    )
 
 
 def read_file(path: Path | str) -> bytes:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -188,8 +189,11 @@ def _content(
     }
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def canonical_bytes(event: BugEvent) -> bytes:
@@ -243,10 +247,14 @@ def make_event(
     return BugEvent(event_id, bug or event_id, author, lamport, wall, seen, change)
 
 
+_ID = re.compile(r"[0-9a-f]{64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # Cc and lone surrogates
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # tab, newline ok
+_HEX = re.compile(r"[0-9a-f]+")
+
+
 def _is_id(value: object) -> bool:
-    return (
-        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-    )
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
 def _check_text(where: str, name: str, value: object, limit: int, *, lines: bool) -> str:
@@ -254,14 +262,14 @@ def _check_text(where: str, name: str, value: object, limit: int, *, lines: bool
         raise BugEventError(where, f"{name} must be a string, not {type(value).__name__}")
     if len(value) > limit:
         raise BugEventError(where, f"{name} is {len(value)} characters; the limit is {limit}")
-    for char in value:
-        category = unicodedata.category(char)
-        if category == "Cs":
+    bad = (_CONTROL_BUT_LINES if lines else _CONTROL).search(value)
+    if bad is not None:
+        char = bad.group()
+        if unicodedata.category(char) == "Cs":
             raise BugEventError(where, f"{name} holds a lone surrogate (not valid UTF-8)")
-        if category == "Cc" and not (lines and char in "\n\t"):
-            raise BugEventError(
-                where, f"{name} holds the control character {char!r}; remove it and retry"
-            )
+        raise BugEventError(
+            where, f"{name} holds the control character {char!r}; remove it and retry"
+        )
     return value
 
 
@@ -284,7 +292,7 @@ def _check_ids(where: str, name: str, value: object) -> tuple[str, ...]:
     if len(value) > MAX_REFS:
         raise BugEventError(where, f"{name} lists {len(value)} ids; the limit is {MAX_REFS}")
     for item in value:
-        if not _is_id(item):
+        if not (isinstance(item, str) and _ID.fullmatch(item)):
             raise BugEventError(where, f"{name} holds {item!r}, which is not an event id")
     ids = tuple(value)
     if list(ids) != sorted(set(ids)):
@@ -369,9 +377,7 @@ def _check_link(where: str, kind: object, target: object) -> None:
     if kind not in LINK_KINDS:
         raise BugEventError(where, f"link kind {kind!r} is not one of {', '.join(LINK_KINDS)}")
     text = _check_word(where, f"{kind} link", target, MAX_TARGET)
-    if kind == "commit" and not (
-        4 <= len(text) <= 64 and all(c in "0123456789abcdef" for c in text)
-    ):
+    if kind == "commit" and not (4 <= len(text) <= 64 and _HEX.fullmatch(text)):
         raise BugEventError(where, f"commit link {text!r} is not a lowercase hex commit id")
 
 
@@ -391,11 +397,10 @@ MAX_EVENT_BYTES = 1 << 20
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"the key {key!r} appears twice")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        twice = next(key for n, (key, _) in enumerate(pairs) if key in dict(pairs[:n]))
+        raise ValueError(f"the key {twice!r} appears twice")
     return result
 
 
@@ -403,19 +408,22 @@ def _no_constants(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number")
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+
+
 def _loads(data: bytes | str, where: str) -> object:
     if len(data) > MAX_EVENT_BYTES:
         raise BugEventError(where, f"the event is over {MAX_EVENT_BYTES} bytes")
     try:
-        return json.loads(data, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+        return _DECODER.decode(data if isinstance(data, str) else data.decode())
     except (ValueError, RecursionError) as error:
         raise BugEventError(where, f"not a JSON event ({error})") from None
 
 
-def parse_event(data: bytes | str | Mapping[str, object], where: str = "event") -> BugEvent:
+def parse_event(data: bytes | str | dict[str, object], where: str = "event") -> BugEvent:
     """A verified event from untrusted JSON, or :class:`BugEventError` saying what is wrong."""
-    obj = data if isinstance(data, Mapping) else _loads(data, where)
-    if not isinstance(obj, Mapping):
+    obj = data if isinstance(data, dict) else _loads(data, where)
+    if not isinstance(obj, dict):
         raise BugEventError(where, "an event must be a JSON object")
     version = obj.get("v")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -443,7 +451,7 @@ def parse_event(data: bytes | str | Mapping[str, object], where: str = "event") 
             where, f"unknown kind {kind!r} (known: {', '.join(sorted(_DATA_KEYS))})"
         )
     payload = obj["data"]
-    if not isinstance(payload, Mapping) or set(payload) != _DATA_KEYS[kind]:
+    if not isinstance(payload, dict) or set(payload) != _DATA_KEYS[kind]:
         raise BugEventError(
             where, f"a {kind} event's data must have exactly {sorted(_DATA_KEYS[kind])}"
         )

@@ -238,14 +238,20 @@ class Replica:
     # -- merging --------------------------------------------------------------------------
 
     def merge(
-        self, events: Iterable[BugEvent], where: Callable[[int], str] | None = None
+        self,
+        events: Iterable[BugEvent],
+        where: Callable[[int], str] | None = None,
+        *,
+        ids_verified: bool = False,
     ) -> MergeResult:
         """Add another copy's events: all of them after checking all of them, or none.
 
         ``where(i)`` names the i-th event in messages (a bundle passes its line
         numbers). An event held already is skipped; the same event twice in one
         batch, a forged id, or an event that does not fit its bug is refused with
-        :class:`BugEventError` and the copy is left as it was.
+        :class:`BugEventError` and the copy is left as it was. ``ids_verified``
+        skips re-hashing events that :func:`~proctor.bugs.event.parse_event` has
+        just verified (a bundle's); every other check still runs.
         """
         label = where or (lambda i: f"event {i + 1} of the sync")
         batch: dict[str, tuple[int, BugEvent]] = {}
@@ -259,7 +265,8 @@ class Replica:
             if mine is not None and mine == event:
                 held += 1
                 continue
-            verify_event(event, label(index))
+            if not ids_verified:
+                verify_event(event, label(index))
         new = sorted((e for _, e in batch.values() if e.id not in self._events), key=_order)
 
         def known(event_id: str) -> BugEvent | None:
