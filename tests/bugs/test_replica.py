@@ -249,3 +249,27 @@ def test_after_offline_edits_on_both_sides_few_events_travel_twice() -> None:
     copy.merge(sent)
     assert set(theirs) <= copy.event_ids()
     assert set(mine) <= copy.event_ids()
+
+
+def test_a_removal_of_an_add_its_author_had_not_seen_is_refused() -> None:
+    source, bug = _source()
+    other = Replica.clone(source)
+    concurrent_add = source.add_tag(bug, ANN, "flaky")
+    elsewhere = other.comment(bug, BOB, "meanwhile")
+    both = Replica.clone(source)
+    both.pull(other)
+    claims_too_much = make_event(
+        RemoveTag(
+            "flaky", tuple(sorted({concurrent_add.id, *both.state(bug).tag_add_ids("flaky")}))
+        ),
+        bug=bug,
+        author=BOB,
+        lamport=elsewhere.lamport + 1,
+        wall=0,
+        seen=(elsewhere.id,),
+    )
+    assert concurrent_add.lamport < claims_too_much.lamport  # the clocks alone allow it
+    _refused(both, [claims_too_much], "which its author had not seen")
+    honest = other.remove_tag(bug, BOB, "flaky")
+    both.merge([honest])
+    assert both.state(bug).tags == {"flaky"}  # the concurrent add survives

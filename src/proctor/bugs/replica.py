@@ -70,6 +70,27 @@ class MergeResult:
     bugs: tuple[str, ...]  # bugs that changed, sorted
 
 
+def _unseen(
+    event: BugEvent, targets: Iterable[str], known: Callable[[str], BugEvent | None]
+) -> str | None:
+    """One of ``targets`` that is not an ancestor of ``event`` (None if all are)."""
+    wanted_ids = set(targets)
+    found = [known(t) for t in wanted_ids]
+    floor = min((e.lamport for e in found if e is not None), default=0)
+    stack = list(event.seen)
+    visited: set[str] = set()
+    while stack and wanted_ids:
+        event_id = stack.pop()
+        if event_id in visited:
+            continue
+        visited.add(event_id)
+        wanted_ids.discard(event_id)
+        parent = known(event_id)
+        if parent is not None and parent.lamport > floor:
+            stack.extend(parent.seen)
+    return min(wanted_ids) if wanted_ids else None
+
+
 def _order(event: BugEvent) -> tuple[int, str]:
     # Parents have smaller clocks than their children, so this is a causal order.
     return (event.lamport, event.id)
@@ -323,8 +344,13 @@ class Replica:
                     raise BugEventError(
                         where, f"it removes {add_id[:12]}, which is not an add it removes"
                     )
-                if add.lamport >= event.lamport:
-                    raise BugEventError(where, f"it removes {add_id[:12]} before it was made")
+            unseen = _unseen(event, change.adds, known)
+            if unseen:
+                raise BugEventError(
+                    where,
+                    f"it removes {unseen[:12]}, which its author had not seen "
+                    "(a removal cancels only adds it follows)",
+                )
 
     # -- sync -----------------------------------------------------------------------------
 
