@@ -185,6 +185,7 @@ class Copies(RuleBasedStateMachine):
             b.pull(a)
             c.pull(a)
         assert snapshot(a) == snapshot(b)
+        assert [a.short_id(bug) for bug in a.bug_ids()] == [b.short_id(bug) for bug in b.bug_ids()]
         for bug in c.bug_ids():
             assert c.state(bug) == a.state(bug)
         filters: tuple[BugFilter, ...] = c.filters

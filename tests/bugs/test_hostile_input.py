@@ -113,3 +113,16 @@ def test_any_subset_or_order_of_events_is_taken_whole_or_refused_whole(picks: li
 def test_deeply_nested_json_is_refused_not_a_crash() -> None:
     header = json.dumps({"proctor": "bug-bundle", "version": 1, "filters": [], "events": 1})
     _import_or_refuse(header.encode() + b"\n" + b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_messages_quote_untrusted_values_short_and_escaped() -> None:
+    lines = BUNDLE.split(b"\n")
+    for key, value in (("id", "\x1b[2J" + "x" * 100_000), ("kind", "\x1b]0;pwned\x07" * 1000)):
+        obj = json.loads(lines[1])
+        obj[key] = value
+        damaged = b"\n".join([lines[0], json.dumps(obj).encode(), *lines[2:]])
+        message = _refusal(lambda data=damaged: import_bundle(Replica(), data, "fuzz.bundle"))
+        assert message is not None
+        assert len(message) < 300
+        assert "\x1b" not in message
+        assert "\\x1b" in message

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from proctor.bugs.errors import BundleError, FilterError
+from proctor.bugs.errors import BundleError, FilterError, shown
 from proctor.bugs.event import BugEvent, encode_event, parse_event
 from proctor.bugs.filters import BugFilter, parse_filter
 from proctor.bugs.replica import MergeResult, Replica, Summary
@@ -107,7 +107,7 @@ def _header(
         raise BundleError(f"{name} is not {what} (its first line is not a {kind} header)")
     version = header.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise BundleError(f"{name} line {lines[0][0]}: bad version {version!r}")
+        raise BundleError(f"{name} line {lines[0][0]}: bad version {shown(version)}")
     if version > BUNDLE_VERSION:
         raise BundleError(
             f"{name} was written by a newer Proctor (format {version}; this one reads up to "
@@ -122,7 +122,7 @@ def _header(
         raise BundleError(f"{name} line {lines[0][0]}: {error}") from None
     expected = header.get(count)
     if isinstance(expected, bool) or not isinstance(expected, int) or expected < 0:
-        raise BundleError(f"{name} line {lines[0][0]}: bad {count!r} count {expected!r}")
+        raise BundleError(f"{name} line {lines[0][0]}: bad {count!r} count {shown(expected)}")
     if expected != len(lines) - 1:
         raise BundleError(
             f"{name} is truncated or padded: its header promises {expected} {count}, "

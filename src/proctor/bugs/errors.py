@@ -14,7 +14,18 @@ __all__ = [
     "BundleError",
     "FilterError",
     "UnknownBug",
+    "shown",
 ]
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: untrusted input quoted in a message.
+
+    ``repr`` escapes control characters, so a message never carries a terminal escape;
+    the cut keeps a megabyte of garbage out of it.
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class BugError(Exception):

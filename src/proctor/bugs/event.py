@@ -25,9 +25,9 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypeGuard
 
-from proctor.bugs.errors import BugEventError
+from proctor.bugs.errors import BugEventError, shown
 
 __all__ = [
     "FORMAT_VERSION",
@@ -253,7 +253,7 @@ _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  
 _HEX = re.compile(r"[0-9a-f]+")
 
 
-def _is_id(value: object) -> bool:
+def _is_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
@@ -282,7 +282,9 @@ def _check_word(where: str, name: str, value: object, limit: int = MAX_LINE) -> 
 
 def _check_int(where: str, name: str, value: object, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_INT:
-        raise BugEventError(where, f"{name} must be an integer from {low} to 2**63-1: {value!r}")
+        raise BugEventError(
+            where, f"{name} must be an integer from {low} to 2**63-1: {shown(value)}"
+        )
     return value
 
 
@@ -293,7 +295,7 @@ def _check_ids(where: str, name: str, value: object) -> tuple[str, ...]:
         raise BugEventError(where, f"{name} lists {len(value)} ids; the limit is {MAX_REFS}")
     for item in value:
         if not (isinstance(item, str) and _ID.fullmatch(item)):
-            raise BugEventError(where, f"{name} holds {item!r}, which is not an event id")
+            raise BugEventError(where, f"{name} holds {shown(item)}, which is not an event id")
     ids = tuple(value)
     if list(ids) != sorted(set(ids)):
         raise BugEventError(where, f"{name} must be sorted and without repeats")
@@ -321,7 +323,9 @@ def _check_envelope(
             raise BugEventError(where, "a create event has seen nothing before it")
     else:
         if not _is_id(bug):
-            raise BugEventError(where, f"bug must be the id of the bug's create event: {bug!r}")
+            raise BugEventError(
+                where, f"bug must be the id of the bug's create event: {shown(bug)}"
+            )
         if not seen:
             raise BugEventError(where, "an edit must list the events its author had seen")
     return checked
@@ -353,10 +357,12 @@ def _check_value(where: str, field: str, value: object) -> None:
         _check_text(where, "description", value, MAX_TEXT, lines=True)
     elif field == "status":
         if value not in STATUSES:
-            raise BugEventError(where, f"status {value!r} is not one of {', '.join(STATUSES)}")
+            raise BugEventError(where, f"status {shown(value)} is not one of {', '.join(STATUSES)}")
     elif field == "severity":
         if value not in SEVERITIES:
-            raise BugEventError(where, f"severity {value!r} is not one of {', '.join(SEVERITIES)}")
+            raise BugEventError(
+                where, f"severity {shown(value)} is not one of {', '.join(SEVERITIES)}"
+            )
     elif value != "":
         _check_word(where, "assignee", value)
 
@@ -364,7 +370,9 @@ def _check_value(where: str, field: str, value: object) -> None:
 def _check_tag(where: str, tag: object) -> None:
     text = _check_word(where, "tag", tag)
     if any(char.isspace() or char == "," for char in text):
-        raise BugEventError(where, f"tag {text!r} holds a space or a comma; tags are single words")
+        raise BugEventError(
+            where, f"tag {shown(text)} holds a space or a comma; tags are single words"
+        )
 
 
 def _check_adds(where: str, adds: tuple[str, ...]) -> None:
@@ -375,10 +383,10 @@ def _check_adds(where: str, adds: tuple[str, ...]) -> None:
 
 def _check_link(where: str, kind: object, target: object) -> None:
     if kind not in LINK_KINDS:
-        raise BugEventError(where, f"link kind {kind!r} is not one of {', '.join(LINK_KINDS)}")
+        raise BugEventError(where, f"link kind {shown(kind)} is not one of {', '.join(LINK_KINDS)}")
     text = _check_word(where, f"{kind} link", target, MAX_TARGET)
     if kind == "commit" and not (4 <= len(text) <= 64 and _HEX.fullmatch(text)):
-        raise BugEventError(where, f"commit link {text!r} is not a lowercase hex commit id")
+        raise BugEventError(where, f"commit link {shown(text)} is not a lowercase hex commit id")
 
 
 # -- parsing untrusted input ----------------------------------------------------------------
@@ -400,7 +408,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     result = dict(pairs)
     if len(result) != len(pairs):
         twice = next(key for n, (key, _) in enumerate(pairs) if key in dict(pairs[:n]))
-        raise ValueError(f"the key {twice!r} appears twice")
+        raise ValueError(f"the key {shown(twice)} appears twice")
     return result
 
 
@@ -427,7 +435,7 @@ def parse_event(data: bytes | str | dict[str, object], where: str = "event") -> 
         raise BugEventError(where, "an event must be a JSON object")
     version = obj.get("v")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise BugEventError(where, f"missing or bad format version 'v': {version!r}")
+        raise BugEventError(where, f"missing or bad format version 'v': {shown(version)}")
     if version > FORMAT_VERSION:
         raise BugEventError(
             where,
@@ -442,13 +450,12 @@ def parse_event(data: bytes | str | dict[str, object], where: str = "event") -> 
         )
     claimed = obj["id"]
     if not _is_id(claimed):
-        raise BugEventError(where, f"id {claimed!r} is not a 64-digit lowercase hex id")
-    assert isinstance(claimed, str)
+        raise BugEventError(where, f"id {shown(claimed)} is not a 64-digit lowercase hex id")
     where = f"{where} (id {claimed[:12]})"
     kind = obj["kind"]
     if not isinstance(kind, str) or kind not in _DATA_KEYS:
         raise BugEventError(
-            where, f"unknown kind {kind!r} (known: {', '.join(sorted(_DATA_KEYS))})"
+            where, f"unknown kind {shown(kind)} (known: {', '.join(sorted(_DATA_KEYS))})"
         )
     payload = obj["data"]
     if not isinstance(payload, dict) or set(payload) != _DATA_KEYS[kind]:
@@ -501,7 +508,7 @@ def _link_kind(where: str, value: object) -> LinkKind:
     for known in LINK_KINDS:
         if value == known:
             return known
-    raise BugEventError(where, f"link kind {value!r} is not one of {', '.join(LINK_KINDS)}")
+    raise BugEventError(where, f"link kind {shown(value)} is not one of {', '.join(LINK_KINDS)}")
 
 
 def _build_link(where: str, kind: str, data: Mapping[str, object]) -> Change:

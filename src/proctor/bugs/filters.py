@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from proctor.bugs.errors import FilterError
+from proctor.bugs.errors import FilterError, shown
 from proctor.bugs.state import BugState
 
 __all__ = ["FILTER_KEYS", "BugFilter", "Term", "parse_filter", "wanted"]
@@ -103,9 +103,9 @@ def parse_filter(expression: str) -> BugFilter:
     try:
         words = shlex.split(expression)
     except ValueError as error:
-        raise FilterError(f"filter {expression!r}: {error}") from None
+        raise FilterError(f"filter {shown(expression)}: {error}") from None
     if not words:
-        raise FilterError(f"filter {expression!r} is empty; write terms like status=open")
+        raise FilterError(f"filter {shown(expression)} is empty; write terms like status=open")
     terms = []
     for word in words:
         negated = word.startswith("!")
@@ -113,12 +113,13 @@ def parse_filter(expression: str) -> BugFilter:
         cut = min((i for i in (body.find("="), body.find("~")) if i >= 0), default=-1)
         if cut <= 0:
             raise FilterError(
-                f"filter term {word!r} is not KEY=VALUE or KEY~GLOB (for example tag=flaky)"
+                f"filter term {shown(word)} is not KEY=VALUE or KEY~GLOB (for example tag=flaky)"
             )
         key, value = body[:cut], body[cut + 1 :]
         if key not in FILTER_KEYS:
             raise FilterError(
-                f"filter term {word!r}: unknown key {key!r} (known: {', '.join(FILTER_KEYS)})"
+                f"filter term {shown(word)}: unknown key {shown(key)} "
+                f"(known: {', '.join(FILTER_KEYS)})"
             )
         terms.append(Term(key, value, glob=body[cut] == "~", negated=negated))
     return BugFilter(tuple(terms))

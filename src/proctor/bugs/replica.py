@@ -29,7 +29,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from proctor.bugs.errors import AmbiguousBugId, BugError, BugEventError, UnknownBug
+from proctor.bugs.errors import AmbiguousBugId, BugError, BugEventError, UnknownBug, shown
 from proctor.bugs.event import (
     AddComment,
     AddLink,
@@ -160,7 +160,7 @@ class Replica:
             return prefix
         key = prefix.strip().lower()
         if len(key) < 4 or any(c not in "0123456789abcdef" for c in key):
-            raise UnknownBug(f"{prefix!r} is not a bug id: give at least 4 of its hex digits")
+            raise UnknownBug(f"{shown(prefix)} is not a bug id: give at least 4 of its hex digits")
         ids = self.bug_ids()
         start = bisect_left(ids, key)
         found = []
@@ -169,10 +169,10 @@ class Replica:
                 break
             found.append(bug)
         if not found:
-            raise UnknownBug(f"no bug {prefix!r} in this copy" + self._partial_hint())
+            raise UnknownBug(f"no bug {shown(prefix)} in this copy" + self._partial_hint())
         if len(found) > 1:
-            shown = ", ".join(self.short_id(bug) for bug in found[:5])
-            raise AmbiguousBugId(f"{prefix!r} matches {len(found)} bugs ({shown}); give more")
+            listed = ", ".join(self.short_id(bug) for bug in found[:5])
+            raise AmbiguousBugId(f"{shown(prefix)} matches {len(found)} bugs ({listed}); give more")
         return found[0]
 
     def short_id(self, bug: str) -> str:
@@ -215,7 +215,7 @@ class Replica:
         """Remove ``tag`` as this copy sees it; an add made elsewhere meanwhile survives."""
         adds = self.state(bug).tag_add_ids(tag)
         if not adds:
-            raise BugError(f"bug {self.short_id(self.resolve(bug))} has no tag {tag!r}")
+            raise BugError(f"bug {self.short_id(self.resolve(bug))} has no tag {shown(tag)}")
         return self._append(bug, author, RemoveTag(tag, adds))
 
     def comment(self, bug: str, author: str, text: str) -> BugEvent:
@@ -227,7 +227,9 @@ class Replica:
     def unlink(self, bug: str, author: str, kind: LinkKind, target: str) -> BugEvent:
         adds = self.state(bug).link_add_ids(BugLink(kind, target))
         if not adds:
-            raise BugError(f"bug {self.short_id(self.resolve(bug))} has no {kind} link {target!r}")
+            raise BugError(
+                f"bug {self.short_id(self.resolve(bug))} has no {kind} link {shown(target)}"
+            )
         return self._append(bug, author, RemoveLink(kind, target, adds))
 
     def _append(self, bug: str, author: str, change: Change) -> BugEvent:
