@@ -67,6 +67,7 @@ class Copies(RuleBasedStateMachine):
         self.now = 0
         self.all: list[Replica] = []
         self.authors: dict[int, str] = {}
+        self.posted: list[tuple[Replica, bytes]] = []
 
     def _clock(self) -> int:
         return self.now
@@ -143,6 +144,20 @@ class Copies(RuleBasedStateMachine):
         summary = decode_summary(encode_summary(target_copy.summary()))
         data = encode_bundle(source.events_for(summary), summary.filters)
         import_bundle(target_copy, data)
+
+    @rule(target_copy=replicas)
+    def write_summary(self, target_copy: Replica) -> None:
+        self.posted.append((target_copy, encode_summary(target_copy.summary())))
+
+    @rule(source=replicas, pick=st.integers(0, 20))
+    def answer_a_stale_summary(self, source: Replica, pick: int) -> None:
+        # By mail: the copy that wrote the summary may have changed since; the answer
+        # must still merge (a copy only grows, so it holds at least what it summarised).
+        if not self.posted:
+            return
+        target_copy, summary_file = self.posted[pick % len(self.posted)]
+        summary = decode_summary(summary_file)
+        import_bundle(target_copy, encode_bundle(source.events_for(summary), summary.filters))
 
     @rule(first=replicas, second=replicas, third=replicas)
     def merge_is_a_union(self, first: Replica, second: Replica, third: Replica) -> None:
