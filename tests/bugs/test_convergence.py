@@ -99,13 +99,25 @@ class Copies(RuleBasedStateMachine):
                 st.integers(0, 50), st.sampled_from(OPS), st.integers(0, 9), st.integers(0, 99)
             ),
             min_size=1,
-            max_size=4,
+            max_size=12,
         ),
     )
     def edit(self, replica: Replica, edits: list[tuple[int, str, int, int]]) -> None:
         for pick, op, choice, now in edits:
             self.now = now  # wall clocks jump about: they must never decide anything
             self._edit(replica, pick, op, choice)
+
+    @rule(replicas=st.permutations(range(3)), pick=st.integers(0, 50), tag=st.sampled_from(TAGS))
+    def concurrent_tag_add_and_remove(self, replicas: list[int], pick: int, tag: str) -> None:
+        # One copy removes a tag while another adds it again, neither having seen the other.
+        remover, adder = self.all[replicas[0]], self.all[replicas[1]]
+        ids = remover.bug_ids()
+        bug = ids[pick % len(ids)]
+        if tag not in remover.state(bug).tags:
+            remover.add_tag(bug, self.authors[id(remover)], tag)
+        if bug in adder:
+            remover.remove_tag(bug, self.authors[id(remover)], tag)
+            adder.add_tag(bug, self.authors[id(adder)], tag)
 
     def _edit(self, replica: Replica, pick: int, op: str, choice: int) -> None:
         ids = replica.bug_ids()
