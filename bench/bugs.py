@@ -31,7 +31,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from proctor.bugs import Replica, decode_bundle, encode_bundle, import_bundle
+from proctor.bugs import Replica, decode_bundle, encode_bundle, encode_summary, import_bundle
 
 AUTHORS = ("Ann <ann@example.org>", "Bob <bob@example.org>", "Cat <cat@example.org>")
 TAGS = ("flaky", "component:store", "component:runner", "regression", "ci")
@@ -129,7 +129,9 @@ def main() -> None:
     print(f"median of {args.repeat}:")
     for name, seconds in rows.items():
         print(f"  {name:32} {seconds:8.3f} s  {seconds / total * 1e6:6.1f} us/event")
-    print(f"  bundle size {len(data) / 1e6:.1f} MB; the sync sent {int(timings['sent'][0])} events")
+    summary_size = len(encode_summary(second.summary()))
+    print(f"  bundle size {len(data) / 1e6:.1f} MB; summary size {summary_size / 1e6:.1f} MB")
+    print(f"  the sync sent {int(timings['sent'][0])} events")
     print("  (us/event: divided by every event; the sync moves only the ones sent)")
 
 
