@@ -11,7 +11,10 @@ import pytest
 from proctor.bugs import current_author
 
 
-def _git_env(tmp_path: Path) -> dict[str, str]:
+def _git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An environment where git sees no user's or system's configuration."""
+    for name in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_DIR", "GIT_CONFIG_COUNT"):
+        monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
     home.mkdir()
     return {
@@ -30,7 +33,7 @@ def test_proctor_author_wins_and_is_cleaned(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_git_config_gives_name_and_email(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    env = _git_env(tmp_path)
+    env = _git_env(tmp_path, monkeypatch)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     subprocess.run(["git", "init", "-q", str(tmp_path / "repo")], check=True, env=env)
@@ -48,7 +51,7 @@ def test_git_config_gives_name_and_email(tmp_path: Path, monkeypatch: pytest.Mon
 def test_without_git_config_the_fallback_is_marked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in _git_env(tmp_path).items():
+    for key, value in _git_env(tmp_path, monkeypatch).items():
         monkeypatch.setenv(key, value)
     author = current_author({}, tmp_path)
     assert author.source == "fallback"
