@@ -15,10 +15,11 @@ back the same way), and the filters it was made with. :meth:`Replica.events_for`
 answers with the events that are not ancestors of any id it recognises, plus whole
 bugs the filters select. The ids it recognises are events the receiver holds, and a
 copy holds the ancestors of what it holds, so nothing it lacks is ever left out; when
-both sides edited a bug, at most about as many events as the receiver made since they
-last met travel twice (and are skipped on arrival). A bug the receiver holds keeps receiving
-its new events even when it no longer matches the filters: it stays, and stays
-current (no silent loss, no stale copy passed off as current).
+both sides edited a bug, some events the receiver has may travel again (typically
+fewer than it made since they last met; they are skipped on arrival). A bug the
+receiver holds keeps receiving its new events even when it no longer matches the
+filters: it stays, and stays current (no silent loss, no stale copy passed off as
+current).
 """
 
 from __future__ import annotations
