@@ -442,16 +442,30 @@ def remove(rule_id: str, rules_file: Path | None, repository: str | None) -> int
 @rules.command()
 @click.argument("where", metavar="EXPR")
 @_window_options
+@_file_option
 @repository_option
-def test(where: str, since: str | None, max_runs: int, repository: str | None) -> int:
+def test(
+    where: str,
+    since: str | None,
+    max_runs: int,
+    rules_file: Path | None,
+    repository: str | None,
+) -> int:
     """Preview what a rule EXPR would match in history, without saving it."""
-    from proctor.triage.rules import preview
+    from proctor.triage.rules import RuleSet, preview
 
     rule = _parse("preview", where)
+    existing = _read(_rules_path(rules_file))
     with _maybe_repository(repository) as store:
-        result = preview(rule, _history(store, since, max_runs))
+        failures = _history(store, since, max_runs)
+    result = preview(rule, failures)
     sys.stdout.write(f"where {rule.where}\n")
     _show_preview(result, _window_note(since, max_runs))
+    if existing and result.failures:
+        hits = RuleSet([rule]).matches(failures)[0]
+        flags = RuleSet(existing).explained([failures[index] for index in hits])
+        if any(flags):
+            sys.stdout.write(f"{sum(flags):,} of them are explained by the rules already saved.\n")
     return 0
 
 
