@@ -234,3 +234,57 @@ def test_test_provided_text_is_neutralised_on_the_terminal(tmp_path: Path) -> No
     assert "Would explain 1 of 1 failures" in result.stdout
     assert "\x1b" not in result.stdout
     assert "\u202e" not in result.stdout
+
+
+def _on_a_terminal(args: list[str], answer: bytes, cwd: Path) -> tuple[int, str]:
+    """``proctor ARGS`` in a real process on a pseudo-terminal, answering ``answer``."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    main, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proctor", *args],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        cwd=cwd,
+        close_fds=True,
+    )
+    os.close(secondary)
+    seen = b""
+    answered = False
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:  # the process is gone and the terminal closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not answered and (b"[y/N]" in seen or b"[Y/n]" in seen):
+            os.write(main, answer)
+            answered = True
+    os.close(main)
+    return process.wait(timeout=60), seen.decode("utf-8", "replace")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("answer", "saved"), [(b"y\n", True), (b"n\n", False)])
+def test_add_asks_on_a_terminal(repo: str, tmp_path: Path, answer: bytes, saved: bool) -> None:
+    path = tmp_path / "proctor-rules.toml"
+    args = ["rules", "add", "LP#1", "--where", 'type = "KeyError"', "--file", str(path)]
+    code, seen = _on_a_terminal([*args, "--repository", repo], answer, tmp_path)
+    assert "Would explain 2 of 7 failures" in seen
+    rule_id = make_rule_id("LP#1", 'type = "KeyError"')
+    assert f"Save rule {rule_id} to" in seen
+    assert code == (0 if saved else 1), seen
+    assert path.exists() is saved
+    assert len(repository_rules(repo)) == (1 if saved else 0)
+
+
+def make_rule_id(bug: str, where: str) -> str:
+    from proctor.triage.rules import make_rule
+
+    return make_rule(bug, where).id
