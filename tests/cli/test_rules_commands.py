@@ -183,6 +183,7 @@ def test_the_file_is_the_source_of_truth_and_sync_brings_the_repository_in_step(
     synced = rules(repo, path, "sync")
     assert synced.exit_code == 0, synced.stderr
     assert "updated (1 changed)" in synced.stdout
+    assert "(changed, LP#2) would explain 2 of 7 failures in 1 cluster." in synced.stdout
     assert [row[1] for row in repository_rules(repo)] == ["LP#2"]
     assert "differ" not in rules(repo, path, "list").stderr
 
@@ -288,3 +289,13 @@ def make_rule_id(bug: str, where: str) -> str:
     from proctor.triage.rules import make_rule
 
     return make_rule(bug, where).id
+
+
+def test_sync_previews_new_rules_and_warns_on_broad_ones(repo: str, tmp_path: Path) -> None:
+    path = tmp_path / "proctor-rules.toml"
+    path.write_text("[[rule]]\nid = 'wide'\nbug = 'LP#5'\nwhere = 'test ~ \"^tests\\.\"'\n")
+    synced = rules(repo, path, "sync")
+    assert synced.exit_code == 0, synced.stderr
+    assert "Rule wide (new, LP#5) would explain 7 of 7 failures in 3 clusters." in synced.stdout
+    assert "warning: rule wide matches 3 unrelated clusters" in synced.stderr
+    assert [row[0] for row in repository_rules(repo)] == ["wide"]

@@ -81,7 +81,7 @@ def _read(path: Path) -> list[Rule]:
 def _maybe_repository(repository: str | None) -> Iterator[Store | None]:
     """The repository, or None when there is none yet (the rules file works alone)."""
     from proctor.cli._repo import _url, close_store
-    from proctor.store.errors import RepositoryNotFound
+    from proctor.store.errors import RepositoryNotFound, StoreError
     from proctor.store.opening import open_store
 
     try:
@@ -89,12 +89,8 @@ def _maybe_repository(repository: str | None) -> Iterator[Store | None]:
     except RepositoryNotFound:
         yield None
         return
-    except Exception as error:
-        from proctor.store.errors import StoreError
-
-        if isinstance(error, StoreError):
-            raise RepositoryError(str(error)) from None
-        raise
+    except StoreError as error:
+        raise RepositoryError(str(error)) from None
     try:
         yield store
     finally:
@@ -470,13 +466,38 @@ def test(
 
 
 @rules.command()
+@_window_options
 @_file_option
 @repository_option
-def sync(rules_file: Path | None, repository: str | None) -> int:
-    """Copy the rules file (the reviewed source of truth) into the repository."""
+def sync(since: str | None, max_runs: int, rules_file: Path | None, repository: str | None) -> int:
+    """Copy the rules file (the reviewed source of truth) into the repository.
+
+    Rules that are new or changed in the file are previewed against history
+    first, with a warning for any that spans unrelated clusters.
+    """
+    from proctor.triage.rules import StoreRuleBook, differences, preview
+
     path = _rules_path(rules_file)
     found = _read(path)
     with open_repository(repository) as store:
+        diff = differences(found, StoreRuleBook(store).load())
+        fresh = [*diff.only_in_file, *(mine for mine, _ in diff.changed)]
+        if fresh:
+            failures = _history(store, since, max_runs)
+            for rule in fresh:
+                result = preview(rule, failures)
+                state = "new" if rule in diff.only_in_file else "changed"
+                sys.stdout.write(
+                    f"Rule {rule.id} ({state}, {printable_id(rule.bug)}) would explain "
+                    f"{result.failures:,} of {result.total:,} failures in "
+                    f"{len(result.clusters)} cluster{'' if len(result.clusters) == 1 else 's'}.\n"
+                )
+                if result.too_broad:
+                    click.echo(
+                        f"warning: rule {rule.id} matches {result.unrelated} unrelated clusters; "
+                        "a rule should describe one fault.",
+                        err=True,
+                    )
         note = _sync(store, found)
     sys.stdout.write(f"{len(found)} rule{'' if len(found) == 1 else 's'} in {path}; {note}.\n")
     return 0
