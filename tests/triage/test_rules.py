@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proctor.triage.rules import (
     BugReferenceError,
     MemoryRuleBook,
+    Rule,
     RuleSet,
     check_bug,
     differences,
@@ -15,9 +18,11 @@ from proctor.triage.rules import (
     preview,
     unexplained,
 )
-from proctor.triage.rules_lang import FailureFacts, RuleSyntaxError
+from proctor.triage.rules_lang import Expr, FailureFacts, RuleSyntaxError, compile_rule, unparse
 from proctor.wire.event import Status
 from proctor.wire.record import Attachment, TestRecord
+
+from .test_rules_lang import _exprs
 
 
 def failure(test: str, signature: str, type_: str = "ValueError", run: int = 1) -> FailureFacts:
@@ -165,3 +170,26 @@ def test_facts_of_a_failed_record() -> None:
     assert "client.py:get" in facts.key
     passed = TestRecord("tests.test_api.test_ok", status=Status.SUCCESS)
     assert facts_of_record(passed) is None
+
+
+_facts = st.builds(
+    FailureFacts,
+    test=st.sampled_from(["t.a", "t.b", "tests.unit.c", "x"]),
+    type=st.sampled_from(["", "a", "ValueError"]),
+    message=st.sampled_from(["", "a|b", "bad a", "\\"]),
+    signature=st.sampled_from(["s1", "s2"]),
+    key=st.sampled_from(["k", "a @ x"]),
+    kind=st.sampled_from(["traceback", "crash"]),
+    run=st.integers(1, 3),
+)
+
+
+@settings(max_examples=200)
+@given(expr=_exprs, failures=st.lists(_facts, max_size=12))
+def test_grouped_evaluation_agrees_with_brute_force_for_any_rule(
+    expr: Expr, failures: list[FailureFacts]
+) -> None:
+    rule = Rule("r", "LP#1", unparse(expr), parsed=expr)
+    predicate = compile_rule(expr)
+    expected = [index for index, facts in enumerate(failures) if predicate(facts)]
+    assert RuleSet([rule]).matches(failures) == [expected]
