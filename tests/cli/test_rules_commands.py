@@ -166,7 +166,8 @@ def test_unexplained_gives_the_rate_and_the_clusters_left(repo: str, tmp_path: P
     assert [c["failures"] for c in document["clusters"]] == [2, 1]
     wider = rules(repo, path, "test", 'type = "TimeoutError" or type = "KeyError"')
     assert "Would explain 6 of 7 failures" in wider.stdout
-    assert "4 of them are explained by the rules already saved" in wider.stdout
+    saved = read_rules(path)[0]
+    assert f"4 of them are explained by the rules already saved: {saved.id} (LP#1)." in wider.stdout
 
 
 def test_the_file_is_the_source_of_truth_and_sync_brings_the_repository_in_step(

@@ -287,9 +287,11 @@ def add(
     if any(other.id == rule.id for other in existing):
         raise RepositoryError(f"{path} already has this rule, as {rule.id}")
     with _maybe_repository(repository) as store:
-        result = preview(rule, _history(store, since, max_runs))
+        failures = _history(store, since, max_runs)
+        result = preview(rule, failures)
         sys.stdout.write(f"Rule {rule.id} for {printable_id(rule.bug)}: {rule.where}\n")
         _show_preview(result, _window_note(since, max_runs))
+        _show_overlap(rule, failures, existing)
         if not yes:
             if not sys.stdin.isatty():
                 raise RepositoryError(
@@ -448,7 +450,7 @@ def test(
     repository: str | None,
 ) -> int:
     """Preview what a rule EXPR would match in history, without saving it."""
-    from proctor.triage.rules import RuleSet, preview
+    from proctor.triage.rules import preview
 
     rule = _parse("preview", where)
     existing = _read(_rules_path(rules_file))
@@ -457,12 +459,26 @@ def test(
     result = preview(rule, failures)
     sys.stdout.write(f"where {rule.where}\n")
     _show_preview(result, _window_note(since, max_runs))
-    if existing and result.failures:
-        hits = RuleSet([rule]).matches(failures)[0]
-        flags = RuleSet(existing).explained([failures[index] for index in hits])
-        if any(flags):
-            sys.stdout.write(f"{sum(flags):,} of them are explained by the rules already saved.\n")
+    _show_overlap(rule, failures, existing)
     return 0
+
+
+def _show_overlap(rule: Rule, failures: Sequence[FailureFacts], existing: Sequence[Rule]) -> None:
+    """Say how many of the failures ``rule`` matches the saved rules explain already."""
+    from proctor.triage.rules import RuleSet
+
+    if not existing:
+        return
+    matched = [failures[index] for index in RuleSet([rule]).matches(failures)[0]]
+    saved = RuleSet(existing)
+    flags = saved.explained(matched)
+    if not any(flags):
+        return
+    overlapping = [
+        other for other, hits in zip(saved.rules, saved.matches(matched), strict=True) if hits
+    ]
+    names = ", ".join(f"{other.id} ({printable_id(other.bug)})" for other in overlapping[:5])
+    sys.stdout.write(f"{sum(flags):,} of them are explained by the rules already saved: {names}.\n")
 
 
 @rules.command()
