@@ -15,9 +15,9 @@ so that a few faults make most failures. Then times, median of REPEAT:
 * ``unexplained`` with RULES rules (the classification rate and the clusters).
 
 With ``--store N`` it also times reading N failures back from a SQLite
-repository filled with ``proctor load``'s writer and signing them
-(:func:`proctor.triage.failures.load_failures`, the path ``proctor rules``
-takes until signatures are stored).
+repository and signing them (:func:`proctor.triage.failures.load_failures`,
+the path ``proctor rules`` takes until signatures are stored), every failure's
+text different (the worst case: equal texts are signed once).
 
 Usage:
     python bench/rules.py
@@ -119,7 +119,7 @@ def bench_store(count: int) -> None:
                     f"tests.test_api.test_{run + i}",
                     status=Status.FAIL,
                     attachments=(
-                        Attachment("traceback", text.format(n=i % 250).encode(), "text/plain"),
+                        Attachment("traceback", text.format(n=run + i).encode(), "text/plain"),
                     ),
                 )
                 for i in range(min(per_run, count - run))

@@ -193,3 +193,29 @@ def test_grouped_evaluation_agrees_with_brute_force_for_any_rule(
     predicate = compile_rule(expr)
     expected = [index for index, facts in enumerate(failures) if predicate(facts)]
     assert RuleSet([rule]).matches(failures) == [expected]
+
+
+def test_the_facts_reader_agrees_with_facts_of_record_and_remembers_texts() -> None:
+    from proctor.triage.rules import FactsReader
+
+    text = (
+        b"Traceback (most recent call last):\n"
+        b'  File "/p/a.py", line 3, in f\n'
+        b"    g()\n"
+        b"KeyError: 'x'\n"
+    )
+    records = [
+        TestRecord("t.fail", status=Status.FAIL, attachments=(Attachment("traceback", text),)),
+        TestRecord("t.same", status=Status.FAIL, attachments=(Attachment("traceback", text),)),
+        TestRecord("t.reason", status=Status.FAIL, attachments=(Attachment("reason", b"boom 12"),)),
+        TestRecord("t.empty", status=Status.FAIL),
+        TestRecord("t.ux", status=Status.UXSUCCESS),
+        TestRecord("t.unfinished", status=Status.INPROGRESS),
+        TestRecord("t.ok", status=Status.SUCCESS, attachments=(Attachment("traceback", text),)),
+        TestRecord("t.skip", status=Status.SKIP),
+    ]
+    reader = FactsReader()
+    for _ in range(2):  # the second time from memory
+        assert [reader(record, run=3) for record in records] == [
+            facts_of_record(record, run=3) for record in records
+        ]

@@ -1,7 +1,8 @@
 """The stored failures rules are evaluated over, as :class:`FailureFacts`.
 
 For now they are read through the store's public contract (each run's records,
-failures signed with :func:`~proctor.triage.signature_of_record`). That is the
+failures signed with :func:`~proctor.triage.signature_of` and parsed for their
+type and message once per distinct text: :class:`~proctor.triage.rules.FactsReader`). That is the
 seam for stored signatures: once the store keeps each failure's signature,
 type and normalised message, :func:`load_failures` reads those instead and
 nothing above it changes.
@@ -10,7 +11,7 @@ nothing above it changes.
 from __future__ import annotations
 
 from proctor.store.contract import Store
-from proctor.triage.rules import facts_of_record
+from proctor.triage.rules import FactsReader
 from proctor.triage.rules_lang import FailureFacts
 from proctor.triage.signature import NO_PROJECT, Project
 
@@ -27,11 +28,12 @@ def load_failures(
     """Every failure of the runs begun since ``since_ns`` (and among the newest
     ``runs`` runs), oldest run first."""
     found: list[FailureFacts] = []
+    reader = FactsReader(project)
     for info in reversed(store.runs(since_ns=since_ns, limit=runs)):
         if not info.counts.failures:
             continue
         for record in store.records(info.id):
-            facts = facts_of_record(record, run=info.id, project=project)
+            facts = reader(record, run=info.id)
             if facts is not None:
                 found.append(facts)
     return found

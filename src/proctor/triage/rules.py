@@ -40,8 +40,15 @@ from proctor.triage.rules_lang import (
     parse_rule,
     unparse,
 )
-from proctor.triage.signature import NO_PROJECT, Project, Signature, signature_of_record
+from proctor.triage.signature import (
+    NO_PROJECT,
+    Project,
+    Signature,
+    signature_of,
+    signature_of_record,
+)
 from proctor.triage.traceback import parse_failure
+from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
 if TYPE_CHECKING:
@@ -51,6 +58,7 @@ __all__ = [
     "BugReferenceError",
     "ClusterCount",
     "Differences",
+    "FactsReader",
     "MemoryRuleBook",
     "Preview",
     "Rule",
@@ -167,6 +175,36 @@ def facts_from(test_id: str, signature: Signature, text: str, *, run: int = 0) -
     return FailureFacts(
         test_id, type_, message, signature.digest, signature.key, signature.kind, run
     )
+
+
+class FactsReader:
+    """:func:`facts_of_record` for many records, signing and parsing each
+    distinct failure text once: a test failing the same way run after run is
+    the common case in a long history (at most ``memory`` texts are kept)."""
+
+    def __init__(self, project: Project = NO_PROJECT, memory: int = 50_000) -> None:
+        self.project = project
+        self.memory = memory
+        self._known: dict[str, tuple[Signature, str, str]] = {}
+
+    def __call__(self, record: TestRecord, *, run: int = 0) -> FailureFacts | None:
+        status = record.status
+        if status not in (Status.FAIL, Status.UXSUCCESS) and status.is_final:
+            return None
+        text = _failure_text(record)
+        if not text.strip():
+            return facts_of_record(record, run=run, project=self.project)
+        known = self._known.get(text)
+        if known is None:
+            signature = signature_of(text, project=self.project)
+            facts = facts_from(record.test_id, signature, text)
+            known = (signature, facts.type, facts.message)
+            if len(self._known) < self.memory:
+                self._known[text] = known
+        signature, type_, message = known
+        return FailureFacts(
+            record.test_id, type_, message, signature.digest, signature.key, signature.kind, run
+        )
 
 
 def _failure_text(record: TestRecord) -> str:
