@@ -132,3 +132,12 @@ def test_a_bad_file_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(RulesFileError):
         add_rule(path, ONE)
     assert path.read_bytes() == b"[[rule]\n"
+
+
+def test_remove_finds_a_table_whose_header_carries_a_comment(tmp_path: Path) -> None:
+    path = tmp_path / "proctor-rules.toml"
+    path.write_text(
+        render_rule(ONE) + "\n" + render_rule(TWO).replace("[[rule]]", "[[rule]]  # flaky")
+    )
+    assert remove_rule(path, TWO.id) == [ONE]
+    assert [rule.row for rule in read_rules(path)] == [ONE.row]

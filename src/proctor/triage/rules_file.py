@@ -199,7 +199,7 @@ def _blocks(text: str) -> list[str]:
     lines = text.splitlines(keepends=True)
     starts = [0]
     for number, line in enumerate(lines):
-        if line.strip() == "[[rule]]" and number:
+        if line.split("#", 1)[0].strip() == "[[rule]]" and number:
             start = number
             while start > starts[-1] and lines[start - 1].lstrip().startswith("#"):
                 start -= 1
