@@ -300,3 +300,39 @@ def test_sync_previews_new_rules_and_warns_on_broad_ones(repo: str, tmp_path: Pa
     assert "Rule wide (new, LP#5) would explain 7 of 7 failures in 3 clusters." in synced.stdout
     assert "warning: rule wide matches 3 unrelated clusters" in synced.stderr
     assert [row[0] for row in repository_rules(repo)] == ["wide"]
+
+
+def test_a_rule_matching_nothing_says_so(repo: str, tmp_path: Path) -> None:
+    result = rules(repo, tmp_path / "r.toml", "test", 'message = "connection refused by host 10"')
+    assert result.exit_code == 0, result.stderr
+    assert "Would explain 0 of 7 failures" in result.stdout
+    assert "matches no failure in history" in result.stderr
+
+
+def test_json_shapes_of_show_and_unexplained(repo: str, tmp_path: Path) -> None:
+    path = tmp_path / "proctor-rules.toml"
+    assert rules(repo, path, "add", "LP#1", "--where", 'type = "KeyError"', "-y").exit_code == 0
+    rule = read_rules(path)[0]
+    cluster_fields = {"signature", "key", "kind", "failures", "tests", "runs", "example_test"}
+    shown = json.loads(rules(repo, path, "show", rule.id, "--json").stdout)
+    assert set(shown) == {"schema", "rule", "preview"}
+    assert set(shown["rule"]) == {"id", "bug", "where", "added", "author"}
+    preview = shown["preview"]
+    assert set(preview) == {"failures", "total", "tests", "runs", "unrelated_clusters", "clusters"}
+    assert (preview["failures"], preview["total"], preview["tests"], preview["runs"]) == (
+        2,
+        7,
+        1,
+        2,
+    )
+    assert preview["unrelated_clusters"] == 1
+    [cluster] = preview["clusters"]
+    assert set(cluster) == cluster_fields
+    assert cluster["example_test"] == "tests.test_config.test_colour"
+    assert cluster["kind"] == "traceback"
+    assert len(cluster["signature"]) == 16
+    document = json.loads(rules(repo, path, "unexplained", "--json").stdout)
+    assert set(document) == {"schema", "failures", "explained", "rate", "per_rule", "clusters"}
+    assert document["per_rule"] == {rule.id: 2}
+    assert document["rate"] == pytest.approx(2 / 7)
+    assert all(set(c) == cluster_fields for c in document["clusters"])

@@ -213,6 +213,13 @@ def _show_preview(result: Preview, history_note: str) -> None:
         f"{result.tests:,} test{'' if result.tests == 1 else 's'}, "
         f"{result.runs:,} run{'' if result.runs == 1 else 's'}.\n"
     )
+    if not result.failures:
+        click.echo(
+            "note: the rule matches no failure in history. Messages are compared "
+            "normalised (numbers <n>, addresses <addr>, paths <tmp>...): "
+            "`proctor rules unexplained` shows keys and `--json` the facts.",
+            err=True,
+        )
     out.writelines(_cluster_lines(result.clusters, 10))
     if result.examples:
         out.write("Examples:\n")
