@@ -72,16 +72,17 @@ def test_concurrent_complete_loads_keep_every_failure(repository_url: str, tmp_p
         f"pkg.test_{i:05d}": Status.FAIL if f"pkg.test_{i:05d}" in failing else Status.SUCCESS
         for i in range(tests)
     }
-    data = v2.encode_many(events_for(outcomes, seconds=dict.fromkeys(outcomes, 0.001)))
+    stream = tmp_path / "run.v2"
+    stream.write_bytes(v2.encode_many(events_for(outcomes, seconds=dict.fromkeys(outcomes, 0.001))))
     loaders = 8 if repository_url.startswith("postgresql") else 4
     open_store(repository_url).close()
     for _ in range(2):
         children = [
-            _spawn(tmp_path, "load", "--complete", "--repository", repository_url)
+            _spawn(tmp_path, "load", "--complete", "--repository", repository_url, str(stream))
             for _ in range(loaders)
         ]
         for child in children:
-            _, err = child.communicate(data, timeout=300)
+            _, err = child.communicate(timeout=300)
             assert child.returncode == 1, err.decode()  # 1: the run it stored failed
         listed = _proctor(tmp_path, "failing", "--list", "--repository", repository_url)
         assert sorted(listed.stdout.decode().split()) == sorted(failing)
