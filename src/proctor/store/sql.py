@@ -255,6 +255,27 @@ class SqlStore(Store):
             raise self._translate(error) from error
         return SqlRunWriter(self, conn, run_id)
 
+    def check_writable(self) -> None:
+        # A real write (of a value onto itself), rolled back: SQLite finds a
+        # read-only file, and a server a read-only transaction or a missing
+        # privilege, only when a row is written.
+        class Probe(Exception):
+            pass
+
+        try:
+            with self._transaction(self._conn) as cur:
+                cur.execute(
+                    "UPDATE schema_migrations SET applied_ns = applied_ns "
+                    "WHERE version = (SELECT max(version) FROM schema_migrations)"
+                )
+                raise Probe
+        except Probe:
+            return
+        except StoreError:
+            raise
+        except Exception as error:
+            raise self._translate(error) from error
+
     def resume_run(self, run_id: int) -> RunWriter:
         conn = self._connect()
         try:

@@ -1,0 +1,263 @@
+"""Storing ``proctor run``'s results as they arrive: a result shown is a result stored.
+
+:class:`RunStorage` is the record sink ``proctor run`` gives the controller.
+Three rules:
+
+* **No empty runs.** The run is begun in the repository at the first result,
+  not before: a run in which nothing ran (a filter matching nothing, an empty
+  suite, a suite that failed to load, ``--failing`` whose tests are gone)
+  stores nothing, so it never hides the last real run from ``last``,
+  ``failing`` and ``slowest`` (as stestr stores none).
+* **Shown means stored.** The view writes into :class:`HeldOutput`, which
+  passes what it holds on to the terminal (or log) only after committing every
+  result received so far. So a controller killed with SIGKILL has stored every
+  result whose line (or count) reached the screen: what it loses is at most
+  results that were never shown. Commits are grouped: one per release of the
+  output (the live view draws at most ten times a second; a log is written
+  when the controller has caught up with its workers, at most
+  :attr:`IdleWrites.BATCH` results or :data:`RELEASE_INTERVAL` apart, or when
+  64 KiB of text are held), never one per result.
+* **A repository that fails stops storing, not testing.** A write refused
+  mid-run (a full disk, a file gone read-only, corrupt pages) is said once;
+  the tests go on and are shown, the run keeps what was committed (marked
+  interrupted where that can still be written), and ``proctor run`` exits 2.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from proctor.store.contract import RunWriter, Store
+    from proctor.store.errors import StoreError
+    from proctor.store.model import RunInfo, RunMetadata
+    from proctor.wire.record import TestRecord
+
+__all__ = ["RELEASE_INTERVAL", "HeldOutput", "IdleWrites", "RunStorage"]
+
+RELEASE_INTERVAL = 0.1
+"""Seconds: an idle controller releases held output (committing first) at
+least this often, so a log follows a slow suite closely."""
+
+
+class IdleWrites:
+    """Stores records through ``writer`` in small transactions, mostly while the
+    controller would otherwise wait.
+
+    The writer on its own writes everything pending every quarter second, in one
+    transaction: in a fast run that is thousands of records (~4 us each) at
+    once, long after the worker sent them: the last batch is written after the
+    last test, while the user waits. Here a batch is written whenever the
+    controller has caught up with its workers and at least :attr:`BATCH` are
+    pending, and in any case once :attr:`MOST` are (the workers' results wait
+    in their pipes meanwhile, which hold thousands: see
+    :func:`proctor.runner.spawn.widen_pipe`). So the store's work is spread over
+    the run, and what is left at the end is at most a few milliseconds of it.
+    """
+
+    BATCH = 400
+    """Records pending before an idle moment writes them (about 2 ms of work)."""
+    MOST = 1000
+    """Records pending at most (about 4 ms of work)."""
+
+    def __init__(self, writer: RunWriter) -> None:
+        self._writer = writer
+        self._added = 0
+        self._base = writer.written
+        writer.batch_size = min(writer.batch_size, self.MOST)
+
+    def add(self, record: TestRecord) -> None:
+        self._writer.add(record)
+        self._added += 1
+
+    @property
+    def pending(self) -> int:
+        """Records added and not yet committed."""
+        return self._added - (self._writer.written - self._base)
+
+    def idle(self) -> None:
+        if self.pending >= self.BATCH:
+            self._writer.flush()
+
+
+class HeldOutput(io.TextIOBase):
+    """A text stream whose writes reach ``out`` only after ``commit()``.
+
+    :meth:`flush` (what a view calls when it wants the screen up to date)
+    commits, then writes out what it holds. Writes past :attr:`LIMIT` held
+    characters flush as a full buffer would.
+    """
+
+    LIMIT = 1 << 16
+
+    def __init__(self, out: TextIO, commit: Callable[[], None]) -> None:
+        super().__init__()
+        self._out = out
+        self._commit = commit
+        self._held: list[str] = []
+        self._size = 0
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def write(self, text: str) -> int:
+        self._held.append(text)
+        self._size += len(text)
+        if self._size >= self.LIMIT:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self._commit()
+        self.release()
+
+    def release(self) -> None:
+        """Write out what is held, committed or not (after storing failed)."""
+        if self._held:
+            text = "".join(self._held)
+            self._held.clear()
+            self._size = 0
+            self._out.write(text)
+        self._out.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self._out.isatty()
+
+    def fileno(self) -> int:
+        return self._out.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._out.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self._out.errors
+
+
+class RunStorage:
+    """Writes one ``proctor run`` into ``store`` (see the module docstring).
+
+    Give :meth:`add` to the controller as a record sink and :meth:`idle` as its
+    idle callback, let the view write to :meth:`hold` (``out``), and end with
+    :meth:`finish` (or :meth:`interrupt` when the run was cut short). ``notice``
+    tells the user that storing failed, once.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        metadata: RunMetadata,
+        *,
+        notice: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._metadata = metadata
+        self._notice = notice
+        self._clock = clock
+        self._writes: IdleWrites | None = None
+        self._output: HeldOutput | None = None
+        self._released = clock()
+        self.error: StoreError | None = None
+        """Why storing stopped, if it did."""
+
+    @property
+    def writer(self) -> RunWriter | None:
+        """The run's writer, once the first result began the run."""
+        return None if self._writes is None else self._writes._writer
+
+    def hold(self, out: TextIO) -> TextIO:
+        """``out`` as the view must write to it: text held until the results
+        it shows are committed."""
+        self._output = HeldOutput(out, self.commit)
+        return self._output  # type: ignore[return-value]  # a TextIO in all but name
+
+    def set_notice(self, notice: Callable[[str], None]) -> None:
+        self._notice = notice
+
+    # -- the controller's callbacks
+
+    def add(self, record: TestRecord) -> None:
+        if self.error is not None:
+            return
+        from proctor.store.errors import StoreError
+
+        try:
+            writes = self._writes
+            if writes is None:
+                writes = self._writes = IdleWrites(self._store.begin_run(self._metadata))
+            writes.add(record)
+        except StoreError as error:
+            self._failed(error)
+
+    def idle(self) -> None:
+        """The controller caught up with its workers: write a batch if one is
+        due, and let the output follow."""
+        writes = self._writes
+        output = self._output
+        due = writes is not None and writes.pending >= IdleWrites.BATCH
+        if output is not None and output.holding:
+            if due or self._clock() - self._released >= RELEASE_INTERVAL:
+                output.flush()
+        elif due:
+            self.commit()
+
+    def commit(self) -> None:
+        """Write every result received so far (the output is about to show them)."""
+        self._released = self._clock()
+        writes = self._writes
+        if writes is None or self.error is not None or not writes.pending:
+            return
+        from proctor.store.errors import StoreError
+
+        try:
+            writes._writer.flush()
+        except StoreError as error:
+            self._failed(error)
+
+    # -- the end
+
+    def finish(self, interrupted: bool) -> RunInfo | None:
+        """Finish the run (None when none was begun, or storing failed)."""
+        writer = self.writer
+        if writer is None or self.error is not None:
+            return None
+        from proctor.store.errors import StoreError
+
+        try:
+            return writer.finish(interrupted=interrupted)
+        except StoreError as error:
+            self._failed(error)
+            return None
+
+    def interrupt(self) -> None:
+        """Finish the run as interrupted, never raising; let out what is held."""
+        writer = self.writer
+        if writer is not None:
+            writer.interrupt()
+        if self._output is not None:
+            self._output.release()
+
+    def _failed(self, error: StoreError) -> None:
+        self.error = error
+        writer = self.writer
+        stored = 0
+        if writer is not None:
+            stored = writer.written
+            writer.interrupt()  # what was committed stays, marked interrupted if possible
+        kept = (
+            f"run {writer.run_id} keeps the {stored} results stored before it"
+            if writer is not None and stored
+            else "nothing of this run was stored"
+        )
+        message = f"cannot store results: {error}; {kept}. The tests go on, unstored."
+        if self._notice is not None:
+            self._notice(message)
