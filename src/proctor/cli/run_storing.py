@@ -166,6 +166,7 @@ class RunStorage:
         self._writes: IdleWrites | None = None
         self._output: HeldOutput | None = None
         self._released = clock()
+        self._finishing = False
         self.error: StoreError | None = None
         """Why storing stopped, if it did."""
 
@@ -232,6 +233,7 @@ class RunStorage:
             return None
         from proctor.store.errors import StoreError
 
+        self._finishing = True
         try:
             return writer.finish(interrupted=interrupted)
         except StoreError as error:
@@ -258,6 +260,8 @@ class RunStorage:
             if writer is not None and stored
             else "nothing of this run was stored"
         )
-        message = f"cannot store results: {error}; {kept}. The tests go on, unstored."
+        message = f"cannot store results: {error}; {kept}."
+        if not self._finishing:
+            message += " The tests go on without being stored."
         if self._notice is not None:
             self._notice(message)
