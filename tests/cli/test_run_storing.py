@@ -228,6 +228,47 @@ def test_held_output_holds_at_most_its_limit() -> None:
     assert len(screen.getvalue()) == HeldOutput.LIMIT
 
 
+def test_a_held_result_stream_is_released_after_the_commit_too() -> None:
+    store = MemoryStore()
+    times = [0.0]
+    storing = RunStorage(store, RunMetadata(), clock=lambda: times[0])
+    screen = io.BytesIO()
+    stream = storing.hold_bytes(screen)
+    storing.add(TestRecord("t.a", Status.SUCCESS))
+    stream.write(b"the bytes of t.a")
+    storing.idle()
+    assert screen.getvalue() == b""  # not yet: less than RELEASE_INTERVAL since the start
+    times[0] += 1.0
+    storing.idle()
+    assert screen.getvalue() == b"the bytes of t.a"
+    latest = store.latest_run()
+    assert latest is not None
+    assert [r.test_id for r in store.records(latest.id)] == ["t.a"]
+
+
+def test_the_view_ticks_the_held_output_out_while_the_controller_waits() -> None:
+    from proctor.cli.run_storing import RELEASE_INTERVAL, ReleasingView
+    from proctor.runner.report import NullReporter
+
+    store = MemoryStore()
+    times = [0.0]
+    storing = RunStorage(store, RunMetadata(), clock=lambda: times[0])
+    screen = io.StringIO()
+    out = storing.hold(screen)
+    view = ReleasingView(NullReporter(), storing)
+    assert view.tick_interval == RELEASE_INTERVAL  # the controller wakes for it
+    storing.add(TestRecord("t.quick", Status.SUCCESS))
+    out.write("t.quick ... ok\n")
+    storing.idle()  # right after the start: held (a burst may follow)
+    assert screen.getvalue() == ""
+    times[0] += RELEASE_INTERVAL  # the next test hangs; the controller ticks
+    view.tick()
+    assert screen.getvalue() == "t.quick ... ok\n"
+    latest = store.latest_run()
+    assert latest is not None
+    assert [r.test_id for r in store.records(latest.id)] == ["t.quick"]
+
+
 def test_storing_nothing_begins_no_run() -> None:
     store = MemoryStore()
     storing = RunStorage(store, RunMetadata())

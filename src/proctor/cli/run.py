@@ -363,10 +363,14 @@ def _run_once(
 
     storing = _storing(store, args, config)
     out = sys.stdout if storing is None else storing.hold(sys.stdout)
-    view = choose_view(args, out)
+    view: RunReporter = choose_view(args, out)
     if storing is not None:
+        from proctor.cli.run_storing import ReleasingView
+
         storing.set_notice(view.notice)
-    sinks, finish_sinks = _event_sinks(args)
+        view = ReleasingView(view, storing)
+    stdout = sys.stdout.buffer if storing is None else storing.hold_bytes(sys.stdout.buffer)
+    sinks, finish_sinks = _event_sinks(args, stdout)
     try:
         controller = Controller(
             backend,
@@ -404,7 +408,7 @@ def _storing(store: Store | None, args: RunArgs, config: Config) -> RunStorage |
     return RunStorage(store, metadata._replace(started_ns=time.time_ns()))
 
 
-def _event_sinks(args: RunArgs) -> tuple[Sink, Callable[[], None]]:
+def _event_sinks(args: RunArgs, stdout: BinaryIO) -> tuple[Sink, Callable[[], None]]:
     """Where the run's events go besides the view: ``--subunit``, ``--junit``."""
     from proctor.events.sink import NullSink, Tee
 
@@ -413,7 +417,6 @@ def _event_sinks(args: RunArgs) -> tuple[Sink, Callable[[], None]]:
     if args.subunit:
         from proctor.events.writers import V2Writer
 
-        stdout: BinaryIO = sys.stdout.buffer
         v2 = V2Writer(stdout)
         sinks.append(v2)
         closers.append(v2.close)

@@ -28,15 +28,23 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 if TYPE_CHECKING:
+    from proctor.runner.report import Progress, RunReporter, RunResult
     from proctor.store.contract import RunWriter, Store
     from proctor.store.errors import StoreError
     from proctor.store.model import RunInfo, RunMetadata
     from proctor.wire.record import TestRecord
 
-__all__ = ["RELEASE_INTERVAL", "HeldOutput", "IdleWrites", "RunStorage"]
+__all__ = [
+    "RELEASE_INTERVAL",
+    "HeldBytes",
+    "HeldOutput",
+    "IdleWrites",
+    "ReleasingView",
+    "RunStorage",
+]
 
 RELEASE_INTERVAL = 0.1
 """Seconds: an idle controller releases held output (committing first) at
@@ -142,6 +150,51 @@ class HeldOutput(io.TextIOBase):
         return self._out.errors
 
 
+class HeldBytes(io.BufferedIOBase):
+    """:class:`HeldOutput` for a byte stream (``--subunit``'s stdout)."""
+
+    LIMIT = 1 << 20
+
+    def __init__(self, out: BinaryIO, commit: Callable[[], None]) -> None:
+        super().__init__()
+        self._out = out
+        self._commit = commit
+        self._held: list[bytes] = []
+        self._size = 0
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self._held.append(bytes(data))
+        self._size += len(data)
+        if self._size >= self.LIMIT:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        self._commit()
+        self.release()
+
+    def release(self) -> None:
+        if self._held:
+            data = b"".join(self._held)
+            self._held.clear()
+            self._size = 0
+            self._out.write(data)
+        self._out.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self._out.isatty()
+
+    def fileno(self) -> int:
+        return self._out.fileno()
+
+
 class RunStorage:
     """Writes one ``proctor run`` into ``store`` (see the module docstring).
 
@@ -164,7 +217,7 @@ class RunStorage:
         self._notice = notice
         self._clock = clock
         self._writes: IdleWrites | None = None
-        self._output: HeldOutput | None = None
+        self._outputs: list[HeldOutput | HeldBytes] = []
         self._released = clock()
         self._finishing = False
         self.error: StoreError | None = None
@@ -178,8 +231,15 @@ class RunStorage:
     def hold(self, out: TextIO) -> TextIO:
         """``out`` as the view must write to it: text held until the results
         it shows are committed."""
-        self._output = HeldOutput(out, self.commit)
-        return self._output  # type: ignore[return-value]  # a TextIO in all but name
+        held = HeldOutput(out, self.commit)
+        self._outputs.append(held)
+        return held  # type: ignore[return-value]  # a TextIO in all but name
+
+    def hold_bytes(self, out: BinaryIO) -> BinaryIO:
+        """``out`` (a result stream's) held the same way."""
+        held = HeldBytes(out, self.commit)
+        self._outputs.append(held)
+        return held  # type: ignore[return-value]  # a BinaryIO in all but name
 
     def set_notice(self, notice: Callable[[str], None]) -> None:
         self._notice = notice
@@ -203,13 +263,20 @@ class RunStorage:
         """The controller caught up with its workers: write a batch if one is
         due, and let the output follow."""
         writes = self._writes
-        output = self._output
         due = writes is not None and writes.pending >= IdleWrites.BATCH
-        if output is not None and output.holding:
-            if due or self._clock() - self._released >= RELEASE_INTERVAL:
-                output.flush()
-        elif due:
+        if not self.release_due(force=due) and due:
             self.commit()
+
+    def release_due(self, *, force: bool = False) -> bool:
+        """Let out held output (committing first) if :data:`RELEASE_INTERVAL`
+        has passed since the last release; say whether anything was."""
+        if not any(output.holding for output in self._outputs):
+            return False
+        if not force and self._clock() - self._released < RELEASE_INTERVAL:
+            return False
+        for output in self._outputs:
+            output.flush()  # the first one commits
+        return True
 
     def commit(self) -> None:
         """Write every result received so far (the output is about to show them)."""
@@ -245,8 +312,8 @@ class RunStorage:
         writer = self.writer
         if writer is not None:
             writer.interrupt()
-        if self._output is not None:
-            self._output.release()
+        for output in self._outputs:
+            output.release()
 
     def _failed(self, error: StoreError) -> None:
         self.error = error
@@ -265,3 +332,45 @@ class RunStorage:
             message += " The tests go on without being stored."
         if self._notice is not None:
             self._notice(message)
+
+
+class ReleasingView:
+    """``view``, with a tick at least every :data:`RELEASE_INTERVAL` that lets
+    ``storage``'s held output out: while the controller waits on a long test,
+    the lines of the tests before it are on the screen (and in the store)."""
+
+    def __init__(self, view: RunReporter, storage: RunStorage) -> None:
+        self._view = view
+        self._storage = storage
+        inner = view.tick_interval
+        self.tick_interval: float | None = (
+            RELEASE_INTERVAL if inner is None else min(inner, RELEASE_INTERVAL)
+        )
+
+    def tick(self) -> None:
+        self._storage.release_due()
+        self._view.tick()
+
+    def planned(self, progress: Progress) -> None:
+        self._view.planned(progress)
+
+    def record(self, record: TestRecord) -> None:
+        self._view.record(record)
+
+    def output(self, worker: int | None, data: bytes) -> None:
+        self._view.output(worker, data)
+
+    def notice(self, text: str) -> None:
+        self._view.notice(text)
+
+    def debug_start(self, test_id: str, worker: int, so_far: bytes) -> None:
+        self._view.debug_start(test_id, worker, so_far)
+
+    def debug_output(self, data: bytes) -> None:
+        self._view.debug_output(data)
+
+    def debug_end(self, test_id: str) -> None:
+        self._view.debug_end(test_id)
+
+    def finished(self, result: RunResult) -> None:
+        self._view.finished(result)
