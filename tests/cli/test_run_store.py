@@ -262,3 +262,29 @@ def test_corrupt_pages_are_a_clear_error_never_a_traceback(
     assert "proctor/store" not in out + err
     assert "sqlite3." not in out + err
     assert "is not a readable Proctor repository" in out + err
+
+
+# -- runs in which nothing ran
+
+
+def test_a_suite_that_fails_to_load_stores_no_run(tmp_path: Path) -> None:
+    from tests.runner.projects import PYTEST_CONF
+
+    root = write_project(
+        tmp_path,
+        {
+            **PYTEST_CONF,
+            "tests/test_p.py": "def test_p():\n    pass\n\ndef test_q():\n    assert 0\n",
+        },
+    )
+    assert _proctor(root, "run").returncode == 1
+    (root / "tests" / "conftest.py").write_text("import no_such_module_for_proctor\n")
+    for _ in range(2):
+        done = _proctor(root, "run", "-j", "2")
+        assert done.returncode == 3, (done.stdout + done.stderr).decode()
+    last = _proctor(root, "last")
+    assert last.returncode == 1
+    assert "tests/test_p.py::test_q" in last.stdout.decode()
+    assert "interrupted" not in last.stdout.decode()
+    with open_store(str(root / ".proctor")) as store:
+        assert [run.id for run in store.runs()] == [1]
