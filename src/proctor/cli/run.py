@@ -298,6 +298,12 @@ def run_tests(args: RunArgs) -> int:
             if args.list_tests:
                 return _list(backend, options, history)
             return _run_until(args, config, options, history, store, backend)
+        except Exception as error:
+            from proctor.store.errors import StoreError
+
+            if isinstance(error, StoreError):  # a history read that failed on the way
+                raise UsageProblem(f"the repository failed: {error}") from None
+            raise
         finally:
             if store is not None:
                 close_store(store)
@@ -565,8 +571,9 @@ def run(**params: object) -> int:
     (as with stestr). Configuration comes from [tool.proctor] in pyproject.toml
     or .stestr.conf; options here override it.
 
-    Exit status: 0 all passed, 1 a test failed, 2 usage, 3 the run could not
-    complete, 5 no tests ran, 130 interrupted.
+    Exit status: 0 all passed, 1 a test failed, 2 usage, or a repository that
+    cannot be opened or written (see --no-store), 3 the run could not complete,
+    5 no tests ran, 130 interrupted.
     """
     for name in ("load_list", "include_list", "exclude_list", "junit"):
         value = params[name]
