@@ -226,7 +226,7 @@ def open_history(args: RunArgs, config: Config) -> tuple[Store | None, History]:
         raise UsageProblem(_repository_problem(args, error)) from None
     history = StoreHistory(store)
     try:
-        if args.store:
+        if args.store and args.isolate is None and not args.list_tests:  # it will write
             store.check_writable()
         history.expected_total()  # reads every duration now, not in the middle of the run
     except StoreError as error:

@@ -294,7 +294,15 @@ class RunStorage:
     # -- the end
 
     def finish(self, interrupted: bool) -> RunInfo | None:
-        """Finish the run (None when none was begun, or storing failed)."""
+        """Finish the run (None when none was begun, or storing failed), and
+        let out whatever output is still held."""
+        try:
+            return self._finish(interrupted)
+        finally:
+            for output in self._outputs:
+                output.release()  # all of it is stored now (or storing failed)
+
+    def _finish(self, interrupted: bool) -> RunInfo | None:
         writer = self.writer
         if writer is None or self.error is not None:
             return None
