@@ -654,3 +654,12 @@ def test_small_batches_are_written_as_they_fill(store: Store) -> None:
     assert [r.test_id for r in store.records(writer.run_id)] == ["a", "b"]
     writer.finish()
     assert [r.test_id for r in store.records(writer.run_id)] == ["a", "b", "c"]
+
+
+def test_a_writable_store_says_so_and_the_check_changes_nothing(store: Store) -> None:
+    store.write_run([failure("a")])
+    before = (store.runs(), store.failing_ids(), store.stats().tests)
+    store.check_writable()
+    store.check_writable()
+    assert (store.runs(), store.failing_ids(), store.stats().tests) == before
+    assert store.write_run([record("a")]).id == 2  # no run id used up
