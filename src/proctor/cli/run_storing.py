@@ -30,10 +30,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
+from proctor.store.errors import StoreError
+
 if TYPE_CHECKING:
     from proctor.runner.report import Progress, RunReporter, RunResult
     from proctor.store.contract import RunWriter, Store
-    from proctor.store.errors import StoreError
     from proctor.store.model import RunInfo, RunMetadata
     from proctor.wire.record import TestRecord
 
@@ -249,8 +250,6 @@ class RunStorage:
     def add(self, record: TestRecord) -> None:
         if self.error is not None:
             return
-        from proctor.store.errors import StoreError
-
         try:
             writes = self._writes
             if writes is None:
@@ -284,8 +283,6 @@ class RunStorage:
         writes = self._writes
         if writes is None or self.error is not None or not writes.pending:
             return
-        from proctor.store.errors import StoreError
-
         try:
             writes._writer.flush()
         except StoreError as error:
@@ -306,8 +303,6 @@ class RunStorage:
         writer = self.writer
         if writer is None or self.error is not None:
             return None
-        from proctor.store.errors import StoreError
-
         self._finishing = True
         try:
             return writer.finish(interrupted=interrupted)
