@@ -96,6 +96,8 @@ class RunFilter:
             "page": None if self.page == 1 else self.page,
         }
         values.update(changes)
+        if values["page"] == 1:
+            values["page"] = None
         return {key: str(value) for key, value in values.items() if value not in (None, "")}
 
     def since_ns(self, now_ns: int) -> int | None:
@@ -141,10 +143,16 @@ def choices(repo: ReadOnlyRepository) -> dict[str, list[str]]:
     return {"branches": sorted(branches), "jobs": sorted(jobs)}
 
 
-def previous_run(repo: ReadOnlyRepository, info: RunInfo) -> RunInfo | None:
-    """The run before ``info`` on the same branch (any run, when it has no branch)."""
+def previous_run(
+    repo: ReadOnlyRepository, info: RunInfo, *, any_branch: bool = False
+) -> RunInfo | None:
+    """The run before ``info`` on the same branch (any run, when it has no
+    branch); with ``any_branch``, the run before it on any branch when its own
+    branch has none."""
     candidates = repo.runs(branch=info.metadata.git_branch, until_ns=info.started_ns + 1, limit=20)
     earlier = [other for other in candidates if other.id < info.id]
+    if not earlier and any_branch and info.metadata.git_branch is not None:
+        earlier = [o for o in repo.runs(until_ns=info.started_ns + 1, limit=20) if o.id < info.id]
     return earlier[0] if earlier else None
 
 

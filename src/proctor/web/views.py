@@ -242,7 +242,7 @@ def compare_page(repo: ReadOnlyRepository, query: Mapping[str, str]) -> Page:
         head_id = latest.id
     head = repo.run(head_id)
     base_id = _run_id(query, "base")
-    base = repo.run(base_id) if base_id is not None else previous_run(repo, head)
+    base = repo.run(base_id) if base_id is not None else previous_run(repo, head, any_branch=True)
     if base is None:
         raise QueryError(f"run {head.id} has no earlier run to compare with: choose base=RUN")
     result = compare_runs(
