@@ -63,8 +63,8 @@ def server(repository: str) -> Iterator[str]:
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
-        assert line.startswith("Proctor dashboard at http://127.0.0.1:"), (
-            line + (process.stderr.read() if process.stderr else "")
+        assert line.startswith("Proctor dashboard at http://127.0.0.1:"), line + (
+            process.stderr.read() if process.stderr else ""
         )
         # uvicorn listens just after the banner: wait until it accepts.
         for _ in range(200):
@@ -111,15 +111,19 @@ class Watched:
         page = self.page
         page.on(
             "console",
-            lambda m: self.problems.append(f"console {m.type}: {m.text}")
-            if m.type in ("error", "warning")
-            else None,
+            lambda m: (
+                self.problems.append(f"console {m.type}: {m.text}")
+                if m.type in ("error", "warning")
+                else None
+            ),
         )
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
         page.on(
             "response",
-            lambda r: self.problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None,
+            lambda r: (
+                self.problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None
+            ),
         )
         page.on("request", lambda r: self.requests.append(r.url))
 
@@ -183,7 +187,8 @@ def test_filters_work_by_clicking(watched: Watched, server: str, shots: Path) ->
     assert page.locator("svg.runs g.run").count() == 6
     with page.expect_navigation():
         page.select_option("select[name=job]", "unit")
-    assert "branch=main" in page.url and "job=unit" in page.url
+    assert "branch=main" in page.url
+    assert "job=unit" in page.url
     assert page.locator("svg.runs g.run").count() == 4
     page.screenshot(path=str(shots / "filters.png"), full_page=True)
     # A bar of the chart is a link to its run.
@@ -204,7 +209,8 @@ def test_the_comparison_works_by_clicking(watched: Watched, server: str, shots: 
     assert page.locator("#slower").get_by_text("pkg.test_a.T.test_slow").is_visible()
     with page.expect_navigation():
         page.select_option("select[name=base]", "3")
-    assert "base=3" in page.url and "head=6" in page.url
+    assert "base=3" in page.url
+    assert "head=6" in page.url
     assert page.locator("#new_failures").get_by_text("pkg.test_a.T.test_flip").is_visible()
     assert page.locator("#fixed").get_by_text("pkg.test_a.T.test_fixed").is_visible()
     page.screenshot(path=str(shots / "compare.png"), full_page=True)
@@ -213,7 +219,8 @@ def test_the_comparison_works_by_clicking(watched: Watched, server: str, shots: 
     page.select_option("form.compare select[name=base]", "2")
     with page.expect_navigation():
         page.get_by_role("button", name="Compare").click()
-    assert "base=2" in page.url and "head=4" in page.url
+    assert "base=2" in page.url
+    assert "head=4" in page.url
     watched.check()
 
 
@@ -257,8 +264,9 @@ def test_the_report_opens_from_disk_with_no_network(
     browser: Any, repository: str, tmp_path: Path, shots: Path
 ) -> None:
     out = tmp_path / "report.html"
+    command = ["report", "7", "--repository", repository, "-o", str(out)]
     done = subprocess.run(
-        [sys.executable, "-m", "proctor", "report", "--repository", repository, "-o", str(out), "7"],
+        [sys.executable, "-m", "proctor", *command],
         capture_output=True,
         text=True,
         check=False,
