@@ -13,10 +13,8 @@ Playwright never downloads a browser here: it drives Debian's Chromium.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.web.project import HOSTILE_BRANCH, XSS_IDS
+from tests.web.server import serve
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -44,42 +43,10 @@ if not os.path.exists(CHROMIUM):  # .ci/run installs it
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def server(repository: str) -> Iterator[str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "proctor", "ui", "--repository", repository, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("Proctor dashboard at http://127.0.0.1:"), line + (
-            process.stderr.read() if process.stderr else ""
-        )
-        # uvicorn listens just after the banner: wait until it accepts.
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                if process.poll() is not None:
-                    raise AssertionError(process.stderr.read() if process.stderr else "") from None
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        _, errors = process.communicate(timeout=10)  # closes the pipes
-        assert "Traceback" not in errors
+    with serve(repository) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ reading, checks the address, and runs uvicorn until Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sys
 
 import click
@@ -33,7 +35,11 @@ def missing_extra(command: str) -> RepositoryError | None:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port."
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port (0: a free one, shown when the server starts).",
 )
 @click.option(
     "--allow-host",
@@ -73,19 +79,36 @@ def ui(host: str, port: int, allow_hosts: tuple[str, ...], repository: str | Non
         )
     with open_repository(repository) as store:
         app = create_app(ReadOnlyRepository(store), allowed_hosts=allowed)
+        listener = _listen(host, port)
         shown = f"[{host}]" if ":" in host else host
-        sys.stdout.write(f"Proctor dashboard at http://{shown}:{port}/ (Ctrl-C to stop)\n")
-        sys.stdout.flush()
-        config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        sys.stdout.write(
+            f"Proctor dashboard at http://{shown}:{listener.getsockname()[1]}/ (Ctrl-C to stop)\n"
         )
-        server = uvicorn.Server(config)
-        try:
-            server.run()
-        except OSError as error:
-            raise RepositoryError(
-                f"cannot listen on {host}:{port}: {error.strerror or error}; choose another --port"
-            ) from None
-        if not server.started:
-            raise RepositoryError(f"cannot listen on {host}:{port}; choose another --port")
+        sys.stdout.flush()
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        with listener, contextlib.suppress(KeyboardInterrupt):
+            # uvicorn stops on Ctrl-C, then raises it again: stopping is the normal end.
+            uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: a free one), or an error
+    saying why there cannot be one."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, address = infos[0]
+        listener = socket.socket(family, kind, proto)
+    except OSError as error:
+        raise RepositoryError(f"cannot listen on {host}: {error.strerror or error}") from None
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(128)
+    except OSError as error:
+        listener.close()
+        raise RepositoryError(
+            f"cannot listen on {host} port {port}: {error.strerror or error}; "
+            "choose another --port (0 picks a free one)"
+        ) from None
+    return listener

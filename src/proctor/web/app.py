@@ -132,8 +132,10 @@ class _Dashboard:
     def render(self, request: Request, page: views.Page, fmt: str, name: str) -> Response:
         if fmt == "csv" and page.table is not None:
             return csv_response(page.table, name)
-        if fmt == "json" or (fmt == "html" and wants_json(request)):
+        if fmt == "json":
             return _json(page.document)
+        if wants_json(request):  # the same URL answers by the Accept header
+            return _json(page.document, headers={"Vary": "Accept"})
         html = self.env.get_template(page.template).render(
             **page.context,
             links=self.links,
@@ -183,9 +185,11 @@ class _Dashboard:
         return answer
 
 
-def _json(document: Mapping[str, object], status: int = 200) -> Response:
+def _json(
+    document: Mapping[str, object], status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     body = json.dumps(document, ensure_ascii=True, indent=1)
-    return Response(body, status_code=status, media_type="application/json")
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def create_app(
