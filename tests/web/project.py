@@ -104,9 +104,12 @@ RUNS = [
 """Runs 1-7 as loaded; run N holds ``run_events(N)``."""
 
 
-def fill_repository(directory: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Load :data:`RUNS` into a repository under ``directory``; its URL."""
-    repository = str(directory / "repo")
+def fill_repository(
+    directory: Path, monkeypatch: pytest.MonkeyPatch, url: str | None = None
+) -> str:
+    """Load :data:`RUNS` into the repository at ``url`` (default: under
+    ``directory``, where the streams are written); its URL."""
+    repository = url or str(directory / "repo")
     for key in ("CI", "GITLAB_CI", "JENKINS_URL", "CIRCLECI", "TRAVIS", "TF_BUILD", "BUILDKITE"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.delenv("BITBUCKET_BUILD_NUMBER", raising=False)
