@@ -280,3 +280,14 @@ def test_csv_cells_a_spreadsheet_would_run_are_quoted(client: TestClient) -> Non
     ids = [row[0] for row in rows]
     assert '\'=HYPERLINK("http://127.0.0.1:9/")' in ids
     assert not any(cell.startswith("=") for row in rows for cell in row)
+
+
+def test_the_overview_draws_outcomes_rate_and_wall_time_per_run(client: TestClient) -> None:
+    page = client.get("/?branch=main").text
+    assert page.count('<g class="run">') == 6
+    assert page.count('<circle class="rate-point"') == 6
+    assert "<title>run 4: 36.36% failing (8 of 22)</title>" in page
+    titles = re.findall(r"<title>(run \d+: [0-9.]+% failing \(\d+ of \d+\))</title>", page)
+    assert len(titles) == 6
+    assert page.count('<rect class="wall"') == 6
+    assert 'href="/runs/4"' in page  # each mark links to its run

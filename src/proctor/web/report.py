@@ -31,7 +31,7 @@ from proctor.web.compare import compare_runs
 from proctor.web.pages import ReportLinks, environment, static_text
 from proctor.web.queries import failing, job_of, previous_run, slowest_of
 from proctor.web.repository import ReadOnlyRepository
-from proctor.web.svg import runs_chart, wall_chart
+from proctor.web.svg import rate_chart, runs_chart, wall_chart
 from proctor.wire.record import TestRecord
 
 __all__ = ["ATTACHMENT_LIMIT", "TEXT_BUDGET", "TIGHT_LIMIT", "TREND_RUNS", "build_report"]
@@ -115,6 +115,7 @@ def build_report(
             previous=previous,
             comparison=comparison,
             trend=runs_chart(oldest_first, links.run),
+            rate=rate_chart(oldest_first, links.run),
             wall=wall_chart(oldest_first, links.run),
             trend_runs=len(oldest_first),
         )

@@ -21,7 +21,14 @@ from proctor.store.model import HistoryEntry, RunInfo
 from proctor.web.queries import failing
 from proctor.wire.event import Status
 
-__all__ = ["duration_chart", "outcome_class", "outcome_strip", "runs_chart", "wall_chart"]
+__all__ = [
+    "duration_chart",
+    "outcome_class",
+    "outcome_strip",
+    "rate_chart",
+    "runs_chart",
+    "wall_chart",
+]
 
 Href = Callable[[int], "str | None"]
 
@@ -65,9 +72,8 @@ def _run_title(info: RunInfo) -> str:
 
 
 def runs_chart(runs: Sequence[RunInfo], href: Href) -> Markup:
-    """Passed, failed and skipped per run as stacked bars (oldest left), with
-    the failure rate (failures / ran) as a line on a 0-100% scale."""
-    height, top, bottom = 200, 8, 184
+    """Passed, failed and skipped per run as stacked bars, oldest left."""
+    height, top, bottom = 200, 18, 196
     plot = bottom - top
     body = [
         f'<line class="axis" x1="0" y1="{bottom}" x2="{_WIDTH}" y2="{bottom}"/>',
@@ -77,7 +83,6 @@ def runs_chart(runs: Sequence[RunInfo], href: Href) -> Markup:
     most = max(info.counts.ran for info in runs) or 1
     step = _WIDTH / len(runs)
     bar = max(step * 0.8, 0.5)
-    rate_points = []
     for index, info in enumerate(runs):
         counts = info.counts
         x = index * step + (step - bar) / 2
@@ -101,17 +106,41 @@ def runs_chart(runs: Sequence[RunInfo], href: Href) -> Markup:
             f'height="{plot}"/>' + "".join(marks) + "</g>"
         )
         body.append(_link(group, href(info.id)))
-        rate = counts.failures / counts.ran if counts.ran else 0.0
-        rate_points.append(f"{_num(index * step + step / 2)},{_num(bottom - rate * plot)}")
-    body.append(f'<polyline class="rate" points="{" ".join(rate_points)}"/>')
-    body.append(f'<text class="label" x="4" y="{top + 10}">{most} tests</text>')
-    body.append(f'<text class="label end" x="{_WIDTH - 4}" y="{top + 10}">100% failing</text>')
+    body.append(f'<text class="label" x="4" y="12">{most} tests</text>')
     return _svg(height, f"outcomes of {len(runs)} runs, oldest first", body, "runs")
+
+
+def rate_chart(runs: Sequence[RunInfo], href: Href) -> Markup:
+    """The failure rate (failures / tests ran) per run as a line with a point
+    per run, oldest left, scaled to the highest rate shown."""
+    height, top, bottom = 110, 18, 104
+    plot = bottom - top
+    body = [f'<line class="axis" x1="0" y1="{bottom}" x2="{_WIDTH}" y2="{bottom}"/>']
+    if not runs:
+        return _svg(height, "no runs", body, "rate")
+    rates = [info.counts.failures / info.counts.ran if info.counts.ran else 0.0 for info in runs]
+    most = max(max(rates), 0.01)
+    step = _WIDTH / len(runs)
+    points = []
+    for index, (info, rate) in enumerate(zip(runs, rates, strict=True)):
+        x = index * step + step / 2
+        y = bottom - rate / most * plot
+        points.append(f"{_num(x)},{_num(y)}")
+        title = f"run {info.id}: {rate:.2%} failing ({info.counts.failures} of {info.counts.ran})"
+        mark = (
+            f'<g><title>{escape(title)}</title><rect class="hit" x="{_num(index * step)}" '
+            f'y="{top}" width="{_num(step)}" height="{plot}"/>'
+            f'<circle class="rate-point" cx="{_num(x)}" cy="{_num(y)}" r="2"/></g>'
+        )
+        body.append(_link(mark, href(info.id)))
+    body.insert(1, f'<polyline class="rate" points="{" ".join(points)}"/>')
+    body.append(f'<text class="label" x="4" y="12">{most:.1%} failing</text>')
+    return _svg(height, f"failure rate of {len(runs)} runs, oldest first", body, "rate")
 
 
 def wall_chart(runs: Sequence[RunInfo], href: Href) -> Markup:
     """Wall time per run as bars, oldest left."""
-    height, top, bottom = 90, 6, 84
+    height, top, bottom = 100, 18, 94
     plot = bottom - top
     body = [f'<line class="axis" x1="0" y1="{bottom}" x2="{_WIDTH}" y2="{bottom}"/>']
     walls = [info.wall_seconds or 0.0 for info in runs]
@@ -129,7 +158,7 @@ def wall_chart(runs: Sequence[RunInfo], href: Href) -> Markup:
             f'y="{_num(bottom - h)}" width="{_num(bar)}" height="{_num(h)}"/></g>'
         )
         body.append(_link(mark, href(info.id)))
-    body.append(f'<text class="label" x="4" y="{top + 10}">{most:.1f}s</text>')
+    body.append(f'<text class="label" x="4" y="12">{most:.1f}s</text>')
     return _svg(height, f"wall time of {len(runs)} runs, oldest first", body, "wall")
 
 
@@ -167,7 +196,7 @@ def outcome_strip(history: Sequence[HistoryEntry], href: Href) -> Markup:
 def duration_chart(history: Sequence[HistoryEntry], href: Href) -> Markup:
     """Duration per execution (oldest left) as points coloured by outcome,
     with a rolling median of 9 as a line."""
-    height, top, bottom = 160, 8, 150
+    height, top, bottom = 160, 18, 154
     plot = bottom - top
     body = [f'<line class="axis" x1="0" y1="{bottom}" x2="{_WIDTH}" y2="{bottom}"/>']
     timed = [e for e in reversed(history) if e.duration is not None]
@@ -189,5 +218,5 @@ def duration_chart(history: Sequence[HistoryEntry], href: Href) -> Markup:
         median = statistics.median(window)
         median_points.append(f"{_num(x)},{_num(bottom - median / most * plot)}")
     body.append(f'<polyline class="median" points="{" ".join(median_points)}"/>')
-    body.append(f'<text class="label" x="4" y="{top + 10}">{most:.3f}s</text>')
+    body.append(f'<text class="label" x="4" y="12">{most:.3f}s</text>')
     return _svg(height, f"durations of {len(timed)} executions, oldest first", body, "durations")

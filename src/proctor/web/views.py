@@ -39,7 +39,7 @@ from proctor.web.queries import (
     started_failing,
 )
 from proctor.web.repository import ReadOnlyRepository
-from proctor.web.svg import duration_chart, outcome_strip, runs_chart, wall_chart
+from proctor.web.svg import duration_chart, outcome_strip, rate_chart, runs_chart, wall_chart
 
 __all__ = ["Page", "compare_page", "overview", "run_page", "runs_page", "search", "test_page"]
 
@@ -115,6 +115,7 @@ def overview(repo: ReadOnlyRepository, query: Mapping[str, str], now_ns: int, li
         "summary": summary,
         "runs": runs[:10],
         "chart": runs_chart(oldest_first, links.run),
+        "rate": rate_chart(oldest_first, links.run),
         "wall": wall_chart(oldest_first, links.run),
     }
     document: dict[str, object] = {
