@@ -248,6 +248,14 @@ def test_the_report_opens_from_disk_with_no_network(
             "getComputedStyle(document.querySelector('article.failure')).borderLeftStyle"
         )
         assert color == "solid"  # the inline stylesheet applied under the file's CSP
+        # The long list renders when scrolled to (content-visibility: auto).
+        view.page.locator("#results").scroll_into_view_if_needed()
+        row = view.page.locator("#results tr.row-pass").filter(has_text="test_ok_3")
+        assert row.is_visible()
+        box = row.bounding_box()
+        assert box is not None
+        assert box["height"] > 0
+        view.page.screenshot(path=str(shots / "report-results.png"))
         view.page.screenshot(path=str(shots / "report.png"), full_page=True)
         view.check()
         assert view.requests == [out.as_uri()]
