@@ -10,6 +10,14 @@
     end. Wall time of proctor, stestr and pytest-xdist against the bound,
     ``max(T / cores, longest test)``. Target: proctor within 10% of the bound.
 
+(c) **Worker memory**: N unittest tests (default 3,000) in M modules, each
+    keeping ``--state-kb`` (64) on ``self`` (fixtures, mocks, data: a real
+    3,659-test OpenStack suite keeps about 70 KB a test). The peak resident
+    size (``VmHWM``) of the biggest worker process of ``proctor run -j 2`` and
+    of ``stestr run --concurrency 2``, printed side by side, with each
+    controller's own peak. Read from ``/proc`` every 20 ms while the run goes
+    (Linux). Target: proctor's workers no bigger than stestr's, and flat in N.
+
 Each command runs ``--repeat`` times (median reported) in the same invocation,
 interleaved, so every tool sees the same machine load; ratios are printed.
 Proctor and stestr run twice before timing (``warm-up``): the first run of
@@ -27,6 +35,7 @@ Usage::
     nice python bench/run.py                    # both, full size
     nice python bench/run.py --only a --tests 1000 --modules 10 --repeat 3
     nice python bench/run.py --only b --total 12
+    nice python bench/run.py --only c --tests 2000 --repeat 1
 """
 
 from __future__ import annotations
@@ -273,22 +282,167 @@ def bench_skewed(args: argparse.Namespace, env: dict[str, str]) -> None:
         print(f"  target: proctor run <= 1.10 x bound; measured {ratio:.3f} x")
 
 
+def make_heavy(root: Path, tests: int, modules: int, state_kb: int) -> None:
+    """``tests`` passing tests over ``modules`` modules, each keeping ``state_kb`` on self."""
+    package = root / "tests"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    per_module = -(-tests // modules)
+    made = 0
+    for module in range(modules):
+        count = min(per_module, tests - made)
+        if count <= 0:
+            break
+        lines = [
+            "import unittest",
+            "",
+            f"SIZE = {state_kb * 1024}",
+            "",
+            "",
+            f"class TestHeavy{module}(unittest.TestCase):",
+            "    def setUp(self):",
+            "        self.state = bytes([len(self.id()) % 251]) * SIZE",
+            "",
+        ]
+        lines += [f"    def test_{index:04d}(self):\n        pass\n" for index in range(count)]
+        (package / f"test_heavy_{module:03d}.py").write_text("\n".join(lines))
+        made += count
+    _configure(root)
+
+
+def _peak_kib(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (``/proc/PID/task/TID/children``). Kept here rather
+    than imported from Proctor, so that the benchmark can measure any version of it."""
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        parent = queue.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children", "rb") as listing:
+                    kids = [int(child) for child in listing.read().split()]
+            except (OSError, ValueError):
+                continue
+            found.extend(kids)
+            queue.extend(kids)
+    return found
+
+
+def _is_python(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"python" in cmdline.read().split(b"\0", 1)[0]
+    except OSError:
+        return False
+
+
+def peak_memory(argv: Sequence[str], root: Path, env: dict[str, str]) -> tuple[int, int, float]:
+    """Run ``argv``; (peak KiB of its biggest worker, of the controller itself, seconds).
+
+    The workers are the Python processes below the controller (stestr starts
+    its workers through a shell); each one's peak (``VmHWM``) is read from
+    ``/proc`` every 20 ms while it lives, so its last reading is within 20 ms
+    of its end.
+    """
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        list(argv), cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    controller = 0
+    workers: dict[int, int] = {}
+    pythons: dict[int, bool] = {}
+    while process.poll() is None:
+        controller = max(controller, _peak_kib(process.pid) or 0)
+        for pid in descendants(process.pid):
+            if pythons.setdefault(pid, _is_python(pid)):
+                workers[pid] = max(workers.get(pid, 0), _peak_kib(pid) or 0)
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - start
+    assert process.stderr is not None
+    errors = process.stderr.read()
+    process.stderr.close()
+    if process.returncode != 0:
+        sys.stderr.write(f"  ! {' '.join(argv)} exited {process.returncode}: {errors[-400:]!r}\n")
+    return max(workers.values(), default=0), controller, elapsed
+
+
+def bench_memory(args: argparse.Namespace, env: dict[str, str]) -> None:
+    if not sys.platform.startswith("linux"):
+        print("(c) skipped: reads /proc (Linux)")
+        return
+    with tempfile.TemporaryDirectory(prefix="proctor-bench-c-") as scratch:
+        root = Path(scratch)
+        make_heavy(root, args.tests, args.modules, args.state_kb)
+        timed([PYTHON, "-m", "unittest", "discover", "-q"], root, env)  # warm __pycache__
+        stestr_init(root, env)
+        commands = {
+            "proctor run -j 2": proctor("-j", "2"),
+            "stestr run --concurrency 2": [PYTHON, "-m", "stestr", "run", "--concurrency", "2"],
+        }
+        print(
+            f"(c) {args.tests} tests in {args.modules} modules, each keeping "
+            f"{args.state_kb} KB on self; median of {args.repeat}"
+        )
+        for argv in commands.values():  # history, as in (a)
+            timed(argv, root, env)
+        samples: dict[str, list[tuple[int, int, float]]] = {name: [] for name in commands}
+        for round_ in range(args.repeat):
+            for name, argv in commands.items():
+                samples[name].append(peak_memory(argv, root, env))
+            summary = ", ".join(
+                f"{name} worker {values[-1][0] / 1024:.0f} MB" for name, values in samples.items()
+            )
+            print(f"  round {round_ + 1}/{args.repeat}: {summary}", flush=True)
+        print("\n(c) results")
+        print(f"  {'command':<34} {'worker peak MB':>15} {'controller MB':>14} {'median s':>9}")
+        medians: dict[str, float] = {}
+        for name, values in samples.items():
+            worker = statistics.median(v[0] for v in values) / 1024
+            controller = statistics.median(v[1] for v in values) / 1024
+            seconds = statistics.median(v[2] for v in values)
+            medians[name] = worker
+            print(f"  {name:<34} {worker:15.1f} {controller:14.1f} {seconds:9.3f}")
+        ratio = medians["proctor run -j 2"] / max(medians["stestr run --concurrency 2"], 1e-9)
+        print(f"  target: proctor's workers <= stestr's; measured {ratio:.2f} x")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", choices=("a", "b"), help="run one benchmark")
-    parser.add_argument("--tests", type=int, default=5000)
+    parser.add_argument("--only", choices=("a", "b", "c"), help="run one benchmark")
+    parser.add_argument("--tests", type=int, help="(a): 5,000, (c): 3,000")
     parser.add_argument("--modules", type=int, default=50)
     parser.add_argument("--total", type=float, default=60.0, help="(b): seconds of test time")
+    parser.add_argument("--state-kb", type=int, default=64, help="(c): kept by each test")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-bytecode", action="store_true", help="keep PYTHONDONTWRITEBYTECODE")
     args = parser.parse_args(argv)
     env = environment(bytecode=not args.no_bytecode)
+    tests = args.tests
     if args.only in (None, "a"):
+        args.tests = 5000 if tests is None else tests
         bench_trivial(args, env)
     if args.only in (None, "b"):
         bench_skewed(args, env)
+    if args.only in (None, "c"):
+        args.tests = 3000 if tests is None else tests
+        bench_memory(args, env)
     return 0
 
 

@@ -14,7 +14,11 @@ from proctor.cli.run_early import starts_early
         (["run", "-j", "2", "--timeout", "3", "test_x", "--subunit", "--no-store"], True),
         (["run", "--seed=4", "--random", "--until-failure", "--failing"], True),
         (["run", "-s"], False),
-        (["run", "--no-capture", "--", "--framework"], False),
+        # after -- is pytest's: the worker's command line changes
+        (["run", "--no-capture", "--", "--framework"], None),
+        (["run", "-s", "--"], False),
+        (["run", "-x", "--maxfail", "3", "--ff"], True),  # the controller's business
+        (["run", "-k", "slow"], None),
         (["run", "--framework", "unittest"], None),
         (["run", "--test-path=tests"], None),
         (["run", "-t", "tests"], None),

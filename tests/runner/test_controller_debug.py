@@ -154,3 +154,29 @@ def test_devnull_as_stdin_is_known_to_be_exhausted(tmp_path) -> None:  # type: i
         source = ThreadedStdin(backend, file)
         assert not source.exhausted
         assert not source.interactive
+
+
+def test_other_workers_reports_wait_while_a_test_has_the_terminal() -> None:
+    """Printed at once, other workers' results would land on the debugger's prompt."""
+    big = [FakeTest(f"m.A.test_{i:02d}", duration=0.1) for i in range(30)]  # goes first
+    suite = [FakeTest("m.A.pdb", outcome="stdin", reads=2), *big, *passing(20, duration=0.1)]
+    backend = FakeBackend(suite)
+
+    class SlowTyping(FakeStdin):
+        def request(self) -> None:  # the user takes a second a line
+            self.requests += 1
+            backend.schedule(1.0, lambda: backend.post(StdinLine(b"c\n")))
+
+    outcome = run_fake(
+        suite, RunOptions(concurrency=2), backend=backend, stdin=SlowTyping(backend, [])
+    )
+    assert outcome.result.exit_code == EXIT_OK
+    calls = [name for name, _ in outcome.reporter.calls]
+    start, end = calls.index("debug_start"), calls.index("debug_end")
+    during = calls[start + 1 : end]
+    assert during
+    assert set(during) == {"debug_output"}
+    records = outcome.reporter.of("record")
+    assert sorted(records) == sorted([t.test_id for t in suite])  # held, then all reported
+    after = [value for name, value in outcome.reporter.calls[end:] if name == "record"]
+    assert len(after) > 1  # the other worker's results came after the session, in order

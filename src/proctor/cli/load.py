@@ -14,6 +14,7 @@ through the same path (:class:`RunTarget`, :func:`pump_file`).
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from proctor.store.contract import RunWriter, Store
     from proctor.store.model import RunInfo, RunMetadata
     from proctor.wire.event import Event
+    from proctor.wire.junit import TestIds
     from proctor.wire.record import TestRecord
 
 __all__ = ["InputError", "RunTarget", "load", "pump_file"]
@@ -172,9 +174,10 @@ def load(
             target = RunTarget(store, resume=resolve_run(store, run_spec).id)
         else:
             target = RunTarget(store, _metadata(complete, commit, branch, no_git))
+        junit_ids = _junit_ids() if input_format in ("auto", "junit") else None
         try:
             for name in names:
-                pump_file(name, input_format, target)
+                pump_file(name, input_format, target, junit_ids)
         except InputError as error:
             info = target.interrupt()
             raise InputError(f"{error.message} {_kept(info, target)}") from None
@@ -275,7 +278,48 @@ def _failed_write(target: RunTarget) -> str:
     return "Nothing was stored."
 
 
-def pump_file(name: str, input_format: str, target: RunTarget) -> None:
+def _junit_ids() -> TestIds | None:
+    """JUnit test cases named as ``proctor run`` names the tests here: pytest
+    node ids when the project at the working directory runs under pytest (its
+    files tell ``tests/test_x.py::TestC`` from classname ``tests.test_x.TestC``),
+    else None (``classname.name``, the dotted unittest id)."""
+    from proctor.config import ConfigError, find_root, load_config
+    from proctor.runner.worker.framework import detect_framework
+    from proctor.wire.junit import PytestNodeIds
+
+    root = find_root()
+    try:
+        config = load_config(root=root)
+        framework, test_path = config.framework, config.test_path
+    except ConfigError:
+        framework, test_path = "auto", None
+    if detect_framework(framework, root, test_path) != "pytest":
+        return None
+
+    def listing(folder: str) -> tuple[set[str], set[str]]:
+        dirs: set[str] = set()
+        files: set[str] = set()
+        try:
+            with os.scandir(os.path.join(root, folder)) as entries:
+                for entry in entries:
+                    (dirs if _is_dir(entry) else files).add(entry.name)
+        except OSError:
+            pass
+        return dirs, files
+
+    return PytestNodeIds(listing)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def pump_file(
+    name: str, input_format: str, target: RunTarget, junit_ids: TestIds | None = None
+) -> None:
     """Decode one input (a path, or - for stdin) into the run, test by test.
 
     Tests the input started and never finished are stored as unfinished when
@@ -291,7 +335,7 @@ def pump_file(name: str, input_format: str, target: RunTarget) -> None:
     except OSError as error:
         raise InputError(f"cannot open {name}: {error.strerror or error}.") from None
     try:
-        for batch in read_events(handle, input_format):
+        for batch in read_events(handle, input_format, junit_ids=junit_ids):
             if target.first_ns is None:
                 target.note(batch)
             for event in batch:

@@ -21,7 +21,7 @@ import random
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, BinaryIO, TextIO
@@ -30,6 +30,7 @@ import click
 
 from proctor.cli._repo import close_store
 from proctor.config import PARALLEL_CLASS_REGEX, Config, ConfigError, check_regex, load_config
+from proctor.runner.pytest_options import PytestOptions
 from proctor.runner.report import EXIT_NO_TESTS, EXIT_OK, RunReporter, RunResult
 from proctor.runner.selection import Selection, SelectionError, select
 
@@ -86,7 +87,12 @@ class RunArgs:
     abbreviate: bool = False
     isolated: bool = False
     no_discover: str | None = None
-    pdb_test_id: str | None = None
+    # pytest's options (see proctor.runner.pytest_options): -k, -m, -v/-q, --pdb, after --
+    pytest: PytestOptions = field(default_factory=PytestOptions)
+    maxfail: int | None = None  # -x / --maxfail N: stop after N failures across workers
+    post_mortem: bool = False  # --pdb: the debugger at each failure (pytest and unittest)
+    failed_first: bool = False  # --ff
+    pdb_test_id: str | None = None  # --pdb ID: run that one test under the debugger (stestr)
 
     @property
     def selection(self) -> Selection:
@@ -163,6 +169,8 @@ def run_options(args: RunArgs, config: Config, history: History | None = None) -
         ordered=args.serial and args.load_list is not None and seed is None,
         list_only=args.list_tests,
         max_worker_restarts=args.max_worker_restarts,
+        maxfail=args.maxfail,
+        failed_first=args.failed_first,
     )
 
 
@@ -174,13 +182,15 @@ def make_backend(args: RunArgs, config: Config) -> WorkerBackend:
         framework=None if config.framework == "auto" else config.framework,
         test_path=config.test_path,
         top_dir=config.top_dir,
-        pytest_args=config.pytest_args,
+        pytest_args=args.pytest.worker_args(config.pytest_args, config.test_path),
         capture=args.capture,
+        extra_args=("--pdb",) if args.post_mortem else (),
         # A worker started before the command line was parsed (proctor.cli.run_early)
         # read these from the configuration: it is the same one unless overridden.
         from_configuration=args.test_path is None
         and args.top_dir is None
-        and args.framework is None,
+        and args.framework is None
+        and not args.pytest.given,
     )
     return SubprocessBackend(spec)
 
@@ -260,6 +270,7 @@ def run_tests(args: RunArgs) -> int:
 
     continue_on_failure()  # output that cannot be written must not stop the run
     config = resolve_config(args)
+    _check_pytest_options(args, config)
     try:
         select([], args.selection)  # bad regexes and unreadable files fail before any worker starts
     except SelectionError as error:
@@ -396,8 +407,8 @@ def _run_once(
             writer.finish(interrupted=True)
         raise
     finish_sinks()
-    if writer is not None:
-        writer.finish(interrupted=result.interrupted or not result.ran)
+    if writer is not None:  # stopped early (--maxfail, pytest.exit()): not a complete run
+        writer.finish(interrupted=result.interrupted or not result.ran or bool(result.not_run))
     return result
 
 
@@ -447,7 +458,8 @@ def _begin_store(store: Store | None, args: RunArgs, config: Config) -> RunWrite
         if latest is not None:
             return store.resume_run(latest.id)
         click.echo("proctor: --combine: no run stored yet; this run starts one.", err=True)
-    metadata = capture_metadata(root=config.root, partial=args.selection.narrows)
+    partial = args.selection.narrows or args.pytest.selects
+    metadata = capture_metadata(root=config.root, partial=partial)
     return store.begin_run(metadata)
 
 
@@ -510,7 +522,53 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value is not None else None
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+def _check_pytest_options(args: RunArgs, config: Config) -> None:
+    """pytest-only options on a suite that certainly runs under unittest: exit 2."""
+    from proctor.runner.worker.framework import detect_framework
+
+    given = args.pytest.only_pytest
+    if not given or (config.framework == "auto" and config.test_path is None):
+        return  # auto without a test_path may still turn out to be pytest (the worker decides)
+    if detect_framework(config.framework, config.root, config.test_path) == "unittest":
+        raise UsageProblem(
+            f"{', '.join(given)}: pytest's options, but this project's tests run under "
+            "unittest (framework / test_path in [tool.proctor] or .stestr.conf); "
+            "use FILTER regexes, or --framework pytest"
+        )
+
+
+class _RunCommand(click.Command):
+    """``proctor run``: everything after ``--`` is pytest's, untouched (not FILTERs)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            ctx.meta["proctor.run.pytest_extra"] = tuple(args[cut + 1 :])
+            args = args[:cut]
+        return super().parse_args(ctx, args)
+
+
+def _pytest_params(params: dict[str, object], extra: tuple[str, ...]) -> None:
+    """Fold the pytest options of :func:`run` into ``RunArgs`` fields, in place."""
+    keyword, markexpr, pdb = params.pop("keyword"), params.pop("markexpr"), params.pop("pdb")
+    verbose, quiet = params.pop("verbose"), params.pop("quiet")
+    exitfirst, maxfail = params.pop("exitfirst"), params.pop("maxfail")
+    assert isinstance(verbose, int)
+    assert isinstance(quiet, int)
+    params["pytest"] = PytestOptions(
+        keyword=keyword if isinstance(keyword, str) else None,
+        markexpr=markexpr if isinstance(markexpr, str) else None,
+        verbosity=verbose - quiet,
+        extra=extra,
+    )
+    params["post_mortem"] = pdb == ""
+    limits = [1] if exitfirst else []
+    limits += [maxfail] if isinstance(maxfail, int) else []
+    params["maxfail"] = min(limits) if limits else None
+    params["pdb_test_id"] = pdb if isinstance(pdb, str) and pdb else None
+
+
+@click.command(cls=_RunCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("filters", nargs=-1, metavar="[FILTER]...")
 @click.option(
     "-j",
@@ -542,15 +600,6 @@ def _path(value: str | None) -> Path | None:
 @click.option("--isolated", is_flag=True, help="Run each test in a worker process of its own.")
 @click.option(
     "--no-discover", metavar="ID", help="Run this one test (id, or path.py::Class::test) unlisted."
-)
-@click.option(
-    "--pdb",
-    "pdb",
-    is_flag=False,
-    flag_value="",
-    default=None,
-    metavar="ID",
-    help="Run test ID alone in the foreground, terminal attached, for pdb.",
 )
 @click.option(
     "-E",
@@ -623,12 +672,36 @@ def _path(value: str | None) -> Path | None:
 @click.option(
     "--color/--no-color", default=None, help="Colour (default: when the output is a terminal)."
 )
+# pytest's options (proctor.runner.pytest_options); everything after -- goes to pytest too
+@click.option("-k", "keyword", metavar="EXPR", help="pytest: only tests matching EXPR (-k).")
+@click.option("-m", "markexpr", metavar="EXPR", help="pytest: only tests whose marks match EXPR.")
+@click.option("-x", "--exitfirst", is_flag=True, help="Stop at the first failure (--maxfail 1).")
+@click.option(
+    "--maxfail",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Stop after N failures across all workers; tests not started are not run.",
+)
+@click.option("-v", "--verbose", count=True, help="pytest: more verbose (fuller diffs).")
+@click.option("-q", "--quiet", count=True, help="pytest: less verbose.")
+@click.option(
+    "--ff", "--failed-first", "failed_first", is_flag=True, help="Run failing tests first."
+)
+@click.option(
+    "--pdb",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[ID]",
+    help="Debugger at each failure (post-mortem); --pdb ID: run test ID under the debugger.",
+)
 def run(**params: object) -> int:
     """Run the tests, in parallel on persistent workers.
 
     FILTERs are regular expressions; tests whose id matches any of them run
-    (as with stestr). Configuration comes from [tool.proctor] in pyproject.toml
-    or .stestr.conf; options here override it.
+    (as with stestr). Everything after -- goes to pytest in every worker
+    (proctor run -- -p no:randomly --tb=short). Configuration comes from
+    [tool.proctor] in pyproject.toml or .stestr.conf; options here override it.
 
     Exit status: 0 all passed, 1 a test failed, 2 usage, 3 the run could not
     complete, 5 no tests ran, 130 interrupted.
@@ -636,9 +709,6 @@ def run(**params: object) -> int:
     for name in ("load_list", "include_list", "exclude_list", "junit"):
         value = params[name]
         params[name] = _path(value if isinstance(value, str) else None)
-    pdb = params.pop("pdb")
-    if pdb == "":
-        raise UsageProblem("--pdb needs a test id here: proctor run --pdb TEST_ID")
-    params["pdb_test_id"] = pdb
+    _pytest_params(params, click.get_current_context().meta.get("proctor.run.pytest_extra", ()))
     args = RunArgs(**params)  # type: ignore[arg-type]
     return run_tests(args)

@@ -39,6 +39,7 @@ _WITH_VALUE = frozenset(
         "--group-regex",
         "--max-worker-restarts",
         "--repository",
+        "--maxfail",
     }
 )
 """Options of ``proctor run`` that take a value and do not concern the workers."""
@@ -59,6 +60,10 @@ _FLAGS = frozenset(
         "--no-color",
         "-s",
         "--no-capture",
+        "-x",
+        "--exitfirst",
+        "--ff",
+        "--failed-first",
     }
 )
 """Flags of ``proctor run`` that do not concern the workers (``-s`` is passed on)."""
@@ -77,8 +82,8 @@ def starts_early(argv: Sequence[str]) -> bool | None:
     capture = True
     args = iter(argv[1:])
     for arg in args:
-        if arg == "--":
-            break
+        if arg == "--":  # what follows goes to pytest: the worker's command line changes
+            return None if next(args, None) is not None else capture
         if not arg.startswith("-") or arg == "-":
             continue  # a filter
         name, has_value, _ = arg.partition("=")

@@ -6,7 +6,8 @@ block fills) and feeds a decoder for the stream's format, yielding events in
 batches. :func:`detect_format` tells the formats apart from their first bytes;
 on a pipe those may arrive a few bytes at a time, so :func:`read_events` reads
 on until the bytes seen decide the format (:func:`format_decided`) before it
-picks a decoder.
+picks a decoder. A format other than v2 picked so is confirmed only by its
+first test event; a valid v2 packet before that makes the stream v2.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Iterator
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from proctor.events.sink import Sink
 from proctor.wire.event import Event
+
+if TYPE_CHECKING:
+    from proctor.wire.junit import TestIds
 
 __all__ = [
     "FORMATS",
@@ -63,8 +67,11 @@ class StreamDecoder(Protocol):
     def close(self) -> list[Event]: ...
 
 
-def make_decoder(name: str) -> StreamDecoder:
-    """A fresh decoder for a format name (``v2``, ``v1``, ``json``, ``junit``)."""
+def make_decoder(name: str, *, junit_ids: TestIds | None = None) -> StreamDecoder:
+    """A fresh decoder for a format name (``v2``, ``v1``, ``json``, ``junit``).
+
+    ``junit_ids`` names JUnit test cases (see :class:`proctor.wire.junit.TestIds`).
+    """
     try:
         module_name, class_name = FORMATS[name]
     except KeyError:
@@ -72,7 +79,8 @@ def make_decoder(name: str) -> StreamDecoder:
         raise UnknownFormatError(
             f"unknown stream format {name!r}; expected one of {known}"
         ) from None
-    decoder: StreamDecoder = getattr(importlib.import_module(module_name), class_name)()
+    factory = getattr(importlib.import_module(module_name), class_name)
+    decoder: StreamDecoder = factory(junit_ids) if name == "junit" else factory()
     return decoder
 
 
@@ -105,15 +113,9 @@ def _holds_v2_packet(head: bytes) -> bool:
     """Whether ``head`` contains a whole, valid subunit v2 packet."""
     if b"\xb3" not in head:
         return False
-    from proctor.wire.v2 import NON_SUBUNIT_NAME, PARSER_TEST_ID, Decoder
+    from proctor.wire.v2 import Decoder
 
-    for event in Decoder().feed(head):
-        if event.test_id is None:
-            if event.file_name != NON_SUBUNIT_NAME:
-                return True
-        elif event.test_id != PARSER_TEST_ID:
-            return True
-    return False
+    return _any_packet(Decoder().feed(head))
 
 
 def format_decided(head: bytes) -> bool:
@@ -148,13 +150,19 @@ def _read_block(stream: BinaryIO) -> bytes:
     return stream.read(BLOCK)
 
 
-def read_events(stream: BinaryIO, format: str = "auto") -> Iterator[list[Event]]:
+def read_events(
+    stream: BinaryIO, format: str = "auto", *, junit_ids: TestIds | None = None
+) -> Iterator[list[Event]]:
     """Yield batches of events decoded from a binary stream until its end.
 
     ``format`` is a name from :data:`FORMATS` or ``auto`` (see :func:`detect_format`;
-    on a pipe, reads go on until :func:`format_decided`). Input the decoder
-    rejects raises its ``ValueError``; for JSON lines, the events of the lines
-    before the bad one are yielded first.
+    on a pipe, reads go on until :func:`format_decided`). A format other than v2
+    found that way is a guess until its decoder yields an event with a test id:
+    until then its events are held back, and if a valid v2 packet turns up
+    first (a suite printed ``{...}``, ``<...>`` or ``time: ...`` at import, before
+    its first packet) the whole stream is read as v2 instead, on any read sizes.
+    Input the decoder rejects raises its ``ValueError``; for JSON lines, the
+    events of the lines before the bad one are yielded first.
     """
     data = _read_block(stream)
     eof = not data
@@ -166,8 +174,24 @@ def read_events(stream: BinaryIO, format: str = "auto") -> Iterator[list[Event]]
             else:
                 eof = True
         format = detect_format(data)
-    decoder = make_decoder(format)
-    lines = _LineCount() if format == "json" else None
+        if format != "v2":
+            guess = make_decoder(format, junit_ids=junit_ids)
+            yield from _read_guessed(stream, guess, format, data, eof)
+            return
+    yield from _decode(stream, make_decoder(format, junit_ids=junit_ids), format, data, eof)
+
+
+def _decode(
+    stream: BinaryIO,
+    decoder: StreamDecoder,
+    format: str,
+    data: bytes,
+    eof: bool,
+    lines: _LineCount | None = None,
+) -> Iterator[list[Event]]:
+    """Feed ``data`` and the rest of the stream to ``decoder``; then close it."""
+    if lines is None and format == "json":
+        lines = _LineCount()
     while data:
         try:
             events = decoder.feed(data)
@@ -185,6 +209,110 @@ def read_events(stream: BinaryIO, format: str = "auto") -> Iterator[list[Event]]
     events = decoder.close()
     if events:
         yield events
+
+
+class _V2Watch:
+    """A v2 decoder run beside a guessed format: it notices a real v2 packet
+    and, if one comes, already holds the stream decoded as v2."""
+
+    def __init__(self) -> None:
+        from proctor.wire.v2 import Decoder
+
+        self.decoder: StreamDecoder = Decoder()
+        self.events: list[Event] = []
+        self.found = False
+        self.closed = False
+
+    def feed(self, data: bytes) -> None:
+        """Feed a block; an empty one ends the stream."""
+        if data:
+            self._see(self.decoder.feed(data))
+        elif not self.closed:
+            self.closed = True
+            self._see(self.decoder.close())
+
+    def seen(self) -> bool:
+        """Whether a valid v2 packet has been read."""
+        return self.found
+
+    def take_over(self, stream: BinaryIO, eof: bool) -> Iterator[list[Event]]:
+        """Yield the stream as v2: what was read so far, then the rest."""
+        if self.events:
+            yield self.events
+            self.events = []
+        if not self.closed:
+            yield from _decode(stream, self.decoder, "v2", b"" if eof else _read_block(stream), eof)
+
+    def _see(self, events: list[Event]) -> None:
+        if events:
+            self.events += events
+            if not self.found:
+                self.found = _any_packet(events)
+
+
+def _any_packet(events: list[Event]) -> bool:
+    """Whether v2-decoded events hold one that only a valid packet makes."""
+    from proctor.wire.v2 import NON_SUBUNIT_NAME, PARSER_TEST_ID
+
+    for event in events:
+        if event.test_id is None:
+            if event.file_name != NON_SUBUNIT_NAME:
+                return True
+        elif event.test_id != PARSER_TEST_ID:
+            return True
+    return False
+
+
+def _read_guessed(
+    stream: BinaryIO, decoder: StreamDecoder, format: str, data: bytes, eof: bool
+) -> Iterator[list[Event]]:
+    """Read a stream whose first bytes look like ``format`` (not v2).
+
+    The guess holds once the decoder yields an event with a test id: a
+    printed line is never that. Until then the events are held back and a v2
+    decoder reads the same bytes; if it finds a valid packet first, the stream
+    is v2 (python-subunit reads it so) and its v2 events are yielded instead.
+    """
+    watch = _V2Watch()
+    held: list[Event] = []
+    lines = _LineCount() if format == "json" else None
+    while True:
+        watch.feed(data)
+        if watch.seen():
+            yield from watch.take_over(stream, eof)
+            return
+        try:
+            events = decoder.feed(data) if data else decoder.close()
+        except ValueError as error:
+            # Bad input for the guess: if a v2 packet comes later, it was v2.
+            bad = data
+            while data and not eof and not watch.seen():
+                data = _read_block(stream)
+                watch.feed(data)
+            if not watch.seen():
+                watch.feed(b"")  # the end of the stream: held candidates resolve
+            if watch.seen():
+                yield from watch.take_over(stream, eof or not data)
+                return
+            if held:
+                yield held
+            if lines is not None and bad:
+                yield from lines.before(getattr(error, "line", None), bad)
+            raise
+        held += events
+        if not data:
+            if held:
+                yield held
+            return
+        if lines is not None:
+            lines.fed(data)
+        if any(event.test_id is not None for event in events):
+            if held:
+                yield held
+            rest = b"" if eof else _read_block(stream)
+            yield from _decode(stream, decoder, format, rest, eof or not rest, lines)
+            return
+        data = b"" if eof else _read_block(stream)
 
 
 class _LineCount:

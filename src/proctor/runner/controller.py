@@ -190,8 +190,8 @@ class Controller(Exits):
                 if content:
                     self._reporter.output(slot.worker, content)
                 continue
-            if status is _EXISTS and slot.listing:
-                self._listed.append(test_id)
+            if status is _EXISTS and (slot.listing or slot.own_ids is not None):
+                (self._listed if slot.listing else slot.own_ids).append(test_id)  # type: ignore[union-attr]
                 continue
             route_code = route if route_code is None else f"{route}/{route_code}"
             if status is not _NONE:
@@ -230,6 +230,10 @@ class Controller(Exits):
                 slot.listing = False
                 if self._phase is Phase.LISTING and not self._interrupts:
                     self._listing_done(slot)
+            elif control.fields.get("op") == "list" and slot.own_ids is not None:
+                slot.own_ids_done = True
+                if self._phase is not Phase.LISTING:  # else _listing_done compares
+                    self._compare_ids(slot)
             else:
                 unreported = slot.batch_done()
                 if unreported:
@@ -244,6 +248,10 @@ class Controller(Exits):
                 if slot.state is SlotState.STARTING:
                     self._load_failed(slot, message)
                 return  # a worker being stopped before it was ready: nothing to obey
+            stops = control.fields.get("exit")
+            if isinstance(stops, int) and not slot.listing:
+                self._worker_stops(slot, stops, message, now)
+                return
             self._reporter.notice(f"worker {slot.worker} could not obey a command: {message}")
             if slot.listing:
                 slot.listing = False
@@ -253,6 +261,18 @@ class Controller(Exits):
                 unreported = slot.batch_done()
                 self._result.unreported.extend(unreported)
                 self._progress.done += len(unreported)
+
+    def _worker_stops(self, slot: Slot, status: int, message: str, now: float) -> None:
+        """The worker stops on its own (``pytest.exit()`` in a test): the tests it
+        still held were not run, it exits with ``status`` after its teardown, and
+        the run stops as pytest's session would (pytest-xdist stops every worker)."""
+        self._result.not_run.extend(slot.take_pending())
+        slot.exit_expected = status
+        slot.stop_reason = StopReason.QUIT
+        slot.state = SlotState.STOPPING
+        slot.quit_at = now  # its teardown is under quit_wait, like any quitting worker's
+        slot.quit_mark = len(slot.output)
+        self._halt(message.removesuffix("; the worker stops"))
 
     def _on_ready_event(self, slot: Slot, control: Control) -> None:
         if slot.killed:
@@ -271,10 +291,39 @@ class Controller(Exits):
             slot.capture = {str(k): str(v) for k, v in capture.items() if isinstance(v, str)}
         slot.live = "capture" in fields and capture is None  # --no-capture
         count = fields.get("count")
-        if isinstance(count, int):
+        digest = fields.get("digest")
+        if isinstance(digest, str) and self._options.only is None:
+            if self._digest is None:
+                self._digest = (slot.worker, digest)  # the first ready worker lists
+            elif digest != self._digest[1]:
+                self._flush_output(slot)
+                slot.own_ids = []  # what it collected, to compare (it gets no work meanwhile)
+                slot.handle.send(ListTests())
+                return
+        elif isinstance(count, int):
             self._compare_counts(slot, count)
         self._flush_output(slot)
         self._on_ready(slot)
+
+    def _compare_ids(self, slot: Slot) -> None:
+        """A worker whose ids' digest differed from the lister's has listed its own:
+        if the two collections hold different ids, the run fails at once, naming
+        them (as pytest-xdist does): ids that depend on the process (a time or a pid
+        in a parametrize id) would otherwise fail as "not found" here and there."""
+        if not slot.own_ids_done or slot.own_ids is None:
+            return
+        theirs, slot.own_ids, slot.own_ids_done = slot.own_ids, None, False
+        listed = set(self._listed)
+        mine = set(theirs)
+        if mine == listed:  # the same tests in another order: harmless here
+            self._on_ready(slot)
+            return
+        lister = self._digest[0] if self._digest is not None else "?"
+        self._result.error = different_ids(
+            (lister, sorted(listed - mine)), (slot.worker, sorted(mine - listed))
+        )
+        self._halt(f"worker {slot.worker} collected different tests than worker {lister}")
+        self._stop(slot, StopReason.QUIT)
 
     def _compare_counts(self, slot: Slot, count: int) -> None:
         """Warn (once) when workers report different numbers of tests: their
@@ -320,7 +369,9 @@ class Controller(Exits):
         result.discovered = chosen.discovered
         result.selected = ids = chosen.selected
         result.missing = chosen.missing
-        if self._options.list_only or not ids:
+        for other in list(self._slots.values()):
+            self._compare_ids(other)  # workers that listed their own, differing, ids
+        if self._options.list_only or not ids or self._halted is not None:
             self._stop_all(StopReason.QUIT)
             return
         plan = chosen.plan
@@ -343,11 +394,11 @@ class Controller(Exits):
         queue = self._queue
         if queue is None:
             return
-        if queue and not self._interrupts:
+        if queue and not self._interrupts and self._halted is None:
             serving = [
                 slot
                 for slot in self._slots.values()
-                if slot.state is SlotState.READY and not slot.listing
+                if slot.state is SlotState.READY and not slot.listing and slot.own_ids is None
             ]
             serving.sort(key=lambda s: (s.pending_expected, s.worker))
             # Size batches for the whole pool: workers still starting join soon.
@@ -407,10 +458,30 @@ class Controller(Exits):
             sink(record)
         self._idle_due = True
         self._reporter.record(record)
+        maxfail = self._options.maxfail
+        if maxfail is not None and self._progress.failed >= maxfail and self._halted is None:
+            failures = f"{maxfail} failure{'s' if maxfail > 1 else ''}"
+            self._halt(f"stopping after {failures} (--maxfail {maxfail})")
 
     def _refresh_progress(self) -> None:
         queued = self._queue.expected if self._queue is not None else 0.0
         self._progress.refresh(queued, self._slots.values())
+
+
+def different_ids(first: tuple[object, list[str]], second: tuple[object, list[str]]) -> str:
+    """The error of a run whose workers collected different ids (at most 10 of each)."""
+    parts = []
+    for worker, only in (first, second):
+        if only:
+            shown = "\n".join(f"  {test_id!r}" for test_id in only[:10])
+            more = f"\n  ... and {len(only) - 10} more" if len(only) > 10 else ""
+            parts.append(f"only worker {worker} collected {len(only)}:\n{shown}{more}")
+    return (
+        f"the workers collected different tests (worker {first[0]} and worker {second[0]}), "
+        "so the run stopped: test ids must not depend on the process (a time, a pid or a "
+        "random value in a parametrize id, an import that differs between processes).\n"
+        + "\n".join(parts)
+    )
 
 
 def _prefix(route: str, route_code: str | None) -> str:

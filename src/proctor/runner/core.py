@@ -75,6 +75,7 @@ class ControllerCore:
         self._unproductive_deaths = 0
         self._last_tick = 0.0
         self._desk = DebugDesk(self._reporter, stdin)
+        self._reporter = self._desk.reporter  # holds other workers' reports during a session
         self._last_death = ""
         self._last_death_output = b""
         self._observed_time = 0.0  # seconds of test time finished so far
@@ -82,6 +83,8 @@ class ControllerCore:
         self._replacing: list[Slot] = []  # dead workers not replaced yet, for notices
         self._ready_counts: dict[int, int] = {}  # worker -> tests its `ready` announced
         self._counts_differ = False  # (warned once)
+        self._halted: str | None = None  # why the run stopped early (--maxfail, pytest.exit())
+        self._digest: tuple[int, str] | None = None  # the lister's worker and ids digest
 
     # -- implemented by the controller proper ---------------------------------------------
 

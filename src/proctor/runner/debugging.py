@@ -19,6 +19,15 @@ request depends on where the controller's own stdin comes from:
   and the clock keeps running: nobody is typing, and a test must not escape
   ``--timeout`` by reading a pipe that never ends.
 
+While a test has the terminal, **what the other workers report waits**: their
+results, their output and the controller's notices are held by the desk's
+:class:`HeldReporter` (the reporter every part of the controller talks to)
+and passed on, in order, when the session ends. Printed at once they would
+land in the middle of the debugger's output and over its ``(Pdb)`` prompt.
+The test under the debugger keeps its own live output. Held reports are the
+run's reports anyway (the views print them, the store already has them), so
+what waits is bounded by the run.
+
 Once the controller's stdin is at end of input (or there is none), every
 request is answered at once with end of input (an empty ``Stdin``), as under
 ``python -m unittest < /dev/null``. So is a request that names no test and
@@ -30,20 +39,84 @@ is no test to hand the terminal to, and nothing may wait on it forever.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from proctor.runner.backend import StdinSource
 from proctor.runner.protocol import Stdin
-from proctor.runner.report import RunReporter
+from proctor.runner.report import Progress, RunReporter, RunResult
 from proctor.runner.slot import Slot
+from proctor.wire.record import TestRecord
 
-__all__ = ["DebugDesk"]
+__all__ = ["DebugDesk", "HeldReporter"]
+
+
+class HeldReporter:
+    """A :class:`~proctor.runner.report.RunReporter` that holds what is reported
+    while a debugging session is on (see the module docstring)."""
+
+    def __init__(self, reporter: RunReporter) -> None:
+        self._reporter = reporter
+        self.tick_interval = reporter.tick_interval
+        self._held: list[Callable[[], None]] | None = None  # None: not holding
+
+    @property
+    def holding(self) -> bool:
+        return self._held is not None
+
+    def planned(self, progress: Progress) -> None:
+        self._reporter.planned(progress)
+
+    def record(self, record: TestRecord) -> None:
+        if self._held is None:
+            self._reporter.record(record)
+        else:
+            self._held.append(lambda: self._reporter.record(record))
+
+    def output(self, worker: int | None, data: bytes) -> None:
+        if self._held is None:
+            self._reporter.output(worker, data)
+        else:
+            self._held.append(lambda: self._reporter.output(worker, data))
+
+    def notice(self, text: str) -> None:
+        if self._held is None:
+            self._reporter.notice(text)
+        else:
+            self._held.append(lambda: self._reporter.notice(text))
+
+    def tick(self) -> None:
+        if self._held is None:
+            self._reporter.tick()
+
+    def debug_start(self, test_id: str, worker: int, so_far: bytes) -> None:
+        if self._held is None:
+            self._held = []
+        self._reporter.debug_start(test_id, worker, so_far)
+
+    def debug_output(self, data: bytes) -> None:
+        self._reporter.debug_output(data)
+
+    def debug_end(self, test_id: str) -> None:
+        self._reporter.debug_end(test_id)
+        self._release()
+
+    def finished(self, result: RunResult) -> None:
+        self._release()
+        self._reporter.finished(result)
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        for report in held or ():
+            report()
 
 
 class DebugDesk:
     """Who gets the input, and who waits for it (see the module docstring)."""
 
     def __init__(self, reporter: RunReporter, stdin: StdinSource | None) -> None:
-        self._reporter = reporter
+        self.reporter = HeldReporter(reporter)
+        """The reporter the controller reports through: it holds reports during a session."""
+        self._reporter = self.reporter
         self._stdin = stdin
         self._interactive = stdin is not None and stdin.interactive
         self._ended = stdin is None  # end of input reached: answer every request at once

@@ -13,6 +13,9 @@ Every exit is matched with what the controller knew of the worker:
   none ever did stops the run;
 * **could not load the suite** (an ``error`` instead of ``ready``): the run
   stops at once with its output, once;
+* **stopped on its own** (an ``error`` with ``exit``: ``pytest.exit()`` in a
+  test): the exit status it announced is no news; the tests it held were
+  not run, and the run stops (``Stopping._halt``);
 * **died while busy** (segfault, ``os._exit``, OOM kill): the test it was
   running fails with the exit code or signal and its last output;
 * **exited non-zero after quit**: a teardown crashed (``tearDownModule``,
@@ -62,6 +65,9 @@ class Exits(Stopping):
             self._exit_stuck(slot, reason)
         elif slot.load_error is not None:
             self._exit_unloadable(slot, slot.load_error)
+        elif slot.exit_expected is not None:  # it said it would stop (pytest.exit())
+            if returncode not in (0, slot.exit_expected) and not slot.killed:
+                self._exit_in_teardown(slot, returncode)
         elif slot.busy:
             self._exit_while_busy(slot, returncode, salvaged)
         elif not slot.killed and returncode != 0 and reason is StopReason.QUIT and slot.ever_ready:
@@ -121,7 +127,12 @@ class Exits(Stopping):
         self._put_back(slot)
 
     def _will_rerun(self) -> bool:
-        return self._queue is not None and not self._interrupts and self._phase is Phase.RUNNING
+        return (
+            self._queue is not None
+            and not self._interrupts
+            and self._halted is None
+            and self._phase is Phase.RUNNING
+        )
 
     def _exit_stuck(self, slot: Slot, reason: StopReason) -> None:
         options = self._options
@@ -232,7 +243,7 @@ class Exits(Stopping):
     def _top_up(self) -> None:
         """Start workers while fewer than wanted are serving and there is work for them,
         unless deaths not caused by a test ran over the limit (then stop with an error)."""
-        if self._phase is Phase.STOPPING or self._interrupts:
+        if self._phase is Phase.STOPPING or self._interrupts or self._halted is not None:
             return
         active = sum(
             1 for s in self._slots.values() if s.alive and s.state is not SlotState.STOPPING

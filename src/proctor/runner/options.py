@@ -40,6 +40,11 @@ class RunOptions:
     """List and select, but run nothing."""
     max_worker_restarts: int | None = None
     """Deaths not caused by a test that are tolerated (None: 4 per worker, like xdist)."""
+    maxfail: int | None = None
+    """Stop the run after this many failures across all workers (``-x``: 1); the
+    tests not started are reported as not run. None: no limit."""
+    failed_first: bool = False
+    """Run the tests of the failing set first (``--ff``), then the rest."""
     lookahead: float = 0.05
     """Send a worker its next batch when its current one has less than this many
     expected seconds left, so fast tests never wait for a round trip."""

@@ -8,15 +8,15 @@ orders them with the history's durations. Pure: no workers, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from proctor.runner.history import History
 from proctor.runner.options import RunOptions
-from proctor.runner.schedule import Plan, plan_units
+from proctor.runner.schedule import Plan, Unit, plan_units
 from proctor.runner.selection import select
 
-__all__ = ["RunPlan", "plan_run"]
+__all__ = ["RunPlan", "failed_first", "plan_run"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,4 +56,27 @@ def plan_run(listed: Sequence[str], options: RunOptions, history: History, worke
         seed=options.seed,
         ordered=options.ordered,
     )
+    if options.failed_first and not options.list_only:
+        failing = options.failing if options.failing is not None else history.failing_ids()
+        failed_first(plan, failing)
     return RunPlan(discovered, ids, missing, plan, bool(durations))
+
+
+def failed_first(plan: Plan, failing: Iterable[str]) -> None:
+    """``--ff``: the units holding failing tests first, the failing tests first in
+    them (a hard unit keeps its order), everything else in the planned order."""
+    known = set(failing)
+    if not known:
+        return
+    first: list[Unit] = []
+    rest: list[Unit] = []
+    for unit in plan.units:
+        if not any(test_id in known for test_id in unit.ids):
+            rest.append(unit)
+            continue
+        if not unit.hard:
+            pairs = sorted(zip(unit.ids, unit.costs, strict=True), key=lambda p: p[0] not in known)
+            unit.ids = [test_id for test_id, _ in pairs]
+            unit.costs = [cost for _, cost in pairs]
+        first.append(unit)
+    plan.units[:] = first + rest

@@ -25,6 +25,8 @@ import base64
 import enum
 import json
 import signal
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,7 @@ __all__ = [
     "control_event",
     "decode_command",
     "encode_command",
+    "ids_digest",
     "parse_control",
 ]
 
@@ -160,7 +163,8 @@ class Control:
       ``capture``: the files holding the running test's captured output by name
       (``stdout``, ``stderr``; empty when the framework captures, null with
       ``--no-capture``), ``dump_signal``: the signal name that makes the worker
-      write every thread's stack to its stderr);
+      write every thread's stack to its stderr; ``digest``: :func:`ids_digest` of
+      its test ids, which the controller compares between workers);
     * ``done``: the last command finished (``op``: ``list`` or ``run``; for a
       run also ``count``, the final statuses sent);
     * ``stdin``: the test ``test_id`` is waiting for input;
@@ -176,6 +180,17 @@ class Control:
 
     kind: str
     fields: dict[str, Any]
+
+
+def ids_digest(ids: Sequence[str]) -> str:
+    """A digest of a worker's test ids in order (its ``ready`` event's ``digest``):
+    workers whose digests differ may have collected different tests.
+
+    Not cryptographic (zlib's checksums, already imported by every worker):
+    it tells honest differences apart. Ids with lone surrogates count as written.
+    """
+    data = "\n".join(ids).encode("utf-8", "surrogatepass")
+    return f"{len(ids)}:{zlib.crc32(data):08x}"
 
 
 def control_event(kind: str, **fields: Any) -> Event:

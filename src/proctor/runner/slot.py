@@ -78,6 +78,9 @@ class Slot:
         self.stop_after_current = False  # first Ctrl-C: stop it once its test finishes
         self.discarding = False  # stopped after Ctrl-C: what it sends later is not a result
         self.load_error: str | None = None  # it could not load the suite
+        self.exit_expected: int | None = None  # it stops on its own with this status
+        self.own_ids: list[str] | None = None  # its listing, when its ids' digest differed
+        self.own_ids_done = False  # (that listing is complete)
         self.timed_out: str | None = None  # the test that ran over --timeout
         self.condemned = False  # to be killed after a stack dump
         self.reprieve: tuple[SlotState, StopReason | None] = (SlotState.READY, None)

@@ -36,6 +36,7 @@ __all__ = [
     "lifeline",
     "make_capture_dir",
     "remove_capture_dir",
+    "remove_stale_capture_dirs",
     "spawn",
     "start_early",
     "take_early",
@@ -44,12 +45,17 @@ __all__ = [
 ]
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 _lifeline: Callable[[], None] | None = None
 
 
 def lifeline() -> Callable[[], None] | None:
     """A ``preexec_fn`` that makes the kernel SIGKILL the child when this process
-    dies (Linux's ``PR_SET_PDEATHSIG``); None where that cannot be had."""
+    dies (Linux's ``PR_SET_PDEATHSIG``) and makes the child a subreaper
+    (``PR_SET_CHILD_SUBREAPER``: orphans among its descendants are re-parented to
+    it, not to init, so what its tests leave running stays in its tree; see
+    :mod:`proctor.runner.leftovers`). Both survive ``exec``. None where that
+    cannot be had."""
     global _lifeline
     if _lifeline is not None or not sys.platform.startswith("linux"):
         return _lifeline
@@ -61,6 +67,7 @@ def lifeline() -> Callable[[], None] | None:
 
     def die_with_parent() -> None:  # runs in the child, between fork and exec
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
         if os.getppid() != parent:  # the parent died before the line above
             os._exit(1)
 
@@ -205,7 +212,7 @@ def make_capture_dir() -> str:
     bases = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")]
     for base in [*(b for b in bases if b), "/tmp", "/var/tmp", os.getcwd()]:
         for _ in range(10):
-            path = os.path.join(base, f"proctor-run-{os.getpid()}-{os.urandom(4).hex()}")
+            path = os.path.join(base, f"{CAPTURE_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
             try:
                 os.mkdir(path, 0o700)
             except FileExistsError:
@@ -231,6 +238,75 @@ def remove_capture_dir(path: str) -> None:
         import shutil
 
         shutil.rmtree(path, ignore_errors=True)
+
+
+CAPTURE_PREFIX = "proctor-run-"
+"""Capture directories are ``proctor-run-<controller pid>-<random>``."""
+CLOCK_SLACK = 2.0
+"""Seconds of doubt between a process's start time (``/proc``) and a file's time."""
+
+
+def remove_stale_capture_dirs(base: str) -> list[str]:
+    """Remove the capture directories in ``base`` left by controllers that are gone
+    (killed outright: nothing of theirs ran to remove them). The removed paths.
+
+    A directory is stale when it is this user's, and the pid in its name is not a
+    running process, or is one that started after the directory was last
+    modified (the pid was reused: the controller that made it started before
+    it). A directory of a run going on now is never touched, nor one this
+    process cannot judge (another user's, a pid it may not signal).
+    """
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    uid = os.getuid()
+    me = os.getpid()
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(CAPTURE_PREFIX):
+            continue
+        pid_text = name[len(CAPTURE_PREFIX) :].partition("-")[0]
+        if not pid_text.isdigit() or int(pid_text) == me:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if info.st_uid != uid or not entry.is_dir(follow_symlinks=False):
+            continue
+        if _owner_alive(int(pid_text), info.st_mtime):
+            continue
+        remove_capture_dir(entry.path)
+        removed.append(entry.path)
+    return removed
+
+
+def _owner_alive(pid: int, modified: float) -> bool:
+    """Whether process ``pid`` may be the one that made a directory last modified
+    at ``modified`` (epoch seconds)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: not ours to judge
+    started = _start_time(pid)
+    return started is None or started <= modified + CLOCK_SLACK
+
+
+def _start_time(pid: int) -> float | None:
+    """When ``pid`` started (epoch seconds), from ``/proc``; None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as system:
+            boot = next(line for line in system if line.startswith(b"btime "))
+        ticks = os.sysconf("SC_CLK_TCK")
+        return int(boot.split()[1]) + int(fields[19]) / ticks
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 # -- the first worker, started before the rest of proctor is imported -----------------------

@@ -77,6 +77,29 @@ class Stopping(ControllerCore):
                 self._stop(slot, StopReason.INTERRUPT)
         self._phase = Phase.STOPPING
 
+    def _halt(self, reason: str) -> None:
+        """Stop the run early, as pytest's session stops (``--maxfail``, ``pytest.exit()``).
+
+        Like the first Ctrl-C without the interrupt: the queue is dropped (reported
+        "not run"), idle workers are sent ``quit``, busy ones are stopped as soon
+        as their running test finishes (the rest of their batches is not run), and
+        no test is put back or rescheduled from then on. The run is not marked
+        interrupted: its exit status is its tests' (a failure made it stop).
+        """
+        if self._halted is not None or self._interrupts:
+            return
+        self._halted = reason
+        if self._queue is not None:
+            self._result.not_run.extend(self._queue.clear())
+        self._reporter.notice(f"{reason}: the run stops; tests not started are reported as not run")
+        for slot in self._slots.values():
+            if not slot.alive:
+                continue
+            if slot.busy:
+                slot.stop_after_current = True
+            else:
+                self._stop(slot, StopReason.QUIT)
+
     def _stop_after_test(self, slot: Slot) -> None:
         """After the first Ctrl-C, ``slot``'s running test finished: stop the worker.
 

@@ -20,7 +20,9 @@ Details that matter:
   :class:`~proctor.runner.backend.Exited` is reported.
 * **Each worker is a session leader** (``start_new_session``), so the
   terminal's Ctrl-C reaches only the controller (which decides what it means),
-  and killing a worker kills whatever its tests started (``killpg``).
+  and a **subreaper** (``PR_SET_CHILD_SUBREAPER``): killing a worker kills
+  its whole tree first, then its group; a worker's group is killed when it
+  exits, before it is reaped (see :mod:`proctor.runner.leftovers`).
 * **Workers die with the controller.** On Linux each worker is started with
   ``PR_SET_PDEATHSIG`` (``prctl`` in the child, before ``exec``): if the
   controller dies, even by SIGKILL, the kernel kills its workers. (A worker
@@ -29,6 +31,9 @@ Details that matter:
 * **Capture files live in a directory of the run's own** (``--capture-dir``),
   removed by :meth:`SubprocessBackend.close`: the files of workers that were
   killed, or that the controller could not salvage, do not pile up in /tmp.
+  A controller killed outright cannot remove its directory: the next run's
+  ``close`` removes the directories whose controller is gone
+  (:func:`~proctor.runner.spawn.remove_stale_capture_dirs`).
 * :meth:`SubprocessBackend.post` is safe in a signal handler: it appends to a
   deque and writes one byte to a non-blocking wake-up pipe.
 """
@@ -49,11 +54,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from proctor.runner.backend import Exited, Message, Output, Results
+from proctor.runner.leftovers import kill_marked, kill_tree
 from proctor.runner.protocol import Command, encode_command
 from proctor.runner.spawn import (
     Spawned,
     make_capture_dir,
     remove_capture_dir,
+    remove_stale_capture_dirs,
     spawn,
     take_early,
     worker_argv,
@@ -109,6 +116,19 @@ class WorkerSpec:
             extra_args=self.extra_args,
             pytest_args=self.pytest_args,
         )
+
+
+def _failed(pid: int) -> bool:
+    """Whether the ended, unreaped child ``pid`` exited with a failure or a signal
+    (read without reaping it: ``waitid`` with ``WNOWAIT``)."""
+    waitid = getattr(os, "waitid", None)
+    if waitid is None:  # pragma: no cover - not Linux
+        return False
+    try:
+        info = waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except OSError:
+        return False
+    return info is not None and not (info.si_code == os.CLD_EXITED and info.si_status == 0)
 
 
 class _ProcessEnded:
@@ -173,7 +193,10 @@ class SubprocessWorker:
                 os.kill(self.process.pid, DUMP_SIGNAL)
 
     def kill(self) -> None:
+        """Kill the worker, everything its tests started first (see
+        :mod:`proctor.runner.leftovers`), then its process group."""
         if self.process.returncode is None and not self.ended:
+            kill_tree(self.process.pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
 
@@ -337,6 +360,8 @@ class SubprocessBackend:
             with contextlib.suppress(OSError):
                 os.close(fd)
         remove_capture_dir(self.capture_dir)
+        # Those of controllers killed outright (SIGKILL, an OOM kill) are this run's to remove.
+        remove_stale_capture_dirs(os.path.dirname(self.capture_dir))
 
     # -- internals ------------------------------------------------------------------------
 
@@ -399,9 +424,24 @@ class SubprocessBackend:
                 self._selector.unregister(handle.pidfd)
             os.close(handle.pidfd)
             handle.pidfd = None
+        if handle.process.returncode is None:
+            # Not reaped yet, so the worker's pid (its group's id) is still its own:
+            # whatever stayed in its process group goes with it, and, if it died,
+            # whatever its tests started that carries its mark.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(handle.process.pid, signal.SIGKILL)
+            if _failed(handle.process.pid):
+                kill_marked(handle.process.pid)
         returncode = handle.process.wait()
         messages.append(Exited(handle.worker, returncode))
 
     def _wait_in_thread(self, handle: SubprocessWorker) -> None:
-        handle.process.wait()
+        """Wait for the process to end without reaping it (``WNOWAIT``, where there
+        is ``waitid``): :meth:`_finish` kills its group first, then reaps it."""
+        waitid = getattr(os, "waitid", None)
+        if waitid is not None:
+            with contextlib.suppress(ChildProcessError, OSError):
+                waitid(os.P_PID, handle.process.pid, os.WEXITED | os.WNOWAIT)
+        else:  # pragma: no cover - not Linux
+            handle.process.wait()
         self.post(_ProcessEnded(handle.worker))

@@ -30,7 +30,9 @@ Each ``<testcase>`` becomes:
   ``test_x``): results from a JUnit file and from ``python -m subunit.run`` or
   Proctor's own runner then collate as one test in history and triage, and
   :func:`proctor.wire.junit.split_test_id` reverses it. ``::`` would give ids no
-  Python runner uses.
+  Python runner uses. pytest's node ids (``tests/test_x.py::TestC::test_y``)
+  need the project's files to be rebuilt: ``JUnitDecoder(ids=PytestNodeIds(root))``
+  does that (``proctor load`` in a project that runs under pytest).
 * Timestamps are synthetic but keep durations: a clock starts at the suite's
   ``timestamp`` attribute when it has one (zone-less times are UTC), else at
   2000-01-01T00:00:00Z as junitxml2subunit does; each test case runs from the
@@ -48,12 +50,18 @@ from __future__ import annotations
 import math
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from proctor.wire._isotime import V2_MAX_NS, parse_ns
+from proctor.wire._junit_ids import dotted_id
 from proctor.wire.event import NS_PER_SECOND, Event, Status
 
-__all__ = ["EPOCH_2000_NS", "JUnitDecoder", "JUnitError", "decode"]
+__all__ = ["EPOCH_2000_NS", "JUnitDecoder", "JUnitError", "TestIds", "decode"]
+
+TestIds = Callable[[str, str, "str | None"], str]
+"""Names a test case from its ``classname``, ``name`` and ``file`` attributes
+(``classname.name`` by default; :class:`~proctor.wire._junit_ids.PytestNodeIds`
+gives pytest node ids)."""
 
 EPOCH_2000_NS = 946_684_800 * NS_PER_SECOND
 """2000-01-01T00:00:00Z: where the synthetic clock starts when a suite gives no time."""
@@ -102,7 +110,8 @@ class JUnitDecoder:
     error again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ids: TestIds | None = None) -> None:
+        self._ids: TestIds = dotted_id if ids is None else ids
         self._parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
         self._stack: list[ET.Element] = []
         self._in_testcase = 0
@@ -205,7 +214,7 @@ class JUnitDecoder:
     def _testcase(self, case: ET.Element, events: list[Event]) -> None:
         name = case.get("name") or ""
         classname = case.get("classname") or ""
-        test_id = f"{classname}.{name}" if classname and name else name or classname or "unnamed"
+        test_id = self._ids(classname, name, case.get("file"))
         start = _moment(case.get("timestamp"))
         if start is None:
             start = EPOCH_2000_NS if self._clock is None else self._clock
@@ -323,7 +332,7 @@ def _reason(element: ET.Element) -> str:
     return f"{message}\n{body}"
 
 
-def decode(data: bytes) -> list[Event]:
+def decode(data: bytes, ids: TestIds | None = None) -> list[Event]:
     """Read a whole JUnit XML document held in memory."""
-    decoder = JUnitDecoder()
+    decoder = JUnitDecoder(ids)
     return decoder.feed(data) + decoder.close()

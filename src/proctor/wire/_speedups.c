@@ -9,6 +9,9 @@
  *       an Event for each to `events`. Stops at the first byte that is not the
  *       start of a complete, valid packet (text, a bad packet, a packet still
  *       arriving) and returns its offset; Python decides what that byte is.
+ *       When that is buf[pos] itself and it starts a packet still arriving (its
+ *       header, as far as it goes, valid; the bytes it claims not all there),
+ *       returns -1 - pos instead, so Python need not parse the header again.
  *
  *   encode(events, fallback) -> bytes
  *       Encode each event; an event this code does not handle (a string that
@@ -198,10 +201,16 @@ static int fields_fill(const unsigned char *q, const unsigned char *end, unsigne
 /* Parse one packet at buf[pos]. Returns the packet length and sets *event, or 0 if
  * the packet is not complete and valid (nothing set, no exception), or -1 on a
  * real error (exception set). */
+#define INCOMPLETE (-2)
+
+/* Returns INCOMPLETE (nothing set, no exception) when the packet is still
+ * arriving: the header is cut short, or valid and claiming more bytes than
+ * there are (the same test as _v2_decode._incomplete). */
 static Py_ssize_t parse_one(const unsigned char *buf, Py_ssize_t size, Py_ssize_t pos, PyObject **event) {
     const unsigned char *p = buf + pos;
     Py_ssize_t avail = size - pos;
-    if (avail < 8 || p[0] != 0xB3) return 0;
+    if (avail < 1 || p[0] != 0xB3) return 0;
+    if (avail < 4) return INCOMPLETE;
     unsigned int flags = ((unsigned int)p[1] << 8) | p[2];
     if ((flags & 0xF008) != 0x2000) return 0;
     uint32_t length;
@@ -212,17 +221,20 @@ static Py_ssize_t parse_one(const unsigned char *buf, Py_ssize_t size, Py_ssize_
         fields_at = 4;
         break;
     case 0x40:
+        if (avail < 5) return INCOMPLETE;
         length = ((uint32_t)(p[3] & 0x3F) << 8) | p[4];
         fields_at = 5;
         break;
     case 0x80:
+        if (avail < 6) return INCOMPLETE;
         length = ((uint32_t)(p[3] & 0x3F) << 16) | ((uint32_t)p[4] << 8) | p[5];
         fields_at = 6;
         break;
     default:
         return 0;
     }
-    if (length < 8 || (Py_ssize_t)length < fields_at + 4 || (Py_ssize_t)length > avail) return 0;
+    if (length < 8 || (Py_ssize_t)length < fields_at + 4) return 0;
+    if ((Py_ssize_t)length > avail) return INCOMPLETE;
     const unsigned char *crc_at = p + length - 4;
     /* The fields must fill the packet exactly: checked before the CRC, so a
      * stray 0xB3 is rejected without checksumming the bytes it claims. */
@@ -354,9 +366,14 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     const unsigned char *buf = (const unsigned char *)view.buf;
     Py_ssize_t size = view.len;
     if (pos < 0) pos = 0;
+    Py_ssize_t start = pos;
     while (pos < size && buf[pos] == 0xB3) {
         PyObject *event = NULL;
         Py_ssize_t used = parse_one(buf, size, pos, &event);
+        if (used == INCOMPLETE) {
+            if (pos == start) pos = -1 - pos;
+            break;
+        }
         if (used < 0) {
             PyBuffer_Release(&view);
             return NULL;

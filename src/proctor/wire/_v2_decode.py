@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import zlib
+from collections.abc import Callable
 from typing import NamedTuple
 
 from proctor.wire._v2_format import (
@@ -117,21 +119,106 @@ def _header(buf: bytes, j: int, size: int) -> tuple[int, int, int] | str | None:
     return flags, length, pos
 
 
+class _Unknown(Exception):
+    """The candidate's bytes so far end before this field does."""
+
+
+def _plausible(buf: bytes, j: int, size: int) -> bool:
+    """Whether the bytes so far of an incomplete candidate at ``j`` may still
+    begin a valid packet: False only when the whole packet, once arrived, would
+    certainly be rejected (the checks of :func:`_header` and :func:`_fields`,
+    on a prefix)."""
+    header = _header(buf, j, size)
+    if header is None:  # the checks of _header, on the bytes there are
+        have = size - j
+        return not (
+            (have > 1 and buf[j + 1] & 0xF0 != VERSION_2 >> 8)
+            or (have > 2 and buf[j + 2] & FLAG_RESERVED)
+            or (have > 3 and buf[j + 3] & 0xC0 == 0xC0)
+        )
+    if isinstance(header, str):
+        return False
+    flags, length, pos = header
+    end = j + length - 4  # where the CRC starts
+    avail = min(size, end)
+    try:
+        if flags & FLAG_TIMESTAMP:
+            pos = _prefix_varint(buf, _prefix_take(pos, 4, end, avail), end, avail)[1]
+        if flags & FLAG_TEST_ID:
+            pos = _prefix_string(buf, pos, end, avail)
+        if flags & FLAG_TAGS:
+            count, pos = _prefix_varint(buf, pos, end, avail)
+            for _ in range(count):
+                pos = _prefix_string(buf, pos, end, avail)
+        if flags & FLAG_MIME_TYPE:
+            pos = _prefix_string(buf, pos, end, avail)
+        if flags & FLAG_FILE_CONTENT:
+            pos = _prefix_string(buf, pos, end, avail)
+            n, pos = _prefix_varint(buf, pos, end, avail)
+            if pos + n > end:
+                return False
+            pos += n  # the content itself: any bytes
+        if flags & FLAG_ROUTE_CODE:
+            pos = _prefix_string(buf, pos, end, avail)
+    except _Unknown:
+        return True
+    except _BadPacket:
+        return False
+    return pos == end
+
+
+def _prefix_take(pos: int, n: int, end: int, avail: int) -> int:
+    if pos + n > end:
+        raise _BadPacket("overrun", pos)
+    if pos + n > avail:
+        raise _Unknown
+    return pos + n
+
+
+def _prefix_varint(buf: bytes, pos: int, end: int, avail: int) -> tuple[int, int]:
+    first = buf[_prefix_take(pos, 1, end, avail) - 1]
+    n = (1, 2, 3, 4)[first >> 6]
+    stop = _prefix_take(pos, n, end, avail)
+    return int.from_bytes(buf[pos:stop], "big") & ((1 << (8 * n - 2)) - 1), stop
+
+
+def _prefix_string(buf: bytes, pos: int, end: int, avail: int) -> int:
+    n, start = _prefix_varint(buf, pos, end, avail)
+    if start + n > end:
+        raise _BadPacket("overrun", start)
+    whole = start + n <= avail
+    try:
+        text = _utf8_prefix()(buf[start : min(start + n, avail)], whole)
+    except UnicodeDecodeError:
+        raise _BadPacket("not UTF-8", start) from None
+    if "\x00" in text:
+        raise _BadPacket("NUL", start)
+    if not whole:
+        raise _Unknown
+    return start + n
+
+
+def _utf8_prefix() -> Callable[[bytes, bool], str]:
+    """A fresh incremental UTF-8 decoder's ``decode`` (a prefix may end mid-character)."""
+    return codecs.getincrementaldecoder("utf-8")().decode
+
+
 class Decoder:
     """An incremental subunit v2 decoder.
 
     Feed it bytes in any chunking with :meth:`feed`; each call returns the
-    events completed so far. Call :meth:`close` at the end of the stream to
-    flush what is left (a packet cut short at the end is reported as a parser
-    error and its bytes rescanned). The decoder never raises on bad input, and
+    events completed so far, and the events are those of the whole buffer
+    decoded at once (only passthrough text may be split differently). Call
+    :meth:`close` at the end of the stream to flush what is left (a packet
+    cut short at the end is reported as a parser error and its bytes
+    rescanned). The decoder never raises on bad input, and
     its work is linear in its input: rescanning after bad candidates is paid
-    from a budget proportional to the bytes fed, and once an input crafted to
+    from a budget proportional to the stream offset, and once an input crafted to
     exhaust it has done so, a bad candidate's claimed bytes are skipped as
     python-subunit skips them.
     """
 
     __slots__ = (
-        "_budget",
         "_c_scan",
         "_closed",
         "_held",
@@ -140,6 +227,7 @@ class Decoder:
         "_non_subunit_name",
         "_offset",
         "_owed",
+        "_spent",
     )
 
     def __init__(
@@ -152,7 +240,7 @@ class Decoder:
         self._need = 0  # bytes needed in _held before parsing can progress
         self._owed = 0  # UTF-8 continuation bytes owed by text already emitted
         self._offset = 0  # stream offset of the first held byte
-        self._budget = _BUDGET_BASE  # bytes bad candidates may still cost
+        self._spent = 0  # bytes bad candidates have cost (see _BUDGET_BASE)
         self._closed = False
 
     def feed(self, data: bytes) -> list[Event]:
@@ -161,7 +249,6 @@ class Decoder:
             raise ValueError("feed() called after close()")
         if not data:
             return []
-        self._budget += _BUDGET_PER_BYTE * len(data)
         if self._held:
             self._held.append(bytes(data))
             self._held_size += len(data)
@@ -201,6 +288,7 @@ class Decoder:
         c_scan = self._c_scan
         hold = -1
         hold_owed = 0
+        hold_mid = False
         reported_short = False
         while True:
             j = find(b"\xb3", pos)
@@ -210,25 +298,30 @@ class Decoder:
             if mid:
                 # 0xB3 inside a UTF-8 character is text (python-subunit's rule),
                 # unless a whole valid packet starts there: then the byte before
-                # it was stray and the packet is kept. Nothing here is reported,
-                # and a candidate still arriving is not waited for (text such as
-                # "ó " would otherwise hold back the output after it).
+                # it was stray and the packet is kept. Nothing here is reported.
+                # A candidate still arriving is waited for while the bytes so
+                # far could begin a valid packet (so the result never depends
+                # on where reads end); text such as "ó " is rejected at once.
                 found: list[Event] = []
                 if c_scan is not None:
-                    # The C scanner accepts exactly the valid packets: one call.
-                    stop = c_scan(buf, j, found)
-                    result: int | _Bad = stop if stop > j else 0
+                    stop = c_scan(buf, j, found)  # negative: still arriving
+                    waiting = stop < 0 and not final
                 else:
                     result = packet(buf, j, size, final, found)
-                if type(result) is not int or result <= 0:
-                    if type(result) is _Bad:
-                        self._budget -= result.cost
+                    waiting = type(result) is int and result == 0
+                    stop = result if type(result) is int and result > 0 else j
+                if waiting and _plausible(buf, j, size):
+                    if j > text_start:
+                        self._text(events, buf[text_start:j])
+                    hold, hold_owed, hold_mid = j, mid, True
+                    break
+                if stop <= j:
                     pos = j + 1
                     continue
                 if j > text_start:
                     self._text(events, buf[text_start:j])
                 events.extend(found)
-                pos = text_start = result
+                pos = text_start = stop
                 owed = 0
                 continue
             if j > text_start:
@@ -240,6 +333,9 @@ class Decoder:
                 if stop > j:
                     pos = text_start = stop
                     continue
+                if stop < 0 and not final:  # still arriving: wait for it
+                    hold = j
+                    break
             result = packet(buf, j, size, final, events)
             if type(result) is int:
                 if result > 0:
@@ -259,8 +355,10 @@ class Decoder:
                 continue
             assert type(result) is _Bad
             self._diagnose(events, buf, j, result.message)
-            self._budget -= result.cost
-            if self._budget > 0:
+            self._spent += result.cost
+            # The budget grows with the stream offset, not with the bytes fed so
+            # far, so that the same bytes decode alike in any chunking.
+            if self._spent < _BUDGET_BASE + _BUDGET_PER_BYTE * (self._offset + j):
                 pos = j + 1  # rescan; the rejected signature stays as text
             else:
                 pos = max(j + 1, min(j + self._claimed(buf, j, size), size))
@@ -270,7 +368,11 @@ class Decoder:
             rest = buf[hold:]
             self._held = [rest]
             self._held_size = len(rest)
-            self._need = self._need_for(rest)
+            need = self._need_for(rest)
+            if hold_mid:
+                # Look again as the candidate grows: it is usually text.
+                need = min(need, 2 * len(rest) + 1)
+            self._need = need
             return
         if size > text_start:
             self._text(events, buf[text_start:size])
@@ -344,7 +446,7 @@ class Decoder:
             return _SHORT if final else 0
         crc_at = end - 4
         try:
-            event = _fields(buf, pos, crc_at, flags)
+            event = _fields(buf, pos, crc_at, flags, j)
         except _BadPacket as error:
             message, reached = error.args
             return _Bad(message, reached - j)
@@ -358,15 +460,17 @@ class Decoder:
 
 
 _BUDGET_BASE = 1 << 22
-"""Bytes rejected candidates may make the decoder read before any input is fed."""
+"""Bytes rejected candidates may make the decoder read at the start of the stream."""
 _BUDGET_PER_BYTE = 16
-"""... and for each byte fed. Ordinary damage (a stray 0xB3, a corrupt packet,
+"""... and more for each byte of stream offset (not of input fed: the same
+bytes must decode alike in any chunking). Ordinary damage (a stray 0xB3, a corrupt packet,
 random bytes) costs far less than this; only input built to make every
 candidate read megabytes runs out, after which bad candidates' claimed bytes
 are skipped and the total work stays linear."""
 
 
-def _fields(buf: bytes, pos: int, end: int, flags: int) -> Event:
+def _fields(buf: bytes, pos: int, end: int, flags: int, base: int) -> Event:
+    """The event of the packet starting at ``base`` whose fields run from ``pos`` to ``end``."""
     timestamp = test_id = mime_type = file_name = route_code = None
     tags: frozenset[str] = frozenset()
     file_bytes = b""
@@ -375,18 +479,18 @@ def _fields(buf: bytes, pos: int, end: int, flags: int) -> Event:
         nanos, pos = _read_varint(buf, pos + 4, end)
         timestamp = seconds * NS_PER_SECOND + nanos
     if flags & FLAG_TEST_ID:
-        test_id, pos = _read_string(buf, pos, end)
+        test_id, pos = _read_string(buf, pos, end, base)
     if flags & FLAG_TAGS:
         count, pos = _read_varint(buf, pos, end)
         found = []
         for _ in range(count):
-            tag, pos = _read_string(buf, pos, end)
+            tag, pos = _read_string(buf, pos, end, base)
             found.append(tag)
         tags = frozenset(found)
     if flags & FLAG_MIME_TYPE:
-        mime_type, pos = _read_string(buf, pos, end)
+        mime_type, pos = _read_string(buf, pos, end, base)
     if flags & FLAG_FILE_CONTENT:
-        file_name, pos = _read_string(buf, pos, end)
+        file_name, pos = _read_string(buf, pos, end, base)
         length, pos = _read_varint(buf, pos, end)
         if pos + length > end:
             raise _BadPacket(
@@ -397,7 +501,7 @@ def _fields(buf: bytes, pos: int, end: int, flags: int) -> Event:
         file_bytes = buf[pos : pos + length]
         pos += length
     if flags & FLAG_ROUTE_CODE:
-        route_code, pos = _read_string(buf, pos, end)
+        route_code, pos = _read_string(buf, pos, end, base)
     if pos != end:
         if pos > end:
             raise _BadPacket("Packet fields overrun the packet length", end)
@@ -441,18 +545,19 @@ def _read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
     return int.from_bytes(buf[pos : pos + 4], "big") & 0x3FFFFFFF, pos + 4
 
 
-def _read_string(buf: bytes, pos: int, end: int) -> tuple[str, int]:
+def _read_string(buf: bytes, pos: int, end: int, base: int) -> tuple[str, int]:
+    where = pos - base  # the offset in the packet: the same whatever the reads
     length, start = _read_varint(buf, pos, end)
     stop = start + length
     if stop > end:
-        raise _BadPacket(f"UTF8 string at offset {pos} extends past end of packet", end)
+        raise _BadPacket(f"UTF8 string at offset {where} extends past end of packet", end)
     try:
         # Decoded in place (no copy): on garbage this fails at the first bad byte.
         text = str(memoryview(buf)[start:stop], "utf-8")
     except UnicodeDecodeError as error:
-        raise _BadPacket(f"UTF8 string at offset {pos} is not UTF8", start + error.end) from None
+        raise _BadPacket(f"UTF8 string at offset {where} is not UTF8", start + error.end) from None
     if "\x00" in text:
-        raise _BadPacket(f"UTF8 string at offset {pos} contains NUL byte", stop)
+        raise _BadPacket(f"UTF8 string at offset {where} contains NUL byte", stop)
     return text, stop
 
 

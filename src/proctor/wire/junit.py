@@ -58,7 +58,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from proctor.wire._isotime import format_ns
-from proctor.wire._junit_read import JUnitDecoder, JUnitError, decode
+from proctor.wire._junit_ids import PytestNodeIds
+from proctor.wire._junit_read import JUnitDecoder, JUnitError, TestIds, decode
 from proctor.wire.event import NS_PER_SECOND, Status
 from proctor.wire.record import Attachment, TestRecord
 
@@ -67,6 +68,8 @@ __all__ = [
     "JUnitDecoder",
     "JUnitError",
     "JUnitTotals",
+    "PytestNodeIds",
+    "TestIds",
     "decode",
     "document_head",
     "document_tail",

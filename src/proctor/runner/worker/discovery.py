@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import sys
 import traceback
 import unittest
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,7 +37,7 @@ from typing import Any, NamedTuple, cast
 
 from proctor.runner.worker.channels import wire_aliases
 
-__all__ = ["FAILED_TEST_PREFIX", "Batch", "SuiteIndex", "discover"]
+__all__ = ["FAILED_TEST_PREFIX", "Batch", "SuiteIndex", "discover", "fresh_copy"]
 
 FAILED_TEST_PREFIX = "unittest.loader._FailedTest."
 _PLAIN_RUN = unittest.TestSuite.run
@@ -110,7 +111,7 @@ class SuiteIndex:
         self._aliases: dict[str, str] | None = None  # built at the first unknown id
         self._failed: dict[str, unittest.TestCase] | None = None  # likewise
         self.ids: list[str] = []
-        for test, chain in _walk(suite, ()):
+        for test, chain in _walk(suite, (), _scenario_expander()):
             test_id = test.id()
             entries = self._entries.get(test_id)
             if entries is None:
@@ -159,6 +160,7 @@ class SuiteIndex:
         ids: Sequence[str],
         flush: Callable[[], None],
         unknown_id: Callable[[str], None] | None = None,
+        settle: Callable[[Sequence[tuple[str, unittest.TestCase]]], None] | None = None,
     ) -> Batch:
         """A suite running ``ids`` in this order (see the module docstring).
 
@@ -167,9 +169,14 @@ class SuiteIndex:
         suites, at the place of the first of them: such suites order their tests
         themselves and share costly set-up between them (testresources), so
         splitting them would repeat that set-up for nothing.
+
+        ``settle`` is called with each *segment* of the batch (the tests of one
+        class in a row, or of one custom suite) right after it ran, before the
+        next class's fixtures run: while unittest's fixture state (a failed
+        ``setUpClass`` or ``setUpModule``) still says why a test of it did not run.
         """
-        plan: list[_Entry | list[_Entry] | str] = []
-        groups: dict[tuple[int, ...], list[_Entry]] = {}
+        plan: list[tuple[str, _Entry] | list[tuple[str, _Entry]] | str] = []
+        groups: dict[tuple[int, ...], list[tuple[str, _Entry]]] = {}
         tests: list[tuple[str, unittest.TestCase]] = []
         unknown: list[str] = []
         entries_of = self._entries
@@ -185,31 +192,107 @@ class SuiteIndex:
             for entry in entries:
                 tests.append((test_id, entry.test))
                 if not entry.chain:
-                    plan.append(entry)
+                    plan.append((test_id, entry))
                     continue
                 key = tuple(id(suite) for suite in entry.chain)
                 group = groups.get(key)
                 if group is None:
                     group = groups[key] = []
                     plan.append(group)
-                group.append(entry)
+                group.append((test_id, entry))
         top = unittest.TestSuite()
+        add = top.addTest
+        segment: list[tuple[str, unittest.TestCase]] = []
+
+        def boundary() -> None:
+            nonlocal segment
+            if settle is not None and segment:
+                add(Hook(functools.partial(settle, segment)))
+                segment = []
+            add(Hook(flush))
+
         previous_class: type | None = None
         for step in plan:
             if isinstance(step, str):
                 if unknown_id is not None:
-                    top.addTest(Hook(functools.partial(unknown_id, step)))
+                    add(Hook(functools.partial(unknown_id, step)))
             elif isinstance(step, list):
-                top.addTest(Hook(flush))
-                top.addTest(_rebuild(step[0].chain, [entry.test for entry in step]))
+                boundary()
+                add(_rebuild(step[0][1].chain, [fresh_copy(entry.test) for _, entry in step]))
+                segment = [(test_id, entry.test) for test_id, entry in step]
                 previous_class = None
             else:
-                test_class = type(step.test)
-                if previous_class is not None and test_class is not previous_class:
-                    top.addTest(Hook(flush))
-                top.addTest(step.test)
+                test_id, entry = step
+                test_class = type(entry.test)
+                if test_class is not previous_class and (previous_class is not None or segment):
+                    boundary()
+                add(fresh_copy(entry.test))
+                segment.append((test_id, entry.test))
                 previous_class = test_class
+        if settle is not None and segment:
+            add(Hook(functools.partial(settle, segment)))
         return Batch(top, tuple(tests), tuple(unknown))
+
+
+_COPIED_CONTAINERS = (list, dict, set)
+_PER_RUN = (
+    "_cleanups",  # unittest: addCleanup
+    "_type_equality_funcs",  # unittest: addTypeEqualityFunc
+    "_TestCase__exception_handlers",  # testtools: addOnException
+    "exception_handlers",  # testtools
+    "_traceback_id_gens",  # testtools: one per traceback detail name
+    "_TestCase__details",  # testtools: addDetail
+)
+"""Instance attributes unittest and testtools fill while a test runs (see fresh_copy)."""
+_OBJECT_REDUCE = object.__reduce_ex__
+_OBJECT_GETSTATE = getattr(object, "__getstate__", None)  # Python 3.11+
+_PLAIN_CLASSES: dict[type, bool] = {}  # class -> copied by hand (see fresh_copy)
+
+
+def fresh_copy(test: unittest.TestCase) -> unittest.TestCase:
+    """A copy of ``test`` to run, so that what the run stores on it dies with the copy.
+
+    A shallow copy, with the containers unittest and testtools fill while a test
+    runs copied too (:data:`_PER_RUN`: ``_cleanups``, ``addTypeEqualityFunc``'s
+    table, testtools' exception handlers and details), which must not reach the
+    indexed test. Other attributes are shared, as a ``copy.copy`` shares them:
+    a container a test's ``__init__`` stored (a registry of the module's, say)
+    stays the same object. testscenarios and testtools clone tests with
+    ``copy.copy`` too, so tests are made to be copied. The common case (a plain
+    instance dictionary) is copied by hand: ``copy.copy`` costs twice as much.
+    A test that cannot be copied runs as itself.
+    """
+    cls = type(test)
+    try:
+        plain = _PLAIN_CLASSES.get(cls)
+        if plain is None:
+            plain = _PLAIN_CLASSES[cls] = not (
+                cls.__reduce_ex__ is not _OBJECT_REDUCE
+                or getattr(cls, "__getstate__", _OBJECT_GETSTATE) is not _OBJECT_GETSTATE
+                or hasattr(cls, "__setstate__")
+                or hasattr(cls, "__copy__")
+                or hasattr(cls, "__slots__")
+            )
+        if not plain:
+            copied = copy.copy(test)
+            if hasattr(copied, "__dict__"):
+                copied.__dict__.update(_fresh_state(copied.__dict__))
+            return copied
+        clone: unittest.TestCase = cls.__new__(cls)
+        clone.__dict__ = _fresh_state(test.__dict__)
+        return clone
+    except Exception:
+        return test
+
+
+def _fresh_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an instance dictionary, with its per-run containers copied."""
+    state = state.copy()
+    for name in _PER_RUN:
+        value = state.get(name)
+        if value is not None and type(value) in _COPIED_CONTAINERS:
+            state[name] = value.copy()
+    return state
 
 
 def _is_suite(item: object) -> bool:
@@ -230,7 +313,7 @@ def _is_custom(suite: object) -> bool:
 
 
 def _walk(
-    item: object, chain: tuple[unittest.BaseTestSuite, ...]
+    item: object, chain: tuple[unittest.BaseTestSuite, ...], expand: _Expander | None = None
 ) -> Iterator[tuple[unittest.TestCase, tuple[unittest.BaseTestSuite, ...]]]:
     if _is_custom(item):
         chain = (*chain, item)  # type: ignore[arg-type]
@@ -238,9 +321,53 @@ def _walk(
         # A TestCase is never a suite: skip unittest's "is it iterable?" probe,
         # whose exception costs a microsecond a test at start-up.
         if isinstance(child, unittest.TestCase) or not _is_suite(child):
+            if expand is not None:
+                scenarios = expand(child)
+                if scenarios is not None:
+                    for scenario in scenarios:
+                        yield scenario, chain
+                    continue
             yield child, chain
         else:
-            yield from _walk(child, chain)
+            yield from _walk(child, chain, expand)
+
+
+_Expander = Callable[[object], "Iterable[unittest.TestCase] | None"]
+
+
+def _scenario_expander() -> _Expander | None:
+    """What turns a testscenarios ``WithScenarios`` test into its scenario tests.
+
+    Such a test, found by discovery without ``load_tests_apply_scenarios``, has
+    the id ``m.C.test_x`` but runs as ``m.C.test_x(a)``, ``m.C.test_x(b)``...
+    (its ``run`` multiplies it). Indexed as itself, the worker would list an id
+    that never reports, and not know the ids it does report (a ``--failing``
+    run asks for those). Indexed as its scenarios (testscenarios'
+    ``generate_scenarios``, which gives each clone ``scenarios = None``), every
+    id listed is an id reported, and runnable alone. None when testscenarios is
+    not imported: then no test can be one.
+    """
+    testcase = sys.modules.get("testscenarios.testcase")
+    scenarios = sys.modules.get("testscenarios.scenarios")
+    with_scenarios: type | None = getattr(testcase, "WithScenarios", None)
+    generate: Callable[[object], Iterable[unittest.TestCase]] | None = getattr(
+        scenarios, "generate_scenarios", None
+    )
+    if with_scenarios is None or generate is None:
+        return None
+    mixin, expand_all = with_scenarios, generate
+
+    def expand(test: object) -> Iterable[unittest.TestCase] | None:
+        if not isinstance(test, mixin):
+            return None
+        try:
+            if not test._get_scenarios():  # type: ignore[attr-defined]
+                return None
+            return list(expand_all(test))
+        except Exception:  # a scenario list that cannot be applied: the test reports it
+            return None
+
+    return expand
 
 
 def _rebuild(

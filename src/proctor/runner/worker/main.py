@@ -17,7 +17,9 @@ Order matters here, and each step says why:
    to the worker's own stdout/stderr: it belongs to no test.
 5. **Capture** each test's output from then on (unittest; pytest captures its
    own), unless ``--no-capture``.
-6. Serve commands, or run once, then tear down and exit.
+6. Serve commands, or run once, then tear down and exit. A server ends the
+   processes its tests left running last thing before it exits
+   (:func:`proctor.runner.leftovers.end_descendants`).
 
 Exit status (:class:`~proctor.runner.protocol.WorkerExit`): 0 after a clean run
 or ``quit``; 2 for a bad command line or a suite that cannot be loaded (pytest
@@ -32,12 +34,14 @@ that test's failure and the worker goes on (see :mod:`.unittest_suite`).
 
 from __future__ import annotations
 
+import atexit
 import faulthandler
 import os
 import sys
 from collections.abc import Sequence
 from typing import IO, NamedTuple
 
+from proctor.runner.leftovers import MARKER, end_descendants
 from proctor.runner.protocol import DUMP_SIGNAL, WorkerExit, control_event
 from proctor.runner.worker.capture import FdCapture, LogCapture, Output, PassThrough
 from proctor.runner.worker.channels import CommandReader, ControllerGone, ResultsWriter
@@ -157,11 +161,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     pytest_args = settings.pytest_args
 
     fds = _claim_descriptors(options)
+    if options.serve:
+        # Registered before the suite is imported, so it runs after the suite's
+        # own handlers: what the tests left running ends with the worker. The
+        # mark lets the controller find what they left if the worker dies.
+        atexit.register(end_descendants)
+        os.environ[MARKER] = str(os.getpid())
     crash_file = _enable_crash_evidence(fds.live_err)
     sink = ResultsWriter(fds.results)
     reader = CommandReader(fds.commands) if fds.commands is not None else None
     runtime = Runtime(
-        sink=sink, output=PassThrough(), capture=options.capture, server=reader is not None
+        sink=sink,
+        output=PassThrough(),
+        capture=options.capture,
+        server=reader is not None,
+        post_mortem=options.post_mortem,
     )
     stdin = StdinProxy(_stdin_request(runtime, reader, fds.stdin))
     # A server asks the controller only while it runs tests (serve() says when):
@@ -230,17 +244,21 @@ def _run_pytest(
     args = list(pytest_args)
     if test_path and not pytest_args:
         args.append(test_path)
+    if runtime.post_mortem:
+        args.append("--pdb")  # pytest's own post-mortem, reading the worker's stdin
     code, suite = run_pytest(runtime, args, body, crash_file, options.capture_dir)
     ran = pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED
     if not suite.served:
-        message = f"pytest stopped before running tests (exit code {code}); its output says why"
+        message = suite.why_not_served(int(code))
         runtime.sink.send(control_event("error", message=message))
-        print(f"proctor.worker: {message}", file=sys.stderr)
+        if not runtime.server:  # a server said so in its `error` event
+            print(f"proctor.worker: {message}", file=sys.stderr)
         return EXIT_USAGE
     if runtime.sink.gone:  # pytest turned ControllerGone into an internal error
         return EXIT_CONTROLLER_GONE
     if suite.stopped is not None:
-        print(f"proctor.worker: {suite.stopped}; stopping", file=sys.stderr)
+        if not runtime.server:  # a server said so in its `error` event
+            print(f"proctor.worker: {suite.stopped}; stopping", file=sys.stderr)
         return EXIT_STOPPED
     if suite.interrupted or code == pytest.ExitCode.INTERRUPTED:
         print("proctor.worker: interrupted (KeyboardInterrupt); stopping", file=sys.stderr)

@@ -3,7 +3,7 @@
 ::
 
     python -m proctor.worker [--root DIR] [--framework auto|unittest|pytest]
-        [-t TOP_DIR] [--list] [--load-list FILE] [--no-capture]
+        [-t TOP_DIR] [--list] [--load-list FILE] [--no-capture] [--pdb]
         [--serve --commands-fd N --results-fd M] [--capture-dir DIR]
         [discover] [TEST_PATH] [-- PYTEST_ARGS...]
 
@@ -46,6 +46,7 @@ class WorkerOptions:
     list_only: bool = False
     load_list: str | None = None
     capture: bool = True
+    post_mortem: bool = False
     serve: bool = False
     commands_fd: int | None = None
     results_fd: int | None = None
@@ -75,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
         dest="capture",
         action="store_false",
         help="let tests' output through live instead of attaching it to each test",
+    )
+    parser.add_argument(
+        "--pdb",
+        dest="post_mortem",
+        action="store_true",
+        help="the debugger at each failure or error (post-mortem; input comes through stdin)",
     )
     parser.add_argument("--serve", action="store_true", help="server mode (see the protocol)")
     parser.add_argument("--commands-fd", type=int, help="server mode: fd to read commands from")
@@ -114,6 +121,7 @@ def parse_args(argv: Sequence[str]) -> WorkerOptions:
         list_only=args.list,
         load_list=args.load_list,
         capture=args.capture,
+        post_mortem=args.post_mortem,
         serve=args.serve,
         commands_fd=args.commands_fd,
         results_fd=args.results_fd,

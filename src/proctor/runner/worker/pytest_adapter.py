@@ -66,11 +66,13 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import io
 import os
 import shutil
 import sys
 import tempfile
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
@@ -109,6 +111,31 @@ def _subtest_description(report: pytest.TestReport) -> str | None:
         if callable(method):
             return str(method())
     return None
+
+
+def _report_text(report: Any) -> str:
+    """pytest's text of a report's ``longrepr``, as its terminal shows it.
+
+    ``report.longreprtext`` strips the text, which takes the indentation off
+    the first line of a traceback (``    def test_x():``): only blank lines
+    are trimmed here.
+    """
+    try:
+        from _pytest._io import TerminalWriter
+
+        out = io.StringIO()
+        writer = TerminalWriter(out)
+        writer.hasmarkup = False
+        report.toterminal(writer)
+        return out.getvalue().strip("\n").rstrip()
+    except Exception:  # private API moved: pytest's own (stripped) text
+        return str(report.longreprtext)
+
+
+def _last_line(text: str) -> str:
+    """The line of a report that says what went wrong (its last non-blank one)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1].removeprefix("E ").strip() if lines else text
 
 
 def _skip_reason(report: Any) -> str:
@@ -161,7 +188,12 @@ class _Open:
         xfail = getattr(report, "wasxfail", None)
         if report.failed:
             self.settle(Status.FAIL)
-            self.traceback(report.longreprtext)
+            text = _report_text(report)
+            if (
+                report.when != "call"
+            ):  # pytest's "ERROR at setup of test_x" (an error, not a failure)
+                text = f"ERROR at {report.when} of {report.head_line or self.test_id}\n\n{text}"
+            self.traceback(text)
         elif report.skipped:
             if xfail is not None:
                 self.settle(Status.XFAIL)
@@ -170,7 +202,10 @@ class _Open:
                 self.settle(Status.SKIP)
                 self.reason(_skip_reason(report))
         elif report.when == "call":
-            self.settle(Status.UXSUCCESS if xfail is not None else Status.SUCCESS)
+            # A non-strict XPASS passes, as under pytest (a strict one is failed by pytest).
+            self.settle(Status.SUCCESS)
+            if xfail is not None:
+                self.reason(f"XPASS {xfail}".rstrip())
 
     def attachments(self) -> list[Attachment]:
         """Captured output (from the last report: pytest accumulates sections), then files."""
@@ -185,6 +220,10 @@ class _Open:
             for name, chunks in parts.items()
         ]
         return captured + self.files
+
+
+class _SessionStopped(Exception):
+    """pytest's session wants to stop (``session.shouldstop``/``shouldfail``)."""
 
 
 class _Chain:
@@ -254,6 +293,8 @@ class PytestSuite:
         self._collected: dict[str, tuple[Status, str]] = {}
         self._aliases: dict[str, str] | None = None  # wire id -> id, built when first needed
         self._open: _Open | None = None
+        self._ended: _Open | None = None  # finished, its final status not sent yet
+        self._session_seen: pytest.Session | None = None
         self._sent = 0
         self._null: IO[str] | None = None
         self.served = False
@@ -261,11 +302,17 @@ class PytestSuite:
         """Why a test stopped the session (``pytest.exit()``), if one did."""
         self.interrupted = False
         """Whether a ``KeyboardInterrupt`` inside a test stopped the session (one-shot mode)."""
+        self.internal_error: str | None = None
+        """pytest's ``INTERNALERROR>`` report, if it had one."""
+        self._config: pytest.Config | None = None
+        self._listings = 0
+        self._collection_warnings: set[int] = set()  # ids of the reporter's WarningReports
 
     # -- pytest hooks ---------------------------------------------------------
 
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config: pytest.Config) -> None:
+        self._config = config
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and hasattr(reporter, "_tw"):
             from _pytest.config import create_terminal_writer
@@ -294,6 +341,91 @@ class PytestSuite:
         if not isinstance(excinfo.value, pytest.exit.Exception):
             print(excinfo.getrepr(style="short"), file=sys.stderr)
 
+    def pytest_internalerror(self, excrepr: Any, excinfo: Any) -> None:
+        """pytest's internal error (a plugin's hook raised), in its own words, on
+        stderr: the terminal report that would show it is silenced."""
+        text = "\n".join(f"INTERNALERROR> {line}" for line in str(excrepr).splitlines())
+        self.internal_error = text
+        print(text, file=sys.stderr)
+
+    @pytest.hookimpl(trylast=True)  # after the terminal reporter has filed it
+    def pytest_warning_recorded(
+        self, warning_message: Any, when: str, nodeid: str, location: Any
+    ) -> None:
+        """A warning: attached to its test (``warnings``); the worker's summary of
+        them all is written as pytest writes it, at the end (:meth:`close`)."""
+        if when != "runtest":
+            reporter = self._reporter()
+            filed = reporter.stats.get("warnings") if reporter is not None else None
+            if filed:
+                self._collection_warnings.add(id(filed[-1]))
+            return
+        current = self._ended or self._open
+        if current is not None and current.test_id == nodeid:
+            text = warnings.formatwarning(
+                warning_message.message,
+                warning_message.category,
+                warning_message.filename,
+                warning_message.lineno,
+                warning_message.line,
+            )
+            current.files.append(
+                Attachment("warnings", text.encode("utf-8", "replace"), TEXT_MIME_TYPE)
+            )
+
+    def _reporter(self) -> Any:
+        config = self._config
+        return config.pluginmanager.get_plugin("terminalreporter") if config is not None else None
+
+    def warnings_summary(self) -> str:
+        """pytest's "warnings summary", as its terminal would show it ("" if none).
+
+        Warnings of collection and configuration are the same in every worker:
+        a server shows them only if it listed the tests (the controller asks
+        one worker to), so that a run shows each once.
+        """
+        reporter = self._reporter()
+        config = self._config
+        filed = getattr(reporter, "stats", {}).get("warnings") if reporter is not None else None
+        if not filed or config is None:
+            return ""
+        from _pytest.config import create_terminal_writer
+
+        if self._runtime.server and self._listings < 2:  # serve() asks once for the count
+            filed[:] = [w for w in filed if id(w) not in self._collection_warnings]
+        out = io.StringIO()
+        saved = reporter._tw
+        try:
+            reporter._tw = create_terminal_writer(config, out)
+            reporter._tw.hasmarkup = False
+            reporter.summary_warnings()
+        except Exception:  # private API moved: no summary, the attachments remain
+            return ""
+        finally:
+            reporter._tw = saved
+        return out.getvalue()
+
+    def why_not_served(self, code: int) -> str:
+        """pytest's own reason for stopping before its test loop (exit ``code``), in
+        the words of its short summary; its full report is in the worker's output."""
+        reasons = [
+            f"ERROR {nodeid} - {_last_line(text)}"
+            for nodeid, (status, text) in self._collected.items()
+            if status is Status.FAIL
+        ]
+        session = self._session_seen
+        stops = (getattr(session, "shouldfail", False), getattr(session, "shouldstop", False))
+        reasons.extend(f"Interrupted: {stop}" for stop in stops if stop)
+        if self.internal_error:
+            reasons.append(_last_line(self.internal_error))
+        what = f"pytest stopped before running tests (exit code {code})"
+        if not reasons:
+            return f"{what}; its output says why"
+        return f"{what}: " + "; ".join(reasons)
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._session_seen = session
+
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self._collected[report.nodeid or "<session>"] = (Status.FAIL, report.longreprtext)
@@ -317,6 +449,8 @@ class PytestSuite:
         emit_stray_output(self._runtime)
         try:
             self._body(self)
+        except _SessionStopped:
+            pass  # the error control event said so; pytest finishes the session
         finally:
             self.close()
         return True
@@ -337,6 +471,16 @@ class PytestSuite:
         current, self._open = self._open, None
         if current is None or current.test_id != nodeid:
             return
+        # Sent once its protocol returns (_emit_ended): pytest's warnings plugin
+        # reports the test's warnings after logfinish.
+        self._ended = current
+
+    def _emit_ended(self) -> None:
+        """The final status of the test whose protocol just ended, with its files."""
+        current, self._ended = self._ended, None
+        if current is None:
+            return
+        nodeid = current.test_id
         if current.subtest_failed and OUTCOME_RANK[current.status] <= OUTCOME_RANK[Status.SUCCESS]:
             current.status = Status.FAIL
         status = current.status if current.status is not Status.NONE else Status.FAIL
@@ -359,6 +503,7 @@ class PytestSuite:
     # -- the Suite protocol ---------------------------------------------------
 
     def test_ids(self) -> Sequence[str]:
+        self._listings += 1
         return self._ids
 
     def current_test_id(self) -> str | None:
@@ -445,8 +590,11 @@ class PytestSuite:
                 nextitem = item.parent
             try:
                 item.ihook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+                self._emit_ended()
             except KeyboardInterrupt as interrupt:
-                if not self._fail_open_test(item, interrupt):
+                failed = self._fail_open_test(item, interrupt)
+                self._emit_ended()
+                if not failed:
                     raise  # outside the test's own protocol: pytest stops, so do we
                 if not self._runtime.server:
                     self.interrupted = True
@@ -455,12 +603,18 @@ class PytestSuite:
             except pytest.exit.Exception as stop:
                 reason = f"pytest.exit() in {item.nodeid}: {stop.msg}"
                 self._fail_open_test(item, stop, reason + "; the worker stops.")
+                self._emit_ended()
                 self._stopping(item, reason)
                 raise
             else:
                 interrupted = False
             if interrupted:  # out of the except clause: teardowns must not see the interrupt
                 self._after_interrupt(item, nextitem)
+            session = self._session
+            why = session and (session.shouldfail or session.shouldstop)
+            if why:  # pytest's -x/--maxfail after --, or a plugin, stopped the session
+                self._stopping(item, f"pytest stopped the session after {item.nodeid}: {why}")
+                raise _SessionStopped
 
     def _fail_open_test(self, item: pytest.Item, error: BaseException, reason: str = "") -> bool:
         """Fail ``item``, under way when ``error`` escaped its protocol; False if it was not.
@@ -541,6 +695,18 @@ class PytestSuite:
     def close(self) -> None:
         self._teardown_towards(None)
         emit_stray_output(self._runtime)
+        summary = self.warnings_summary()
+        if summary:  # non-test output: the controller shows it; subunit tools keep it
+            runtime = self._runtime
+            runtime.sink.send(
+                Event(
+                    file_name="stdout",
+                    file_bytes=summary.encode("utf-8", "replace"),
+                    eof=True,
+                    mime_type=TEXT_MIME_TYPE,
+                    timestamp=runtime.clock(),
+                )
+            )
         self._runtime.sink.flush()
 
 

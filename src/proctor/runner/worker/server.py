@@ -31,6 +31,7 @@ from proctor.runner.protocol import (
     RunTests,
     Stdin,
     control_event,
+    ids_digest,
 )
 from proctor.runner.worker.channels import CommandReader
 from proctor.runner.worker.stdin import StdinProxy
@@ -54,6 +55,7 @@ def serve(suite: Suite, runtime: Runtime, reader: CommandReader, stdin: StdinPro
             framework=suite.framework,
             capture=runtime.output.paths if runtime.capture else None,
             dump_signal=DUMP_SIGNAL.name,
+            digest=ids_digest(ids),
         )
     )
     sink.flush()

@@ -82,6 +82,8 @@ class Runtime:
     output: OutputControl
     capture: bool = True
     clock: Callable[[], int] = field(default=time.time_ns)
+    post_mortem: bool = False
+    """``--pdb``: the debugger at each failure or error, in the failing frame."""
     server: bool = False
     """Server mode: a controller reads the results (control events may be sent).
 

@@ -22,6 +22,11 @@ of a module whose ``setUpModule`` did); it reports the fixture alone
 (``setUpClass (pkg.mod.Class)``, ``runnable=False``). The controller asked
 for those tests by id, so each gets a final status too: ``skip`` when the
 fixture skipped, ``fail`` when it failed, with a ``reason`` naming the fixture.
+They are settled right after the tests of their class (or custom suite) ran,
+while unittest's fixture state still says which fixture kept them from
+running, and the fixtures' outcomes are kept across batches (unittest keeps
+its own fixture state across them): every test of a failed fixture says the
+same, whichever batch it came in.
 
 A ``KeyboardInterrupt`` raised inside a test (``raise KeyboardInterrupt``, or
 a SIGINT the test sends itself) is let through by unittest, which skips the
@@ -42,7 +47,7 @@ from __future__ import annotations
 import traceback
 import unittest
 from collections.abc import Callable, Sequence
-from typing import cast
+from typing import Any, cast
 from unittest.util import strclass
 
 from proctor.events.unittest_result import Escaped, EventResult, FixtureOutcome
@@ -60,6 +65,26 @@ _RUN_ENTERED = "_testRunEntered"
 _TEST_METHOD_CODE = getattr(getattr(unittest.TestCase, "_callTestMethod", None), "__code__", None)
 
 
+class PostMortemResult(EventResult):
+    """``--pdb``: the debugger in the frame of each failure or error, once it is
+    recorded (its input comes through the worker's stdin channel)."""
+
+    def addError(self, test: unittest.TestCase, err: Any = None, details: Any = None) -> None:
+        super().addError(test, err, details)
+        _post_mortem(err)
+
+    def addFailure(self, test: unittest.TestCase, err: Any = None, details: Any = None) -> None:
+        super().addFailure(test, err, details)
+        _post_mortem(err)
+
+
+def _post_mortem(err: Any) -> None:
+    if isinstance(err, tuple) and len(err) == 3 and err[2] is not None:
+        import pdb
+
+        pdb.post_mortem(err[2])
+
+
 class UnittestSuite:
     """A discovered unittest suite that runs batches of ids (see the module docstring)."""
 
@@ -68,10 +93,15 @@ class UnittestSuite:
     def __init__(self, index: SuiteIndex, runtime: Runtime) -> None:
         self._index = index
         self._runtime = runtime
-        self.result = EventResult(
+        result_class = PostMortemResult if runtime.post_mortem else EventResult
+        self.result = result_class(
             runtime.sink, output=runtime.output, flush=runtime.sink.flush, clock=runtime.clock
         )
         self.result.startTestRun()
+        self._settled = 0  # tests of the run's `finished` already settled
+        self._unrun = 0  # final statuses sent for tests unittest skipped over
+        self._unrun_ids: list[str] = []  # their ids
+        self._interrupted: list[str] = []  # tests interrupted in this run (server mode)
 
     def test_ids(self) -> Sequence[str]:
         return self._index.ids
@@ -83,17 +113,19 @@ class UnittestSuite:
         runtime = self._runtime
         result = self.result
         result.finished.clear()
-        result.fixture_outcomes.clear()
         result.shouldStop = False
-        batch = self._index.batch(ids, runtime.sink.flush, self._unknown)
+        self._settled = 0
+        self._unrun = 0
+        self._unrun_ids.clear()
+        self._interrupted = []
+        batch = self._index.batch(ids, runtime.sink.flush, self._unknown, self._settle)
         setattr(result, _RUN_ENTERED, True)
         rest: unittest.TestSuite | None = batch.suite
-        interrupted: list[str] = []
         while rest is not None:
-            rest = self._run_part(rest, interrupted)
-        sent = len(result.finished) + len(batch.unknown)
-        if len(result.finished) < len(batch.tests):
-            sent += self._report_unrun(batch.tests, interrupted)
+            rest = self._run_part(rest, self._interrupted)
+        if len(result.finished) + self._unrun < len(batch.tests):
+            self._settle_rest(batch.tests)  # the suite stopped before its last segment
+        sent = len(result.finished) + len(batch.unknown) + self._unrun
         emit_stray_output(runtime)
         runtime.sink.flush()
         return sent
@@ -167,14 +199,36 @@ class UnittestSuite:
         reason = suites_differ(test_id, f"importing {name!r}")
         emit_outcome(self._runtime, test_id, Status.FAIL, reason, more=[trace])
 
+    def _settle(self, segment: Sequence[tuple[str, unittest.TestCase]]) -> None:
+        """Give a final status to each test of ``segment`` that unittest skipped over.
+
+        Called right after the segment (one class's tests in a row, or one custom
+        suite's) ran, so unittest's fixture state still describes it (see
+        :meth:`_fixture_outcome`).
+        """
+        finished = self.result.finished
+        done = finished[self._settled :]
+        self._settled = len(finished)
+        if len(done) == len(segment) and all(
+            test_id == ran for (test_id, _), ran in zip(segment, done, strict=True)
+        ):
+            return
+        self._report_unrun(segment, done)
+
+    def _settle_rest(self, tests: Sequence[tuple[str, unittest.TestCase]]) -> None:
+        """Settle what no segment settled: the run stopped early (``result.stop()``,
+        failfast), before the hooks that settle the last segments."""
+        self._report_unrun(tests, [*self.result.finished, *self._unrun_ids])
+        self._settled = len(self.result.finished)
+
     def _report_unrun(
-        self, tests: Sequence[tuple[str, unittest.TestCase]], interrupted: Sequence[str] = ()
-    ) -> int:
-        """Give a final status to each test unittest skipped over (see the module docstring)."""
+        self, tests: Sequence[tuple[str, unittest.TestCase]], reported: Sequence[str]
+    ) -> None:
+        """A final status for each of ``tests`` not among the ``reported`` ids."""
         remaining: dict[str, int] = {}
-        for test_id in self.result.finished:
+        for test_id in reported:
             remaining[test_id] = remaining.get(test_id, 0) + 1
-        sent = 0
+        interrupted = self._interrupted
         for test_id, test in tests:
             if remaining.get(test_id, 0) > 0:
                 remaining[test_id] -= 1
@@ -196,16 +250,36 @@ class UnittestSuite:
                 last = outcome.message.strip().splitlines()[-1:] or [""]
                 status, text = Status.FAIL, f"Not run: {outcome.test_id} failed: {last[0]}"
             emit_outcome(self._runtime, test_id, status, text)
-            sent += 1
-        return sent
+            self._unrun += 1
+            self._unrun_ids.append(test_id)
 
     def _fixture_outcome(self, test: unittest.TestCase) -> FixtureOutcome | None:
+        """The failed (or skipped) fixture that kept ``test`` from running.
+
+        unittest's own state says which, right after the test's segment: a
+        module whose ``setUpModule`` failed (``_moduleSetUpFailed``, for the
+        module of the last test it saw) skips its classes without trying their
+        ``setUpClass``; a class whose ``setUpClass`` failed is marked
+        (``_classSetupFailed``) until unittest tries it again. Both stay so
+        across batches, as do the outcomes remembered here, so every test of a
+        failed fixture says the same, whichever batch it came in.
+        """
+        result = self.result
         test_class = type(test)
-        outcomes = self.result.fixture_outcomes
-        for key in (
-            f"setUpClass ({strclass(test_class)})",
-            f"setUpModule ({test_class.__module__})",
+        module = test_class.__module__
+        outcomes = result.fixture_outcomes
+        module_key = f"setUpModule ({module})"
+        class_key = f"setUpClass ({strclass(test_class)})"
+        previous = getattr(result, "_previousTestClass", None)
+        if (
+            getattr(result, "_moduleSetUpFailed", False)
+            and getattr(previous, "__module__", None) == module
+            and module_key in outcomes
         ):
+            return outcomes[module_key]
+        if getattr(test_class, "_classSetupFailed", False) and class_key in outcomes:
+            return outcomes[class_key]
+        for key in (class_key, module_key):  # unittest's state says nothing: the last word
             if key in outcomes:
                 return outcomes[key]
         return None
