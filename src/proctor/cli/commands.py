@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("proctor.cli.run", "run", "Run the tests in parallel on persistent workers."),
     "init": ("proctor.cli.init", "init", "Write a starting [tool.proctor] configuration."),
     "rules": ("proctor.cli.rules", "rules", "Known-bug rules: add, list, preview, sync."),
+    "ui": ("proctor.cli.ui", "ui", "Serve the dashboard (runs, comparisons, tests) locally."),
+    "report": ("proctor.cli.report", "report", "Write a run as one self-contained HTML file."),
 }
 
 
