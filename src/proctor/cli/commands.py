@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gc": ("proctor.cli.gc", "gc", "Remove old runs by count or age."),
     "run": ("proctor.cli.run", "run", "Run the tests in parallel on persistent workers."),
     "init": ("proctor.cli.init", "init", "Write a starting [tool.proctor] configuration."),
+    "bug": ("proctor.cli.bug", "bug", "Bug records: new, show, list, edit, sync, bundles."),
 }
 
 
