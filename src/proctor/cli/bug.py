@@ -62,8 +62,11 @@ def _opened(repository: str | None, *, write: bool) -> Iterator[BugRepository]:
 def _remote_url(remote: str) -> str:
     if "://" in remote:
         return remote
-    project = Path(remote) / ".proctor"
-    return str(project) if project.is_dir() else remote
+    # A project's root directory stands for its .proctor/ repository.
+    root = Path(remote)
+    if (root / ".proctor").is_dir() or (root / "pyproject.toml").is_file():
+        return str(root / ".proctor")
+    return remote
 
 
 @contextmanager
