@@ -18,9 +18,10 @@ verifies each one before merging.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from proctor.bugs.errors import AmbiguousBugId, BugEventError, UnknownBug, shown
@@ -44,16 +45,11 @@ class StoredEventError(BugEventError):
     """A stored event does not match its id or its columns: the repository was altered."""
 
 
-def event_row(event: BugEvent) -> EventRow:
-    return EventRow(
-        event.id,
-        event.bug,
-        event.kind,
-        event.lamport,
-        event.author,
-        event.wall,
-        canonical_bytes(event),
-    )
+def event_row(event: BugEvent, data: bytes | None = None) -> EventRow:
+    """The row for ``event``; ``data``, its canonical bytes if already at hand (checked)."""
+    if data is None or hashlib.sha256(data).hexdigest() != event.id:
+        data = canonical_bytes(event)
+    return EventRow(event.id, event.bug, event.kind, event.lamport, event.author, event.wall, data)
 
 
 _KIND_KEY = b',"kind":'
@@ -246,7 +242,7 @@ class BugRepository:
 
     def export_rows(self, filters: Sequence[BugFilter] = ()) -> list[EventRow]:
         """Every event of the bugs ``filters`` select (all bugs without filters)."""
-        return self.events_for(Summary({}, tuple(filters)))
+        return self.events_for(Summary({}, tuple(filters)), {})
 
     # -- writing --------------------------------------------------------------------------
 
@@ -288,8 +284,12 @@ class BugRepository:
         where: Callable[[int], str] | None = None,
         *,
         ids_verified: bool = False,
+        raw: Mapping[str, bytes] | None = None,
     ) -> MergeResult:
-        """Add events from elsewhere: checked whole against this copy, then all stored, or none."""
+        """Add events from elsewhere: checked whole against this copy, then all stored, or none.
+
+        ``raw`` may give events' canonical bytes as received (used if they hash to the id).
+        """
         with self.tables.writing() as session:
             bugs = sorted({e.bug for e in events})
             replica = self._load(session, bugs)
@@ -297,7 +297,7 @@ class BugRepository:
             result = replica.merge(events, where, ids_verified=ids_verified)
             if result.added:
                 fresh = {e.id: e for e in events if e.id not in before}
-                self._write(session, replica, list(fresh.values()), list(result.bugs))
+                self._write(session, replica, list(fresh.values()), list(result.bugs), raw)
             return result
 
     def merge_rows(self, rows: Sequence[EventRow], source: str) -> MergeResult:
@@ -306,13 +306,22 @@ class BugRepository:
             parse_event(row_line(row), f"{source}: event {shown(row.id, 20)}") for row in rows
         ]
         return self.merge(
-            events, where=lambda i: f"{source}: event {events[i].id[:12]}", ids_verified=True
+            events,
+            where=lambda i: f"{source}: event {events[i].id[:12]}",
+            ids_verified=True,
+            raw={row.id: row.data for row in rows},
         )
 
     def _write(
-        self, session: BugSession, replica: Replica, events: Sequence[BugEvent], bugs: Sequence[str]
+        self,
+        session: BugSession,
+        replica: Replica,
+        events: Sequence[BugEvent],
+        bugs: Sequence[str],
+        raw: Mapping[str, bytes] | None = None,
     ) -> None:
-        session.insert_events([event_row(e) for e in events])
+        given = raw or {}
+        session.insert_events([event_row(e, given.get(e.id)) for e in events])
         summary = replica.summary()
         session.put_snapshots([_snapshot(replica, bug, summary.older.get(bug, ())) for bug in bugs])
 
@@ -322,37 +331,47 @@ class BugRepository:
 
     # -- sync -----------------------------------------------------------------------------
 
-    def summary(self, filters: Sequence[BugFilter] | None = None) -> Summary:
-        """Heads and older ids per bug (from the snapshots), and this copy's filters."""
+    def head_texts(self) -> dict[str, str]:
+        """Per bug, its heads as one string (the first, cheap round of a sync)."""
         with self.tables.reading() as session:
-            rows = session.snapshots(ListQuery())
+            return session.head_texts()
+
+    def summary(
+        self, filters: Sequence[BugFilter] | None = None, bugs: Iterable[str] | None = None
+    ) -> Summary:
+        """Heads and older ids per bug (of ``bugs``, or all), and this copy's filters."""
+        with self.tables.reading() as session:
+            found = session.heads(None if bugs is None else list(bugs))
             chosen = self._filters(session) if filters is None else tuple(filters)
-        heads = {row.id: frozenset(row.heads) for row in rows}
-        older = {row.id: row.older for row in rows}
+        heads = {bug: frozenset(pair[0]) for bug, pair in found.items()}
+        older = {bug: pair[1] for bug, pair in found.items()}
         return Summary(heads, chosen, older)
 
-    def events_for(self, summary: Summary) -> list[EventRow]:
-        """The stored events a copy with this summary lacks, parents first, whole bugs only."""
+    def events_for(self, summary: Summary, theirs: dict[str, str] | None = None) -> list[EventRow]:
+        """The stored events a copy with this summary lacks, parents first, whole bugs only.
+
+        With ``theirs`` (the other copy's :meth:`head_texts`), ``summary`` need only
+        cover the bugs whose heads differ: the two-round exchange repositories use.
+        """
         with self.tables.reading() as session:
-            rows = session.snapshots(ListQuery())
-            whole: list[str] = []
-            differ: list[SnapshotRow] = []
-            for row in rows:
-                theirs = summary.heads.get(row.id)
-                if theirs is None:
-                    if not summary.filters or wanted(summary.filters, _light_state(row)):
-                        whole.append(row.id)
-                elif theirs != frozenset(row.heads):
-                    differ.append(row)
-            out = session.events(whole) if whole else []
+            if theirs is None:
+                mine = {bug: " ".join(pair[0]) for bug, pair in session.heads().items()}
+                theirs = {bug: " ".join(sorted(h)) for bug, h in summary.heads.items()}
+            else:
+                mine = session.head_texts()
+            lacking = [bug for bug in mine if bug not in theirs]
+            differ = [bug for bug, text in mine.items() if bug in theirs and theirs[bug] != text]
+            if summary.filters and lacking:
+                rows = session.snapshots(ids=lacking)
+                lacking = [r.id for r in rows if wanted(summary.filters, _light_state(r))]
+            everything = len(lacking) == len(mine)
+            out = session.events(None if everything else lacking) if lacking else []
             if differ:
-                replica = self._load(session, [row.id for row in differ])
-                held = {row.id: row for row in session.events([row.id for row in differ])}
-                for row in differ:
-                    have = _ancestors(
-                        replica, [*summary.heads[row.id], *summary.older.get(row.id, ())]
-                    )
-                    out.extend(held[e.id] for e in replica.events(row.id) if e.id not in have)
+                replica = self._load(session, differ)
+                held = {row.id: row for row in session.events(differ)}
+                for bug in differ:
+                    have = _ancestors(replica, [*summary.heads[bug], *summary.older.get(bug, ())])
+                    out.extend(held[e.id] for e in replica.events(bug) if e.id not in have)
         out.sort(key=lambda r: (r.lamport, r.id))
         return out
 

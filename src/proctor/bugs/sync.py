@@ -54,7 +54,12 @@ def _transfer(
 ) -> SyncResult:
     recorded = _adopt(receiver, filters)
     asked = tuple(filters) if filters else recorded
-    rows = sender.events_for(receiver.summary(asked))
+    # Round one: heads per bug, as strings; round two: heads and older ids of the
+    # bugs that differ. Then only the events the receiver lacks travel.
+    theirs = receiver.head_texts()
+    mine = sender.head_texts()
+    differ = [bug for bug, text in mine.items() if bug in theirs and theirs[bug] != text]
+    rows = sender.events_for(receiver.summary(asked, differ), theirs)
     result = receiver.merge_rows(rows, sender.location)
     if recorded != receiver.filters():
         receiver.record_filters(recorded)

@@ -201,6 +201,16 @@ class BugSession(abc.ABC):
         """Sorted bug ids starting with ``prefix``."""
 
     @abc.abstractmethod
+    def heads(
+        self, ids: Collection[str] | None = None
+    ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        """Per bug (of ``ids``, or every bug), its heads and older ids (for a sync summary)."""
+
+    @abc.abstractmethod
+    def head_texts(self) -> dict[str, str]:
+        """Per bug, its sorted heads as one string: equal strings, equal heads (cheap to read)."""
+
+    @abc.abstractmethod
     def filters(self) -> list[str]:
         """The filter expressions this copy was made with (none: a whole copy)."""
 
@@ -264,6 +274,16 @@ class _MemorySession(BugSession):
     def bug_ids(self, prefix: str = "", limit: int | None = None) -> list[str]:
         found = sorted(i for i in self._data.snapshots if i.startswith(prefix))
         return found if limit is None else found[:limit]
+
+    def heads(
+        self, ids: Collection[str] | None = None
+    ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        rows = self._data.snapshots
+        chosen = rows if ids is None else [i for i in ids if i in rows]
+        return {bug: (rows[bug].heads, rows[bug].older) for bug in chosen}
+
+    def head_texts(self) -> dict[str, str]:
+        return {bug: " ".join(row.heads) for bug, row in self._data.snapshots.items()}
 
     def filters(self) -> list[str]:
         return list(self._data.filters)
@@ -403,6 +423,25 @@ class _SqlSession(BugSession):
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [str(r[0]) for r in self._select(sql, params)]
+
+    def heads(
+        self, ids: Collection[str] | None = None
+    ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+        if ids is None:
+            rows = self._select("SELECT id, heads, older FROM bugs")
+        else:
+            chosen = sorted(set(ids))
+            rows = []
+            for start in range(0, len(chosen), _CHUNK):
+                part = chosen[start : start + _CHUNK]
+                marks = ", ".join("?" * len(part))
+                rows += self._select(
+                    f"SELECT id, heads, older FROM bugs WHERE id IN ({marks})", part
+                )
+        return {str(r[0]): (tuple(str(r[1]).split()), tuple(str(r[2]).split())) for r in rows}
+
+    def head_texts(self) -> dict[str, str]:
+        return dict(self._select("SELECT id, heads FROM bugs"))
 
     def filters(self) -> list[str]:
         return [str(r[0]) for r in self._select("SELECT expression FROM bug_filters ORDER BY 1")]
