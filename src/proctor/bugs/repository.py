@@ -28,6 +28,7 @@ from proctor.bugs.errors import AmbiguousBugId, BugEventError, UnknownBug, shown
 from proctor.bugs.event import BugEvent, FieldName, LinkKind, canonical_bytes, parse_event
 from proctor.bugs.filters import BugFilter, parse_filter, wanted
 from proctor.bugs.replica import MIN_SHORT_ID, MergeResult, Replica, Summary
+from proctor.bugs.shortid import short_ids
 from proctor.bugs.state import BugLink, BugState
 from proctor.store.bug_tables import (
     BugSession,
@@ -190,21 +191,7 @@ class BugRepository:
     def short_ids(self, bugs: Iterable[str]) -> dict[str, str]:
         """The shortest prefix (at least 7 digits) of each bug that no other bug here shares."""
         with self.tables.reading() as session:
-            ids = session.bug_ids()
-        from bisect import bisect_left
-
-        out: dict[str, str] = {}
-        for bug in bugs:
-            index = bisect_left(ids, bug)
-            length = MIN_SHORT_ID
-            for other in ids[max(0, index - 1) : index + 2]:
-                if other != bug:
-                    common = next(
-                        (i for i, (a, b) in enumerate(zip(bug, other, strict=True)) if a != b), 64
-                    )
-                    length = max(length, common + 1)
-            out[bug] = bug[:length]
-        return out
+            return short_ids(session.bug_ids(), bugs)
 
     def listing(self, query: ListQuery | None = None) -> list[Listed]:
         with self.tables.reading() as session:

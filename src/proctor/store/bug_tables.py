@@ -99,6 +99,11 @@ class ListQuery:
 
 
 _EVENT_COLUMNS = "id, bug, kind, lamport, author, wall, data"
+_LISTED_COLUMNS = (
+    "id, title, status, severity, assignee, author, tags, '[]', created, updated, "
+    "lamport, events, '', '', ''"
+)
+"""What ``list`` reads: the snapshot without links, heads and the (long) search text."""
 _SNAPSHOT_COLUMNS = (
     "id, title, status, severity, assignee, author, tags, links, created, updated, "
     "lamport, events, heads, older, search"
@@ -144,11 +149,12 @@ def _snapshot_values(row: SnapshotRow) -> tuple[object, ...]:
 
 
 def _snapshot_row(values: Sequence[Any]) -> SnapshotRow:
-    try:
-        links = json.loads(values[7])
-        parsed = tuple((str(kind), str(target)) for kind, target in links)
-    except (ValueError, TypeError):
-        parsed = ()
+    parsed: tuple[tuple[str, str], ...] = ()
+    if values[7] != "[]":
+        try:
+            parsed = tuple((str(kind), str(target)) for kind, target in json.loads(values[7]))
+        except (ValueError, TypeError):
+            parsed = ()
     return SnapshotRow(
         str(values[0]),
         str(values[1]),
@@ -194,7 +200,10 @@ class BugSession(abc.ABC):
     def snapshots(
         self, query: ListQuery | None = None, ids: Collection[str] | None = None
     ) -> list[SnapshotRow]:
-        """Snapshots matching ``query`` (newest update first) or with these ``ids``."""
+        """Snapshots matching ``query`` (newest update first) or with these ``ids``.
+
+        Rows found by ``query`` may leave out links, heads, older ids and search text.
+        """
 
     @abc.abstractmethod
     def bug_ids(self, prefix: str = "", limit: int | None = None) -> list[str]:
@@ -404,7 +413,7 @@ class _SqlSession(BugSession):
         if query.text is not None:
             where.append(self._store._contains("search"))
             params.append(query.text.lower())
-        sql = f"SELECT {_SNAPSHOT_COLUMNS} FROM bugs"
+        sql = f"SELECT {_LISTED_COLUMNS} FROM bugs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY updated DESC, id"
