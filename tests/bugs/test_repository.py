@@ -118,6 +118,28 @@ def test_forged_rows_in_the_database_are_refused(sql_repos: Repos) -> None:
     assert repo.state(ids["web"]).title == "page is blank"
 
 
+def test_a_forged_row_in_the_sender_is_refused_by_the_receiver(sql_repos: Repos) -> None:
+    team, laptop = sql_repos.new(), sql_repos.new()
+    ids = _fill(team)
+    pull(laptop, team)
+    before = {item.row.id: item.row for item in laptop.listing()}
+    team.comment(ids["web"], "cat", "genuine")
+    store = sql_repos.stores[id(team)]
+    mark = "%s" if sql_repos.backend == "postgres" else "?"
+    conn = store._conn  # type: ignore[attr-defined]
+    rows = conn.execute(
+        f"SELECT id, data FROM bug_events WHERE bug = {mark} AND kind = 'comment'", (ids["web"],)
+    ).fetchall()
+    for event_id, data in rows:
+        conn.execute(
+            f"UPDATE bug_events SET data = {mark} WHERE id = {mark}",
+            (bytes(data).replace(b"genuine", b"forged!"), event_id),
+        )
+    with pytest.raises(BugEventError, match="altered or forged"):
+        pull(laptop, team)
+    assert {item.row.id: item.row for item in laptop.listing()} == before
+
+
 def test_sync_moves_only_missing_events_and_filtered_copies_know_it(repos: Repos) -> None:
     team, laptop = repos.new(), repos.new()
     ids = _fill(team)

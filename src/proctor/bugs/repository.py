@@ -334,17 +334,24 @@ class BugRepository:
         older = {bug: pair[1] for bug, pair in found.items()}
         return Summary(heads, chosen, older)
 
-    def events_for(self, summary: Summary, theirs: dict[str, str] | None = None) -> list[EventRow]:
+    def events_for(
+        self,
+        summary: Summary,
+        theirs: dict[str, str] | None = None,
+        mine: dict[str, str] | None = None,
+    ) -> list[EventRow]:
         """The stored events a copy with this summary lacks, parents first, whole bugs only.
 
         With ``theirs`` (the other copy's :meth:`head_texts`), ``summary`` need only
-        cover the bugs whose heads differ: the two-round exchange repositories use.
+        cover the bugs whose heads differ: the two-round exchange repositories use
+        (``mine``: this copy's head texts, if already read). The rows are sent as
+        stored; the receiver verifies every one.
         """
         with self.tables.reading() as session:
             if theirs is None:
                 mine = {bug: " ".join(pair[0]) for bug, pair in session.heads().items()}
                 theirs = {bug: " ".join(sorted(h)) for bug, h in summary.heads.items()}
-            else:
+            elif mine is None:
                 mine = session.head_texts()
             lacking = [bug for bug in mine if bug not in theirs]
             differ = [bug for bug, text in mine.items() if bug in theirs and theirs[bug] != text]
@@ -354,26 +361,35 @@ class BugRepository:
             everything = len(lacking) == len(mine)
             out = session.events(None if everything else lacking) if lacking else []
             if differ:
-                replica = self._load(session, differ)
-                held = {row.id: row for row in session.events(differ)}
+                held = session.events(differ)
+                seen = {row.id: _seen(row) for row in held}
+                have: set[str] = set()
                 for bug in differ:
-                    have = _ancestors(replica, [*summary.heads[bug], *summary.older.get(bug, ())])
-                    out.extend(held[e.id] for e in replica.events(bug) if e.id not in have)
+                    _ancestors(
+                        seen, [*summary.heads.get(bug, ()), *summary.older.get(bug, ())], have
+                    )
+                out.extend(row for row in held if row.id not in have)
         out.sort(key=lambda r: (r.lamport, r.id))
         return out
 
 
-def _ancestors(replica: Replica, ids: Iterable[str]) -> set[str]:
-    known = replica.event_ids()
-    by_id: dict[str, BugEvent] = {}
-    found: set[str] = set()
-    stack = [i for i in ids if i in known]
+def _seen(row: EventRow) -> list[str]:
+    """The ids an event row says its author had seen (only to choose what to send:
+    the receiver checks every event, so a lie here makes an incomplete answer that
+    is refused there, never a wrong copy)."""
+    try:
+        found = json.loads(row.data).get("seen", [])
+    except (ValueError, AttributeError):
+        return []
+    return [i for i in found if isinstance(i, str)] if isinstance(found, list) else []
+
+
+def _ancestors(seen: dict[str, list[str]], ids: Iterable[str], found: set[str]) -> None:
+    """Add to ``found`` the ids among ``seen``'s keys reachable from ``ids``."""
+    stack = [i for i in ids if i in seen]
     while stack:
         event_id = stack.pop()
-        if event_id in found:
+        if event_id in found or event_id not in seen:
             continue
         found.add(event_id)
-        if not by_id:
-            by_id = {e.id: e for e in replica.events()}
-        stack.extend(by_id[event_id].seen)
-    return found
+        stack.extend(seen[event_id])

@@ -59,7 +59,7 @@ def _transfer(
     theirs = receiver.head_texts()
     mine = sender.head_texts()
     differ = [bug for bug, text in mine.items() if bug in theirs and theirs[bug] != text]
-    rows = sender.events_for(receiver.summary(asked, differ), theirs)
+    rows = sender.events_for(receiver.summary(asked, differ), theirs, mine)
     result = receiver.merge_rows(rows, sender.location)
     if recorded != receiver.filters():
         receiver.record_filters(recorded)
