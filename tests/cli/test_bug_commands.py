@@ -181,3 +181,28 @@ def test_sqlite_to_postgresql_and_back(tmp_path: Path) -> None:
         )
     finally:
         schemas.close()
+
+
+def test_show_includes_live_evidence_of_linked_tests(tmp_path: Path) -> None:
+    from proctor.store import open_store
+    from proctor.store.model import RunMetadata
+    from tests.store.factory import failure
+
+    repo = _project(tmp_path, "a") / ".proctor"
+    store = open_store(str(repo))
+    with store.begin_run(RunMetadata(git_commit="abcdef1234")) as writer:
+        writer.add(failure("tests.test_x.test_y"))
+    run = writer.finish().id
+    store.close()
+    first = ok(bug(repo, "new", "x fails")).strip()
+    ok(bug(repo, "link", first, "test", "tests.test_x.test_y"))
+    ok(bug(repo, "link", first, "cluster", "c-17"))
+    live = json.loads(ok(bug(repo, "show", first, "--json")))["evidence"]
+    by_kind = {item["kind"]: item for item in live}
+    assert by_kind["test"]["failures"] == 1
+    assert by_kind["test"]["last_failed_run"] == run
+    assert by_kind["test"]["commits"] == ["abcdef1234"]
+    assert sum(d["failures"] for d in by_kind["test"]["failures_per_day"]) == 1
+    assert by_kind["cluster"]["state"] == "pending"
+    text = ok(bug(repo, "show", first))
+    assert f"(run {run} @ abcdef1234)" in text

@@ -183,17 +183,86 @@ def _state_json(repo: BugRepository, bug_id: str) -> dict[str, object]:
     }
 
 
+def _evidence_json(found: list[Any]) -> list[dict[str, object]]:
+    return [
+        {
+            "kind": item.link.kind,
+            "target": item.link.target,
+            "state": item.state,
+            "executions": item.executions,
+            "failures": item.failures,
+            "failures_per_day": [{"day": day, "failures": n} for day, n in item.per_day],
+            "last_failed_ns": item.last_failed_ns,
+            "last_failed_run": item.last_failed_run,
+            "last_failed_commit": item.last_failed_commit,
+            "last_seen_ns": item.last_seen_ns,
+            "runs": list(item.runs),
+            "commits": list(item.commits),
+            "note": item.note or None,
+        }
+        for item in found
+    ]
+
+
+def _show_evidence(items: list[dict[str, Any]]) -> None:
+    line = printable_id
+    for item in items:
+        head = f"evidence: {item['kind']} {line(item['target'])}: "
+        if item["state"] != "found":
+            click.echo(head + line(item["note"] or item["state"]))
+            continue
+        if item["kind"] == "commit":
+            click.echo(
+                head + f"{item['executions']} run(s), {item['failures']} failure(s); "
+                f"runs {' '.join(map(str, item['runs']))}"
+            )
+            continue
+        click.echo(
+            head + f"failed {item['failures']} of {item['executions']} time(s); "
+            f"last failed {format_time(item['last_failed_ns'])}"
+            + (f" (run {item['last_failed_run']}" if item["last_failed_run"] else "")
+            + (
+                f" @ {line(item['last_failed_commit'][:10])})"
+                if item["last_failed_commit"]
+                else ")"
+                if item["last_failed_run"]
+                else ""
+            )
+            + f"; last seen {format_time(item['last_seen_ns'])}"
+        )
+        days = item["failures_per_day"]
+        if any(d["failures"] for d in days):
+            bars = " ".join(str(d["failures"]) for d in days)
+            click.echo(f"          failures per day since {days[0]['day']}: {bars}")
+        if item["commits"]:
+            click.echo(f"          commits: {line(' '.join(c[:10] for c in item['commits']))}")
+
+
 @bug.command("show")
 @click.argument("bug_id", metavar="BUG")
+@click.option(
+    "--days",
+    type=click.IntRange(1, 365),
+    default=14,
+    help="Failures per day over this many days (default 14).",
+)
 @repository_option
 @json_option
-def show(bug_id: str, repository: str | None, as_json: bool) -> None:
-    """Show one bug (any unique prefix of its id) with its comments and links."""
-    with _opened(repository, write=False) as repo:
+def show(bug_id: str, days: int, repository: str | None, as_json: bool) -> None:
+    """Show one bug (any unique prefix of its id): comments, links, and live evidence
+    from the run history for its linked tests and commits."""
+    from proctor.bugs.evidence import evidence
+    from proctor.bugs.repository import BugRepository
+    from proctor.store.bug_tables import bug_tables
+
+    with open_repository(repository, create=False) as store, _bug_errors():
+        repo = BugRepository(bug_tables(store))
         document = _state_json(repo, bug_id)
         partial = [f.text for f in repo.filters()]
+        state = repo.state(str(document["id"]))
+        live = _evidence_json(evidence(store, state.links, days=days))
     if as_json:
-        _dump({"bug": document, "partial_copy_filters": partial})
+        _dump({"bug": document, "evidence": live, "partial_copy_filters": partial})
         return
     line = printable_id
     click.echo(f"{document['short_id']}  {line(str(document['title']))}")
@@ -217,6 +286,9 @@ def show(bug_id: str, repository: str | None, as_json: bool) -> None:
         click.echo("")
         click.echo(f"-- {line(comment['author'])}, {format_time(comment['wall_ns'])}")
         click.echo(printable(comment["text"]))
+    if live:
+        click.echo("")
+        _show_evidence(live)
     if partial:
         click.echo(f"\n(this copy is partial: made with --filter {line('; '.join(partial))})")
 
