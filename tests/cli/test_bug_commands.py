@@ -80,6 +80,11 @@ def test_errors_are_messages_with_exit_2_and_change_nothing(tmp_path: Path) -> N
         assert "Traceback" not in result.stderr
         assert result.stderr.startswith("Error:")
     assert len(_list(repo)) == 1
+    # A bad tag refuses the whole new bug, not just the tag.
+    refused = bug(repo, "new", "second", "--tag", "two words")
+    assert refused.exit_code == 2
+    assert "single words" in refused.stderr
+    assert len(_list(repo)) == 1
     nowhere = bug(tmp_path / "nowhere", "list")
     assert nowhere.exit_code == 2
     assert "no repository" in nowhere.stderr

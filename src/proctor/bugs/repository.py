@@ -233,10 +233,23 @@ class BugRepository:
 
     # -- writing --------------------------------------------------------------------------
 
-    def create(self, author: str, title: str, description: str = "") -> BugEvent:
+    def create(
+        self,
+        author: str,
+        title: str,
+        description: str = "",
+        *,
+        tags: Sequence[str] = (),
+        fields: Sequence[tuple[FieldName, str]] = (),
+    ) -> BugEvent:
+        """Open a bug, with its first tags and fields: all stored, or (on an error) none."""
         replica = Replica(clock=self._clock)
         event = replica.create(author, title, description)
-        self.merge([event])
+        for tag in tags:
+            replica.add_tag(event.id, author, tag)
+        for name, value in fields:
+            replica.set_field(event.id, author, name, value)
+        self.merge(replica.events())
         return event
 
     def _edit(self, bug: str, make: Callable[[Replica, str], BugEvent]) -> BugEvent:

@@ -146,13 +146,12 @@ def new(
     """Open a bug titled TITLE; prints its id."""
     author = _author()
     with _opened(repository, write=True) as repo:
-        event = repo.create(author, title.strip(), description)
-        for tag in tags:
-            repo.add_tag(event.id, author, tag)
+        fields: list[tuple[Any, str]] = []
         if assignee:
-            repo.set_field(event.id, author, "assignee", assignee)
+            fields.append(("assignee", assignee))
         if severity:
-            repo.set_field(event.id, author, "severity", severity)
+            fields.append(("severity", severity))
+        event = repo.create(author, title.strip(), description, tags=tags, fields=fields)
         short = _short(repo, event.id)
     if as_json:
         _dump({"id": event.id, "short_id": short})
