@@ -87,7 +87,7 @@ def test_errors_are_messages_with_exit_2_and_change_nothing(tmp_path: Path) -> N
     assert len(_list(repo)) == 1
     nowhere = bug(tmp_path / "nowhere", "list")
     assert nowhere.exit_code == 2
-    assert "no repository" in nowhere.stderr
+    assert "no bug records here yet" in nowhere.stderr
     assert not (tmp_path / "nowhere").exists()
 
 

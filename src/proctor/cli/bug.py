@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from proctor.cli._repo import RepositoryError, format_time, open_repository, repository_option
+from proctor.cli._repo import RepositoryError, format_time, repository_option
 from proctor.cli.printable import printable, printable_id
 
 if TYPE_CHECKING:
     from proctor.bugs.filters import BugFilter
     from proctor.bugs.repository import BugRepository
     from proctor.bugs.sync import SyncResult
+    from proctor.store.contract import Store
 
 __all__ = ["bug"]
 
@@ -51,11 +52,35 @@ def _bug_errors() -> Iterator[None]:
 
 
 @contextmanager
+def _store(repository: str | None, *, write: bool) -> Iterator[Store]:
+    """The repository; one that does not exist yet is created only by a write."""
+    from proctor.cli._repo import _url, close_store
+    from proctor.store.errors import RepositoryNotFound, StoreError
+    from proctor.store.opening import open_store
+
+    try:
+        store = open_store(_url(repository), create=write)
+    except RepositoryNotFound:
+        raise RepositoryError(
+            "there are no bug records here yet (no repository): `proctor bug new TITLE` "
+            "opens a bug, `proctor bug pull REMOTE` copies another repository's"
+        ) from None
+    except StoreError as error:
+        raise RepositoryError(str(error)) from None
+    try:
+        yield store
+    except StoreError as error:
+        raise RepositoryError(str(error)) from None
+    finally:
+        close_store(store)
+
+
+@contextmanager
 def _opened(repository: str | None, *, write: bool) -> Iterator[BugRepository]:
     from proctor.bugs.repository import BugRepository
     from proctor.store.bug_tables import bug_tables
 
-    with open_repository(repository, create=write) as store, _bug_errors():
+    with _store(repository, write=write) as store, _bug_errors():
         yield BugRepository(bug_tables(store))
 
 
@@ -69,18 +94,31 @@ def _remote_url(remote: str) -> str:
     return remote
 
 
+def _redacted(url: str) -> str:
+    """``url`` without its password, for messages."""
+    import re
+
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
 @contextmanager
 def _remote(remote: str, *, write: bool) -> Iterator[BugRepository]:
     from proctor.bugs.repository import BugRepository
     from proctor.cli._repo import close_store
     from proctor.store.bug_tables import bug_tables
-    from proctor.store.errors import StoreError
+    from proctor.store.errors import RepositoryNotFound, StoreError
     from proctor.store.opening import open_store
 
     try:
         store = open_store(_remote_url(remote), create=write)
-    except StoreError as error:
-        raise RepositoryError(f"remote {printable_id(remote)}: {error}") from None
+    except RepositoryNotFound:
+        raise RepositoryError(
+            f"the remote {printable_id(_redacted(remote))} is not a repository: give another "
+            "project's "
+            "directory or its .proctor/ directory, an SQLite file or a postgresql:// URL"
+        ) from None
+    except StoreError as error:  # the store's message names the place (without a password)
+        raise RepositoryError(f"remote repository: {error}") from None
     try:
         with _bug_errors():
             yield BugRepository(bug_tables(store))
@@ -254,7 +292,7 @@ def show(bug_id: str, days: int, repository: str | None, as_json: bool) -> None:
     from proctor.bugs.repository import BugRepository
     from proctor.store.bug_tables import bug_tables
 
-    with open_repository(repository, create=False) as store, _bug_errors():
+    with _store(repository, write=False) as store, _bug_errors():
         repo = BugRepository(bug_tables(store))
         document = _state_json(repo, bug_id)
         partial = [f.text for f in repo.filters()]
@@ -326,7 +364,7 @@ def list_(
         statuses = (*statuses, "open", "in-progress")
     query = ListQuery(tuple(sorted(set(statuses))), tags, assignee, search, limit)
     with (
-        open_repository(repository, create=False) as store,
+        _store(repository, write=False) as store,
         _bug_errors(),
         bug_tables(store).reading() as session,
     ):
