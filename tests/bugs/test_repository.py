@@ -187,3 +187,39 @@ def test_bundles_round_trip_and_bad_ones_change_nothing(repos: Repos) -> None:
         import_file_bytes(fresh, forged, "forged.bundle")
     assert fresh.count() == 0
     assert fresh.filters() == ()
+
+
+@pytest.mark.slow
+def test_concurrent_writers_to_one_bug_lose_nothing(sql_repos: Repos) -> None:
+    import threading
+
+    from proctor.store import open_store
+    from proctor.store.bug_tables import bug_tables
+
+    first = sql_repos.new()
+    bug_id = first.create("ann", "shared").id
+    url = sql_repos.urls[id(first)]
+    stores = [open_store(url) for _ in range(2)]
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        repo = BugRepository(bug_tables(stores[n]))
+        try:
+            for i in range(15):
+                repo.comment(bug_id, f"writer{n}", f"comment {n}.{i}")
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for store in stores:
+        store.close()
+    assert errors == []
+    state = first.state(bug_id)
+    assert len(state.comments) == 30
+    (listed,) = first.listing()
+    assert listed.row.events == 31
+    assert first.summary().heads[bug_id] == first.replica(bug_id).heads(bug_id)
