@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rules": ("proctor.cli.rules", "rules", "Known-bug rules: add, list, preview, sync."),
     "ui": ("proctor.cli.ui", "ui", "Serve the dashboard (runs, comparisons, tests) locally."),
     "report": ("proctor.cli.report", "report", "Write a run as one self-contained HTML file."),
+    "bug": ("proctor.cli.bug", "bug", "Bug records: new, show, list, edit, sync, bundles."),
 }
 
 
