@@ -234,6 +234,10 @@ def open_history(args: RunArgs, config: Config) -> tuple[Store | None, History]:
             raise UsageProblem(f"cannot read the run history: {error}") from None
         click.echo(f"proctor: not storing this run: {error}", err=True)
         return None, EMPTY_HISTORY
+    if args.store:
+        from proctor.cli._repo import sign_failures
+
+        sign_failures(store)
     return store, StoreHistory(store)
 
 

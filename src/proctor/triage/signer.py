@@ -46,8 +46,13 @@ def failure_text(record: TestRecord) -> str:
 class RecordSigner:
     """Signs failing records for a store (see the module docstring)."""
 
-    def __init__(self, project: Project = NO_PROJECT) -> None:
+    def __init__(
+        self, project: Project = NO_PROJECT, *, depth: int | None = 1, source: bool = True
+    ) -> None:
         self.project = project
+        self._options = {"depth": depth, "source": source}
+        self.algorithm = signature_of("", depth=depth, source=source).algorithm
+        """The name of the algorithm this signer signs with."""
         self._memo: dict[str, Signature] = {}
         self.computed = 0
         """Signatures computed (not remembered): for measuring the memo."""
@@ -60,13 +65,13 @@ class RecordSigner:
         if text.strip():
             signature = self._memo.get(text)
             if signature is None:
-                signature = signature_of(text, project=self.project)
+                signature = signature_of(text, project=self.project, **self._options)  # type: ignore[arg-type]
                 self.computed += 1
                 if len(self._memo) >= MEMO_SIZE:
                     self._memo.clear()
                 self._memo[text] = signature
         else:
-            found = signature_of_record(record, project=self.project)
+            found = signature_of_record(record, project=self.project, **self._options)  # type: ignore[arg-type]
             if found is None:
                 return None
             signature = found
