@@ -65,7 +65,7 @@ def test_failing_results_are_signed_as_they_are_stored(store: Store) -> None:
 
 
 def test_sightings_give_first_and_last_before(store: Store) -> None:
-    first, second, _ = _store_runs(store)
+    first, _second, _ = _store_runs(store)
     rows = store.failures([first], algorithm=ALGORITHM)
     digest = rows[0].digest
     seen = store.sightings([digest, "0" * 16], algorithm=ALGORITHM, before_ns=T0 + DAY)
@@ -97,7 +97,8 @@ def test_without_a_signer_nothing_is_signed_and_recluster_chunks_find_it(store: 
     assert store.add_signatures([(r, s, sig) for r, s, sig in signed if sig is not None]) == 3
     assert store.unsigned_failures(algorithm=ALGORITHM) == []
     rows = store.failures([1, 2], algorithm=ALGORITHM)
-    assert len(rows) == 3 and len({row.digest for row in rows}) == 1
+    assert len(rows) == 3
+    assert len({row.digest for row in rows}) == 1
 
 
 def test_signatures_of_another_algorithm_sit_beside_and_clusters_can_be_renamed(
@@ -116,9 +117,11 @@ def test_signatures_of_another_algorithm_sit_beside_and_clusters_can_be_renamed(
 
 
 def test_results_and_outcomes_for_flakiness(store: Store) -> None:
-    first, second, third = _store_runs(store)
+    first, second, _third = _store_runs(store)
     got = store.result(first, 0)
-    assert got is not None and got.test_id == "a" and got.attachments
+    assert got is not None
+    assert got.test_id == "a"
+    assert got.attachments
     assert store.result(first, 99) is None
     outcomes = sorted(store.outcomes([first, second]))
     # a, b and c each failed in one of the two runs: all their results in them.
