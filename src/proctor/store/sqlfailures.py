@@ -192,7 +192,8 @@ class SqlFailures:
                     f"SELECT r.run, r.seq, {_RECORD_COLUMNS} FROM results r "
                     "JOIN tests t ON t.id = r.test "
                     f"WHERE r.status IN ({_SIGNED_IN}) "
-                    "AND (r.run > ? OR (r.run = ? AND r.seq > ?)) "
+                    # A range of the primary key: each chunk starts where the last ended.
+                    "AND r.run >= ? AND (r.run > ? OR r.seq > ?) "
                     "AND NOT EXISTS (SELECT 1 FROM failures f JOIN signatures s "
                     "ON s.id = f.signature WHERE f.run = r.run AND f.seq = r.seq "
                     "AND s.algorithm = ?) ORDER BY r.run, r.seq LIMIT ?"
@@ -302,14 +303,18 @@ class SqlFailures:
             }
             if not failed:
                 return []
-            sql = store._q(
-                "SELECT r.test, r.status FROM results r WHERE r.run = ? AND r.test IN "
-                "(SELECT f.test FROM failures f WHERE f.run >= ? AND f.run <= ?)"
-            )
-            low, high = runs[0], runs[-1]
+            # Each run's results of those tests, through results(run, test).
+            tests = sorted(failed)
             for run in runs:
-                cur.execute(sql, (run, low, high))
-                found += [(run, test, status) for test, status in cur.fetchall() if test in failed]
+                found += [
+                    (run, test, status)
+                    for test, status in store._fetch_in(
+                        cur,
+                        "SELECT r.test, r.status FROM results r WHERE r.run = ? AND r.test IN ({})",
+                        tests,
+                        (run,),
+                    )
+                ]
             names = dict(
                 store._fetch_in(
                     cur, "SELECT id, test_id FROM tests WHERE id IN ({})", sorted(failed)
