@@ -69,9 +69,9 @@ def test_sightings_give_first_and_last_before(store: Store) -> None:
     rows = store.failures([first], algorithm=ALGORITHM)
     digest = rows[0].digest
     seen = store.sightings([digest, "0" * 16], algorithm=ALGORITHM, before_ns=T0 + DAY)
-    assert seen == {digest: (T0, T0)}
+    assert seen == {digest: (T0, T0, 2)}
     later = store.sightings([digest], algorithm=ALGORITHM, before_ns=T0 + 5 * DAY)
-    assert later[digest] == (T0, T0 + DAY)
+    assert later[digest] == (T0, T0 + DAY, 2)
 
 
 def test_a_cluster_lists_its_failures_newest_first(store: Store) -> None:

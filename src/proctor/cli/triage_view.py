@@ -13,6 +13,7 @@ from proctor.store.failures import FailureRow
 from proctor.store.model import RunInfo
 from proctor.triage.clusters import Cluster
 from proctor.triage.flaky import Verdict
+from proctor.triage.notes import ClusterNote
 from proctor.triage.signer import failure_text
 from proctor.wire.record import TestRecord
 
@@ -21,6 +22,7 @@ __all__ = [
     "failure_json",
     "show_cluster",
     "show_clusters",
+    "show_notes",
     "show_verdicts",
     "sparkline",
     "verdict_json",
@@ -245,3 +247,28 @@ def show_verdicts(out: TextIO, verdicts: Sequence[Verdict], runs: Sequence[RunIn
         )
         for reason in verdict.reasons:
             out.write(f"        {printable_id(reason)}\n")
+
+
+def show_notes(out: TextIO, notes: Sequence[ClusterNote], *, most: int = 10) -> None:
+    """What the history knows of a run's failures, cluster by cluster (`last`, `run`)."""
+    if not notes:
+        return
+    out.write(f"\nFailure clusters ({len(notes)}; `proctor triage show CLUSTER` for one):\n")
+    for note in notes[:most]:
+        count = _count(len(note.tests), "failure")
+        mark = "NEW  " if note.new else ""
+        out.write(f"  {note.cluster}  {mark}{count}: {printable_id(note.key)}\n")
+        if note.bug or note.rule:
+            out.write(f"      known: bug {note.bug or '-'} (rule {note.rule or '-'})\n")
+        if note.new:
+            out.write("      first seen in this run\n")
+        elif note.other_runs:
+            out.write(
+                f"      also failed in {_count(note.other_runs, 'other run')} "
+                f"since {format_time(note.first_ns)}\n"
+            )
+        shown = ", ".join(printable_id(test) for test in note.tests[:3])
+        more = f" and {len(note.tests) - 3} more" if len(note.tests) > 3 else ""
+        out.write(f"      {shown}{more}\n")
+    if len(notes) > most:
+        out.write(f"  ({len(notes) - most} more clusters: `proctor triage --runs 1`)\n")

@@ -70,3 +70,5 @@ class Sighting(NamedTuple):
     """The start of the first run it failed in."""
     last_before_ns: int | None
     """The start of the last run it failed in before the asked moment (None: none)."""
+    runs: int = 0
+    """How many runs it failed in, all told."""

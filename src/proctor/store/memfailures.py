@@ -80,14 +80,16 @@ class MemoryFailures:
     ) -> dict[str, Sighting]:
         wanted = set(digests)
         found: dict[str, Sighting] = {}
+        runs: dict[str, set[int]] = {}
         for row in self._all_rows(algorithm):
             if row.digest not in wanted:
                 continue
-            first, last = found.get(row.digest, (row.run_ns, None))
+            first, last, _ = found.get(row.digest, (row.run_ns, None, 0))
             first = min(first, row.run_ns)
             if row.run_ns < before_ns and (last is None or row.run_ns > last):
                 last = row.run_ns
-            found[row.digest] = Sighting(first, last)
+            runs.setdefault(row.digest, set()).add(row.run)
+            found[row.digest] = Sighting(first, last, len(runs[row.digest]))
         return found
 
     def cluster_failures(

@@ -154,12 +154,17 @@ class SqlFailures:
                 cur,
                 "SELECT s.digest, "
                 "(SELECT min(f.run_ns) FROM failures f WHERE f.signature = s.id), "
-                "(SELECT max(f.run_ns) FROM failures f WHERE f.signature = s.id AND f.run_ns < ?) "
+                "(SELECT max(f.run_ns) FROM failures f WHERE f.signature = s.id AND f.run_ns < ?), "
+                "(SELECT count(DISTINCT f.run) FROM failures f WHERE f.signature = s.id) "
                 "FROM signatures s WHERE s.algorithm = ? AND s.digest IN ({})",
                 wanted,
                 (before_ns, algorithm),
             )
-        return {digest: Sighting(first, last) for digest, first, last in found if first is not None}
+        return {
+            digest: Sighting(first, last, runs)
+            for digest, first, last, runs in found
+            if first is not None
+        }
 
     def cluster_failures(
         self, cluster: str, *, algorithm: str, limit: int | None = None
