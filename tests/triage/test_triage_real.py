@@ -62,6 +62,7 @@ def test_runs_are_clustered_and_a_flaky_test_is_found(tmp_path: Path) -> None:
     _git(root, "init", "-q", ".")
     _git(root, "add", "-A")
     _git(root, "commit", "-qm", "shop")
+    outputs = []
     for flip in (False, True, False):
         flag = root / "flip"
         if flip:
@@ -70,6 +71,12 @@ def test_runs_are_clustered_and_a_flaky_test_is_found(tmp_path: Path) -> None:
             flag.unlink()
         done = _proctor(root, "run", "-j", "2")
         assert done.returncode == 1, done.stderr
+        outputs.append(done.stdout)
+    # run's closing summary names the clusters: new in the first run, known after
+    assert "NEW  2 failures: KeyError @ shop/config.py:setting" in outputs[0]
+    assert "first seen in this run" in outputs[0]
+    assert "NEW  1 failure: AssertionError @ tests/test_shop.py:test_flaky" in outputs[1]
+    assert "also failed in 2 other runs since" in outputs[2]
     listing = _proctor(root, "triage", "--json")
     assert listing.returncode == 0, listing.stderr
     clusters = json.loads(listing.stdout)["clusters"]

@@ -412,7 +412,13 @@ def _run_once(
         raise
     finish_sinks()
     if writer is not None:  # stopped early (--maxfail, pytest.exit()): not a complete run
-        writer.finish(interrupted=result.interrupted or not result.ran or bool(result.not_run))
+        info = writer.finish(
+            interrupted=result.interrupted or not result.ran or bool(result.not_run)
+        )
+        if store is not None and not args.subunit:
+            from proctor.cli.run_triage import show_run_clusters
+
+            show_run_clusters(out, store, info)
     return result
 
 
