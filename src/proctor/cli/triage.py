@@ -167,7 +167,7 @@ def show(parent_repository: str | None, cluster: str, as_json: bool, repository:
     for row in rows:
         daily[row.run_ns // DAY_NS - first_day] += 1
     from proctor.cli import triage_view as view
-    from proctor.triage.signer import failure_text
+    from proctor.triage.text import failure_text
 
     if as_json:
         dump(

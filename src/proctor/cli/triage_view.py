@@ -5,17 +5,19 @@ the `--json` documents (docs/json.md)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from proctor.cli._repo import format_time
 from proctor.cli.printable import printable, printable_id
 from proctor.store.failures import FailureRow
 from proctor.store.model import RunInfo
-from proctor.triage.clusters import Cluster
-from proctor.triage.flaky import Verdict
-from proctor.triage.notes import ClusterNote
-from proctor.triage.signer import failure_text
-from proctor.wire.record import TestRecord
+from proctor.triage.text import failure_text
+
+if TYPE_CHECKING:
+    from proctor.triage.clusters import Cluster
+    from proctor.triage.flaky import Verdict
+    from proctor.triage.notes import ClusterNote
+    from proctor.wire.record import TestRecord
 
 __all__ = [
     "cluster_json",

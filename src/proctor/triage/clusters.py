@@ -25,7 +25,7 @@ from typing import Literal, NamedTuple
 from proctor.store.contract import Store
 from proctor.store.failures import FailureRow
 from proctor.store.model import RunInfo
-from proctor.triage.signature import ALGORITHM
+from proctor.triage.algorithm import ALGORITHM
 from proctor.wire.event import NS_PER_SECOND
 
 __all__ = [

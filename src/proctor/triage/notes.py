@@ -8,7 +8,7 @@ from typing import NamedTuple
 from proctor.store.contract import Store
 from proctor.store.failures import FailureRow
 from proctor.store.model import RunInfo
-from proctor.triage.signature import ALGORITHM
+from proctor.triage.algorithm import ALGORITHM
 
 __all__ = ["ClusterNote", "notes_for_run"]
 

@@ -23,6 +23,7 @@ from proctor.triage.signature import (
     signature_of,
     signature_of_record,
 )
+from proctor.triage.text import failure_text
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
@@ -32,15 +33,6 @@ MEMO_SIZE = 4096
 """Distinct texts remembered; the memory is emptied when it is full."""
 
 _DIGEST_HEX = 16
-
-
-def failure_text(record: TestRecord) -> str:
-    """What a failing record is signed from: its tracebacks (subtests' too),
-    else its reason; empty when it has neither."""
-    texts = [a for a in record.attachments if a.name.split(" ", 1)[0].startswith("traceback")]
-    if not texts:
-        texts = [a for a in record.attachments if a.name == "reason"]
-    return "\n".join(a.text() for a in texts)
 
 
 class RecordSigner:
