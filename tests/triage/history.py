@@ -44,6 +44,7 @@ def store_run(
     commit: str | None = "c1",
     python: str = "3.11",
     dirty: bool = False,
+    job: str | None = None,
 ) -> RunInfo:
     if store.signer is None:
         store.signer = RecordSigner()
@@ -56,5 +57,6 @@ def store_run(
             git_dirty=dirty,
             python=python,
             platform="linux",
+            properties={"ci.job": job} if job else {},
         ),
     )

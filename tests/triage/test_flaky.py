@@ -39,7 +39,7 @@ def test_pass_and_fail_on_one_commit_and_variant_is_flaky_with_the_evidence(stor
     assert verdict.passed_runs == [a.id]
     assert verdict.impact == [b.id]  # its run's one failure
     (evidence,) = verdict.evidence
-    assert (evidence.commit, evidence.variant) == ("c1", ("3.11", "linux"))
+    assert (evidence.commit, evidence.variant) == ("c1", ("3.11", "linux", ""))
     assert (evidence.passed, evidence.failed) == ((a.id,), (b.id,))
     assert f"passed in run {a.id} and failed in run {b.id} on commit c1" in verdict.reasons[0]
 
@@ -53,6 +53,8 @@ def test_different_commits_variants_dirty_trees_or_no_commit_are_not_evidence(
     store_run(store, [fault("variant", "f")], day=3, commit="c3", python="3.11")
     store_run(store, [ok("dirty")], day=4, commit="c4")
     store_run(store, [fault("dirty", "f")], day=5, commit="c4", dirty=True)
+    store_run(store, [ok("job")], day=8, commit="c5", job="py311-unit")
+    store_run(store, [fault("job", "f")], day=9, commit="c5", job="py311-integration")
     store_run(store, [ok("nogit")], day=6, commit=None)
     store_run(store, [fault("nogit", "f")], day=7, commit=None)
     assert _all(store) == {}

@@ -129,6 +129,7 @@ def verdict_json(verdict: Verdict) -> dict[str, object]:
                 "commit": evidence.commit,
                 "python": evidence.variant[0],
                 "platform": evidence.variant[1],
+                "ci_job": evidence.variant[2],
                 "passed_runs": list(evidence.passed),
                 "failed_runs": list(evidence.failed),
             }

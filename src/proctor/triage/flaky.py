@@ -2,8 +2,8 @@
 
 Definitions (the industry's, shared `reference/triage.md` 3.8):
 
-* **flaky**: on the same commit and the same variant (Python version and
-  platform) the test both passed and failed. Runs of a dirty checkout are
+* **flaky**: on the same commit and the same variant (Python version,
+  platform and CI job name) the test both passed and failed. Runs of a dirty checkout are
   not the same code as their commit, and runs with no commit cannot be
   compared: neither counts as evidence.
 * **broken**: it fails consistently at the edge of history, in one variant:
@@ -29,12 +29,14 @@ from proctor.wire.event import Status
 
 __all__ = ["Evidence", "Verdict", "judge", "variant_of"]
 
-Variant = tuple[str, str]
+Variant = tuple[str, str, str]
 
 
 def variant_of(info: RunInfo) -> Variant:
-    """The run's variant: its Python version and platform ("?" when unknown)."""
-    return (info.metadata.python or "?", info.metadata.platform or "?")
+    """The run's variant: its Python version, platform ("?" when unknown) and
+    CI job name (the ``ci.job`` property; "" outside CI)."""
+    meta = info.metadata
+    return (meta.python or "?", meta.platform or "?", meta.properties.get("ci.job", ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +149,8 @@ def _broken(history: list[tuple[int, bool]], settings: TriageSettings) -> str | 
 
 
 def _variant_text(variant: Variant) -> str:
-    python, platform = variant
-    return f"{python} on {platform}"
+    python, platform, job = variant
+    return f"{python} on {platform}" + (f", CI job {job}" if job else "")
 
 
 def _runs_text(runs: Sequence[int]) -> str:
