@@ -11,7 +11,7 @@ from proctor.store import Store, open_store
 from proctor.store.memory import MemoryStore
 from proctor.triage.recluster import recluster
 from proctor.triage.signature import ALGORITHM, signature_of_record
-from proctor.triage.signer import RecordSigner
+from proctor.triage.signer import MEMO_TEXT, RecordSigner
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
@@ -33,6 +33,20 @@ def test_the_signer_agrees_with_signature_of_record_and_remembers_texts() -> Non
     assert signer.computed == 1  # the same text again: remembered
     assert signer(ok("a")) is None
     assert signer(TestRecord("a", Status.SKIP, None, T0, T0)) is None
+
+
+def test_the_memory_holds_only_short_texts_and_a_bounded_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("proctor.triage.signer.MEMO_SIZE", 8)
+    signer = RecordSigner()
+    huge = fault("a", "get", error="KeyError: '" + "x" * (MEMO_TEXT + 1) + "'")
+    signer(huge)
+    signer(huge)
+    assert signer.computed == 2  # too long to remember: computed each time
+    for number in range(20):
+        signer(fault("a", "get", error=f"KeyError: {number}"))
+    assert 0 < len(signer._memo) <= 8
 
 
 def test_weak_signatures_are_made_per_test() -> None:

@@ -27,10 +27,13 @@ from proctor.triage.text import failure_text
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
-__all__ = ["MEMO_SIZE", "RecordSigner", "failure_text"]
+__all__ = ["MEMO_SIZE", "MEMO_TEXT", "RecordSigner", "failure_text", "per_test"]
 
 MEMO_SIZE = 4096
 """Distinct texts remembered; the memory is emptied when it is full."""
+MEMO_TEXT = 64 * 1024
+"""Characters of a text at most for it to be remembered (and so, at most
+MEMO_SIZE x MEMO_TEXT characters held)."""
 
 _DIGEST_HEX = 16
 
@@ -59,9 +62,10 @@ class RecordSigner:
             if signature is None:
                 signature = signature_of(text, project=self.project, **self._options)  # type: ignore[arg-type]
                 self.computed += 1
-                if len(self._memo) >= MEMO_SIZE:
-                    self._memo.clear()
-                self._memo[text] = signature
+                if len(text) <= MEMO_TEXT:
+                    if len(self._memo) >= MEMO_SIZE:
+                        self._memo.clear()
+                    self._memo[text] = signature
         else:
             found = signature_of_record(record, project=self.project, **self._options)  # type: ignore[arg-type]
             if found is None:
