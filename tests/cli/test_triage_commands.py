@@ -165,3 +165,18 @@ def test_bad_triage_settings_are_a_clear_error(
         assert result.exit_code == 2
         assert "[tool.proctor.triage]: broken_window = 'x'" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_import_signs_the_failures_of_every_run(tmp_path: Path) -> None:
+    from .test_history_load import _stestr_dir
+
+    url = str(tmp_path / ".proctor")
+    source = _stestr_dir(
+        tmp_path / ".stestr",
+        [{"i.a": Status.FAIL, "i.b": Status.SUCCESS}, {"i.a": Status.FAIL, "i.b": Status.FAIL}],
+    )
+    done = invoke("import", str(source), "--repository", url)
+    assert done.exit_code == 0, done.stderr
+    lines = invoke("triage", "failures", "--json", "--since", SINCE, "--repository", url)
+    got = sorted((row["run"], row["test"]) for row in map(json.loads, lines.stdout.splitlines()))
+    assert got == [(1, "i.a"), (2, "i.a"), (2, "i.b")]
