@@ -153,6 +153,14 @@ def test_load_signs_failures_and_recluster_signs_an_old_history(tmp_path: Path) 
     assert "Signed 1 failure under frames-v1 in 1 chunk." in result.stdout
     again = invoke("triage", "recluster", "--repository", url)
     assert "Signed 0 failures" in again.stdout
+    document = json.loads(invoke("triage", "recluster", "--json", "--repository", url).stdout)
+    assert document == {
+        "schema": 1,
+        "algorithm": "frames-v1",
+        "signed": 0,
+        "chunks": 0,
+        "kept_ids": 0,
+    }
 
 
 def test_bad_triage_settings_are_a_clear_error(

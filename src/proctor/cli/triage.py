@@ -238,9 +238,12 @@ def failures(
     metavar="ALGORITHM",
     help="Keep the cluster ids of this older algorithm where the grouping is unchanged.",
 )
+@json_option
 @repository_option
 @click.pass_obj
-def recluster(parent_repository: str | None, previous: str | None, repository: str | None) -> int:
+def recluster(
+    parent_repository: str | None, previous: str | None, as_json: bool, repository: str | None
+) -> int:
     """Sign every stored failure under the current algorithm, in resumable chunks.
 
     Failures stored before signatures existed, or under an older algorithm,
@@ -251,6 +254,17 @@ def recluster(parent_repository: str | None, previous: str | None, repository: s
 
     with open_repository(repository or parent_repository) as store:
         report = run_recluster(store, previous=previous)
+    if as_json:
+        dump(
+            {
+                "algorithm": report.algorithm,
+                "signed": report.signed,
+                "chunks": report.chunks,
+                "kept_ids": report.kept_ids,
+            },
+            sys.stdout,
+        )
+        return 0
     kept = f"; {report.kept_ids} kept their cluster id" if previous else ""
     click.echo(
         f"Signed {report.signed} failure{'s' if report.signed != 1 else ''} under "
