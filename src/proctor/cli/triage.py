@@ -195,7 +195,12 @@ def show(parent_repository: str | None, cluster: str, as_json: bool, repository:
 
 @triage.command()
 @window_options
-@json_option
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per failure, one per line (docs/json.md).",
+)
 @repository_option
 @click.pass_obj
 def failures(
