@@ -87,3 +87,28 @@ def test_the_trend_is_per_day_over_a_window_of_days(store: Store) -> None:
     steady = clusters[0]
     assert len(steady.trend) == 10
     assert steady.trend == [2] * 10
+
+
+def test_run_notes_count_other_runs_mark_new_clusters_and_take_explanations(store: Store) -> None:
+    import io
+
+    from proctor.cli.triage_view import show_notes
+    from proctor.triage.notes import notes_for_run
+
+    _history(store)
+    newest = store.runs(limit=1)[0]
+    notes = {n.key.split(":")[1].split(" ")[0]: n for n in notes_for_run(store, newest)}
+    assert set(notes) == {"steady", "old", "fresh"}
+    assert notes["steady"].other_runs == 9
+    assert notes["steady"].tests == ("t_steady_a", "t_steady_b")
+    assert not notes["steady"].new
+    assert not notes["fresh"].new  # it first failed the day before
+    assert notes["fresh"].other_runs == 1
+    first = store.runs(since_ns=T0, until_ns=T0 + 1)[0]
+    (steady_then, old_then) = notes_for_run(store, first, explain=lambda row: ("r1", "31"))
+    assert steady_then.new
+    assert (steady_then.rule, steady_then.bug) == ("r1", "31")
+    out = io.StringIO()
+    show_notes(out, [steady_then, old_then])
+    assert "known: bug 31 (rule r1)" in out.getvalue()
+    assert "first seen in this run" in out.getvalue()

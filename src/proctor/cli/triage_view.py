@@ -14,7 +14,7 @@ from proctor.store.model import RunInfo
 from proctor.triage.text import failure_text
 
 if TYPE_CHECKING:
-    from proctor.triage.clusters import Cluster
+    from proctor.triage.clusters import Cluster, Explanation
     from proctor.triage.flaky import Verdict
     from proctor.triage.notes import ClusterNote
     from proctor.wire.record import TestRecord
@@ -100,8 +100,9 @@ def cluster_json(cluster: Cluster, example: TestRecord | None) -> dict[str, obje
     }
 
 
-def failure_json(row: FailureRow) -> dict[str, object]:
-    """One stored failure, for `triage failures --json` (one object per line)."""
+def failure_json(row: FailureRow, known: Explanation | None = None) -> dict[str, object]:
+    """One stored failure, for `triage failures --json` (one object per line);
+    ``known``: the rule and bug that explain it (None until rules land)."""
     return {
         "run": row.run,
         "seq": row.seq,
@@ -111,8 +112,8 @@ def failure_json(row: FailureRow) -> dict[str, object]:
         "algorithm": row.algorithm,
         "kind": row.kind,
         "run_started_ns": row.run_ns,
-        "rule": None,
-        "bug": None,
+        "rule": None if known is None else known.rule,
+        "bug": None if known is None else known.bug,
     }
 
 

@@ -3,6 +3,7 @@ name each failure's cluster, how often it failed before, and mark new ones."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from proctor.store.contract import Store
@@ -29,8 +30,16 @@ class ClusterNote(NamedTuple):
     bug: str | None = None
 
 
-def notes_for_run(store: Store, info: RunInfo, *, algorithm: str = ALGORITHM) -> list[ClusterNote]:
-    """The clusters of the run's signed failures, most failures first."""
+def notes_for_run(
+    store: Store,
+    info: RunInfo,
+    *,
+    algorithm: str = ALGORITHM,
+    explain: Callable[[FailureRow], tuple[str | None, str | None]] | None = None,
+) -> list[ClusterNote]:
+    """The clusters of the run's signed failures, most failures first;
+    ``explain`` gives the (rule, bug) that explain a cluster (from one of its
+    failures), once known-bug rules exist."""
     rows = store.failures([info.id], algorithm=algorithm)
     if not rows:
         return []
@@ -49,9 +58,18 @@ def notes_for_run(store: Store, info: RunInfo, *, algorithm: str = ALGORITHM) ->
         runs = sighting.runs if sighting else 1
         first = sighting.first_ns if sighting else started
         new = sighting is None or (sighting.last_before_ns is None and first >= started)
+        rule, bug = explain(row) if explain is not None else (None, None)
         notes.append(
             ClusterNote(
-                cluster, row.kind, row.key, tuple(tests[cluster]), max(runs - 1, 0), first, new
+                cluster,
+                row.kind,
+                row.key,
+                tuple(tests[cluster]),
+                max(runs - 1, 0),
+                first,
+                new,
+                rule,
+                bug,
             )
         )
     notes.sort(key=lambda note: (-len(note.tests), note.cluster))
