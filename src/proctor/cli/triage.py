@@ -114,7 +114,9 @@ def triage(
     window = window_for(since, until, branch, last_runs, settings.window_days)
     with open_repository(repository) as store:
         runs = window_runs(store, window)
-        clusters, total = summarise(store, runs, gone_after_runs=settings.gone_after_runs)
+        clusters, total = summarise(
+            store, runs, gone_after_runs=settings.gone_after_runs, branch=branch
+        )
         shown = clusters if show_all or as_json else clusters[:limit]
         examples = {
             cluster.id: store.result(cluster.example.run, cluster.example.seq)

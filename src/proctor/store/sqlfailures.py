@@ -119,6 +119,14 @@ def _intern_signatures(
     return found
 
 
+def _quick(store: SqlStore, cur: Any) -> None:
+    """PostgreSQL: no JIT compilation for this transaction. Its cost estimate
+    for many small index probes turns JIT on, which then takes 300 ms to
+    compile a query that runs in tens of milliseconds."""
+    if store.backend == "postgresql":
+        cur.execute("SET LOCAL jit = off")
+
+
 def _rows(rows: Iterable[Any]) -> list[FailureRow]:
     statuses = STATUSES
     return [
@@ -136,6 +144,7 @@ class SqlFailures:
         store = cast("SqlStore", self)
         runs = sorted(set(run_ids))
         with store._snapshot() as cur:
+            _quick(store, cur)
             found = store._fetch_in(
                 cur,
                 f"SELECT {_ROW_COLUMNS} FROM {_ROW_FROM} WHERE s.algorithm = ? AND f.run IN ({{}})",
@@ -150,6 +159,7 @@ class SqlFailures:
         store = cast("SqlStore", self)
         wanted = sorted(set(digests))
         with store._snapshot() as cur:
+            _quick(store, cur)
             found = store._fetch_in(
                 cur,
                 "SELECT s.digest, "
@@ -181,6 +191,7 @@ class SqlFailures:
             sql += " LIMIT ?"
             params.append(limit)
         with store._snapshot() as cur:
+            _quick(store, cur)
             cur.execute(store._q(sql), params)
             return _rows(cur.fetchall())
 
@@ -192,20 +203,37 @@ class SqlFailures:
 
         run, seq = after
         with store._snapshot() as cur:
-            cur.execute(
-                store._q(
-                    f"SELECT r.run, r.seq, {_RECORD_COLUMNS} FROM results r "
-                    "JOIN tests t ON t.id = r.test "
-                    f"WHERE r.status IN ({_SIGNED_IN}) "
-                    # A range of the primary key: each chunk starts where the last ended.
-                    "AND r.run >= ? AND (r.run > ? OR r.seq > ?) "
-                    "AND NOT EXISTS (SELECT 1 FROM failures f JOIN signatures s "
-                    "ON s.id = f.signature WHERE f.run = r.run AND f.seq = r.seq "
-                    "AND s.algorithm = ?) ORDER BY r.run, r.seq LIMIT ?"
-                ),
-                (run, run, seq, algorithm, limit),
-            )
-            found = cur.fetchall()
+            # Failing results in stored order from ``after`` (a range of the
+            # primary key), less those signed under ``algorithm`` already
+            # (found in the same runs' range of ``failures``): a planner given
+            # NOT EXISTS may scan every failure of every algorithm per chunk.
+            while True:
+                cur.execute(
+                    store._q(
+                        f"SELECT r.run, r.seq, {_RECORD_COLUMNS} FROM results r "
+                        "JOIN tests t ON t.id = r.test "
+                        f"WHERE r.status IN ({_SIGNED_IN}) "
+                        "AND r.run >= ? AND (r.run > ? OR r.seq > ?) "
+                        "ORDER BY r.run, r.seq LIMIT ?"
+                    ),
+                    (run, run, seq, limit),
+                )
+                candidates = cur.fetchall()
+                if not candidates:
+                    return []
+                cur.execute(
+                    store._q(
+                        "SELECT f.run, f.seq FROM failures f JOIN signatures s "
+                        "ON s.id = f.signature WHERE f.run >= ? AND f.run <= ? "
+                        "AND s.algorithm = ?"
+                    ),
+                    (candidates[0][0], candidates[-1][0], algorithm),
+                )
+                signed = {(row[0], row[1]) for row in cur.fetchall()}
+                found = [row for row in candidates if (row[0], row[1]) not in signed]
+                if found:
+                    break
+                run, seq = candidates[-1][0], candidates[-1][1]
             by_run: dict[int, list[int]] = {}
             for row in found:
                 by_run.setdefault(row[0], []).append(row[1])
@@ -300,6 +328,7 @@ class SqlFailures:
             return []
         found: list[tuple[int, int, int]] = []
         with store._snapshot() as cur:
+            _quick(store, cur)
             failed = {
                 row[0]
                 for row in store._fetch_in(

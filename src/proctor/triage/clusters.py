@@ -107,13 +107,13 @@ def summarise(
     *,
     algorithm: str = ALGORITHM,
     gone_after_runs: int = 3,
+    branch: str | None = None,
     trend_bins: int | None = None,
     explain: Callable[[Cluster], Explanation] | None = None,
 ) -> tuple[list[Cluster], int]:
-    """The clusters of the failures in ``runs`` (oldest first), most failures
-    first, and the number of failures. The trend counts failures per day of
-    the window, or per run when ``trend_bins`` is None and the window holds
-    fewer runs than days... see :func:`_bins`."""
+    """The clusters of the failures in ``runs`` (oldest first; the window's
+    runs, on ``branch`` if it has one), most failures first, and the number of
+    failures. The trend: see :func:`_bins`."""
     if not runs:
         return [], 0
     order = {info.id: position for position, info in enumerate(runs)}
@@ -145,6 +145,12 @@ def summarise(
     seen = store.sightings(
         {cluster.digest for cluster in clusters.values()}, algorithm=algorithm, before_ns=start
     )
+    # The runs just before the window (as many as make a gap): a cluster last
+    # seen before them was absent for a gap's worth of runs.
+    before = [
+        info.metadata.started_ns or 0
+        for info in store.runs(branch=branch, until_ns=start, limit=gone_after_runs)
+    ]
     for cluster in clusters.values():
         cluster.share = cluster.failures / total if total else 0.0
         sighting = seen.get(cluster.digest)
@@ -152,14 +158,7 @@ def summarise(
         last_before = sighting.last_before_ns if sighting else None
         gap = None
         if last_before is not None:
-            gap = len(
-                store.runs(
-                    branch=None,
-                    since_ns=last_before + 1,
-                    until_ns=cluster.first_ns,
-                    limit=gone_after_runs,
-                )
-            )
+            gap = sum(1 for started in before if started > last_before) + order[cluster.first_run]
         cluster.state = cluster_state(
             cluster,
             runs,
