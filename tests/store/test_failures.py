@@ -69,9 +69,13 @@ def test_sightings_give_first_and_last_before(store: Store) -> None:
     rows = store.failures([first], algorithm=ALGORITHM)
     digest = rows[0].digest
     seen = store.sightings([digest, "0" * 16], algorithm=ALGORITHM, before_ns=T0 + DAY)
-    assert seen == {digest: (T0, T0, 2)}
+    assert seen == {digest: (T0, T0, 0)}  # runs not counted unless asked
+    counted = store.sightings([digest], algorithm=ALGORITHM, before_ns=T0 + DAY, count_runs=9)
+    assert counted[digest].runs == 2
+    capped = store.sightings([digest], algorithm=ALGORITHM, before_ns=T0 + DAY, count_runs=1)
+    assert capped[digest].runs == 1
     later = store.sightings([digest], algorithm=ALGORITHM, before_ns=T0 + 5 * DAY)
-    assert later[digest] == (T0, T0 + DAY, 2)
+    assert later[digest] == (T0, T0 + DAY, 0)
 
 
 def test_a_cluster_lists_its_failures_newest_first(store: Store) -> None:

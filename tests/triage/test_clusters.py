@@ -112,3 +112,16 @@ def test_run_notes_count_other_runs_mark_new_clusters_and_take_explanations(stor
     show_notes(out, [steady_then, old_then])
     assert "known: bug 31 (rule r1)" in out.getvalue()
     assert "first seen in this run" in out.getvalue()
+
+
+def test_notes_say_a_hundred_and_more_rather_than_counting_every_run() -> None:
+    import io
+
+    from proctor.cli.triage_view import show_notes
+    from proctor.triage.notes import RUNS_COUNTED, ClusterNote
+
+    out = io.StringIO()
+    note = ClusterNote("c" * 16, "traceback", "K", ("t",), RUNS_COUNTED + 1, T0, False)
+    show_notes(out, [note, note._replace(other_runs=RUNS_COUNTED)])
+    assert f"also failed in {RUNS_COUNTED}+ other runs since" in out.getvalue()
+    assert f"also failed in {RUNS_COUNTED} other runs since" in out.getvalue()

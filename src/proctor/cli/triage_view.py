@@ -55,6 +55,14 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
+def _other_runs(count: int) -> str:
+    from proctor.triage.notes import RUNS_COUNTED
+
+    if count > RUNS_COUNTED:
+        return f"{RUNS_COUNTED}+ other runs"
+    return _count(count, "other run")
+
+
 def _tail(text: str, lines: int) -> list[str]:
     kept = [line for line in text.rstrip().splitlines() if line.strip()]
     return kept[-lines:]
@@ -268,7 +276,7 @@ def show_notes(out: TextIO, notes: Sequence[ClusterNote], *, most: int = 10) -> 
             out.write("      first seen in this run\n")
         elif note.other_runs:
             out.write(
-                f"      also failed in {_count(note.other_runs, 'other run')} "
+                f"      also failed in {_other_runs(note.other_runs)} "
                 f"since {format_time(note.first_ns)}\n"
             )
         shown = ", ".join(printable_id(test) for test in note.tests[:3])

@@ -391,10 +391,11 @@ class Store(abc.ABC):
         raise NotImplementedError
 
     def sightings(
-        self, digests: Iterable[str], *, algorithm: str, before_ns: int
+        self, digests: Iterable[str], *, algorithm: str, before_ns: int, count_runs: int = 0
     ) -> dict[str, Sighting]:
-        """For each signature digest ever stored: when it first failed, and the
-        last time before ``before_ns``."""
+        """For each signature digest ever stored: when it first failed, the
+        last time before ``before_ns``, and (with ``count_runs``) in how many
+        runs it failed, counted up to ``count_runs`` (0: not counted)."""
         raise NotImplementedError
 
     def cluster_failures(

@@ -71,4 +71,4 @@ class Sighting(NamedTuple):
     last_before_ns: int | None
     """The start of the last run it failed in before the asked moment (None: none)."""
     runs: int = 0
-    """How many runs it failed in, all told."""
+    """How many runs it failed in, counted up to the cap asked for (0: not counted)."""

@@ -76,7 +76,7 @@ class MemoryFailures:
         return sorted(rows, key=lambda row: (-row.run, row.seq))
 
     def sightings(
-        self, digests: Iterable[str], *, algorithm: str, before_ns: int
+        self, digests: Iterable[str], *, algorithm: str, before_ns: int, count_runs: int = 0
     ) -> dict[str, Sighting]:
         wanted = set(digests)
         found: dict[str, Sighting] = {}
@@ -89,7 +89,7 @@ class MemoryFailures:
             if row.run_ns < before_ns and (last is None or row.run_ns > last):
                 last = row.run_ns
             runs.setdefault(row.digest, set()).add(row.run)
-            found[row.digest] = Sighting(first, last, len(runs[row.digest]))
+            found[row.digest] = Sighting(first, last, min(len(runs[row.digest]), count_runs))
         return found
 
     def cluster_failures(

@@ -11,7 +11,10 @@ from proctor.store.failures import FailureRow
 from proctor.store.model import RunInfo
 from proctor.triage.algorithm import ALGORITHM
 
-__all__ = ["ClusterNote", "notes_for_run"]
+__all__ = ["RUNS_COUNTED", "ClusterNote", "notes_for_run"]
+
+RUNS_COUNTED = 100
+"""Other runs counted at most ("also failed in 100+ other runs")."""
 
 
 class ClusterNote(NamedTuple):
@@ -21,7 +24,8 @@ class ClusterNote(NamedTuple):
     tests: tuple[str, ...]
     """This run's tests that failed with it, in stored order."""
     other_runs: int
-    """Other runs it failed in (before or after this one)."""
+    """Other runs it failed in (before or after this one), RUNS_COUNTED + 1 at
+    most: more than RUNS_COUNTED."""
     first_ns: int
     """When it first failed."""
     new: bool
@@ -50,7 +54,10 @@ def notes_for_run(
         first_row.setdefault(row.cluster, row)
     started = info.metadata.started_ns or 0
     seen = store.sightings(
-        {row.digest for row in first_row.values()}, algorithm=algorithm, before_ns=started
+        {row.digest for row in first_row.values()},
+        algorithm=algorithm,
+        before_ns=started,
+        count_runs=RUNS_COUNTED + 2,
     )
     notes = []
     for cluster, row in first_row.items():
@@ -65,7 +72,7 @@ def notes_for_run(
                 row.kind,
                 row.key,
                 tuple(tests[cluster]),
-                max(runs - 1, 0),
+                min(max(runs - 1, 0), RUNS_COUNTED + 1),
                 first,
                 new,
                 rule,
