@@ -164,11 +164,21 @@ def main() -> None:
     parser.add_argument("--faults", type=int, default=60)
     parser.add_argument("--compare-runs", type=int, default=20)
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument(
+        "--measure",
+        metavar="URL",
+        help="with --store: only time the commands and a re-clustering on this repository",
+    )
     args = parser.parse_args()
     if args.store:
         sys.path.insert(0, str(Path(__file__).parent))
-        from triage_store import bench
+        from triage_store import bench, measure
 
+        if args.measure:
+            from proctor.triage.signer import RecordSigner
+
+            measure(args.measure, args.tests, args.repeat, RecordSigner(depth=None))
+            return
         for backend in args.backends.split(","):
             bench(
                 backend,

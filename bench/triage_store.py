@@ -180,20 +180,24 @@ def bench(backend: str, runs: int, tests: int, faults: int, repeat: int, compare
         print(f"ratio: {same_rate / plain_rate:.2f}")
         print(f"ingest with signatures, all {runs} runs: {all_rate:,.0f} results/s")
         print(f"stored {runs * tests:,} results, {failures:,} failures signed")
-        repo = urls["signed"]
-        triage_s = command(["triage", "--repository", repo], repeat)
-        flaky_s = command(["flaky", "--repository", repo], repeat)
-        print(f"proctor triage (7 days, {7 * RUNS_PER_DAY} runs): {triage_s * 1000:.0f} ms")
-        print(f"proctor flaky (14 days, {14 * RUNS_PER_DAY} runs): {flaky_s * 1000:.0f} ms")
-        last_s = command(["last", "--repository", repo], repeat)
-        print(f"proctor last ({tests:,} tests, with its cluster notes): {last_s * 1000:.0f} ms")
-        with open_store(repo) as store:
-            began = time.perf_counter()
-            report = recluster(store, RecordSigner(source=False), previous=ALGORITHM)
-            took = time.perf_counter() - began
-        print(
-            f"recluster under {report.algorithm}: {report.signed:,} failures in {took:.1f} s "
-            f"({report.signed / took:,.0f}/s; {report.kept_ids} cluster ids kept)"
-        )
+        measure(urls["signed"], tests, repeat)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(repo: str, tests: int, repeat: int, signer: RecordSigner | None = None) -> None:
+    """Time the commands on ``repo``, then re-cluster it under another algorithm."""
+    triage_s = command(["triage", "--repository", repo], repeat)
+    flaky_s = command(["flaky", "--repository", repo], repeat)
+    last_s = command(["last", "--repository", repo], repeat)
+    print(f"proctor triage (7 days, {7 * RUNS_PER_DAY} runs): {triage_s * 1000:.0f} ms")
+    print(f"proctor flaky (14 days, {14 * RUNS_PER_DAY} runs): {flaky_s * 1000:.0f} ms")
+    print(f"proctor last ({tests:,} tests, with its cluster notes): {last_s * 1000:.0f} ms")
+    with open_store(repo) as store:
+        began = time.perf_counter()
+        report = recluster(store, signer or RecordSigner(source=False), previous=ALGORITHM)
+        took = time.perf_counter() - began
+    print(
+        f"recluster under {report.algorithm}: {report.signed:,} failures in {took:.1f} s "
+        f"({report.signed / max(took, 1e-9):,.0f}/s; {report.kept_ids} cluster ids kept)"
+    )
