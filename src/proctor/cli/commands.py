@@ -40,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "triage": ("proctor.cli.triage", "triage", "Show failure clusters, most common first."),
     "flaky": ("proctor.cli.flaky", "flaky", "Show flaky and broken tests, most impact first."),
     "init": ("proctor.cli.init", "init", "Write a starting [tool.proctor] configuration."),
+    "ui": ("proctor.cli.ui", "ui", "Serve the dashboard (runs, comparisons, tests) locally."),
+    "report": ("proctor.cli.report", "report", "Write a run as one self-contained HTML file."),
 }
 
 
