@@ -71,6 +71,11 @@ def test_triage_json_has_every_field(repo: str) -> None:
     assert two["failures"] == 5
     none = json.loads(run(repo, "triage", "--since", SINCE, "--branch", "x", "--json").stdout)
     assert none["clusters"] == []
+    # --until alone: the configured number of days before it (7: every run here)
+    until = json.loads(run(repo, "triage", "--until", "2023-11-20", "--json").stdout)
+    assert until["failures"] == 9
+    too_early = json.loads(run(repo, "triage", "--until", "2023-11-13", "--json").stdout)
+    assert too_early["failures"] == 0
 
 
 def test_triage_show_gives_tests_runs_examples_and_history(repo: str) -> None:

@@ -56,10 +56,12 @@ def window_for(
 ) -> Window:
     from proctor.triage.clusters import DAY_NS, Window
 
+    """The runs to look at: the given bounds; with neither --since nor --runs,
+    the ``days`` before --until (or before now)."""
     since_ns = parse_when(since) if since is not None else None
-    if since_ns is None and last_runs is None:
-        since_ns = time.time_ns() - days * DAY_NS
     until_ns = parse_when(until) if until is not None else None
+    if since_ns is None and last_runs is None:
+        since_ns = (until_ns if until_ns is not None else time.time_ns()) - days * DAY_NS
     return Window(since_ns, until_ns, branch, last_runs)
 
 
