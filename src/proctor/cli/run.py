@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 import click
 
 from proctor.cli._repo import close_store
+from proctor.cli.run_shard import check_shard, empty_shard, shard_option, shard_properties
 from proctor.config import PARALLEL_CLASS_REGEX, Config, ConfigError, check_regex, load_config
 from proctor.runner.pytest_options import PytestOptions
 from proctor.runner.report import EXIT_NO_TESTS, EXIT_OK, RunReporter, RunResult
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from proctor.runner.backend import WorkerBackend
     from proctor.runner.history import History
     from proctor.runner.options import RunOptions
+    from proctor.runner.shard import Shard
     from proctor.store.contract import RunWriter, Store
     from proctor.wire.record import TestRecord
 
@@ -93,6 +95,7 @@ class RunArgs:
     post_mortem: bool = False  # --pdb: the debugger at each failure (pytest and unittest)
     failed_first: bool = False  # --ff
     pdb_test_id: str | None = None  # --pdb ID: run that one test under the debugger (stestr)
+    shard: Shard | None = None  # --shard K/N (proctor.cli.run_shard)
 
     @property
     def selection(self) -> Selection:
@@ -171,6 +174,7 @@ def run_options(args: RunArgs, config: Config, history: History | None = None) -
         max_worker_restarts=args.max_worker_restarts,
         maxfail=args.maxfail,
         failed_first=args.failed_first,
+        shard=args.shard,
     )
 
 
@@ -221,7 +225,7 @@ def open_history(args: RunArgs, config: Config) -> tuple[Store | None, History]:
     """The repository (None when not storing and not needed) and the history it gives."""
     from proctor.runner.history import EMPTY_HISTORY, StoreHistory
 
-    wants_history = args.store or args.failing or args.isolate is not None
+    wants_history = args.store or args.failing or args.isolate is not None or bool(args.shard)
     if not wants_history:
         return None, EMPTY_HISTORY
     from proctor.store.errors import StoreError
@@ -279,6 +283,7 @@ def run_tests(args: RunArgs) -> int:
     from proctor.cli.run_stestr import check_stestr_options, narrow_to_one_test, run_pdb
 
     check_stestr_options(args)
+    check_shard(args)
     if args.pdb_test_id is not None:
         return run_pdb(args, config)
     only: tuple[str, ...] = ()
@@ -369,6 +374,8 @@ def _run_until(
             )
             break
     backend.close()
+    if empty_shard(result, options):
+        return EXIT_OK
     _explain_nothing_ran(result, args)
     return result.exit_code
 
@@ -458,8 +465,10 @@ def _begin_store(store: Store | None, args: RunArgs, config: Config) -> RunWrite
         if latest is not None:
             return store.resume_run(latest.id)
         click.echo("proctor: --combine: no run stored yet; this run starts one.", err=True)
-    partial = args.selection.narrows or args.pytest.selects
-    metadata = capture_metadata(root=config.root, partial=partial)
+    partial = args.selection.narrows or args.pytest.selects or args.shard is not None
+    metadata = capture_metadata(
+        root=config.root, partial=partial, properties=shard_properties(args)
+    )
     return store.begin_run(metadata)
 
 
@@ -695,6 +704,7 @@ def _pytest_params(params: dict[str, object], extra: tuple[str, ...]) -> None:
     metavar="[ID]",
     help="Debugger at each failure (post-mortem); --pdb ID: run test ID under the debugger.",
 )
+@shard_option
 def run(**params: object) -> int:
     """Run the tests, in parallel on persistent workers.
 
