@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 import click
 
 from proctor.cli._repo import close_store
+from proctor.cli.run_cluster import cluster_backend, cluster_option, cluster_slots
 from proctor.cli.run_shard import check_shard, empty_shard, shard_option, shard_properties
 from proctor.config import PARALLEL_CLASS_REGEX, Config, ConfigError, check_regex, load_config
 from proctor.runner.pytest_options import PytestOptions
@@ -96,6 +97,7 @@ class RunArgs:
     failed_first: bool = False  # --ff
     pdb_test_id: str | None = None  # --pdb ID: run that one test under the debugger (stestr)
     shard: Shard | None = None  # --shard K/N (proctor.cli.run_shard)
+    cluster: str | None = None  # --cluster ADDRESS|FILE (proctor.cli.run_cluster)
 
     @property
     def selection(self) -> Selection:
@@ -196,7 +198,7 @@ def make_backend(args: RunArgs, config: Config) -> WorkerBackend:
         and args.framework is None
         and not args.pytest.given,
     )
-    return SubprocessBackend(spec)
+    return cluster_backend(spec, args.cluster) if args.cluster else SubprocessBackend(spec)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -298,6 +300,9 @@ def run_tests(args: RunArgs) -> int:
     try:
         store, history = open_history(args, config)
         options = run_options(args, config, history)
+        slots = cluster_slots(backend) if backend is not None else None
+        if slots and not args.serial and config.concurrency is None:
+            options = dataclasses.replace(options, concurrency=slots)  # one per Dask thread
         if args.no_discover is not None:
             options = dataclasses.replace(options, only=only, ordered=True, concurrency=1)
         if backend is not None and not args.list_tests and not args.isolated:
@@ -705,6 +710,7 @@ def _pytest_params(params: dict[str, object], extra: tuple[str, ...]) -> None:
     help="Debugger at each failure (post-mortem); --pdb ID: run test ID under the debugger.",
 )
 @shard_option
+@cluster_option
 def run(**params: object) -> int:
     """Run the tests, in parallel on persistent workers.
 
