@@ -36,7 +36,7 @@ PROJECT = {
     + FINE
     + "\nclass Bad(unittest.TestCase):\n"
     + "    def test_fails(self): self.assertEqual(1, 2)\n"
-    + "    def test_exits(self): os._exit(7)\n",
+    + "    def test_exits(self): print('last words'); os._exit(7)\n",
 }
 
 
@@ -69,6 +69,11 @@ def test_a_run_on_the_cluster_gives_the_same_outcomes_as_a_local_one(
     events = list(decode(remote.stdout))
     assert outcomes(events) == outcomes(decode(local.stdout))
     assert outcomes(events)["tests.test_a.Bad.test_exits"] == "fail"
+    said = b"".join(
+        e.file_bytes or b"" for e in events if e.test_id == "tests.test_a.Bad.test_exits"
+    )
+    assert b"exited with code 7" in said
+    assert b"last words" in said  # read back from its capture file
     assert sum(v == "success" for v in outcomes(events).values()) == 30
     # Both Dask workers ran tests (one test server per worker thread).
     routes = {e.route_code.split("/")[0] for e in events if e.route_code and e.test_id}

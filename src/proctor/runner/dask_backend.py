@@ -54,6 +54,7 @@ from proctor.runner.remote import (
     decode_frames,
     encode_frame,
     identity,
+    keepalive,
     serve_remote,
 )
 from proctor.wire import v2
@@ -307,6 +308,7 @@ class DaskBackend:
             with contextlib.suppress(BlockingIOError):
                 conn, _ = self._listener.accept()
                 conn.settimeout(30)
+                keepalive(conn)
                 self._pending[conn] = _Pending(conn, bytearray(), time.monotonic())
                 self._selector.register(conn, selectors.EVENT_READ, conn)
         elif isinstance(what, DaskWorker):

@@ -51,6 +51,7 @@ __all__ = [
     "decode_frames",
     "encode_frame",
     "identity",
+    "keepalive",
     "serve_remote",
 ]
 
@@ -61,6 +62,17 @@ CAPTURE = "--capture-dir=@"
 HEADER = struct.Struct(">cI")
 MAX_HELLO = 64 * 1024
 _READ = 65536
+
+
+def keepalive(sock: socket.socket) -> None:
+    """Notice a peer whose host vanished (no FIN ever comes) within about 25 s:
+    TCP keepalive probes after 10 s of silence, every 5 s, 3 of them."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
+        option = getattr(socket, name, None)
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 def encode_frame(kind: bytes, payload: bytes = b"") -> bytes:
@@ -188,6 +200,7 @@ def serve_remote(
     mine = identity(root)
     conn = socket.create_connection(address, timeout=60)
     conn.settimeout(None)
+    keepalive(conn)
     hello = {
         "token": token,
         "worker": worker,
@@ -257,6 +270,10 @@ def serve_remote(
         returncode = process.wait()
         stopped.set()
         conn.sendall(encode_frame(b"X", str(returncode).encode()))
+        # The controller reads a dead test's output from the capture files (on this
+        # machine when it is the same one) once it has the exit: keep them until it
+        # closes the connection.
+        pump.join(30.0)
     except OSError:  # the controller went away: the pump ends the worker
         returncode = process.wait()
         stopped.set()
