@@ -38,9 +38,13 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from proctor.runner.spawn import Spawned
 
 __all__ = [
     "CAPTURE",
@@ -143,41 +147,120 @@ def identity(root: str) -> Identity:
     return Identity(revision, digest, python, len(names))
 
 
-def _pump_commands(
-    conn: socket.socket, commands: int, pid: int, buffer: bytearray, stopped: threading.Event
-) -> None:
-    """Controller -> worker: commands, stack dumps, kills; at the end, close the
-    commands channel and kill the worker if it has not gone 5 s later."""
-    from proctor.runner.leftovers import kill_tree
+def receive(conn: socket.socket) -> bytes:
+    """What ``conn`` has (after the selector said it is readable), with the rest of
+    a TLS record already decrypted; empty at the end of the connection."""
+    try:
+        data = conn.recv(_READ)
+        pending = getattr(conn, "pending", None)
+        while data and pending is not None and pending():
+            data += conn.recv(pending())
+    except OSError:
+        return b""
+    return data
 
-    def kill() -> None:
+
+class _Bridge:
+    """Carries one worker's channels over ``conn``, in one thread (a TLS
+    connection must not be read and written by two threads at once)."""
+
+    def __init__(self, conn: socket.socket, spawned: Spawned, inbound: bytes) -> None:
+        self.conn = conn
+        self.process = spawned.process
+        self.commands = spawned.commands
+        self.inbound = bytearray(inbound)
+        self.connected = True
+        self.kill_at: float | None = None
+
+    def kill(self) -> None:
+        from proctor.runner.leftovers import kill_tree
+
+        pid = self.process.pid
         kill_tree(pid)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
 
-    try:
-        while True:
-            for kind, payload in decode_frames(buffer):
-                if kind == b"C":
-                    with contextlib.suppress(OSError):
-                        os.write(commands, payload)  # small: a JSON line
-                elif kind == b"D":
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, signal.SIGUSR1)
-                elif kind == b"K":
-                    kill()
+    def send(self, data: bytes) -> None:
+        if self.connected:
             try:
-                data = conn.recv(_READ)
+                self.conn.sendall(data)
             except OSError:
-                data = b""
-            if not data:
-                break
-            buffer.extend(data)
-    finally:
-        with contextlib.suppress(OSError):
-            os.close(commands)
-        if not stopped.wait(5.0):
-            kill()
+                self.lost()
+
+    def lost(self) -> None:
+        """The controller is gone: end the worker's commands; kill it 5 s later."""
+        if self.connected:
+            self.connected = False
+            self.close_commands()
+            self.kill_at = time.monotonic() + 5.0
+
+    def close_commands(self) -> None:
+        if self.commands >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.commands)
+            self.commands = -1
+
+    def obey(self) -> None:
+        for kind, payload in decode_frames(self.inbound):
+            if kind == b"C" and self.commands >= 0:
+                with contextlib.suppress(OSError):
+                    os.write(self.commands, payload)  # small: a JSON line
+            elif kind == b"D":
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(self.process.pid, signal.SIGUSR1)
+            elif kind == b"K":
+                self.kill()
+
+    def run(self, results: int, output: int) -> int:
+        selector = selectors.DefaultSelector()
+        selector.register(results, selectors.EVENT_READ, b"R")
+        selector.register(output, selectors.EVENT_READ, b"O")
+        selector.register(self.conn, selectors.EVENT_READ, b"")
+        self.obey()
+        drain_until: float | None = None  # the worker is gone; its output may be held open
+        try:
+            while len(selector.get_map()) > (1 if self.connected else 0):
+                now = time.monotonic()
+                deadlines = [t for t in (self.kill_at, drain_until) if t is not None]
+                if drain_until is not None and now >= drain_until:
+                    break
+                if self.kill_at is not None and now >= self.kill_at:
+                    self.kill()
+                    self.kill_at = None
+                    continue
+                timeout = max(0.0, min(deadlines) - now) if deadlines else None
+                for key, _ in selector.select(timeout):
+                    if key.data == b"":
+                        data = receive(self.conn)
+                        if data:
+                            self.inbound.extend(data)
+                            self.obey()
+                        else:
+                            selector.unregister(self.conn)
+                            self.lost()
+                        continue
+                    data = os.read(key.fd, _READ)
+                    if data:
+                        self.send(encode_frame(key.data, data))
+                        continue
+                    selector.unregister(key.fd)
+                    if key.data == b"R":
+                        drain_until = time.monotonic() + 1.0
+                if not self.connected and len(selector.get_map()) == 0:
+                    break
+        finally:
+            selector.close()
+        returncode = self.process.wait()
+        self.close_commands()
+        if self.connected:
+            self.send(encode_frame(b"X", str(returncode).encode()))
+            # The controller reads a dead test's output from the capture files (on
+            # this machine when it is the same one) once it has the exit: keep them
+            # until it closes the connection.
+            self.conn.settimeout(30.0)
+            while self.connected and receive(self.conn):
+                pass
+        return returncode
 
 
 def serve_remote(
@@ -242,43 +325,12 @@ def serve_remote(
         conn.close()
         remove_capture_dir(capture_dir)
         return f"cannot start: {error}"
-    process = spawned.process
-    stopped = threading.Event()
-    pump = threading.Thread(
-        target=_pump_commands,
-        args=(conn, spawned.commands, process.pid, bytearray(rest), stopped),
-        daemon=True,
-        name=f"proctor-remote-{worker}",
-    )
-    pump.start()
-    assert process.stdout is not None
-    output = process.stdout.fileno()
-    selector = selectors.DefaultSelector()
-    selector.register(spawned.results, selectors.EVENT_READ, b"R")
-    selector.register(output, selectors.EVENT_READ, b"O")
-    open_fds = 2
+    assert spawned.process.stdout is not None
     try:
-        while open_fds:
-            for key, _ in selector.select():
-                fd = key.fd
-                data = os.read(fd, _READ)
-                if data:
-                    conn.sendall(encode_frame(key.data, data))
-                else:
-                    selector.unregister(fd)
-                    open_fds -= 1
-        returncode = process.wait()
-        stopped.set()
-        conn.sendall(encode_frame(b"X", str(returncode).encode()))
-        # The controller reads a dead test's output from the capture files (on this
-        # machine when it is the same one) once it has the exit: keep them until it
-        # closes the connection.
-        pump.join(30.0)
-    except OSError:  # the controller went away: the pump ends the worker
-        returncode = process.wait()
-        stopped.set()
+        returncode = _Bridge(conn, spawned, rest).run(
+            spawned.results, spawned.process.stdout.fileno()
+        )
     finally:
-        selector.close()
         with contextlib.suppress(OSError):
             os.close(spawned.results)
         with contextlib.suppress(OSError):
