@@ -183,3 +183,70 @@ def test_ctrl_c_stops_every_remote_server(tmp_path: Path, cluster: str) -> None:
         check=False,
     )
     assert left.stdout == b"", left.stdout
+
+
+def test_on_a_tls_cluster_the_servers_connect_back_over_tls(tmp_path: Path) -> None:
+    """A ``tls://`` LocalCluster (a self-signed certificate made with openssl for
+    every role): the connections back to the controller are TLS too."""
+    import shutil
+
+    from distributed import Client
+    from distributed.security import Security
+
+    from proctor.runner.controller import Controller
+    from proctor.runner.dask_backend import DaskBackend
+    from proctor.runner.options import RunOptions
+    from proctor.runner.subprocess_backend import WorkerSpec
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=proctor-test", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    pems = {"cert": str(cert), "key": str(key)}
+    security = Security(
+        tls_ca_file=str(cert),
+        **{
+            f"tls_{role}_{part}": path
+            for role in ("client", "scheduler", "worker")
+            for part, path in pems.items()
+        },
+        require_encryption=True,
+    )
+    root = write_project(tmp_path / "project", PROJECT)
+    with (
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=True,
+            protocol="tls://",
+            security=security,
+            dashboard_address=":0",
+        ) as local,
+        Client(local, security=security) as client,
+    ):
+        assert str(local.scheduler_address).startswith("tls://")
+        backend = DaskBackend(WorkerSpec(root=root), str(local.scheduler_address), client=client)
+        accepted = []
+        real_wrap = backend._tls.wrap_socket  # type: ignore[union-attr]
+
+        def wrap(sock: socket.socket, **kwargs: object) -> object:
+            wrapped = real_wrap(sock, **kwargs)  # type: ignore[arg-type]
+            accepted.append(wrapped.version())
+            return wrapped
+
+        backend._tls.wrap_socket = wrap  # type: ignore[union-attr,method-assign]
+        try:
+            result = Controller(backend, RunOptions(concurrency=2)).run()
+        finally:
+            backend.close()
+    assert result.failed == 2  # test_fails and test_exits
+    assert len(result.selected) == 32
+    assert accepted
+    assert all(version is not None and version.startswith("TLS") for version in accepted)

@@ -36,6 +36,7 @@ import os
 import secrets
 import selectors
 import socket
+import ssl
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -55,6 +56,7 @@ from proctor.runner.remote import (
     encode_frame,
     identity,
     keepalive,
+    receive,
     serve_remote,
 )
 from proctor.wire import v2
@@ -66,7 +68,6 @@ __all__ = ["ClusterError", "DaskBackend", "DaskWorker", "remote_argv"]
 
 LOST = 255
 """The exit status reported for a worker whose connection ended without one."""
-_READ = 65536
 
 
 class ClusterError(Exception):
@@ -165,11 +166,22 @@ class DaskBackend:
                 raise ClusterError(f"cannot reach the Dask cluster {cluster}: {error}") from None
         self.client = client
         scheduler = str(client.scheduler.address)
-        if urlsplit(scheduler).scheme not in ("tcp", "inproc", ""):
+        scheme = urlsplit(scheduler).scheme
+        self._tls: ssl.SSLContext | None = None
+        if scheme == "tls":
+            listen = client.security.get_listen_args("client")
+            self._tls = listen.get("ssl_context")
+            if self._tls is None:
+                self.close()
+                raise ClusterError(
+                    f"the Dask cluster at {scheduler} uses tls://, but no client certificate "
+                    "is configured here (distributed.comm.tls.client in Dask's configuration)"
+                )
+        elif scheme not in ("tcp", "inproc", ""):
             self.close()
             raise ClusterError(
-                f"the Dask cluster at {scheduler} uses {urlsplit(scheduler).scheme}://; "
-                "proctor's connections to its workers support tcp:// clusters only, for now"
+                f"the Dask cluster at {scheduler} uses {scheme}://; "
+                "proctor's connections to its workers support tcp:// and tls://"
             )
         self._token = secrets.token_urlsafe(32)
         self._run = secrets.token_hex(4)
@@ -212,6 +224,7 @@ class DaskBackend:
             str(self.spec.root),
             self._argv,
             self._env,
+            self._tls is not None,
             key=f"proctor-{self._run}-worker-{worker}",
             pure=False,
             retries=0,
@@ -305,12 +318,17 @@ class DaskBackend:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wake_read, 4096)
         elif what == "listener":
-            with contextlib.suppress(BlockingIOError):
+            try:
                 conn, _ = self._listener.accept()
-                conn.settimeout(30)
+                conn.settimeout(10)
                 keepalive(conn)
-                self._pending[conn] = _Pending(conn, bytearray(), time.monotonic())
-                self._selector.register(conn, selectors.EVENT_READ, conn)
+                if self._tls is not None:
+                    conn = self._tls.wrap_socket(conn, server_side=True)  # the handshake
+            except (BlockingIOError, OSError):  # ssl.SSLError too: not one of ours
+                return
+            conn.settimeout(30)
+            self._pending[conn] = _Pending(conn, bytearray(), time.monotonic())
+            self._selector.register(conn, selectors.EVENT_READ, conn)
         elif isinstance(what, DaskWorker):
             self._read(what)
         else:
@@ -318,10 +336,7 @@ class DaskBackend:
 
     def _hello(self, pending: _Pending) -> None:
         conn = pending.conn
-        try:
-            data = conn.recv(4096)
-        except OSError:
-            data = b""
+        data = receive(conn)
         pending.buffer.extend(data)
         if data and b"\n" not in pending.buffer and len(pending.buffer) < MAX_HELLO:
             return
@@ -385,10 +400,7 @@ class DaskBackend:
     def _read(self, handle: DaskWorker) -> None:
         conn = handle.conn
         assert conn is not None
-        try:
-            data = conn.recv(_READ)
-        except OSError:
-            data = b""
+        data = receive(conn)
         if not data:
             self._disconnect(handle)
             where = f" on {handle.host}" if handle.host else ""

@@ -41,7 +41,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from proctor.runner.spawn import Spawned
@@ -270,20 +270,32 @@ def serve_remote(
     root: str,
     argv: Sequence[str],
     env: dict[str, str] | None = None,
+    tls: bool = False,
 ) -> str:
     """Run worker number ``worker`` here for the controller at ``address``.
 
     ``argv`` is the worker's command line after the interpreter, with the exact
     arguments :data:`COMMANDS`, :data:`RESULTS` and :data:`CAPTURE` standing for
-    what is made here; the interpreter is this one. Returns how it ended (for
-    Dask's logs; the controller learns it through the connection).
+    what is made here; the interpreter is this one. ``tls``: the connection is
+    TLS with the Dask worker's own certificate (the cluster uses ``tls://``).
+    Returns how it ended (for Dask's logs; the controller learns it through the
+    connection).
     """
     from proctor.runner.spawn import make_capture_dir, remove_capture_dir, spawn
 
     mine = identity(root)
     conn = socket.create_connection(address, timeout=60)
-    conn.settimeout(None)
     keepalive(conn)
+    if tls:
+        from distributed import get_worker
+
+        security: Any = get_worker().security  # (untyped)
+        context = security.get_connection_args("worker").get("ssl_context")
+        if context is None:
+            conn.close()
+            return "the cluster uses tls:// but this Dask worker has no TLS context"
+        conn = context.wrap_socket(conn)
+    conn.settimeout(None)
     hello = {
         "token": token,
         "worker": worker,
@@ -297,7 +309,7 @@ def serve_remote(
     conn.sendall(json.dumps(hello).encode() + b"\n")
     reply_bytes = bytearray()
     while b"\n" not in reply_bytes and len(reply_bytes) < MAX_HELLO:
-        chunk = conn.recv(4096)
+        chunk = receive(conn)
         if not chunk:
             conn.close()
             return "the controller closed the connection"
