@@ -78,6 +78,8 @@ def test_a_run_on_the_cluster_gives_the_same_outcomes_as_a_local_one(
     # Both Dask workers ran tests (one test server per worker thread).
     routes = {e.route_code.split("/")[0] for e in events if e.route_code and e.test_id}
     assert len(routes) >= 2
+    host = socket.gethostname()
+    assert all(route.startswith(f"{host}:") for route in routes), routes  # HOST:N
 
 
 def test_a_test_that_kills_its_dask_worker_fails_with_the_cause_and_nothing_is_lost(

@@ -109,6 +109,14 @@ class DaskWorker:
     def worker(self) -> int:
         return self._worker
 
+    @property
+    def route(self) -> str:
+        """Its route code once connected: ``HOST:N`` (the host as it names itself)."""
+        if self.host is None:
+            return str(self._worker)
+        host = "".join("_" if c in "/:" or c.isspace() else c for c in self.host)
+        return f"{host}:{self._worker}"
+
     def send(self, command: Command) -> None:
         self._frame(encode_frame(b"C", encode_command(command)))
 
