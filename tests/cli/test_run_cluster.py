@@ -128,7 +128,9 @@ def test_a_server_whose_revision_differs_is_refused_saying_which(
         return Identity("0123abcd", mine.environment, mine.python, mine.packages)
 
     monkeypatch.setattr(dask_backend, "identity", controllers)
-    status = main(["run", "--no-store", "--cluster", cluster])
+    scheduler_file = tmp_path / "scheduler.json"  # as `dask scheduler --scheduler-file` writes
+    scheduler_file.write_text(json.dumps({"type": "Scheduler", "address": cluster}))
+    status = main(["run", "--no-store", "--cluster", str(scheduler_file)])
     captured = capsys.readouterr()
     err = captured.out + captured.err
     assert status == 3, err
@@ -252,3 +254,13 @@ def test_on_a_tls_cluster_the_servers_connect_back_over_tls(tmp_path: Path) -> N
     assert len(result.selected) == 32
     assert accepted
     assert all(version is not None and version.startswith("TLS") for version in accepted)
+
+
+def test_a_cluster_that_is_neither_a_file_nor_an_address_is_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    root = write_project(tmp_path, PROJECT)
+    done = _subunit(root, "--cluster", str(tmp_path / "missing.json"))
+    assert done.returncode == 2
+    assert b"no such scheduler file, and not an address" in done.stderr
+    assert b"Traceback" not in done.stderr

@@ -37,7 +37,17 @@ def cluster_option(function: _F) -> _F:
 
 
 def cluster_backend(spec: WorkerSpec, cluster: str) -> WorkerBackend:
+    import os
+
     from proctor.runner.dask_backend import ClusterError, DaskBackend
+
+    if ":" not in cluster and not os.path.isfile(cluster):
+        from proctor.cli.run import UsageProblem
+
+        raise UsageProblem(
+            f"--cluster {cluster}: no such scheduler file, and not an address "
+            "(tcp://HOST:8786, tls://HOST:8786 or HOST:8786)"
+        )
 
     try:
         return DaskBackend(spec, cluster)
