@@ -30,7 +30,14 @@ import click
 
 from proctor.cli._repo import close_store
 from proctor.cli.run_cluster import cluster_backend, cluster_option, cluster_slots
-from proctor.cli.run_shard import check_shard, empty_shard, shard_option, shard_properties
+from proctor.cli.run_shard import (
+    check_shard,
+    commit_time_ns,
+    empty_shard,
+    pinned_history,
+    shard_option,
+    shard_properties,
+)
 from proctor.config import PARALLEL_CLASS_REGEX, Config, ConfigError, check_regex, load_config
 from proctor.runner.pytest_options import PytestOptions
 from proctor.runner.report import EXIT_NO_TESTS, EXIT_OK, RunReporter, RunResult
@@ -300,6 +307,8 @@ def run_tests(args: RunArgs) -> int:
     try:
         store, history = open_history(args, config)
         options = run_options(args, config, history)
+        if args.shard is not None:  # the same split on every job (proctor.cli.run_shard)
+            history = pinned_history(history, store, commit_time_ns(config.root))
         slots = cluster_slots(backend) if backend is not None else None
         if slots and not args.serial and config.concurrency is None:
             options = dataclasses.replace(options, concurrency=slots)  # one per Dask thread

@@ -15,11 +15,28 @@ from proctor.runner.selection import select
 from proctor.runner.shard import Shard, ShardError, parse_shard
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from pathlib import Path
+
     from proctor.cli.run import RunArgs
+    from proctor.runner.history import History
     from proctor.runner.options import RunOptions
     from proctor.runner.report import RunResult
+    from proctor.store.contract import Store
+    from proctor.wire.record import TestRecord
 
-__all__ = ["check_shard", "empty_shard", "shard_option", "shard_properties"]
+__all__ = [
+    "PINNED_RUNS",
+    "check_shard",
+    "commit_time_ns",
+    "empty_shard",
+    "pinned_history",
+    "shard_option",
+    "shard_properties",
+]
+
+PINNED_RUNS = 5
+"""Runs (the latest finished before the commit) whose durations time a split."""
 
 _F = TypeVar("_F", bound=Callable[..., object])
 
@@ -82,3 +99,63 @@ def empty_shard(result: RunResult, options: RunOptions) -> bool:
         err=True,
     )
     return True
+
+
+def commit_time_ns(root: Path) -> int | None:
+    """The committer time of the checkout's ``HEAD`` (ns), or None outside git."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(root), "show", "-s", "--format=%ct", "HEAD"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+        return int(done.stdout.strip()) * 1_000_000_000 if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+class _Pinned:
+    """A history whose durations are those of fixed runs; the rest is the live one's."""
+
+    def __init__(self, live: History, durations: dict[str, float]) -> None:
+        self._live = live
+        self._durations = durations
+
+    def durations(self, ids: Iterable[str]) -> dict[str, float]:
+        known = self._durations
+        return {test_id: known[test_id] for test_id in ids if test_id in known}
+
+    def failing_ids(self) -> list[str]:
+        return self._live.failing_ids()
+
+    def last_run(self) -> Sequence[TestRecord]:
+        return self._live.last_run()
+
+    def expected_total(self) -> float | None:
+        return self._live.expected_total()
+
+
+def pinned_history(live: History, store: Store | None, before_ns: int | None) -> History:
+    """The history a shard is split by: durations from the :data:`PINNED_RUNS`
+    latest runs that *finished* before ``before_ns`` (the commit's time).
+
+    Every job of a CI build sees the same such runs, whatever its siblings store
+    meanwhile (they all finish after the commit), so every job computes the same
+    split. Without a store or a commit time, the live history (see
+    docs/runner.md, "Sharding").
+    """
+    if store is None or before_ns is None:
+        return live
+    from proctor.runner.history import RecordsHistory
+
+    runs = [
+        run
+        for run in store.runs(until_ns=before_ns, limit=500)
+        if run.finished_ns is not None and run.finished_ns < before_ns
+    ][:PINNED_RUNS]
+    records = [store.records(run.id, attachments=False) for run in reversed(runs)]
+    ids = {record.test_id for run_records in records for record in run_records}
+    return _Pinned(live, RecordsHistory(records).durations(ids))

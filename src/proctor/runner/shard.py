@@ -22,9 +22,9 @@ order, round-robin. No shard ends more than the longest unit after
 shard at the time, which held at most ``total / N``.
 
 The precondition is "the same inputs": the same selection and the same
-durations. Jobs that read a history their siblings are writing to at the same
-time (a shared PostgreSQL repository) can see different durations and split
-differently; see docs/runner.md ("Sharding").
+durations. The CLI pins the durations to the runs that finished before the
+commit (:func:`proctor.cli.run_shard.pinned_history`), so that siblings storing
+their results meanwhile change nothing; see docs/runner.md ("Sharding").
 """
 
 from __future__ import annotations
