@@ -264,3 +264,29 @@ def test_a_cluster_that_is_neither_a_file_nor_an_address_is_a_usage_error(
     assert done.returncode == 2
     assert b"no such scheduler file, and not an address" in done.stderr
     assert b"Traceback" not in done.stderr
+
+
+def test_a_remote_test_over_its_timeout_fails_with_its_stack_and_its_worker_is_killed(
+    tmp_path: Path, cluster: str
+) -> None:
+    files = {
+        **UNITTEST_CONF,
+        "tests/test_h.py": "import time, unittest\nclass H(unittest.TestCase):\n"
+        "    def test_hangs(self): time.sleep(120)\n"
+        "    def test_fine(self): pass\n",
+    }
+    root = write_project(tmp_path, files)
+    started = time.monotonic()
+    done = _subunit(root, "--cluster", cluster, "--timeout", "2", "-j", "1")
+    assert time.monotonic() - started < 60  # not the test's two minutes
+    assert done.returncode == 1, done.stderr.decode()
+    events = list(decode(done.stdout))
+    assert outcomes(events) == {
+        "tests.test_h.H.test_hangs": "fail",
+        "tests.test_h.H.test_fine": "success",
+    }
+    said = b"".join(e.file_bytes or b"" for e in events if e.test_id == "tests.test_h.H.test_hangs")
+    assert b"Timed out: still running after 2s" in said
+    # The stack dump (SIGUSR1 through the connection), then the kill (the run ended).
+    assert b"Stacks of all its threads at that moment:" in said
+    assert b"in test_hangs" in said
