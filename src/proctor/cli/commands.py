@@ -38,6 +38,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "gc": ("proctor.cli.gc", "gc", "Remove old runs by count or age."),
     "run": ("proctor.cli.run", "run", "Run the tests in parallel on persistent workers."),
     "init": ("proctor.cli.init", "init", "Write a starting [tool.proctor] configuration."),
+    "ui": ("proctor.cli.ui", "ui", "Serve the dashboard (runs, comparisons, tests) locally."),
+    "report": ("proctor.cli.report", "report", "Write a run as one self-contained HTML file."),
+    "bug": ("proctor.cli.bug", "bug", "Bug records: new, show, list, edit, sync, bundles."),
 }
 
 
