@@ -336,3 +336,12 @@ def test_json_shapes_of_show_and_unexplained(repo: str, tmp_path: Path) -> None:
     assert document["per_rule"] == {rule.id: 2}
     assert document["rate"] == pytest.approx(2 / 7)
     assert all(set(c) == cluster_fields for c in document["clusters"])
+
+
+def test_triage_unexplained_is_the_same_command(repo: str, tmp_path: Path) -> None:
+    path = tmp_path / "proctor-rules.toml"
+    assert rules(repo, path, "add", "LP#1", "--where", 'type = "TimeoutError"', "-y").exit_code == 0
+    result = invoke("triage", "unexplained", "--file", str(path), "--repository", repo)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == rules(repo, path, "unexplained").stdout
+    assert result.stdout.startswith("57% of 7 failures explained")

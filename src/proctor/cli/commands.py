@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("proctor.cli.export", "export", "Write a stored run as a subunit v2 stream."),
     "gc": ("proctor.cli.gc", "gc", "Remove old runs by count or age."),
     "run": ("proctor.cli.run", "run", "Run the tests in parallel on persistent workers."),
+    "triage": ("proctor.cli.triage", "triage", "Show failure clusters, most common first."),
+    "flaky": ("proctor.cli.flaky", "flaky", "Show flaky and broken tests, most impact first."),
     "init": ("proctor.cli.init", "init", "Write a starting [tool.proctor] configuration."),
     "rules": ("proctor.cli.rules", "rules", "Known-bug rules: add, list, preview, sync."),
     "ui": ("proctor.cli.ui", "ui", "Serve the dashboard (runs, comparisons, tests) locally."),
