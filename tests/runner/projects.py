@@ -111,6 +111,10 @@ def worker_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
     env.pop("PYTEST_CURRENT_TEST", None)
     env.pop("PYTEST_ADDOPTS", None)
+    # pytest changes its output on CI (no truncated diffs when CI or BUILD_NUMBER is
+    # set): the same tests must see the same pytest on a laptop and in CI.
+    env.pop("CI", None)
+    env.pop("BUILD_NUMBER", None)
     if extra:
         env.update(extra)
     return env

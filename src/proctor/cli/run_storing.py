@@ -25,6 +25,7 @@ Three rules:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 from collections.abc import Callable
@@ -108,6 +109,7 @@ class HeldOutput(io.TextIOBase):
         self._commit = commit
         self._held: list[str] = []
         self._size = 0
+        self._closing = False
 
     @property
     def holding(self) -> bool:
@@ -121,8 +123,20 @@ class HeldOutput(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
+        if self._closing:
+            return
         self._commit()
         self.release()
+
+    def close(self) -> None:
+        """Closing the wrapper (garbage collection does it too) commits nothing and
+        closes nothing underneath; what is still held goes out if it still can."""
+        if not self._closing:
+            self._closing = True
+            with contextlib.suppress(OSError, ValueError):
+                if self._held and not self._out.closed:
+                    self.release()
+        super().close()
 
     def release(self) -> None:
         """Write out what is held, committed or not (after storing failed)."""
@@ -162,6 +176,7 @@ class HeldBytes(io.BufferedIOBase):
         self._commit = commit
         self._held: list[bytes] = []
         self._size = 0
+        self._closing = False
 
     @property
     def holding(self) -> bool:
@@ -175,8 +190,20 @@ class HeldBytes(io.BufferedIOBase):
         return len(data)
 
     def flush(self) -> None:
+        if self._closing:
+            return
         self._commit()
         self.release()
+
+    def close(self) -> None:
+        """Closing the wrapper (garbage collection does it too) commits nothing and
+        closes nothing underneath; what is still held goes out if it still can."""
+        if not self._closing:
+            self._closing = True
+            with contextlib.suppress(OSError, ValueError):
+                if self._held and not self._out.closed:
+                    self.release()
+        super().close()
 
     def release(self) -> None:
         if self._held:
