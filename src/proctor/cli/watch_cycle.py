@@ -1,0 +1,117 @@
+"""One ``proctor watch`` cycle: a fresh ``proctor run`` of the planned tests.
+
+Each cycle starts fresh worker processes (as ``proctor run`` does), so every
+project module is imported anew and nothing can be stale or leak from one
+cycle to the next: the results are those of ``proctor run FILTERS`` with the
+cycle's filters, by construction. The previously failing tests go first
+(``--ff``). The views, stdin routing (debuggers), ``--timeout`` and crash
+handling are ``proctor run``'s own.
+
+Each cycle that runs tests is stored as one run (``source`` ``watch``, partial
+unless it ran everything), with the properties ``watch.session`` (the
+session's start, ns) and ``watch.cycle``, so ``proctor failing``, ``history``
+and triage see them, and ``proctor runs`` / ``gc`` can tell and prune them.
+A cycle that selects nothing stores nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from proctor.cli.run import RunArgs, choose_view, make_backend, run_options, signals_post_to
+from proctor.runner.watch.loop import CycleResult
+
+if TYPE_CHECKING:
+    from proctor.config import Config
+    from proctor.runner.history import History
+    from proctor.runner.watch.plan import CyclePlan
+    from proctor.store.contract import Store
+    from proctor.store.model import RunMetadata
+    from proctor.wire.record import TestRecord
+
+__all__ = ["CycleRunner"]
+
+
+class CycleRunner:
+    """Runs cycles for one watch session (a callable for :class:`WatchLoop`)."""
+
+    def __init__(self, args: RunArgs, config: Config, store: Store | None) -> None:
+        self.args = args
+        self.config = config
+        self.store = store
+        self.session = time.time_ns()
+        self.cycle = 0
+        self._metadata: RunMetadata | None = None
+        if store is not None:
+            from proctor.store.metadata import capture_metadata
+
+            self._metadata = capture_metadata(root=config.root, source="watch")
+
+    def history(self) -> History:
+        from proctor.runner.history import EMPTY_HISTORY, StoreHistory
+
+        return StoreHistory(self.store) if self.store is not None else EMPTY_HISTORY
+
+    def __call__(self, plan: CyclePlan) -> CycleResult:
+        from proctor.runner.controller import Controller
+        from proctor.runner.terminal import ThreadedStdin
+
+        self.cycle += 1
+        args = dataclasses.replace(self.args, filters=plan.filters, failed_first=True)
+        history = self.history()
+        options = run_options(args, self.config, history)
+        if not plan.everything and len(plan.files) + len(plan.failing) <= 2 and not args.serial:
+            options = dataclasses.replace(options, concurrency=1)
+        backend = make_backend(args, self.config)
+        backend.prestart(options.concurrency)
+        outcomes: dict[str, str] = {}
+
+        def collect(record: TestRecord) -> None:
+            status = record.status.wire_name if record.finished else None
+            outcomes[record.test_id] = status or "unfinished"
+
+        writer = None
+        sinks = [collect]
+        if self.store is not None and self._metadata is not None:
+            metadata = self._metadata._replace(
+                started_ns=None,
+                partial=not plan.everything or bool(args.selection.narrows),
+                properties={
+                    **self._metadata.properties,
+                    "watch.session": str(self.session),
+                    "watch.cycle": str(self.cycle),
+                },
+            )
+            writer = self.store.begin_run(metadata)
+            sinks.append(writer.add)
+        try:
+            view = choose_view(args, sys.stdout)
+            controller = Controller(
+                backend,
+                options,
+                history=history,
+                reporter=view,
+                stdin=ThreadedStdin(backend, sys.stdin.buffer),
+                record_sinks=sinks,
+            )
+            with signals_post_to(backend):
+                result = controller.run()
+        except BaseException:
+            if writer is not None:
+                writer.finish(interrupted=True)
+            raise
+        finally:
+            backend.close()
+        incomplete = result.interrupted or result.error is not None or bool(result.not_run)
+        if writer is not None:
+            writer.finish(interrupted=incomplete or not result.ran)
+        summary = result.error or result.outcome_line()
+        return CycleResult(
+            outcomes=outcomes,
+            complete=not incomplete,
+            interrupted=result.interrupted,
+            summary=summary.splitlines()[0] if summary else "",
+        )
