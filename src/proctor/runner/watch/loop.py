@@ -103,6 +103,8 @@ class WatchLoop:
         self.cycle(reason, None)
 
     def cycle(self, reason: str, files: Iterable[Path] | None) -> CycleResult | None:
+        if files is None and self.filters.file_regex is not None:
+            files = self.graph.test_files  # every test file, for the file regex to choose from
         plan = plan_cycle(reason, files, self.failing, self.graph.root, self.filters, self.top_dirs)
         if plan.empty:
             self.say(f"[watch] {reason}: no tests to run. {self._waiting()}")
@@ -236,6 +238,8 @@ class WatchLoop:
                 if isinstance(other, FileChanges):
                     paths |= other.paths
             self.on_changes(paths)
+            if self.interrupted:
+                return 130
             for other in more:
                 if isinstance(other, Quit):
                     return other.code
