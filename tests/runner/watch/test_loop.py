@@ -77,18 +77,24 @@ def test_configuration_change_runs_everything(tmp_path: Path) -> None:
 
 def test_keys(tmp_path: Path) -> None:
     loop, runner, out = make(tmp_path)
-    assert loop.on_key("a") and runner.plans[-1].everything
+    assert loop.on_key("a")
+    assert runner.plans[-1].everything
     assert loop.on_key("p")  # answers "test_b"
     assert [p.name for p in runner.plans[-1].files] == ["test_b.py"]
     assert loop.on_key("t")  # "[bad": refused, filter unchanged
     assert "not a valid regex" in out.getvalue()
     assert loop.filters.test_regex is None
-    assert loop.on_key("f") and loop.filters.failing_only
-    assert loop.on_key("c") and not loop.filters.failing_only
-    assert loop.filters.file_regex is None
+    assert loop.on_key("f")
+    assert loop.filters.failing_only
+    assert loop.on_key("c")
+    cleared = loop.filters
+    assert not cleared.failing_only
+    assert cleared.file_regex is None
     count = len(runner.plans)
-    assert loop.on_key("\n") and len(runner.plans) == count + 1
-    assert loop.on_key("h") and "a run all" in out.getvalue()
+    assert loop.on_key("\n")
+    assert len(runner.plans) == count + 1
+    assert loop.on_key("h")
+    assert "a run all" in out.getvalue()
     assert not loop.on_key("q")
 
 

@@ -45,7 +45,9 @@ def test_unittest_ids_under_a_top_dir() -> None:
 
 def test_no_files_means_everything() -> None:
     plan = plan_cycle("start", None, [], ROOT, WatchFilters())
-    assert plan.everything and not plan.filters and not plan.empty
+    assert plan.everything
+    assert not plan.filters
+    assert not plan.empty
 
 
 def test_failing_ids_join_the_affected_files_exactly() -> None:

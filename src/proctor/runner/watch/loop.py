@@ -144,6 +144,10 @@ class WatchLoop:
             }
         self.failing -= gone
 
+    def stopped(self) -> bool:
+        """Whether a cycle was interrupted (Ctrl-C), which ends the session."""
+        return self.interrupted
+
     def _waiting(self) -> str:
         mode = self.filters.describe()
         return f"Waiting ({mode}); h for help." if mode else "Waiting; h for help."
@@ -220,7 +224,7 @@ class WatchLoop:
     def serve(self, inbox: queue.Queue[InboxItem]) -> int:
         """Handle the inbox until a quit; the exit code."""
         while True:
-            if self.interrupted:
+            if self.stopped():
                 return 130
             if self.after_item is not None:
                 self.after_item()
@@ -238,7 +242,7 @@ class WatchLoop:
                 if isinstance(other, FileChanges):
                     paths |= other.paths
             self.on_changes(paths)
-            if self.interrupted:
+            if self.stopped():
                 return 130
             for other in more:
                 if isinstance(other, Quit):
