@@ -121,3 +121,10 @@ def test_an_interrupted_cycle_ends_the_session(tmp_path: Path) -> None:
     inbox.put(FileChanges(frozenset({tmp_path / "tests/test_a.py"})))
     inbox.put(Quit(0))
     assert loop.serve(inbox) == 130
+
+
+def test_a_test_regex_keeps_failing_tests_it_does_not_run(tmp_path: Path) -> None:
+    loop, runner, _ = make(tmp_path)
+    loop.failing = {"tests.test_a.C.test_x"}
+    loop.on_key("p")  # file regex "test_b": test_a's failing test is not run
+    assert loop.failing == {"tests.test_a.C.test_x"}

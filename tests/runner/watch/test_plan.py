@@ -104,3 +104,11 @@ def test_base_filters_bound_every_cycle() -> None:
         "unittest.loader._FailedTest.tests.test_ab",
         "tests.test_b.C.test_fails",
     ]
+
+
+def test_failing_ids_outside_the_test_regex_are_not_expected() -> None:
+    plan = plan_cycle(
+        "x", None, ["tests.test_b.C.test_fails"], ROOT, WatchFilters(test_regex="test_one")
+    )
+    assert plan.failing == ()
+    assert "tests.test_b.C.test_fails" not in chosen(plan.filters)

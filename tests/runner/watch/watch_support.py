@@ -17,7 +17,7 @@ __all__ = ["WatchProcess", "fresh_run", "parse_outcome"]
 _LINE = re.compile(r"^\{\d+\} (?P<id>.+) \[[^\]]*\] \.\.\. (?P<outcome>\S+)")
 _CYCLE = re.compile(r"^\[watch\] cycle (?P<n>\d+) .*failing now: (?P<failing>\d+)\.")
 _QUIET = re.compile(r"^\[watch\] .*(no test affected|no tests to run)")
-TIMEOUT = 60.0
+TIMEOUT = 30.0
 
 
 def parse_outcome(line: str) -> tuple[str, str] | None:
@@ -54,10 +54,11 @@ def fresh_run(root: Path, *args: str) -> dict[str, str]:
 class WatchProcess:
     """``proctor watch --no-store`` in a pipe (plain lines, no keys)."""
 
-    def __init__(self, root: Path, *args: str) -> None:
+    def __init__(self, root: Path, *args: str, store: bool = False) -> None:
         self.root = root
+        storing = () if store else ("--no-store",)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "proctor", "watch", "--no-store", *args],
+            [sys.executable, "-m", "proctor", "watch", *storing, *args],
             cwd=root,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

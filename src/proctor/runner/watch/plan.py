@@ -108,6 +108,10 @@ def plan_cycle(
     failing_ids = sorted(set(failing))
     if file_re is not None:
         failing_ids = [i for i in failing_ids if file_re.search(i.replace(".", "/"))]
+    narrowing = [re.compile(p) for p in (*watch_filters.base, watch_filters.test_regex) if p]
+    # Only the failing tests this cycle will run count as expected in it (the loop
+    # drops an expected one that is not reported: it was deleted or renamed).
+    failing_ids = [i for i in failing_ids if all(n.search(i) for n in narrowing)]
     chosen: list[Path] = []
     if not watch_filters.failing_only and files is not None:
         chosen = [

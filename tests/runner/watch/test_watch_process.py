@@ -1,0 +1,227 @@
+"""A real ``proctor watch``: stored cycles, --timeout, crashes, keys and a debugger
+through a terminal (pty)."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.runner.projects import UNITTEST_CONF, write_project
+from tests.runner.watch.watch_support import TIMEOUT, WatchProcess
+
+pytestmark = pytest.mark.slow
+
+TESTS = {
+    "tests/test_a.py": """
+        import unittest
+
+        class A(unittest.TestCase):
+            def test_a(self):
+                self.assertEqual(1, 2)
+    """,
+    "tests/test_b.py": """
+        import unittest
+
+        class B(unittest.TestCase):
+            def test_b(self):
+                pass
+    """,
+}
+
+
+def project(tmp_path: Path, extra: dict[str, str] | None = None) -> Path:
+    return write_project(tmp_path, {**UNITTEST_CONF, **TESTS, **(extra or {})})
+
+
+def proctor(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "proctor", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def test_cycles_are_stored_and_proctor_failing_sees_them(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    watch = WatchProcess(root, store=True)
+    try:
+        assert watch.wait_cycle()["tests.test_a.A.test_a"] == "failed"
+        failing = proctor(root, "failing")
+        assert failing.returncode == 1
+        assert "tests.test_a.A.test_a" in failing.stdout
+        path = root / "tests/test_a.py"
+        path.write_text(path.read_text().replace("(1, 2)", "(1, 1)"))
+        assert watch.wait_cycle() == {"tests.test_a.A.test_a": "ok"}
+        failing = proctor(root, "failing")
+        assert failing.returncode == 0, failing.stdout
+        runs = proctor(root, "runs", "--json")
+        assert runs.returncode == 0, runs.stderr
+        assert runs.stdout.count('"watch"') >= 2  # one stored run per cycle, source watch
+    finally:
+        watch.stop()
+
+
+def test_a_hung_test_is_stopped_by_timeout_and_a_crash_replaces_the_worker(
+    tmp_path: Path,
+) -> None:
+    root = project(
+        tmp_path,
+        {
+            "tests/test_hang.py": """
+                import os, time, unittest
+
+                class H(unittest.TestCase):
+                    def test_hang(self):
+                        time.sleep(120)
+
+                    def test_crash(self):
+                        os._exit(7)
+            """
+        },
+    )
+    watch = WatchProcess(root, "--timeout", "2")
+    try:
+        first = watch.wait_cycle()
+        assert first["tests.test_hang.H.test_hang"] == "failed"
+        assert first["tests.test_hang.H.test_crash"] == "failed"
+        assert first["tests.test_b.B.test_b"] == "ok"
+        path = root / "tests/test_hang.py"
+        path.write_text(
+            path.read_text().replace("time.sleep(120)", "pass").replace("os._exit(7)", "pass")
+        )
+        again = watch.wait_cycle()
+        assert again["tests.test_hang.H.test_hang"] == "ok"
+        assert again["tests.test_hang.H.test_crash"] == "ok"
+    finally:
+        watch.stop()
+
+
+class Terminal:
+    """``proctor watch`` on a pseudo-terminal."""
+
+    def __init__(self, root: Path) -> None:
+        self.master, slave = os.openpty()
+        env = dict(os.environ, TERM="xterm", COLUMNS="120", LINES="40")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "proctor", "watch", "--no-store", "--no-color"],
+            cwd=root,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self.seen = ""
+
+    def expect(self, pattern: str) -> str:
+        deadline = time.monotonic() + TIMEOUT
+        regex = re.compile(pattern)
+        while True:
+            match = regex.search(self.seen)
+            if match is not None:
+                self.seen = self.seen[match.end() :]
+                return match.group(0)
+            left = deadline - time.monotonic()
+            assert left > 0, f"never saw {pattern!r} in:\n{self.seen[-3000:]}"
+            ready, _, _ = select.select([self.master], [], [], min(left, 1.0))
+            if ready:
+                try:
+                    data = os.read(self.master, 65536)
+                except OSError:
+                    data = b""
+                assert data, f"ended before {pattern!r}:\n{self.seen[-3000:]}"
+                self.seen += data.decode("utf-8", "replace")
+
+    def send(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def close(self) -> int:
+        try:
+            return self.proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            ready, _, _ = select.select([self.master], [], [], 0)
+            tail = os.read(self.master, 65536).decode("utf-8", "replace") if ready else ""
+            raise AssertionError(f"still running after:\n{(self.seen + tail)[-3000:]}") from None
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            os.close(self.master)
+
+
+def test_keys_through_a_terminal(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    term = Terminal(root)
+    try:
+        term.expect(r"a run all")  # the help line
+        term.expect(r"\[watch\] cycle 1 \(start; all tests\)")
+        term.send("t")
+        term.expect(r"test-id regex")
+        term.send("test_b\n")
+        line = term.expect(r"\[watch\] cycle 2 [^\n]*")
+        assert "1 passed, 0 failed" in line
+        assert "tests /test_b/" in line
+        term.send("c")
+        term.expect(r"filters cleared")
+        term.send("f")
+        line = term.expect(r"\[watch\] cycle 3 [^\n]*")
+        assert "0 passed, 1 failed" in line  # test_a, the one failing
+        term.send("f")
+        term.expect(r"\[watch\] cycle 4 ")
+        term.send("p")
+        term.expect(r"file regex")
+        term.send("test_a\n")
+        line = term.expect(r"\[watch\] cycle 5 [^\n]*")
+        assert "0 passed, 1 failed" in line
+        term.send("a")
+        line = term.expect(r"\[watch\] cycle 6 [^\n]*")
+        assert "0 passed, 1 failed" in line  # `a` keeps the file filter, as Jest's does
+        term.send("c")
+        term.expect(r"filters cleared")
+        term.send("\r")
+        line = term.expect(r"\[watch\] cycle 7 [^\n]*")
+        assert "1 passed, 1 failed" in line
+    finally:
+        term.send("q")
+        code = term.close()
+    assert code == 0
+
+
+def test_a_debugger_works_inside_a_watched_test(tmp_path: Path) -> None:
+    root = project(
+        tmp_path,
+        {
+            "tests/test_pdb.py": """
+                import unittest
+
+                class P(unittest.TestCase):
+                    def test_pdb(self):
+                        value = 41
+                        breakpoint()
+                        self.assertEqual(value, 42)
+            """
+        },
+    )
+    term = Terminal(root)
+    try:
+        term.expect(r"\(Pdb\) ")
+        term.send("value = 42\n")
+        term.expect(r"\(Pdb\) ")
+        term.send("c\n")
+        line = term.expect(r"\[watch\] cycle 1 [^\n]*")
+        assert "2 passed, 1 failed" in line  # test_a fails, test_pdb passed
+    finally:
+        term.send("q")
+        code = term.close()
+    assert code == 0
