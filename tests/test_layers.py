@@ -19,6 +19,7 @@ RANKS = {
     "runner": 3,
     "worker": 3,
     "triage": 4,
+    "bugs": 4,
     "cli": 5,
     "web": 5,
     "testing": 5,  # generated inputs for tests and benchmarks; nothing imports it
