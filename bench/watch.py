@@ -260,10 +260,9 @@ def leak(cycles: int) -> None:
         rss = [s[0] for s in samples]
         kids = [s[1] for s in samples]
         print(f"\n--leak {cycles}: watch process after each cycle")
-        print(
-            f"RSS KB: first {rss[0]}, after 10 {rss[min(9, len(rss) - 1)]}, "
-            f"last {rss[-1]}, highest {max(rss)}"
-        )
+        marks = sorted({0, 9, 49, 99, 199, 299, 399, len(rss) - 1} & set(range(len(rss))))
+        print("RSS KB after cycle: " + ", ".join(f"{i + 1}: {rss[i]}" for i in marks))
+        print(f"RSS KB highest {max(rss)}")
         print(f"child processes: first {kids[0]}, last {kids[-1]}, highest {max(kids)}")
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from proctor.config import Config
     from proctor.runner.history import History
     from proctor.runner.watch.plan import CyclePlan
-    from proctor.store.contract import Store
+    from proctor.store.contract import RunWriter, Store
     from proctor.store.model import RunMetadata
     from proctor.wire.record import TestRecord
 
@@ -73,20 +73,30 @@ class CycleRunner:
             status = record.status.wire_name if record.finished else None
             outcomes[record.test_id] = status or "unfinished"
 
-        writer = None
-        sinks = [collect]
-        if self.store is not None and self._metadata is not None:
-            metadata = self._metadata._replace(
-                started_ns=None,
-                partial=not plan.everything or bool(args.selection.narrows),
-                properties={
-                    **self._metadata.properties,
-                    "watch.session": str(self.session),
-                    "watch.cycle": str(self.cycle),
-                },
-            )
-            writer = self.store.begin_run(metadata)
-            sinks.append(writer.add)
+        writer: RunWriter | None = None
+        store = self.store
+        base = self._metadata
+
+        def keep(record: TestRecord) -> None:
+            # The run begins with its first result: a cycle that ran nothing stores nothing.
+            nonlocal writer
+            if writer is None:
+                assert store is not None
+                assert base is not None
+                writer = store.begin_run(
+                    base._replace(
+                        started_ns=None,
+                        partial=not plan.everything or bool(args.selection.narrows),
+                        properties={
+                            **base.properties,
+                            "watch.session": str(self.session),
+                            "watch.cycle": str(self.cycle),
+                        },
+                    )
+                )
+            writer.add(record)
+
+        sinks = [collect] if store is None or base is None else [collect, keep]
         try:
             view = choose_view(args, sys.stdout)
             controller = Controller(
