@@ -7,6 +7,7 @@ Thin: the import graph, the plans and the loop are
 
 from __future__ import annotations
 
+import gc
 import queue
 import sys
 from pathlib import Path
@@ -69,6 +70,14 @@ def watch_tests(args: RunArgs, *, interactive: bool | None = None) -> int:
             if keys is not None:
                 keys.arm()
 
+    def idle() -> None:
+        # Between cycles, after the summary line: the console script raised gc's
+        # thresholds for short commands (proctor.cli.main), so a full collection
+        # rarely comes by itself; each cycle's controller leaves cycles behind.
+        gc.collect()
+        if keys is not None:
+            keys.arm()
+
     loop = WatchLoop(
         graph,
         run_cycle,
@@ -77,7 +86,7 @@ def watch_tests(args: RunArgs, *, interactive: bool | None = None) -> int:
         filters=WatchFilters(base=args.filters),
         top_dirs=_top_dirs(root, config.test_path, config.top_dir),
         prompt=prompt if keys is not None else None,
-        after_item=keys.arm if keys is not None else None,
+        after_item=idle,
     )
     watcher.start()
     if keys is not None:
