@@ -123,6 +123,14 @@ def test_the_root_is_the_nearest_directory_with_a_marker(tmp_path: Path) -> None
     assert find_project_root(str(tmp_path / "pkg" / "sub")) == os.path.realpath(tmp_path)
 
 
+@pytest.mark.parametrize("marker", ["pytest.ini", ".pytest.ini", "tox.ini", ".git"])
+def test_pytests_ini_files_and_a_git_top_are_roots_too(tmp_path: Path, marker: str) -> None:
+    """A pytest project with only its ini file is its own root, not the first directory
+    above it holding a marker (here a repository left higher up)."""
+    write(tmp_path, {".proctor/repository.sqlite": "", f"proj/{marker}": "", "proj/t/m.py": ""})
+    assert find_project_root(str(tmp_path / "proj" / "t")) == os.path.realpath(tmp_path / "proj")
+
+
 def test_the_worker_reads_what_the_command_line_reads(tmp_path: Path) -> None:
     write(
         tmp_path,

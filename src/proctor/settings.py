@@ -27,7 +27,21 @@ __all__ = [
     "read_settings",
 ]
 
-ROOT_MARKERS = ("pyproject.toml", ".stestr.conf", "setup.cfg", "setup.py", ".proctor")
+ROOT_MARKERS = (
+    "pyproject.toml",
+    ".stestr.conf",
+    "setup.cfg",
+    "setup.py",
+    "pytest.ini",
+    ".pytest.ini",
+    "tox.ini",
+    ".proctor",
+    ".git",
+)
+"""What makes a directory a project root, searched upward from the working directory.
+pytest's own ini files count (a pytest project may have nothing else), and so does a git
+work tree's top: without them the search climbed past the project to whatever directory
+above it held a marker (a stray ``/tmp/.proctor`` made every project under ``/tmp`` one)."""
 FRAMEWORKS = ("auto", "unittest", "pytest")
 PARALLEL_CLASS_REGEX = r"(?:[^\[(]*::|[^\[(:]*\.)"
 r"""``parallel_class``: the group of a test is its class. For a unittest id, what

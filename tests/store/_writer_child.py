@@ -5,6 +5,8 @@
 MODE ``hang``: store COUNT records, flush, say so, then hang until killed.
 MODE ``stream``: store COUNT records in batches of BATCH, saying after each
 flush how many are stored, then finish (unless killed first).
+MODE ``complete``: as ``stream``, as a run of the whole suite
+(``partial=False``), but wait for a line on stdin before finishing.
 Records cycle over 50 test ids; every 7th fails with a traceback shared by
 every process, so concurrent writers race on the same tests and blobs.
 """
@@ -34,18 +36,20 @@ def make(i: int) -> TestRecord:
 def main() -> None:
     url, mode, count, batch, tag = sys.argv[1:6]
     store = open_store(url)
-    writer = store.begin_run(RunMetadata(properties={"writer": tag}))
+    writer = store.begin_run(RunMetadata(properties={"writer": tag}, partial=mode != "complete"))
     writer.batch_size = int(batch)
     writer.flush_interval = 3600.0  # only size and explicit flushes write
     print("run", writer.run_id, flush=True)
     for i in range(int(count)):
         writer.add(make(i))
-        if mode == "stream" and (i + 1) % int(batch) == 0:
+        if mode != "hang" and (i + 1) % int(batch) == 0:
             print("stored", i + 1, flush=True)
     writer.flush()
     print("stored", count, flush=True)
     if mode == "hang":
         time.sleep(3600)
+    if mode == "complete":
+        sys.stdin.readline()
     writer.finish()
     print("finished", flush=True)
 

@@ -8,6 +8,7 @@ from proctor.events.collector import RecordCollector, collect_records
 from proctor.store import (
     RunCounts,
     RunMetadata,
+    RunWriter,
     Store,
     StoreUnavailable,
     UnknownRun,
@@ -323,6 +324,55 @@ def test_a_complete_run_that_ran_nothing_leaves_the_failing_set_alone(store: Sto
     assert store.failing_ids() == ["a", "b"]
 
 
+def _complete(store: Store) -> RunWriter:
+    writer = store.begin_run(RunMetadata(partial=False))
+    writer.flush_interval = 3600.0  # written when flushed
+    return writer
+
+
+def test_concurrent_complete_runs_replace_only_what_they_are_newer_than(store: Store) -> None:
+    suite = [f"t{i}" for i in range(20)]
+    with _complete(store) as older, _complete(store) as newer:
+        # The newer run stores first: the older one's results, stored later,
+        # are older news for every test, and leave its entries alone.
+        newer.add_many(failure(t, "newer") if t in ("t1", "t2") else record(t) for t in suite)
+        newer.flush()
+        older.add_many(failure(t, "older") if t in ("t2", "t3") else record(t) for t in suite)
+        older.flush()
+        assert store.failing_ids() == ["t1", "t2"]
+        older.finish()  # complete: it forgets only entries older than itself
+        assert store.failing_ids() == ["t1", "t2"]
+        newer.finish()
+        assert store.failing_ids() == ["t1", "t2"]
+    assert {r.test_id: r.attachments[0].content for r in store.failing_records()} == {
+        "t1": failure("t1", "newer").attachments[0].content,
+        "t2": failure("t2", "newer").attachments[0].content,
+    }
+
+
+def test_a_complete_run_finishing_first_keeps_a_later_runs_failures(store: Store) -> None:
+    with _complete(store) as older, _complete(store) as newer:
+        older.add_many([failure("a"), failure("b"), record("c")])
+        older.flush()
+        newer.add_many([failure("a"), record("b"), failure("c")])
+        newer.flush()
+        older.finish()  # used to forget every entry but its own: a and c
+        assert store.failing_ids() == ["a", "c"]
+        newer.finish()
+        assert store.failing_ids() == ["a", "c"]
+
+
+def test_a_partial_run_changes_only_tests_no_later_run_has_stored(store: Store) -> None:
+    store.write_run([failure("a"), failure("b")])
+    with store.begin_run() as older:
+        later = store.write_run([record("a"), failure("c")])
+        older.add_many([failure("a"), record("b"), record("c"), failure("d")])
+    # a and c: the later run's word stands; b and d: only the older run has news.
+    assert store.failing_ids() == ["c", "d"]
+    store.remove_runs([later.id])  # now the older run is the newest with a and c
+    assert store.failing_ids() == ["a", "d"]
+
+
 def test_failing_records_carry_the_failure(store: Store) -> None:
     store.write_run([failure("a", "first"), failure("b", "old")])
     store.write_run([failure("b", "new")])
@@ -604,3 +654,12 @@ def test_small_batches_are_written_as_they_fill(store: Store) -> None:
     assert [r.test_id for r in store.records(writer.run_id)] == ["a", "b"]
     writer.finish()
     assert [r.test_id for r in store.records(writer.run_id)] == ["a", "b", "c"]
+
+
+def test_a_writable_store_says_so_and_the_check_changes_nothing(store: Store) -> None:
+    store.write_run([failure("a")])
+    before = (store.runs(), store.failing_ids(), store.stats().tests)
+    store.check_writable()
+    store.check_writable()
+    assert (store.runs(), store.failing_ids(), store.stats().tests) == before
+    assert store.write_run([record("a")]).id == 2  # no run id used up

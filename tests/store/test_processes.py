@@ -157,3 +157,46 @@ def test_writers_creating_a_repository_at_once_create_it_once(tmp_path: Path) ->
     with open_store(url) as store:
         assert len(store.runs()) == 3
         _check_consistent(store)
+
+
+def test_concurrent_complete_runs_keep_every_failure(repository_url: str) -> None:
+    """Complete runs writing at once: each replaces, test by test, only the
+    failing entries it is newer than, so the set ends as the newest run's.
+
+    The writers store concurrently, then finish newest first: finishing
+    "forget every test but mine" (as it used to) would leave, of the failures
+    all of them share, only those the oldest run happened to write last."""
+    from ._writer_child import make
+
+    writers = 2 if not repository_url.startswith("postgresql") else 8
+    count = 1000
+    open_store(repository_url).close()
+    children = [
+        subprocess.Popen(
+            [sys.executable, str(CHILD), repository_url, "complete", str(count), "25", f"w{i}"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(writers)
+    ]
+    runs = {}
+    for child in children:
+        lines = _read_until(child, f"stored {count}")
+        runs[int(lines[0].split()[1])] = child
+    for run_id in sorted(runs, reverse=True):  # the newest run finishes first
+        child = runs[run_id]
+        out, err = child.communicate("finish\n", timeout=120)
+        assert child.returncode == 0, err
+        assert out.strip().endswith("finished")
+    last: dict[str, Status] = {}
+    for i in range(count):
+        made = make(i)
+        last[made.test_id] = made.status
+    expected = sorted(test for test, status in last.items() if status is Status.FAIL)
+    assert len(expected) == 7
+    with open_store(repository_url) as store:
+        assert all(run.finished and not run.interrupted for run in store.runs())
+        assert store.failing_ids() == expected
+        _check_consistent(store)

@@ -43,6 +43,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run the tests, then re-run those each saved change affects.",
     ),
     "init": ("proctor.cli.init", "init", "Write a starting [tool.proctor] configuration."),
+    "ui": ("proctor.cli.ui", "ui", "Serve the dashboard (runs, comparisons, tests) locally."),
+    "report": ("proctor.cli.report", "report", "Write a run as one self-contained HTML file."),
 }
 
 

@@ -7,9 +7,11 @@ chooses a view, and hands over to the controller. ``--isolate`` lives in
 :mod:`proctor.cli.run_isolate`.
 
 Exit status: 0 nothing failed; 1 a test failed (``fail``, an unexpected
-success, a crash, a timeout); 2 bad usage or configuration; 3 the run could
-not be completed (workers would not start); 5 no tests ran; 130 interrupted
-(Ctrl-C), 128 + the signal for SIGTERM and SIGHUP.
+success, a crash, a timeout); 2 bad usage or configuration, or a repository
+that cannot be opened or written (unless ``--no-store``: see
+:mod:`proctor.cli.run_storing`); 3 the run could not be completed (workers
+would not start); 5 no tests ran; 130 interrupted (Ctrl-C), 128 + the signal
+for SIGTERM and SIGHUP.
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ from proctor.runner.report import EXIT_NO_TESTS, EXIT_OK, RunReporter, RunResult
 from proctor.runner.selection import Selection, SelectionError, select
 
 if TYPE_CHECKING:
+    from proctor.cli.run_storing import RunStorage
     from proctor.events.sink import Sink
     from proctor.runner.backend import WorkerBackend
     from proctor.runner.history import History
     from proctor.runner.options import RunOptions
-    from proctor.store.contract import RunWriter, Store
-    from proctor.wire.record import TestRecord
+    from proctor.store.contract import Store
 
 __all__ = ["RunArgs", "UsageProblem", "run", "run_tests"]
 
@@ -49,6 +51,11 @@ class UsageProblem(click.ClickException):
     """Options or configuration that cannot work together; exit status 2."""
 
     exit_code = 2
+
+
+EXIT_NOT_STORED = 2
+"""The tests ran, but their results could not be stored (a repository that
+failed part of the way: see :mod:`proctor.cli.run_storing`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +225,12 @@ def signals_post_to(backend: WorkerBackend) -> Iterator[None]:
 
 
 def open_history(args: RunArgs, config: Config) -> tuple[Store | None, History]:
-    """The repository (None when not storing and not needed) and the history it gives."""
+    """The repository (None when not storing and not needed) and the history it gives.
+
+    A repository that cannot be opened, read or written is a usage error (exit
+    2) before any test runs: a run that says nothing and stores nothing would
+    let the history stop unnoticed (in CI, say). ``--no-store`` runs without it.
+    """
     from proctor.runner.history import EMPTY_HISTORY, StoreHistory
 
     wants_history = args.store or args.failing or args.isolate is not None
@@ -230,11 +242,22 @@ def open_history(args: RunArgs, config: Config) -> tuple[Store | None, History]:
     try:
         store = open_store(config.repository_url, create=args.store)
     except StoreError as error:
-        if args.failing or args.isolate is not None:
-            raise UsageProblem(f"cannot read the run history: {error}") from None
-        click.echo(f"proctor: not storing this run: {error}", err=True)
-        return None, EMPTY_HISTORY
-    return store, StoreHistory(store)
+        raise UsageProblem(_repository_problem(args, error)) from None
+    history = StoreHistory(store)
+    try:
+        if args.store and args.isolate is None and not args.list_tests:  # it will write
+            store.check_writable()
+        history.expected_total()  # reads every duration now, not in the middle of the run
+    except StoreError as error:
+        close_store(store)
+        raise UsageProblem(_repository_problem(args, error)) from None
+    return store, history
+
+
+def _repository_problem(args: RunArgs, error: Exception) -> str:
+    if args.failing or args.isolate is not None or not args.store:
+        return f"cannot read the run history: {error}"
+    return f"cannot store this run: {error}. (--no-store runs the tests without keeping them.)"
 
 
 def choose_view(args: RunArgs, out: TextIO) -> RunReporter:
@@ -316,6 +339,12 @@ def run_tests(args: RunArgs) -> int:
 
                 return run_isolated(args, config, options, history, store, backend)
             return _run_until(args, config, options, history, store, backend)
+        except Exception as error:
+            from proctor.store.errors import StoreError
+
+            if isinstance(error, StoreError):  # a history read that failed on the way
+                raise UsageProblem(f"the repository failed: {error}") from None
+            raise
         finally:
             if store is not None:
                 close_store(store)
@@ -360,8 +389,8 @@ def _run_until(
             backend.prestart(options.concurrency)
             if args.random_order and args.seed is None:
                 options = dataclasses.replace(options, seed=draw_seed())  # a new order each time
-        result = _run_once(args, config, options, history, store, backend)
-        if not args.until_failure or result.exit_code != EXIT_OK:
+        result, stored = _run_once(args, config, options, history, store, backend)
+        if not args.until_failure or result.exit_code != EXIT_OK or not stored:
             break
         if args.max_runs is not None and iteration >= args.max_runs:
             click.echo(
@@ -370,6 +399,8 @@ def _run_until(
             break
     backend.close()
     _explain_nothing_ran(result, args)
+    if not stored and not result.interrupted:
+        return EXIT_NOT_STORED
     return result.exit_code
 
 
@@ -380,15 +411,21 @@ def _run_once(
     history: History,
     store: Store | None,
     backend: WorkerBackend,
-) -> RunResult:
+) -> tuple[RunResult, bool]:
+    """One run; and whether it was stored as it should have been."""
     from proctor.runner.controller import Controller
     from proctor.runner.terminal import ThreadedStdin
 
-    out = sys.stdout
-    view = choose_view(args, out)
-    writer = _begin_store(store, args, config)
-    sinks, finish_sinks = _event_sinks(args)
-    storing = IdleWrites(writer) if writer is not None else None
+    storing = _storing(store, args, config)
+    out = sys.stdout if storing is None else storing.hold(sys.stdout)
+    view: RunReporter = choose_view(args, out)
+    if storing is not None:
+        from proctor.cli.run_storing import ReleasingView
+
+        storing.set_notice(view.notice)
+        view = ReleasingView(view, storing)
+    stdout = sys.stdout.buffer if storing is None else storing.hold_bytes(sys.stdout.buffer)
+    sinks, finish_sinks = _event_sinks(args, stdout)
     try:
         controller = Controller(
             backend,
@@ -403,67 +440,39 @@ def _run_once(
         with signals_post_to(backend):
             result = controller.run()
     except BaseException:
-        if writer is not None:
-            writer.finish(interrupted=True)
+        if storing is not None:
+            storing.interrupt()
         raise
     finish_sinks()
-    if writer is not None:  # stopped early (--maxfail, pytest.exit()): not a complete run
-        writer.finish(interrupted=result.interrupted or not result.ran or bool(result.not_run))
-    return result
+    if storing is None:
+        return result, True
+    # stopped early (--maxfail, pytest.exit()): not a complete run
+    storing.finish(interrupted=result.interrupted or not result.ran or bool(result.not_run))
+    return result, storing.error is None
 
 
-class IdleWrites:
-    """Stores records through ``writer`` in small transactions, mostly while the
-    controller would otherwise wait.
-
-    The writer on its own writes everything pending every quarter second, in one
-    transaction: in a fast run that is thousands of records (~4 us each) at
-    once, long after the worker sent them: the last batch is written after the
-    last test, while the user waits. Here a batch is written whenever the
-    controller has caught up with its workers and at least :attr:`BATCH` are
-    pending, and in any case once :attr:`MOST` are (the workers' results wait
-    in their pipes meanwhile, which hold thousands: see
-    :func:`proctor.runner.spawn.widen_pipe`). So the store's work is spread over
-    the run, and what is left at the end is at most a few milliseconds of it.
-    """
-
-    BATCH = 400
-    """Records pending before an idle moment writes them (about 2 ms of work)."""
-    MOST = 1000
-    """Records pending at most (about 4 ms of work)."""
-
-    def __init__(self, writer: RunWriter) -> None:
-        self._writer = writer
-        self._added = 0
-        self._base = writer.written
-        writer.batch_size = min(writer.batch_size, self.MOST)
-
-    def add(self, record: TestRecord) -> None:
-        self._writer.add(record)
-        self._added += 1
-
-    def idle(self) -> None:
-        writer = self._writer
-        if self._added - (writer.written - self._base) >= self.BATCH:
-            writer.flush()
-
-
-def _begin_store(store: Store | None, args: RunArgs, config: Config) -> RunWriter | None:
+def _storing(store: Store | None, args: RunArgs, config: Config) -> RunStorage | None:
+    """Where the run's results go: begun in ``store`` at the first result."""
     if store is None or not args.store:
         return None
+    import time
+
+    from proctor.cli.run_storing import RunStorage
     from proctor.store.metadata import capture_metadata
 
+    resume = None
     if args.combine:
         latest = store.latest_run()
         if latest is not None:
-            return store.resume_run(latest.id)
-        click.echo("proctor: --combine: no run stored yet; this run starts one.", err=True)
+            resume = latest.id
+        else:
+            click.echo("proctor: --combine: no run stored yet; this run starts one.", err=True)
     partial = args.selection.narrows or args.pytest.selects
     metadata = capture_metadata(root=config.root, partial=partial)
-    return store.begin_run(metadata)
+    return RunStorage(store, metadata._replace(started_ns=time.time_ns()), resume=resume)
 
 
-def _event_sinks(args: RunArgs) -> tuple[Sink, Callable[[], None]]:
+def _event_sinks(args: RunArgs, stdout: BinaryIO) -> tuple[Sink, Callable[[], None]]:
     """Where the run's events go besides the view: ``--subunit``, ``--junit``."""
     from proctor.events.sink import NullSink, Tee
 
@@ -472,7 +481,6 @@ def _event_sinks(args: RunArgs) -> tuple[Sink, Callable[[], None]]:
     if args.subunit:
         from proctor.events.writers import V2Writer
 
-        stdout: BinaryIO = sys.stdout.buffer
         v2 = V2Writer(stdout)
         sinks.append(v2)
         closers.append(v2.close)
@@ -703,8 +711,9 @@ def run(**params: object) -> int:
     (proctor run -- -p no:randomly --tb=short). Configuration comes from
     [tool.proctor] in pyproject.toml or .stestr.conf; options here override it.
 
-    Exit status: 0 all passed, 1 a test failed, 2 usage, 3 the run could not
-    complete, 5 no tests ran, 130 interrupted.
+    Exit status: 0 all passed, 1 a test failed, 2 usage, or a repository that
+    cannot be opened or written (see --no-store), 3 the run could not complete,
+    5 no tests ran, 130 interrupted.
     """
     for name in ("load_list", "include_list", "exclude_list", "junit"):
         value = params[name]

@@ -165,7 +165,7 @@ def run_pdb(args: RunArgs, config: Config) -> int:
     """``--pdb ID``: the test alone, in the foreground (module docstring)."""
     import time
 
-    from proctor.cli.run import _begin_store, _event_sinks, open_history
+    from proctor.cli.run import _event_sinks, _storing, open_history
     from proctor.cli.run_view import LineView, NoticeView
     from proctor.events.collector import RecordCollector
     from proctor.events.source import read_events
@@ -182,16 +182,19 @@ def run_pdb(args: RunArgs, config: Config) -> int:
         else LineView(sys.stdout, color=color)
     )
     store, _ = open_history(args, config)
-    writer = _begin_store(store, args, config)
-    sinks, finish_sinks = _event_sinks(args)
+    storing = _storing(store, args, config)
+    if storing is not None:
+        storing.set_notice(view.notice)
+    sinks, finish_sinks = _event_sinks(args, sys.stdout.buffer)
     result = RunResult(selected=[test_id], discovered=[test_id])
     view.planned(Progress(total=1, workers=1))
     started = time.monotonic()
 
     def on_record(record: TestRecord) -> None:
         tally(result, record)
-        if writer is not None:
-            writer.add(record)
+        if storing is not None:
+            storing.add(record)
+            storing.commit()  # shown means stored
         view.record(record)
 
     collector = RecordCollector(on_record)
@@ -221,8 +224,8 @@ def run_pdb(args: RunArgs, config: Config) -> int:
             signal.signal(signal.SIGINT, previous)
             collector.close()
             finish_sinks()
-            if writer is not None:
-                writer.finish(interrupted=interrupted or not result.ran)
+            if storing is not None:
+                storing.finish(interrupted=interrupted or not result.ran)
             if store is not None:
                 from proctor.cli._repo import close_store
 
@@ -302,10 +305,10 @@ def run_isolated(
     import time
 
     from proctor.cli.run import (
-        IdleWrites,
-        _begin_store,
+        EXIT_NOT_STORED,
         _event_sinks,
         _explain_nothing_ran,
+        _storing,
         choose_view,
         make_backend,
         signals_post_to,
@@ -329,12 +332,19 @@ def run_isolated(
     if options.seed is not None:
         random.Random(options.seed).shuffle(ids)
     total.selected = ids
-    view = choose_view(args, sys.stdout)
+    storing = _storing(store, args, config) if ids and not total.error else None
+    view: RunReporter = choose_view(
+        args, sys.stdout if storing is None else storing.hold(sys.stdout)
+    )
+    if storing is not None:
+        from proctor.cli.run_storing import ReleasingView
+
+        storing.set_notice(view.notice)
+        view = ReleasingView(view, storing)
     progress = Progress(total=len(ids), workers=1, seed=options.seed)
     progress.started_at = started
-    writer = _begin_store(store, args, config) if ids and not total.error else None
-    sinks, finish_sinks = _event_sinks(args)
-    storing = IdleWrites(writer) if writer is not None else None
+    stdout = sys.stdout.buffer if storing is None else storing.hold_bytes(sys.stdout.buffer)
+    sinks, finish_sinks = _event_sinks(args, stdout)
     one = _OneOfMany(view, progress)
     if ids and not total.error and not total.interrupted:
         view.planned(progress)
@@ -362,15 +372,17 @@ def run_isolated(
                 backend.close()
             _merge(total, result)
     except BaseException:
-        if writer is not None:
-            writer.finish(interrupted=True)
+        if storing is not None:
+            storing.interrupt()
         raise
     finish_sinks()
-    if writer is not None:
-        writer.finish(interrupted=total.interrupted or not total.ran)
+    if storing is not None:
+        storing.finish(interrupted=total.interrupted or not total.ran)
     total.wall_time = time.monotonic() - started
     view.finished(total)
     _explain_nothing_ran(total, args)
+    if storing is not None and storing.error is not None and not total.interrupted:
+        return EXIT_NOT_STORED
     return total.exit_code
 
 

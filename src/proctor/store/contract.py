@@ -19,7 +19,8 @@ Required methods of a backend (all abstract below):
   :meth:`Store.collect_garbage`, :meth:`Store.seed_durations`, :meth:`Store.close`.
 
 Provided on top of those (override only for speed or precision):
-:meth:`Store.write_run`, :meth:`Store.writers_alive`, :meth:`Store.select_for_removal`.
+:meth:`Store.write_run`, :meth:`Store.writers_alive`, :meth:`Store.select_for_removal`,
+:meth:`Store.check_writable`.
 """
 
 from __future__ import annotations
@@ -343,6 +344,14 @@ class Store(abc.ABC):
         committed is as safe as :meth:`close` would have made it. By default
         :meth:`close`."""
         self.close()
+
+    def check_writable(self) -> None:
+        """Raise a ``StoreError`` saying why when nothing could be stored here
+        (a read-only file, a server that refuses writes), changing nothing.
+
+        For a command that is about to produce results: it fails before the
+        work rather than after. By default every store is writable."""
+        return None
 
     def writers_alive(self, runs: Iterable[RunInfo]) -> dict[int, bool | None]:
         """For each unfinished run among ``runs``: whether its writer is still

@@ -146,13 +146,16 @@ class MemoryStore(Store):
             change = failing_change(record.status)
             if change is None:
                 continue
+            if self._count(record, run_id) != run_id:
+                continue  # a later run stored a result of this test: its entry stands
             if change:
                 self._failing[record.test_id] = (run_id, index)
             else:
                 self._failing.pop(record.test_id, None)
-            self._count(record, run_id)
 
-    def _count(self, record: TestRecord, run_id: int) -> None:
+    def _count(self, record: TestRecord, run_id: int) -> int:
+        """Add ``record`` to its test's statistics; return the newest run with
+        a result of the test."""
         stats = self._stats.setdefault(record.test_id, _Stats())
         stats.results += 1
         stats.last_run = run_id if stats.last_run is None else max(stats.last_run, run_id)
@@ -173,6 +176,7 @@ class MemoryStore(Store):
                 stats.expected_ns = float(elapsed)
             else:
                 stats.expected_ns += EWMA_WEIGHT * (elapsed - stats.expected_ns)
+        return stats.last_run
 
     def _finish(self, run_id: int, interrupted: bool, finished_ns: int) -> RunInfo:
         run = self._get(run_id)
@@ -181,7 +185,7 @@ class MemoryStore(Store):
         info = run.info(run_id)
         if clears_failing(info):
             for test_id, (failing_run, _) in list(self._failing.items()):
-                if failing_run != run_id:
+                if failing_run < run_id:  # a later run's entry is newer news
                     del self._failing[test_id]
         return info
 

@@ -295,7 +295,8 @@ def failing_change(status: Status) -> bool | None:
 
 
 def clears_failing(run: RunInfo) -> bool:
-    """Whether finishing ``run`` removes from the failing set every test it did not run.
+    """Whether finishing ``run`` removes from the failing set every test it did
+    not run (whose entry is older than it: see docs/store.md).
 
     Only a run that says it covered the whole suite (``partial=False``),
     finished uninterrupted, and executed at least one test: an empty stream or

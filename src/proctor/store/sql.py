@@ -255,6 +255,27 @@ class SqlStore(Store):
             raise self._translate(error) from error
         return SqlRunWriter(self, conn, run_id)
 
+    def check_writable(self) -> None:
+        # A real write (of a value onto itself), rolled back: SQLite finds a
+        # read-only file, and a server a read-only transaction or a missing
+        # privilege, only when a row is written.
+        class Probe(Exception):
+            pass
+
+        try:
+            with self._transaction(self._conn) as cur:
+                cur.execute(
+                    "UPDATE schema_migrations SET applied_ns = applied_ns "
+                    "WHERE version = (SELECT max(version) FROM schema_migrations)"
+                )
+                raise Probe
+        except Probe:
+            return
+        except StoreError:
+            raise
+        except Exception as error:
+            raise self._translate(error) from error
+
     def resume_run(self, run_id: int) -> RunWriter:
         conn = self._connect()
         try:
@@ -276,22 +297,45 @@ class SqlStore(Store):
 
     def _finish_run(self, conn: Any, run_id: int, interrupted: bool, finished_ns: int) -> RunInfo:
         try:
-            with self._transaction(conn) as cur:
-                cur.execute(
-                    self._q("UPDATE runs SET finished_ns = ?, interrupted = ? WHERE id = ?"),
-                    (finished_ns, 1 if interrupted else 0, run_id),
-                )
-                cur.execute(self._q(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?"), (run_id,))
-                row = cur.fetchone()
-                if row is None:
-                    raise UnknownRun(f"run {run_id} was removed from {self.location} while running")
-                info = self._run_info(row, self._properties(cur, [run_id]).get(run_id, {}))
-                if clears_failing(info):  # complete: forget the tests it did not run
-                    cur.execute(self._q("DELETE FROM failing WHERE run <> ?"), (run_id,))
-        except Exception as error:
-            raise self._translate(error) from error
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    return self._finish_transaction(conn, run_id, interrupted, finished_ns)
+                except StoreError:
+                    raise
+                except Exception as error:
+                    if attempt < 5 and self._retryable(error):
+                        continue
+                    raise self._translate(error) from error
         finally:
             self._close_connection(conn)
+
+    def _finish_transaction(
+        self, conn: Any, run_id: int, interrupted: bool, finished_ns: int
+    ) -> RunInfo:
+        with self._transaction(conn) as cur:
+            cur.execute(
+                self._q("UPDATE runs SET finished_ns = ?, interrupted = ? WHERE id = ?"),
+                (finished_ns, 1 if interrupted else 0, run_id),
+            )
+            cur.execute(self._q(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?"), (run_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise UnknownRun(f"run {run_id} was removed from {self.location} while running")
+            info = self._run_info(row, self._properties(cur, [run_id]).get(run_id, {}))
+            if clears_failing(info):
+                # Complete: forget the tests it did not run, where their entry
+                # is older than it. An entry from a later run (begun after
+                # this one, writing at the same time) stays: it is newer news.
+                # Rows are locked in test order, as every writer takes them.
+                cur.execute(
+                    self._q(
+                        "DELETE FROM failing WHERE test IN (SELECT test FROM failing "
+                        f"WHERE run < ? ORDER BY test{self._for_update})"
+                    ),
+                    (run_id,),
+                )
         return info
 
     # -- runs

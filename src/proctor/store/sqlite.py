@@ -157,6 +157,11 @@ class SQLiteStore(SqlStore):
                 f"{self.path} is not a readable Proctor repository ({message}); move it "
                 "aside and run again to start a new one, or point --repository elsewhere"
             )
+        if "readonly" in message or "read-only" in message:
+            return StoreUnavailable(
+                f"cannot write to {self.path}: the file, or the directory it is in, is "
+                f"read-only ({message}); make both writable, or point --repository elsewhere"
+            )
         if "full" in message:
             return StoreUnavailable(f"cannot write to {self.path}: the disk is full ({message})")
         return StoreUnavailable(f"{self.path}: {message}")

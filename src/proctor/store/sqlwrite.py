@@ -10,12 +10,15 @@ deadlocking; rows within a table are also taken in sorted order):
 2. ``blobs``: look up attachment contents by digest, insert the new ones;
 3. ``results`` and ``attachments``: bulk insert, appended to the run;
 4. ``runs``: add the batch's counts and widen its time span;
-5. ``failing``: apply :func:`~proctor.store.model.failing_change` per test,
-   the last result of a test in the batch winning;
-6. ``test_stats``: add counts and durations from the result rows just stored,
+5. ``test_stats``: add counts and durations from the result rows just stored,
    by ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` in result order, so the
    weighted mean is exactly what the in-memory fake computes (and no Python
-   loop binds a parameter per row).
+   loop binds a parameter per row); this locks each test's row, and leaves in
+   it the newest run with a result of the test;
+6. ``failing``: apply :func:`~proctor.store.model.failing_change` per test,
+   the last result of a test in the batch winning, for the tests whose
+   newest run is this one: a result never replaces the entry a later run
+   (one begun after it, writing concurrently) gave its test.
 
 Caches of test ids and tag sets are updated only after the commit: a rolled
 back transaction (a deadlock retried on PostgreSQL) must not leave ids behind
@@ -215,10 +218,10 @@ def _write(
         test_ns=test_ns,
     )
     _add_counts(store, cur, run_id, counts, first, last, attachment_count, attachment_bytes)
-    _merge_failing(store, cur, run_id, changes)
     if changes:
         rounds = max(repeats.values(), default=1)
         store._update_stats(cur, run_id, first_seq, first_seq + len(records) - 1, rounds)
+        _merge_failing(store, cur, run_id, _newest(store, cur, run_id, changes))
     return new_tests, new_tagsets
 
 
@@ -372,6 +375,34 @@ def _add_counts(
             f"run {run_id} was removed from {store.location} while it was being written; "
             "its remaining results were not stored"
         )
+
+
+def _newest(
+    store: SqlStore, cur: Any, run_id: int, changes: dict[int, tuple[int, bool]]
+) -> dict[int, tuple[int, bool]]:
+    """The ``changes`` of tests for which this run is the newest with a result.
+
+    Called after the statistics were updated: their rows now hold, locked
+    until the commit (PostgreSQL; SQLite's whole write is serialised), the
+    newest run that stored a result of each test, this one included. A test
+    whose newest run is a later one (a run begun after this one, writing at
+    the same time) keeps the failing entry that run gave it. When no later run
+    exists at all, which is every run written alone, nothing needs looking up.
+    """
+    cur.execute("SELECT max(id) FROM runs")
+    newest = cur.fetchone()[0]
+    if newest is None or newest <= run_id:
+        return changes
+    later = store._fetch_in(
+        cur,
+        "SELECT test FROM test_stats WHERE last_run > ? AND test IN ({})",
+        sorted(changes),
+        (run_id,),
+    )
+    if not later:
+        return changes
+    skipped = {row[0] for row in later}
+    return {test: change for test, change in changes.items() if test not in skipped}
 
 
 def _merge_failing(
