@@ -141,7 +141,8 @@ class KeyReader:
 
         if self._saved is None:
             self._saved = termios.tcgetattr(self._fd)
-        tty.setcbreak(self._fd)
+        # TCSANOW: the default (TCSAFLUSH) would drop a key typed just before.
+        tty.setcbreak(self._fd, termios.TCSANOW)
         self._armed.set()
 
     def disarm(self) -> None:
