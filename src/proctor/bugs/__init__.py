@@ -14,27 +14,31 @@ through the store contract.
 
 from __future__ import annotations
 
-from proctor.bugs.author import Author, current_author
-from proctor.bugs.bundle import (
-    Bundle,
-    decode_bundle,
-    decode_summary,
-    encode_bundle,
-    encode_summary,
-    import_bundle,
-)
-from proctor.bugs.errors import (
-    AmbiguousBugId,
-    BugError,
-    BugEventError,
-    BundleError,
-    FilterError,
-    UnknownBug,
-)
-from proctor.bugs.event import BugEvent, make_event, parse_event
-from proctor.bugs.filters import BugFilter, parse_filter
-from proctor.bugs.replica import MergeResult, Replica, Summary
-from proctor.bugs.state import BugComment, BugLink, BugState, fold
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from proctor.bugs.author import Author, current_author
+    from proctor.bugs.bundle import (
+        Bundle,
+        decode_bundle,
+        decode_summary,
+        encode_bundle,
+        encode_summary,
+        import_bundle,
+    )
+    from proctor.bugs.errors import (
+        AmbiguousBugId,
+        BugError,
+        BugEventError,
+        BundleError,
+        FilterError,
+        UnknownBug,
+    )
+    from proctor.bugs.event import BugEvent, make_event, parse_event
+    from proctor.bugs.filters import BugFilter, parse_filter
+    from proctor.bugs.replica import MergeResult, Replica, Summary
+    from proctor.bugs.state import BugComment, BugLink, BugState, fold
 
 __all__ = [
     "AmbiguousBugId",
@@ -64,3 +68,41 @@ __all__ = [
     "parse_event",
     "parse_filter",
 ]
+
+_HOME = {
+    "Author": "author",
+    "current_author": "author",
+    "Bundle": "bundle",
+    "decode_bundle": "bundle",
+    "decode_summary": "bundle",
+    "encode_bundle": "bundle",
+    "encode_summary": "bundle",
+    "import_bundle": "bundle",
+    "AmbiguousBugId": "errors",
+    "BugError": "errors",
+    "BugEventError": "errors",
+    "BundleError": "errors",
+    "FilterError": "errors",
+    "UnknownBug": "errors",
+    "BugEvent": "event",
+    "make_event": "event",
+    "parse_event": "event",
+    "BugFilter": "filters",
+    "parse_filter": "filters",
+    "MergeResult": "replica",
+    "Replica": "replica",
+    "Summary": "replica",
+    "BugComment": "state",
+    "BugLink": "state",
+    "BugState": "state",
+    "fold": "state",
+}
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use, so that a command needing one module (``bug list``
+    # needs almost none) does not pay for all of them.
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"proctor.bugs.{home}"), name)

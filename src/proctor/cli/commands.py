@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "init": ("proctor.cli.init", "init", "Write a starting [tool.proctor] configuration."),
     "ui": ("proctor.cli.ui", "ui", "Serve the dashboard (runs, comparisons, tests) locally."),
     "report": ("proctor.cli.report", "report", "Write a run as one self-contained HTML file."),
+    "bug": ("proctor.cli.bug", "bug", "Bug records: new, show, list, edit, sync, bundles."),
 }
 
 
