@@ -62,7 +62,9 @@ class CycleRunner:
         self.cycle += 1
         args = dataclasses.replace(self.args, filters=plan.filters, failed_first=True)
         history = self.history()
-        options = run_options(args, self.config, history)
+        # Failing first: the session's failing set (the plan's), which knows this
+        # session's cycles even when they are not stored.
+        options = dataclasses.replace(run_options(args, self.config, history), failing=plan.failing)
         if not plan.everything and len(plan.files) + len(plan.failing) <= 2 and not args.serial:
             options = dataclasses.replace(options, concurrency=1)
         backend = make_backend(args, self.config)

@@ -270,3 +270,38 @@ def test_memory_and_workers_stay_flat_over_cycles(tmp_path: Path) -> None:
         assert samples[-1][0] - samples[4][0] < 1024, samples
     finally:
         watch.stop()
+
+
+def test_the_failing_tests_run_first(tmp_path: Path) -> None:
+    root = write_project(
+        tmp_path,
+        {
+            **UNITTEST_CONF,
+            "lib.py": "VALUE = 1\n",
+            "tests/test_a.py": """
+                import unittest
+                import lib
+
+                class A(unittest.TestCase):
+                    def test_a(self):
+                        self.assertEqual(lib.VALUE, 1)
+            """,
+            "tests/test_z.py": """
+                import unittest
+                import lib
+
+                class Z(unittest.TestCase):
+                    def test_z(self):
+                        self.assertEqual(lib.VALUE, 2)
+            """,
+        },
+    )
+    watch = WatchProcess(root, "--serial")
+    try:
+        first = watch.wait_cycle()
+        assert list(first) == ["tests.test_a.A.test_a", "tests.test_z.Z.test_z"]  # discovery
+        (root / "lib.py").write_text("VALUE = 1  # edited\n")
+        again = watch.wait_cycle()
+        assert list(again) == ["tests.test_z.Z.test_z", "tests.test_a.A.test_a"]
+    finally:
+        watch.stop()
