@@ -5,8 +5,8 @@
 
 For each project, one edit that affects one test module (a module-level
 constant in that test module toggled), repeated; for each tool, the time from
-the file write to the line that ends the results on stdout: ``[watch] cycle``
-for ``proctor watch`` (printed after the run's own summary line), pytest's
+the file write to the line that ends the results on stdout: the summary line
+(``N passed, N failed, ...``) for ``proctor watch``, pytest's
 ``N passed`` for pytest-watcher (``ptw --delay 0``, which re-runs pytest on
 the whole suite: started right after the write, as ``ptw --delay 0`` would,
 since ptw's watchdog observer did not fire in our sandbox), and the process's
@@ -47,6 +47,8 @@ from run import environment, make_trivial
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 WAIT = 60.0
+SUMMARY = r"^\d+ passed, \d+ failed"
+"""The run's summary line, which ends a cycle's results (the ``[watch]`` line follows)."""
 
 
 class Watcher:
@@ -135,7 +137,7 @@ def project_tools(kind: str) -> list[Tool]:
     proctor: Tool = (
         "proctor watch",
         lambda root, env: Watcher(
-            [str(BIN / "proctor"), "watch", "--no-store"], root, env, r"^\[watch\] cycle"
+            [str(BIN / "proctor"), "watch", "--no-store"], root, env, SUMMARY
         ),
         None,
     )
