@@ -26,7 +26,9 @@ from proctor.runner.watch.loop import CycleResult
 
 if TYPE_CHECKING:
     from proctor.config import Config
+    from proctor.runner.backend import WorkerBackend
     from proctor.runner.history import History
+    from proctor.runner.options import RunOptions
     from proctor.runner.watch.plan import CyclePlan
     from proctor.store.contract import RunWriter, Store
     from proctor.store.model import RunMetadata
@@ -56,8 +58,6 @@ class CycleRunner:
         return StoreHistory(self.store) if self.store is not None else EMPTY_HISTORY
 
     def __call__(self, plan: CyclePlan) -> CycleResult:
-        from proctor.runner.controller import Controller
-        from proctor.runner.terminal import ThreadedStdin
 
         self.cycle += 1
         args = dataclasses.replace(self.args, filters=plan.filters, failed_first=True)
@@ -68,6 +68,22 @@ class CycleRunner:
         if not plan.everything and len(plan.files) + len(plan.failing) <= 2 and not args.serial:
             options = dataclasses.replace(options, concurrency=1)
         backend = make_backend(args, self.config)
+        try:
+            return self._run(plan, args, options, history, backend)
+        finally:
+            backend.close()  # also after a Ctrl-C before the controller took over
+
+    def _run(
+        self,
+        plan: CyclePlan,
+        args: RunArgs,
+        options: RunOptions,
+        history: History,
+        backend: WorkerBackend,
+    ) -> CycleResult:
+        from proctor.runner.controller import Controller
+        from proctor.runner.terminal import ThreadedStdin
+
         backend.prestart(options.concurrency)
         outcomes: dict[str, str] = {}
 
@@ -115,8 +131,6 @@ class CycleRunner:
             if writer is not None:
                 writer.finish(interrupted=True)
             raise
-        finally:
-            backend.close()
         incomplete = result.interrupted or result.error is not None or bool(result.not_run)
         if writer is not None:
             writer.finish(interrupted=incomplete or not result.ran)

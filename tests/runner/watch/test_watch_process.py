@@ -305,3 +305,48 @@ def test_the_failing_tests_run_first(tmp_path: Path) -> None:
         assert list(again) == ["tests.test_z.Z.test_z", "tests.test_a.A.test_a"]
     finally:
         watch.stop()
+
+
+def test_ctrl_c_ends_the_watch_between_and_during_cycles(tmp_path: Path) -> None:
+    import signal
+
+    root = project(
+        tmp_path,
+        {
+            "tests/test_slow.py": """
+                import time, unittest
+
+                class S(unittest.TestCase):
+                    def test_slow(self):
+                        time.sleep(0.1)
+            """
+        },
+    )
+    watch = WatchProcess(root)
+    try:
+        watch.wait_cycle()
+        watch.proc.send_signal(signal.SIGINT)  # waiting for changes
+        assert watch.proc.wait(TIMEOUT) == 130
+    finally:
+        watch.stop()
+    path = root / "tests/test_slow.py"
+    path.write_text(path.read_text().replace("0.1", "120"))
+    watch = WatchProcess(root)
+    try:
+        line = watch.lines.get(timeout=TIMEOUT)
+        while line is not None and "test_slow" not in line and "Running" not in line:
+            line = watch.lines.get(timeout=TIMEOUT)
+        time.sleep(0.5)  # let the slow test start (not a timing assertion)
+        watch.proc.send_signal(signal.SIGINT)  # the first lets the running test finish
+        time.sleep(0.5)  # two signals sent at once can arrive as one
+        watch.proc.send_signal(signal.SIGINT)  # the second kills the workers
+        try:
+            code = watch.proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            rest = []
+            while not watch.lines.empty():
+                rest.append(str(watch.lines.get_nowait()))
+            raise AssertionError("\n".join(rest)) from None
+        assert code == 130
+    finally:
+        watch.stop()
