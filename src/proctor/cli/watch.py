@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import gc
 import queue
+import signal
 import sys
 from pathlib import Path
 
 import click
 
-from proctor.cli.run import RunArgs, UsageProblem, open_history, resolve_config
+from proctor.cli.run import STOP_SIGNALS, RunArgs, UsageProblem, open_history, resolve_config
 
 __all__ = ["watch"]
 
@@ -88,6 +89,12 @@ def watch_tests(args: RunArgs, *, interactive: bool | None = None) -> int:
         prompt=prompt if keys is not None else None,
         after_item=idle,
     )
+
+    def on_signal(signum: int, frame: object) -> None:
+        # Between cycles; during one, proctor run's own handlers are in place.
+        loop.stop_code = 130 if signum == signal.SIGINT else 128 + signum
+
+    previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     watcher.start()
     if keys is not None:
         keys.start()
@@ -98,11 +105,15 @@ def watch_tests(args: RunArgs, *, interactive: bool | None = None) -> int:
             keys.arm()
         if loop.interrupted:
             return 130
+        if loop.stop_code is not None:
+            return loop.stop_code
         return loop.serve(inbox)
     except KeyboardInterrupt:
         inbox.put(Quit(130))
         return 130
     finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
         if keys is not None:
             keys.stop()
         watcher.stop()

@@ -129,3 +129,14 @@ def test_a_test_regex_keeps_failing_tests_it_does_not_run(tmp_path: Path) -> Non
     loop.on_key("p")
     assert runner.plans[-1].failing == ()  # file regex "test_b": test_a's failing test is not run
     assert loop.failing == {"tests.test_a.C.test_x"}
+
+
+def test_a_signal_ends_an_idle_serve(tmp_path: Path) -> None:
+    loop, _, _ = make(tmp_path)
+    inbox: queue.Queue[InboxItem] = queue.Queue()
+
+    def after() -> None:  # what a SIGTERM handler does while the loop waits
+        loop.stop_code = 143
+
+    loop.after_item = after
+    assert loop.serve(inbox) == 143

@@ -42,6 +42,9 @@ HELP = (
     "t filter by test-id regex, Enter rerun, c clear filters, q quit, h help"
 )
 
+POLL = 0.1
+"""How often :meth:`WatchLoop.serve` looks at :attr:`WatchLoop.stop_code` while idle."""
+
 FAILED = frozenset({"fail", "uxsuccess", "crash", "timeout", "unfinished"})
 CLEARED = frozenset({"success", "skip", "xfail"})
 
@@ -89,6 +92,8 @@ class WatchLoop:
     last_files: tuple[Path, ...] | None = None
     after_item: Callable[[], None] | None = None
     """Called after each inbox item is handled (the key reader re-arms)."""
+    stop_code: int | None = None
+    """Set (by a signal handler) to end :meth:`serve` with that exit status."""
     interrupted: bool = False
     """A cycle was interrupted (Ctrl-C): the session ends."""
 
@@ -223,12 +228,22 @@ class WatchLoop:
 
     def serve(self, inbox: queue.Queue[InboxItem]) -> int:
         """Handle the inbox until a quit; the exit code."""
+        waiting = False
         while True:
             if self.stopped():
                 return 130
-            if self.after_item is not None:
+            if self.stop_code is not None:
+                return self.stop_code
+            if self.after_item is not None and not waiting:
                 self.after_item()
-            item = inbox.get()
+            try:
+                # Polled, so that a signal (which sets stop_code) is seen promptly: a
+                # KeyboardInterrupt can be swallowed by a finalizer that it lands in.
+                item = inbox.get(timeout=POLL)
+            except queue.Empty:
+                waiting = True
+                continue
+            waiting = False
             if isinstance(item, Quit):
                 return item.code
             if isinstance(item, Key):
