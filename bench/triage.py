@@ -32,6 +32,7 @@ Usage:
     python bench/triage.py                      # 3 commits x 3 runs
     python bench/triage.py --edits              # and the corpus with edits
     python bench/triage.py --commits 2 --runs 2 --repeat 3
+    python bench/triage.py --store [--history-runs 1000 --tests 10000 --backends sqlite,postgres]
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -152,7 +154,41 @@ def main() -> None:
         action="store_true",
         help="also measure a corpus whose later commits rename, reflow and reword failing code",
     )
+    parser.add_argument(
+        "--store",
+        action="store_true",
+        help="instead: signatures in the store at scale (bench/triage_store.py)",
+    )
+    parser.add_argument("--history-runs", type=int, default=1000)
+    parser.add_argument("--tests", type=int, default=10_000)
+    parser.add_argument("--faults", type=int, default=60)
+    parser.add_argument("--compare-runs", type=int, default=20)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument(
+        "--measure",
+        metavar="URL",
+        help="with --store: only time the commands and a re-clustering on this repository",
+    )
     args = parser.parse_args()
+    if args.store:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from triage_store import bench, measure
+
+        if args.measure:
+            from proctor.triage.signer import RecordSigner
+
+            measure(args.measure, args.tests, args.repeat, RecordSigner(depth=None))
+            return
+        for backend in args.backends.split(","):
+            bench(
+                backend,
+                args.history_runs,
+                args.tests,
+                args.faults,
+                args.repeat,
+                min(args.compare_runs, args.history_runs),
+            )
+        return
     where = Path(tempfile.mkdtemp(prefix="proctor-triage-bench-"))
     try:
         size = f"{args.commits} commits x {args.runs} runs"

@@ -57,6 +57,9 @@ class Config:
     concurrency: int | None = None
     timeout: float | None = None
     repository: str | None = None
+    triage: dict[str, Any] = field(default_factory=dict, compare=False)
+    """``[tool.proctor.triage]`` as written (proctor.triage.settings reads it)."""
+    triage_where: str = field(default="[tool.proctor.triage]", compare=False)
     sources: tuple[str, ...] = field(default=(), compare=False)
 
     @property

@@ -152,6 +152,7 @@ _PROCTOR_KEYS: dict[str, type | tuple[type, ...]] = {
     "timeout": (int, float),
     "repository": str,
     "parallel_class": bool,
+    "triage": dict,  # [tool.proctor.triage]: checked by proctor.triage.settings
 }
 
 
@@ -184,6 +185,8 @@ def _proctor_settings(raw: object, where: str) -> dict[str, Any]:
         settings["pytest_args"] = tuple(args)
     if "concurrency" in settings and settings["concurrency"] < 0:
         raise ConfigError(f"{where}: concurrency should be 0 (one per core) or more")
+    if "triage" in settings:
+        settings["triage_where"] = f"{where[:-1]}.triage]"
     if "timeout" in settings:
         if settings["timeout"] <= 0:
             raise ConfigError(f"{where}: timeout should be a positive number of seconds")

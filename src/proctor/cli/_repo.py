@@ -31,6 +31,7 @@ __all__ = [
     "repository_option",
     "resolve_run",
     "run_label",
+    "sign_failures",
     "write_output",
 ]
 
@@ -92,12 +93,24 @@ def open_repository(repository: str | None, *, create: bool = False) -> Iterator
         store = open_store(_url(repository), create=create)
     except StoreError as error:
         raise RepositoryError(str(error)) from None
+    if create:  # the commands that store runs sign their failures
+        sign_failures(store)
     try:
         yield store
     except StoreError as error:
         raise RepositoryError(str(error)) from None
     finally:
         close_store(store)
+
+
+def sign_failures(store: Store) -> Store:
+    """Give ``store`` the triage signer: every failing result it stores gets a
+    signature (docs/triage.md). Paths are keyed without project roots, so a
+    run here and a stream loaded from CI sign one fault alike."""
+    from proctor.triage.signer import RecordSigner
+
+    store.signer = RecordSigner()
+    return store
 
 
 def close_store(store: Store) -> None:

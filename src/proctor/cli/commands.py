@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "watch",
         "Run the tests, then re-run those each saved change affects.",
     ),
+    "triage": ("proctor.cli.triage", "triage", "Show failure clusters, most common first."),
+    "flaky": ("proctor.cli.flaky", "flaky", "Show flaky and broken tests, most impact first."),
     "init": ("proctor.cli.init", "init", "Write a starting [tool.proctor] configuration."),
     "ui": ("proctor.cli.ui", "ui", "Serve the dashboard (runs, comparisons, tests) locally."),
     "report": ("proctor.cli.report", "report", "Write a run as one self-contained HTML file."),

@@ -67,6 +67,11 @@ def last(
         info = resolve_run(store, run_spec)
         records = store.records(info.id)
         alive = store.writers_alive([info]) if as_json and not info.finished else {}
+        notes = []
+        if not (as_json or subunit or junit_path == "-") and info.counts.failures:
+            from proctor.triage.notes import notes_for_run
+
+            notes = notes_for_run(store, info)
     if as_json:
         from proctor.cli.json_shapes import dump, run_document
 
@@ -89,6 +94,10 @@ def last(
         out = sys.stdout
         workers = show_records(out, records, color=wants_color(color), failures_only=quiet)
         show_totals(out, info, workers)
+        if notes:
+            from proctor.cli.triage_view import show_notes
+
+            show_notes(out, notes)
         out.write("\n" + run_outcome(info) + "\n")
         out.flush()
     elif subunit:

@@ -31,6 +31,15 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 import click
 
 from proctor.cli._repo import close_store
+from proctor.cli.run_cluster import cluster_backend, cluster_option, cluster_slots
+from proctor.cli.run_shard import (
+    check_shard,
+    commit_time_ns,
+    empty_shard,
+    pinned_history,
+    shard_option,
+    shard_properties,
+)
 from proctor.config import PARALLEL_CLASS_REGEX, Config, ConfigError, check_regex, load_config
 from proctor.runner.pytest_options import PytestOptions
 from proctor.runner.report import EXIT_NO_TESTS, EXIT_OK, RunReporter, RunResult
@@ -42,6 +51,7 @@ if TYPE_CHECKING:
     from proctor.runner.backend import WorkerBackend
     from proctor.runner.history import History
     from proctor.runner.options import RunOptions
+    from proctor.runner.shard import Shard
     from proctor.store.contract import Store
 
 __all__ = ["RunArgs", "UsageProblem", "run", "run_tests"]
@@ -100,6 +110,8 @@ class RunArgs:
     post_mortem: bool = False  # --pdb: the debugger at each failure (pytest and unittest)
     failed_first: bool = False  # --ff
     pdb_test_id: str | None = None  # --pdb ID: run that one test under the debugger (stestr)
+    shard: Shard | None = None  # --shard K/N (proctor.cli.run_shard)
+    cluster: str | None = None  # --cluster ADDRESS|FILE (proctor.cli.run_cluster)
 
     @property
     def selection(self) -> Selection:
@@ -178,6 +190,7 @@ def run_options(args: RunArgs, config: Config, history: History | None = None) -
         max_worker_restarts=args.max_worker_restarts,
         maxfail=args.maxfail,
         failed_first=args.failed_first,
+        shard=args.shard,
     )
 
 
@@ -199,7 +212,7 @@ def make_backend(args: RunArgs, config: Config) -> WorkerBackend:
         and args.framework is None
         and not args.pytest.given,
     )
-    return SubprocessBackend(spec)
+    return cluster_backend(spec, args.cluster) if args.cluster else SubprocessBackend(spec)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -233,7 +246,7 @@ def open_history(args: RunArgs, config: Config) -> tuple[Store | None, History]:
     """
     from proctor.runner.history import EMPTY_HISTORY, StoreHistory
 
-    wants_history = args.store or args.failing or args.isolate is not None
+    wants_history = args.store or args.failing or args.isolate is not None or bool(args.shard)
     if not wants_history:
         return None, EMPTY_HISTORY
     from proctor.store.errors import StoreError
@@ -242,6 +255,9 @@ def open_history(args: RunArgs, config: Config) -> tuple[Store | None, History]:
     try:
         store = open_store(config.repository_url, create=args.store)
     except StoreError as error:
+        if not (args.store or args.failing or args.isolate is not None):  # only for --shard
+            click.echo(f"proctor: --shard without a history ({error}): split by ids", err=True)
+            return None, EMPTY_HISTORY
         raise UsageProblem(_repository_problem(args, error)) from None
     history = StoreHistory(store)
     try:
@@ -251,6 +267,10 @@ def open_history(args: RunArgs, config: Config) -> tuple[Store | None, History]:
     except StoreError as error:
         close_store(store)
         raise UsageProblem(_repository_problem(args, error)) from None
+    if args.store:  # every failure it stores gets a signature (docs/triage.md)
+        from proctor.cli._repo import sign_failures
+
+        sign_failures(store)
     return store, history
 
 
@@ -302,6 +322,7 @@ def run_tests(args: RunArgs) -> int:
     from proctor.cli.run_stestr import check_stestr_options, narrow_to_one_test, run_pdb
 
     check_stestr_options(args)
+    check_shard(args)
     if args.pdb_test_id is not None:
         return run_pdb(args, config)
     only: tuple[str, ...] = ()
@@ -316,6 +337,11 @@ def run_tests(args: RunArgs) -> int:
     try:
         store, history = open_history(args, config)
         options = run_options(args, config, history)
+        if args.shard is not None:  # the same split on every job (proctor.cli.run_shard)
+            history = pinned_history(history, store, commit_time_ns(config.root))
+        slots = cluster_slots(backend) if backend is not None else None
+        if slots and not args.serial and config.concurrency is None:
+            options = dataclasses.replace(options, concurrency=slots)  # one per Dask thread
         if args.no_discover is not None:
             options = dataclasses.replace(options, only=only, ordered=True, concurrency=1)
         if backend is not None and not args.list_tests and not args.isolated:
@@ -398,6 +424,8 @@ def _run_until(
             )
             break
     backend.close()
+    if empty_shard(result, options):
+        return EXIT_OK
     _explain_nothing_ran(result, args)
     if not stored and not result.interrupted:
         return EXIT_NOT_STORED
@@ -447,7 +475,11 @@ def _run_once(
     if storing is None:
         return result, True
     # stopped early (--maxfail, pytest.exit()): not a complete run
-    storing.finish(interrupted=result.interrupted or not result.ran or bool(result.not_run))
+    info = storing.finish(interrupted=result.interrupted or not result.ran or bool(result.not_run))
+    if info is not None and store is not None and not args.subunit:
+        from proctor.cli.run_triage import show_run_clusters
+
+        show_run_clusters(sys.stdout, store, info)  # the clusters of its failures
     return result, storing.error is None
 
 
@@ -467,8 +499,10 @@ def _storing(store: Store | None, args: RunArgs, config: Config) -> RunStorage |
             resume = latest.id
         else:
             click.echo("proctor: --combine: no run stored yet; this run starts one.", err=True)
-    partial = args.selection.narrows or args.pytest.selects
-    metadata = capture_metadata(root=config.root, partial=partial)
+    partial = args.selection.narrows or args.pytest.selects or args.shard is not None
+    metadata = capture_metadata(
+        root=config.root, partial=partial, properties=shard_properties(args)
+    )
     return RunStorage(store, metadata._replace(started_ns=time.time_ns()), resume=resume)
 
 
@@ -703,6 +737,8 @@ def _pytest_params(params: dict[str, object], extra: tuple[str, ...]) -> None:
     metavar="[ID]",
     help="Debugger at each failure (post-mortem); --pdb ID: run test ID under the debugger.",
 )
+@shard_option
+@cluster_option
 def run(**params: object) -> int:
     """Run the tests, in parallel on persistent workers.
 

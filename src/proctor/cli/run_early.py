@@ -40,6 +40,7 @@ _WITH_VALUE = frozenset(
         "--max-worker-restarts",
         "--repository",
         "--maxfail",
+        "--shard",
     }
 )
 """Options of ``proctor run`` that take a value and do not concern the workers."""

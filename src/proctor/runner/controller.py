@@ -286,6 +286,7 @@ class Controller(Exits):
         pid = fields.get("pid")
         if isinstance(pid, int):
             slot.pid = pid
+        slot.route = getattr(slot.handle, "route", slot.route)  # a remote one's: HOST:N
         capture = fields.get("capture")
         if isinstance(capture, dict):
             slot.capture = {str(k): str(v) for k, v in capture.items() if isinstance(v, str)}

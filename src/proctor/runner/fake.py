@@ -79,6 +79,8 @@ class FakeSuite:
 
     tests: list[FakeTest]
     startup: float = 0.05
+    startup_for: dict[int, float] = field(default_factory=dict)
+    """Worker number -> its own start-up seconds (default: ``startup``)."""
     startup_failures: int = 0
     """This many worker starts die before ``ready`` (exit 1), then starts succeed."""
     startup_output: bytes = b"Traceback (most recent call last):\nImportError: boom\n"
@@ -142,7 +144,7 @@ class FakeWorker:
         elif suite.import_reads_stdin:
             self._after(suite.startup, lambda: self._emit(control_event("stdin", test_id=None)))
         else:
-            self._after(suite.startup, self._ready)
+            self._after(suite.startup_for.get(worker, suite.startup), self._ready)
 
     # -- the WorkerHandle protocol --------------------------------------------------------
 

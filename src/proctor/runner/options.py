@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from proctor.runner.selection import Selection
+from proctor.runner.shard import Shard
 from proctor.settings import check_regex
 
 __all__ = ["RunOptions"]
@@ -45,6 +46,8 @@ class RunOptions:
     tests not started are reported as not run. None: no limit."""
     failed_first: bool = False
     """Run the tests of the failing set first (``--ff``), then the rest."""
+    shard: Shard | None = None
+    """Run only this part of the selection (``--shard K/N``, :mod:`proctor.runner.shard`)."""
     lookahead: float = 0.05
     """Send a worker its next batch when its current one has less than this many
     expected seconds left, so fast tests never wait for a round trip."""

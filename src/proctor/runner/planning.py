@@ -15,6 +15,7 @@ from proctor.runner.history import History
 from proctor.runner.options import RunOptions
 from proctor.runner.schedule import Plan, Unit, plan_units
 from proctor.runner.selection import select
+from proctor.runner.shard import shard_of
 
 __all__ = ["RunPlan", "failed_first", "plan_run"]
 
@@ -47,7 +48,11 @@ def plan_run(listed: Sequence[str], options: RunOptions, history: History, worke
         if options.ordered and options.selection.load_list is not None:
             kept = set(ids)
             ids = [test_id for test_id in dict.fromkeys(chosen.named) if test_id in kept]
-    durations = history.durations(ids) if ids and not options.list_only else {}
+    wants = ids and (not options.list_only or options.shard is not None)
+    durations = history.durations(ids) if wants else {}
+    if options.shard is not None and options.only is None:
+        ids = shard_of(ids, durations, options.shard, group_regex=options.group_regex)
+        durations = {test_id: durations[test_id] for test_id in ids if test_id in durations}
     plan = plan_units(
         ids,
         durations,

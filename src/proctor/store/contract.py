@@ -28,10 +28,11 @@ from __future__ import annotations
 import abc
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 
 from proctor.store.errors import WriterClosed
+from proctor.store.failures import FailureRow, Sighting, SignatureLike, Signer
 from proctor.store.model import (
     GarbageReport,
     HistoryEntry,
@@ -41,6 +42,7 @@ from proctor.store.model import (
     StoreStats,
     TestStats,
 )
+from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
 __all__ = [
@@ -216,6 +218,9 @@ class Store(abc.ABC):
 
     backend: str = "abstract"
     location: str = ""
+    signer: Signer | None = None
+    """Signs each failing result as it is stored (see :mod:`proctor.store.failures`);
+    None: failures are stored unsigned. The command line sets the triage one."""
 
     # -- writing
 
@@ -386,6 +391,54 @@ class Store(abc.ABC):
                 if alive is not False:
                     del doomed[run_id]
         return sorted(doomed.values(), key=lambda info: info.id)
+
+    # -- failure signatures (proctor.store.failures; implemented by every backend)
+
+    def failures(self, run_ids: Iterable[int], *, algorithm: str) -> list[FailureRow]:
+        """The signed failures (under ``algorithm``) of the runs, newest run first,
+        each run's in the order they were stored."""
+        raise NotImplementedError
+
+    def sightings(
+        self, digests: Iterable[str], *, algorithm: str, before_ns: int, count_runs: int = 0
+    ) -> dict[str, Sighting]:
+        """For each signature digest ever stored: when it first failed, the
+        last time before ``before_ns``, and (with ``count_runs``) in how many
+        runs it failed, counted up to ``count_runs`` (0: not counted)."""
+        raise NotImplementedError
+
+    def cluster_failures(
+        self, cluster: str, *, algorithm: str, limit: int | None = None
+    ) -> list[FailureRow]:
+        """Every failure of a cluster, newest first (empty: no such cluster)."""
+        raise NotImplementedError
+
+    def unsigned_failures(
+        self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
+    ) -> list[tuple[int, int, TestRecord]]:
+        """Up to ``limit`` failing results with no signature under ``algorithm``,
+        as (run, position, record), after (run, position) in that order: the
+        chunks of a re-clustering."""
+        raise NotImplementedError
+
+    def add_signatures(self, signed: Sequence[tuple[int, int, SignatureLike]]) -> int:
+        """Give stored results (run, position) a signature, in one transaction;
+        results already signed under that algorithm keep theirs. Returns how
+        many were given."""
+        raise NotImplementedError
+
+    def set_clusters(self, algorithm: str, clusters: Mapping[str, str]) -> None:
+        """Set the cluster id of signatures of ``algorithm`` (digest -> cluster id)."""
+        raise NotImplementedError
+
+    def result(self, run_id: int, seq: int) -> TestRecord | None:
+        """One stored result, with its attachments (None: not stored)."""
+        raise NotImplementedError
+
+    def outcomes(self, run_ids: Iterable[int]) -> list[tuple[int, str, Status]]:
+        """(run, test id, status) of every result, in those runs, of the tests
+        with a signed failure in any of them (what flakiness is judged from)."""
+        raise NotImplementedError
 
     def __enter__(self) -> Store:
         return self

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from proctor.store.contract import RunWriter, Store, check_limit
 from proctor.store.errors import UnknownRun, UnknownTest
+from proctor.store.memfailures import MemoryFailures
 from proctor.store.model import (
     EWMA_WEIGHT,
     GarbageReport,
@@ -95,7 +96,7 @@ class _Stats:
         )
 
 
-class MemoryStore(Store):
+class MemoryStore(MemoryFailures, Store):
     """A store held in dictionaries; see the module docstring."""
 
     backend = "memory"
@@ -107,6 +108,7 @@ class MemoryStore(Store):
         self._failing: dict[str, tuple[int, int]] = {}  # test id -> (run, index)
         self._stats: dict[str, _Stats] = {}
         self._tests: set[str] = set()
+        self._init_failures()
 
     # -- writing
 
@@ -133,6 +135,7 @@ class MemoryStore(Store):
                 "its remaining results were not stored"
             )
         run.counts = run.counts.plus(RunCounts.of(records))
+        self._sign_records(run_id, len(run.records), records)
         for record in records:
             index = len(run.records)
             run.records.append(record)

@@ -37,6 +37,7 @@ from proctor.store.model import (
     TestStats,
     clears_failing,
 )
+from proctor.store.sqlfailures import SqlFailures
 from proctor.store.sqlrules import EXISTS, STATUSES, timed
 from proctor.store.sqlwrite import (
     STATS_COLUMNS,
@@ -70,7 +71,7 @@ def _writer_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class SqlStore(Store):
+class SqlStore(SqlFailures, Store):
     """Shared implementation of the contract over a DB-API connection."""
 
     schema_version = 0

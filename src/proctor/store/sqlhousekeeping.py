@@ -74,6 +74,7 @@ def remove_run(store: SqlStore, cur: Any, run_id: int) -> bool:
     newest_here = [row[0] for row in cur.fetchall()]
     for table, column in (
         ("attachments", "run"),
+        ("failures", "run"),
         ("results", "run"),
         ("run_properties", "run"),
         ("runs", "id"),

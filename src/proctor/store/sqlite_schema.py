@@ -151,4 +151,34 @@ V2 = Migration(
     ),
 )
 
-MIGRATIONS = (V1, V2)
+V3 = Migration(
+    3,
+    "failure signatures: one row per distinct signature, one per signed failing result",
+    (
+        # A signature per (algorithm, digest), with the cluster it belongs to
+        # (its digest, or the cluster a re-clustering found it continues).
+        """CREATE TABLE signatures (
+            id INTEGER PRIMARY KEY,
+            algorithm TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            cluster TEXT NOT NULL,
+            UNIQUE (algorithm, digest))""",
+        "CREATE INDEX signatures_cluster ON signatures (cluster)",
+        # Each signed failing result, clustered by run like results; its test,
+        # status and run start are copied so that windows and clusters need
+        # no join with results.
+        """CREATE TABLE failures (
+            run INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            signature INTEGER NOT NULL,
+            test INTEGER NOT NULL,
+            status INTEGER NOT NULL,
+            run_ns INTEGER NOT NULL,
+            PRIMARY KEY (run, seq, signature)) WITHOUT ROWID""",
+        "CREATE INDEX failures_signature ON failures (signature, run_ns)",
+    ),
+)
+
+MIGRATIONS = (V1, V2, V3)

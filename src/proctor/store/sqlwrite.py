@@ -8,7 +8,8 @@ deadlocking; rows within a table are also taken in sorted order):
    run and its position in it);
 1. ``tests`` and ``tagsets``: intern the ids and tag sets the batch names;
 2. ``blobs``: look up attachment contents by digest, insert the new ones;
-3. ``results`` and ``attachments``: bulk insert, appended to the run;
+3. ``results`` and ``attachments``: bulk insert, appended to the run; then
+   ``signatures`` and ``failures``: the failing results' signatures (store.signer);
 4. ``runs``: add the batch's counts and widen its time span;
 5. ``test_stats``: add counts and durations from the result rows just stored,
    by ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` in result order, so the
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from proctor.store.blobs import digest, encode_blob
 from proctor.store.errors import UnknownRun
 from proctor.store.model import EWMA_WEIGHT, RunCounts, failing_change
+from proctor.store.sqlfailures import sign_batch
 from proctor.store.sqlrules import EXISTS, FAILED_IN, PASSED, SKIPPED, timed
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
@@ -206,6 +208,7 @@ def _write(
         store._bulk_insert(
             cur, "attachments", ("run", "seq", "ordinal", "name", "mime", "blob"), attachments
         )
+    sign_batch(store, cur, run_id, first_seq, records, test_ids)
     counts = RunCounts(
         total=len(records),
         passed=by_status[Status.SUCCESS],

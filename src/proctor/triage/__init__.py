@@ -8,16 +8,45 @@ the CLI; for now it imports only ``wire`` (and may import ``events``).
 
 from __future__ import annotations
 
-from proctor.triage.normalise import normalise_message
-from proctor.triage.signature import (
-    ALGORITHM,
-    Kind,
-    Project,
-    Signature,
-    signature_of,
-    signature_of_record,
-)
-from proctor.triage.traceback import ExceptionReport, Frame, ParsedFailure, parse_failure
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from proctor.triage.normalise import normalise_message
+    from proctor.triage.signature import (
+        ALGORITHM,
+        Kind,
+        Project,
+        Signature,
+        signature_of,
+        signature_of_record,
+    )
+    from proctor.triage.traceback import ExceptionReport, Frame, ParsedFailure, parse_failure
+
+# Imported on first use: the commands that only read stored signatures
+# (`proctor last`) need neither the parser nor hashlib.
+_WHERE = {
+    "normalise_message": "normalise",
+    "ALGORITHM": "signature",
+    "Kind": "signature",
+    "Project": "signature",
+    "Signature": "signature",
+    "signature_of": "signature",
+    "signature_of_record": "signature",
+    "ExceptionReport": "traceback",
+    "Frame": "traceback",
+    "ParsedFailure": "traceback",
+    "parse_failure": "traceback",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'proctor.triage' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"proctor.triage.{module}"), name)
+
 
 __all__ = [
     "ALGORITHM",

@@ -39,6 +39,7 @@ import signal
 from dataclasses import dataclass
 from typing import Literal
 
+from proctor.triage.algorithm import ALGORITHM as _ALGORITHM
 from proctor.triage.normalise import normalise_message
 from proctor.triage.traceback import ExceptionReport, Format, Frame, ParsedFailure, parse_failure
 from proctor.wire.event import Status
@@ -53,7 +54,7 @@ __all__ = [
     "signature_of_record",
 ]
 
-ALGORITHM = "frames-v1"
+ALGORITHM = _ALGORITHM
 
 Kind = Literal[
     "traceback", "message", "timeout", "crash", "text", "unexpected-success", "unfinished", "empty"

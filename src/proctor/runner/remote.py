@@ -1,0 +1,352 @@
+"""A worker on another machine: its channels bridged over one TCP connection.
+
+:func:`serve_remote` runs where the worker is to run (in a Dask worker's
+thread, see :mod:`proctor.runner.dask_backend`): it connects back to the
+controller, proves it belongs to this run (the per-run token) and says what
+code and environment it would run (:func:`identity`); the controller answers
+whether it may start. Then it starts ``python -m proctor.worker --serve`` in the
+project checkout there, exactly as the local backend does
+(:func:`proctor.runner.spawn.spawn`), and carries its channels as frames:
+
+=====  ======================  =============================================
+kind   direction               payload
+=====  ======================  =============================================
+``C``  controller -> server    bytes for the worker's commands pipe
+``D``  controller -> server    (none) dump every thread's stack (SIGUSR1)
+``K``  controller -> server    (none) kill the worker and what it started
+``R``  server -> controller    bytes from the worker's results pipe
+``O``  server -> controller    the worker's own stdout/stderr
+``X``  server -> controller    the worker's exit status, ASCII
+=====  ======================  =============================================
+
+A frame is its kind (1 byte), the payload's length (4 bytes, big-endian) and the
+payload. The handshake before the frames is one JSON line each way. When the
+controller's end of the connection closes, the worker's commands channel is
+closed (a worker exits when its commands end, between tests) and it is killed
+if it has not exited 5 seconds later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from proctor.runner.spawn import Spawned
+
+__all__ = [
+    "CAPTURE",
+    "COMMANDS",
+    "HEADER",
+    "RESULTS",
+    "Identity",
+    "decode_frames",
+    "encode_frame",
+    "identity",
+    "keepalive",
+    "serve_remote",
+]
+
+COMMANDS = "--commands-fd=@"
+RESULTS = "--results-fd=@"
+CAPTURE = "--capture-dir=@"
+
+HEADER = struct.Struct(">cI")
+MAX_HELLO = 64 * 1024
+_READ = 65536
+
+
+def keepalive(sock: socket.socket) -> None:
+    """Notice a peer whose host vanished (no FIN ever comes) within about 25 s:
+    TCP keepalive probes after 10 s of silence, every 5 s, 3 of them."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
+        option = getattr(socket, name, None)
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def encode_frame(kind: bytes, payload: bytes = b"") -> bytes:
+    return HEADER.pack(kind, len(payload)) + payload
+
+
+def decode_frames(buffer: bytearray) -> list[tuple[bytes, bytes]]:
+    """The complete frames at the start of ``buffer``, removed from it."""
+    frames: list[tuple[bytes, bytes]] = []
+    offset = 0
+    size = HEADER.size
+    while len(buffer) - offset >= size:
+        kind, length = HEADER.unpack_from(buffer, offset)
+        if len(buffer) - offset - size < length:
+            break
+        start = offset + size
+        frames.append((kind, bytes(buffer[start : start + length])))
+        offset = start + length
+    del buffer[:offset]
+    return frames
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What must be the same on the controller and a remote worker."""
+
+    revision: str
+    """The git commit of the checkout, with a digest of its uncommitted changes."""
+    environment: str
+    """A digest of the Python version and every installed distribution's version."""
+    python: str
+    packages: int
+
+
+def _git(root: str, *args: str) -> bytes | None:
+    try:
+        done = subprocess.run(
+            ["git", "--no-optional-locks", "-C", root, *args],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def identity(root: str) -> Identity:
+    """The code revision of ``root`` and the environment of this interpreter."""
+    from importlib import metadata
+
+    commit = _git(root, "rev-parse", "HEAD")
+    if commit is None:
+        revision = "(not a git checkout)"
+    else:
+        revision = commit.decode().strip()
+        diff = _git(root, "diff", "HEAD", "--no-ext-diff", "--binary")
+        if diff:
+            revision += "+dirty:" + hashlib.sha256(diff).hexdigest()[:12]
+    names = sorted(
+        {
+            f"{dist.metadata['Name'] or ''}=={dist.version}".lower()
+            for dist in metadata.distributions()
+        }
+    )
+    python = f"{sys.implementation.name} {'.'.join(map(str, sys.version_info[:3]))}"
+    digest = hashlib.sha256("\n".join([python, *names]).encode()).hexdigest()[:16]
+    return Identity(revision, digest, python, len(names))
+
+
+def receive(conn: socket.socket) -> bytes:
+    """What ``conn`` has (after the selector said it is readable), with the rest of
+    a TLS record already decrypted; empty at the end of the connection."""
+    try:
+        data = conn.recv(_READ)
+        pending = getattr(conn, "pending", None)
+        while data and pending is not None and pending():
+            data += conn.recv(pending())
+    except OSError:
+        return b""
+    return data
+
+
+class _Bridge:
+    """Carries one worker's channels over ``conn``, in one thread (a TLS
+    connection must not be read and written by two threads at once)."""
+
+    def __init__(self, conn: socket.socket, spawned: Spawned, inbound: bytes) -> None:
+        self.conn = conn
+        self.process = spawned.process
+        self.commands = spawned.commands
+        self.inbound = bytearray(inbound)
+        self.connected = True
+        self.kill_at: float | None = None
+
+    def kill(self) -> None:
+        from proctor.runner.leftovers import kill_tree
+
+        pid = self.process.pid
+        kill_tree(pid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+    def send(self, data: bytes) -> None:
+        if self.connected:
+            try:
+                self.conn.sendall(data)
+            except OSError:
+                self.lost()
+
+    def lost(self) -> None:
+        """The controller is gone: end the worker's commands; kill it 5 s later."""
+        if self.connected:
+            self.connected = False
+            self.close_commands()
+            self.kill_at = time.monotonic() + 5.0
+
+    def close_commands(self) -> None:
+        if self.commands >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.commands)
+            self.commands = -1
+
+    def obey(self) -> None:
+        for kind, payload in decode_frames(self.inbound):
+            if kind == b"C" and self.commands >= 0:
+                with contextlib.suppress(OSError):
+                    os.write(self.commands, payload)  # small: a JSON line
+            elif kind == b"D":
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(self.process.pid, signal.SIGUSR1)
+            elif kind == b"K":
+                self.kill()
+
+    def run(self, results: int, output: int) -> int:
+        selector = selectors.DefaultSelector()
+        selector.register(results, selectors.EVENT_READ, b"R")
+        selector.register(output, selectors.EVENT_READ, b"O")
+        selector.register(self.conn, selectors.EVENT_READ, b"")
+        self.obey()
+        drain_until: float | None = None  # the worker is gone; its output may be held open
+        try:
+            while len(selector.get_map()) > (1 if self.connected else 0):
+                now = time.monotonic()
+                deadlines = [t for t in (self.kill_at, drain_until) if t is not None]
+                if drain_until is not None and now >= drain_until:
+                    break
+                if self.kill_at is not None and now >= self.kill_at:
+                    self.kill()
+                    self.kill_at = None
+                    continue
+                timeout = max(0.0, min(deadlines) - now) if deadlines else None
+                for key, _ in selector.select(timeout):
+                    if key.data == b"":
+                        data = receive(self.conn)
+                        if data:
+                            self.inbound.extend(data)
+                            self.obey()
+                        else:
+                            selector.unregister(self.conn)
+                            self.lost()
+                        continue
+                    data = os.read(key.fd, _READ)
+                    if data:
+                        self.send(encode_frame(key.data, data))
+                        continue
+                    selector.unregister(key.fd)
+                    if key.data == b"R":
+                        drain_until = time.monotonic() + 1.0
+                if not self.connected and len(selector.get_map()) == 0:
+                    break
+        finally:
+            selector.close()
+        returncode = self.process.wait()
+        self.close_commands()
+        if self.connected:
+            self.send(encode_frame(b"X", str(returncode).encode()))
+            # The controller reads a dead test's output from the capture files (on
+            # this machine when it is the same one) once it has the exit: keep them
+            # until it closes the connection.
+            self.conn.settimeout(30.0)
+            while self.connected and receive(self.conn):
+                pass
+        return returncode
+
+
+def serve_remote(
+    address: tuple[str, int],
+    token: str,
+    worker: int,
+    root: str,
+    argv: Sequence[str],
+    env: dict[str, str] | None = None,
+    tls: bool = False,
+) -> str:
+    """Run worker number ``worker`` here for the controller at ``address``.
+
+    ``argv`` is the worker's command line after the interpreter, with the exact
+    arguments :data:`COMMANDS`, :data:`RESULTS` and :data:`CAPTURE` standing for
+    what is made here; the interpreter is this one. ``tls``: the connection is
+    TLS with the Dask worker's own certificate (the cluster uses ``tls://``).
+    Returns how it ended (for Dask's logs; the controller learns it through the
+    connection).
+    """
+    from proctor.runner.spawn import make_capture_dir, remove_capture_dir, spawn
+
+    mine = identity(root)
+    conn = socket.create_connection(address, timeout=60)
+    keepalive(conn)
+    if tls:
+        from distributed import get_worker
+
+        security: Any = get_worker().security  # (untyped)
+        context = security.get_connection_args("worker").get("ssl_context")
+        if context is None:
+            conn.close()
+            return "the cluster uses tls:// but this Dask worker has no TLS context"
+        conn = context.wrap_socket(conn)
+    conn.settimeout(None)
+    hello = {
+        "token": token,
+        "worker": worker,
+        "revision": mine.revision,
+        "environment": mine.environment,
+        "python": mine.python,
+        "packages": mine.packages,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    conn.sendall(json.dumps(hello).encode() + b"\n")
+    reply_bytes = bytearray()
+    while b"\n" not in reply_bytes and len(reply_bytes) < MAX_HELLO:
+        chunk = receive(conn)
+        if not chunk:
+            conn.close()
+            return "the controller closed the connection"
+        reply_bytes.extend(chunk)
+    line, _, rest = bytes(reply_bytes).partition(b"\n")
+    reply = json.loads(line)
+    if not reply.get("ok"):
+        conn.close()
+        return f"refused: {reply.get('reason')}"
+    capture_dir = make_capture_dir()
+
+    def command_line(commands: int, results: int) -> list[str]:
+        values = {
+            COMMANDS: f"--commands-fd={commands}",
+            RESULTS: f"--results-fd={results}",
+            CAPTURE: f"--capture-dir={capture_dir}",
+        }
+        return [sys.executable, *(values.get(part, part) for part in argv)]
+
+    try:
+        spawned = spawn(command_line, root, env)
+    except OSError as error:
+        conn.sendall(encode_frame(b"O", f"proctor: cannot start a worker: {error}\n".encode()))
+        conn.sendall(encode_frame(b"X", b"1"))
+        conn.close()
+        remove_capture_dir(capture_dir)
+        return f"cannot start: {error}"
+    assert spawned.process.stdout is not None
+    try:
+        returncode = _Bridge(conn, spawned, rest).run(
+            spawned.results, spawned.process.stdout.fileno()
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(spawned.results)
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RDWR)
+        conn.close()
+        remove_capture_dir(capture_dir)
+    return f"worker {worker} exited with {returncode}"

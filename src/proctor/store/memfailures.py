@@ -1,0 +1,154 @@
+"""Signed failures in the in-memory store: the reference the SQL backends are checked against."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, cast
+
+from proctor.store.contract import check_limit
+from proctor.store.failures import SIGNED_STATUSES, FailureRow, Sighting, SignatureLike
+from proctor.wire.event import Status
+from proctor.wire.record import TestRecord
+
+if TYPE_CHECKING:
+    from proctor.store.memory import MemoryStore
+
+__all__ = ["MemoryFailures"]
+
+
+class MemoryFailures:
+    """The failure-signature part of the contract, for :class:`MemoryStore`."""
+
+    def _init_failures(self) -> None:
+        self._signed: dict[tuple[int, int], dict[str, SignatureLike]] = {}
+        self._clusters: dict[tuple[str, str], str] = {}
+
+    def _sign_records(self, run_id: int, first: int, records: Sequence[TestRecord]) -> None:
+        store = cast("MemoryStore", self)
+        signer = store.signer
+        if signer is None:
+            return
+        for index, record in enumerate(records, first):
+            if record.status in SIGNED_STATUSES:
+                signature = signer(record)
+                if signature is not None:
+                    self._link(run_id, index, signature)
+
+    def _link(self, run_id: int, index: int, signature: SignatureLike) -> bool:
+        signed = self._signed.setdefault((run_id, index), {})
+        if signature.algorithm in signed:
+            return False
+        signed[signature.algorithm] = signature
+        self._clusters.setdefault((signature.algorithm, signature.digest), signature.digest)
+        return True
+
+    def _all_rows(self, algorithm: str) -> list[FailureRow]:
+        store = cast("MemoryStore", self)
+        rows = []
+        for (run_id, index), signed in self._signed.items():
+            run = store._runs.get(run_id)
+            signature = signed.get(algorithm)
+            if run is None or signature is None:
+                continue
+            rows.append(self._row(run_id, index, signature))
+        return rows
+
+    def _row(self, run_id: int, index: int, signature: SignatureLike) -> FailureRow:
+        store = cast("MemoryStore", self)
+        run = store._runs[run_id]
+        record = run.records[index]
+        return FailureRow(
+            run_id,
+            index,
+            record.test_id,
+            record.status,
+            run.metadata.started_ns or 0,
+            signature.algorithm,
+            signature.digest,
+            signature.kind,
+            signature.key,
+            self._clusters[signature.algorithm, signature.digest],
+        )
+
+    def failures(self, run_ids: Iterable[int], *, algorithm: str) -> list[FailureRow]:
+        wanted = set(run_ids)
+        rows = [row for row in self._all_rows(algorithm) if row.run in wanted]
+        return sorted(rows, key=lambda row: (-row.run, row.seq))
+
+    def sightings(
+        self, digests: Iterable[str], *, algorithm: str, before_ns: int, count_runs: int = 0
+    ) -> dict[str, Sighting]:
+        wanted = set(digests)
+        found: dict[str, Sighting] = {}
+        runs: dict[str, set[int]] = {}
+        for row in self._all_rows(algorithm):
+            if row.digest not in wanted:
+                continue
+            first, last, _ = found.get(row.digest, (row.run_ns, None, 0))
+            first = min(first, row.run_ns)
+            if row.run_ns < before_ns and (last is None or row.run_ns > last):
+                last = row.run_ns
+            runs.setdefault(row.digest, set()).add(row.run)
+            found[row.digest] = Sighting(first, last, min(len(runs[row.digest]), count_runs))
+        return found
+
+    def cluster_failures(
+        self, cluster: str, *, algorithm: str, limit: int | None = None
+    ) -> list[FailureRow]:
+        check_limit(limit)
+        rows = [row for row in self._all_rows(algorithm) if row.cluster == cluster]
+        rows.sort(key=lambda row: (-row.run_ns, -row.run, row.seq))
+        return rows if limit is None else rows[:limit]
+
+    def unsigned_failures(
+        self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
+    ) -> list[tuple[int, int, TestRecord]]:
+        store = cast("MemoryStore", self)
+        found: list[tuple[int, int, TestRecord]] = []
+        for run_id in sorted(store._runs):
+            for index, record in enumerate(store._runs[run_id].records):
+                if (run_id, index) <= after or record.status not in SIGNED_STATUSES:
+                    continue
+                if algorithm in self._signed.get((run_id, index), {}):
+                    continue
+                if len(found) >= limit:
+                    return found
+                found.append((run_id, index, record))
+        return found
+
+    def result(self, run_id: int, seq: int) -> TestRecord | None:
+        store = cast("MemoryStore", self)
+        run = store._runs.get(run_id)
+        if run is None or not 0 <= seq < len(run.records):
+            return None
+        return run.records[seq]
+
+    def add_signatures(self, signed: Sequence[tuple[int, int, SignatureLike]]) -> int:
+        store = cast("MemoryStore", self)
+        added = 0
+        for run_id, index, signature in signed:
+            run = store._runs.get(run_id)
+            if run is not None and 0 <= index < len(run.records):
+                added += self._link(run_id, index, signature)
+        return added
+
+    def set_clusters(self, algorithm: str, clusters: Mapping[str, str]) -> None:
+        for digest, cluster in clusters.items():
+            if (algorithm, digest) in self._clusters:
+                self._clusters[algorithm, digest] = cluster
+
+    def outcomes(self, run_ids: Iterable[int]) -> list[tuple[int, str, Status]]:
+        store = cast("MemoryStore", self)
+        runs = sorted(run_id for run_id in set(run_ids) if run_id in store._runs)
+        wanted = set(runs)
+        failed = {
+            store._runs[run_id].records[index].test_id
+            for run_id, index in self._signed
+            if run_id in wanted
+        }
+        return [
+            (run_id, record.test_id, record.status)
+            for run_id in runs
+            for record in store._runs[run_id].records
+            if record.test_id in failed
+        ]

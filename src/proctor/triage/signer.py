@@ -1,0 +1,84 @@
+"""The signer a store uses to sign failing results as they are stored.
+
+``RecordSigner`` signs a record with :func:`~proctor.triage.signature.signature_of`
+from its ``traceback`` attachments (else its ``reason``), remembering the
+signature of each text it has seen (a run's failures often share one
+traceback text: a fault reached by many tests, a server that is down), so a
+repeated text costs a dictionary look-up, not a parse.
+
+A weak signature (no text at all: an unexpected success, a test that never
+finished, a failure with no detail) says nothing about the fault, so it is
+made per test: the test id joins its key, and failures of different tests
+never share its cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from proctor.triage.signature import (
+    NO_PROJECT,
+    Project,
+    Signature,
+    signature_of,
+    signature_of_record,
+)
+from proctor.triage.text import failure_text
+from proctor.wire.event import Status
+from proctor.wire.record import TestRecord
+
+__all__ = ["MEMO_SIZE", "MEMO_TEXT", "RecordSigner", "failure_text", "per_test"]
+
+MEMO_SIZE = 4096
+"""Distinct texts remembered; the memory is emptied when it is full."""
+MEMO_TEXT = 64 * 1024
+"""Characters of a text at most for it to be remembered (and so, at most
+MEMO_SIZE x MEMO_TEXT characters held)."""
+
+_DIGEST_HEX = 16
+
+
+class RecordSigner:
+    """Signs failing records for a store (see the module docstring)."""
+
+    def __init__(
+        self, project: Project = NO_PROJECT, *, depth: int | None = 1, source: bool = True
+    ) -> None:
+        self.project = project
+        self._options = {"depth": depth, "source": source}
+        self.algorithm = signature_of("", depth=depth, source=source).algorithm
+        """The name of the algorithm this signer signs with."""
+        self._memo: dict[str, Signature] = {}
+        self.computed = 0
+        """Signatures computed (not remembered): for measuring the memo."""
+
+    def __call__(self, record: TestRecord) -> Signature | None:
+        status = record.status
+        if status.is_final and status not in (Status.FAIL, Status.UXSUCCESS):
+            return None
+        text = failure_text(record)
+        if text.strip():
+            signature = self._memo.get(text)
+            if signature is None:
+                signature = signature_of(text, project=self.project, **self._options)  # type: ignore[arg-type]
+                self.computed += 1
+                if len(text) <= MEMO_TEXT:
+                    if len(self._memo) >= MEMO_SIZE:
+                        self._memo.clear()
+                    self._memo[text] = signature
+        else:
+            found = signature_of_record(record, project=self.project, **self._options)  # type: ignore[arg-type]
+            if found is None:
+                return None
+            signature = found
+        if signature.weak:
+            return per_test(signature, record.test_id)
+        return signature
+
+
+def per_test(signature: Signature, test_id: str) -> Signature:
+    """A weak signature made the test's own."""
+    key = f"{signature.key} | {test_id}"
+    text = f"{signature.algorithm}\0{signature.kind}\0{key}"
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_DIGEST_HEX]
+    return Signature(signature.algorithm, signature.kind, key, digest)

@@ -1,0 +1,292 @@
+"""``proctor run --cluster``: test servers on a real Dask ``LocalCluster`` (worker processes).
+
+The controller runs in-process (``main``) or as a real ``proctor run``; the
+cluster's two worker processes (one thread each, with a nanny) start the test
+servers through Dask and connect back. Outcomes are read from the ``--subunit``
+stream, as a user's tools would.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from proctor.cli.main import main
+from proctor.runner.remote import Identity
+from proctor.wire.v2 import decode
+from tests.runner.projects import UNITTEST_CONF, outcomes, worker_env, write_project
+
+distributed = pytest.importorskip("distributed")
+
+pytestmark = pytest.mark.slow
+
+FINE = "".join(f"    def test_{n:02d}(self): pass\n" for n in range(30))
+PROJECT = {
+    **UNITTEST_CONF,
+    "tests/test_a.py": "import os, unittest\n\nclass Fine(unittest.TestCase):\n"
+    + FINE
+    + "\nclass Bad(unittest.TestCase):\n"
+    + "    def test_fails(self): self.assertEqual(1, 2)\n"
+    + "    def test_exits(self): print('last words'); os._exit(7)\n",
+}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as local:
+        yield str(local.scheduler_address)
+
+
+def _subunit(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "proctor", "run", "--subunit", "--no-store", *args],
+        cwd=root,
+        capture_output=True,
+        timeout=180,
+        env=worker_env(),
+        check=False,
+    )
+
+
+def test_a_run_on_the_cluster_gives_the_same_outcomes_as_a_local_one(
+    tmp_path: Path, cluster: str
+) -> None:
+    root = write_project(tmp_path, PROJECT)
+    remote = _subunit(root, "--cluster", cluster)
+    local = _subunit(root, "-j", "2")
+    assert remote.returncode == local.returncode == 1, remote.stderr.decode()
+    events = list(decode(remote.stdout))
+    assert outcomes(events) == outcomes(decode(local.stdout))
+    assert outcomes(events)["tests.test_a.Bad.test_exits"] == "fail"
+    said = b"".join(
+        e.file_bytes or b"" for e in events if e.test_id == "tests.test_a.Bad.test_exits"
+    )
+    assert b"exited with code 7" in said
+    assert b"last words" in said  # read back from its capture file
+    assert sum(v == "success" for v in outcomes(events).values()) == 30
+    # Both Dask workers ran tests (one test server per worker thread).
+    routes = {e.route_code.split("/")[0] for e in events if e.route_code and e.test_id}
+    assert len(routes) >= 2
+    host = socket.gethostname()
+    assert all(route.startswith(f"{host}:") for route in routes), routes  # HOST:N
+
+
+def test_a_test_that_kills_its_dask_worker_fails_with_the_cause_and_nothing_is_lost(
+    tmp_path: Path, cluster: str
+) -> None:
+    files = dict(PROJECT)
+    files["tests/test_z.py"] = """
+        import os, signal, time, unittest
+        class Z(unittest.TestCase):
+            def test_kills_the_dask_worker(self):
+                time.sleep(0.2)
+                os.kill(os.getppid(), signal.SIGKILL)  # the Dask worker process
+                time.sleep(30)
+    """
+    root = write_project(tmp_path, files)
+    done = _subunit(root, "--cluster", cluster, "--timeout", "60")
+    assert done.returncode == 1, done.stderr.decode()
+    events = list(decode(done.stdout))
+    results = outcomes(events)
+    assert results["tests.test_z.Z.test_kills_the_dask_worker"] == "fail"
+    assert sum(v == "success" for v in results.values()) == 30
+    finals = [e.test_id for e in events if e.test_id and e.status and e.status.is_final]
+    assert len(finals) == len(set(finals)) == 33  # every test once: none lost, none twice
+    tracebacks = b"".join(
+        e.file_bytes or b""
+        for e in events
+        if e.test_id == "tests.test_z.Z.test_kills_the_dask_worker"
+    )
+    assert b"lost the connection to worker" in tracebacks
+
+
+def test_a_server_whose_revision_differs_is_refused_saying_which(
+    tmp_path: Path,
+    cluster: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from proctor.runner import dask_backend
+
+    root = write_project(tmp_path, PROJECT)
+    monkeypatch.chdir(root)
+    real = dask_backend.identity
+
+    def controllers(path: str) -> Identity:  # only the controller's side (this process)
+        mine = real(path)
+        return Identity("0123abcd", mine.environment, mine.python, mine.packages)
+
+    monkeypatch.setattr(dask_backend, "identity", controllers)
+    scheduler_file = tmp_path / "scheduler.json"  # as `dask scheduler --scheduler-file` writes
+    scheduler_file.write_text(json.dumps({"type": "Scheduler", "address": cluster}))
+    status = main(["run", "--no-store", "--cluster", str(scheduler_file)])
+    captured = capsys.readouterr()
+    err = captured.out + captured.err
+    assert status == 3, err
+    assert "refuses to start" in err
+    assert "different code revision" in err
+    assert "0123abcd" in err
+
+
+def test_a_connection_without_the_token_gets_nothing(tmp_path: Path, cluster: str) -> None:
+    from proctor.runner.dask_backend import DaskBackend
+    from proctor.runner.subprocess_backend import WorkerSpec
+
+    backend = DaskBackend(WorkerSpec(root=tmp_path), cluster)
+    try:
+        with socket.create_connection(backend.address, timeout=10) as conn:
+            hello = {"token": "guess", "worker": 0, "revision": "x", "environment": "y"}
+            conn.sendall(json.dumps(hello).encode() + b"\n")
+            messages = []
+            for _ in range(20):  # accept, read the hello, close
+                messages.extend(backend.wait(0.05))
+            assert messages == []
+            assert conn.recv(100) == b""  # closed, unanswered
+    finally:
+        backend.close()
+
+
+def test_ctrl_c_stops_every_remote_server(tmp_path: Path, cluster: str) -> None:
+    files = {
+        **UNITTEST_CONF,
+        "tests/test_slow.py": "import time, unittest\nclass S(unittest.TestCase):\n"
+        + "".join(f"    def test_{n}(self): time.sleep(0.5)\n" for n in range(40)),
+    }
+    root = write_project(tmp_path, files)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proctor", "run", "--subunit", "--no-store", "--cluster", cluster],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=worker_env(),
+    )
+    assert process.stdout is not None
+    time.sleep(4)
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err.decode()
+    pids = {e.route_code for e in decode(io.BytesIO(out).read()) if e.route_code}
+    assert pids  # it was running remotely
+    # No test server of this project is left on the cluster's machine.
+    time.sleep(1)
+    left = subprocess.run(
+        ["pgrep", "-f", f"proctor.worker --serve.*--root={root}"],
+        capture_output=True,
+        check=False,
+    )
+    assert left.stdout == b"", left.stdout
+
+
+def test_on_a_tls_cluster_the_servers_connect_back_over_tls(tmp_path: Path) -> None:
+    """A ``tls://`` LocalCluster (a self-signed certificate made with openssl for
+    every role): the connections back to the controller are TLS too."""
+    import shutil
+
+    from distributed import Client
+    from distributed.security import Security
+
+    from proctor.runner.controller import Controller
+    from proctor.runner.dask_backend import DaskBackend
+    from proctor.runner.options import RunOptions
+    from proctor.runner.subprocess_backend import WorkerSpec
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=proctor-test", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    pems = {"cert": str(cert), "key": str(key)}
+    security = Security(
+        tls_ca_file=str(cert),
+        **{
+            f"tls_{role}_{part}": path
+            for role in ("client", "scheduler", "worker")
+            for part, path in pems.items()
+        },
+        require_encryption=True,
+    )
+    root = write_project(tmp_path / "project", PROJECT)
+    with (
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=True,
+            protocol="tls://",
+            security=security,
+            dashboard_address=":0",
+        ) as local,
+        Client(local, security=security) as client,
+    ):
+        assert str(local.scheduler_address).startswith("tls://")
+        backend = DaskBackend(WorkerSpec(root=root), str(local.scheduler_address), client=client)
+        accepted = []
+        real_wrap = backend._tls.wrap_socket  # type: ignore[union-attr]
+
+        def wrap(sock: socket.socket, **kwargs: object) -> object:
+            wrapped = real_wrap(sock, **kwargs)  # type: ignore[arg-type]
+            accepted.append(wrapped.version())
+            return wrapped
+
+        backend._tls.wrap_socket = wrap  # type: ignore[union-attr,method-assign]
+        try:
+            result = Controller(backend, RunOptions(concurrency=2)).run()
+        finally:
+            backend.close()
+    assert result.failed == 2  # test_fails and test_exits
+    assert len(result.selected) == 32
+    assert accepted
+    assert all(version is not None and version.startswith("TLS") for version in accepted)
+
+
+def test_a_cluster_that_is_neither_a_file_nor_an_address_is_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    root = write_project(tmp_path, PROJECT)
+    done = _subunit(root, "--cluster", str(tmp_path / "missing.json"))
+    assert done.returncode == 2
+    assert b"no such scheduler file, and not an address" in done.stderr
+    assert b"Traceback" not in done.stderr
+
+
+def test_a_remote_test_over_its_timeout_fails_with_its_stack_and_its_worker_is_killed(
+    tmp_path: Path, cluster: str
+) -> None:
+    files = {
+        **UNITTEST_CONF,
+        "tests/test_h.py": "import time, unittest\nclass H(unittest.TestCase):\n"
+        "    def test_hangs(self): time.sleep(120)\n"
+        "    def test_fine(self): pass\n",
+    }
+    root = write_project(tmp_path, files)
+    started = time.monotonic()
+    done = _subunit(root, "--cluster", cluster, "--timeout", "2", "-j", "1")
+    assert time.monotonic() - started < 60  # not the test's two minutes
+    assert done.returncode == 1, done.stderr.decode()
+    events = list(decode(done.stdout))
+    assert outcomes(events) == {
+        "tests.test_h.H.test_hangs": "fail",
+        "tests.test_h.H.test_fine": "success",
+    }
+    said = b"".join(e.file_bytes or b"" for e in events if e.test_id == "tests.test_h.H.test_hangs")
+    assert b"Timed out: still running after 2s" in said
+    # The stack dump (SIGUSR1 through the connection), then the kill (the run ended).
+    assert b"Stacks of all its threads at that moment:" in said
+    assert b"in test_hangs" in said
