@@ -37,6 +37,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("proctor.cli.export", "export", "Write a stored run as a subunit v2 stream."),
     "gc": ("proctor.cli.gc", "gc", "Remove old runs by count or age."),
     "run": ("proctor.cli.run", "run", "Run the tests in parallel on persistent workers."),
+    "watch": (
+        "proctor.cli.watch",
+        "watch",
+        "Run the tests, then re-run those each saved change affects.",
+    ),
     "triage": ("proctor.cli.triage", "triage", "Show failure clusters, most common first."),
     "flaky": ("proctor.cli.flaky", "flaky", "Show flaky and broken tests, most impact first."),
     "init": ("proctor.cli.init", "init", "Write a starting [tool.proctor] configuration."),
