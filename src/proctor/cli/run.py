@@ -445,14 +445,7 @@ def _run_once(
     from proctor.runner.terminal import ThreadedStdin
 
     storing = _storing(store, args, config)
-    out = sys.stdout if storing is None else storing.hold(sys.stdout)
-    view: RunReporter = choose_view(args, out)
-    if storing is not None:
-        from proctor.cli.run_storing import ReleasingView
-
-        storing.set_notice(view.notice)
-        view = ReleasingView(view, storing)
-    stdout = sys.stdout.buffer if storing is None else storing.hold_bytes(sys.stdout.buffer)
+    view, stdout = held_outputs(args, storing)
     sinks, finish_sinks = _event_sinks(args, stdout)
     try:
         controller = Controller(
@@ -481,6 +474,18 @@ def _run_once(
 
         show_run_clusters(sys.stdout, store, info)  # the clusters of its failures
     return result, storing.error is None
+
+
+def held_outputs(args: RunArgs, storing: RunStorage | None) -> tuple[RunReporter, BinaryIO]:
+    """The run's view and its byte stdout (``--subunit``), both held back until the
+    results they show are stored when the run is being stored."""
+    if storing is None:
+        return choose_view(args, sys.stdout), sys.stdout.buffer
+    from proctor.cli.run_storing import ReleasingView
+
+    view = choose_view(args, storing.hold(sys.stdout))
+    storing.set_notice(view.notice)
+    return ReleasingView(view, storing), storing.hold_bytes(sys.stdout.buffer)
 
 
 def _storing(store: Store | None, args: RunArgs, config: Config) -> RunStorage | None:

@@ -309,7 +309,7 @@ def run_isolated(
         _event_sinks,
         _explain_nothing_ran,
         _storing,
-        choose_view,
+        held_outputs,
         make_backend,
         signals_post_to,
     )
@@ -333,17 +333,9 @@ def run_isolated(
         random.Random(options.seed).shuffle(ids)
     total.selected = ids
     storing = _storing(store, args, config) if ids and not total.error else None
-    view: RunReporter = choose_view(
-        args, sys.stdout if storing is None else storing.hold(sys.stdout)
-    )
-    if storing is not None:
-        from proctor.cli.run_storing import ReleasingView
-
-        storing.set_notice(view.notice)
-        view = ReleasingView(view, storing)
+    view, stdout = held_outputs(args, storing)
     progress = Progress(total=len(ids), workers=1, seed=options.seed)
     progress.started_at = started
-    stdout = sys.stdout.buffer if storing is None else storing.hold_bytes(sys.stdout.buffer)
     sinks, finish_sinks = _event_sinks(args, stdout)
     one = _OneOfMany(view, progress)
     if ids and not total.error and not total.interrupted:
