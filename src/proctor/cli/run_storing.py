@@ -29,7 +29,7 @@ import contextlib
 import io
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO, TextIO
+from typing import IO, TYPE_CHECKING, AnyStr, BinaryIO, Generic, TextIO, cast
 
 from proctor.store.errors import StoreError
 
@@ -93,6 +93,59 @@ class IdleWrites:
             self._writer.flush()
 
 
+class _Held(Generic[AnyStr]):
+    """What :class:`HeldOutput` and :class:`HeldBytes` share: the writes held for
+    ``out`` until ``commit()``, let out by :meth:`flush` (commit first) or
+    :meth:`release`. Past ``limit`` held units a write flushes, as a full buffer
+    would."""
+
+    def __init__(
+        self, out: IO[AnyStr], commit: Callable[[], None], limit: int, empty: AnyStr
+    ) -> None:
+        self.out: IO[AnyStr] = out
+        self._commit = commit
+        self._limit = limit
+        self._empty: AnyStr = empty
+        self._held: list[AnyStr] = []
+        self._size = 0
+        self._closing = False
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._held)
+
+    def write(self, data: AnyStr) -> int:
+        self._held.append(data)
+        self._size += len(data)
+        if self._size >= self._limit:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if self._closing:
+            return
+        self._commit()
+        self.release()
+
+    def release(self) -> None:
+        """Write out what is held, committed or not (after storing failed)."""
+        if self._held:
+            data = self._empty.join(self._held)
+            self._held.clear()
+            self._size = 0
+            self.out.write(data)
+        self.out.flush()
+
+    def close(self) -> None:
+        """Closing (garbage collection does it too) commits nothing and closes
+        nothing underneath; what is still held goes out if it still can."""
+        if not self._closing:
+            self._closing = True
+            with contextlib.suppress(OSError, ValueError):
+                if self._held and not self.out.closed:
+                    self.release()
+
+
 class HeldOutput(io.TextIOBase):
     """A text stream whose writes reach ``out`` only after ``commit()``.
 
@@ -105,64 +158,42 @@ class HeldOutput(io.TextIOBase):
 
     def __init__(self, out: TextIO, commit: Callable[[], None]) -> None:
         super().__init__()
-        self._out = out
-        self._commit = commit
-        self._held: list[str] = []
-        self._size = 0
-        self._closing = False
+        self._held: _Held[str] = _Held(out, commit, self.LIMIT, "")
 
     @property
     def holding(self) -> bool:
-        return bool(self._held)
+        return self._held.holding
 
     def write(self, text: str) -> int:
-        self._held.append(text)
-        self._size += len(text)
-        if self._size >= self.LIMIT:
-            self.flush()
-        return len(text)
+        return self._held.write(text)
 
     def flush(self) -> None:
-        if self._closing:
-            return
-        self._commit()
-        self.release()
-
-    def close(self) -> None:
-        """Closing the wrapper (garbage collection does it too) commits nothing and
-        closes nothing underneath; what is still held goes out if it still can."""
-        if not self._closing:
-            self._closing = True
-            with contextlib.suppress(OSError, ValueError):
-                if self._held and not self._out.closed:
-                    self.release()
-        super().close()
+        self._held.flush()
 
     def release(self) -> None:
         """Write out what is held, committed or not (after storing failed)."""
-        if self._held:
-            text = "".join(self._held)
-            self._held.clear()
-            self._size = 0
-            self._out.write(text)
-        self._out.flush()
+        self._held.release()
+
+    def close(self) -> None:
+        self._held.close()
+        super().close()
 
     def writable(self) -> bool:
         return True
 
     def isatty(self) -> bool:
-        return self._out.isatty()
+        return self._held.out.isatty()
 
     def fileno(self) -> int:
-        return self._out.fileno()
+        return self._held.out.fileno()
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
-        return self._out.encoding
+        return cast(TextIO, self._held.out).encoding
 
     @property
     def errors(self) -> str | None:  # type: ignore[override]
-        return self._out.errors
+        return cast(TextIO, self._held.out).errors
 
 
 class HeldBytes(io.BufferedIOBase):
@@ -172,55 +203,33 @@ class HeldBytes(io.BufferedIOBase):
 
     def __init__(self, out: BinaryIO, commit: Callable[[], None]) -> None:
         super().__init__()
-        self._out = out
-        self._commit = commit
-        self._held: list[bytes] = []
-        self._size = 0
-        self._closing = False
+        self._held: _Held[bytes] = _Held(out, commit, self.LIMIT, b"")
 
     @property
     def holding(self) -> bool:
-        return bool(self._held)
+        return self._held.holding
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
-        self._held.append(bytes(data))
-        self._size += len(data)
-        if self._size >= self.LIMIT:
-            self.flush()
-        return len(data)
+        return self._held.write(bytes(data))
 
     def flush(self) -> None:
-        if self._closing:
-            return
-        self._commit()
-        self.release()
-
-    def close(self) -> None:
-        """Closing the wrapper (garbage collection does it too) commits nothing and
-        closes nothing underneath; what is still held goes out if it still can."""
-        if not self._closing:
-            self._closing = True
-            with contextlib.suppress(OSError, ValueError):
-                if self._held and not self._out.closed:
-                    self.release()
-        super().close()
+        self._held.flush()
 
     def release(self) -> None:
-        if self._held:
-            data = b"".join(self._held)
-            self._held.clear()
-            self._size = 0
-            self._out.write(data)
-        self._out.flush()
+        self._held.release()
+
+    def close(self) -> None:
+        self._held.close()
+        super().close()
 
     def writable(self) -> bool:
         return True
 
     def isatty(self) -> bool:
-        return self._out.isatty()
+        return self._held.out.isatty()
 
     def fileno(self) -> int:
-        return self._out.fileno()
+        return self._held.out.fileno()
 
 
 class RunStorage:
