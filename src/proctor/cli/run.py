@@ -112,6 +112,7 @@ class RunArgs:
     pdb_test_id: str | None = None  # --pdb ID: run that one test under the debugger (stestr)
     shard: Shard | None = None  # --shard K/N (proctor.cli.run_shard)
     cluster: str | None = None  # --cluster ADDRESS|FILE (proctor.cli.run_cluster)
+    rerun_failures: int = 0  # --rerun-failures N (proctor.runner.rerun)
 
     @property
     def selection(self) -> Selection:
@@ -191,6 +192,7 @@ def run_options(args: RunArgs, config: Config, history: History | None = None) -
         maxfail=args.maxfail,
         failed_first=args.failed_first,
         shard=args.shard,
+        rerun_failures=args.rerun_failures,
     )
 
 
@@ -728,6 +730,13 @@ def _pytest_params(params: dict[str, object], extra: tuple[str, ...]) -> None:
     type=click.IntRange(min=1),
     metavar="N",
     help="Stop after N failures across all workers; tests not started are not run.",
+)
+@click.option(
+    "--rerun-failures",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Run a failing test again up to N times; one that then passes is reported flaky.",
 )
 @click.option("-v", "--verbose", count=True, help="pytest: more verbose (fuller diffs).")
 @click.option("-q", "--quiet", count=True, help="pytest: less verbose.")

@@ -106,6 +106,7 @@ class Controller(Exits):
                 self._refresh_progress()
                 self._reporter.tick()
         self._collector.close()
+        self._settle_retries()
         result = self._result
         result.wall_time = backend.now() - started
         self._refresh_progress()
@@ -172,6 +173,7 @@ class Controller(Exits):
         sink = self._sink
         forward = None if type(sink) is NullSink else sink.send
         pending = slot.pending
+        attempts = self._reruns.attempts  # (empty unless a test is being run again)
         new = _new_event
         for event in events:
             test_id, status, tags, runnable, name, content, eof, mime, route_code, stamp = event
@@ -196,6 +198,8 @@ class Controller(Exits):
             route_code = route if route_code is None else f"{route}/{route_code}"
             if status is not _NONE:
                 tags = tags | tagged if tags else tagged
+                if attempts and test_id in attempts:
+                    tags = tags | {f"attempt-{attempts[test_id]}"}
             fields = (test_id, status, tags, runnable, name, content, eof, mime, route_code, stamp)
             routed = new(Event, fields)
             collect(routed)
@@ -425,8 +429,10 @@ class Controller(Exits):
             # finish (if one of those dies, a new worker takes its tests). When no input
             # can come for a test that reads stdin (a quit waiting in a worker's pipe is
             # end of input for it), busy workers are sent quit too: they obey it after
-            # their batches, so their teardown overlaps the handling of their results.
-            early = self._desk.input_over
+            # their batches, so their teardown overlaps the handling of their results;
+            # not with --rerun-failures: a failure brings work back, for them (a new
+            # worker beside a quitting one would run more at once than asked).
+            early = self._desk.input_over and not self._reruns.limit
             for slot in self._slots.values():
                 if slot.state is SlotState.READY and not slot.listing and (early or not slot.busy):
                     self._stop(slot, StopReason.QUIT)
@@ -443,6 +449,14 @@ class Controller(Exits):
     def _on_record(self, record: TestRecord) -> None:
         result = self._result
         status = record.status
+        reruns = self._reruns
+        if (reruns.limit and status is not Status.SUCCESS) or reruns.attempts:
+            record = reruns.tagged(record)
+            if reruns.passed_again(record):
+                result.flaky.append(record.test_id)
+            elif self._will_rerun() and (attempt := reruns.retry(record)) is not None:
+                self._retry(record, attempt)
+                return
         if record.start is not None and record.stop is not None:
             self._observed_time += (record.stop - record.start) / NS_PER_SECOND
             self._observed_count += 1
@@ -463,6 +477,33 @@ class Controller(Exits):
         if maxfail is not None and self._progress.failed >= maxfail and self._halted is None:
             failures = f"{maxfail} failure{'s' if maxfail > 1 else ''}"
             self._halt(f"stopping after {failures} (--maxfail {maxfail})")
+
+    def _retry(self, record: TestRecord, attempt: int) -> None:
+        """Run a failed test again (--rerun-failures): its record goes to the sinks
+        and the view, not into the outcome; the next attempt goes first in the queue."""
+        assert self._queue is not None
+        self._result.retried.append(record)
+        self._queue.put_back([record.test_id])
+        self._progress.total += 1
+        for sink in self._record_sinks:
+            sink(record)
+        self._idle_due = True
+        self._reporter.record(record)
+        limit = self._reruns.limit + 1
+        self._reporter.notice(f"{record.test_id} failed; running it again ({attempt} of {limit})")
+
+    def _settle_retries(self) -> None:
+        """Retried tests whose next attempt never ran (the run stopped first): the
+        failed attempt is their outcome, and they are not "not run"."""
+        waiting = self._reruns.waiting
+        if not waiting:
+            return
+        result = self._result
+        result.not_run = [test_id for test_id in result.not_run if test_id not in waiting]
+        for record in waiting.values():
+            result.counts[record.status] += 1
+            result.failures.append(record)
+        waiting.clear()
 
     def _refresh_progress(self) -> None:
         queued = self._queue.expected if self._queue is not None else 0.0

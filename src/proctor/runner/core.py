@@ -21,6 +21,7 @@ from proctor.runner.debugging import DebugDesk
 from proctor.runner.history import EMPTY_HISTORY, History
 from proctor.runner.options import RunOptions
 from proctor.runner.report import NullReporter, Progress, RunReporter, RunResult
+from proctor.runner.rerun import Reruns
 from proctor.runner.schedule import WorkQueue
 from proctor.runner.slot import Slot
 from proctor.wire.event import Event
@@ -85,6 +86,7 @@ class ControllerCore:
         self._counts_differ = False  # (warned once)
         self._halted: str | None = None  # why the run stopped early (--maxfail, pytest.exit())
         self._digest: tuple[int, str] | None = None  # the lister's worker and ids digest
+        self._reruns = Reruns(options.rerun_failures)  # --rerun-failures
 
     # -- implemented by the controller proper ---------------------------------------------
 

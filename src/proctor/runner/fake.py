@@ -21,7 +21,7 @@ import itertools
 import signal
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from proctor.runner.backend import Exited, Interrupted, Message, Output, Results, StdinLine
 from proctor.runner.protocol import (
@@ -71,6 +71,9 @@ class FakeTest:
     fails_after: frozenset[str] = frozenset()
     """Fail instead of passing when all of these ran earlier in the same worker
     (an order dependency, for isolation tests)."""
+    then: str | None = None
+    """The outcome of its runs after the first, in any worker (a flaky test); None:
+    ``outcome`` every time."""
 
 
 @dataclass(slots=True)
@@ -283,6 +286,10 @@ class FakeWorker:
             unknown = Event(test_id=test_id, status=Status.FAIL, timestamp=self._ts())
             self._next((*held, unknown))
             return
+        runs = self._backend.runs
+        runs[test_id] = runs.get(test_id, 0) + 1
+        if test.then is not None and runs[test_id] > 1:
+            test = replace(test, outcome=test.then)
         self._current = test
         self.ran.append(test_id)
         self._emit(*held, Event(test_id=test_id, status=Status.INPROGRESS, timestamp=self._ts()))
@@ -384,6 +391,7 @@ class FakeBackend:
         self._interrupts: list[float] = []
         self._starts = 0
         self.closed = False
+        self.runs: dict[str, int] = {}  # test id -> times a worker started it
 
     # -- WorkerBackend --------------------------------------------------------------------
 

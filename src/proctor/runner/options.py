@@ -48,6 +48,9 @@ class RunOptions:
     """Run the tests of the failing set first (``--ff``), then the rest."""
     shard: Shard | None = None
     """Run only this part of the selection (``--shard K/N``, :mod:`proctor.runner.shard`)."""
+    rerun_failures: int = 0
+    """Run a failing test again up to this many times in the same run
+    (:mod:`proctor.runner.rerun`); the run's outcome follows the final attempt."""
     lookahead: float = 0.05
     """Send a worker its next batch when its current one has less than this many
     expected seconds left, so fast tests never wait for a round trip."""

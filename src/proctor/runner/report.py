@@ -91,6 +91,10 @@ class RunResult:
     seed: int | None = None
     wall_time: float = 0.0
     worker_restarts: int = 0
+    retried: list[TestRecord] = field(default_factory=list)
+    """Failed attempts that were run again (``--rerun-failures``): not in ``counts``."""
+    flaky: list[str] = field(default_factory=list)
+    """Tests that failed, then passed on a rerun (counted in ``counts`` as passed)."""
 
     @property
     def ran(self) -> int:
@@ -115,7 +119,8 @@ class RunResult:
 
     def outcome_line(self) -> str:
         """``N passed, N failed, N skipped`` (+ xfailed / unexpectedly passed / not run)."""
-        return outcome_line(self.counts, len(self.unfinished), len(self.not_run))
+        line = outcome_line(self.counts, len(self.unfinished), len(self.not_run))
+        return f"{line}, {len(self.flaky)} flaky" if self.flaky else line
 
 
 class TestSpan:
