@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from proctor.store.model import RETRIED_TAG
 from proctor.store.opening import open_store
 from tests.runner.projects import UNITTEST_CONF, worker_env, write_project
 
@@ -72,9 +73,15 @@ def test_a_test_passing_on_its_rerun_passes_the_run_and_is_named_flaky(tmp_path:
         attempts = [r for r in store.records(latest.id, attachments=False) if r.test_id == FLIP]
         assert [r.status.wire_name for r in attempts] == ["fail", "success"]
         assert "attempt-2" in attempts[1].tags
+        assert RETRIED_TAG in attempts[0].tags
         assert latest.metadata.git_dirty is not True
+        # The stored run's outcome is the final attempts', as the run's was.
+        assert latest.succeeded
+        assert (latest.counts.passed, latest.counts.failed) == (2, 0)
     finally:
         store.close()
+    last = _proctor(root, "last")
+    assert last.returncode == 0, last.stdout + last.stderr
 
     flaky = _proctor(root, "flaky", "--json")
     assert flaky.returncode == 0, flaky.stderr

@@ -15,7 +15,7 @@ from proctor.store import (
     UnknownTest,
     WriterClosed,
 )
-from proctor.store.model import EWMA_WEIGHT
+from proctor.store.model import EWMA_WEIGHT, RETRIED_TAG
 from proctor.wire.event import NS_PER_SECOND, Event, Status
 from proctor.wire.record import Attachment, TestRecord
 
@@ -124,6 +124,27 @@ def test_a_run_is_counted_as_it_is_stored(store: Store) -> None:
     assert not info.interrupted
     assert not info.succeeded
     assert store.run(info.id) == info
+
+
+def test_a_retried_attempt_is_stored_but_not_among_the_runs_outcomes(store: Store) -> None:
+    """--rerun-failures: the failed attempt that ran again is kept (flaky evidence)
+    and counted in the total, but the run's outcome is the final attempt's."""
+    info = store.write_run(
+        [
+            record("a", Status.FAIL, tags={RETRIED_TAG}),
+            record("b"),
+            record("a", tags={"attempt-2"}),
+        ]
+    )
+    assert (info.counts.total, info.counts.passed, info.counts.failed) == (3, 2, 0)
+    assert info.succeeded
+    assert [r.status for r in store.records(info.id) if r.test_id == "a"] == [
+        Status.FAIL,
+        Status.SUCCESS,
+    ]
+    assert store.failing_ids() == []
+    stats = store.test_stats(["a"])["a"]
+    assert (stats.passed, stats.failed) == (1, 1)
 
 
 def test_metadata_is_kept_with_the_run(store: Store) -> None:

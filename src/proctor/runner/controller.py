@@ -51,6 +51,7 @@ from proctor.runner.protocol import (
 from proctor.runner.report import RunResult
 from proctor.runner.schedule import WorkQueue
 from proctor.runner.slot import Slot, SlotState, StopReason
+from proctor.store.model import RETRIED_TAG
 from proctor.wire.event import NS_PER_SECOND, Event, Status
 from proctor.wire.record import TestRecord
 
@@ -482,6 +483,7 @@ class Controller(Exits):
         """Run a failed test again (--rerun-failures): its record goes to the sinks
         and the view, not into the outcome; the next attempt goes first in the queue."""
         assert self._queue is not None
+        record = record._replace(tags=record.tags | {RETRIED_TAG})
         self._result.retried.append(record)
         self._queue.put_back([record.test_id])
         self._progress.total += 1

@@ -27,6 +27,7 @@ from proctor.wire.record import TestRecord
 
 __all__ = [
     "EWMA_WEIGHT",
+    "RETRIED_TAG",
     "GarbageReport",
     "HistoryEntry",
     "RunCounts",
@@ -81,11 +82,22 @@ class RunMetadata(NamedTuple):
     properties: Mapping[str, str] = MappingProxyType({})
 
 
+RETRIED_TAG = "proctor:retried"
+"""The tag of a failed attempt that ``--rerun-failures`` ran again. It is stored (flaky
+evidence, in the test's statistics) and counted in its run's ``total``, but not among
+the run's outcomes (:class:`RunCounts`), which tally each test's final attempt, as the
+run's outcome does."""
+
+
 class RunCounts(NamedTuple):
-    """How many results of each kind a run holds, and their summed duration."""
+    """How many results of each kind a run holds, and their summed duration.
+
+    Failed attempts that were run again (:data:`RETRIED_TAG`) count in ``total``
+    (and time) only, not among the outcomes.
+    """
 
     total: int = 0
-    """Every stored result, ``exists`` listings included."""
+    """Every stored result, ``exists`` listings and retried attempts included."""
     passed: int = 0
     failed: int = 0
     skipped: int = 0
@@ -117,7 +129,8 @@ class RunCounts(NamedTuple):
         counts = [0] * len(RunCounts._fields)
         for record in records:
             counts[0] += 1
-            counts[_STATUS_SLOT[record.status]] += 1
+            if not (record.tags and RETRIED_TAG in record.tags):
+                counts[_STATUS_SLOT[record.status]] += 1
             if is_timed(record):
                 counts[8] += record.stop - record.start  # type: ignore[operator]
         return RunCounts(*counts)

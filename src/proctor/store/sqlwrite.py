@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from proctor.store.blobs import digest, encode_blob
 from proctor.store.errors import UnknownRun
-from proctor.store.model import EWMA_WEIGHT, RunCounts, failing_change
+from proctor.store.model import EWMA_WEIGHT, RETRIED_TAG, RunCounts, failing_change
 from proctor.store.sqlfailures import sign_batch
 from proctor.store.sqlrules import EXISTS, FAILED_IN, PASSED, SKIPPED, timed
 from proctor.wire.event import Status
@@ -151,6 +151,10 @@ def _write(
     for seq, record in enumerate(records, first_seq):
         test = test_ids[record.test_id]
         status = int(record.status)
+        tags = record.tags
+        # A failed attempt run again (--rerun-failures) is stored, and counted in the
+        # run's total (its results' positions), not among its outcomes.
+        counted = not (tags and RETRIED_TAG in tags)
         start = record.start
         stop = record.stop
         elapsed = None
@@ -162,8 +166,8 @@ def _write(
                 last = stop
             if _COUNTS_TIME[status]:
                 test_ns += elapsed
-        by_status[status] += 1
-        tags = record.tags
+        if counted:
+            by_status[status] += 1
         append(
             (
                 run_id,
