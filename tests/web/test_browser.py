@@ -85,7 +85,29 @@ class Watched:
             ),
         )
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
+        # A request cancelled because the page went on to another is no failure of the
+        # server, nor is a cancelled favicon fetch (Chromium drops a page's icon fetch
+        # when it already has that icon, at any time); every other failed request is,
+        # the favicon's too when it fails any other way (a 404 is a response, below).
+        self.navigations = 0
+        self.started: dict[Any, int] = {}
+
+        def navigated(frame: Any) -> None:
+            if frame == page.main_frame:
+                self.navigations += 1
+
+        def failed(request: Any) -> None:
+            cancelled = "ERR_ABORTED" in (request.failure or "")
+            if cancelled and (
+                self.started.get(request, -1) < self.navigations
+                or request.url.endswith("/static/favicon.svg")
+            ):
+                return
+            self.problems.append(f"failed: {request.url} {request.failure}")
+
+        page.on("framenavigated", navigated)
+        page.on("request", lambda r: self.started.setdefault(r, self.navigations))
+        page.on("requestfailed", failed)
         page.on(
             "response",
             lambda r: (
