@@ -23,7 +23,6 @@ from proctor.cli.json_shapes import dump
 if TYPE_CHECKING:
     from proctor.triage.clusters import Window
     from proctor.triage.settings import TriageSettings
-    from proctor.wire.record import TestRecord
 
 __all__ = ["settings_or_fail", "triage", "window_for", "window_options"]
 
@@ -155,30 +154,19 @@ def triage(
 def show(parent_repository: str | None, cluster: str, as_json: bool, repository: str | None) -> int:
     """Show one cluster whole: every test and run it touched, examples, history."""
     from proctor.cli._explain import project_explainer
-    from proctor.triage.clusters import DAY_NS, Explanation
+    from proctor.triage.clusters import Explanation
+    from proctor.triage.detail import cluster_detail
     from proctor.triage.signature import ALGORITHM
 
     with open_repository(repository or parent_repository) as store:
-        rows = store.cluster_failures(cluster, algorithm=ALGORITHM)
-        if not rows:
+        detail = cluster_detail(store, cluster, algorithm=ALGORITHM)
+        if detail is None:
             raise RepositoryError(
                 f"there is no cluster {cluster!r} under {ALGORITHM}; `proctor triage` lists them"
             )
-        runs = {info.id: info for info in store.runs(since_ns=rows[-1].run_ns)}
         explainer = project_explainer(store)
-        known = explainer.failure(rows[0]) if explainer is not None else Explanation()
-        examples: list[TestRecord] = []
-        seen_tests: set[str] = set()
-        for row in rows:
-            if row.test_id not in seen_tests and len(examples) < 3:
-                seen_tests.add(row.test_id)
-                record = store.result(row.run, row.seq)
-                if record is not None:
-                    examples.append(record)
-    first_day = rows[-1].run_ns // DAY_NS
-    daily = [0] * (rows[0].run_ns // DAY_NS - first_day + 1)
-    for row in rows:
-        daily[row.run_ns // DAY_NS - first_day] += 1
+        known = explainer.failure(detail.newest) if explainer is not None else Explanation()
+    rows, runs, examples, daily = detail.rows, detail.runs, detail.examples, detail.daily
     from proctor.cli import triage_view as view
     from proctor.triage.text import failure_text
 
@@ -191,7 +179,7 @@ def show(parent_repository: str | None, cluster: str, as_json: bool, repository:
                 "kind": rows[0].kind,
                 "key": rows[0].key,
                 "failures": [view.failure_json(row) for row in rows],
-                "per_day": {"first_day_ns": first_day * DAY_NS, "counts": daily},
+                "per_day": {"first_day_ns": detail.first_day_ns, "counts": daily},
                 "examples": [
                     {"test": record.test_id, "traceback": failure_text(record)}
                     for record in examples
