@@ -120,3 +120,35 @@ def test_last_imports_nothing_of_the_rules_without_a_rules_file(project: str) ->
         [sys.executable, "-c", code], capture_output=True, text=True, stdin=subprocess.DEVNULL
     )
     assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+
+
+@pytest.mark.slow
+def test_run_names_the_bug_of_a_failure_a_rule_explains(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'shop'\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "__init__.py").write_text("")
+    (tmp_path / "tests" / "test_shop.py").write_text(
+        "import unittest\n\n\nclass T(unittest.TestCase):\n"
+        "    def test_get(self):\n        raise TimeoutError('connection refused by host')\n\n"
+        "    def test_ok(self):\n        pass\n"
+    )
+
+    def proctor(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "proctor", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+
+    first = proctor("run")
+    assert first.returncode == 1, first.stderr
+    assert "Failure clusters (1;" in first.stdout
+    assert "known:" not in first.stdout
+    added = proctor("rules", "add", "LP#7", "--where", 'type = "TimeoutError"', "--yes")
+    assert added.returncode == 0, added.stderr
+    second = proctor("run")
+    assert second.returncode == 1, second.stderr
+    assert "known: bug LP#7 (rule " in second.stdout
