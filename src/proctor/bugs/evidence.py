@@ -59,12 +59,7 @@ def _test(store: Store, link: BugLink, days: int, now_ns: int) -> LinkEvidence:
     except UnknownTest:
         return LinkEvidence(link, "unknown", note="no run in this repository ran this test")
     failed = [h for h in history if failing_change(h.status)]
-    since = now_ns - days * DAY_NS
-    counts = Counter(_day(h.run_started_ns) for h in failed if h.run_started_ns >= since)
-    per_day = tuple(
-        (_day(since + n * DAY_NS), counts.get(_day(since + n * DAY_NS), 0))
-        for n in range(1, days + 1)
-    )
+    per_day = _per_day((h.run_started_ns for h in failed), days, now_ns)
     runs: list[int] = []
     commits: list[str] = []
     for entry in failed:
