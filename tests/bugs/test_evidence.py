@@ -57,6 +57,24 @@ def test_test_links_get_failures_per_day_last_seen_runs_and_commits(store: Store
     assert flaky.runs == (third, first)
     assert flaky.commits == ("cccc3333", "aaaa1111")
     assert found[BugLink("test", "t.never")].state == "unknown"
-    assert found[BugLink("cluster", "c1")].state == "pending"
+    assert found[BugLink("cluster", "c1")].state == "unknown"  # no such cluster stored
     commit = evidence(store, [BugLink("commit", "cccc")])[0]
     assert (commit.state, commit.runs, commit.failures) == ("found", (third,), 1)
+
+
+def test_cluster_links_get_failures_per_day_last_seen_runs_and_commits(store: Store) -> None:
+    from proctor.triage.signer import RecordSigner
+
+    store.signer = RecordSigner()
+    first = _run(store, 0, "aaaa1111", failure("t.a"), failure("t.b"), record("t.ok"))
+    _run(store, 1, "bbbb2222", record("t.a"))
+    third = _run(store, 2, "cccc3333", failure("t.a"))
+    (cluster,) = {row.cluster for row in store.failures([first, third], algorithm="frames-v1")}
+    link = BugLink("cluster", cluster)
+    (found,) = evidence(store, [link], days=4, now_ns=T0 + 3 * DAY_NS + 1)
+    assert (found.state, found.failures, found.executions) == ("found", 3, 2)
+    assert [n for _, n in found.per_day] == [2, 0, 1, 0]
+    assert (found.last_failed_run, found.last_failed_commit) == (third, "cccc3333")
+    assert found.last_seen_ns == T0 + 2 * DAY_NS
+    assert found.runs == (third, first)
+    assert found.commits == ("cccc3333", "aaaa1111")

@@ -208,6 +208,6 @@ def test_show_includes_live_evidence_of_linked_tests(tmp_path: Path) -> None:
     assert by_kind["test"]["last_failed_run"] == run
     assert by_kind["test"]["commits"] == ["abcdef1234"]
     assert sum(d["failures"] for d in by_kind["test"]["failures_per_day"]) == 1
-    assert by_kind["cluster"]["state"] == "pending"
+    assert by_kind["cluster"]["state"] == "unknown"  # no cluster c-17 is stored
     text = ok(bug(repo, "show", first))
     assert f"(run {run} @ abcdef1234)" in text

@@ -6,11 +6,11 @@ it from the run history each time:
 
 * a **test** link: failures per day over the last days, when it last failed (run,
   commit) and was last seen at all, and the runs and commits it failed in;
-* a **commit** link: the runs of commits starting with it and their failure counts.
-
-Rules and clusters need triage's clusters in the store; until they are there,
-:func:`evidence` reports them as ``pending`` (the seam: a function taking the
-store and the link, returning the same shape).
+* a **commit** link: the runs of commits starting with it and their failure counts;
+* a **cluster** link: its stored failures (:mod:`proctor.triage.detail`) per day,
+  when it last failed (run, commit) and the runs and commits it failed in;
+* a **rule** link: the failures the repository's copy of the rule explains among
+  the newest runs' (:func:`proctor.triage.rules.preview`).
 """
 
 from __future__ import annotations
@@ -59,12 +59,7 @@ def _test(store: Store, link: BugLink, days: int, now_ns: int) -> LinkEvidence:
     except UnknownTest:
         return LinkEvidence(link, "unknown", note="no run in this repository ran this test")
     failed = [h for h in history if failing_change(h.status)]
-    since = now_ns - days * DAY_NS
-    counts = Counter(_day(h.run_started_ns) for h in failed if h.run_started_ns >= since)
-    per_day = tuple(
-        (_day(since + n * DAY_NS), counts.get(_day(since + n * DAY_NS), 0))
-        for n in range(1, days + 1)
-    )
+    per_day = _per_day((h.run_started_ns for h in failed), days, now_ns)
     runs: list[int] = []
     commits: list[str] = []
     for entry in failed:
@@ -117,12 +112,80 @@ def evidence(
             out.append(_test(store, link, days, now))
         elif link.kind == "commit":
             out.append(_commit(store, link))
+        elif link.kind == "cluster":
+            out.append(_cluster(store, link, days, now))
         else:
-            out.append(
-                LinkEvidence(
-                    link,
-                    "pending",
-                    note="evidence for triage rules and clusters comes once clusters are stored",
-                )
-            )
+            out.append(_rule(store, link))
     return out
+
+
+def _per_day(failed_ns: Iterable[int], days: int, now_ns: int) -> tuple[tuple[str, int], ...]:
+    since = now_ns - days * DAY_NS
+    counts = Counter(_day(ns) for ns in failed_ns if ns >= since)
+    return tuple(
+        (_day(since + n * DAY_NS), counts.get(_day(since + n * DAY_NS), 0))
+        for n in range(1, days + 1)
+    )
+
+
+def _cluster(store: Store, link: BugLink, days: int, now_ns: int) -> LinkEvidence:
+    from proctor.triage.algorithm import ALGORITHM
+    from proctor.triage.detail import cluster_detail
+
+    detail = cluster_detail(store, link.target, algorithm=ALGORITHM)
+    if detail is None:
+        return LinkEvidence(
+            link, "unknown", note=f"no stored failure is in this cluster (under {ALGORITHM})"
+        )
+    runs = detail.run_ids
+    commits = [
+        commit
+        for run in runs
+        if run in detail.runs and (commit := detail.runs[run].metadata.git_commit)
+    ]
+    newest = detail.newest
+    last_commit = detail.runs[newest.run].metadata.git_commit if newest.run in detail.runs else None
+    return LinkEvidence(
+        link,
+        "found",
+        executions=len(runs),
+        failures=len(detail.rows),
+        per_day=_per_day((row.run_ns for row in detail.rows), days, now_ns),
+        last_failed_ns=newest.run_ns,
+        last_failed_run=newest.run,
+        last_failed_commit=last_commit,
+        last_seen_ns=newest.run_ns,
+        runs=tuple(runs[:10]),
+        commits=tuple(dict.fromkeys(commits))[:10],
+        extra={"tests": len(detail.tests)},
+    )
+
+
+RULE_RUNS = 200
+"""A rule's evidence: the failures of the newest runs, as `proctor rules test` reads them."""
+
+
+def _rule(store: Store, link: BugLink) -> LinkEvidence:
+    from proctor.triage.failures import load_failures
+    from proctor.triage.rules import RuleSet, StoreRuleBook
+
+    rule = next((r for r in StoreRuleBook(store).load() if r.id == link.target), None)
+    if rule is None:
+        return LinkEvidence(
+            link,
+            "unknown",
+            note="the repository has no such rule (`proctor rules sync` copies the file's)",
+        )
+    failures = load_failures(store, runs=RULE_RUNS)
+    hits = [failures[index] for index in RuleSet([rule]).matches(failures)[0]]
+    runs = sorted({facts.run for facts in hits}, reverse=True)
+    return LinkEvidence(
+        link,
+        "found",
+        executions=len(failures),
+        failures=len(hits),
+        last_failed_run=runs[0] if runs else None,
+        runs=tuple(runs[:10]),
+        note=f"among the {len(failures)} failures of the newest {RULE_RUNS} runs",
+        extra={"tests": len({facts.test for facts in hits})},
+    )

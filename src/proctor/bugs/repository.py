@@ -241,14 +241,18 @@ class BugRepository:
         *,
         tags: Sequence[str] = (),
         fields: Sequence[tuple[FieldName, str]] = (),
+        links: Sequence[tuple[LinkKind, str]] = (),
     ) -> BugEvent:
-        """Open a bug, with its first tags and fields: all stored, or (on an error) none."""
+        """Open a bug, with its first tags, fields and links: all stored, or (on an
+        error) none."""
         replica = Replica(clock=self._clock)
         event = replica.create(author, title, description)
         for tag in tags:
             replica.add_tag(event.id, author, tag)
         for name, value in fields:
             replica.set_field(event.id, author, name, value)
+        for kind, target in links:
+            replica.link(event.id, author, kind, target)
         self.merge(replica.events())
         return event
 

@@ -165,31 +165,58 @@ def bug() -> None:
 
 
 @bug.command("new")
-@click.argument("title")
+@click.argument("title", required=False)
 @click.option("-d", "--description", default="", help="A longer description.")
+@click.option(
+    "--from-cluster",
+    "cluster",
+    metavar="CLUSTER",
+    help="Describe a failure cluster's evidence (`proctor triage`) and link it.",
+)
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option("--assignee", help="Who is on it.")
 @click.option("--severity", type=click.Choice(SEVERITIES), help="How bad it is.")
 @repository_option
 @json_option
 def new(
-    title: str,
+    title: str | None,
     description: str,
+    cluster: str | None,
     tags: tuple[str, ...],
     assignee: str | None,
     severity: str | None,
     repository: str | None,
     as_json: bool,
 ) -> None:
-    """Open a bug titled TITLE; prints its id."""
+    """Open a bug titled TITLE; prints its id.
+
+    With --from-cluster the description holds the cluster's evidence (its key,
+    counts, first and last seen, tests, runs and a representative traceback)
+    after any --description, the bug links the cluster, and TITLE defaults to
+    the cluster's key."""
+    if title is None and cluster is None:
+        raise click.UsageError("give the bug a TITLE (or --from-cluster CLUSTER)")
+    from proctor.bugs.repository import BugRepository
+    from proctor.store.bug_tables import bug_tables
+
     author = _author()
-    with _opened(repository, write=True) as repo:
+    with _store(repository, write=True) as store, _bug_errors():
+        repo = BugRepository(bug_tables(store))
         fields: list[tuple[Any, str]] = []
         if assignee:
             fields.append(("assignee", assignee))
         if severity:
             fields.append(("severity", severity))
-        event = repo.create(author, title.strip(), description, tags=tags, fields=fields)
+        links: list[tuple[Any, str]] = []
+        if cluster is not None:
+            from proctor.bugs.cluster import cluster_bug
+
+            title, description = cluster_bug(store, cluster, title, description)
+            links.append(("cluster", cluster))
+        assert title is not None
+        event = repo.create(
+            author, title.strip(), description, tags=tags, fields=fields, links=links
+        )
         short = _short(repo, event.id)
     if as_json:
         _dump({"id": event.id, "short_id": short})

@@ -79,8 +79,19 @@ def _show_evidence(items: list[dict[str, Any]]) -> None:
                 f"runs {' '.join(map(str, item['runs']))}"
             )
             continue
+        if item["kind"] == "rule":
+            click.echo(
+                head + f"explains {item['failures']} of {item['executions']} failure(s) "
+                f"({line(item['note'] or '')}); runs {' '.join(map(str, item['runs'])) or '-'}"
+            )
+            continue
+        counted = (
+            f"{item['failures']} failure(s) in {item['executions']} run(s)"
+            if item["kind"] == "cluster"
+            else f"failed {item['failures']} of {item['executions']} time(s)"
+        )
         click.echo(
-            head + f"failed {item['failures']} of {item['executions']} time(s); "
+            head + f"{counted}; "
             f"last failed {format_time(item['last_failed_ns'])}"
             + (f" (run {item['last_failed_run']}" if item["last_failed_run"] else "")
             + (

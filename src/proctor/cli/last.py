@@ -69,9 +69,13 @@ def last(
         alive = store.writers_alive([info]) if as_json and not info.finished else {}
         notes = []
         if not (as_json or subunit or junit_path == "-") and info.counts.failures:
+            from proctor.cli._explain import project_explainer
             from proctor.triage.notes import notes_for_run
 
-            notes = notes_for_run(store, info)
+            explainer = project_explainer(store, strict=False)
+            notes = notes_for_run(
+                store, info, explain=None if explainer is None else explainer.pair
+            )
     if as_json:
         from proctor.cli.json_shapes import dump, run_document
 

@@ -17,11 +17,13 @@ def show_run_clusters(out: TextIO, store: Store, info: RunInfo) -> None:
     (a store that cannot answer says nothing)."""
     if not info.counts.failures:
         return
+    from proctor.cli._explain import project_explainer
     from proctor.store.errors import StoreError
     from proctor.triage.notes import notes_for_run
 
     try:
-        notes = notes_for_run(store, info)
+        explainer = project_explainer(store, strict=False)
+        notes = notes_for_run(store, info, explain=None if explainer is None else explainer.pair)
     except StoreError:
         return
     from proctor.cli.triage_view import show_notes

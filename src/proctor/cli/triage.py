@@ -23,7 +23,6 @@ from proctor.cli.json_shapes import dump
 if TYPE_CHECKING:
     from proctor.triage.clusters import Window
     from proctor.triage.settings import TriageSettings
-    from proctor.wire.record import TestRecord
 
 __all__ = ["settings_or_fail", "triage", "window_for", "window_options"]
 
@@ -110,14 +109,20 @@ def triage(
     if ctx.invoked_subcommand is not None:
         ctx.obj = repository
         return 0
+    from proctor.cli._explain import project_explainer
     from proctor.triage.clusters import summarise, window_runs
 
     settings = settings_or_fail()
     window = window_for(since, until, branch, last_runs, settings.window_days)
     with open_repository(repository) as store:
         runs = window_runs(store, window)
+        explainer = project_explainer(store)
         clusters, total = summarise(
-            store, runs, gone_after_runs=settings.gone_after_runs, branch=branch
+            store,
+            runs,
+            gone_after_runs=settings.gone_after_runs,
+            branch=branch,
+            explain=None if explainer is None else explainer.cluster,
         )
         shown = clusters if show_all or as_json else clusters[:limit]
         examples = {
@@ -148,28 +153,20 @@ def triage(
 @click.pass_obj
 def show(parent_repository: str | None, cluster: str, as_json: bool, repository: str | None) -> int:
     """Show one cluster whole: every test and run it touched, examples, history."""
-    from proctor.triage.clusters import DAY_NS
+    from proctor.cli._explain import project_explainer
+    from proctor.triage.clusters import Explanation
+    from proctor.triage.detail import cluster_detail
     from proctor.triage.signature import ALGORITHM
 
     with open_repository(repository or parent_repository) as store:
-        rows = store.cluster_failures(cluster, algorithm=ALGORITHM)
-        if not rows:
+        detail = cluster_detail(store, cluster, algorithm=ALGORITHM)
+        if detail is None:
             raise RepositoryError(
                 f"there is no cluster {cluster!r} under {ALGORITHM}; `proctor triage` lists them"
             )
-        runs = {info.id: info for info in store.runs(since_ns=rows[-1].run_ns)}
-        examples: list[TestRecord] = []
-        seen_tests: set[str] = set()
-        for row in rows:
-            if row.test_id not in seen_tests and len(examples) < 3:
-                seen_tests.add(row.test_id)
-                record = store.result(row.run, row.seq)
-                if record is not None:
-                    examples.append(record)
-    first_day = rows[-1].run_ns // DAY_NS
-    daily = [0] * (rows[0].run_ns // DAY_NS - first_day + 1)
-    for row in rows:
-        daily[row.run_ns // DAY_NS - first_day] += 1
+        explainer = project_explainer(store)
+        known = explainer.failure(detail.newest) if explainer is not None else Explanation()
+    rows, runs, examples, daily = detail.rows, detail.runs, detail.examples, detail.daily
     from proctor.cli import triage_view as view
     from proctor.triage.text import failure_text
 
@@ -182,13 +179,13 @@ def show(parent_repository: str | None, cluster: str, as_json: bool, repository:
                 "kind": rows[0].kind,
                 "key": rows[0].key,
                 "failures": [view.failure_json(row) for row in rows],
-                "per_day": {"first_day_ns": first_day * DAY_NS, "counts": daily},
+                "per_day": {"first_day_ns": detail.first_day_ns, "counts": daily},
                 "examples": [
                     {"test": record.test_id, "traceback": failure_text(record)}
                     for record in examples
                 ],
-                "rule": None,
-                "bug": None,
+                "rule": known.rule,
+                "bug": known.bug,
             },
             sys.stdout,
         )
@@ -221,7 +218,8 @@ def failures(
     With --json: one JSON object per line (run, test, cluster, signature,
     rule, bug), for any script to join on.
     """
-    from proctor.triage.clusters import window_runs
+    from proctor.cli._explain import project_explainer
+    from proctor.triage.clusters import Explanation, window_runs
     from proctor.triage.signature import ALGORITHM
 
     settings = settings_or_fail()
@@ -229,13 +227,15 @@ def failures(
     with open_repository(repository or parent_repository) as store:
         runs = window_runs(store, window)
         rows = store.failures([info.id for info in runs], algorithm=ALGORITHM)
+        explainer = project_explainer(store) if as_json else None
+        known = [explainer.failure(row) if explainer else Explanation() for row in rows]
     from proctor.cli import triage_view as view
     from proctor.cli.printable import printable_id
 
     out = sys.stdout
-    for row in rows:
+    for row, explanation in zip(rows, known, strict=True):
         if as_json:
-            out.write(json.dumps(view.failure_json(row), ensure_ascii=True) + "\n")
+            out.write(json.dumps(view.failure_json(row, explanation), ensure_ascii=True) + "\n")
         else:
             out.write(f"{row.run:>6} {row.cluster}  {printable_id(row.test_id)}\n")
     return 0

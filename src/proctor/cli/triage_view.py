@@ -110,7 +110,7 @@ def cluster_json(cluster: Cluster, example: TestRecord | None) -> dict[str, obje
 
 def failure_json(row: FailureRow, known: Explanation | None = None) -> dict[str, object]:
     """One stored failure, for `triage failures --json` (one object per line);
-    ``known``: the rule and bug that explain it (None until rules land)."""
+    ``known``: the rule and bug that explain it (None: nothing does)."""
     return {
         "run": row.run,
         "seq": row.seq,

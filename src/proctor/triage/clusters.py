@@ -12,8 +12,8 @@ cluster gets its failures, distinct tests, runs affected, first and last seen
 * **gone**: not seen in the window's newest ``gone_after_runs`` runs;
 * **ongoing**: the rest.
 
-``rule`` and ``bug`` (which known-bug rule explains it) are None until the
-rules land: :func:`summarise` takes an ``explain`` callable for them.
+``rule`` and ``bug`` (which known-bug rule explains it) come from the
+``explain`` callable :func:`summarise` takes (:mod:`proctor.triage.explain`).
 """
 
 from __future__ import annotations

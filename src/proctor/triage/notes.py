@@ -43,7 +43,7 @@ def notes_for_run(
 ) -> list[ClusterNote]:
     """The clusters of the run's signed failures, most failures first;
     ``explain`` gives the (rule, bug) that explain a cluster (from one of its
-    failures), once known-bug rules exist."""
+    failures; :meth:`proctor.triage.explain.Explainer.pair`)."""
     rows = store.failures([info.id], algorithm=algorithm)
     if not rows:
         return []

@@ -1,0 +1,49 @@
+"""The project's known-bug rules, for the commands that name what explains a
+failure (`triage`, `triage failures`, `last`, `run`): ``proctor-rules.toml``
+at the project root, the reviewed source of truth, as `proctor rules` reads it.
+
+Without the file nothing of the rules is imported, so `proctor last` costs
+what it did before rules existed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import click
+
+from proctor.cli._repo import RepositoryError
+
+if TYPE_CHECKING:
+    from proctor.store.contract import Store
+    from proctor.triage.explain import Explainer
+
+__all__ = ["RULES_FILE", "project_explainer"]
+
+RULES_FILE = "proctor-rules.toml"
+"""``proctor.triage.rules_file.FILE_NAME``, not imported: that imports the rules."""
+
+
+def project_explainer(store: Store, *, strict: bool = True) -> Explainer | None:
+    """An :class:`~proctor.triage.explain.Explainer` for the project's rules;
+    None when it has none. A rules file that cannot be read is an error
+    (:class:`RepositoryError`) when ``strict``, else a note on stderr."""
+    from proctor.settings import find_project_root
+
+    path = os.path.join(find_project_root(), RULES_FILE)
+    if not os.path.isfile(path):
+        return None
+    from pathlib import Path
+
+    from proctor.triage.explain import Explainer
+    from proctor.triage.rules_file import RulesFileError, read_rules
+
+    try:
+        rules = read_rules(Path(path))
+    except RulesFileError as error:
+        if strict:
+            raise RepositoryError(str(error)) from None
+        click.echo(f"note: known-bug rules not applied: {error}", err=True)
+        return None
+    return Explainer(store, rules) if rules else None
