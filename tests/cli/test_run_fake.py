@@ -32,31 +32,6 @@ SUITE = [
 ]
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "pyproject.toml").write_text("[tool.proctor]\nconcurrency = 2\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def fake_suite(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[FakeTest]], list[FakeBackend]]:
-    """Make ``proctor run`` use fake workers running ``tests``; returns the backends made."""
-
-    def install(tests: list[FakeTest]) -> list[FakeBackend]:
-        made: list[FakeBackend] = []
-
-        def make_backend(args: object, config: object) -> FakeBackend:
-            backend = FakeBackend(list(tests))
-            made.append(backend)
-            return backend
-
-        monkeypatch.setattr(run_module, "make_backend", make_backend)
-        return made
-
-    return install
-
-
 def test_a_failing_run_shows_each_test_the_failure_and_a_summary(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
