@@ -1,4 +1,4 @@
-"""Storing ``proctor run``'s results as they arrive: a result shown is a result stored.
+"""Storing a run's results as they arrive: a result shown is a result stored.
 
 :class:`RunStorage` is the record sink ``proctor run`` gives the controller.
 Three rules:
