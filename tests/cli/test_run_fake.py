@@ -172,7 +172,6 @@ def test_random_prints_the_seed_and_seed_replays_the_order(
 def test_until_failure_runs_until_a_run_fails(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     runs: list[FakeBackend] = []
 
@@ -270,7 +269,6 @@ def _failing(project: Path) -> list[str]:
 
 def test_ctrl_c_stores_no_test_as_failing_and_the_counts_add_up(
     project: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     def make_backend(args: object, config: object) -> FakeBackend:
@@ -288,7 +286,6 @@ def test_ctrl_c_stores_no_test_as_failing_and_the_counts_add_up(
 
 def test_until_failure_with_random_draws_a_new_seed_each_run(
     project: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     runs: list[FakeBackend] = []
@@ -312,7 +309,6 @@ def test_until_failure_with_random_draws_a_new_seed_each_run(
 
 def test_until_failure_with_seed_keeps_the_seed(
     project: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     runs: list[FakeBackend] = []
@@ -331,7 +327,6 @@ def test_until_failure_with_seed_keeps_the_seed(
 
 def test_failing_until_failure_reruns_the_same_failing_set(
     project: Path,
-    monkeypatch: pytest.MonkeyPatch,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
     fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
