@@ -417,3 +417,30 @@ def test_the_heading_never_counts_more_workers_than_tests(
     fake_suite([FakeTest("pkg.m.C.t")])
     assert fake_main(["run", "-j", "2", "--no-store"]) == 0
     assert "Running 1 test on 1 worker\n" in capsys.readouterr().out
+
+
+def test_click_runner_gives_the_workers_through_the_context_object(project: Path) -> None:
+    from click.testing import CliRunner
+
+    from proctor.cli.commands import cli
+
+    made: list[FakeBackend] = []
+
+    def make_backend(args: object, config: object) -> FakeBackend:
+        made.append(FakeBackend(SUITE))
+        return made[-1]
+
+    deps = CliDeps(backend_factory=make_backend)
+    done = CliRunner().invoke(cli, ["run", "--no-store"], obj=deps, standalone_mode=False)
+    assert done.exception is None
+    assert done.return_value == 1  # the commands return their exit status
+    assert "pkg.test_b.B.test_bad" in done.output
+    assert len(made) == 1
+    assert made[0].closed
+
+
+def test_without_a_context_object_the_real_workers_are_used() -> None:
+    from proctor.cli.deps import current_deps
+    from proctor.cli.run_setup import default_backend_factory
+
+    assert current_deps().backend_factory is default_backend_factory
