@@ -303,3 +303,14 @@ def test_list_tests_lists_on_one_worker_and_runs_nothing() -> None:
     assert result.ran == 0
     assert backends.ran(0) == []
     assert backends.made[0].closed
+
+
+def test_the_worker_count_serial_configured_or_worth_it() -> None:
+    from proctor.runner.concurrency import choose_concurrency, cores
+    from proctor.runner.history import RecordsHistory
+
+    assert choose_concurrency(serial=True, configured=8, history=None) == 1
+    assert choose_concurrency(serial=False, configured=3, history=None) == 3
+    assert choose_concurrency(serial=False, configured=0, history=None) == cores()
+    quick = RecordsHistory([[TestRecord("t", Status.SUCCESS, start=0, stop=1000)]])
+    assert choose_concurrency(serial=False, configured=None, history=quick) == 1  # 1 us of tests

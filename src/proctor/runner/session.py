@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from proctor.events.sink import NullSink, Sink
 from proctor.runner.backend import StdinSource, WorkerBackend
@@ -38,8 +38,10 @@ from proctor.runner.report import EXIT_OK, NullReporter, Progress, RunReporter, 
 from proctor.runner.signals import signals_post_to
 from proctor.runner.storing import ReleasingView, RunStorage
 from proctor.runner.terminal import ThreadedStdin
-from proctor.store.model import RunInfo
 from proctor.wire.record import TestRecord
+
+if TYPE_CHECKING:
+    from proctor.store.model import RunInfo
 
 __all__ = [
     "BackendFactory",
