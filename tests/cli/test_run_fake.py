@@ -1,7 +1,7 @@
 """``proctor run`` in-process, with fake workers: options, output, exit codes, the store.
 
 The subprocess backend is replaced by :class:`~proctor.runner.fake.FakeBackend`
-(the factory ``make_backend`` is the seam), so these run in milliseconds; the
+(given by parameter: ``main(argv, obj=CliDeps(...))``), so these run in milliseconds; the
 same paths with real workers are in ``test_run_processes.py``.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from proctor.cli import run as run_module
+from proctor.cli.deps import CliDeps
 from proctor.cli.main import main
 from proctor.cli.run_view import LiveView
 from proctor.runner.fake import FakeBackend, FakeTest
@@ -35,10 +35,11 @@ SUITE = [
 def test_a_failing_run_shows_each_test_the_failure_and_a_summary(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake_suite(SUITE)
-    code = main(["run"])
+    code = fake_main(["run"])
     out = capsys.readouterr().out
     assert code == 1
     assert re.search(r"^\{\d\} pkg\.test_a\.A\.test_ok \[0\.\d+s\] \.\.\. ok$", out, re.M)
@@ -51,30 +52,33 @@ def test_a_failing_run_shows_each_test_the_failure_and_a_summary(
 def test_the_run_is_stored_and_failing_reruns_only_the_failure(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake_suite(SUITE)
-    assert main(["run"]) == 1
+    assert fake_main(["run"]) == 1
     capsys.readouterr()
     backends = fake_suite(SUITE)
-    assert main(["run", "--failing"]) == 1
+    assert fake_main(["run", "--failing"]) == 1
     ran = [i for b in backends for w in b.workers.values() for i in w.ran]
     assert ran == ["pkg.test_b.B.test_bad"]
     fake_suite([t for t in SUITE if t.outcome != "fail"] + [FakeTest("pkg.test_b.B.test_bad")])
-    assert main(["run", "--failing"]) == 0
+    assert fake_main(["run", "--failing"]) == 0
     capsys.readouterr()
-    assert main(["run", "--failing"]) == 0
+    assert fake_main(["run", "--failing"]) == 0
     assert "No failing tests recorded" in capsys.readouterr().out
 
 
 def test_history_orders_the_next_run_longest_first(
-    project: Path, fake_suite: Callable[[list[FakeTest]], list[FakeBackend]]
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
 ) -> None:
     tests = [FakeTest(f"pkg.m{i}.C.t", duration=0.01 * (i + 1)) for i in range(6)]
     fake_suite(tests)
-    assert main(["run", "--serial"]) == 0
+    assert fake_main(["run", "--serial"]) == 0
     backends = fake_suite(tests)
-    assert main(["run", "--serial"]) == 0
+    assert fake_main(["run", "--serial"]) == 0
     ran = backends[0].workers[0].ran
     assert ran == [t.test_id for t in reversed(tests)]
 
@@ -82,10 +86,11 @@ def test_history_orders_the_next_run_longest_first(
 def test_subunit_writes_a_v2_stream_with_worker_routes(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capfdbinary: pytest.CaptureFixture[bytes],
 ) -> None:
     fake_suite(SUITE)
-    assert main(["run", "--subunit", "--no-store"]) == 1
+    assert fake_main(["run", "--subunit", "--no-store"]) == 1
     captured = capfdbinary.readouterr()
     events = decode(captured.out)
     finals = {e.test_id: e for e in events if e.status > Status.INPROGRESS}
@@ -96,10 +101,12 @@ def test_subunit_writes_a_v2_stream_with_worker_routes(
 
 
 def test_junit_is_written(
-    project: Path, fake_suite: Callable[[list[FakeTest]], list[FakeBackend]]
+    project: Path,
+    fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
 ) -> None:
     fake_suite(SUITE)
-    assert main(["run", "--junit", "out.xml", "--no-store"]) == 1
+    assert fake_main(["run", "--junit", "out.xml", "--no-store"]) == 1
     root = ET.parse(project / "out.xml").getroot()
     suite = root if root.tag == "testsuite" else root[0]
     assert suite.get("tests") == "4"
@@ -109,10 +116,11 @@ def test_junit_is_written(
 def test_list_prints_the_selected_ids(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake_suite(SUITE)
-    assert main(["run", "--list", "test_a"]) == 0
+    assert fake_main(["run", "--list", "test_a"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "pkg.test_a.A.test_ok",
         "pkg.test_a.A.test_also_ok",
@@ -122,20 +130,22 @@ def test_list_prints_the_selected_ids(
 def test_no_tests_selected_is_exit_5_with_a_reason(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake_suite(SUITE)
-    assert main(["run", "nothing-matches"]) == 5
+    assert fake_main(["run", "nothing-matches"]) == 5
     assert "matched none of the 4 tests found" in capsys.readouterr().err
 
 
 def test_a_bad_filter_is_a_usage_error_before_any_worker(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     backends = fake_suite(SUITE)
-    assert main(["run", "("]) == 2
+    assert fake_main(["run", "("]) == 2
     assert "not a regex" in capsys.readouterr().err
     assert backends == []
 
@@ -143,25 +153,25 @@ def test_a_bad_filter_is_a_usage_error_before_any_worker(
 def test_random_prints_the_seed_and_seed_replays_the_order(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     tests = [FakeTest(f"pkg.m{i % 5}.C.t{i}") for i in range(40)]
     first = fake_suite(tests)
-    assert main(["run", "--serial", "--random", "--no-store"]) == 0
+    assert fake_main(["run", "--serial", "--random", "--no-store"]) == 0
     seed = re.search(r"seed (\d+)", capsys.readouterr().out)
     assert seed is not None
     again = fake_suite(tests)
-    assert main(["run", "--serial", "--seed", seed.group(1), "--no-store"]) == 0
+    assert fake_main(["run", "--serial", "--seed", seed.group(1), "--no-store"]) == 0
     assert first[0].workers[0].ran == again[0].workers[0].ran
     other = fake_suite(tests)
-    assert main(["run", "--serial", "--seed", str(int(seed.group(1)) + 1), "--no-store"]) == 0
+    assert fake_main(["run", "--serial", "--seed", str(int(seed.group(1)) + 1), "--no-store"]) == 0
     assert other[0].workers[0].ran != first[0].workers[0].ran
 
 
 def test_until_failure_runs_until_a_run_fails(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     runs: list[FakeBackend] = []
 
@@ -171,22 +181,23 @@ def test_until_failure_runs_until_a_run_fails(
         runs.append(backend)
         return backend
 
-    monkeypatch.setattr(run_module, "make_backend", make_backend)
-    assert main(["run", "--until-failure", "--no-store"]) == 1
+    deps = CliDeps(backend_factory=make_backend)
+    assert main(["run", "--until-failure", "--no-store"], obj=deps) == 1
     assert len(runs) == 4
 
 
 def test_isolate_names_the_culprit(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     tests = [FakeTest(f"pkg.m.A.test_{i:02d}") for i in range(12)]
     tests.append(FakeTest("pkg.z.Z.test_victim", fails_after=frozenset({"pkg.m.A.test_05"})))
     fake_suite(tests)
-    assert main(["run", "--serial"]) == 1
+    assert fake_main(["run", "--serial"]) == 1
     capsys.readouterr()
-    assert main(["run", "--isolate", "pkg.z.Z.test_victim"]) == 1
+    assert fake_main(["run", "--isolate", "pkg.z.Z.test_victim"]) == 1
     out = capsys.readouterr().out
     assert "12 tests ran before it on worker 0" in out
     assert "pkg.z.Z.test_victim fails when run after:\n  pkg.m.A.test_05\n" in out
@@ -258,7 +269,6 @@ def _failing(project: Path) -> list[str]:
 
 def test_ctrl_c_stores_no_test_as_failing_and_the_counts_add_up(
     project: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     def make_backend(args: object, config: object) -> FakeBackend:
@@ -266,17 +276,16 @@ def test_ctrl_c_stores_no_test_as_failing_and_the_counts_add_up(
         backend.interrupt_at(2.5)
         return backend
 
-    monkeypatch.setattr(run_module, "make_backend", make_backend)
-    assert main(["run", "-j1"]) == 130
+    deps = CliDeps(backend_factory=make_backend)
+    assert main(["run", "-j1"], obj=deps) == 130
     out = capsys.readouterr().out
     assert "Interrupted: 2 passed, 0 failed, 0 skipped, 1 not run in" in out
     assert _failing(project) == []
-    assert main(["failing"]) == 0
+    assert main(["failing"], obj=deps) == 0
 
 
 def test_until_failure_with_random_draws_a_new_seed_each_run(
     project: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     runs: list[FakeBackend] = []
@@ -288,8 +297,8 @@ def test_until_failure_with_random_draws_a_new_seed_each_run(
         runs.append(backend)
         return backend
 
-    monkeypatch.setattr(run_module, "make_backend", make_backend)
-    assert main(["run", "--until-failure", "--random", "--no-store", "--serial"]) == 1
+    deps = CliDeps(backend_factory=make_backend)
+    assert main(["run", "--until-failure", "--random", "--no-store", "--serial"], obj=deps) == 1
     seeds = re.findall(r"^Random order, seed (\d+)$", capsys.readouterr().out, re.M)
     assert len(runs) == 4
     assert len(seeds) == 4
@@ -300,7 +309,6 @@ def test_until_failure_with_random_draws_a_new_seed_each_run(
 
 def test_until_failure_with_seed_keeps_the_seed(
     project: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     runs: list[FakeBackend] = []
@@ -311,20 +319,20 @@ def test_until_failure_with_seed_keeps_the_seed(
         runs.append(backend)
         return backend
 
-    monkeypatch.setattr(run_module, "make_backend", make_backend)
-    assert main(["run", "--until-failure", "--seed", "7", "--no-store"]) == 1
+    deps = CliDeps(backend_factory=make_backend)
+    assert main(["run", "--until-failure", "--seed", "7", "--no-store"], obj=deps) == 1
     seeds = re.findall(r"^Random order, seed (\d+)$", capsys.readouterr().out, re.M)
     assert seeds == ["7", "7", "7"]
 
 
 def test_failing_until_failure_reruns_the_same_failing_set(
     project: Path,
-    monkeypatch: pytest.MonkeyPatch,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake_suite(SUITE)
-    assert main(["run"]) == 1  # pkg.test_b.B.test_bad fails: the failing set
+    assert fake_main(["run"]) == 1  # pkg.test_b.B.test_bad fails: the failing set
     runs: list[FakeBackend] = []
 
     def make_backend(args: object, config: object) -> FakeBackend:
@@ -334,9 +342,9 @@ def test_failing_until_failure_reruns_the_same_failing_set(
         runs.append(backend)
         return backend
 
-    monkeypatch.setattr(run_module, "make_backend", make_backend)
+    deps = CliDeps(backend_factory=make_backend)
     capsys.readouterr()
-    assert main(["run", "--failing", "--until-failure"]) == 1
+    assert main(["run", "--failing", "--until-failure"], obj=deps) == 1
     assert len(runs) == 3  # it passed twice (leaving the failing set), then failed
     for backend in runs:
         assert [i for w in backend.workers.values() for i in w.ran] == ["pkg.test_b.B.test_bad"]
@@ -345,12 +353,13 @@ def test_failing_until_failure_reruns_the_same_failing_set(
 def test_nothing_failing_with_subunit_says_so_on_stderr(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capfdbinary: pytest.CaptureFixture[bytes],
 ) -> None:
     fake_suite([FakeTest("pkg.m.C.t")])
-    assert main(["run", "--no-store"]) == 0
+    assert fake_main(["run", "--no-store"]) == 0
     capfdbinary.readouterr()
-    assert main(["run", "--failing", "--subunit"]) == 0
+    assert fake_main(["run", "--failing", "--subunit"]) == 0
     captured = capfdbinary.readouterr()
     assert captured.out == b""
     assert b"No failing tests recorded" in captured.err
@@ -359,10 +368,11 @@ def test_nothing_failing_with_subunit_says_so_on_stderr(
 def test_an_unwritable_junit_path_is_a_usage_error_before_anything_starts(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     backends = fake_suite(SUITE)
-    assert main(["run", "--junit", str(project / "nonexistent" / "x.xml")]) == 2
+    assert fake_main(["run", "--junit", str(project / "nonexistent" / "x.xml")]) == 2
     assert "cannot write the JUnit file" in capsys.readouterr().err
     assert backends == []
     assert not (project / ".proctor").exists()  # no (empty, interrupted) run stored
@@ -371,25 +381,27 @@ def test_an_unwritable_junit_path_is_a_usage_error_before_anything_starts(
 def test_isolate_an_unknown_test_is_a_usage_error(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake_suite(SUITE)
-    assert main(["run"]) == 1
+    assert fake_main(["run"]) == 1
     capsys.readouterr()
-    assert main(["run", "--isolate", "pkg.nope.N.test"]) == 2
+    assert fake_main(["run", "--isolate", "pkg.nope.N.test"]) == 2
     assert "did not run in the last run" in capsys.readouterr().err
 
 
 def test_isolate_a_test_that_passed_last_time_says_so(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake_suite(SUITE)
-    assert main(["run", "--serial"]) == 1
+    assert fake_main(["run", "--serial"]) == 1
     capsys.readouterr()
     backends = fake_suite(SUITE)
-    assert main(["run", "--isolate", "pkg.test_a.A.test_also_ok"]) == 0
+    assert fake_main(["run", "--isolate", "pkg.test_a.A.test_also_ok"]) == 0
     out = capsys.readouterr().out
     assert "pkg.test_a.A.test_also_ok passed in the last run: there is no failure to isolate" in out
     assert "did not reproduce" not in out
@@ -399,8 +411,36 @@ def test_isolate_a_test_that_passed_last_time_says_so(
 def test_the_heading_never_counts_more_workers_than_tests(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake_suite([FakeTest("pkg.m.C.t")])
-    assert main(["run", "-j", "2", "--no-store"]) == 0
+    assert fake_main(["run", "-j", "2", "--no-store"]) == 0
     assert "Running 1 test on 1 worker\n" in capsys.readouterr().out
+
+
+def test_click_runner_gives_the_workers_through_the_context_object(project: Path) -> None:
+    from click.testing import CliRunner
+
+    from proctor.cli.commands import cli
+
+    made: list[FakeBackend] = []
+
+    def make_backend(args: object, config: object) -> FakeBackend:
+        made.append(FakeBackend(SUITE))
+        return made[-1]
+
+    deps = CliDeps(backend_factory=make_backend)
+    done = CliRunner().invoke(cli, ["run", "--no-store"], obj=deps, standalone_mode=False)
+    assert done.exception is None
+    assert done.return_value == 1  # the commands return their exit status
+    assert "pkg.test_b.B.test_bad" in done.output
+    assert len(made) == 1
+    assert made[0].closed
+
+
+def test_without_a_context_object_the_real_workers_are_used() -> None:
+    from proctor.cli.deps import current_deps
+    from proctor.cli.run_setup import default_backend_factory
+
+    assert current_deps().backend_factory is default_backend_factory

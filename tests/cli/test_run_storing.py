@@ -1,4 +1,4 @@
-"""How ``proctor run`` stores its results (``proctor.cli.run_storing``): no empty
+"""How ``proctor run`` stores its results (``proctor.runner.storing``): no empty
 runs, output released only after what it shows is committed, a repository that
 cannot be opened or that fails part of the way. In-process, with fake workers
 and real stores; the same with real processes (SIGKILL, read-only files, corrupt
@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from proctor.cli.main import main
-from proctor.cli.run_storing import HeldOutput, IdleWrites, RunStorage
 from proctor.runner.fake import FakeBackend, FakeTest
+from proctor.runner.storing import HeldOutput, IdleWrites, RunStorage
 from proctor.store import RunMetadata, open_store
 from proctor.store.errors import StoreUnavailable
 from proctor.store.memory import MemoryStore
@@ -47,22 +46,23 @@ def _run_ids(project: Path) -> list[int]:
 def test_a_run_in_which_nothing_ran_stores_no_run(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
     suite: list[FakeTest],
     args: list[str],
 ) -> None:
     fake_suite(SUITE)
-    assert main(["run"]) == 1
+    assert fake_main(["run"]) == 1
     fake_suite(suite)
     for _ in range(2):  # each call used to add an empty "interrupted" run
-        assert main(["run", *args]) == 5
+        assert fake_main(["run", *args]) == 5
     assert _run_ids(project) == [1]
     capsys.readouterr()
-    assert main(["last"]) == 1  # the real last run, not an empty one
+    assert fake_main(["last"]) == 1  # the real last run, not an empty one
     out = capsys.readouterr().out
     assert "pkg.test_b.B.test_bad" in out
     assert "interrupted" not in out
-    assert main(["failing", "--list"]) == 1
+    assert fake_main(["failing", "--list"]) == 1
     assert capsys.readouterr().out == "pkg.test_b.B.test_bad\n"
 
 
@@ -77,13 +77,14 @@ def test_a_run_in_which_nothing_ran_stores_no_run(
 def test_an_unopenable_repository_fails_the_run_with_exit_2_unless_no_store(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
     content: bytes,
 ) -> None:
     notes = project / "notes.db"
     notes.write_bytes(content)
     backends = fake_suite(SUITE)
-    assert main(["run", "--repository", str(notes)]) == 2
+    assert fake_main(["run", "--repository", str(notes)]) == 2
     err = capsys.readouterr().err
     assert "cannot store this run" in err
     assert str(notes) in err
@@ -93,13 +94,14 @@ def test_an_unopenable_repository_fails_the_run_with_exit_2_unless_no_store(
         len(b.workers) for b in backends
     )  # no test ran
     assert notes.read_bytes() == content  # untouched
-    assert main(["run", "--repository", str(notes), "--no-store"]) == 1
+    assert fake_main(["run", "--repository", str(notes), "--no-store"]) == 1
     assert notes.read_bytes() == content
 
 
 def test_a_foreign_sqlite_database_fails_the_run_and_is_left_alone(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import sqlite3
@@ -111,7 +113,7 @@ def test_a_foreign_sqlite_database_fails_the_run_and_is_left_alone(
     conn.close()
     before = other.read_bytes()
     fake_suite(SUITE)
-    assert main(["run", "--repository", str(other)]) == 2
+    assert fake_main(["run", "--repository", str(other)]) == 2
     assert "something else" in capsys.readouterr().err
     assert other.read_bytes() == before
 
@@ -119,6 +121,7 @@ def test_a_foreign_sqlite_database_fails_the_run_and_is_left_alone(
 def test_a_repository_failing_mid_run_stops_storing_not_testing(
     project: Path,
     fake_suite: Callable[[list[FakeTest]], list[FakeBackend]],
+    fake_main: Callable[[list[str]], int],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -137,7 +140,7 @@ def test_a_repository_failing_mid_run_stops_storing_not_testing(
 
     monkeypatch.setattr(sql.SqlRunWriter, "_write", write_then_fail)
     monkeypatch.setattr(IdleWrites, "BATCH", 10)
-    assert main(["run", "--serial"]) == 2
+    assert fake_main(["run", "--serial"]) == 2
     out = capsys.readouterr().out
     assert "cannot store results: cannot write to the repository: the disk is full" in out
     assert f"keeps the {written[0]} results stored before it" in out
@@ -221,8 +224,8 @@ def test_a_held_result_stream_is_released_after_the_commit_too() -> None:
 
 
 def test_the_view_ticks_the_held_output_out_while_the_controller_waits() -> None:
-    from proctor.cli.run_storing import RELEASE_INTERVAL, ReleasingView
     from proctor.runner.report import NullReporter
+    from proctor.runner.storing import RELEASE_INTERVAL, ReleasingView
 
     store = MemoryStore()
     times = [0.0]

@@ -85,8 +85,9 @@ def cli() -> None:
     failures into evidence."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code.
+def main(argv: list[str] | None = None, *, obj: object = None) -> int:
+    """Run the command line; return the exit code. ``obj`` is click's context
+    object (:class:`proctor.cli.deps.CliDeps`: what tests give the commands).
 
     Standard output is guarded (:mod:`proctor.cli.output`): a closed pipe or a
     full disk ends a command with a one-line message and an exit status, never
@@ -96,16 +97,16 @@ def main(argv: list[str] | None = None) -> int:
 
     with guarded_stdout() as stdout:
         try:
-            status = _main(argv)
+            status = _main(argv, obj)
             stdout.flush()  # what is still buffered fails here, not at shutdown
         except OutputClosed:
             status = 0
         return exit_status(stdout, status)
 
 
-def _main(argv: list[str] | None) -> int:
+def _main(argv: list[str] | None, obj: object) -> int:
     try:
-        result = cli.main(args=argv, prog_name="proctor", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="proctor", standalone_mode=False, obj=obj)
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.ClickException as error:

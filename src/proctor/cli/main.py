@@ -15,11 +15,15 @@ import sys
 __all__ = ["console", "main"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code (what tests call in-process)."""
+def main(argv: list[str] | None = None, *, obj: object = None) -> int:
+    """Run the command line; return the exit code (what tests call in-process).
+
+    ``obj`` is click's context object: a :class:`proctor.cli.deps.CliDeps`
+    gives the commands, say, fake workers.
+    """
     from proctor.cli.commands import main as run_command_line
 
-    return run_command_line(argv)
+    return run_command_line(argv, obj=obj)
 
 
 def console() -> None:

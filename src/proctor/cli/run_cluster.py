@@ -42,7 +42,7 @@ def cluster_backend(spec: WorkerSpec, cluster: str) -> WorkerBackend:
     from proctor.runner.dask_backend import ClusterError, DaskBackend
 
     if ":" not in cluster and not os.path.isfile(cluster):
-        from proctor.cli.run import UsageProblem
+        from proctor.cli.run_args import UsageProblem
 
         raise UsageProblem(
             f"--cluster {cluster}: no such scheduler file, and not an address "

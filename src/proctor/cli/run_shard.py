@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from pathlib import Path
 
-    from proctor.cli.run import RunArgs
+    from proctor.cli.run_args import RunArgs
     from proctor.runner.history import History
     from proctor.runner.options import RunOptions
     from proctor.runner.report import RunResult
@@ -66,7 +66,7 @@ def check_shard(args: RunArgs) -> None:
     """Options that name the tests to run exactly cannot be sharded: exit 2."""
     if args.shard is None:
         return
-    from proctor.cli.run import UsageProblem
+    from proctor.cli.run_args import UsageProblem
 
     for name, given in (
         ("--pdb ID", args.pdb_test_id is not None),

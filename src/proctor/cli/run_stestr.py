@@ -13,45 +13,35 @@
   is a ``test*.py`` file, discovery is confined to that module's directory.
 * ``--isolated`` lists the suite once, then runs each selected test on a
   worker process of its own, one after another (as stestr does), all into one
-  stored run.
-* ``--abbreviate`` prints one character per test, as subunit-trace's
-  ``--abbreviate``: ``.`` passed (or failed as expected), ``F`` failed (or
-  passed unexpectedly, crashed, timed out), ``S`` skipped, ``E`` never
-  finished (the run was interrupted); failures follow in full at the end.
+  stored run: the run session does it (:mod:`proctor.runner.session`).
+* ``--abbreviate`` prints one character per test
+  (:mod:`proctor.cli.abbreviated_view`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import random
 import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, BinaryIO, TextIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
-import click
-
-from proctor.runner.report import Progress, RunReporter, RunResult
+from proctor.cli.run_args import UsageProblem
+from proctor.runner.report import Progress, RunResult
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
 if TYPE_CHECKING:
-    from proctor.cli.run import RunArgs
+    from proctor.cli.run_args import RunArgs
     from proctor.config import Config
-    from proctor.runner.backend import WorkerBackend
-    from proctor.runner.history import History
-    from proctor.runner.options import RunOptions
-    from proctor.store.contract import Store
 
 __all__ = [
-    "AbbreviatedView",
     "check_stestr_options",
     "narrow_to_one_test",
-    "run_isolated",
     "run_pdb",
     "tally",
 ]
@@ -59,7 +49,6 @@ __all__ = [
 
 def check_stestr_options(args: RunArgs) -> None:
     """Refuse combinations that cannot work (exit 2), before anything starts."""
-    from proctor.cli.run import UsageProblem
 
     def refuse(message: str) -> None:
         raise UsageProblem(message)
@@ -165,7 +154,8 @@ def run_pdb(args: RunArgs, config: Config) -> int:
     """``--pdb ID``: the test alone, in the foreground (module docstring)."""
     import time
 
-    from proctor.cli.run import _event_sinks, _storing, open_history
+    from proctor.cli.abbreviated_view import AbbreviatedView
+    from proctor.cli.run_setup import event_sinks, open_history, run_storage
     from proctor.cli.run_view import LineView, NoticeView
     from proctor.events.collector import RecordCollector
     from proctor.events.source import read_events
@@ -182,10 +172,10 @@ def run_pdb(args: RunArgs, config: Config) -> int:
         else LineView(sys.stdout, color=color)
     )
     store, _ = open_history(args, config)
-    storing = _storing(store, args, config)
+    storing = run_storage(store, args, config) if store is not None and args.store else None
     if storing is not None:
         storing.set_notice(view.notice)
-    sinks, finish_sinks = _event_sinks(args, sys.stdout.buffer)
+    sinks = event_sinks(args, sys.stdout.buffer)
     result = RunResult(selected=[test_id], discovered=[test_id])
     view.planned(Progress(total=1, workers=1))
     started = time.monotonic()
@@ -215,7 +205,7 @@ def run_pdb(args: RunArgs, config: Config) -> int:
             try:
                 for batch in read_events(cast(BinaryIO, process.stdout), "v2"):
                     for event in batch:
-                        sinks.send(event)
+                        sinks.sink.send(event)
                         collector.send(event)
             finally:
                 process.stdout.close()
@@ -223,7 +213,7 @@ def run_pdb(args: RunArgs, config: Config) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
             collector.close()
-            finish_sinks()
+            sinks.close()
             if storing is not None:
                 storing.finish(interrupted=interrupted or not result.ran)
             if store is not None:
@@ -248,220 +238,3 @@ def _oneshot_argv(config: Config, framework: str, load_list: Path, test_id: str)
     if config.test_path:
         argv.append(f"--test-path={config.test_path}")
     return argv
-
-
-# -- each test in a process of its own ------------------------------------------------
-
-
-class _OneOfMany:
-    """A reporter for the controller of one test of an ``--isolated`` run: it
-    passes records and notices to the run's view, not the plan or the end."""
-
-    def __init__(self, view: RunReporter, progress: Progress) -> None:
-        self._view = view
-        self._progress = progress
-        self.tick_interval: float | None = view.tick_interval
-
-    def planned(self, progress: Progress) -> None:
-        pass
-
-    def record(self, record: TestRecord) -> None:
-        self._progress.done += 1
-        if record.status.is_failure or record.status <= Status.INPROGRESS:
-            self._progress.failed += 1
-        self._view.record(record)
-
-    def output(self, worker: int | None, data: bytes) -> None:
-        self._view.output(worker, data)
-
-    def notice(self, text: str) -> None:
-        self._view.notice(text)
-
-    def tick(self) -> None:
-        self._view.tick()
-
-    def debug_start(self, test_id: str, worker: int, so_far: bytes) -> None:
-        self._view.debug_start(test_id, worker, so_far)
-
-    def debug_output(self, data: bytes) -> None:
-        self._view.debug_output(data)
-
-    def debug_end(self, test_id: str) -> None:
-        self._view.debug_end(test_id)
-
-    def finished(self, result: RunResult) -> None:
-        pass
-
-
-def run_isolated(
-    args: RunArgs,
-    config: Config,
-    options: RunOptions,
-    history: History,
-    store: Store | None,
-    backend: WorkerBackend,
-) -> int:
-    """``--isolated``: list once, then each test on a fresh worker, into one run."""
-    import time
-
-    from proctor.cli.run import (
-        EXIT_NOT_STORED,
-        _event_sinks,
-        _explain_nothing_ran,
-        _storing,
-        held_outputs,
-        make_backend,
-        signals_post_to,
-    )
-    from proctor.runner.controller import Controller
-    from proctor.runner.terminal import ThreadedStdin
-
-    started = time.monotonic()
-    with signals_post_to(backend):
-        listing = Controller(
-            backend, dataclasses.replace(options, list_only=True, concurrency=1), history=history
-        ).run()
-    backend.close()
-    total = RunResult(seed=options.seed, discovered=listing.discovered, missing=listing.missing)
-    total.interrupted, total.signal, total.error = (
-        listing.interrupted,
-        listing.signal,
-        listing.error,
-    )
-    ids = list(listing.selected)
-    if options.seed is not None:
-        random.Random(options.seed).shuffle(ids)
-    total.selected = ids
-    storing = _storing(store, args, config) if ids and not total.error else None
-    view, stdout = held_outputs(args, storing)
-    progress = Progress(total=len(ids), workers=1, seed=options.seed)
-    progress.started_at = started
-    sinks, finish_sinks = _event_sinks(args, stdout)
-    one = _OneOfMany(view, progress)
-    if ids and not total.error and not total.interrupted:
-        view.planned(progress)
-    try:
-        for test_id in ids:
-            if total.interrupted or total.error:
-                total.not_run.append(test_id)
-                continue
-            backend = make_backend(args, config)
-            only = dataclasses.replace(options, only=(test_id,), ordered=True, concurrency=1)
-            try:
-                controller = Controller(
-                    backend,
-                    only,
-                    history=history,
-                    sink=sinks,
-                    reporter=one,
-                    stdin=ThreadedStdin(backend, sys.stdin.buffer),
-                    record_sinks=[storing.add] if storing is not None else [],
-                    on_idle=storing.idle if storing is not None else None,
-                )
-                with signals_post_to(backend):
-                    result = controller.run()
-            finally:
-                backend.close()
-            _merge(total, result)
-    except BaseException:
-        if storing is not None:
-            storing.interrupt()
-        raise
-    finish_sinks()
-    if storing is not None:
-        storing.finish(interrupted=total.interrupted or not total.ran)
-    total.wall_time = time.monotonic() - started
-    view.finished(total)
-    _explain_nothing_ran(total, args)
-    if storing is not None and storing.error is not None and not total.interrupted:
-        return EXIT_NOT_STORED
-    return total.exit_code
-
-
-def _merge(total: RunResult, one: RunResult) -> None:
-    for status, count in one.counts.items():
-        total.counts[status] += count
-    total.failures.extend(one.failures)
-    total.unfinished.extend(one.unfinished)
-    total.not_run.extend(one.not_run)
-    total.unreported.extend(one.unreported)
-    total.missing.extend(test_id for test_id in one.missing if test_id not in total.missing)
-    total.worker_restarts += one.worker_restarts
-    if one.interrupted:
-        total.interrupted, total.signal = True, one.signal
-    if one.error and not total.error:
-        total.error = one.error
-
-
-# -- one character per test ----------------------------------------------------------
-
-_CHARACTERS = {
-    Status.SUCCESS: (".", "green"),
-    Status.XFAIL: (".", "green"),
-    Status.FAIL: ("F", "red"),
-    Status.UXSUCCESS: ("F", "red"),
-    Status.SKIP: ("S", "blue"),
-}
-
-
-class AbbreviatedView:
-    """``--abbreviate``: a character per test, then the failures in full and the
-    summary (the plain line view prints those)."""
-
-    tick_interval: float | None = None
-
-    def __init__(self, out: TextIO, *, color: bool = False) -> None:
-        from proctor.cli.run_view import LineView
-
-        self._out = out
-        self._color = color
-        self._lines = LineView(out, color=color)
-        self._failed: list[TestRecord] = []
-        self._column = 0
-
-    def planned(self, progress: Progress) -> None:
-        self._lines.planned(progress)
-
-    def record(self, record: TestRecord) -> None:
-        if record.status is Status.EXISTS:
-            return
-        char, fg = _CHARACTERS.get(record.status, ("E", "red"))
-        if char in "FE":
-            self._failed.append(record)
-        self._out.write(click.style(char, fg=fg) if self._color else char)
-        self._column += 1
-        self._out.flush()
-
-    def _break(self) -> None:
-        if self._column:
-            self._out.write("\n")
-            self._column = 0
-
-    def output(self, worker: int | None, data: bytes) -> None:
-        self._break()
-        self._lines.output(worker, data)
-
-    def notice(self, text: str) -> None:
-        self._break()
-        self._lines.notice(text)
-
-    def tick(self) -> None:
-        pass
-
-    def debug_start(self, test_id: str, worker: int, so_far: bytes) -> None:
-        self._break()
-        self._lines.debug_start(test_id, worker, so_far)
-
-    def debug_output(self, data: bytes) -> None:
-        self._lines.debug_output(data)
-
-    def debug_end(self, test_id: str) -> None:
-        self._lines.debug_end(test_id)
-
-    def finished(self, result: RunResult) -> None:
-        self._break()
-        if self._failed:
-            self._out.write("\n")
-        for record in self._failed:
-            self._lines.record(record)
-        self._lines.finished(result)

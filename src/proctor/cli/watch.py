@@ -15,7 +15,15 @@ from pathlib import Path
 
 import click
 
-from proctor.cli.run import STOP_SIGNALS, RunArgs, UsageProblem, open_history, resolve_config
+from proctor.cli.deps import current_deps
+from proctor.cli.run_args import RunArgs, UsageProblem
+from proctor.cli.run_setup import (
+    BackendFactory,
+    default_backend_factory,
+    open_history,
+    resolve_config,
+)
+from proctor.runner.signals import STOP_SIGNALS
 
 __all__ = ["watch"]
 
@@ -26,8 +34,14 @@ def _top_dirs(root: Path, test_path: str | None, top_dir: str | None) -> list[Pa
     return dirs
 
 
-def watch_tests(args: RunArgs, *, interactive: bool | None = None) -> int:
-    """``proctor watch`` without click: returns the exit status."""
+def watch_tests(
+    args: RunArgs,
+    *,
+    interactive: bool | None = None,
+    backends: BackendFactory = default_backend_factory,
+) -> int:
+    """``proctor watch`` without click: returns the exit status. ``backends``
+    makes each cycle's workers."""
     from proctor.cli.output import continue_on_failure
     from proctor.cli.watch_cycle import CycleRunner
     from proctor.runner.selection import SelectionError, select
@@ -52,7 +66,7 @@ def watch_tests(args: RunArgs, *, interactive: bool | None = None) -> int:
     inbox: queue.Queue[InboxItem] = queue.Queue()
     watcher = FileWatcher(root, inbox)
     graph = ImportGraph(root)
-    runner = CycleRunner(args, config, store)
+    runner = CycleRunner(args, config, store, backends)
     failing = set(runner.history().failing_ids()) if store is not None else set()
     if interactive is None:
         interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -160,4 +174,4 @@ def watch(
         color=color,
         timeout=timeout,
     )
-    sys.exit(watch_tests(args))
+    sys.exit(watch_tests(args, backends=current_deps().backend_factory))

@@ -17,18 +17,17 @@ A cycle that selects nothing stores nothing.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from typing import TYPE_CHECKING
 
-from proctor.cli.run import RunArgs, choose_view, make_backend, run_options, signals_post_to
+from proctor.cli.run_args import RunArgs
+from proctor.cli.run_setup import BackendFactory, choose_view, run_options
+from proctor.runner.session import RunSession, SessionOptions
 from proctor.runner.watch.loop import CycleResult
 
 if TYPE_CHECKING:
     from proctor.config import Config
-    from proctor.runner.backend import WorkerBackend
     from proctor.runner.history import History
-    from proctor.runner.options import RunOptions
     from proctor.runner.watch.plan import CyclePlan
     from proctor.store.contract import RunWriter, Store
     from proctor.store.model import RunMetadata
@@ -38,12 +37,17 @@ __all__ = ["CycleRunner"]
 
 
 class CycleRunner:
-    """Runs cycles for one watch session (a callable for :class:`WatchLoop`)."""
+    """Runs cycles for one watch session (a callable for :class:`WatchLoop`);
+    each cycle is a :class:`~proctor.runner.session.RunSession` on workers from
+    ``backends``."""
 
-    def __init__(self, args: RunArgs, config: Config, store: Store | None) -> None:
+    def __init__(
+        self, args: RunArgs, config: Config, store: Store | None, backends: BackendFactory
+    ) -> None:
         self.args = args
         self.config = config
         self.store = store
+        self.backends = backends
         self.session = time.time_ns()
         self.cycle = 0
         self._metadata: RunMetadata | None = None
@@ -58,7 +62,6 @@ class CycleRunner:
         return StoreHistory(self.store) if self.store is not None else EMPTY_HISTORY
 
     def __call__(self, plan: CyclePlan) -> CycleResult:
-
         self.cycle += 1
         args = dataclasses.replace(self.args, filters=plan.filters, failed_first=True)
         history = self.history()
@@ -67,24 +70,6 @@ class CycleRunner:
         options = dataclasses.replace(run_options(args, self.config, history), failing=plan.failing)
         if not plan.everything and len(plan.files) + len(plan.failing) <= 2 and not args.serial:
             options = dataclasses.replace(options, concurrency=1)
-        backend = make_backend(args, self.config)
-        try:
-            return self._run(plan, args, options, history, backend)
-        finally:
-            backend.close()  # also after a Ctrl-C before the controller took over
-
-    def _run(
-        self,
-        plan: CyclePlan,
-        args: RunArgs,
-        options: RunOptions,
-        history: History,
-        backend: WorkerBackend,
-    ) -> CycleResult:
-        from proctor.runner.controller import Controller
-        from proctor.runner.terminal import ThreadedStdin
-
-        backend.prestart(options.concurrency)
         outcomes: dict[str, str] = {}
 
         def collect(record: TestRecord) -> None:
@@ -115,18 +100,16 @@ class CycleRunner:
             writer.add(record)
 
         sinks = [collect] if store is None or base is None else [collect, keep]
+        config = self.config
+        session = RunSession(
+            SessionOptions(run=options),
+            lambda: self.backends(args, config),
+            history=history,
+            view=lambda out: choose_view(args, out),
+            record_sinks=sinks,
+        )
         try:
-            view = choose_view(args, sys.stdout)
-            controller = Controller(
-                backend,
-                options,
-                history=history,
-                reporter=view,
-                stdin=ThreadedStdin(backend, sys.stdin.buffer),
-                record_sinks=sinks,
-            )
-            with signals_post_to(backend):
-                result = controller.run()
+            result = session.run().result  # closes its workers, also after a Ctrl-C
         except BaseException:
             if writer is not None:
                 writer.finish(interrupted=True)

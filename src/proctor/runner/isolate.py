@@ -21,9 +21,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from proctor.runner.history import worker_sequences
+from proctor.runner.report import RunResult
+from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
-__all__ = ["Isolation", "IsolationError", "find_culprits", "suspects_of"]
+__all__ = [
+    "Isolation",
+    "IsolationError",
+    "ProbeInterrupted",
+    "find_culprits",
+    "last_outcome",
+    "probe_failed",
+    "suspects_of",
+]
 
 
 class IsolationError(ValueError):
@@ -60,6 +70,36 @@ def suspects_of(target: str, last_run: Sequence[TestRecord]) -> tuple[str, list[
         f"{target} did not run in the last run (or its records carry no worker); "
         "run it with the suite first"
     )
+
+
+class ProbeInterrupted(Exception):
+    """A probe was interrupted (Ctrl-C, SIGTERM): the search stops with this exit status."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(f"interrupted (exit status {exit_code})")
+        self.exit_code = exit_code
+
+
+def last_outcome(target: str, last_run: Sequence[TestRecord]) -> Status | None:
+    """The final status ``target`` had in ``last_run`` (None if it did not finish)."""
+    found = None
+    for record in last_run:
+        if record.test_id == target and record.status > Status.INPROGRESS:
+            found = record.status
+    return found
+
+
+def probe_failed(target: str, result: RunResult, problems: list[str]) -> bool:
+    """Whether a probe's run made ``target`` fail (a probe that could not run
+    anything counts as failing); its error, if any, is added to ``problems``.
+    Raises :class:`ProbeInterrupted` for an interrupted probe."""
+    if result.interrupted:
+        raise ProbeInterrupted(result.exit_code)
+    if result.error:
+        problems.append(result.error)
+    outcome = [r for r in result.failures + result.unfinished if r.test_id == target]
+    passed = result.counts[Status.SUCCESS] + result.counts[Status.SKIP]
+    return bool(outcome) or (passed == 0 and bool(result.error))
 
 
 def find_culprits(

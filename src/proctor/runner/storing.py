@@ -1,6 +1,7 @@
-"""Storing ``proctor run``'s results as they arrive: a result shown is a result stored.
+"""Storing a run's results as they arrive: a result shown is a result stored.
 
-:class:`RunStorage` is the record sink ``proctor run`` gives the controller.
+:class:`RunStorage` is the record sink the run session
+(:mod:`proctor.runner.session`) gives the controller.
 Three rules:
 
 * **No empty runs.** The run is begun in the repository at the first result,
