@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from proctor.wire.event import NS_PER_SECOND
 
 from .history_streams import T0
 from .invoke import invoke
@@ -152,3 +155,69 @@ def test_run_names_the_bug_of_a_failure_a_rule_explains(tmp_path: Path) -> None:
     second = proctor("run")
     assert second.returncode == 1, second.stderr
     assert "known: bug LP#7 (rule " in second.stdout
+
+
+def test_a_closed_bug_whose_rule_explains_new_failures_is_regressed_in_triage(
+    project: str,
+) -> None:
+    opened = invoke("bug", "new", "Timeouts on the API", "--json", "--repository", project)
+    assert opened.exit_code == 0, opened.stderr
+    bug = json.loads(opened.stdout)["short_id"]
+    added = invoke(
+        "rules", "add", bug, "--where", 'type = "TimeoutError"', "--yes", "--repository", project
+    )
+    assert added.exit_code == 0, added.stderr
+
+    def timeout_cluster() -> dict[str, object]:
+        shown = invoke("triage", "--since", SINCE, "--json", "--repository", project)
+        assert shown.exit_code == 0, shown.stderr
+        (found,) = [c for c in json.loads(shown.stdout)["clusters"] if c["bug"] == bug]
+        return dict(found)
+
+    # Open: no closing to speak of.
+    assert (timeout_cluster()["bug_closed_ns"], timeout_cluster()["bug_regressed"]) == (None, False)
+    closed = invoke("bug", "close", bug, "--repository", project)
+    assert closed.exit_code == 0, closed.stderr
+    # Closed after every failure so far: the fix holds.
+    held = timeout_cluster()
+    assert isinstance(held["bug_closed_ns"], int)
+    assert held["bug_closed_ns"] > T0
+    assert held["bug_regressed"] is False
+    assert held["state"] != "regressed"
+    assert "REGRESSED" not in invoke("triage", "--since", SINCE, "--repository", project).stdout
+
+    # A timeout in a run begun after the closing: the rule explains it, the fix did not hold.
+    later = time.time_ns() + NS_PER_SECOND
+    loaded = invoke(
+        "load",
+        "--repository",
+        project,
+        stdin=failing_run({"tests.test_api.test_get": TIMEOUT}, later),
+    )
+    assert loaded.exit_code == 1, loaded.stderr
+    again = timeout_cluster()
+    assert (again["bug_regressed"], again["state"]) == (True, "regressed")
+    assert again["bug_closed_ns"] == held["bug_closed_ns"]
+    key_error = [
+        c
+        for c in json.loads(
+            invoke("triage", "--since", SINCE, "--json", "--repository", project).stdout
+        )["clusters"]
+        if c["bug"] is None
+    ]
+    assert [c["bug_regressed"] for c in key_error] == [False]
+    text = invoke("triage", "--since", SINCE, "--repository", project).stdout
+    assert f"known: bug {bug} (rule " in text
+    assert "REGRESSED, failing again since" in text
+    shown = invoke("triage", "show", str(again["id"]), "--repository", project)
+    assert shown.exit_code == 0, shown.stderr
+    assert f"Known: bug {bug}" in shown.stdout
+    assert "REGRESSED" in shown.stdout
+    detail = json.loads(
+        invoke("triage", "show", str(again["id"]), "--json", "--repository", project).stdout
+    )
+    assert detail["bug_regressed"] is True
+
+    # Reopened: no longer a closed bug failing again, only an open one.
+    assert invoke("bug", "reopen", bug, "--repository", project).exit_code == 0
+    assert timeout_cluster()["bug_closed_ns"] is None

@@ -9,6 +9,7 @@ what it did before rules existed.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import click
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from proctor.store.contract import Store
     from proctor.triage.explain import Explainer
 
-__all__ = ["RULES_FILE", "project_explainer"]
+__all__ = ["RULES_FILE", "closed_bugs", "project_explainer"]
 
 RULES_FILE = "proctor-rules.toml"
 """``proctor.triage.rules_file.FILE_NAME``, not imported: that imports the rules."""
@@ -47,3 +48,23 @@ def project_explainer(store: Store, *, strict: bool = True) -> Explainer | None:
         click.echo(f"note: known-bug rules not applied: {error}", err=True)
         return None
     return Explainer(store, rules) if rules else None
+
+
+def closed_bugs(store: Store, references: Iterable[str | None]) -> dict[str, int]:
+    """Of the bug references given (as rules name them), those that are closed
+    ``proctor bug`` records of ``store``, with the time each was closed
+    (:mod:`proctor.bugs.regression`). Bug records that cannot be read are a
+    note on stderr, not an error: triage still shows its clusters."""
+    wanted = {reference for reference in references if reference}
+    if not wanted:
+        return {}
+    from proctor.bugs.errors import BugError
+    from proctor.bugs.regression import closing_times
+    from proctor.bugs.repository import BugRepository
+    from proctor.store.bug_tables import bug_tables
+
+    try:
+        return closing_times(BugRepository(bug_tables(store)), wanted)
+    except BugError as error:
+        click.echo(f"note: bug records not read, closed bugs not checked: {error}", err=True)
+        return {}

@@ -109,7 +109,7 @@ def triage(
     if ctx.invoked_subcommand is not None:
         ctx.obj = repository
         return 0
-    from proctor.cli._explain import project_explainer
+    from proctor.cli._explain import closed_bugs, project_explainer
     from proctor.triage.clusters import summarise, window_runs
 
     settings = settings_or_fail()
@@ -125,6 +125,7 @@ def triage(
             explain=None if explainer is None else explainer.cluster,
         )
         shown = clusters if show_all or as_json else clusters[:limit]
+        closings = closed_bugs(store, (cluster.explanation.bug for cluster in shown))
         examples = {
             cluster.id: store.result(cluster.example.run, cluster.example.seq)
             for cluster in shown
@@ -132,17 +133,23 @@ def triage(
         }
     from proctor.cli import triage_view as view
 
+    reopened = view.mark_bug_regressions(shown, closings)
     if as_json:
         dump(
             {
                 "window": view.window_json(runs, window.since_ns, window.until_ns, branch),
                 "failures": total,
-                "clusters": [view.cluster_json(c, examples.get(c.id)) for c in shown],
+                "clusters": [
+                    view.cluster_json(c, examples.get(c.id), closings.get(c.explanation.bug or ""))
+                    for c in shown
+                ],
             },
             sys.stdout,
         )
         return 0
-    view.show_clusters(sys.stdout, clusters, total, runs, examples, None if show_all else limit)
+    view.show_clusters(
+        sys.stdout, clusters, total, runs, examples, None if show_all else limit, reopened
+    )
     return 0
 
 
@@ -153,7 +160,7 @@ def triage(
 @click.pass_obj
 def show(parent_repository: str | None, cluster: str, as_json: bool, repository: str | None) -> int:
     """Show one cluster whole: every test and run it touched, examples, history."""
-    from proctor.cli._explain import project_explainer
+    from proctor.cli._explain import closed_bugs, project_explainer
     from proctor.triage.clusters import Explanation
     from proctor.triage.detail import cluster_detail
     from proctor.triage.signature import ALGORITHM
@@ -166,6 +173,7 @@ def show(parent_repository: str | None, cluster: str, as_json: bool, repository:
             )
         explainer = project_explainer(store)
         known = explainer.failure(detail.newest) if explainer is not None else Explanation()
+        closed_ns = closed_bugs(store, [known.bug]).get(known.bug or "")
     rows, runs, examples, daily = detail.rows, detail.runs, detail.examples, detail.daily
     from proctor.cli import triage_view as view
     from proctor.triage.text import failure_text
@@ -186,11 +194,13 @@ def show(parent_repository: str | None, cluster: str, as_json: bool, repository:
                 ],
                 "rule": known.rule,
                 "bug": known.bug,
+                **view.bug_closing_json(closed_ns, detail.newest.run_ns),
             },
             sys.stdout,
         )
         return 0
     view.show_cluster(sys.stdout, cluster, rows, runs, examples, daily[-60:])
+    view.show_known(sys.stdout, known, closed_ns, detail.newest.run_ns)
     return 0
 
 

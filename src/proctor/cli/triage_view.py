@@ -4,7 +4,7 @@ the `--json` documents (docs/json.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from proctor.cli._repo import format_time
@@ -79,7 +79,51 @@ def window_json(
     }
 
 
-def cluster_json(cluster: Cluster, example: TestRecord | None) -> dict[str, object]:
+def mark_bug_regressions(
+    clusters: Sequence[Cluster], closings: Mapping[str, int]
+) -> dict[str, int]:
+    """Mark *regressed* each cluster whose bug was closed (``closings``: bug
+    reference -> closing time) before a run it failed in began: the fix did not
+    hold. Returns those clusters' ids with their bug's closing time."""
+    reopened: dict[str, int] = {}
+    for cluster in clusters:
+        closed = closings.get(cluster.explanation.bug or "")
+        if closed is not None and cluster.last_ns > closed:
+            cluster.state = "regressed"
+            reopened[cluster.id] = closed
+    return reopened
+
+
+def bug_closing_json(closed_ns: int | None, last_ns: int) -> dict[str, object]:
+    """A cluster's known bug's closing, for JSON: when it was closed (None: it
+    is not a closed ``proctor bug`` record) and whether it failed since."""
+    return {
+        "bug_closed_ns": closed_ns,
+        "bug_regressed": closed_ns is not None and last_ns > closed_ns,
+    }
+
+
+def show_known(out: TextIO, known: Explanation, closed_ns: int | None, last_ns: int) -> None:
+    """What explains a cluster (``triage show``): its rule and bug, and whether
+    the bug, closed, fails again."""
+    if not (known.bug or known.rule):
+        out.write("\nKnown: no rule explains it (`proctor rules add` names its bug).\n")
+        return
+    out.write(f"\nKnown: bug {printable_id(known.bug or '-')} (rule {known.rule or '-'})")
+    out.write(_closing(closed_ns, last_ns) + "\n")
+
+
+def _closing(closed_ns: int | None, last_ns: int) -> str:
+    if closed_ns is None:
+        return ""
+    if last_ns > closed_ns:
+        return f", closed {format_time(closed_ns)}: REGRESSED, failing again since"
+    return f", closed {format_time(closed_ns)}"
+
+
+def cluster_json(
+    cluster: Cluster, example: TestRecord | None, closed_ns: int | None = None
+) -> dict[str, object]:
     row = cluster.example
     return {
         "id": cluster.id,
@@ -98,6 +142,7 @@ def cluster_json(cluster: Cluster, example: TestRecord | None) -> dict[str, obje
         "share": round(cluster.share, 6),
         "rule": cluster.explanation.rule,
         "bug": cluster.explanation.bug,
+        **bug_closing_json(closed_ns, cluster.last_ns),
         "example": None
         if row is None
         else {
@@ -163,7 +208,10 @@ def show_clusters(
     runs: Sequence[RunInfo],
     examples: dict[str, TestRecord | None],
     limit: int | None,
+    reopened: Mapping[str, int] | None = None,
 ) -> None:
+    """The cluster table; ``reopened``: clusters failing again after their bug was
+    closed, with its closing time (:func:`mark_bug_regressions`)."""
     if not runs:
         out.write("No runs in the window.\n")
         return
@@ -187,7 +235,9 @@ def show_clusters(
         )
         known = cluster.explanation
         if known.bug or known.rule:
-            out.write(f"; known: bug {known.bug or '-'} (rule {known.rule or '-'})")
+            out.write(f"; known: bug {printable_id(known.bug or '-')} (rule {known.rule or '-'})")
+            closed = (reopened or {}).get(cluster.id)
+            out.write(_closing(closed, cluster.last_ns))
         out.write("\n")
         example = examples.get(cluster.id)
         row = cluster.example

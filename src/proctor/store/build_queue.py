@@ -1,0 +1,416 @@
+"""A build's shared test queue in a PostgreSQL repository (``proctor run --queue BUILD``).
+
+N CI jobs started with the same build id share one queue: the first to arrive
+fills it with the build's tests in the order the history plans (longest first),
+every job then claims batches from it, and the build is done when every test is.
+
+How the rows move, and why:
+
+* **Claims** take rows with ``FOR UPDATE SKIP LOCKED``: jobs claiming at once
+  never wait on each other and never get the same row.
+* **Leases, on the database's clock.** A claimed row carries ``lease_until``
+  (``clock_timestamp()`` plus the lease); the job renews its leases while it
+  works. A job that dies, hangs or loses the network stops renewing, and its
+  rows become claimable again when the lease runs out, by whichever job asks
+  next. The server's clock is the only one compared, so CI machines whose
+  clocks disagree cannot steal each other's work early.
+* **Done is conditional.** A job marks a row done only while it still holds
+  it; a job whose lease ran out (it was slow, not dead) learns that its result
+  came second, so the build keeps one result per test.
+* **Attempts are counted.** A row whose lease ran out ``max_attempts`` times
+  (its jobs keep dying on it) is *abandoned*: handed once more, as a culprit to
+  report, never retried forever.
+* **Batches shrink.** A claim takes about ``1 / (4 x workers x jobs)`` of the
+  expected time still queued (at least one test), so early batches are big
+  (few round trips) and the last ones small (jobs finish together). A late job
+  just takes less.
+* **Joining checks.** The build row records the revision, the environment and a
+  digest of the selected ids; a job that differs is refused with what differs,
+  so one build never mixes two versions of the code or two selections.
+
+The tables live beside the repository's (the connection's ``search_path``);
+they are created on first use under an advisory lock, so jobs starting
+together do not race.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from proctor.store.errors import StoreError, StoreUnavailable
+
+__all__ = [
+    "BuildMismatch",
+    "BuildQueue",
+    "Claim",
+    "QueueState",
+    "selection_digest",
+]
+
+_SCHEMA_LOCK = 0x70717565  # "pque": taken while creating the tables
+BATCHES_PER_WORKER = 4
+MAX_CLAIM_ROWS = 500  # rows examined per claim; enough for any batch of one worker
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS build_queues (
+        build TEXT PRIMARY KEY,
+        revision TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        selection TEXT NOT NULL,
+        tests INTEGER NOT NULL,
+        created TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+    )""",
+    """CREATE TABLE IF NOT EXISTS build_queue_items (
+        build TEXT NOT NULL REFERENCES build_queues (build) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        test TEXT NOT NULL,
+        expected DOUBLE PRECISION NOT NULL,
+        state SMALLINT NOT NULL DEFAULT 0,
+        holder TEXT,
+        lease_until TIMESTAMPTZ,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (build, seq),
+        UNIQUE (build, test)
+    )""",
+    "CREATE INDEX IF NOT EXISTS build_queue_items_open "
+    "ON build_queue_items (build, seq) WHERE state < 2",
+)
+
+QUEUED, LEASED, DONE, ABANDONED = 0, 1, 2, 3
+
+
+class BuildMismatch(StoreError):
+    """A job that differs from the build it joins (revision, environment, selection)."""
+
+
+def selection_digest(test_ids: Iterable[str]) -> str:
+    """A digest of the selected ids (order-free): what every job of a build must agree on."""
+    digest = hashlib.sha256()
+    for test_id in sorted(test_ids):
+        digest.update(test_id.encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one claim gave this job: tests to run (``ids`` with their expected
+    seconds), and tests abandoned after too many lost leases (to report as
+    failed, not to run)."""
+
+    ids: tuple[str, ...]
+    expected: tuple[float, ...]
+    abandoned: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.ids or self.abandoned)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueState:
+    """The build's queue now: how many tests are queued, held (by this job and
+    by others, and how many of those leases have run out), done, abandoned; and
+    the seconds until the first live lease of another job runs out."""
+
+    total: int
+    queued: int
+    mine: int
+    others: int
+    expired: int
+    done: int
+    abandoned: int
+    next_expiry_s: float | None
+
+    @property
+    def finished(self) -> bool:
+        """Nothing left to run or to wait for."""
+        return self.queued == self.mine == self.others == 0
+
+
+class BuildQueue:
+    """One job's handle on a build's queue (one connection; not thread-safe)."""
+
+    def __init__(
+        self,
+        url: str,
+        build: str,
+        job: str,
+        *,
+        lease_s: float = 60.0,
+        max_attempts: int = 3,
+        connect_timeout: int = 10,
+    ) -> None:
+        if not build or len(build) > 200 or any(ord(c) < 32 for c in build):
+            raise StoreError(
+                f"bad build id {build[:40]!r}: give 1 to 200 printable characters "
+                "(the CI pipeline's id, say)"
+            )
+        self.build = build
+        self.job = job
+        self.lease_s = lease_s
+        self.max_attempts = max_attempts
+        self._conn = _connect(url, connect_timeout)
+        self._ensure_tables()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- joining ---------------------------------------------------------------------
+
+    def join(
+        self,
+        planned: Sequence[tuple[str, float]],
+        *,
+        revision: str,
+        environment: str,
+    ) -> bool:
+        """Join the build, filling its queue with ``planned`` (test id, expected
+        seconds, in the order to run) when this job is the first. Returns True
+        for the job that filled it. Raises :class:`BuildMismatch` when the build
+        was started with another revision, environment or selection."""
+        digest = selection_digest(test_id for test_id, _ in planned)
+        with self._transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.build,))
+            row = cur.execute(
+                "SELECT revision, environment, selection, tests FROM build_queues WHERE build = %s",
+                (self.build,),
+            ).fetchone()
+            if row is not None:
+                self._check_same(row, revision, environment, digest, len(planned))
+                return False
+            cur.execute(
+                "INSERT INTO build_queues (build, revision, environment, selection, tests) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (self.build, revision, environment, digest, len(planned)),
+            )
+            with cur.copy("COPY build_queue_items (build, seq, test, expected) FROM STDIN") as copy:
+                for seq, (test_id, expected) in enumerate(planned):
+                    copy.write_row((self.build, seq, test_id, float(expected)))
+            return True
+
+    def _check_same(
+        self, row: tuple[Any, ...], revision: str, environment: str, digest: str, count: int
+    ) -> None:
+        their_revision, their_environment, their_selection, their_count = row
+        if their_revision != revision:
+            raise BuildMismatch(
+                f"build {self.build!r} runs revision {their_revision[:12]}, this job has "
+                f"{revision[:12]}: a job joins only the build of its own commit (use a new "
+                "build id per pipeline run)"
+            )
+        if their_environment != environment:
+            raise BuildMismatch(
+                f"build {self.build!r} was started in another environment (Python or "
+                "installed packages differ): every job of a build must install the same ones"
+            )
+        if their_selection != digest:
+            raise BuildMismatch(
+                f"build {self.build!r} was started with another selection of tests "
+                f"({their_count} tests; this job selects {count}): a build id is reused with "
+                "different filters. Give every job the same arguments, or a new build id"
+            )
+
+    # -- claiming and finishing ------------------------------------------------------
+
+    def claim(self, workers: int) -> Claim:
+        """The next batch for this job's ``workers``: about a 1 / (4 x workers x
+        jobs) share of the expected time still queued, at least one test.
+
+        The batch is chosen from the first claimable rows read without locks, and
+        only the chosen rows are locked (``SKIP LOCKED``): a claim never holds
+        rows it does not take, so jobs claiming at once each get their own. A row
+        another job took meanwhile is skipped; the claim tries again when it got
+        nothing that way."""
+        for _ in range(5):
+            claim = self._claim_once(workers)
+            if claim is not None:
+                return claim
+        return Claim((), ())
+
+    def _claim_once(self, workers: int) -> Claim | None:
+        """A claim, or None when every row chosen was taken meanwhile."""
+        with self._transaction() as cur:
+            rows = cur.execute(
+                "SELECT seq, test, expected, attempts, state FROM build_queue_items "
+                "WHERE build = %s AND state < 2 "
+                "AND (state = 0 OR lease_until < clock_timestamp()) "
+                "ORDER BY seq LIMIT %s",
+                (self.build, MAX_CLAIM_ROWS),
+            ).fetchall()
+            if not rows:
+                return Claim((), ())
+            left, holders = cur.execute(
+                "SELECT coalesce(sum(expected), 0), count(DISTINCT holder) "
+                "FROM build_queue_items WHERE build = %s AND state < 2",
+                (self.build,),
+            ).fetchone()
+            jobs = max(1, holders + (0 if self._holds(cur) else 1))
+            target = float(left) / (BATCHES_PER_WORKER * max(1, workers) * jobs)
+            chosen: dict[int, tuple[str, float, bool]] = {}
+            total = 0.0
+            for seq, test_id, expected, attempts, state in rows:
+                culprit = state == LEASED and attempts >= self.max_attempts
+                if not culprit and chosen and total + expected > target:
+                    break
+                chosen[seq] = (test_id, expected, culprit)
+                total += 0.0 if culprit else expected
+            locked = cur.execute(
+                "SELECT seq FROM build_queue_items WHERE build = %s AND seq = ANY(%s) "
+                "AND state < 2 AND (state = 0 OR lease_until < clock_timestamp()) "
+                "ORDER BY seq FOR UPDATE SKIP LOCKED",
+                (self.build, list(chosen)),
+            ).fetchall()
+            if not locked:
+                return None
+            got = [seq for (seq,) in locked]
+            abandoned = [seq for seq in got if chosen[seq][2]]
+            taken = [seq for seq in got if not chosen[seq][2]]
+            if abandoned:
+                cur.execute(
+                    "UPDATE build_queue_items SET state = 3, holder = %s, lease_until = NULL "
+                    "WHERE build = %s AND seq = ANY(%s)",
+                    (self.job, self.build, abandoned),
+                )
+            if taken:
+                cur.execute(
+                    "UPDATE build_queue_items SET state = 1, holder = %s, attempts = attempts + 1, "
+                    "lease_until = clock_timestamp() + make_interval(secs => %s) "
+                    "WHERE build = %s AND seq = ANY(%s)",
+                    (self.job, self.lease_s, self.build, taken),
+                )
+        return Claim(
+            tuple(chosen[seq][0] for seq in taken),
+            tuple(chosen[seq][1] for seq in taken),
+            tuple(chosen[seq][0] for seq in abandoned),
+        )
+
+    def _holds(self, cur: Any) -> bool:
+        return bool(
+            cur.execute(
+                "SELECT EXISTS (SELECT 1 FROM build_queue_items "
+                "WHERE build = %s AND holder = %s AND state = 1)",
+                (self.build, self.job),
+            ).fetchone()[0]
+        )
+
+    def renew(self) -> int:
+        """Extend every lease this job holds; how many it still holds (a lease that
+        ran out and was claimed by another job is not this job's any more)."""
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE build_queue_items "
+                "SET lease_until = clock_timestamp() + make_interval(secs => %s) "
+                "WHERE build = %s AND holder = %s AND state = 1",
+                (self.lease_s, self.build, self.job),
+            )
+            return int(cur.rowcount)
+
+    def done(self, test_ids: Sequence[str]) -> set[str]:
+        """Mark these tests done; the ones this job still held (the others' results
+        came second: another job took them over when this job's lease ran out)."""
+        if not test_ids:
+            return set()
+        with self._transaction() as cur:
+            rows = cur.execute(
+                "UPDATE build_queue_items SET state = 2, lease_until = NULL "
+                "WHERE build = %s AND holder = %s AND state = 1 AND test = ANY(%s) "
+                "RETURNING test",
+                (self.build, self.job, list(test_ids)),
+            ).fetchall()
+        return {test_id for (test_id,) in rows}
+
+    def give_back(self, test_ids: Sequence[str] | None = None) -> int:
+        """Return tests this job holds (all of them by default) to the queue, for
+        another worker or job: a stopped job gives its work back at once rather
+        than when its leases run out. How many went back."""
+        with self._transaction() as cur:
+            if test_ids is None:
+                cur.execute(
+                    "UPDATE build_queue_items SET state = 0, holder = NULL, lease_until = NULL "
+                    "WHERE build = %s AND holder = %s AND state = 1",
+                    (self.build, self.job),
+                )
+            else:
+                cur.execute(
+                    "UPDATE build_queue_items SET state = 0, holder = NULL, lease_until = NULL "
+                    "WHERE build = %s AND holder = %s AND state = 1 AND test = ANY(%s)",
+                    (self.build, self.job, list(test_ids)),
+                )
+            return int(cur.rowcount)
+
+    def state(self) -> QueueState:
+        with self._transaction() as cur:
+            row = cur.execute(
+                "SELECT count(*), "
+                "count(*) FILTER (WHERE state = 0), "
+                "count(*) FILTER (WHERE state = 1 AND holder = %s), "
+                "count(*) FILTER (WHERE state = 1 AND holder <> %s), "
+                "count(*) FILTER (WHERE state = 1 AND lease_until < clock_timestamp()), "
+                "count(*) FILTER (WHERE state = 2), "
+                "count(*) FILTER (WHERE state = 3), "
+                "extract(epoch FROM min(lease_until - clock_timestamp()) "
+                "  FILTER (WHERE state = 1 AND holder <> %s AND lease_until >= clock_timestamp())) "
+                "FROM build_queue_items WHERE build = %s",
+                (self.job, self.job, self.job, self.build),
+            ).fetchone()
+        total, queued, mine, others, expired, done, abandoned, next_expiry = row
+        return QueueState(
+            total,
+            queued,
+            mine,
+            others,
+            expired,
+            done,
+            abandoned,
+            None if next_expiry is None else max(0.0, float(next_expiry)),
+        )
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _ensure_tables(self) -> None:
+        with self._transaction() as cur:
+            exists = cur.execute("SELECT to_regclass('build_queue_items') IS NOT NULL").fetchone()[
+                0
+            ]
+            if exists:
+                return
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            for statement in _SCHEMA:
+                cur.execute(statement)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        import psycopg
+
+        try:
+            with self._conn.transaction():
+                yield self._conn.cursor()
+        except psycopg.Error as error:
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise StoreUnavailable(
+                f"the build queue {self.build!r} failed: {detail or type(error).__name__}"
+            ) from None
+
+
+def _connect(url: str, connect_timeout: int) -> Any:
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise StoreError(
+            "--queue needs a PostgreSQL repository that every job of the build reaches "
+            f"(a postgresql:// URL); {url!r} is not one. Set [tool.proctor] repository or "
+            "--repository, or split the build without coordination with --shard K/N"
+        )
+    import psycopg
+
+    extra: dict[str, Any] = {}
+    if "connect_timeout" not in url:
+        extra["connect_timeout"] = connect_timeout
+    try:
+        return psycopg.connect(url, autocommit=True, **extra)
+    except psycopg.Error as error:
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise StoreUnavailable(
+            f"cannot reach the build queue's repository: {detail or type(error).__name__}"
+        ) from None
