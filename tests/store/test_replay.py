@@ -13,8 +13,8 @@ from proctor.events.collector import collect_records
 from proctor.store import Store, records_to_v2
 from proctor.store.replay import record_events
 from proctor.wire import v2
-from proctor.wire.event import NS_PER_SECOND, Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment, TestRecord
+from proctor.wire.event import NS_PER_SECOND, TRACEBACK_MIME_TYPE, Status
+from proctor.wire.record import Attachment, TestRecord
 from tests.wire.strategies import small_text, timestamps, wire_text
 
 from .factory import T0

@@ -69,11 +69,18 @@ from types import TracebackType
 from typing import Any, NamedTuple, Protocol
 
 from proctor.events.sink import Sink
-from proctor.wire.event import Event, Status, datetime_to_ns
-from proctor.wire.record import TEXT_MIME_TYPE, TRACEBACK_MIME_TYPE, Attachment
+from proctor.wire.event import (
+    OUTCOME_RANK,
+    TEXT_MIME_TYPE,
+    TRACEBACK_MIME_TYPE,
+    Event,
+    Status,
+    datetime_to_ns,
+    worse_outcome,
+)
+from proctor.wire.record import Attachment
 
 __all__ = [
-    "OUTCOME_RANK",
     "REASON_MIME_TYPE",
     "Escaped",
     "EventResult",
@@ -99,16 +106,6 @@ _NO_TAGS: frozenset[str] = frozenset()
 _NONE = Status.NONE
 _INPROGRESS = Status.INPROGRESS
 _SUCCESS = Status.SUCCESS
-OUTCOME_RANK: Mapping[Status, int] = {
-    Status.NONE: 0,
-    Status.SUCCESS: 1,
-    Status.SKIP: 2,
-    Status.XFAIL: 3,
-    Status.UXSUCCESS: 4,
-    Status.FAIL: 5,
-}
-"""How bad an outcome is: a test with several gets the worst (fail > uxsuccess > xfail > skip >
-success). Shared by every adapter that folds a test's outcomes into one final status."""
 
 
 class OutputSource(Protocol):
@@ -181,8 +178,7 @@ class _Open:
         self.add(Attachment(name, text.encode("utf-8", "replace"), TRACEBACK_MIME_TYPE))
 
     def settle(self, status: Status) -> None:
-        if OUTCOME_RANK[status] > OUTCOME_RANK[self.status]:
-            self.status = status
+        self.status = worse_outcome(self.status, status)
 
 
 def subtest_description(subtest: object, parent_id: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import BinaryIO
 
 from proctor.runner.slot import Slot
-from proctor.wire.event import NS_PER_SECOND, Event, Status
+from proctor.wire.event import NS_PER_SECOND, TEXT_MIME_TYPE, Event, Status
 from proctor.wire.record import Attachment
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "timeout_text",
 ]
 
-TEXT_MIME_TYPE = "text/plain; charset=utf8"
 SALVAGE_LIMIT = 64 * 1024 * 1024
 """Bytes of a dead test's capture file kept (the worker's own bound for one test's output)."""
 SALVAGE_HEAD = 1024 * 1024

@@ -23,7 +23,7 @@ from proctor.wire._v2_format import (
     VERSION_2,
     c_scan,
 )
-from proctor.wire.event import NS_PER_SECOND, Event, Status
+from proctor.wire.event import DEFAULT_MIME_TYPE, NS_PER_SECOND, Event, Status
 
 __all__ = ["Decoder", "decode"]
 
@@ -411,7 +411,7 @@ class Decoder:
                 file_name="Packet data",
                 file_bytes=buf[j : j + min(claimed, PACKET_DATA_LIMIT)],
                 eof=True,
-                mime_type="application/octet-stream",
+                mime_type=DEFAULT_MIME_TYPE,
             )
         )
         events.append(

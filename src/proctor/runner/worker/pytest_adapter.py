@@ -78,7 +78,6 @@ from typing import IO, Any
 
 import pytest
 
-from proctor.events.unittest_result import OUTCOME_RANK
 from proctor.runner.protocol import WorkerExit, control_event
 from proctor.runner.worker.channels import wire_aliases
 from proctor.runner.worker.suite import (
@@ -88,8 +87,15 @@ from proctor.runner.worker.suite import (
     emit_stray_output,
     suites_differ,
 )
-from proctor.wire.event import Event, Status
-from proctor.wire.record import TEXT_MIME_TYPE, TRACEBACK_MIME_TYPE, Attachment
+from proctor.wire.event import (
+    OUTCOME_RANK,
+    TEXT_MIME_TYPE,
+    TRACEBACK_MIME_TYPE,
+    Event,
+    Status,
+    worse_outcome,
+)
+from proctor.wire.record import Attachment
 
 __all__ = ["PytestSuite", "run_pytest"]
 
@@ -162,8 +168,7 @@ class _Open:
         self.tracebacks = 0
 
     def settle(self, status: Status) -> None:
-        if OUTCOME_RANK[status] > OUTCOME_RANK[self.status]:
-            self.status = status
+        self.status = worse_outcome(self.status, status)
 
     def traceback(self, text: str, name: str = "traceback") -> None:
         if name == "traceback":

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from proctor.runner.worker.channels import ResultsWriter
-from proctor.wire.event import Event, Status
-from proctor.wire.record import TEXT_MIME_TYPE, Attachment
+from proctor.wire.event import TEXT_MIME_TYPE, Event, Status
+from proctor.wire.record import Attachment
 
 __all__ = [
     "OutputControl",
