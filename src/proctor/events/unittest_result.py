@@ -76,6 +76,7 @@ from proctor.wire.event import (
     Event,
     Status,
     datetime_to_ns,
+    new_event,
     worse_outcome,
 )
 from proctor.wire.record import Attachment
@@ -100,7 +101,6 @@ OptExcInfo = ExcInfo | tuple[None, None, None]
 _SUBTEST_TYPE: type | None = getattr(unittest.case, "_SubTest", None)
 _HOLDER_TYPE: type | None = getattr(unittest.suite, "_ErrorHolder", None)
 
-_new_event = tuple.__new__
 _NO_TAGS: frozenset[str] = frozenset()
 # Statuses the per-test path uses, as module globals (an Enum attribute costs ~50 ns).
 _NONE = Status.NONE
@@ -250,7 +250,7 @@ class EventResult(unittest.TestResult):
         now = self._clock()
         self._stack.append(_Open(test, test_id, now, self._global_tags))
         self._send(
-            _new_event(
+            new_event(
                 Event,
                 (test_id, _INPROGRESS, _NO_TAGS, True, None, b"", False, None, None, now),
             )
@@ -290,7 +290,7 @@ class EventResult(unittest.TestResult):
             files.extend(current.files)
         for item in files:
             send(
-                _new_event(
+                new_event(
                     Event,
                     (
                         test_id,
@@ -313,7 +313,7 @@ class EventResult(unittest.TestResult):
             # run and not failed.
             status = _SUCCESS
         send(
-            _new_event(
+            new_event(
                 Event, (test_id, status, current.tags, runnable, None, b"", False, None, None, now)
             )
         )
