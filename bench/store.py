@@ -44,8 +44,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from proctor.events.emit import records_to_v2
 from proctor.store import RunMetadata, Store, open_store
-from proctor.store.replay import records_to_v2
 from proctor.wire.event import NS_PER_SECOND, TRACEBACK_MIME_TYPE, Status
 from proctor.wire.record import Attachment, TestRecord
 

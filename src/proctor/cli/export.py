@@ -40,7 +40,7 @@ def export(run_spec: str, output_format: str, output: str, repository: str | Non
         info = resolve_run(store, run_spec)
         records = store.records(info.id)
     if output_format == "v2":
-        from proctor.store.replay import records_to_v2
+        from proctor.events.emit import records_to_v2
 
         data = records_to_v2(records)
     elif output_format == "v1":

@@ -81,7 +81,7 @@ def last(
 
         dump(run_document(info, run_state(info, alive), records, quiet=quiet), sys.stdout)
     if subunit:
-        from proctor.store.replay import records_to_v2
+        from proctor.events.emit import records_to_v2
 
         sys.stdout.buffer.write(records_to_v2(records))
         sys.stdout.buffer.flush()
@@ -136,7 +136,7 @@ def failing(
         if not records and store.latest_run() is None:
             resolve_run(store, None)  # explains that nothing has been stored yet
     if subunit:
-        from proctor.store.replay import records_to_v2
+        from proctor.events.emit import records_to_v2
 
         sys.stdout.buffer.write(records_to_v2(records))
         sys.stdout.buffer.flush()

@@ -78,6 +78,7 @@ from typing import IO, Any
 
 import pytest
 
+from proctor.events.emit import ending_events, status_event
 from proctor.runner.protocol import WorkerExit, control_event
 from proctor.runner.worker.channels import wire_aliases
 from proctor.runner.worker.suite import (
@@ -464,7 +465,7 @@ class PytestSuite:
         now = self._runtime.clock()
         self._open = _Open(nodeid, now)
         sink = self._runtime.sink
-        sink.send(Event(test_id=nodeid, status=Status.INPROGRESS, timestamp=now))
+        sink.send(status_event(nodeid, Status.INPROGRESS, now))
         sink.flush()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -491,18 +492,8 @@ class PytestSuite:
         status = current.status if current.status is not Status.NONE else Status.FAIL
         now = self._runtime.clock()
         send = self._runtime.sink.send
-        for item in current.attachments():
-            send(
-                Event(
-                    test_id=nodeid,
-                    file_name=item.name,
-                    file_bytes=item.content,
-                    eof=True,
-                    mime_type=item.mime_type,
-                    timestamp=now,
-                )
-            )
-        send(Event(test_id=nodeid, status=status, timestamp=now))
+        for event in ending_events(nodeid, status, current.attachments(), now):
+            send(event)
         self._sent += 1
 
     # -- the Suite protocol ---------------------------------------------------
