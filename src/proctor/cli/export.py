@@ -12,6 +12,7 @@ import sys
 import click
 
 from proctor.cli._repo import open_repository, repository_option, resolve_run, write_output
+from proctor.exitcode import ExitCode
 
 __all__ = ["export"]
 
@@ -56,4 +57,4 @@ def export(run_spec: str, output_format: str, output: str, repository: str | Non
         sys.stdout.buffer.flush()
     else:
         write_output(output, data)
-    return 0
+    return ExitCode.OK

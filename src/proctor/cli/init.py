@@ -23,6 +23,7 @@ from pathlib import Path
 import click
 
 from proctor.config import find_root
+from proctor.exitcode import ExitCode
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -169,11 +170,11 @@ def init(framework: str | None, print_only: bool) -> int:
             parsed = tomllib.loads(original.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             click.echo(f"{pyproject_path} is not valid TOML ({error}); fix it first.", err=True)
-            return 2
+            return ExitCode.ERROR
         tool = parsed.get("tool")
         if isinstance(tool, dict) and "proctor" in tool:
             click.echo(f"{pyproject_path} already has [tool.proctor]; edit it there.", err=True)
-            return 1
+            return ExitCode.FAILED
     found = detect(root, parsed)
     if framework is not None:
         found = Detected(
@@ -182,7 +183,7 @@ def init(framework: str | None, print_only: bool) -> int:
     table = render_table(found)
     if print_only:
         click.echo(table, nl=False)
-        return 0
+        return ExitCode.OK
     if original is None:
         pyproject_path.write_text(table, encoding="utf-8")
         where = f"Created {pyproject_path}"
@@ -202,4 +203,4 @@ def init(framework: str | None, print_only: bool) -> int:
     ):
         click.echo("Runs are kept in .proctor/; you may want it in .gitignore.")
     click.echo("Next: proctor run")
-    return 0
+    return ExitCode.OK

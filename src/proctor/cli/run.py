@@ -41,8 +41,9 @@ from proctor.cli.run_shard import (
     shard_properties,
 )
 from proctor.config import PARALLEL_CLASS_REGEX, Config, ConfigError, check_regex, load_config
+from proctor.exitcode import ExitCode
 from proctor.runner.pytest_options import PytestOptions
-from proctor.runner.report import EXIT_NO_TESTS, EXIT_OK, RunReporter, RunResult
+from proctor.runner.report import RunReporter, RunResult
 from proctor.runner.selection import Selection, SelectionError, select
 
 if TYPE_CHECKING:
@@ -60,12 +61,7 @@ __all__ = ["RunArgs", "UsageProblem", "run", "run_tests"]
 class UsageProblem(click.ClickException):
     """Options or configuration that cannot work together; exit status 2."""
 
-    exit_code = 2
-
-
-EXIT_NOT_STORED = 2
-"""The tests ran, but their results could not be stored (a repository that
-failed part of the way: see :mod:`proctor.cli.run_storing`)."""
+    exit_code = ExitCode.ERROR
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,7 +349,7 @@ def run_tests(args: RunArgs) -> int:
                 failing = history.failing_ids()  # once: --until-failure reruns the same set
                 if not failing:
                     click.echo("No failing tests recorded: nothing to run.", err=args.subunit)
-                    return EXIT_OK
+                    return ExitCode.OK
                 options = dataclasses.replace(options, failing=tuple(failing))
             if args.isolate is not None:
                 from proctor.cli.run_isolate import isolate
@@ -396,7 +392,7 @@ def _list(backend: WorkerBackend, options: RunOptions, history: History) -> int:
     for test_id in result.selected:
         out.write(shown(test_id) + "\n")
     out.flush()
-    return EXIT_OK if result.selected else EXIT_NO_TESTS
+    return ExitCode.OK if result.selected else ExitCode.NO_TESTS
 
 
 def _run_until(
@@ -418,7 +414,7 @@ def _run_until(
             if args.random_order and args.seed is None:
                 options = dataclasses.replace(options, seed=draw_seed())  # a new order each time
         result, stored = _run_once(args, config, options, history, store, backend)
-        if not args.until_failure or result.exit_code != EXIT_OK or not stored:
+        if not args.until_failure or result.exit_code != ExitCode.OK or not stored:
             break
         if args.max_runs is not None and iteration >= args.max_runs:
             click.echo(
@@ -427,10 +423,10 @@ def _run_until(
             break
     backend.close()
     if empty_shard(result, options):
-        return EXIT_OK
+        return ExitCode.OK
     _explain_nothing_ran(result, args)
     if not stored and not result.interrupted:
-        return EXIT_NOT_STORED
+        return ExitCode.ERROR  # the tests ran; their results could not be stored
     return result.exit_code
 
 

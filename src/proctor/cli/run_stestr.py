@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO, cast
 
 import click
 
+from proctor.exitcode import ExitCode
 from proctor.runner.report import Progress, RunReporter, RunResult
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
@@ -305,7 +306,6 @@ def run_isolated(
     import time
 
     from proctor.cli.run import (
-        EXIT_NOT_STORED,
         _event_sinks,
         _explain_nothing_ran,
         _storing,
@@ -374,7 +374,7 @@ def run_isolated(
     view.finished(total)
     _explain_nothing_ran(total, args)
     if storing is not None and storing.error is not None and not total.interrupted:
-        return EXIT_NOT_STORED
+        return ExitCode.ERROR  # the tests ran; their results could not be stored
     return total.exit_code
 
 

@@ -19,6 +19,7 @@ import click
 from proctor.cli._repo import RepositoryError, open_repository, parse_when, repository_option
 from proctor.cli._show import json_option
 from proctor.cli.json_shapes import dump
+from proctor.exitcode import ExitCode
 
 if TYPE_CHECKING:
     from proctor.triage.clusters import Window
@@ -108,7 +109,7 @@ def triage(
     """
     if ctx.invoked_subcommand is not None:
         ctx.obj = repository
-        return 0
+        return ExitCode.OK
     from proctor.cli._explain import project_explainer
     from proctor.triage.clusters import summarise, window_runs
 
@@ -141,9 +142,9 @@ def triage(
             },
             sys.stdout,
         )
-        return 0
+        return ExitCode.OK
     view.show_clusters(sys.stdout, clusters, total, runs, examples, None if show_all else limit)
-    return 0
+    return ExitCode.OK
 
 
 @triage.command()
@@ -189,9 +190,9 @@ def show(parent_repository: str | None, cluster: str, as_json: bool, repository:
             },
             sys.stdout,
         )
-        return 0
+        return ExitCode.OK
     view.show_cluster(sys.stdout, cluster, rows, runs, examples, daily[-60:])
-    return 0
+    return ExitCode.OK
 
 
 @triage.command()
@@ -238,7 +239,7 @@ def failures(
             out.write(json.dumps(view.failure_json(row, explanation), ensure_ascii=True) + "\n")
         else:
             out.write(f"{row.run:>6} {row.cluster}  {printable_id(row.test_id)}\n")
-    return 0
+    return ExitCode.OK
 
 
 @triage.command()
@@ -273,13 +274,13 @@ def recluster(
             },
             sys.stdout,
         )
-        return 0
+        return ExitCode.OK
     kept = f"; {report.kept_ids} kept their cluster id" if previous else ""
     click.echo(
         f"Signed {report.signed} failure{'s' if report.signed != 1 else ''} under "
         f"{report.algorithm} in {report.chunks} chunk{'s' if report.chunks != 1 else ''}{kept}."
     )
-    return 0
+    return ExitCode.OK
 
 
 def _add_rules_commands() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from proctor.cli.run import STOP_SIGNALS, RunArgs, UsageProblem, open_history, resolve_config
+from proctor.exitcode import ExitCode, signal_exit
 
 __all__ = ["watch"]
 
@@ -92,7 +93,7 @@ def watch_tests(args: RunArgs, *, interactive: bool | None = None) -> int:
 
     def on_signal(signum: int, frame: object) -> None:
         # Between cycles; during one, proctor run's own handlers are in place.
-        loop.stop_code = 130 if signum == signal.SIGINT else 128 + signum
+        loop.stop_code = signal_exit(signum)
 
     previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     watcher.start()
@@ -104,13 +105,13 @@ def watch_tests(args: RunArgs, *, interactive: bool | None = None) -> int:
         if keys is not None:
             keys.arm()
         if loop.interrupted:
-            return 130
+            return ExitCode.INTERRUPTED
         if loop.stop_code is not None:
             return loop.stop_code
         return loop.serve(inbox)
     except KeyboardInterrupt:
-        inbox.put(Quit(130))
-        return 130
+        inbox.put(Quit(ExitCode.INTERRUPTED))
+        return ExitCode.INTERRUPTED
     finally:
         for signum, action in previous.items():
             signal.signal(signum, action)
