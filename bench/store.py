@@ -44,10 +44,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from proctor.events.emit import records_to_v2
 from proctor.store import RunMetadata, Store, open_store
-from proctor.store.replay import records_to_v2
-from proctor.wire.event import NS_PER_SECOND, Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment, TestRecord
+from proctor.wire.event import NS_PER_SECOND, TRACEBACK_MIME_TYPE, Status
+from proctor.wire.record import Attachment, TestRecord
 
 BIN = Path(sys.executable).parent
 T0 = 1_700_000_000 * NS_PER_SECOND

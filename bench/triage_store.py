@@ -40,8 +40,8 @@ from proctor.store import RunMetadata, Store, open_store
 from proctor.triage.recluster import recluster
 from proctor.triage.signature import ALGORITHM
 from proctor.triage.signer import RecordSigner
-from proctor.wire.event import NS_PER_SECOND, Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment, TestRecord
+from proctor.wire.event import NS_PER_SECOND, TRACEBACK_MIME_TYPE, Status
+from proctor.wire.record import Attachment, TestRecord
 
 BIN = Path(sys.executable).parent
 POSTGRES = os.environ.get("PROCTOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

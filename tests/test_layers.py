@@ -13,6 +13,7 @@ SRC = Path(proctor.__file__).parent
 # Lower number = lower layer. A module may import its own layer or lower ones.
 RANKS = {
     "wire": 0,
+    "exitcode": 0,
     "events": 1,
     "config": 1,
     "settings": 1,

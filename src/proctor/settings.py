@@ -24,6 +24,7 @@ __all__ = [
     "check_regex",
     "expand_shell",
     "find_project_root",
+    "pytest_configuration",
     "read_settings",
 ]
 
@@ -67,6 +68,66 @@ def find_project_root(start: str | None = None) -> str:
         if parent == candidate:
             return here
         candidate = parent
+
+
+_PYTEST_FILES = ("pytest.ini", ".pytest.ini", "conftest.py")
+_PYTEST_SECTIONS = (("tox.ini", "pytest"), ("setup.cfg", "tool:pytest"))
+
+
+def pytest_configuration(root: str | os.PathLike[str], test_path: str | None = None) -> str | None:
+    """What configures pytest in the project at ``root``, for a person to read
+    (``"pytest.ini exists"``), or ``None`` when nothing does.
+
+    The one answer to "is this project configured for pytest?", for ``proctor
+    init`` and for a worker's ``framework = auto``: a ``pytest.ini``,
+    ``.pytest.ini`` or ``conftest.py`` at the root or in ``test_path``, a
+    ``[tool.pytest...]`` table in ``pyproject.toml`` (``[tool.pytest.ini_options]``),
+    a ``[pytest]`` section in ``tox.ini`` or ``[tool:pytest]`` in ``setup.cfg``.
+    A file that cannot be read or parsed configures nothing.
+    """
+    here = os.fspath(root)
+    if _pyproject_has_pytest(os.path.join(here, "pyproject.toml")):
+        return "pyproject.toml has [tool.pytest]"
+    places = [here] + ([os.path.join(here, test_path)] if test_path else [])
+    for place in places:
+        for name in _PYTEST_FILES:
+            if os.path.isfile(os.path.join(place, name)):
+                return f"{os.path.relpath(os.path.join(place, name), here)} exists"
+    for name, section in _PYTEST_SECTIONS:
+        path = os.path.join(here, name)
+        if os.path.isfile(path) and _ini_has_section(path, section):
+            return f"{name} has a [{section}] section"
+    return None
+
+
+def _pyproject_has_pytest(path: str) -> bool:
+    try:
+        with open(path, "rb") as source:
+            data = source.read()
+    except OSError:
+        return False
+    if b"pytest" not in data:
+        return False  # no [tool.pytest...] table can be spelled without the word
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    try:
+        tool = tomllib.loads(data.decode("utf-8")).get("tool", {})
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(tool, dict) and isinstance(tool.get("pytest"), dict)
+
+
+def _ini_has_section(path: str, section: str) -> bool:
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return False
+    return parser.has_section(section)
 
 
 def read_settings(root: str) -> tuple[dict[str, Any], tuple[str, ...]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from proctor.cli.main import main
-from proctor.cli.output import EXIT_BROKEN_PIPE, EXIT_OUTPUT_ERROR
+from proctor.exitcode import ExitCode
 from proctor.store.opening import open_store
 from proctor.wire.event import Status
 
@@ -74,7 +74,7 @@ def repo(tmp_path: Path) -> str:
 def test_a_full_disk_is_one_line_on_stderr_and_exit_2(repo: str, command: str) -> None:
     stdout = FailingStdout(errno.ENOSPC)
     code, err = _main_with_stdout(stdout, *command.split(), "--repository", repo)
-    assert code == EXIT_OUTPUT_ERROR
+    assert code == ExitCode.ERROR
     assert err == (
         "proctor: cannot write to standard output (No space left on device); "
         "the output is incomplete\n"
@@ -84,7 +84,7 @@ def test_a_full_disk_is_one_line_on_stderr_and_exit_2(repo: str, command: str) -
 
 def test_a_closed_pipe_ends_quietly_with_141(repo: str) -> None:
     code, err = _main_with_stdout(FailingStdout(errno.EPIPE), "last", "--repository", repo)
-    assert (code, err) == (EXIT_BROKEN_PIPE, "")
+    assert (code, err) == (ExitCode.BROKEN_PIPE, "")
 
 
 def test_the_binary_side_is_guarded_too(repo: str) -> None:
@@ -97,7 +97,7 @@ def test_the_binary_side_is_guarded_too(repo: str) -> None:
 
     stdout = io.TextIOWrapper(io.BufferedWriter(Raw()), encoding="utf-8")
     code, err = _main_with_stdout(stdout, "last", "--subunit", "--repository", repo)
-    assert code == EXIT_OUTPUT_ERROR
+    assert code == ExitCode.ERROR
     assert "cannot write to standard output (Input/output error)" in err
 
 
@@ -174,7 +174,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(
     process = _proctor(*args, stdout=subprocess.PIPE, env=_env(buffered=buffered))
     # Unbuffered (PYTHONUNBUFFERED, common in CI images), Python's text layer would
     # drop the rest of a short write without a word.
-    assert _read_then_close(process, 1) == (EXIT_BROKEN_PIPE, b"")
+    assert _read_then_close(process, 1) == (ExitCode.BROKEN_PIPE, b"")
 
 
 @pytest.mark.slow
@@ -195,7 +195,7 @@ def test_dev_full_gives_one_line_and_exit_2(
     with FULL.open("wb") as full:
         process = _proctor(*args, stdout=full, env=env)
         _, err = process.communicate(timeout=60)
-    assert process.returncode == EXIT_OUTPUT_ERROR
+    assert process.returncode == ExitCode.ERROR
     assert err.decode().count("\n") == 1
     assert b"cannot write to standard output (No space left on device)" in err
     assert b"Traceback" not in err
@@ -249,7 +249,7 @@ def test_run_to_dev_full_runs_and_stores_every_test(tmp_path: Path) -> None:
     with FULL.open("wb") as full:
         process = _proctor("run", "-j", "2", cwd=root, stdout=full)
         _, err = process.communicate(timeout=120)
-    assert process.returncode == EXIT_OUTPUT_ERROR  # every test passed; the output failed
+    assert process.returncode == ExitCode.ERROR  # every test passed; the output failed
     assert err.decode().count("\n") == 1, err
     assert b"the run goes on, and every result is stored" in err
     assert _stored(root) == (61, 61, False)
@@ -301,14 +301,14 @@ def _closed_stdout(*args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
 def test_a_closed_stdout_is_an_error_and_never_becomes_the_repository(tmp_path: Path) -> None:
     root = _project(tmp_path)
     done = _closed_stdout("run", "-j", "2", cwd=root)
-    assert done.returncode == EXIT_OUTPUT_ERROR
+    assert done.returncode == ExitCode.ERROR
     assert done.stderr == (
         b"proctor: cannot write to standard output (it is closed); "
         b"the run goes on, and every result is stored\n"
     )
     assert _stored(root) == (61, 61, False)
     last = _closed_stdout("last", cwd=root)
-    assert last.returncode == EXIT_OUTPUT_ERROR
+    assert last.returncode == ExitCode.ERROR
     assert last.stderr.endswith(b"(it is closed); the output is incomplete\n")
     shown = subprocess.run(
         [sys.executable, "-m", "proctor", "last"], cwd=root, capture_output=True, check=False

@@ -11,7 +11,7 @@ import pytest
 
 from proctor.events import Event, Status, collect_records
 from proctor.wire import v2
-from proctor.wire.record import TRACEBACK_MIME_TYPE
+from proctor.wire.event import TRACEBACK_MIME_TYPE
 from tests.cli.invoke import invoke
 from tests.wire.peer import subunit_decode
 from tests.wire.test_junit import junit_schema, validate

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proctor.events import Event, RecordCollector, Status, TestRecord, collect_records
-from proctor.wire.record import DEFAULT_MIME_TYPE, TRACEBACK_MIME_TYPE
+from proctor.wire.event import DEFAULT_MIME_TYPE, TRACEBACK_MIME_TYPE
 from tests.wire.strategies import events
 
 

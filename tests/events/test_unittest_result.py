@@ -13,8 +13,8 @@ from testtools.content import text_content
 
 from proctor.events.sink import ListSink
 from proctor.events.unittest_result import REASON_MIME_TYPE, EventResult
-from proctor.wire.event import Event, Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment
+from proctor.wire.event import TRACEBACK_MIME_TYPE, Event, Status
+from proctor.wire.record import Attachment
 from proctor.wire.v2 import encode_many
 
 

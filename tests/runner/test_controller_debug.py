@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from proctor.exitcode import ExitCode
 from proctor.runner.backend import StdinLine
 from proctor.runner.fake import FakeBackend, FakeStdin, FakeTest
 from proctor.runner.options import RunOptions
-from proctor.runner.report import EXIT_FAILED, EXIT_OK
 from tests.runner.controller_support import RecordingReporter, passing, run_fake
 
 
@@ -14,7 +14,7 @@ def test_lines_typed_go_to_the_test_until_it_finishes() -> None:
     backend = FakeBackend(suite)
     stdin = FakeStdin(backend, [b"p x\n", b"n\n", b"c\n"])
     outcome = run_fake(suite, RunOptions(concurrency=2), backend=backend, stdin=stdin)
-    assert outcome.result.exit_code == EXIT_OK
+    assert outcome.result.exit_code == ExitCode.OK
     worker = next(w for w in backend.workers.values() if "pkg.test_d.Case.test_pdb" in w.ran)
     sent = [c.data for c in worker.commands if type(c).__name__ == "Stdin"]
     assert sent == [b"p x\n", b"n\n", b"c\n"]
@@ -41,14 +41,14 @@ def test_the_timeout_clock_stops_while_a_test_waits_for_input() -> None:
         backend=backend,
         stdin=SlowTyping(backend, []),
     )
-    assert outcome.result.exit_code == EXIT_OK
+    assert outcome.result.exit_code == ExitCode.OK
     assert outcome.result.wall_time > 60
 
 
 def test_without_a_terminal_a_test_reading_stdin_gets_end_of_input() -> None:
     suite = [FakeTest("m.A.t", outcome="stdin", reads=1)]
     outcome = run_fake(suite, RunOptions(concurrency=1), stdin=None)
-    assert outcome.result.exit_code == EXIT_FAILED  # it wanted "c"
+    assert outcome.result.exit_code == ExitCode.FAILED  # it wanted "c"
 
 
 def test_two_tests_asking_at_once_take_turns() -> None:
@@ -62,7 +62,7 @@ def test_two_tests_asking_at_once_take_turns() -> None:
     outcome = run_fake(
         suite, RunOptions(concurrency=2), backend=backend, stdin=stdin, reporter=reporter
     )
-    assert outcome.result.exit_code == EXIT_OK
+    assert outcome.result.exit_code == ExitCode.OK
     sessions = [(n, v) for n, v in reporter.calls if n in ("debug_start", "debug_end")]
     assert [n for n, _ in sessions] == ["debug_start", "debug_end", "debug_start", "debug_end"]
     first = sessions[0][1]
@@ -170,7 +170,7 @@ def test_other_workers_reports_wait_while_a_test_has_the_terminal() -> None:
     outcome = run_fake(
         suite, RunOptions(concurrency=2), backend=backend, stdin=SlowTyping(backend, [])
     )
-    assert outcome.result.exit_code == EXIT_OK
+    assert outcome.result.exit_code == ExitCode.OK
     calls = [name for name, _ in outcome.reporter.calls]
     start, end = calls.index("debug_start"), calls.index("debug_end")
     during = calls[start + 1 : end]

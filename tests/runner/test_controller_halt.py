@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from proctor.exitcode import ExitCode
 from proctor.runner.fake import FakeTest
 from proctor.runner.history import RecordsHistory
 from proctor.runner.options import RunOptions
 from proctor.runner.planning import plan_run
-from proctor.runner.report import EXIT_FAILED
 from proctor.wire.event import Status
 from tests.runner.controller_support import passing, run_fake
 
@@ -23,7 +23,7 @@ def test_maxfail_halts_the_run_and_every_test_is_accounted_for_once() -> None:
         suite = _suite()
         outcome = run_fake(suite, RunOptions(concurrency=workers, maxfail=maxfail))
         result = outcome.result
-        assert result.exit_code == EXIT_FAILED
+        assert result.exit_code == ExitCode.FAILED
         assert not result.interrupted
         assert maxfail <= len(result.failures) <= maxfail + workers - 1
         assert result.not_run

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from proctor.exitcode import ExitCode
 from proctor.runner.fake import FakeBackend, FakeStdin, FakeSuite, FakeTest
 from proctor.runner.options import RunOptions
 from proctor.runner.protocol import Stdin
-from proctor.runner.report import EXIT_FAILED, EXIT_OK, EXIT_RUN_ERROR
 from proctor.wire.event import Status
 from tests.runner.controller_support import passing, run_fake
 
@@ -23,7 +23,7 @@ def test_a_suite_that_cannot_load_stops_the_run_at_once_with_its_output_once() -
     )
     outcome = run_fake(suite, RunOptions(concurrency=2, max_worker_restarts=8))
     result = outcome.result
-    assert result.exit_code == EXIT_RUN_ERROR
+    assert result.exit_code == ExitCode.RUN_ERROR
     assert result.error is not None
     assert "the suite could not be loaded" in result.error
     assert "pytest stopped before running tests" in result.error
@@ -40,7 +40,7 @@ def test_a_worker_stuck_starting_is_killed_with_its_stacks_and_the_run_stops() -
     backend = FakeBackend(suite)
     outcome = run_fake(suite, RunOptions(concurrency=1, start_wait=10.0), backend=backend)
     result = outcome.result
-    assert result.exit_code == EXIT_RUN_ERROR
+    assert result.exit_code == ExitCode.RUN_ERROR
     assert result.error is not None
     assert "was not ready after 10s" in result.error
     assert "File fake.py in <idle>" in result.error  # its stacks
@@ -54,7 +54,7 @@ def test_a_module_reading_stdin_at_import_gets_end_of_input_at_once() -> None:
     backend = FakeBackend(suite)
     stdin = FakeStdin(backend, [b"c\n"], interactive=True)  # even with a terminal
     outcome = run_fake(suite, RunOptions(concurrency=1), backend=backend, stdin=stdin)
-    assert outcome.result.exit_code == EXIT_OK
+    assert outcome.result.exit_code == ExitCode.OK
     assert Stdin(b"") in backend.workers[0].commands
     assert stdin.requests == 0
     assert outcome.reporter.of("debug_start") == []
@@ -64,7 +64,7 @@ def test_a_worker_that_does_not_exit_after_quit_is_killed_with_a_notice_of_its_s
     suite = FakeSuite(passing(3), quit_hangs=True)
     backend = FakeBackend(suite)
     outcome = run_fake(suite, RunOptions(concurrency=1, quit_wait=5.0), backend=backend)
-    assert outcome.result.exit_code == EXIT_OK
+    assert outcome.result.exit_code == ExitCode.OK
     assert backend.workers[0].killed
     assert backend.workers[0].dumps == 1
     notice = next(n for n in _notices(outcome) if "after quit" in n)
@@ -78,7 +78,7 @@ def test_a_crash_in_teardown_after_quit_fails_the_run() -> None:
     suite = FakeSuite(passing(3), quit_exit_code=9, quit_output=b"tearDownModule: fatal error\n")
     outcome = run_fake(suite, RunOptions(concurrency=1))
     result = outcome.result
-    assert result.exit_code == EXIT_FAILED
+    assert result.exit_code == ExitCode.FAILED
     assert result.counts[Status.SUCCESS] == 3
     [failure] = result.failures
     assert failure.test_id == "worker-0 teardown"
@@ -99,7 +99,7 @@ def test_workers_that_collected_different_suites_are_warned_about_once() -> None
     warnings = [n for n in _notices(outcome) if "collected different suites" in n]
     assert len(warnings) == 1
     assert "worker 0 found 8 tests" in warnings[0]
-    assert outcome.result.exit_code == EXIT_OK
+    assert outcome.result.exit_code == ExitCode.OK
 
 
 def test_same_suites_are_not_warned_about() -> None:
@@ -134,7 +134,7 @@ def test_quit_goes_out_with_the_last_batch_and_its_wait_starts_when_the_batch_en
     suite = [FakeTest("m.A.t1", duration=50.0), FakeTest("m.A.t2", duration=50.0)]
     backend = FakeBackend(suite)
     outcome = run_fake(suite, RunOptions(concurrency=1, quit_wait=5.0), backend=backend)
-    assert outcome.result.exit_code == EXIT_OK
+    assert outcome.result.exit_code == ExitCode.OK
     worker = backend.workers[0]
     assert [type(c).__name__ for c in worker.commands] == ["ListTests", "RunTests", "Quit"]
     assert not worker.killed
@@ -157,7 +157,7 @@ def test_on_idle_is_called_when_the_controller_has_caught_up_after_new_records()
         record_sinks=[lambda record: seen.append(record.test_id)],
         on_idle=lambda: idle_at.append(len(seen)),
     )
-    assert controller.run().exit_code == EXIT_OK
+    assert controller.run().exit_code == ExitCode.OK
     assert len(seen) == 30
     assert len(idle_at) >= 10  # between records, not only at the end
     assert idle_at == sorted(set(idle_at))  # only after new records

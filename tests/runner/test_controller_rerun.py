@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from proctor.exitcode import ExitCode
 from proctor.runner.fake import FakeBackend, FakeTest
 from proctor.runner.options import RunOptions
-from proctor.runner.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from proctor.wire.event import Status
 from tests.runner.controller_support import Outcome, passing, run_fake
 
@@ -22,7 +22,7 @@ def test_a_test_failing_once_then_passing_is_flaky_and_the_run_passes() -> None:
     suite = [*passing(20), FakeTest(FLAKY, outcome="fail", then="success")]
     outcome = run_fake(suite, RunOptions(concurrency=2, rerun_failures=2))
     result = outcome.result
-    assert result.exit_code == EXIT_OK
+    assert result.exit_code == ExitCode.OK
     assert result.flaky == [FLAKY]
     assert result.failures == []
     assert [r.test_id for r in result.retried] == [FLAKY]
@@ -42,7 +42,7 @@ def test_an_always_failing_test_runs_n_plus_one_times_and_fails_the_run() -> Non
     suite = [*passing(10), FakeTest(BROKEN, outcome="fail")]
     outcome = run_fake(suite, RunOptions(concurrency=2, rerun_failures=2))
     result = outcome.result
-    assert result.exit_code == EXIT_FAILED
+    assert result.exit_code == ExitCode.FAILED
     assert outcome.backend.runs[BROKEN] == 3
     assert [r.test_id for r in result.failures] == [BROKEN]
     assert "attempt-3" in result.failures[0].tags
@@ -56,7 +56,7 @@ def test_an_always_failing_test_runs_n_plus_one_times_and_fails_the_run() -> Non
 def test_without_the_option_a_failure_runs_once() -> None:
     suite = [*passing(5), FakeTest(FLAKY, outcome="fail", then="success")]
     outcome = run_fake(suite, RunOptions(concurrency=2))
-    assert outcome.result.exit_code == EXIT_FAILED
+    assert outcome.result.exit_code == ExitCode.FAILED
     assert outcome.backend.runs[FLAKY] == 1
     assert outcome.result.flaky == []
     assert outcome.result.retried == []
@@ -66,7 +66,7 @@ def test_a_test_crashing_its_worker_is_retried_on_the_replacement_and_passes() -
     suite = [*passing(6), FakeTest(CRASHY, outcome="crash", then="success")]
     outcome = run_fake(suite, RunOptions(concurrency=1, rerun_failures=1))
     result = outcome.result
-    assert result.exit_code == EXIT_OK
+    assert result.exit_code == ExitCode.OK
     assert result.flaky == [CRASHY]
     assert result.worker_restarts == 1
     ran_it = [w for w in outcome.backend.workers.values() if CRASHY in w.ran]
@@ -89,7 +89,7 @@ def test_a_rerun_left_over_when_the_run_stops_keeps_its_failure() -> None:
     options = RunOptions(concurrency=1, rerun_failures=1, only=order, ordered=True)
     outcome = run_fake(suite, options, backend=backend)
     result = outcome.result
-    assert result.exit_code == EXIT_INTERRUPTED
+    assert result.exit_code == ExitCode.INTERRUPTED
     assert backend.runs[FLAKY] == 1
     assert len(backend.workers) == 1  # the retry waited for the one worker (--serial)
     assert [r.test_id for r in result.failures] == [FLAKY]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import signal
 
+from proctor.exitcode import ExitCode
 from proctor.runner.fake import FakeBackend, FakeSuite, FakeTest
 from proctor.runner.options import RunOptions
-from proctor.runner.report import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_ERROR
 from proctor.wire.event import Status
 from tests.runner.controller_support import passing, run_fake
 
@@ -24,7 +24,7 @@ def test_a_crash_fails_the_test_with_the_signal_and_output_and_the_rest_still_ru
     suite.insert(5, FakeTest("pkg.test_m0.Case.test_segv", outcome="crash", output=SEGFAULT))
     outcome = run_fake(suite, RunOptions(concurrency=2))
     result = outcome.result
-    assert result.exit_code == EXIT_FAILED
+    assert result.exit_code == ExitCode.FAILED
     assert [r.test_id for r in result.failures] == ["pkg.test_m0.Case.test_segv"]
     traceback = result.failures[0].attachment("traceback")
     assert traceback is not None
@@ -57,7 +57,7 @@ def test_an_exit_code_is_named_and_an_unannounced_test_is_still_blamed() -> None
 def test_every_test_crashing_still_ends_each_failed_once() -> None:
     suite = [FakeTest(f"m.C{i}.t", outcome="crash", exit_code=-9) for i in range(12)]
     outcome = run_fake(suite, RunOptions(concurrency=2, max_worker_restarts=1))
-    assert outcome.result.exit_code == EXIT_FAILED
+    assert outcome.result.exit_code == ExitCode.FAILED
     assert outcome.result.error is None
     assert sorted(r.test_id for r in outcome.result.failures) == sorted(_ids(suite))
     assert "SIGKILL" in (outcome.result.failures[0].attachment("traceback") or _none()).text()
@@ -89,7 +89,7 @@ def test_a_worker_that_does_not_answer_the_dump_is_killed_after_the_wait() -> No
     outcome = run_fake(
         suite, RunOptions(concurrency=1, timeout=1.0, dump_wait=0.5), backend=backend
     )
-    assert outcome.result.exit_code == EXIT_FAILED
+    assert outcome.result.exit_code == ExitCode.FAILED
     text = outcome.result.failures[0].attachment("traceback")
     assert text is not None
     assert "did not answer the request for a stack dump" in text.text()
@@ -99,7 +99,7 @@ def test_a_worker_that_does_not_answer_the_dump_is_killed_after_the_wait() -> No
 def test_workers_that_fail_to_start_are_replaced_up_to_the_limit() -> None:
     suite = FakeSuite(passing(10), startup_failures=3)
     outcome = run_fake(suite, RunOptions(concurrency=2, max_worker_restarts=4))
-    assert outcome.result.exit_code == EXIT_OK
+    assert outcome.result.exit_code == ExitCode.OK
     assert outcome.result.counts[Status.SUCCESS] == 10
     assert any("failed to start" in str(n) for n in outcome.reporter.of("notice"))
 
@@ -108,7 +108,7 @@ def test_a_suite_that_kills_every_worker_at_start_stops_with_an_error() -> None:
     suite = FakeSuite(passing(10), startup_failures=1000)
     outcome = run_fake(suite, RunOptions(concurrency=2, max_worker_restarts=3))
     result = outcome.result
-    assert result.exit_code == EXIT_RUN_ERROR
+    assert result.exit_code == ExitCode.RUN_ERROR
     assert result.error is not None
     assert "ImportError: boom" in result.error
     assert len(outcome.backend.workers) <= 2 + 3 + 1
@@ -120,7 +120,7 @@ def test_ctrl_c_lets_running_tests_finish_starts_no_more_and_keeps_results() -> 
     backend.interrupt_at(1.05)
     outcome = run_fake(suite, RunOptions(concurrency=2), backend=backend)
     result = outcome.result
-    assert result.exit_code == EXIT_INTERRUPTED
+    assert result.exit_code == ExitCode.INTERRUPTED
     finished = result.counts[Status.SUCCESS]
     assert 15 <= finished <= 25
     # The worker had started the next test of its batch when its test finished (its
@@ -143,7 +143,7 @@ def test_ctrl_c_in_a_batch_of_long_tests_stops_after_the_running_one() -> None:
     backend.interrupt_at(2.5)
     outcome = run_fake(suite, RunOptions(concurrency=1), backend=backend)
     result = outcome.result
-    assert result.exit_code == EXIT_INTERRUPTED
+    assert result.exit_code == ExitCode.INTERRUPTED
     assert result.outcome_line() == "2 passed, 0 failed, 0 skipped, 1 not run"
     assert result.not_run == ["m.T.test_3"]
     assert outcome.status_of("m.T.test_3") is None
@@ -194,7 +194,7 @@ def test_a_test_that_finishes_while_its_stacks_are_dumped_is_not_failed() -> Non
     backend = FakeBackend(suite)
     outcome = run_fake(suite, RunOptions(concurrency=1, timeout=1.0), backend=backend)
     result = outcome.result
-    assert result.exit_code == EXIT_OK
+    assert result.exit_code == ExitCode.OK
     for test in suite:
         assert outcome.status_of(test.test_id) == "success"  # once each
     assert not result.unfinished
@@ -218,7 +218,7 @@ def test_a_result_read_only_after_the_kill_blames_nobody_and_reruns_the_next_tes
     outcome = run_fake(suite, RunOptions(concurrency=1, timeout=1.0), backend=backend)
     result = outcome.result
     assert backend.workers[0].killed
-    assert result.exit_code == EXIT_OK
+    assert result.exit_code == ExitCode.OK
     assert not result.failures
     assert not result.unfinished
     for test in suite.tests:
@@ -246,7 +246,7 @@ def test_a_second_ctrl_c_stops_running_tests_at_once() -> None:
     backend.interrupt_at(2.0)
     outcome = run_fake(suite, RunOptions(concurrency=2), backend=backend)
     result = outcome.result
-    assert result.exit_code == EXIT_INTERRUPTED
+    assert result.exit_code == ExitCode.INTERRUPTED
     assert result.wall_time < 2.1
     assert sorted(r.test_id for r in result.unfinished) == ["m.A.long", "m.B.long"]
 
@@ -255,7 +255,7 @@ def test_ctrl_c_while_listing_ends_the_run() -> None:
     backend = FakeBackend(passing(5))
     backend.interrupt_at(0.01)
     outcome = run_fake(passing(5), RunOptions(concurrency=2), backend=backend)
-    assert outcome.result.exit_code == EXIT_INTERRUPTED
+    assert outcome.result.exit_code == ExitCode.INTERRUPTED
     assert outcome.result.ran == 0
 
 
@@ -296,13 +296,13 @@ def test_tests_the_worker_never_reported_are_counted_apart() -> None:
 
 
 def test_no_tests_selected_is_exit_5() -> None:
-    from proctor.runner.report import EXIT_NO_TESTS
+    from proctor.exitcode import ExitCode
     from proctor.runner.selection import Selection
 
     outcome = run_fake(
         passing(5), RunOptions(concurrency=2, selection=Selection(filters=("nomatch",)))
     )
-    assert outcome.result.exit_code == EXIT_NO_TESTS
+    assert outcome.result.exit_code == ExitCode.NO_TESTS
     assert outcome.result.ran == 0
 
 

@@ -17,10 +17,11 @@ from typing import TextIO
 
 import pytest
 
+from proctor.exitcode import ExitCode
 from proctor.runner.fake import FakeBackend, FakeTest
 from proctor.runner.isolate import ProbeInterrupted
 from proctor.runner.options import RunOptions
-from proctor.runner.report import EXIT_FAILED, EXIT_OK, NullReporter, RunReporter
+from proctor.runner.report import NullReporter, RunReporter
 from proctor.runner.session import RunSession, SessionOptions
 from proctor.runner.storing import RunStorage
 from proctor.store.contract import Store
@@ -66,7 +67,7 @@ def test_a_single_run_closes_its_backend_and_returns_the_result() -> None:
     backends = Backends(_flaky(fails_on=0))
     done = RunSession(SessionOptions(RunOptions(concurrency=2)), backends, view=_quiet).run()
     assert done.runs == 1
-    assert done.result.exit_code == EXIT_FAILED
+    assert done.result.exit_code == ExitCode.FAILED
     assert done.stored  # nothing to store: nothing lost
     assert [b.closed for b in backends.made] == [True]
 
@@ -78,7 +79,7 @@ def test_until_failure_stops_at_the_first_failing_run() -> None:
     session = RunSession(options, backends, view=_quiet, before_rerun=reruns.append)
     done = session.run()
     assert done.runs == 4
-    assert done.result.exit_code == EXIT_FAILED
+    assert done.result.exit_code == ExitCode.FAILED
     assert not done.max_runs_reached
     assert reruns == [2, 3, 4]
     assert len(backends.made) == 4  # fresh workers for every run
@@ -90,7 +91,7 @@ def test_max_runs_stops_a_run_that_keeps_passing() -> None:
     options = SessionOptions(RunOptions(), until_failure=True, max_runs=3)
     done = RunSession(options, backends, view=_quiet).run()
     assert (done.runs, done.max_runs_reached) == (3, True)
-    assert done.result.exit_code == EXIT_OK
+    assert done.result.exit_code == ExitCode.OK
     assert len(backends.made) == 3
 
 
@@ -195,7 +196,7 @@ def test_a_run_that_could_not_be_stored_says_so_and_ends_until_failure() -> None
     done = session.run()
     assert not done.stored
     assert done.runs == 1  # a run that is not kept ends --until-failure
-    assert done.result.exit_code == EXIT_OK
+    assert done.result.exit_code == ExitCode.OK
     assert any("cannot store results: the disk is full" in text for text in notices)
 
 
@@ -287,7 +288,7 @@ def test_isolated_runs_each_test_on_a_worker_of_its_own_into_one_stored_run() ->
         stdout=_Screen(),
     )
     done = session.run()
-    assert done.result.exit_code == EXIT_FAILED
+    assert done.result.exit_code == ExitCode.FAILED
     assert done.result.counts[Status.SUCCESS] == 1
     assert len(backends.made) == 3  # the listing, then one per test
     assert [backends.ran(i) for i in (1, 2)] == [["pkg.m.C.t_ok"], ["pkg.m.C.t_flaky"]]

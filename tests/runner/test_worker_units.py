@@ -22,12 +22,13 @@ from proctor.runner.worker.channels import (
     wire_text,
 )
 from proctor.runner.worker.discovery import Hook, SuiteIndex, discover
-from proctor.runner.worker.framework import configures_pytest, detect_framework
+from proctor.runner.worker.framework import detect_framework
 from proctor.runner.worker.oneshot import read_load_list
 from proctor.runner.worker.options import UsageError, parse_args
 from proctor.runner.worker.stdin import StdinProxy
 from proctor.runner.worker.suite import Runtime
 from proctor.runner.worker.unittest_suite import UnittestSuite
+from proctor.settings import pytest_configuration
 from proctor.wire.event import Event, Status
 from proctor.wire.v2 import decode
 from tests.runner.projects import outcomes, write_project
@@ -366,14 +367,14 @@ def test_framework_auto_prefers_pytest_only_when_configured(tmp_path: Path) -> N
     assert detect_framework("auto", tmp_path, None) == "unittest"
     assert detect_framework("pytest", tmp_path, None) == "pytest"
     (tmp_path / "pyproject.toml").write_text("[tool.pytest.ini_options]\naddopts = ''\n")
-    assert configures_pytest(tmp_path)
+    assert pytest_configuration(tmp_path)
     other = tmp_path / "other"
     (other / "tests").mkdir(parents=True)
     (other / "tests" / "conftest.py").write_text("")
-    assert not configures_pytest(other)
-    assert configures_pytest(other, "tests")
+    assert not pytest_configuration(other)
+    assert pytest_configuration(other, "tests")
     (other / "setup.cfg").write_text("[tool:pytest]\n")
-    assert configures_pytest(other)
+    assert pytest_configuration(other)
 
 
 # -- the unittest index and suite ----------------------------------------------------

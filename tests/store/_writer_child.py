@@ -17,8 +17,8 @@ import sys
 import time
 
 from proctor.store import RunMetadata, open_store
-from proctor.wire.event import Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment, TestRecord
+from proctor.wire.event import TRACEBACK_MIME_TYPE, Status
+from proctor.wire.record import Attachment, TestRecord
 
 T0 = 1_700_000_000_000_000_000
 

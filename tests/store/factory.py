@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from proctor.wire.event import NS_PER_SECOND, Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment, TestRecord
+from proctor.wire.event import NS_PER_SECOND, TRACEBACK_MIME_TYPE, Status
+from proctor.wire.record import Attachment, TestRecord
 
 T0 = 1_700_000_000 * NS_PER_SECOND
 

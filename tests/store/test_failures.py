@@ -6,8 +6,8 @@ from proctor.store import Store
 from proctor.store.model import RunMetadata
 from proctor.triage.signature import ALGORITHM, Signature
 from proctor.triage.signer import RecordSigner
-from proctor.wire.event import NS_PER_SECOND, Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment, TestRecord
+from proctor.wire.event import NS_PER_SECOND, TRACEBACK_MIME_TYPE, Status
+from proctor.wire.record import Attachment, TestRecord
 from tests.store.factory import T0, failure, record
 
 DAY = 86_400 * NS_PER_SECOND

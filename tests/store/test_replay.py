@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proctor.events.collector import collect_records
-from proctor.store import Store, records_to_v2
-from proctor.store.replay import record_events
+from proctor.events.emit import record_events, records_to_v2
+from proctor.store import Store
 from proctor.wire import v2
-from proctor.wire.event import NS_PER_SECOND, Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment, TestRecord
+from proctor.wire.event import NS_PER_SECOND, TRACEBACK_MIME_TYPE, Status
+from proctor.wire.record import Attachment, TestRecord
 from tests.wire.strategies import small_text, timestamps, wire_text
 
 from .factory import T0

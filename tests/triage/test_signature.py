@@ -18,8 +18,8 @@ from proctor.runner.casualty import crash_text, timeout_text
 from proctor.runner.fake import FakeBackend
 from proctor.runner.slot import Slot
 from proctor.triage import ALGORITHM, Project, Signature, signature_of, signature_of_record
-from proctor.wire.event import Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment, TestRecord
+from proctor.wire.event import TRACEBACK_MIME_TYPE, Status
+from proctor.wire.record import Attachment, TestRecord
 from tests.triage.test_traceback import JAVA, PYTEST_LONG, PYTEST_SHORT
 
 ROOT = "/home/ci/build-17/shop"

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 from proctor.events.collector import collect_records
 from proctor.wire import junit, v2
 from proctor.wire._junit_read import EPOCH_2000_NS
-from proctor.wire.event import NS_PER_SECOND, Event, Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment, TestRecord
+from proctor.wire.event import NS_PER_SECOND, TRACEBACK_MIME_TYPE, Event, Status
+from proctor.wire.record import Attachment, TestRecord
 from tests.wire.conftest_formats import junitxml2subunit
 
 T0 = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z

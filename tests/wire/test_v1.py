@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from proctor.events.collector import RecordCollector, collect_records
 from proctor.wire import v1, v2
 from proctor.wire._isotime import format_ns
-from proctor.wire.event import Event, Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment, TestRecord
+from proctor.wire.event import TRACEBACK_MIME_TYPE, Event, Status
+from proctor.wire.record import Attachment, TestRecord
 from tests.wire.conftest_formats import coalesce, subunit_1to2, subunit_1to2_events, subunit_2to1
 
 T0 = 1_704_067_200_000_000_000  # 2024-01-01T00:00:00Z

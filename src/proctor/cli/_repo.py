@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from proctor.exitcode import ExitCode
+
 if TYPE_CHECKING:
     from proctor.store.contract import Store
     from proctor.store.model import RunInfo
 
 __all__ = [
-    "EXIT_ERROR",
     "RepositoryError",
     "close_store",
     "format_size",
@@ -35,15 +36,13 @@ __all__ = [
     "write_output",
 ]
 
-EXIT_ERROR = 2
-
 F = TypeVar("F", bound=Callable[..., object])
 
 
 class RepositoryError(click.ClickException):
     """A problem with the repository the user can act on; exit status 2."""
 
-    exit_code = EXIT_ERROR
+    exit_code = ExitCode.ERROR
 
 
 def write_output(path: str, data: bytes) -> None:

@@ -15,6 +15,7 @@ import importlib
 import click
 
 from proctor import __version__
+from proctor.exitcode import ExitCode
 
 __all__ = ["COMMANDS", "LazyGroup", "cli", "main"]
 
@@ -114,5 +115,5 @@ def _main(argv: list[str] | None, obj: object) -> int:
         return error.exit_code
     except click.Abort:
         click.echo("Aborted.", err=True)
-        return 130
-    return result if isinstance(result, int) else 0
+        return ExitCode.INTERRUPTED
+    return result if isinstance(result, int) else ExitCode.OK

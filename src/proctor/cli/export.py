@@ -12,6 +12,7 @@ import sys
 import click
 
 from proctor.cli._repo import open_repository, repository_option, resolve_run, write_output
+from proctor.exitcode import ExitCode
 
 __all__ = ["export"]
 
@@ -40,7 +41,7 @@ def export(run_spec: str, output_format: str, output: str, repository: str | Non
         info = resolve_run(store, run_spec)
         records = store.records(info.id)
     if output_format == "v2":
-        from proctor.store.replay import records_to_v2
+        from proctor.events.emit import records_to_v2
 
         data = records_to_v2(records)
     elif output_format == "v1":
@@ -56,4 +57,4 @@ def export(run_spec: str, output_format: str, output: str, repository: str | Non
         sys.stdout.buffer.flush()
     else:
         write_output(output, data)
-    return 0
+    return ExitCode.OK

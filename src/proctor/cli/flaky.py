@@ -10,6 +10,7 @@ from proctor.cli._repo import open_repository, repository_option
 from proctor.cli._show import json_option
 from proctor.cli.json_shapes import dump
 from proctor.cli.triage import settings_or_fail, window_for, window_options
+from proctor.exitcode import ExitCode
 
 __all__ = ["flaky"]
 
@@ -51,6 +52,6 @@ def flaky(
             },
             sys.stdout,
         )
-        return 0
+        return ExitCode.OK
     view.show_verdicts(sys.stdout, verdicts, runs)
-    return 0
+    return ExitCode.OK

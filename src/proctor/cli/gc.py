@@ -28,6 +28,7 @@ from proctor.cli._repo import (
     repository_option,
 )
 from proctor.cli.render import plural
+from proctor.exitcode import ExitCode
 
 __all__ = ["gc"]
 
@@ -75,7 +76,7 @@ def gc(
             lines = [f"Would remove {plural(len(doomed), 'run')}.\n"]
             lines += [f"  run {info.id} ({format_time(info.started_ns)})\n" for info in doomed]
             sys.stdout.write("".join(lines) + note)
-            return 0
+            return ExitCode.OK
         removed = store.remove_runs(info.id for info in doomed)
         garbage = store.collect_garbage(vacuum=vacuum)
     lines = [
@@ -95,7 +96,7 @@ def gc(
             "repository was made before gc gave space back by itself).\n"
         )
     sys.stdout.write("".join(lines) + note)
-    return 0
+    return ExitCode.OK
 
 
 _WORTH_A_VACUUM = 1 << 20

@@ -15,6 +15,7 @@ from proctor.cli._repo import RepositoryError, format_time, open_repository, rep
 from proctor.cli._show import json_option
 from proctor.cli.printable import printable_id
 from proctor.cli.render import format_duration
+from proctor.exitcode import ExitCode
 from proctor.wire.event import Status
 from proctor.wire.record import worker_of
 
@@ -77,7 +78,7 @@ def history(test_id: str, limit: int, show_all: bool, as_json: bool, repository:
             "not_shown": max(total - len(entries), 0),
         }
         dump(document, sys.stdout)
-        return 0
+        return ExitCode.OK
     shown_id = printable_id(test_id)
     out = []
     if stats is not None and stats.results:
@@ -118,4 +119,4 @@ def history(test_id: str, limit: int, show_all: bool, as_json: bool, repository:
                 f"({hidden} older execution{'s' if hidden > 1 else ''} not shown; use --all)\n"
             )
     sys.stdout.write("".join(out))
-    return 0
+    return ExitCode.OK

@@ -24,6 +24,7 @@ import click
 
 from proctor.cli._repo import RepositoryError, open_repository, repository_option
 from proctor.cli.render import plural
+from proctor.exitcode import ExitCode
 
 if TYPE_CHECKING:
     from proctor.store.contract import Store
@@ -139,7 +140,7 @@ def import_(path: Path, repository: str | None) -> int:
     if seeded:
         lines.append(f"; seeded durations of {plural(seeded, 'test')} from times.dbm")
     sys.stdout.write("".join(lines) + ".\n")
-    return 0
+    return ExitCode.OK
 
 
 def _previous_imports(store: Store, source: str, path: Path) -> tuple[set[str], int]:

@@ -23,6 +23,8 @@ from pathlib import Path
 import click
 
 from proctor.config import find_root
+from proctor.exitcode import ExitCode
+from proctor.settings import pytest_configuration
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -70,29 +72,17 @@ def _test_directory(root: Path, files: list[Path]) -> str | None:
     return common or None
 
 
-def _pytest_configured(root: Path, pyproject: dict[str, object]) -> str | None:
-    tool = pyproject.get("tool")
-    if isinstance(tool, dict) and isinstance(tool.get("pytest"), dict):
-        return "pyproject.toml has [tool.pytest]"
-    if (root / "pytest.ini").is_file():
-        return "pytest.ini exists"
-    if (root / "conftest.py").is_file():
-        return "conftest.py exists"
-    for name, section in (("tox.ini", "[pytest]"), ("setup.cfg", "[tool:pytest]")):
-        path = root / name
-        if path.is_file() and section in path.read_text(encoding="utf-8", errors="replace"):
-            return f"{name} has a {section} section"
-    return None
+def detect(root: Path) -> Detected:
+    """Work out the framework and test directory of the project at ``root``.
 
-
-def detect(root: Path, pyproject: dict[str, object]) -> Detected:
-    """Work out the framework and test directory of the project at ``root``."""
+    pytest configuration is what a worker's ``framework = auto`` looks for too
+    (:func:`proctor.settings.pytest_configuration`), so the two agree.
+    """
     reasons: list[str] = []
     test_path = next((name for name in _TEST_DIRS if (root / name).is_dir()), None)
     if (root / ".stestr.conf").is_file():
         reasons.append(".stestr.conf exists (its test_path, top_dir and group_regex are used)")
         return Detected("unittest", None, True, tuple(reasons))
-    configured = _pytest_configured(root, pyproject)
     files = _test_files(root)
     pytest_files = unittest_files = 0
     for path in files:
@@ -108,6 +98,7 @@ def detect(root: Path, pyproject: dict[str, object]) -> Detected:
             unittest_files += 1
     if test_path is None and files:
         test_path = _test_directory(root, files)
+    configured = pytest_configuration(root, test_path)
     if configured:
         reasons.append(configured)
         framework = "pytest"
@@ -169,12 +160,12 @@ def init(framework: str | None, print_only: bool) -> int:
             parsed = tomllib.loads(original.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             click.echo(f"{pyproject_path} is not valid TOML ({error}); fix it first.", err=True)
-            return 2
+            return ExitCode.ERROR
         tool = parsed.get("tool")
         if isinstance(tool, dict) and "proctor" in tool:
             click.echo(f"{pyproject_path} already has [tool.proctor]; edit it there.", err=True)
-            return 1
-    found = detect(root, parsed)
+            return ExitCode.FAILED
+    found = detect(root)
     if framework is not None:
         found = Detected(
             framework, found.test_path, found.stestr_conf, (f"--framework {framework}",)
@@ -182,7 +173,7 @@ def init(framework: str | None, print_only: bool) -> int:
     table = render_table(found)
     if print_only:
         click.echo(table, nl=False)
-        return 0
+        return ExitCode.OK
     if original is None:
         pyproject_path.write_text(table, encoding="utf-8")
         where = f"Created {pyproject_path}"
@@ -202,4 +193,4 @@ def init(framework: str | None, print_only: bool) -> int:
     ):
         click.echo("Runs are kept in .proctor/; you may want it in .gitignore.")
     click.echo("Next: proctor run")
-    return 0
+    return ExitCode.OK

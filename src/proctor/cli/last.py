@@ -24,6 +24,7 @@ from proctor.cli._show import (
     wants_color,
 )
 from proctor.cli.printable import ids_for
+from proctor.exitcode import ExitCode
 
 __all__ = ["failing", "last"]
 
@@ -81,7 +82,7 @@ def last(
 
         dump(run_document(info, run_state(info, alive), records, quiet=quiet), sys.stdout)
     if subunit:
-        from proctor.store.replay import records_to_v2
+        from proctor.events.emit import records_to_v2
 
         sys.stdout.buffer.write(records_to_v2(records))
         sys.stdout.buffer.flush()
@@ -105,8 +106,8 @@ def last(
         out.write("\n" + run_outcome(info) + "\n")
         out.flush()
     elif subunit:
-        return 0  # the stream says how the run went (stestr's rule)
-    return 0 if info.succeeded else 1
+        return ExitCode.OK  # the stream says how the run went (stestr's rule)
+    return ExitCode.OK if info.succeeded else ExitCode.FAILED
 
 
 @click.command()
@@ -131,25 +132,25 @@ def failing(
             ids = store.failing_ids()
             shown = ids_for(sys.stdout)
             sys.stdout.write("".join(f"{shown(test_id)}\n" for test_id in ids))
-            return 1 if ids else 0
+            return ExitCode.FAILED if ids else ExitCode.OK
         records = store.failing_records()
         if not records and store.latest_run() is None:
             resolve_run(store, None)  # explains that nothing has been stored yet
     if subunit:
-        from proctor.store.replay import records_to_v2
+        from proctor.events.emit import records_to_v2
 
         sys.stdout.buffer.write(records_to_v2(records))
         sys.stdout.buffer.flush()
-        return 1 if records else 0
+        return ExitCode.FAILED if records else ExitCode.OK
     if as_json:
         from proctor.cli.json_shapes import dump, record_json
 
         dump({"count": len(records), "tests": [record_json(r) for r in records]}, sys.stdout)
-        return 1 if records else 0
+        return ExitCode.FAILED if records else ExitCode.OK
     out = sys.stdout
     show_records(out, records, color=wants_color(color))
     count = len(records)
     out.write(
         f"\n{count} failing test{'s' if count != 1 else ''}\n" if count else "No failing tests.\n"
     )
-    return 1 if records else 0
+    return ExitCode.FAILED if records else ExitCode.OK

@@ -24,6 +24,7 @@ from proctor.cli._repo import RepositoryError, open_repository, repository_optio
 from proctor.cli._show import run_outcome
 from proctor.cli.render import plural
 from proctor.events.source import FORMATS
+from proctor.exitcode import ExitCode
 
 if TYPE_CHECKING:
     from proctor.store.contract import RunWriter, Store
@@ -38,7 +39,7 @@ __all__ = ["InputError", "RunTarget", "load", "pump_file"]
 class InputError(click.ClickException):
     """Input that cannot be read: names the file and the problem; exit status 2."""
 
-    exit_code = 2
+    exit_code = ExitCode.ERROR
 
 
 class RunTarget:
@@ -196,7 +197,7 @@ def load(
         info = done
     source = f" from {len(names)} files" if len(names) > 1 else ""
     sys.stdout.write(f"Stored run {info.id}{source}: {_tally(info)}.\n{run_outcome(info)}\n")
-    return 0 if info.succeeded or exit_zero else 1
+    return ExitCode.OK if info.succeeded or exit_zero else ExitCode.FAILED
 
 
 def _tally(info: RunInfo) -> str:

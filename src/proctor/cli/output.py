@@ -38,12 +38,12 @@ import sys
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, BinaryIO, TextIO, cast
 
+from proctor.exitcode import ExitCode
+
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 __all__ = [
-    "EXIT_BROKEN_PIPE",
-    "EXIT_OUTPUT_ERROR",
     "GuardedStdout",
     "OutputClosed",
     "Policy",
@@ -52,9 +52,6 @@ __all__ = [
     "guarded_stdout",
     "reserve_standard_descriptors",
 ]
-
-EXIT_BROKEN_PIPE = 141
-EXIT_OUTPUT_ERROR = 2
 
 
 class OutputClosed(Exception):
@@ -316,5 +313,5 @@ def exit_status(guarded: GuardedStdout, status: int) -> int:
     if state.policy is Policy.CONTINUE:
         if state.broken_pipe or status != 0:
             return status
-        return EXIT_OUTPUT_ERROR
-    return EXIT_BROKEN_PIPE if state.broken_pipe else EXIT_OUTPUT_ERROR
+        return ExitCode.ERROR
+    return ExitCode.BROKEN_PIPE if state.broken_pipe else ExitCode.ERROR

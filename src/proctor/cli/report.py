@@ -14,6 +14,7 @@ from proctor.cli._repo import (
     run_label,
     write_output,
 )
+from proctor.exitcode import ExitCode
 
 __all__ = ["report"]
 
@@ -55,4 +56,4 @@ def report(run_spec: str, output: str, trend: int, repository: str | None) -> in
     data = html.encode("utf-8")
     write_output(output, data)
     sys.stdout.write(f"Wrote {output} ({format_size(len(data))}): {run_label(info)}\n")
-    return 0
+    return ExitCode.OK

@@ -22,6 +22,7 @@ import click
 from proctor.cli._repo import RepositoryError, open_repository, parse_when, repository_option
 from proctor.cli._show import json_option
 from proctor.cli.printable import printable_id
+from proctor.exitcode import ExitCode
 
 if TYPE_CHECKING:
     from proctor.store.contract import Store
@@ -306,14 +307,14 @@ def add(
                 )
             if not click.confirm(f"Save rule {rule.id} to {path}?", default=not result.too_broad):
                 click.echo("Not saved.", err=True)
-                return 1
+                return ExitCode.FAILED
         try:
             saved = add_rule(path, rule)
         except RulesFileError as error:
             raise RepositoryError(str(error)) from None
         note = _sync(store, saved)
     sys.stdout.write(f"Saved rule {rule.id} to {path}; {note}.\n")
-    return 0
+    return ExitCode.OK
 
 
 @rules.command(name="list")
@@ -337,15 +338,15 @@ def list_(as_json: bool, rules_file: Path | None, repository: str | None) -> int
             },
             sys.stdout,
         )
-        return 0
+        return ExitCode.OK
     if not found:
         sys.stdout.write(
             f"No rules in {path}. Add one with `proctor rules add BUG --where EXPR`.\n"
         )
-        return 0
+        return ExitCode.OK
     for rule in found:
         sys.stdout.write(f"{rule.id}  {printable_id(rule.bug)}\n    {printable_id(rule.where)}\n")
-    return 0
+    return ExitCode.OK
 
 
 def _find(found: Sequence[Rule], rule_id: str, path: Path) -> Rule:
@@ -391,14 +392,14 @@ def show(
         from proctor.cli.json_shapes import dump
 
         dump({"rule": _rule_json(rule), "preview": _preview_json(result)}, sys.stdout)
-        return 0
+        return ExitCode.OK
     sys.stdout.write(
         f"Rule {rule.id}\n  bug:    {printable_id(rule.bug)}\n"
         f"  where:  {printable_id(rule.where)}\n"
         f"  added:  {rule.added or '-'}\n  author: {printable_id(rule.author) or '-'}\n"
     )
     _show_preview(result, _window_note(since, max_runs))
-    return 0
+    return ExitCode.OK
 
 
 def _preview_json(result: Preview) -> dict[str, Any]:
@@ -441,7 +442,7 @@ def remove(rule_id: str, rules_file: Path | None, repository: str | None) -> int
     with _maybe_repository(repository) as store:
         note = _sync(store, left)
     sys.stdout.write(f"Removed rule {rule.id} ({printable_id(rule.bug)}); {note}.\n")
-    return 0
+    return ExitCode.OK
 
 
 @rules.command()
@@ -467,7 +468,7 @@ def test(
     sys.stdout.write(f"where {rule.where}\n")
     _show_preview(result, _window_note(since, max_runs))
     _show_overlap(rule, failures, existing)
-    return 0
+    return ExitCode.OK
 
 
 def _show_overlap(rule: Rule, failures: Sequence[FailureFacts], existing: Sequence[Rule]) -> None:
@@ -523,7 +524,7 @@ def sync(since: str | None, max_runs: int, rules_file: Path | None, repository: 
                     )
         note = _sync(store, found)
     sys.stdout.write(f"{len(found)} rule{'' if len(found) == 1 else 's'} in {path}; {note}.\n")
-    return 0
+    return ExitCode.OK
 
 
 @click.command()
@@ -559,10 +560,10 @@ def unexplained(
         from proctor.cli.json_shapes import dump
 
         dump(_unexplained_json(report), sys.stdout)
-        return 0
+        return ExitCode.OK
     sys.stdout.write(_rate_line(report, len(found), _window_note(since, max_runs)) + "\n")
     sys.stdout.writelines(_cluster_lines(report.clusters, top))
-    return 0
+    return ExitCode.OK
 
 
 def _rate_line(report: Unexplained, rules_count: int, window: str) -> str:

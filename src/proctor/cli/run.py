@@ -32,7 +32,7 @@ import click
 
 from proctor.cli._repo import close_store
 from proctor.cli.deps import current_deps
-from proctor.cli.run_args import EXIT_NOT_STORED, RunArgs, UsageProblem
+from proctor.cli.run_args import RunArgs, UsageProblem
 from proctor.cli.run_cluster import cluster_option, cluster_slots
 from proctor.cli.run_isolate import isolate
 from proctor.cli.run_setup import (
@@ -55,8 +55,9 @@ from proctor.cli.run_shard import (
 )
 from proctor.cli.run_stestr import check_stestr_options, narrow_to_one_test, run_pdb
 from proctor.config import Config
+from proctor.exitcode import ExitCode
 from proctor.runner.pytest_options import PytestOptions
-from proctor.runner.report import EXIT_NO_TESTS, EXIT_OK, RunResult
+from proctor.runner.report import RunResult
 from proctor.runner.selection import SelectionError, select
 from proctor.runner.session import RunSession, SessionResult
 
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
     from proctor.store.contract import Store
     from proctor.store.model import RunInfo
 
-__all__ = ["EXIT_NOT_STORED", "RunArgs", "UsageProblem", "run", "run_tests"]
+__all__ = ["RunArgs", "UsageProblem", "run", "run_tests"]
 
 
 def check_outputs(args: RunArgs) -> None:
@@ -127,7 +128,7 @@ def run_tests(args: RunArgs, backends: BackendFactory = default_backend_factory)
                 failing = history.failing_ids()  # once: --until-failure reruns the same set
                 if not failing:
                     click.echo("No failing tests recorded: nothing to run.", err=args.subunit)
-                    return EXIT_OK
+                    return ExitCode.OK
                 options = dataclasses.replace(options, failing=tuple(failing))
             session = _session(args, config, options, history, store, backends, backend)
             if args.isolate is not None:
@@ -201,7 +202,7 @@ def _list(session: RunSession) -> int:
     for test_id in result.selected:
         out.write(shown(test_id) + "\n")
     out.flush()
-    return EXIT_OK if result.selected else EXIT_NO_TESTS
+    return ExitCode.OK if result.selected else ExitCode.NO_TESTS
 
 
 def _finish(args: RunArgs, done: SessionResult) -> int:
@@ -210,10 +211,10 @@ def _finish(args: RunArgs, done: SessionResult) -> int:
     if done.max_runs_reached:
         click.echo(f"\nStopped after {done.runs} runs (--max-runs): none failed.", err=args.subunit)
     if not args.isolated and empty_shard(result, done.options):
-        return EXIT_OK
+        return ExitCode.OK
     _explain_nothing_ran(result, args)
     if not done.stored and not result.interrupted:
-        return EXIT_NOT_STORED
+        return ExitCode.ERROR  # the tests ran; their results could not be stored
     return result.exit_code
 
 

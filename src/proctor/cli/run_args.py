@@ -9,24 +9,20 @@ from typing import TYPE_CHECKING
 
 import click
 
+from proctor.exitcode import ExitCode
 from proctor.runner.pytest_options import PytestOptions
 from proctor.runner.selection import Selection
 
 if TYPE_CHECKING:
     from proctor.runner.shard import Shard
 
-__all__ = ["EXIT_NOT_STORED", "RunArgs", "UsageProblem"]
+__all__ = ["RunArgs", "UsageProblem"]
 
 
 class UsageProblem(click.ClickException):
     """Options or configuration that cannot work together; exit status 2."""
 
-    exit_code = 2
-
-
-EXIT_NOT_STORED = 2
-"""The tests ran, but their results could not be stored (a repository that
-failed part of the way: see :mod:`proctor.runner.storing`)."""
+    exit_code = ExitCode.ERROR
 
 
 @dataclass(frozen=True, slots=True)

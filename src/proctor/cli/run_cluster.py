@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from proctor.exitcode import ExitCode
+
 if TYPE_CHECKING:
     from proctor.runner.backend import WorkerBackend
     from proctor.runner.subprocess_backend import WorkerSpec
@@ -23,7 +25,7 @@ _F = TypeVar("_F", bound=Callable[..., object])
 class ClusterUnavailable(click.ClickException):
     """The cluster cannot be used; exit status 3 (the run could not complete)."""
 
-    exit_code = 3
+    exit_code = ExitCode.RUN_ERROR
 
 
 def cluster_option(function: _F) -> _F:

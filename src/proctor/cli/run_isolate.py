@@ -17,8 +17,8 @@ import click
 from proctor.cli.printable import printable_id
 from proctor.cli.render import plural
 from proctor.cli.run_args import UsageProblem
+from proctor.exitcode import ExitCode
 from proctor.runner.isolate import IsolationError, ProbeInterrupted, last_outcome, suspects_of
-from proctor.runner.report import EXIT_FAILED, EXIT_OK, EXIT_RUN_ERROR
 from proctor.wire.event import Status
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def isolate(target: str, history: History, session: RunSession) -> int:
             "no failure to isolate. (--isolate looks for the earlier tests that make a test "
             "fail; run the suite until it fails, then isolate.)"
         )
-        return EXIT_OK
+        return ExitCode.OK
     click.echo(
         f"Isolating {target}: {plural(len(suspects), 'test')} ran before it on worker {worker} "
         "in the last run."
@@ -66,16 +66,16 @@ def isolate(target: str, history: History, session: RunSession) -> int:
     found = report.found
     if report.problems:
         click.echo(f"proctor: a probe could not run: {report.problems[-1]}", err=True)
-        return EXIT_RUN_ERROR
+        return ExitCode.RUN_ERROR
     if found.fails_alone:
         click.echo(f"{target} fails on its own: it does not depend on the tests before it.")
-        return EXIT_FAILED
+        return ExitCode.FAILED
     if not found.fails_after_all:
         click.echo(
             f"{target} passes after the {plural(len(suspects), 'test')} that ran before it, too: "
             "the failure did not reproduce (flaky, or caused by another process)."
         )
-        return EXIT_OK
+        return ExitCode.OK
     if found.inconsistent:
         click.echo("The probes disagreed with each other: the failure is not deterministic.")
     click.echo(f"\n{target} fails when run after:")
@@ -85,4 +85,4 @@ def isolate(target: str, history: History, session: RunSession) -> int:
         f"({plural(found.probes, 'probe')}.) To reproduce, put these ids and then {target} in a"
     )
     click.echo("file and run: proctor run --serial --load-list FILE")
-    return EXIT_FAILED
+    return ExitCode.FAILED

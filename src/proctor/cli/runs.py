@@ -32,6 +32,7 @@ from proctor.cli._show import (
 )
 from proctor.cli.printable import printable_id
 from proctor.cli.render import format_duration
+from proctor.exitcode import ExitCode
 from proctor.store.model import RunInfo
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def runs(
     """List the stored runs, newest first (or show or remove some: see below)."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = repository
-        return 0
+        return ExitCode.OK
     return _list(branch, commit, since, until, limit, as_json, repository)
 
 
@@ -103,7 +104,7 @@ def _list(
         from proctor.cli.json_shapes import dump, run_json
 
         dump({"runs": [run_json(info, run_state(info, alive)) for info in found]}, sys.stdout)
-        return 0
+        return ExitCode.OK
     lines = [
         f"{'Run':>6}  {'Started':<19}  {'State':<11}  {'Tests':>6}  {'Failed':>6}  "
         f"{'Skipped':>7}  {'Time':>8}  {'Source':<6}  Revision\n"
@@ -126,7 +127,7 @@ def _list(
     if not found:
         lines = ["No runs match.\n"]
     sys.stdout.write("".join(lines))
-    return 0
+    return ExitCode.OK
 
 
 @runs.command(name="list")
@@ -172,7 +173,7 @@ def show(
         from proctor.cli.json_shapes import dump, run_document
 
         dump(run_document(info, run_state(info, alive), records, quiet=quiet), sys.stdout)
-        return 0 if info.succeeded else 1
+        return ExitCode.OK if info.succeeded else ExitCode.FAILED
     meta = info.metadata
     out = sys.stdout
     rows = [
@@ -199,7 +200,7 @@ def show(
     workers = show_records(out, records, color=wants_color(color), failures_only=quiet)
     show_totals(out, info, workers)
     out.write("\n" + run_outcome(info) + "\n")
-    return 0 if info.succeeded else 1
+    return ExitCode.OK if info.succeeded else ExitCode.FAILED
 
 
 @runs.command(context_settings={"ignore_unknown_options": True})
@@ -232,7 +233,7 @@ def remove(
         raise RepositoryError("; ".join(reason for _, reason in kept))
     if not removed:
         raise RepositoryError("no run was removed")
-    return 0
+    return ExitCode.OK
 
 
 def _being_written(store: Store, infos: Iterable[RunInfo]) -> list[tuple[int, str]]:

@@ -15,6 +15,7 @@ from proctor.cli._repo import open_repository, repository_option, resolve_run
 from proctor.cli._show import json_option
 from proctor.cli.printable import printable_id
 from proctor.cli.render import format_duration
+from proctor.exitcode import ExitCode
 
 __all__ = ["slowest"]
 
@@ -61,10 +62,10 @@ def slowest(
 
         ranking = "mean" if average else "run"
         dump({"ranking": ranking, "run": run_id, "tests": slow_json(rows)}, sys.stdout)
-        return 0
+        return ExitCode.OK
     if not rows:
         sys.stdout.write("No timed tests.\n")
-        return 0
+        return ExitCode.OK
     names = [printable_id(row.test_id) for row in rows]
     width = max(len(name) for name in names)
     width = max(min(width, 100), len("Test id"))
@@ -83,4 +84,4 @@ def slowest(
             f"{format_duration(high):>9}  {stats.timed:>5}\n"
         )
     sys.stdout.write("".join(lines))
-    return 0
+    return ExitCode.OK

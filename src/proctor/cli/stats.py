@@ -9,6 +9,7 @@ import click
 from proctor.cli._repo import format_size as _size
 from proctor.cli._repo import format_time, open_repository, repository_option
 from proctor.cli._show import json_option
+from proctor.exitcode import ExitCode
 
 __all__ = ["stats"]
 
@@ -24,7 +25,7 @@ def stats(as_json: bool, repository: str | None) -> int:
         from proctor.cli.json_shapes import dump, stats_json
 
         dump(stats_json(found), sys.stdout)
-        return 0
+        return ExitCode.OK
     saved = found.raw_attachment_bytes - found.blob_bytes
     per_result = found.size_bytes / found.results if found.results and found.size_bytes else None
     rows = [
@@ -48,4 +49,4 @@ def stats(as_json: bool, repository: str | None) -> int:
     ]
     width = max(len(name) for name, _ in rows)
     sys.stdout.write("".join(f"{name + ':':<{width + 1}} {value}\n" for name, value in rows))
-    return 0
+    return ExitCode.OK

@@ -28,26 +28,24 @@ from proctor.events.source import FORMATS, read_events
 from proctor.events.summary import Summary
 from proctor.events.transform import Selection, Tagger, TestFilter
 from proctor.events.writers import JsonlWriter, JUnitWriter, V1Writer, V2Writer
+from proctor.exitcode import ExitCode
 from proctor.wire.event import NS_PER_SECOND, Status
 from proctor.wire.record import TestRecord
 from proctor.wire.v2 import EncodeError
 
 __all__ = ["stream"]
 
-EXIT_FAILURES = 1
-EXIT_BAD_INPUT = 2
-
 
 class InputError(click.ClickException):
     """Input Proctor cannot read: names the file and the problem; exit status 2."""
 
-    exit_code = EXIT_BAD_INPUT
+    exit_code = ExitCode.ERROR
 
 
 class OutputError(click.ClickException):
     """Output Proctor cannot write: says what and why; exit status 2."""
 
-    exit_code = EXIT_BAD_INPUT
+    exit_code = ExitCode.ERROR
 
 
 _files = click.argument("files", nargs=-1, type=click.Path(allow_dash=True, dir_okay=False))
@@ -123,7 +121,7 @@ def _pump(
 
 
 def _exit_code(summary: Summary) -> int:
-    return 0 if summary.successful else EXIT_FAILURES
+    return ExitCode.OK if summary.successful else ExitCode.FAILED
 
 
 def _stdout() -> BinaryIO:
@@ -414,7 +412,7 @@ def to_junit(files: tuple[str, ...], input_format: str, output: str, suite_name:
     if output == "-":
         writer = JUnitWriter(_stdout(), name=suite_name)
         _pump(files, input_format, writer)
-        return 0 if writer.successful else EXIT_FAILURES
+        return ExitCode.OK if writer.successful else ExitCode.FAILED
     partial = f"{output}.partial"
     try:
         with open(partial, "wb") as handle:
@@ -426,4 +424,4 @@ def to_junit(files: tuple[str, ...], input_format: str, output: str, suite_name:
     finally:
         if os.path.exists(partial):
             os.unlink(partial)
-    return 0 if writer.successful else EXIT_FAILURES
+    return ExitCode.OK if writer.successful else ExitCode.FAILED

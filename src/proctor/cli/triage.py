@@ -19,6 +19,7 @@ import click
 from proctor.cli._repo import RepositoryError, open_repository, parse_when, repository_option
 from proctor.cli._show import json_option
 from proctor.cli.json_shapes import dump
+from proctor.exitcode import ExitCode
 
 if TYPE_CHECKING:
     from proctor.triage.clusters import Window
@@ -108,7 +109,7 @@ def triage(
     """
     if ctx.invoked_subcommand is not None:
         ctx.obj = repository
-        return 0
+        return ExitCode.OK
     from proctor.cli._explain import closed_bugs, project_explainer
     from proctor.triage.clusters import summarise, window_runs
 
@@ -146,11 +147,11 @@ def triage(
             },
             sys.stdout,
         )
-        return 0
+        return ExitCode.OK
     view.show_clusters(
         sys.stdout, clusters, total, runs, examples, None if show_all else limit, reopened
     )
-    return 0
+    return ExitCode.OK
 
 
 @triage.command()
@@ -198,10 +199,10 @@ def show(parent_repository: str | None, cluster: str, as_json: bool, repository:
             },
             sys.stdout,
         )
-        return 0
+        return ExitCode.OK
     view.show_cluster(sys.stdout, cluster, rows, runs, examples, daily[-60:])
     view.show_known(sys.stdout, known, closed_ns, detail.newest.run_ns)
-    return 0
+    return ExitCode.OK
 
 
 @triage.command()
@@ -248,7 +249,7 @@ def failures(
             out.write(json.dumps(view.failure_json(row, explanation), ensure_ascii=True) + "\n")
         else:
             out.write(f"{row.run:>6} {row.cluster}  {printable_id(row.test_id)}\n")
-    return 0
+    return ExitCode.OK
 
 
 @triage.command()
@@ -283,13 +284,13 @@ def recluster(
             },
             sys.stdout,
         )
-        return 0
+        return ExitCode.OK
     kept = f"; {report.kept_ids} kept their cluster id" if previous else ""
     click.echo(
         f"Signed {report.signed} failure{'s' if report.signed != 1 else ''} under "
         f"{report.algorithm} in {report.chunks} chunk{'s' if report.chunks != 1 else ''}{kept}."
     )
-    return 0
+    return ExitCode.OK
 
 
 def _add_rules_commands() -> None:

@@ -13,6 +13,7 @@ import sys
 import click
 
 from proctor.cli._repo import RepositoryError, open_repository, repository_option
+from proctor.exitcode import ExitCode
 
 __all__ = ["missing_extra", "ui"]
 
@@ -89,7 +90,7 @@ def ui(host: str, port: int, allow_hosts: tuple[str, ...], repository: str | Non
         with listener, contextlib.suppress(KeyboardInterrupt):
             # uvicorn stops on Ctrl-C, then raises it again: stopping is the normal end.
             uvicorn.Server(config).run(sockets=[listener])
-    return 0
+    return ExitCode.OK
 
 
 def _listen(host: str, port: int) -> socket.socket:

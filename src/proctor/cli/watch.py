@@ -23,6 +23,7 @@ from proctor.cli.run_setup import (
     open_history,
     resolve_config,
 )
+from proctor.exitcode import ExitCode, signal_exit
 from proctor.runner.signals import STOP_SIGNALS
 
 __all__ = ["watch"]
@@ -106,7 +107,7 @@ def watch_tests(
 
     def on_signal(signum: int, frame: object) -> None:
         # Between cycles; during one, proctor run's own handlers are in place.
-        loop.stop_code = 130 if signum == signal.SIGINT else 128 + signum
+        loop.stop_code = signal_exit(signum)
 
     previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
     watcher.start()
@@ -118,13 +119,13 @@ def watch_tests(
         if keys is not None:
             keys.arm()
         if loop.interrupted:
-            return 130
+            return ExitCode.INTERRUPTED
         if loop.stop_code is not None:
             return loop.stop_code
         return loop.serve(inbox)
     except KeyboardInterrupt:
-        inbox.put(Quit(130))
-        return 130
+        inbox.put(Quit(ExitCode.INTERRUPTED))
+        return ExitCode.INTERRUPTED
     finally:
         for signum, action in previous.items():
             signal.signal(signum, action)

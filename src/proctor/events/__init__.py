@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from proctor.events.collector import RecordCollector, collect_records
+    from proctor.events.emit import record_events, records_to_v2
     from proctor.events.sink import CallbackSink, ListSink, NullSink, Sink, Tee
     from proctor.events.source import detect_format, make_decoder, pump, read_events
     from proctor.events.summary import Failure, Summary
@@ -45,6 +46,8 @@ __all__ = [
     "ns_to_datetime",
     "pump",
     "read_events",
+    "record_events",
+    "records_to_v2",
     "worker_of",
 ]
 
@@ -54,6 +57,8 @@ __all__ = [
 _HOMES = {
     "RecordCollector": "proctor.events.collector",
     "collect_records": "proctor.events.collector",
+    "record_events": "proctor.events.emit",
+    "records_to_v2": "proctor.events.emit",
     "CallbackSink": "proctor.events.sink",
     "ListSink": "proctor.events.sink",
     "NullSink": "proctor.events.sink",

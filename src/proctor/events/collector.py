@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from proctor.wire.event import INTERIM, Event, Status
-from proctor.wire.record import DEFAULT_MIME_TYPE, Attachment, TestRecord
+from proctor.wire.event import DEFAULT_MIME_TYPE, INTERIM, Event, Status
+from proctor.wire.record import Attachment, TestRecord
 
 __all__ = ["RecordCollector", "collect_records"]
 

@@ -68,12 +68,19 @@ from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, NamedTuple, Protocol
 
+from proctor.events.emit import ending_events, status_event
 from proctor.events.sink import Sink
-from proctor.wire.event import Event, Status, datetime_to_ns
-from proctor.wire.record import TEXT_MIME_TYPE, TRACEBACK_MIME_TYPE, Attachment
+from proctor.wire.event import (
+    OUTCOME_RANK,
+    TEXT_MIME_TYPE,
+    TRACEBACK_MIME_TYPE,
+    Status,
+    datetime_to_ns,
+    worse_outcome,
+)
+from proctor.wire.record import Attachment
 
 __all__ = [
-    "OUTCOME_RANK",
     "REASON_MIME_TYPE",
     "Escaped",
     "EventResult",
@@ -93,22 +100,10 @@ OptExcInfo = ExcInfo | tuple[None, None, None]
 _SUBTEST_TYPE: type | None = getattr(unittest.case, "_SubTest", None)
 _HOLDER_TYPE: type | None = getattr(unittest.suite, "_ErrorHolder", None)
 
-_new_event = tuple.__new__
-_NO_TAGS: frozenset[str] = frozenset()
 # Statuses the per-test path uses, as module globals (an Enum attribute costs ~50 ns).
 _NONE = Status.NONE
 _INPROGRESS = Status.INPROGRESS
 _SUCCESS = Status.SUCCESS
-OUTCOME_RANK: Mapping[Status, int] = {
-    Status.NONE: 0,
-    Status.SUCCESS: 1,
-    Status.SKIP: 2,
-    Status.XFAIL: 3,
-    Status.UXSUCCESS: 4,
-    Status.FAIL: 5,
-}
-"""How bad an outcome is: a test with several gets the worst (fail > uxsuccess > xfail > skip >
-success). Shared by every adapter that folds a test's outcomes into one final status."""
 
 
 class OutputSource(Protocol):
@@ -181,8 +176,7 @@ class _Open:
         self.add(Attachment(name, text.encode("utf-8", "replace"), TRACEBACK_MIME_TYPE))
 
     def settle(self, status: Status) -> None:
-        if OUTCOME_RANK[status] > OUTCOME_RANK[self.status]:
-            self.status = status
+        self.status = worse_outcome(self.status, status)
 
 
 def subtest_description(subtest: object, parent_id: str) -> str:
@@ -253,12 +247,7 @@ class EventResult(unittest.TestResult):
         test_id = test.id()
         now = self._clock()
         self._stack.append(_Open(test, test_id, now, self._global_tags))
-        self._send(
-            _new_event(
-                Event,
-                (test_id, _INPROGRESS, _NO_TAGS, True, None, b"", False, None, None, now),
-            )
-        )
+        self._send(status_event(test_id, _INPROGRESS, now))
         if self._flush is not None:
             self._flush()
 
@@ -292,35 +281,14 @@ class EventResult(unittest.TestResult):
         files: list[Attachment] = self._output.take() if self._output is not None else []
         if current.files:
             files.extend(current.files)
-        for item in files:
-            send(
-                _new_event(
-                    Event,
-                    (
-                        test_id,
-                        _NONE,
-                        _NO_TAGS,
-                        True,
-                        item.name,
-                        item.content,
-                        True,
-                        item.mime_type,
-                        None,
-                        now,
-                    ),
-                )
-            )
         status = current.status
         if status is _NONE:
             # No outcome was reported (a custom TestCase, or a test stopped by
             # failfast) and nothing escaped it: unittest counts such a test as
             # run and not failed.
             status = _SUCCESS
-        send(
-            _new_event(
-                Event, (test_id, status, current.tags, runnable, None, b"", False, None, None, now)
-            )
-        )
+        for event in ending_events(test_id, status, files, now, current.tags, runnable):
+            send(event)
         self.counts[status] += 1
         if runnable:
             self.finished.append(test_id)

@@ -16,8 +16,9 @@ import signal
 from collections.abc import Sequence
 from typing import BinaryIO
 
+from proctor.events.emit import ending_events, status_event
 from proctor.runner.slot import Slot
-from proctor.wire.event import NS_PER_SECOND, Event, Status
+from proctor.wire.event import NS_PER_SECOND, TEXT_MIME_TYPE, Event, Status
 from proctor.wire.record import Attachment
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
     "timeout_text",
 ]
 
-TEXT_MIME_TYPE = "text/plain; charset=utf8"
 SALVAGE_LIMIT = 64 * 1024 * 1024
 """Bytes of a dead test's capture file kept (the worker's own bound for one test's output)."""
 SALVAGE_HEAD = 1024 * 1024
@@ -147,42 +147,12 @@ def failure_events(
     events = []
     if not announced:
         started = now_ns - round((now - slot.since) * NS_PER_SECOND)
-        events.append(
-            Event(
-                test_id=test_id,
-                status=Status.INPROGRESS,
-                tags=tags,
-                runnable=runnable,
-                route_code=route,
-                timestamp=started,
-            )
-        )
+        events.append(status_event(test_id, Status.INPROGRESS, started, tags, runnable, route))
     files = [Attachment("traceback", text.encode("utf-8"), TEXT_MIME_TYPE)]
     if output:
         files.append(Attachment("worker-output", output, TEXT_MIME_TYPE))
     files.extend(salvaged)  # what the test printed before it died
-    events.extend(
-        Event(
-            test_id=test_id,
-            file_name=attachment.name,
-            file_bytes=attachment.content,
-            eof=True,
-            mime_type=attachment.mime_type,
-            route_code=route,
-            timestamp=now_ns,
-        )
-        for attachment in files
-    )
-    events.append(
-        Event(
-            test_id=test_id,
-            status=Status.FAIL,
-            tags=tags,
-            runnable=runnable,
-            route_code=route,
-            timestamp=now_ns,
-        )
-    )
+    events.extend(ending_events(test_id, Status.FAIL, files, now_ns, tags, runnable, route))
     return events
 
 

@@ -52,12 +52,12 @@ from proctor.runner.report import RunResult
 from proctor.runner.schedule import WorkQueue
 from proctor.runner.slot import Slot, SlotState, StopReason
 from proctor.store.model import RETRIED_TAG
-from proctor.wire.event import NS_PER_SECOND, Event, Status
+from proctor.wire.event import NS_PER_SECOND, Event, Status, new_event
 from proctor.wire.record import TestRecord
 
 __all__ = ["Controller", "RunOptions"]
 
-_new_event = tuple.__new__
+_new_event = new_event
 _NONE = Status.NONE
 _EXISTS = Status.EXISTS
 _INPROGRESS = Status.INPROGRESS

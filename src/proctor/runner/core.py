@@ -24,12 +24,12 @@ from proctor.runner.report import NullReporter, Progress, RunReporter, RunResult
 from proctor.runner.rerun import Reruns
 from proctor.runner.schedule import WorkQueue
 from proctor.runner.slot import Slot
+from proctor.wire.event import TEXT_MIME_TYPE as TEXT
 from proctor.wire.event import Event
 from proctor.wire.record import TestRecord
 
 __all__ = ["EPSILON", "TEXT", "ControllerCore", "Phase"]
 
-TEXT = "text/plain; charset=utf8"
 EPSILON = 1e-6
 """A deadline this close counts as reached (float sums never quite meet)."""
 

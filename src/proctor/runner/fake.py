@@ -35,12 +35,10 @@ from proctor.runner.protocol import (
     encode_command,
 )
 from proctor.wire import v2
-from proctor.wire.event import NS_PER_SECOND, Event, Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE
+from proctor.wire.event import NS_PER_SECOND, TEXT_MIME_TYPE, TRACEBACK_MIME_TYPE, Event, Status
 
 __all__ = ["FakeBackend", "FakeStdin", "FakeSuite", "FakeTest", "FakeWorker"]
 
-_TEXT = "text/plain; charset=utf8"
 EPOCH_NS = 1_700_000_000 * NS_PER_SECOND
 """Wall time of virtual time zero."""
 
@@ -351,7 +349,7 @@ class FakeWorker:
                     file_name="stdout",
                     file_bytes=test.output,
                     eof=True,
-                    mime_type=_TEXT,
+                    mime_type=TEXT_MIME_TYPE,
                 )
             )
         if status is Status.FAIL:

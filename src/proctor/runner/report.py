@@ -18,28 +18,18 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from proctor.events.summary import outcome_line
+from proctor.exitcode import ExitCode, signal_exit
 from proctor.runner.slot import Slot, SlotState
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
 __all__ = [
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_NO_TESTS",
-    "EXIT_OK",
-    "EXIT_RUN_ERROR",
     "NullReporter",
     "Progress",
     "RunReporter",
     "RunResult",
     "TestSpan",
 ]
-
-EXIT_OK = 0
-EXIT_FAILED = 1  # a test failed (fail, uxsuccess, crashed, timed out)
-EXIT_RUN_ERROR = 3  # the run could not be completed (workers would not start)
-EXIT_NO_TESTS = 5  # nothing was run (the number pytest uses)
-EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT); 128 + the signal for SIGTERM, SIGHUP
 
 
 @dataclass(slots=True)
@@ -108,14 +98,14 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return 128 + self.signal if self.signal is not None else EXIT_INTERRUPTED
+            return signal_exit(self.signal) if self.signal is not None else ExitCode.INTERRUPTED
         if self.error is not None:
-            return EXIT_RUN_ERROR
+            return ExitCode.RUN_ERROR
         if self.failures or self.unfinished:
-            return EXIT_FAILED
+            return ExitCode.FAILED
         if self.ran == 0:
-            return EXIT_NO_TESTS
-        return EXIT_OK
+            return ExitCode.NO_TESTS
+        return ExitCode.OK
 
     def outcome_line(self) -> str:
         """``N passed, N failed, N skipped`` (+ xfailed / unexpectedly passed / not run)."""

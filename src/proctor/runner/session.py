@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from proctor.events.sink import NullSink, Sink
+from proctor.exitcode import ExitCode
 from proctor.runner.backend import StdinSource, WorkerBackend
 from proctor.runner.controller import Controller
 from proctor.runner.history import EMPTY_HISTORY, History
 from proctor.runner.isolate import Isolation, find_culprits, probe_failed
 from proctor.runner.isolated import OneOfMany, merge_result
 from proctor.runner.options import RunOptions
-from proctor.runner.report import EXIT_OK, NullReporter, Progress, RunReporter, RunResult
+from proctor.runner.report import NullReporter, Progress, RunReporter, RunResult
 from proctor.runner.signals import signals_post_to
 from proctor.runner.storing import ReleasingView, RunStorage
 from proctor.runner.terminal import ThreadedStdin
@@ -227,7 +228,7 @@ class RunSession:
                     if self.options.reseed:
                         options = dataclasses.replace(options, seed=draw_seed())  # a new order
                 result, stored = self._run_once(options, backend)
-                if not until_failure or result.exit_code != EXIT_OK or not stored:
+                if not until_failure or result.exit_code != ExitCode.OK or not stored:
                     break
                 if max_runs is not None and iteration >= max_runs:
                     reached = True

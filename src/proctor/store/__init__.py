@@ -43,7 +43,6 @@ if TYPE_CHECKING:
         TestStats,
     )
     from proctor.store.opening import open_store
-    from proctor.store.replay import record_events, records_to_v2
 
 _HOMES = {
     "RunWriter": "contract",
@@ -66,8 +65,6 @@ _HOMES = {
     "StoreStats": "model",
     "TestStats": "model",
     "open_store": "opening",
-    "record_events": "replay",
-    "records_to_v2": "replay",
 }
 
 __all__ = [
@@ -91,8 +88,6 @@ __all__ = [
     "WriterClosed",
     "capture_metadata",
     "open_store",
-    "record_events",
-    "records_to_v2",
 ]
 
 

@@ -54,7 +54,14 @@ from collections.abc import Callable, Iterator
 
 from proctor.wire._isotime import V2_MAX_NS, parse_ns
 from proctor.wire._junit_ids import dotted_id
-from proctor.wire.event import NS_PER_SECOND, Event, Status
+from proctor.wire.event import (
+    NS_PER_SECOND,
+    SIMPLE_TRACEBACK_MIME_TYPE,
+    TEXT_MIME_TYPE,
+    Event,
+    Status,
+    worse_outcome,
+)
 
 __all__ = ["EPOCH_2000_NS", "JUnitDecoder", "JUnitError", "TestIds", "decode"]
 
@@ -66,8 +73,6 @@ gives pytest node ids)."""
 EPOCH_2000_NS = 946_684_800 * NS_PER_SECOND
 """2000-01-01T00:00:00Z: where the synthetic clock starts when a suite gives no time."""
 
-_TRACEBACK_MIME_TYPE = 'text/x-traceback; charset="utf8"'
-_TEXT_MIME_TYPE = "text/plain; charset=utf8"
 _SUITES = ("testsuites", "testsuite")
 _DETAILS = {
     "failure": "traceback",
@@ -78,7 +83,6 @@ _DETAILS = {
     "flakyError": "flakyError",
 }
 _XFAIL_TYPES = ("xfail", "pytest.xfail")
-_RANK = {Status.SUCCESS: 0, Status.SKIP: 1, Status.XFAIL: 2, Status.UXSUCCESS: 3, Status.FAIL: 4}
 _POSITION_SUFFIX = re.compile(r":\s*line \d+, column \d+$")
 
 
@@ -227,33 +231,33 @@ class JUnitDecoder:
             kind = child.get("type")
             if tag == "failure" and kind == "uxsuccess":
                 # Proctor's own mark for an unexpected success (see junit.py).
-                status = _worse(status, Status.UXSUCCESS)
+                status = worse_outcome(status, Status.UXSUCCESS)
                 body = "".join(child.itertext()).strip()
                 if body:
-                    files.append(("traceback", _TRACEBACK_MIME_TYPE, body + "\n"))
+                    files.append(("traceback", SIMPLE_TRACEBACK_MIME_TYPE, body + "\n"))
             elif tag in _DETAILS:
                 if tag in ("failure", "error"):
                     status = Status.FAIL
                 detail = _detail(child)
                 if detail:
-                    files.append((_DETAILS[tag], _TRACEBACK_MIME_TYPE, detail))
+                    files.append((_DETAILS[tag], SIMPLE_TRACEBACK_MIME_TYPE, detail))
             elif tag == "skipped" and kind in _XFAIL_TYPES:
-                status = _worse(status, Status.XFAIL)
+                status = worse_outcome(status, Status.XFAIL)
                 body = "".join(child.itertext()).strip()
                 if body:
-                    files.append(("traceback", _TRACEBACK_MIME_TYPE, body + "\n"))
+                    files.append(("traceback", SIMPLE_TRACEBACK_MIME_TYPE, body + "\n"))
                 elif child.get("message"):
-                    files.append(("reason", _TEXT_MIME_TYPE, child.get("message", "")))
+                    files.append(("reason", TEXT_MIME_TYPE, child.get("message", "")))
             elif tag == "skipped":
-                status = _worse(status, Status.SKIP)
+                status = worse_outcome(status, Status.SKIP)
                 reason = _reason(child)
                 if reason:
-                    files.append(("reason", _TEXT_MIME_TYPE, reason))
+                    files.append(("reason", TEXT_MIME_TYPE, reason))
             elif tag in ("system-out", "system-err"):
                 text = "".join(child.itertext())
                 if text.strip():
                     name_ = "stdout" if tag == "system-out" else "stderr"
-                    files.append((name_, _TEXT_MIME_TYPE, text))
+                    files.append((name_, TEXT_MIME_TYPE, text))
         events.append(Event(test_id=test_id, status=Status.INPROGRESS, timestamp=start))
         events.extend(
             Event(
@@ -267,11 +271,6 @@ class JUnitDecoder:
             for file_name, mime_type, text in files
         )
         events.append(Event(test_id=test_id, status=status, timestamp=stop))
-
-
-def _worse(current: Status, new: Status) -> Status:
-    """The status a test case ends with when its children say both."""
-    return new if _RANK[new] > _RANK[current] else current
 
 
 def _utf8(text: str) -> bytes:

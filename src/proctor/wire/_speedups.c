@@ -18,7 +18,10 @@
  *       needs validation errors reported, content that needs chunking, a value
  *       out of range) is passed to `fallback`, which returns its bytes.
  *
- *   configure(event_type, statuses) must be called once before either.
+ *   configure(event_type, statuses) must be called once before either. It
+ *       checks that event_type._fields are the ten fields below, in this
+ *       order, and that statuses[i] == i, and raises TypeError otherwise: this
+ *       code reads and writes an Event by position.
  *
  * Tests run the whole codec suite with and without this module and check that
  * both give identical results on property-generated and fuzzed input.
@@ -89,6 +92,58 @@ static PyObject *empty_bytes = NULL;
 #define FLAG_EOF 0x0010
 #define MAX_PACKET 4194303
 
+/* Event's fields, in the order this code reads and writes them (wire/event.py). */
+static const char *const event_fields[] = {
+    "test_id", "status", "tags", "runnable", "file_name",
+    "file_bytes", "eof", "mime_type", "route_code", "timestamp",
+};
+#define EVENT_FIELD_COUNT 10
+#define EVENT_FIELDS_TEXT                                                                          \
+    "(test_id, status, tags, runnable, file_name, file_bytes, eof, mime_type, route_code, "      \
+    "timestamp)"
+
+/* 0 when `type` has exactly event_fields as its _fields; else -1 with TypeError set. */
+static int check_event_fields(PyObject *type) {
+    PyObject *fields = PyObject_GetAttrString(type, "_fields");
+    if (fields == NULL) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError,
+                     "the event type %R has no _fields; the C codec needs an Event with the fields "
+                     EVENT_FIELDS_TEXT,
+                     type);
+        return -1;
+    }
+    int same = PyTuple_Check(fields) && PyTuple_GET_SIZE(fields) == EVENT_FIELD_COUNT;
+    for (Py_ssize_t i = 0; same && i < EVENT_FIELD_COUNT; i++) {
+        PyObject *name = PyTuple_GET_ITEM(fields, i);
+        same = PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, event_fields[i]) == 0;
+    }
+    if (!same) {
+        PyErr_Format(PyExc_TypeError,
+                     "the event type's fields are %R, but the C codec reads and writes an Event by "
+                     "position as " EVENT_FIELDS_TEXT
+                     ": change src/proctor/wire/_speedups.c with wire/event.py",
+                     fields);
+    }
+    Py_DECREF(fields);
+    return same ? 0 : -1;
+}
+
+/* 0 when statuses[i] == i for each of the 8 (the wire value indexes the tuple). */
+static int check_statuses(PyObject *stats) {
+    for (Py_ssize_t i = 0; i < 8; i++) {
+        long value = PyLong_AsLong(PyTuple_GET_ITEM(stats, i));
+        if (value == -1 && PyErr_Occurred()) return -1;
+        if (value != i) {
+            PyErr_Format(PyExc_TypeError,
+                         "statuses[%zd] is %R; the C codec needs the 8 statuses in wire order", i,
+                         PyTuple_GET_ITEM(stats, i));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *configure(PyObject *self, PyObject *args) {
     PyObject *type, *stats;
     if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &type, &PyTuple_Type, &stats))
@@ -101,6 +156,8 @@ static PyObject *configure(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_TypeError, "the event type must be a tuple subclass");
         return NULL;
     }
+    if (check_event_fields(type) < 0 || check_statuses(stats) < 0)
+        return NULL;
     if (zlib_crc32 == NULL) {
         PyObject *zlib = PyImport_ImportModule("zlib");
         if (zlib != NULL) {

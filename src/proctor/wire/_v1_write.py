@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterable
 
 from proctor.wire._isotime import format_ns
-from proctor.wire.event import Status
-from proctor.wire.record import DEFAULT_MIME_TYPE, TestRecord
+from proctor.wire.event import DEFAULT_MIME_TYPE, Status
+from proctor.wire.record import TestRecord
 
 __all__ = ["V1Encoder", "encode_records"]
 

@@ -23,12 +23,11 @@ from proctor.wire._v2_format import (
     VERSION_2,
     c_scan,
 )
-from proctor.wire.event import NS_PER_SECOND, Event, Status
+from proctor.wire.event import DEFAULT_MIME_TYPE, NS_PER_SECOND, Event, Status, new_event
 
 __all__ = ["Decoder", "decode"]
 
 _crc32 = zlib.crc32
-_new_event = tuple.__new__
 
 
 _CONTINUATION_LOW = 0x80
@@ -411,7 +410,7 @@ class Decoder:
                 file_name="Packet data",
                 file_bytes=buf[j : j + min(claimed, PACKET_DATA_LIMIT)],
                 eof=True,
-                mime_type="application/octet-stream",
+                mime_type=DEFAULT_MIME_TYPE,
             )
         )
         events.append(
@@ -508,7 +507,7 @@ def _fields(buf: bytes, pos: int, end: int, flags: int, base: int) -> Event:
         # python-subunit ignores such bytes; no writer produces them, and
         # refusing them rejects garbage before its CRC is computed.
         raise _BadPacket(f"{end - pos} bytes between the last field and the CRC", pos)
-    return _new_event(
+    return new_event(
         Event,
         (
             test_id,

@@ -38,7 +38,12 @@ STATUSES = tuple(Status)
 
 
 def _load_speedups() -> ModuleType | None:
-    """The optional C fast paths (see _speedups.c), unless PROCTOR_PURE_PYTHON is set."""
+    """The optional C fast paths (see _speedups.c), unless PROCTOR_PURE_PYTHON is set.
+
+    ``configure`` raises ``TypeError`` when ``Event``'s fields are not those the C
+    code reads and writes by position, in its order: a changed ``Event`` fails at
+    import rather than decoding into the wrong fields.
+    """
     if os.environ.get("PROCTOR_PURE_PYTHON", "").strip().lower() not in ("", "0", "false", "no"):
         return None
     try:

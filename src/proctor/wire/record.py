@@ -11,22 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from proctor.wire.event import NS_PER_SECOND, Status
+from proctor.wire.event import DEFAULT_MIME_TYPE, NS_PER_SECOND, Status
 
 __all__ = [
-    "DEFAULT_MIME_TYPE",
-    "TEXT_MIME_TYPE",
-    "TRACEBACK_MIME_TYPE",
     "Attachment",
     "TestRecord",
     "worker_of",
 ]
-
-DEFAULT_MIME_TYPE = "application/octet-stream"
-TRACEBACK_MIME_TYPE = 'text/x-traceback; charset="utf8"; language="python"'
-"""What python-subunit/testtools label a Python traceback attachment with."""
-TEXT_MIME_TYPE = "text/plain; charset=utf8"
-"""What python-subunit/testtools label text (a skip reason, captured output) with."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,8 +63,7 @@ import re
 
 from proctor.wire._isotime import V2_MAX_NS, parse_ns
 from proctor.wire._v1_write import V1Encoder, encode_records
-from proctor.wire.event import Event, Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE
+from proctor.wire.event import SIMPLE_TRACEBACK_MIME_TYPE, TRACEBACK_MIME_TYPE, Event, Status
 
 __all__ = [
     "FLUSH_AT",
@@ -82,8 +81,6 @@ LOST_CONNECTION_PREFIX = "testtools.testresult.real._StringException: "
 """How python-subunit's lost-connection traceback starts. Kept byte for byte so
 that tools matching on subunit-1to2's output see the same text from us."""
 
-SIMPLE_TRACEBACK_MIME_TYPE = 'text/x-traceback; charset="utf8"'
-"""The MIME type of a ``[`` block's traceback (as subunit-1to2 labels it)."""
 SIMPLE_TEXT_MIME_TYPE = "text/plain"
 """The MIME type of a ``[`` block's skip reason or success message."""
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
+from proctor.exitcode import ExitCode
 from proctor.runner.watch.graph import CONFIG_FILES, ImportGraph
 from proctor.runner.watch.plan import CyclePlan, WatchFilters, plan_cycle
 
@@ -231,7 +232,7 @@ class WatchLoop:
         waiting = False
         while True:
             if self.stopped():
-                return 130
+                return ExitCode.INTERRUPTED
             if self.stop_code is not None:
                 return self.stop_code
             if self.after_item is not None and not waiting:
@@ -248,7 +249,7 @@ class WatchLoop:
                 return item.code
             if isinstance(item, Key):
                 if not self.on_key(item.key):
-                    return 0
+                    return ExitCode.OK
                 continue
             paths = set(item.paths)
             # Everything that arrived meanwhile (during the last cycle) goes in this one.
@@ -258,12 +259,12 @@ class WatchLoop:
                     paths |= other.paths
             self.on_changes(paths)
             if self.stopped():
-                return 130
+                return ExitCode.INTERRUPTED
             for other in more:
                 if isinstance(other, Quit):
                     return other.code
                 if isinstance(other, Key) and not self.on_key(other.key):
-                    return 0
+                    return ExitCode.OK
 
 
 def _drain(inbox: queue.Queue[InboxItem]) -> list[InboxItem]:

@@ -38,7 +38,8 @@ import sys
 from typing import TextIO
 
 from proctor.runner.worker.channels import leave_if_forked, write_all
-from proctor.wire.record import TEXT_MIME_TYPE, Attachment
+from proctor.wire.event import TEXT_MIME_TYPE
+from proctor.wire.record import Attachment
 
 __all__ = ["FdCapture", "LogCapture", "Output", "PassThrough"]
 

@@ -56,12 +56,6 @@ from proctor.runner.worker.unittest_suite import UnittestSuite
 
 __all__ = ["main"]
 
-EXIT_OK = WorkerExit.OK
-EXIT_USAGE = WorkerExit.USAGE
-EXIT_CONTROLLER_GONE = WorkerExit.CONTROLLER_GONE
-EXIT_STOPPED = WorkerExit.STOPPED
-EXIT_INTERRUPTED = WorkerExit.INTERRUPTED
-
 
 class _Descriptors(NamedTuple):
     results: int
@@ -152,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_list = read_load_list(options.load_list) if options.load_list else None
     except (UsageError, ValueError, OSError) as error:  # ConfigError is a ValueError
         print(f"proctor.worker: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return WorkerExit.USAGE
     root = settings.root
     os.chdir(root)
     framework_setting = settings.framework
@@ -200,19 +194,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 index = SuiteIndex(discover(test_path or ".", top_dir or root))
                 if len(index) or framework_setting != "auto" or not pytest_available():
                     _run_unittest(index, runtime, body, fds, options)
-                    return EXIT_OK
+                    return WorkerExit.OK
             return _run_pytest(runtime, body, test_path, pytest_args, crash_file, options)
         finally:
             runtime.output.close()
             sink.close()
     except ControllerGone:
-        return EXIT_CONTROLLER_GONE
+        return WorkerExit.CONTROLLER_GONE
     except KeyboardInterrupt:  # what finished was flushed on the way out
         import traceback
 
         print("proctor.worker: interrupted (KeyboardInterrupt); stopping", file=sys.stderr)
         traceback.print_exc()
-        return EXIT_INTERRUPTED
+        return WorkerExit.INTERRUPTED
 
 
 def _run_unittest(
@@ -253,20 +247,20 @@ def _run_pytest(
         runtime.sink.send(control_event("error", message=message))
         if not runtime.server:  # a server said so in its `error` event
             print(f"proctor.worker: {message}", file=sys.stderr)
-        return EXIT_USAGE
+        return WorkerExit.USAGE
     if runtime.sink.gone:  # pytest turned ControllerGone into an internal error
-        return EXIT_CONTROLLER_GONE
+        return WorkerExit.CONTROLLER_GONE
     if suite.stopped is not None:
         if not runtime.server:  # a server said so in its `error` event
             print(f"proctor.worker: {suite.stopped}; stopping", file=sys.stderr)
-        return EXIT_STOPPED
+        return WorkerExit.STOPPED
     if suite.interrupted or code == pytest.ExitCode.INTERRUPTED:
         print("proctor.worker: interrupted (KeyboardInterrupt); stopping", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return WorkerExit.INTERRUPTED
     if code not in ran:
         print(f"proctor.worker: pytest ended with exit code {code}; stopping", file=sys.stderr)
-        return EXIT_STOPPED
-    return EXIT_OK
+        return WorkerExit.STOPPED
+    return WorkerExit.OK
 
 
 def _stdin_request(runtime: Runtime, reader: CommandReader | None, stdin_fd: int | None) -> Request:

@@ -78,7 +78,7 @@ from typing import IO, Any
 
 import pytest
 
-from proctor.events.unittest_result import OUTCOME_RANK
+from proctor.events.emit import ending_events, status_event
 from proctor.runner.protocol import WorkerExit, control_event
 from proctor.runner.worker.channels import wire_aliases
 from proctor.runner.worker.suite import (
@@ -88,8 +88,15 @@ from proctor.runner.worker.suite import (
     emit_stray_output,
     suites_differ,
 )
-from proctor.wire.event import Event, Status
-from proctor.wire.record import TEXT_MIME_TYPE, TRACEBACK_MIME_TYPE, Attachment
+from proctor.wire.event import (
+    OUTCOME_RANK,
+    TEXT_MIME_TYPE,
+    TRACEBACK_MIME_TYPE,
+    Event,
+    Status,
+    worse_outcome,
+)
+from proctor.wire.record import Attachment
 
 __all__ = ["PytestSuite", "run_pytest"]
 
@@ -162,8 +169,7 @@ class _Open:
         self.tracebacks = 0
 
     def settle(self, status: Status) -> None:
-        if OUTCOME_RANK[status] > OUTCOME_RANK[self.status]:
-            self.status = status
+        self.status = worse_outcome(self.status, status)
 
     def traceback(self, text: str, name: str = "traceback") -> None:
         if name == "traceback":
@@ -459,7 +465,7 @@ class PytestSuite:
         now = self._runtime.clock()
         self._open = _Open(nodeid, now)
         sink = self._runtime.sink
-        sink.send(Event(test_id=nodeid, status=Status.INPROGRESS, timestamp=now))
+        sink.send(status_event(nodeid, Status.INPROGRESS, now))
         sink.flush()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -486,18 +492,8 @@ class PytestSuite:
         status = current.status if current.status is not Status.NONE else Status.FAIL
         now = self._runtime.clock()
         send = self._runtime.sink.send
-        for item in current.attachments():
-            send(
-                Event(
-                    test_id=nodeid,
-                    file_name=item.name,
-                    file_bytes=item.content,
-                    eof=True,
-                    mime_type=item.mime_type,
-                    timestamp=now,
-                )
-            )
-        send(Event(test_id=nodeid, status=status, timestamp=now))
+        for event in ending_events(nodeid, status, current.attachments(), now):
+            send(event)
         self._sent += 1
 
     # -- the Suite protocol ---------------------------------------------------

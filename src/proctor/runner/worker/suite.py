@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from proctor.events.emit import ending_events, status_event
 from proctor.runner.worker.channels import ResultsWriter
-from proctor.wire.event import Event, Status
-from proctor.wire.record import TEXT_MIME_TYPE, Attachment
+from proctor.wire.event import TEXT_MIME_TYPE, Event, Status
+from proctor.wire.record import Attachment
 
 __all__ = [
     "OutputControl",
@@ -111,19 +112,10 @@ def emit_outcome(
     """
     now = runtime.clock()
     send = runtime.sink.send
-    send(Event(test_id=test_id, status=Status.INPROGRESS, timestamp=now))
-    for item in (Attachment(name, text.encode("utf-8", "replace"), mime_type), *more):
-        send(
-            Event(
-                test_id=test_id,
-                file_name=item.name,
-                file_bytes=item.content,
-                eof=True,
-                mime_type=item.mime_type,
-                timestamp=now,
-            )
-        )
-    send(Event(test_id=test_id, status=status, runnable=runnable, timestamp=now))
+    send(status_event(test_id, Status.INPROGRESS, now))
+    files = [Attachment(name, text.encode("utf-8", "replace"), mime_type), *more]
+    for event in ending_events(test_id, status, files, now, runnable=runnable):
+        send(event)
 
 
 def suites_differ(test_id: str, where: str) -> str:

@@ -53,8 +53,8 @@ from unittest.util import strclass
 from proctor.events.unittest_result import Escaped, EventResult, FixtureOutcome
 from proctor.runner.worker.discovery import Hook, SuiteIndex
 from proctor.runner.worker.suite import Runtime, emit_outcome, emit_stray_output, suites_differ
-from proctor.wire.event import Status
-from proctor.wire.record import TRACEBACK_MIME_TYPE, Attachment
+from proctor.wire.event import TRACEBACK_MIME_TYPE, Status
+from proctor.wire.record import Attachment
 
 __all__ = ["UnittestSuite"]
 
