@@ -57,7 +57,7 @@ def test_triage_json_has_every_field(repo: str) -> None:
     assert set(first) == {
         "id", "signature", "algorithm", "kind", "key", "failures", "tests", "runs",
         "first_seen_ns", "last_seen_ns", "first_seen_ever_ns", "trend", "state", "share",
-        "rule", "bug", "example",
+        "rule", "bug", "bug_closed_ns", "bug_regressed", "example",
     }  # fmt: skip
     assert (first["failures"], first["tests"], first["runs"]) == (8, 2, 4)
     assert first["state"] == "new"
