@@ -63,6 +63,9 @@ __all__ = [
 
 TRIAGE_RUNS = 200
 """Runs the overview and the cluster list triage at most: the newest that match."""
+VERDICT_RUNS = 100
+"""Runs the overview judges flaky and broken tests over at most: the newest of
+its runs (judging reads every outcome of every test that failed in them)."""
 TOP_CLUSTERS = 10
 TOP_VERDICTS = 20
 TOP_UNEXPLAINED = 10
@@ -141,7 +144,7 @@ def overview_triage(
     clusters, total = repo.clusters(
         runs, rules, branch=flt.branch, gone_after_runs=source.settings.gone_after_runs
     )
-    verdicts = repo.verdicts(runs, source.settings)
+    verdicts = repo.verdicts(runs[-VERDICT_RUNS:], source.settings)
     bugs = _bug_index(repo)
     rows = _cluster_rows(clusters[:TOP_CLUSTERS], bugs)
     unexplained = [c for c in clusters if c.explanation.rule is None]
@@ -169,9 +172,11 @@ def overview_triage(
         "unexplained": lonely,
         "classification": classification,
         "triage_runs": len(runs),
+        "verdict_runs": min(len(runs), VERDICT_RUNS),
     }
     document: dict[str, object] = {
         "triage_runs": [info.id for info in runs],
+        "verdict_runs": [info.id for info in runs[-VERDICT_RUNS:]],
         "clusters": [_cluster_json(row) for row in rows],
         "flaky": [verdict_json(v) for v in flaky[:TOP_VERDICTS]],
         "broken": [verdict_json(v) for v in broken[:TOP_VERDICTS]],
