@@ -66,7 +66,8 @@ def dashboard_triage() -> TriageSource:
 )
 @repository_option
 def ui(host: str, port: int, allow_hosts: tuple[str, ...], repository: str | None) -> int:
-    """Serve the dashboard: runs over time, runs, comparisons, tests.
+    """Serve the dashboard: runs over time, runs, comparisons, tests, failure
+    clusters, flaky and broken tests, bugs.
 
     It listens on 127.0.0.1 unless --host says otherwise, answers only requests
     addressed to this machine, and only reads the repository.

@@ -33,7 +33,7 @@ from proctor.web.pages import ReportLinks, environment, static_text
 from proctor.web.queries import failing, job_of, previous_run, slowest_of
 from proctor.web.repository import ReadOnlyRepository
 from proctor.web.svg import rate_chart, runs_chart, wall_chart
-from proctor.web.triage_pages import FailureNote, TriageSource, failure_notes
+from proctor.web.triage_pages import TriageSource, failure_notes, run_clusters
 from proctor.wire.record import TestRecord
 
 __all__ = ["ATTACHMENT_LIMIT", "TEXT_BUDGET", "TIGHT_LIMIT", "TREND_RUNS", "build_report"]
@@ -74,17 +74,6 @@ def _plan_attachments(
                 first[key] = index
                 written += min(len(attachment.content), limit)
     return shared, limits
-
-
-def _clusters(notes: dict[int, FailureNote]) -> list[tuple[FailureNote, int]]:
-    counts: dict[str, int] = {}
-    first: dict[str, FailureNote] = {}
-    for note in notes.values():
-        counts[note.cluster] = counts.get(note.cluster, 0) + 1
-        first.setdefault(note.cluster, note)
-    return sorted(
-        ((first[c], n) for c, n in counts.items()), key=lambda item: (-item[1], item[0].cluster)
-    )
 
 
 def build_report(
@@ -132,7 +121,7 @@ def build_report(
             job=job_of(info),
             failures=failures,
             notes=failure_notes_of,
-            clusters=_clusters(notes),
+            clusters=run_clusters(notes),
             shared=shared,
             limits=limits,
             others=others,

@@ -58,6 +58,7 @@ __all__ = [
     "failure_notes",
     "note_json",
     "overview_triage",
+    "run_clusters",
     "test_clusters",
 ]
 
@@ -578,6 +579,19 @@ def failure_notes(
             row.cluster, row.kind, row.key, explanation, found, external_url(explanation.bug)
         )
     return notes
+
+
+def run_clusters(notes: Mapping[int, FailureNote]) -> list[tuple[FailureNote, int]]:
+    """A run's clusters (from :func:`failure_notes`) with their failures in it,
+    most failures first."""
+    counts: dict[str, int] = {}
+    first: dict[str, FailureNote] = {}
+    for note in notes.values():
+        counts[note.cluster] = counts.get(note.cluster, 0) + 1
+        first.setdefault(note.cluster, note)
+    return sorted(
+        ((first[c], n) for c, n in counts.items()), key=lambda item: (-item[1], item[0].cluster)
+    )
 
 
 def note_json(note: FailureNote | None) -> dict[str, object] | None:

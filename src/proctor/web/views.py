@@ -41,11 +41,11 @@ from proctor.web.queries import (
 from proctor.web.repository import ReadOnlyRepository
 from proctor.web.svg import duration_chart, outcome_strip, rate_chart, runs_chart, wall_chart
 from proctor.web.triage_pages import (
-    FailureNote,
     TriageSource,
     failure_notes,
     note_json,
     overview_triage,
+    run_clusters,
     test_clusters,
 )
 
@@ -220,7 +220,7 @@ def run_page(
         "others": others,
         "results": len(records),
         "notes": failure_notes_of,
-        "clusters": _run_clusters(notes),
+        "clusters": run_clusters(notes),
     }
     document: dict[str, object] = {
         "schema": SCHEMA,
@@ -250,18 +250,6 @@ def run_page(
         document,
         (["id", "status", "duration_seconds", "worker", "start_ns"], rows),
         title=f"Run {info.id}",
-    )
-
-
-def _run_clusters(notes: Mapping[int, FailureNote]) -> list[tuple[FailureNote, int]]:
-    """The run's clusters with their failures in it, most failures first."""
-    counts: dict[str, int] = {}
-    first: dict[str, FailureNote] = {}
-    for note in notes.values():
-        counts[note.cluster] = counts.get(note.cluster, 0) + 1
-        first.setdefault(note.cluster, note)
-    return sorted(
-        ((first[c], n) for c, n in counts.items()), key=lambda item: (-item[1], item[0].cluster)
     )
 
 
