@@ -129,6 +129,8 @@ def fill_repository(
 HOSTILE_TITLE = "<script>window.__xss=7</script> flip breaks"
 HOSTILE_COMMENT = '"><img src=x onerror=window.__xss=8> and javascript:alert(9)'
 HOSTILE_AUTHOR = "<b>mallory</b> <m@example.com>"
+HOSTILE_LINK = '"><script>window.__xss=11</script>'
+"""A cluster link target another copy of the bugs could send."""
 HOSTILE_RULE_BUG = "javascript://%0awindow.__xss=10"
 """A rule's bug reference that is a valid URL and would run as a link."""
 
@@ -137,7 +139,8 @@ def add_known_bugs(url: str) -> dict[str, str]:
     """Bugs and a known-bug rule for the loaded history, written through the
     bugs and triage layers with a fixed clock (so that every copy gets the same
     ids): a bug opened from the flip test's cluster (hostile title, comment and
-    author; also linking the test), a fixed bug linking the huge-output test,
+    author; also linking the test), a fixed bug linking the huge-output test
+    and a hostile cluster id,
     and a rule explaining the hostile ids' cluster whose bug reference is a
     ``javascript:`` URL. Returns the ids by name (``flip_bug``, ``huge_bug``,
     ``flip_cluster``, ``hostile_cluster``, ``rule``)."""
@@ -170,6 +173,7 @@ def add_known_bugs(url: str) -> dict[str, str]:
         repo.set_field(flip_bug, "alice", "status", "in-progress")
         huge_bug = repo.create("alice", "huge output floods the log").id
         repo.link(huge_bug, "alice", "test", HUGE_ID)
+        repo.link(huge_bug, "alice", "cluster", HOSTILE_LINK)
         repo.set_field(huge_bug, "alice", "status", "fixed")
         rule = make_rule(HOSTILE_RULE_BUG, 'test ~ "^hostile\\\\."')
         StoreRuleBook(store).replace([rule])

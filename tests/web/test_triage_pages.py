@@ -26,6 +26,7 @@ from tests.web.project import (
     BINARY_ID,
     HOSTILE_AUTHOR,
     HOSTILE_COMMENT,
+    HOSTILE_LINK,
     HOSTILE_RULE_BUG,
     HOSTILE_TITLE,
     HUGE_ID,
@@ -284,6 +285,18 @@ def test_the_bug_page_shows_its_timeline_links_and_evidence(
     rows = _csv_rows(client, f"/bugs/{bug}")
     assert rows[0] == ["event", "wall_ns", "author", "kind", "summary", "text"]
     assert len(rows) == 1 + 6
+
+
+def test_a_hostile_link_target_is_text_and_a_safe_link(
+    client: TestClient, known: dict[str, str]
+) -> None:
+    page = client.get(f"/bugs/{known['huge_bug']}").text
+    assert "&#34;&gt;&lt;script&gt;window.__xss=11&lt;/script&gt;" in page
+    assert 'href="/clusters/%22%3E%3Cscript%3Ewindow.__xss%3D11%3C%2Fscript%3E"' in page
+    assert "no stored failure is in this cluster" in page  # its evidence
+    _assert_text_only(page)
+    document = client.get(f"/bugs/{known['huge_bug']}.json").json()
+    assert {"kind": "cluster", "target": HOSTILE_LINK} in document["bug"]["links"]
 
 
 def test_an_unknown_bug_is_a_404(client: TestClient) -> None:
