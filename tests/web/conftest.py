@@ -14,16 +14,29 @@ from starlette.testclient import TestClient
 from proctor.store.opening import open_store
 from proctor.web.app import create_app
 from proctor.web.repository import ReadOnlyRepository
-from tests.web.project import T0, fill_repository
+from tests.web.project import T0, add_known_bugs, fill_repository
 
 NOW = T0 + 8 * 3600 * 1_000_000_000
 """The dashboard's clock in these tests: an hour after the last run began."""
 
 
 @pytest.fixture(scope="module")
-def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     with pytest.MonkeyPatch.context() as monkeypatch:
-        yield fill_repository(tmp_path_factory.mktemp("dashboard"), monkeypatch)
+        url = fill_repository(tmp_path_factory.mktemp("dashboard"), monkeypatch)
+        yield url, add_known_bugs(url)
+
+
+@pytest.fixture(scope="module")
+def repository(filled: tuple[str, dict[str, str]]) -> str:
+    """The repository's URL: the history, its bugs and a known-bug rule."""
+    return filled[0]
+
+
+@pytest.fixture(scope="module")
+def known(filled: tuple[str, dict[str, str]]) -> dict[str, str]:
+    """The ids :func:`add_known_bugs` wrote (bugs, clusters, the rule)."""
+    return filled[1]
 
 
 @pytest.fixture(scope="module")

@@ -124,3 +124,65 @@ def fill_repository(
         )  # fmt: skip
         assert done.exit_code == 0, done.stderr
     return repository
+
+
+HOSTILE_TITLE = "<script>window.__xss=7</script> flip breaks"
+HOSTILE_COMMENT = '"><img src=x onerror=window.__xss=8> and javascript:alert(9)'
+HOSTILE_AUTHOR = "<b>mallory</b> <m@example.com>"
+HOSTILE_LINK = '"><script>window.__xss=11</script>'
+"""A cluster link target another copy of the bugs could send."""
+HOSTILE_RULE_BUG = "javascript://%0awindow.__xss=10"
+"""A rule's bug reference that is a valid URL and would run as a link."""
+
+
+def add_known_bugs(url: str) -> dict[str, str]:
+    """Bugs and a known-bug rule for the loaded history, written through the
+    bugs and triage layers with a fixed clock (so that every copy gets the same
+    ids): a bug opened from the flip test's cluster (hostile title, comment and
+    author; also linking the test), a fixed bug linking the huge-output test
+    and a hostile cluster id,
+    and a rule explaining the hostile ids' cluster whose bug reference is a
+    ``javascript:`` URL. Returns the ids by name (``flip_bug``, ``huge_bug``,
+    ``flip_cluster``, ``hostile_cluster``, ``rule``)."""
+    from proctor.bugs.cluster import cluster_bug
+    from proctor.bugs.repository import BugRepository
+    from proctor.store.bug_tables import bug_tables
+    from proctor.store.opening import open_store
+    from proctor.triage.algorithm import ALGORITHM
+    from proctor.triage.rules import StoreRuleBook, make_rule
+
+    store = open_store(url, create=False)
+    try:
+        latest = store.latest_run()
+        assert latest is not None
+        rows = store.failures([info.id for info in store.runs()], algorithm=ALGORITHM)
+        cluster_of = {row.test_id: row.cluster for row in rows}
+        flip = cluster_of["pkg.test_a.T.test_flip"]
+        hostile = cluster_of[XSS_IDS[0]]
+        ticks = iter(range(T0 + 10 * HOUR, T0 + 11 * HOUR, NS_PER_SECOND))
+        repo = BugRepository(bug_tables(store), clock=lambda: next(ticks))
+        title, description = cluster_bug(store, flip, HOSTILE_TITLE, "")
+        flip_bug = repo.create(
+            HOSTILE_AUTHOR,
+            title,
+            description,
+            tags=["regression"],
+            links=[("cluster", flip), ("test", "pkg.test_a.T.test_flip")],
+        ).id
+        repo.comment(flip_bug, HOSTILE_AUTHOR, HOSTILE_COMMENT)
+        repo.set_field(flip_bug, "alice", "status", "in-progress")
+        huge_bug = repo.create("alice", "huge output floods the log").id
+        repo.link(huge_bug, "alice", "test", HUGE_ID)
+        repo.link(huge_bug, "alice", "cluster", HOSTILE_LINK)
+        repo.set_field(huge_bug, "alice", "status", "fixed")
+        rule = make_rule(HOSTILE_RULE_BUG, 'test ~ "^hostile\\\\."')
+        StoreRuleBook(store).replace([rule])
+    finally:
+        store.close()
+    return {
+        "flip_bug": flip_bug,
+        "huge_bug": huge_bug,
+        "flip_cluster": flip,
+        "hostile_cluster": hostile,
+        "rule": rule.id,
+    }

@@ -150,12 +150,21 @@ PAGES = {
     "search": "/search?q=test_f",
     "hostile-run": "/runs/7",
     "not-found": "/runs/99",
+    "clusters": "/clusters",
+    "cluster": "/clusters/{flip_cluster}",
+    "hostile-cluster": "/clusters/{hostile_cluster}",
+    "bugs": "/bugs",
+    "bug": "/bugs/{flip_bug}",
+    "fixed-bug": "/bugs/{huge_bug}",
 }
+"""Page name -> path; ``{name}`` stands for an id :func:`add_known_bugs` wrote."""
 
 
 @pytest.mark.parametrize("name", sorted(PAGES))
-def test_every_page_loads_cleanly(watched: Watched, server: str, shots: Path, name: str) -> None:
-    answer = watched.page.goto(server + PAGES[name])
+def test_every_page_loads_cleanly(
+    watched: Watched, server: str, shots: Path, name: str, known: dict[str, str]
+) -> None:
+    answer = watched.page.goto(server + PAGES[name].format(**known))
     watched.page.wait_for_load_state("load")
     watched.page.screenshot(path=str(shots / f"page-{name}.png"), full_page=True)
     if name == "not-found":
@@ -246,6 +255,51 @@ def test_hostile_text_shows_as_text_and_never_runs(
     with page.expect_navigation():
         page.get_by_role("link", name="javascript:window.__xss=3").click()
     assert "/test?id=javascript" in page.url
+    watched.check()
+
+
+def test_triage_leads_from_the_overview_to_a_cluster_its_bug_and_its_test(
+    watched: Watched, server: str, shots: Path, known: dict[str, str]
+) -> None:
+    page = watched.page
+    page.goto(server + "/")
+    assert page.locator("#unexplained .rate-big").inner_text() == "87.5%"
+    assert page.locator("#triage svg.spark").count() == 5
+    assert page.locator("#broken tbody tr").count() == 8
+    with page.expect_navigation():
+        page.select_option("select[name=job]", "unit")
+    assert page.locator("#triage svg.spark").count() == 5  # every cluster failed in unit runs
+    assert "job=unit" in page.url
+    page.screenshot(path=str(shots / "overview-triage.png"), full_page=True)
+    with page.expect_navigation():
+        page.locator("#triage").get_by_role("link", name=known["flip_cluster"]).click()
+    assert page.url.endswith(f"/clusters/{known['flip_cluster']}")
+    assert page.locator("svg.counts rect.fail").count() >= 4
+    assert page.get_by_text("AssertionError: flip").first.is_visible()
+    page.screenshot(path=str(shots / "cluster.png"), full_page=True)
+    with page.expect_navigation():
+        page.get_by_role("link", name=f"bug {known['flip_bug'][:7]}").click()
+    assert page.url.endswith(f"/bugs/{known['flip_bug']}")
+    # The hostile title, comment and author show as text.
+    assert page.locator("h1").inner_text().endswith("<script>window.__xss=7</script> flip breaks")
+    assert page.get_by_text('"><img src=x onerror=window.__xss=8>', exact=False).count() == 1
+    assert page.locator("ol.timeline li").count() == 6
+    page.screenshot(path=str(shots / "bug.png"), full_page=True)
+    with page.expect_navigation():
+        page.locator("#links").get_by_role("link", name="pkg.test_a.T.test_flip").click()
+    assert page.locator("#clusters").get_by_text(known["flip_cluster"]).is_visible()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Bugs", exact=True).click()
+    with page.expect_navigation():
+        page.select_option("select[name=status]", "fixed")
+    assert "status=fixed" in page.url
+    assert page.locator("tbody tr").count() == 1
+    page.screenshot(path=str(shots / "bugs-fixed.png"), full_page=True)
+    with page.expect_navigation():
+        page.get_by_role("link", name="Clusters", exact=True).click()
+    assert page.locator("table.clusters tbody tr").count() == 5
+    for link in page.locator("a").all():
+        assert not (link.get_attribute("href") or "").lower().startswith("javascript:")
     watched.check()
 
 

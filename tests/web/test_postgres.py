@@ -12,13 +12,17 @@ from proctor.web.app import create_app
 from proctor.web.repository import ReadOnlyRepository
 from tests.store.conftest import PostgresSchemas, postgres_base_url
 from tests.web.conftest import NOW
-from tests.web.project import fill_repository
+from tests.web.project import add_known_bugs, fill_repository
 
 PAGES = [
     "/index.json?branch=main&job=unit",
     "/compare.json?base=3&head=6",
     "/test.json?id=pkg.test_a.T.test_flip",
     "/search.json?q=hostile",
+    "/clusters.json?branch=main",
+    "/clusters/8ab61b2546f77315.json",
+    "/bugs.json",
+    "/runs/6.json",
 ]
 
 
@@ -42,6 +46,7 @@ def test_postgres_pages_match_sqlite_pages(
     schemas = PostgresSchemas(postgres_base_url())
     try:
         url = fill_repository(tmp_path, monkeypatch, schemas.new_url())
+        add_known_bugs(url)
         repo = ReadOnlyRepository(open_store(url, create=False))
         try:
             pg = TestClient(create_app(repo, now_ns=lambda: NOW), base_url="http://127.0.0.1")

@@ -74,6 +74,25 @@ def test_the_report_escapes_hostile_text_and_cuts_big_output(
     assert html.count('the same as in <a href="#f') == 4
 
 
+def test_the_report_names_each_failures_cluster_and_known_bugs(
+    repository: str, known: dict[str, str], tmp_path: Path
+) -> None:
+    html = _report(repository, tmp_path / "report.html", "6")
+    clusters = html.split('id="clusters"')[1].split('id="failures"')[0]
+    assert known["flip_cluster"] in clusters
+    assert known["hostile_cluster"] in clusters
+    failures = html.split('id="failures"')[1].split('id="comparison"')[0]
+    flip = failures.split("pkg.test_a.T.test_flip")[1].split("</article>")[0]
+    assert f"Cluster <code>{known['flip_cluster']}</code>" in flip
+    assert f"bug {known['flip_bug'][:7]}" in flip  # its bug, by its short id
+    assert "&lt;script&gt;window.__xss=7&lt;/script&gt; flip breaks" in flip
+    assert f"rule <code>{known['rule']}</code>" in failures
+    assert "javascript://%0awindow.__xss=10" in failures  # the rule's bug, as text
+    assert "<script>window.__xss" not in html
+    assert 'href="/' not in html  # nothing links to a server: the file is alone
+    assert not re.search(r"""href=["']?javascript:""", html)
+
+
 def test_report_without_a_repository_says_how_to_make_one(tmp_path: Path) -> None:
     done = invoke("report", "--repository", str(tmp_path / "none"), "-o", str(tmp_path / "r.html"))
     assert done.exit_code == 2

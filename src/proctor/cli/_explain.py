@@ -19,17 +19,19 @@ from proctor.cli._repo import RepositoryError
 if TYPE_CHECKING:
     from proctor.store.contract import Store
     from proctor.triage.explain import Explainer
+    from proctor.triage.rules import Rule
 
-__all__ = ["RULES_FILE", "closed_bugs", "project_explainer"]
+__all__ = ["RULES_FILE", "closed_bugs", "project_explainer", "project_rules"]
 
 RULES_FILE = "proctor-rules.toml"
 """``proctor.triage.rules_file.FILE_NAME``, not imported: that imports the rules."""
 
 
-def project_explainer(store: Store, *, strict: bool = True) -> Explainer | None:
-    """An :class:`~proctor.triage.explain.Explainer` for the project's rules;
-    None when it has none. A rules file that cannot be read is an error
-    (:class:`RepositoryError`) when ``strict``, else a note on stderr."""
+def project_rules(*, strict: bool = True) -> list[Rule] | None:
+    """The rules of the project's ``proctor-rules.toml``; None when there is no
+    such file (or, not ``strict``, when it cannot be read). A rules file that
+    cannot be read is an error (:class:`RepositoryError`) when ``strict``,
+    else a note on stderr."""
     from proctor.settings import find_project_root
 
     path = os.path.join(find_project_root(), RULES_FILE)
@@ -37,17 +39,26 @@ def project_explainer(store: Store, *, strict: bool = True) -> Explainer | None:
         return None
     from pathlib import Path
 
-    from proctor.triage.explain import Explainer
     from proctor.triage.rules_file import RulesFileError, read_rules
 
     try:
-        rules = read_rules(Path(path))
+        return read_rules(Path(path))
     except RulesFileError as error:
         if strict:
             raise RepositoryError(str(error)) from None
         click.echo(f"note: known-bug rules not applied: {error}", err=True)
         return None
-    return Explainer(store, rules) if rules else None
+
+
+def project_explainer(store: Store, *, strict: bool = True) -> Explainer | None:
+    """An :class:`~proctor.triage.explain.Explainer` for the project's rules;
+    None when it has none (see :func:`project_rules`)."""
+    rules = project_rules(strict=strict)
+    if not rules:
+        return None
+    from proctor.triage.explain import Explainer
+
+    return Explainer(store, rules)
 
 
 def closed_bugs(store: Store, references: Iterable[str | None]) -> dict[str, int]:

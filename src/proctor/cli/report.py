@@ -40,9 +40,10 @@ __all__ = ["report"]
 @repository_option
 def report(run_spec: str, output: str, trend: int, repository: str | None) -> int:
     """Write one run (RUN: id, last or -N) as a self-contained HTML file: its
-    failures, the comparison with the previous run of its branch, the trend,
-    the slowest tests. It opens from disk with no network."""
-    from proctor.cli.ui import missing_extra
+    failures with their clusters and known bugs, the comparison with the
+    previous run of its branch, the trend, the slowest tests. It opens from
+    disk with no network."""
+    from proctor.cli.ui import dashboard_triage, missing_extra
 
     problem = missing_extra("report")
     if problem is not None:
@@ -50,9 +51,10 @@ def report(run_spec: str, output: str, trend: int, repository: str | None) -> in
     from proctor.web.report import build_report
     from proctor.web.repository import ReadOnlyRepository
 
+    triage = dashboard_triage()
     with open_repository(repository) as store:
         info = resolve_run(store, run_spec)
-        html = build_report(ReadOnlyRepository(store), info, trend=trend)
+        html = build_report(ReadOnlyRepository(store), info, trend=trend, triage=triage)
     data = html.encode("utf-8")
     write_output(output, data)
     sys.stdout.write(f"Wrote {output} ({format_size(len(data))}): {run_label(info)}\n")

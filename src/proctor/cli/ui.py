@@ -9,13 +9,17 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from proctor.cli._repo import RepositoryError, open_repository, repository_option
 from proctor.exitcode import ExitCode
 
-__all__ = ["missing_extra", "ui"]
+if TYPE_CHECKING:
+    from proctor.web.triage_pages import TriageSource
+
+__all__ = ["dashboard_triage", "missing_extra", "ui"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -31,6 +35,17 @@ def missing_extra(command: str) -> RepositoryError | None:
             "install the dashboard's packages with `pip install 'proctor[ui]'`"
         )
     return None
+
+
+def dashboard_triage() -> TriageSource:
+    """The dashboard's triage as the commands': the project's thresholds
+    (``[tool.proctor.triage]``) and its ``proctor-rules.toml`` (without that
+    file, the repository's copy of the rules)."""
+    from proctor.cli._explain import project_rules
+    from proctor.cli.triage import settings_or_fail
+    from proctor.web.triage_pages import TriageSource
+
+    return TriageSource(settings_or_fail(), project_rules())
 
 
 @click.command()
@@ -52,7 +67,8 @@ def missing_extra(command: str) -> RepositoryError | None:
 )
 @repository_option
 def ui(host: str, port: int, allow_hosts: tuple[str, ...], repository: str | None) -> int:
-    """Serve the dashboard: runs over time, runs, comparisons, tests.
+    """Serve the dashboard: runs over time, runs, comparisons, tests, failure
+    clusters, flaky and broken tests, bugs.
 
     It listens on 127.0.0.1 unless --host says otherwise, answers only requests
     addressed to this machine, and only reads the repository.
@@ -69,6 +85,8 @@ def ui(host: str, port: int, allow_hosts: tuple[str, ...], repository: str | Non
     from proctor.web.app import LOOPBACK_HOSTS, create_app
     from proctor.web.repository import ReadOnlyRepository
 
+    triage = dashboard_triage()
+
     allowed = [*LOOPBACK_HOSTS, *allow_hosts]
     if host not in ("0.0.0.0", "::"):
         allowed.append(host)
@@ -79,7 +97,7 @@ def ui(host: str, port: int, allow_hosts: tuple[str, ...], repository: str | Non
             err=True,
         )
     with open_repository(repository) as store:
-        app = create_app(ReadOnlyRepository(store), allowed_hosts=allowed)
+        app = create_app(ReadOnlyRepository(store), allowed_hosts=allowed, triage=triage)
         listener = _listen(host, port)
         shown = f"[{host}]" if ":" in host else host
         sys.stdout.write(

@@ -25,11 +25,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from proctor.bugs.errors import AmbiguousBugId, UnknownBug
 from proctor.store.errors import UnknownRun, UnknownTest
-from proctor.web import views
+from proctor.web import triage_pages, views
+from proctor.web.page import Page
 from proctor.web.pages import Links, environment
 from proctor.web.queries import QueryError
 from proctor.web.repository import ReadOnlyRepository
+from proctor.web.triage_pages import TriageSource, UnknownCluster
 
 __all__ = ["CSP", "LOOPBACK_HOSTS", "Guard", "create_app"]
 
@@ -129,7 +132,7 @@ class _Dashboard:
         self.links = Links()
         self.env = environment()
 
-    def render(self, request: Request, page: views.Page, fmt: str, name: str) -> Response:
+    def render(self, request: Request, page: Page, fmt: str, name: str) -> Response:
         if fmt == "csv" and page.table is not None:
             return csv_response(page.table, name)
         if fmt == "json":
@@ -162,15 +165,17 @@ class _Dashboard:
         return HTMLResponse(html, status_code=status)
 
     def endpoint(
-        self, build: Callable[[Request], views.Page], fmt: str, name: str
+        self, build: Callable[[Request], Page], fmt: str, name: str
     ) -> Callable[[Request], Response]:
         def answer(request: Request) -> Response:
             try:
                 page = build(request)
             except QueryError as error:
                 return self.error(request, 400, str(error))
-            except UnknownRun as error:
+            except (UnknownRun, UnknownCluster, UnknownBug) as error:
                 return self.error(request, 404, str(error))
+            except AmbiguousBugId as error:
+                return self.error(request, 400, str(error))
             except UnknownTest:
                 wanted = request.query_params.get("id", "")
                 near = self.repo.find_tests(wanted[-60:], limit=10)
@@ -197,10 +202,13 @@ def create_app(
     *,
     allowed_hosts: Iterable[str] = LOOPBACK_HOSTS,
     now_ns: Callable[[], int] = time.time_ns,
+    triage: TriageSource | None = None,
 ) -> ASGIApp:
     """The dashboard over ``repo``, answering only requests whose ``Host`` is
-    one of ``allowed_hosts``."""
+    one of ``allowed_hosts``; ``triage``: the thresholds and known-bug rules
+    (default: the default thresholds and the repository's copy of the rules)."""
     board = _Dashboard(repo, now_ns)
+    source = triage or TriageSource()
 
     def q(request: Request) -> Mapping[str, str]:
         return request.query_params
@@ -209,16 +217,20 @@ def create_app(
         value: Any = request.path_params["run_id"]
         return int(value)
 
-    def overview(r: Request) -> views.Page:
-        return views.overview(repo, q(r), board.now_ns(), board.links)
+    def overview(r: Request) -> Page:
+        return views.overview(repo, q(r), board.now_ns(), board.links, source)
 
-    def runs_list(r: Request) -> views.Page:
+    def runs_list(r: Request) -> Page:
         return views.runs_page(repo, q(r), board.now_ns(), board.links, every=False)
 
-    def runs_all(r: Request) -> views.Page:
+    def runs_all(r: Request) -> Page:
         return views.runs_page(repo, q(r), board.now_ns(), board.links, every=True)
 
-    pages: list[tuple[str, str, Callable[[Request], views.Page], str]] = [
+    def text_param(request: Request, name: str) -> str:
+        value: Any = request.path_params[name]
+        return str(value)
+
+    pages: list[tuple[str, str, Callable[[Request], Page], str]] = [
         # path, format, builder, name of a CSV download
         ("/", "html", overview, "overview"),
         ("/index.json", "json", overview, "overview"),
@@ -228,13 +240,39 @@ def create_app(
         ("/runs.csv", "csv", runs_all, "runs"),  # the whole list, not one page
     ]
     for path, build, name in [
-        ("/runs/{run_id:int}", lambda r: views.run_page(repo, run_id(r), q(r)), "run"),
+        ("/runs/{run_id:int}", lambda r: views.run_page(repo, run_id(r), q(r), source), "run"),
         ("/compare", lambda r: views.compare_page(repo, q(r)), "comparison"),
-        ("/test", lambda r: views.test_page(repo, q(r), board.links), "test"),
+        ("/test", lambda r: views.test_page(repo, q(r), board.links, source), "test"),
         ("/search", lambda r: views.search(repo, q(r)), "tests"),
+        (
+            "/clusters",
+            lambda r: triage_pages.clusters_page(repo, q(r), board.now_ns(), source, board.links),
+            "clusters",
+        ),
+        ("/bugs", lambda r: triage_pages.bugs_page(repo, q(r), board.links), "bugs"),
     ]:
         pages += [(path, "html", build, name), (path + ".json", "json", build, name)]
         pages.append((path + ".csv", "csv", build, name))
+    # One cluster or bug: the id is any text but "/", so the .json and .csv
+    # routes come first (an id never holds a dot: cluster ids are checked).
+    for path, build, name in [
+        (
+            "/clusters/{cluster_id}",
+            lambda r: triage_pages.cluster_page(
+                repo, text_param(r, "cluster_id"), source, board.links
+            ),
+            "cluster",
+        ),
+        (
+            "/bugs/{bug_id}",
+            lambda r: triage_pages.bug_page(
+                repo, text_param(r, "bug_id"), board.now_ns(), source, board.links
+            ),
+            "bug",
+        ),
+    ]:
+        pages += [(path + ".json", "json", build, name), (path + ".csv", "csv", build, name)]
+        pages.append((path, "html", build, name))
     routes: list[Route | Mount] = [
         Route(path, board.endpoint(build, fmt, name), methods=["GET", "HEAD"])
         for path, fmt, build, name in pages

@@ -24,6 +24,7 @@ import jinja2
 from proctor.cli._show import run_state
 from proctor.cli.printable import printable, printable_id
 from proctor.cli.render import format_duration, is_text
+from proctor.web.known import external_url
 from proctor.web.svg import outcome_class
 from proctor.wire.record import Attachment
 
@@ -76,6 +77,12 @@ class Links:
     def compare(self, base: int, head: int) -> str | None:
         return f"/compare?base={base}&head={head}"
 
+    def cluster(self, cluster: str) -> str | None:
+        return "/clusters/" + urllib.parse.quote(cluster, safe="")
+
+    def bug(self, bug: str) -> str | None:
+        return "/bugs/" + urllib.parse.quote(bug, safe="")
+
     def page(self, path: str, params: Mapping[str, str] | None = None) -> str:
         return path + ("?" + urllib.parse.urlencode(params) if params else "")
 
@@ -95,6 +102,12 @@ class ReportLinks(Links):
         return None
 
     def compare(self, base: int, head: int) -> str | None:
+        return None
+
+    def cluster(self, cluster: str) -> str | None:
+        return None
+
+    def bug(self, bug: str) -> str | None:
         return None
 
 
@@ -131,6 +144,9 @@ def environment() -> jinja2.Environment:
         text=printable,
         outcome=outcome_class,
         short=lambda commit: (commit or "")[:10],
+        percent=lambda share: "-" if share is None else f"{share:.1%}",
     )
-    env.globals.update(attachment_view=attachment_view, run_state=run_state)
+    env.globals.update(
+        attachment_view=attachment_view, run_state=run_state, external_url=external_url
+    )
     return env

@@ -6,7 +6,8 @@ and allowed by its hash in the file's own Content-Security-Policy, which allows
 nothing else (no script at all, no request anywhere). What it holds: the run,
 its failures in full, the comparison with the previous run on its branch, the
 trend of the last runs of the branch, the slowest tests, and every other result
-as a compact row.
+as a compact row. Each failure names its cluster and what is known of it (the
+known-bug rule that explains it, the bugs that link its cluster or test).
 
 Size discipline (so that 10,000 results fit in 5 MB and 100,000 in 30 MB):
 passing tests are one short row each with no attachments; an attachment text
@@ -32,6 +33,7 @@ from proctor.web.pages import ReportLinks, environment, static_text
 from proctor.web.queries import failing, job_of, previous_run, slowest_of
 from proctor.web.repository import ReadOnlyRepository
 from proctor.web.svg import rate_chart, runs_chart, wall_chart
+from proctor.web.triage_pages import TriageSource, failure_notes, run_clusters
 from proctor.wire.record import TestRecord
 
 __all__ = ["ATTACHMENT_LIMIT", "TEXT_BUDGET", "TIGHT_LIMIT", "TREND_RUNS", "build_report"]
@@ -75,12 +77,22 @@ def _plan_attachments(
 
 
 def build_report(
-    repo: ReadOnlyRepository, info: RunInfo, *, trend: int = TREND_RUNS, now_ns: int | None = None
+    repo: ReadOnlyRepository,
+    info: RunInfo,
+    *,
+    trend: int = TREND_RUNS,
+    now_ns: int | None = None,
+    triage: TriageSource | None = None,
 ) -> str:
-    """The report on run ``info`` as one HTML document."""
+    """The report on run ``info`` as one HTML document; ``triage``: the
+    known-bug rules that name each failure's cluster's bug (default: the
+    repository's copy)."""
     records = repo.records(info.id)
-    failures = [record for record in records if failing(record.status)]
+    failing_seqs = [seq for seq, record in enumerate(records) if failing(record.status)]
+    failures = [records[seq] for seq in failing_seqs]
     others = [record for record in records if not failing(record.status)]
+    notes = failure_notes(repo, info, triage or TriageSource())
+    failure_notes_of = [notes.get(seq) for seq in failing_seqs]
     previous = previous_run(repo, info)
     comparison = None
     if previous is not None:
@@ -108,6 +120,8 @@ def build_report(
             state=run_state(info),
             job=job_of(info),
             failures=failures,
+            notes=failure_notes_of,
+            clusters=run_clusters(notes),
             shared=shared,
             limits=limits,
             others=others,

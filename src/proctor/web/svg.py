@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from markupsafe import Markup, escape
 
@@ -22,11 +23,14 @@ from proctor.web.queries import failing
 from proctor.wire.event import Status
 
 __all__ = [
+    "Bar",
+    "counts_chart",
     "duration_chart",
     "outcome_class",
     "outcome_strip",
     "rate_chart",
     "runs_chart",
+    "sparkline",
     "wall_chart",
 ]
 
@@ -220,3 +224,56 @@ def duration_chart(history: Sequence[HistoryEntry], href: Href) -> Markup:
     body.append(f'<polyline class="median" points="{" ".join(median_points)}"/>')
     body.append(f'<text class="label" x="4" y="12">{most:.3f}s</text>')
     return _svg(height, f"durations of {len(timed)} executions, oldest first", body, "durations")
+
+
+class Bar(NamedTuple):
+    """One bar of :func:`counts_chart`: its tooltip, its height, where it links."""
+
+    title: str
+    value: int
+    href: str | None = None
+
+
+def counts_chart(bars: Sequence[Bar], label: str, unit: str = "failures") -> Markup:
+    """Counts as bars (a cluster's failures per run or per day), oldest left;
+    a bar of 0 is a thin base mark, so a gap reads as a gap."""
+    height, top, bottom = 120, 18, 114
+    plot = bottom - top
+    body = [f'<line class="axis" x1="0" y1="{bottom}" x2="{_WIDTH}" y2="{bottom}"/>']
+    if not bars:
+        return _svg(height, f"no {unit}", body, "counts")
+    most = max(max(bar.value for bar in bars), 1)
+    step = _WIDTH / len(bars)
+    width = max(step * 0.8, 0.5)
+    for index, bar in enumerate(bars):
+        h = bar.value / most * plot if bar.value else 1.0
+        css = "fail" if bar.value else "zero"
+        mark = (
+            f"<g><title>{escape(bar.title)}</title>"
+            f'<rect class="hit" x="{_num(index * step)}" y="{top}" width="{_num(step)}" '
+            f'height="{plot}"/><rect class="{css}" x="{_num(index * step + (step - width) / 2)}" '
+            f'y="{_num(bottom - h)}" width="{_num(width)}" height="{_num(h)}"/></g>'
+        )
+        body.append(_link(mark, bar.href))
+    body.append(f'<text class="label" x="4" y="12">{most} {escape(unit)}</text>')
+    return _svg(height, label, body, "counts")
+
+
+def sparkline(counts: Sequence[int], label: str) -> Markup:
+    """A small bar line of counts (a cluster's trend), oldest left."""
+    width, height = 120, 20
+    top = max(counts, default=0)
+    body = []
+    if counts and top:
+        step = width / len(counts)
+        for index, count in enumerate(counts):
+            if count:
+                h = max(count / top * height, 1.5)
+                body.append(
+                    f'<rect class="fail" x="{_num(index * step)}" y="{_num(height - h)}" '
+                    f'width="{_num(max(step - 0.5, 0.5))}" height="{_num(h)}"/>'
+                )
+    return Markup(
+        f'<svg class="spark" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(label)}"><title>{escape(label)}</title>' + "".join(body) + "</svg>"
+    )

@@ -10,7 +10,6 @@ result ``last --json``'s result, an execution ``history --json``'s.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
 
 from proctor.cli._show import run_state
 from proctor.cli.json_shapes import (
@@ -23,6 +22,7 @@ from proctor.cli.json_shapes import (
 )
 from proctor.store.model import RunInfo
 from proctor.web.compare import CATEGORIES, Change, compare_runs
+from proctor.web.page import Page
 from proctor.web.pages import Links
 from proctor.web.queries import (
     CHART_RUNS,
@@ -40,16 +40,16 @@ from proctor.web.queries import (
 )
 from proctor.web.repository import ReadOnlyRepository
 from proctor.web.svg import duration_chart, outcome_strip, rate_chart, runs_chart, wall_chart
+from proctor.web.triage_pages import (
+    TriageSource,
+    failure_notes,
+    note_json,
+    overview_triage,
+    run_clusters,
+    test_clusters,
+)
 
 __all__ = ["Page", "compare_page", "overview", "run_page", "runs_page", "search", "test_page"]
-
-
-class Page(NamedTuple):
-    template: str
-    context: dict[str, object]
-    document: dict[str, object]
-    table: tuple[list[str], list[list[object]]] | None = None
-    title: str = ""
 
 
 SLOWEST = 20
@@ -92,10 +92,17 @@ _RUN_HEADER = [
 ]
 
 
-def overview(repo: ReadOnlyRepository, query: Mapping[str, str], now_ns: int, links: Links) -> Page:
+def overview(
+    repo: ReadOnlyRepository,
+    query: Mapping[str, str],
+    now_ns: int,
+    links: Links,
+    source: TriageSource,
+) -> Page:
     flt = RunFilter.parse(query)
     runs = matching_runs(repo, flt, now_ns, limit=CHART_RUNS)
     oldest_first = list(reversed(runs))
+    triage, triage_document = overview_triage(repo, oldest_first, flt, source)
     ran = sum(info.counts.ran for info in runs)
     failures = sum(info.counts.failures for info in runs)
     failed_runs = sum(1 for info in runs if info.counts.failures)
@@ -117,11 +124,13 @@ def overview(repo: ReadOnlyRepository, query: Mapping[str, str], now_ns: int, li
         "chart": runs_chart(oldest_first, links.run),
         "rate": rate_chart(oldest_first, links.run),
         "wall": wall_chart(oldest_first, links.run),
+        "triage": triage,
     }
     document: dict[str, object] = {
         "schema": SCHEMA,
         "filter": flt.as_json(),
         "summary": summary,
+        "triage": triage_document,
         "runs": [
             {
                 "id": info.id,
@@ -186,11 +195,16 @@ def _run_id(query: Mapping[str, str], key: str) -> int | None:
     return int(text)
 
 
-def run_page(repo: ReadOnlyRepository, run_id: int, query: Mapping[str, str]) -> Page:
+def run_page(
+    repo: ReadOnlyRepository, run_id: int, query: Mapping[str, str], source: TriageSource
+) -> Page:
     info = repo.run(run_id)
     records = repo.records(run_id)
+    notes = failure_notes(repo, info, source)
     alive = repo.writers_alive([info])
-    failures = [record for record in records if failing(record.status)]
+    failing_seqs = [seq for seq, record in enumerate(records) if failing(record.status)]
+    failures = [records[seq] for seq in failing_seqs]
+    failure_notes_of = [notes.get(seq) for seq in failing_seqs]
     skipped = [record for record in records if status_name(record.status) in ("skip", "xfail")]
     slowest = slowest_of(records, SLOWEST)
     previous = previous_run(repo, info)
@@ -205,12 +219,17 @@ def run_page(repo: ReadOnlyRepository, run_id: int, query: Mapping[str, str]) ->
         "previous": previous,
         "others": others,
         "results": len(records),
+        "notes": failure_notes_of,
+        "clusters": run_clusters(notes),
     }
     document: dict[str, object] = {
         "schema": SCHEMA,
         "run": run_json(info, run_state(info, alive)),
         "previous": None if previous is None else previous.id,
-        "failures": [record_json(record) for record in failures],
+        "failures": [
+            {**record_json(record), "cluster": note_json(note)}
+            for record, note in zip(failures, failure_notes_of, strict=True)
+        ],
         "slowest": [
             {"id": record.test_id, "duration_seconds": record.duration} for record in slowest
         ],
@@ -293,7 +312,9 @@ def compare_page(repo: ReadOnlyRepository, query: Mapping[str, str]) -> Page:
     )
 
 
-def test_page(repo: ReadOnlyRepository, query: Mapping[str, str], links: Links) -> Page:
+def test_page(
+    repo: ReadOnlyRepository, query: Mapping[str, str], links: Links, source: TriageSource
+) -> Page:
     test_id = query.get("id")
     if not test_id:
         raise QueryError("no test named: give id=TEST (search finds one)")
@@ -308,6 +329,8 @@ def test_page(repo: ReadOnlyRepository, query: Mapping[str, str], links: Links) 
     stats = repo.test_stats([test_id]).get(test_id)
     change = started_failing(history)
     branches = sorted({entry.git_branch for entry in history if entry.git_branch})
+    failed_runs = [entry.run_id for entry in history if failing(entry.status)]
+    clusters, bugs = test_clusters(repo, test_id, failed_runs, source)
     context: dict[str, object] = {
         "test_id": test_id,
         "history": history,
@@ -318,6 +341,8 @@ def test_page(repo: ReadOnlyRepository, query: Mapping[str, str], links: Links) 
         "branches": branches,
         "strip": outcome_strip(history, links.run),
         "durations": duration_chart(history, links.run),
+        "clusters": clusters,
+        "bugs": bugs,
         "csv": links.page(
             "/test.csv", {"id": test_id, "n": str(count), **({"branch": branch} if branch else {})}
         ),
@@ -339,6 +364,11 @@ def test_page(repo: ReadOnlyRepository, query: Mapping[str, str], links: Links) 
             "last_good_commit": None if change.last_good is None else change.last_good.git_commit,
         },
         "executions": history_json(history),
+        "clusters": [
+            {"cluster": cluster, "key": key, "failures": count, "newest_run": newest}
+            for cluster, key, count, newest in clusters
+        ],
+        "bugs": [bug.as_json() for bug in bugs],
     }
     rows: list[list[object]] = [
         [e.run_id, e.run_started_ns, status_name(e.status), e.duration, e.git_branch, e.git_commit]
