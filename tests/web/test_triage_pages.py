@@ -362,5 +362,16 @@ def test_a_test_that_passed_and_failed_on_one_commit_is_flaky(tmp_path: Path) ->
         assert "passed in runs 1, 3 and failed in runs 2, 4" in page
         assert client.get("/bugs").status_code == 200  # no bugs yet
         assert "No bugs yet" in client.get("/bugs").text
+        # The test's own page gives the verdict and its reason; a steady test's none.
+        shown = client.get("/test.json", params={"id": "pkg.t.racy"}).json()["verdict"]
+        assert shown["verdict"] == "flaky"
+        assert shown["reasons"] == [
+            f"passed in runs 1, 3 and failed in runs 2, 4 on commit {'ab' * 6}, ? on ?"
+        ]  # no Python version or platform recorded: "?"
+        html = client.get("/test", params={"id": "pkg.t.racy"}).text
+        assert "FLAKY</strong> over the executions shown: passed in runs 1, 3" in html
+        steady = client.get("/test.json", params={"id": "pkg.t.ok"}).json()
+        assert steady["verdict"] is None
+        assert "Neither flaky nor broken" in client.get("/test", params={"id": "pkg.t.ok"}).text
     finally:
         repo.close()

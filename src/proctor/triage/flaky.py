@@ -27,7 +27,7 @@ from proctor.store.model import RunInfo
 from proctor.triage.settings import TriageSettings
 from proctor.wire.event import Status
 
-__all__ = ["Evidence", "Verdict", "judge", "variant_of"]
+__all__ = ["Evidence", "Verdict", "judge", "judge_test", "variant_of"]
 
 Variant = tuple[str, str, str]
 
@@ -87,6 +87,25 @@ def judge(
         key=lambda v: (-len(v.impact), v.verdict != "broken", -len(v.failed_runs), v.test_id)
     )
     return verdicts
+
+
+def judge_test(
+    test_id: str,
+    executions: Sequence[tuple[RunInfo, Status]],
+    settings: TriageSettings | None = None,
+) -> Verdict | None:
+    """The verdict on one test from its own executions (its run and outcome,
+    oldest first), by the same rules as :func:`judge`: what a test's page shows.
+    None: neither flaky nor broken in these runs (or recovered)."""
+    runs = {info.id: info for info, _ in executions}
+    seen = [
+        (info.id, status is Status.SUCCESS)
+        for info, status in executions
+        if status is Status.SUCCESS or status in SIGNED_STATUSES
+    ]
+    if not seen:
+        return None
+    return _judge_one(test_id, seen, runs, settings or TriageSettings())
 
 
 def _judge_one(

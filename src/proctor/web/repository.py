@@ -159,6 +159,29 @@ class ReadOnlyRepository:
         with self._lock:
             return judge(self._store, runs, settings)
 
+    def test_verdict(
+        self, test_id: str, history: Sequence[HistoryEntry], settings: TriageSettings
+    ) -> Verdict | None:
+        """The flaky or broken verdict on one test over the executions shown
+        (``history``, newest first: :func:`proctor.triage.flaky.judge_test`)."""
+        from proctor.triage.flaky import judge_test
+
+        if not history:
+            return None
+        wanted = {entry.run_id for entry in history}
+        with self._lock:
+            runs = self._store.runs(
+                since_ns=min(entry.run_started_ns for entry in history),
+                until_ns=max(entry.run_started_ns for entry in history) + 1,
+            )
+        infos = {info.id: info for info in runs if info.id in wanted}
+        executions = [
+            (infos[entry.run_id], entry.status)
+            for entry in reversed(history)
+            if entry.run_id in infos
+        ]
+        return judge_test(test_id, executions, settings)
+
     def cluster_detail(self, cluster: str) -> ClusterDetail | None:
         """One cluster whole (:func:`proctor.triage.detail.cluster_detail`), or None."""
         from proctor.triage.detail import cluster_detail

@@ -331,8 +331,10 @@ def test_page(
     branches = sorted({entry.git_branch for entry in history if entry.git_branch})
     failed_runs = [entry.run_id for entry in history if failing(entry.status)]
     clusters, bugs = test_clusters(repo, test_id, failed_runs, source)
+    verdict = repo.test_verdict(test_id, history, source.settings)
     context: dict[str, object] = {
         "test_id": test_id,
+        "verdict": verdict,
         "history": history,
         "stats": stats,
         "change": change,
@@ -362,6 +364,13 @@ def test_page(
             "streak": change.streak,
             "last_good_run": None if change.last_good is None else change.last_good.run_id,
             "last_good_commit": None if change.last_good is None else change.last_good.git_commit,
+        },
+        "verdict": None
+        if verdict is None
+        else {
+            "verdict": verdict.verdict,
+            "reasons": verdict.reasons,
+            "impact_runs": verdict.impact,
         },
         "executions": history_json(history),
         "clusters": [
