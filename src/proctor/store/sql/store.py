@@ -37,7 +37,6 @@ from proctor.store.model import (
     TestStats,
     clears_failing,
 )
-from proctor.store.sql import housekeeping
 from proctor.store.sql.dialect import Dialect
 from proctor.store.sql.failures import SqlFailures
 from proctor.store.sql.interned import Interned
@@ -520,12 +519,18 @@ class SqlStore(Store):
     # -- housekeeping
 
     def stats(self) -> StoreStats:
+        from proctor.store.sql import housekeeping  # off the everyday path
+
         return housekeeping.repository_stats(self.dialect, self._conn)
 
     def remove_runs(self, run_ids: Iterable[int]) -> list[int]:
+        from proctor.store.sql import housekeeping
+
         return housekeeping.remove_runs(self.dialect, self._conn, run_ids)
 
     def collect_garbage(self, *, vacuum: bool = False) -> GarbageReport:
+        from proctor.store.sql import housekeeping
+
         before = self.dialect.size_bytes(self._conn)
         report = housekeeping.collect_garbage(self.dialect, self._conn)
         try:
@@ -540,6 +545,8 @@ class SqlStore(Store):
         )
 
     def seed_durations(self, durations: Mapping[str, float]) -> int:
+        from proctor.store.sql import housekeeping
+
         return housekeeping.seed_durations(self.dialect, self.interned, self._conn, durations)
 
     def close(self) -> None:
