@@ -202,8 +202,8 @@ def test_load_can_be_given_the_revision_or_none(repo: str) -> None:
 
 def _writes_fail_after(monkeypatch: pytest.MonkeyPatch, good_batches: int) -> None:
     """Make the SQL writer's batches fail once ``good_batches`` have been written."""
-    from proctor.store import sql
     from proctor.store.errors import StoreUnavailable
+    from proctor.store.sql import store as sql
 
     real = sql.write_batch
     written = []
@@ -318,7 +318,7 @@ def test_import_refuses_a_directory_that_is_not_a_repository(repo: str, tmp_path
 def test_a_load_whose_run_is_removed_under_it_says_so(
     repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from proctor.store import sql
+    from proctor.store.sql import store as sql
 
     first, second = tmp_path / "1.subunit", tmp_path / "2.subunit"
     first.write_bytes(stream(passing(["t.a"])))

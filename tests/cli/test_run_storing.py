@@ -125,7 +125,7 @@ def test_a_repository_failing_mid_run_stops_storing_not_testing(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from proctor.store import sql
+    from proctor.store.sql import store as sql
 
     tests = [FakeTest(f"pkg.m.C.test_{i:03d}") for i in range(50)]
     fake_suite(tests)

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from proctor.store import RunMetadata, open_store, postgres_schema, sqlite_schema
+from proctor.store import RunMetadata, open_store
 from proctor.store.blobs import digest, encode_blob
-from proctor.store.migrations import Migration
+from proctor.store.sql import postgres_schema, sqlite_schema
+from proctor.store.sql.migrations import Migration
 from proctor.wire.event import NS_PER_SECOND, Status
 from proctor.wire.record import Attachment, TestRecord
 

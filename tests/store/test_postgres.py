@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from proctor.store import RunMetadata, open_store, postgres_schema, sqlwrite
-from proctor.store.postgres import PostgresStore
+from proctor.store import RunMetadata, open_store
+from proctor.store.sql import postgres_schema
+from proctor.store.sql import write as sqlwrite
+from proctor.store.sql.postgres import PostgresStore
 
 from .conftest import PostgresSchemas
 from .factory import failure, record
@@ -52,8 +54,9 @@ def test_removing_a_run_waits_for_the_batch_being_written(postgres_url: str) -> 
     removed: list[int] = []
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         # A batch held open in its transaction while another session removes the run.
-        with store._transaction(writer._conn) as cur:  # type: ignore[attr-defined]
-            sqlwrite._write(store, cur, writer.run_id, [failure("t.fails")])
+        with store.dialect.transaction(writer._conn) as cur:  # type: ignore[attr-defined]
+            path = sqlwrite.WritePath(store.dialect, store.interned, store.location)
+            sqlwrite.write_in(path, cur, writer.run_id, [failure("t.fails")], store.signer)
             thread = threading.Thread(
                 target=lambda: removed.extend(remover.remove_runs([writer.run_id]))
             )
@@ -71,7 +74,7 @@ def test_removing_a_run_waits_for_the_batch_being_written(postgres_url: str) -> 
 
 OPENER = """
 import sys
-from proctor.store.postgres import PostgresStore
+from proctor.store.sql.postgres import PostgresStore
 print("ready", flush=True)
 sys.stdin.readline()
 PostgresStore(sys.argv[1]).close()
@@ -134,9 +137,11 @@ def test_only_connection_errors_are_reported_as_a_lost_connection(postgres_url: 
 
     with open_store(postgres_url) as store:
         assert isinstance(store, PostgresStore)
-        too_big = store._translate(errors.ProgramLimitExceeded("index row requires 10688 bytes"))
+        too_big = store.dialect.translate(
+            errors.ProgramLimitExceeded("index row requires 10688 bytes")
+        )
         assert "refused a query: index row requires 10688 bytes" in str(too_big)
-        cut = store._translate(errors.ConnectionFailure("server closed the connection"))
+        cut = store.dialect.translate(errors.ConnectionFailure("server closed the connection"))
         assert "lost the connection" in str(cut)
-        broken = store._translate(OperationalError("consuming input failed"))
+        broken = store.dialect.translate(OperationalError("consuming input failed"))
         assert "lost the connection" in str(broken)

@@ -9,8 +9,8 @@ import pytest
 
 from proctor.store import RepositoryNotFound, SchemaTooNew, StoreUnavailable, open_store
 from proctor.store.opening import sqlite_path
-from proctor.store.sqlite import DEFAULT_FILE, SQLiteStore
-from proctor.store.sqlite_schema import MIGRATIONS
+from proctor.store.sql.sqlite import DEFAULT_FILE, SQLiteStore
+from proctor.store.sql.sqlite_schema import MIGRATIONS
 from proctor.wire.event import Status
 from proctor.wire.record import Attachment
 

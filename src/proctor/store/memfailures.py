@@ -11,13 +11,16 @@ from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
 if TYPE_CHECKING:
-    from proctor.store.memory import MemoryStore
+    from proctor.store.memory import MemoryStore, StoredRun
 
 __all__ = ["MemoryFailures"]
 
 
 class MemoryFailures:
     """The failure-signature part of the contract, for :class:`MemoryStore`."""
+
+    _runs: dict[int, StoredRun]
+    """The store's runs by id (set by :class:`MemoryStore`)."""
 
     def _init_failures(self) -> None:
         self._signed: dict[tuple[int, int], dict[str, SignatureLike]] = {}
@@ -43,10 +46,9 @@ class MemoryFailures:
         return True
 
     def _all_rows(self, algorithm: str) -> list[FailureRow]:
-        store = cast("MemoryStore", self)
         rows = []
         for (run_id, index), signed in self._signed.items():
-            run = store._runs.get(run_id)
+            run = self._runs.get(run_id)
             signature = signed.get(algorithm)
             if run is None or signature is None:
                 continue
@@ -54,8 +56,7 @@ class MemoryFailures:
         return rows
 
     def _row(self, run_id: int, index: int, signature: SignatureLike) -> FailureRow:
-        store = cast("MemoryStore", self)
-        run = store._runs[run_id]
+        run = self._runs[run_id]
         record = run.records[index]
         return FailureRow(
             run_id,
@@ -103,10 +104,9 @@ class MemoryFailures:
     def unsigned_failures(
         self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
     ) -> list[tuple[int, int, TestRecord]]:
-        store = cast("MemoryStore", self)
         found: list[tuple[int, int, TestRecord]] = []
-        for run_id in sorted(store._runs):
-            for index, record in enumerate(store._runs[run_id].records):
+        for run_id in sorted(self._runs):
+            for index, record in enumerate(self._runs[run_id].records):
                 if (run_id, index) <= after or record.status not in SIGNED_STATUSES:
                     continue
                 if algorithm in self._signed.get((run_id, index), {}):
@@ -117,17 +117,15 @@ class MemoryFailures:
         return found
 
     def result(self, run_id: int, seq: int) -> TestRecord | None:
-        store = cast("MemoryStore", self)
-        run = store._runs.get(run_id)
+        run = self._runs.get(run_id)
         if run is None or not 0 <= seq < len(run.records):
             return None
         return run.records[seq]
 
     def add_signatures(self, signed: Sequence[tuple[int, int, SignatureLike]]) -> int:
-        store = cast("MemoryStore", self)
         added = 0
         for run_id, index, signature in signed:
-            run = store._runs.get(run_id)
+            run = self._runs.get(run_id)
             if run is not None and 0 <= index < len(run.records):
                 added += self._link(run_id, index, signature)
         return added
@@ -138,17 +136,16 @@ class MemoryFailures:
                 self._clusters[algorithm, digest] = cluster
 
     def outcomes(self, run_ids: Iterable[int]) -> list[tuple[int, str, Status]]:
-        store = cast("MemoryStore", self)
-        runs = sorted(run_id for run_id in set(run_ids) if run_id in store._runs)
+        runs = sorted(run_id for run_id in set(run_ids) if run_id in self._runs)
         wanted = set(runs)
         failed = {
-            store._runs[run_id].records[index].test_id
+            self._runs[run_id].records[index].test_id
             for run_id, index in self._signed
             if run_id in wanted
         }
         return [
             (run_id, record.test_id, record.status)
             for run_id in runs
-            for record in store._runs[run_id].records
+            for record in self._runs[run_id].records
             if record.test_id in failed
         ]

@@ -42,7 +42,9 @@ SCHEMA_VERSION = 0  # nothing to migrate
 
 
 @dataclass
-class _Run:
+class StoredRun:
+    """A run as the in-memory store keeps it: its metadata, counts and records."""
+
     metadata: RunMetadata
     writer: str
     counts: RunCounts = field(default_factory=RunCounts)
@@ -103,7 +105,7 @@ class MemoryStore(MemoryFailures, Store):
 
     def __init__(self, location: str = "memory:") -> None:
         self.location = location
-        self._runs: dict[int, _Run] = {}
+        self._runs: dict[int, StoredRun] = {}
         self._next_run = 1
         self._failing: dict[str, tuple[int, int]] = {}  # test id -> (run, index)
         self._stats: dict[str, _Stats] = {}
@@ -118,7 +120,7 @@ class MemoryStore(MemoryFailures, Store):
             metadata = metadata._replace(started_ns=time.time_ns())
         run_id = self._next_run
         self._next_run += 1
-        self._runs[run_id] = _Run(metadata, f"{socket.gethostname()}:{os.getpid()}")
+        self._runs[run_id] = StoredRun(metadata, f"{socket.gethostname()}:{os.getpid()}")
         return _MemoryWriter(self, run_id)
 
     def resume_run(self, run_id: int) -> RunWriter:
@@ -127,7 +129,8 @@ class MemoryStore(MemoryFailures, Store):
         run.interrupted = True
         return _MemoryWriter(self, run_id)
 
-    def _store(self, run_id: int, records: list[TestRecord]) -> None:
+    def store_batch(self, run_id: int, records: list[TestRecord]) -> None:
+        """Add a writer's batch to its run (what :class:`_MemoryWriter` writes with)."""
         run = self._runs.get(run_id)
         if run is None:
             raise UnknownRun(
@@ -181,7 +184,8 @@ class MemoryStore(MemoryFailures, Store):
                 stats.expected_ns += EWMA_WEIGHT * (elapsed - stats.expected_ns)
         return stats.last_run
 
-    def _finish(self, run_id: int, interrupted: bool, finished_ns: int) -> RunInfo:
+    def finish_run(self, run_id: int, interrupted: bool, finished_ns: int) -> RunInfo:
+        """Finish a writer's run (what :class:`_MemoryWriter` finishes with)."""
         run = self._get(run_id)
         run.finished_ns = finished_ns
         run.interrupted = interrupted
@@ -194,7 +198,7 @@ class MemoryStore(MemoryFailures, Store):
 
     # -- runs
 
-    def _get(self, run_id: int) -> _Run:
+    def _get(self, run_id: int) -> StoredRun:
         run = self._runs.get(run_id)
         if run is None:
             raise UnknownRun(f"there is no run {run_id} in {self.location}")
@@ -434,7 +438,7 @@ class _MemoryWriter(RunWriter):
         self._store = store
 
     def _write(self, records: list[TestRecord]) -> None:
-        self._store._store(self.run_id, records)
+        self._store.store_batch(self.run_id, records)
 
     def _finish(self, interrupted: bool, finished_ns: int) -> RunInfo:
-        return self._store._finish(self.run_id, interrupted, finished_ns)
+        return self._store.finish_run(self.run_id, interrupted, finished_ns)

@@ -18,10 +18,13 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proctor.store.contract import Store
 from proctor.store.errors import StoreError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from proctor.store.sql.store import SqlStore
 
 __all__ = ["TABLE", "RuleRow", "load_rules", "replace_rules"]
 
@@ -40,22 +43,12 @@ _CREATE = f"""CREATE TABLE IF NOT EXISTS {TABLE} (
 _MEMORY: weakref.WeakKeyDictionary[Store, list[RuleRow]] = weakref.WeakKeyDictionary()
 
 
-def _sql(store: Store) -> Any:
-    from proctor.store.sql import SqlStore
+def _sql(store: Store) -> SqlStore | None:
+    from proctor.store.sql.store import SqlStore
 
     if isinstance(store, SqlStore):
         return store
     return None
-
-
-def _exists(store: Any, cur: Any) -> bool:
-    if store.backend == "postgresql":
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,))
-    else:
-        cur.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)
-        )
-    return bool(cur.fetchone()[0])
 
 
 def load_rules(store: Store) -> list[RuleRow]:
@@ -64,8 +57,8 @@ def load_rules(store: Store) -> list[RuleRow]:
     if sql is None:
         return sorted(_MEMORY.get(store, []))
     try:
-        with sql._snapshot() as cur:
-            if not _exists(sql, cur):
+        with sql.snapshot() as cur:
+            if not sql.dialect.table_exists(cur, TABLE):
                 return []
             cur.execute(f"SELECT id, bug, expression, added, author FROM {TABLE} ORDER BY id")
             return [tuple(str(value) for value in row) for row in cur.fetchall()]  # type: ignore[misc]
@@ -82,26 +75,27 @@ def replace_rules(store: Store, rows: Sequence[RuleRow]) -> None:
         _MEMORY[store] = sorted(rows)
         return
     now = time.time_ns()
+    insert = sql.dialect.q(
+        f"INSERT INTO {TABLE} (id, bug, expression, added, author, synced_ns) "
+        "VALUES (?, ?, ?, ?, ?, ?)"
+    )
+
+    def replace(cur: Any) -> None:
+        cur.execute(_CREATE)
+        cur.execute(f"DELETE FROM {TABLE}")
+        for row in rows:
+            cur.execute(insert, (*row, now))
+
     try:
-        with sql._transaction(sql._conn) as cur:
-            cur.execute(_CREATE)
-            cur.execute(f"DELETE FROM {TABLE}")
-            for row in rows:
-                cur.execute(
-                    sql._q(
-                        f"INSERT INTO {TABLE} (id, bug, expression, added, author, synced_ns) "
-                        "VALUES (?, ?, ?, ?, ?, ?)"
-                    ),
-                    (*row, now),
-                )
+        sql.write(replace)
     except StoreError:
         raise
     except Exception as error:
         raise _translated(sql, error) from None
 
 
-def _translated(sql: Any, error: Exception) -> Exception:
-    translated = sql._translate(error)
+def _translated(sql: SqlStore, error: Exception) -> Exception:
+    translated = sql.dialect.translate(error)
     if isinstance(translated, StoreError):
         return translated
     detail = str(error).strip() or type(error).__name__

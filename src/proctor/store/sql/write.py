@@ -30,27 +30,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 from proctor.store.blobs import digest, encode_blob
 from proctor.store.errors import UnknownRun
+from proctor.store.failures import Signer
 from proctor.store.model import EWMA_WEIGHT, RETRIED_TAG, RunCounts, failing_change
-from proctor.store.sqlfailures import sign_batch
-from proctor.store.sqlrules import EXISTS, FAILED_IN, PASSED, SKIPPED, timed
+from proctor.store.sql.dialect import Dialect
+from proctor.store.sql.failures import sign_batch
+from proctor.store.sql.interned import Interned
+from proctor.store.sql.rules import EXISTS, FAILED_IN, PASSED, SKIPPED, timed
+from proctor.store.sql.transaction import in_transaction
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
-
-if TYPE_CHECKING:
-    from proctor.store.sql import SqlStore
 
 __all__ = [
     "STATS_COLUMNS",
     "STATS_CONFLICT",
     "STATS_SELECT",
     "STATS_WHERE",
+    "WritePath",
     "encode_tags",
     "intern_tests",
     "write_batch",
+    "write_in",
 ]
 
 
@@ -105,38 +108,46 @@ results that are not ``exists``: see :data:`STATS_WHERE`)."""
 STATS_WHERE = f"status <> {EXISTS}"
 
 
+class WritePath(NamedTuple):
+    """What batches are written with: the backend's dialect, the store's
+    interned ids (updated after each commit) and its location (for messages)."""
+
+    dialect: Dialect
+    interned: Interned
+    location: str
+
+
 def encode_tags(tags: frozenset[str]) -> str:
     """A tag set's stored form: a JSON list, sorted (tags may hold any character)."""
     return json.dumps(sorted(tags), ensure_ascii=False, separators=(",", ":"))
 
 
-def write_batch(store: SqlStore, conn: Any, run_id: int, records: list[TestRecord]) -> None:
+def write_batch(
+    path: WritePath, conn: Any, run_id: int, records: list[TestRecord], signer: Signer | None
+) -> None:
     """Store ``records`` for ``run_id`` on ``conn`` in one transaction (retried
-    when the backend says the failure was transient)."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            with store._transaction(conn) as cur:
-                new_tests, new_tagsets = _write(store, cur, run_id, records)
-        except Exception as error:
-            if attempt < 5 and store._retryable(error):
-                continue
-            raise store._translate(error) from error
-        store._remember(new_tests, new_tagsets)
-        return
+    when the backend says the failure was transient), signing the failing
+    ones with ``signer``; then remember the ids it interned."""
+    new_tests, new_tagsets = in_transaction(
+        conn, path.dialect, lambda cur: write_in(path, cur, run_id, records, signer)
+    )
+    path.interned.remember(new_tests, new_tagsets)
 
 
-def _write(
-    store: SqlStore, cur: Any, run_id: int, records: list[TestRecord]
+def write_in(
+    path: WritePath, cur: Any, run_id: int, records: list[TestRecord], signer: Signer | None
 ) -> tuple[dict[str, int], dict[frozenset[str], int]]:
-    first_seq = _next_position(store, cur, run_id)
-    new_tests = intern_tests(store, cur, {record.test_id for record in records})
-    test_ids = {**store._test_ids, **new_tests}
+    """Write ``records`` for ``run_id`` inside the caller's transaction on
+    ``cur``; return the test ids and tag sets it interned (to remember once
+    the transaction commits)."""
+    dialect, interned = path.dialect, path.interned
+    first_seq = _next_position(path, cur, run_id)
+    new_tests = intern_tests(dialect, interned, cur, {record.test_id for record in records})
+    test_ids = {**interned.test_ids, **new_tests}
     tag_sets = {record.tags for record in records if record.tags}
-    new_tagsets = _intern_tagsets(store, cur, tag_sets)
-    tagset_ids = {**store._tagsets, **new_tagsets}
-    blob_ids = _intern_blobs(store, cur, records)
+    new_tagsets = _intern_tagsets(dialect, interned, cur, tag_sets)
+    tagset_ids = {**interned.tagsets, **new_tagsets}
+    blob_ids = _intern_blobs(dialect, cur, records)
 
     # The hot loop: one tuple per result, everything else by table look-up.
     results: list[tuple[object, ...]] = []
@@ -202,17 +213,17 @@ def _write(
                 repeats[test] = repeats.get(test, 1) + 1
             changes[test] = (seq, change)
 
-    store._bulk_insert(
+    dialect.bulk_insert(
         cur,
         "results",
         ("run", "seq", "test", "status", "start_ns", "elapsed_ns", "route", "tagset", "runnable"),
         results,
     )
     if attachments:
-        store._bulk_insert(
+        dialect.bulk_insert(
             cur, "attachments", ("run", "seq", "ordinal", "name", "mime", "blob"), attachments
         )
-    sign_batch(store, cur, run_id, first_seq, records, test_ids)
+    sign_batch(dialect, signer, cur, run_id, first_seq, records, test_ids)
     counts = RunCounts(
         total=len(records),
         passed=by_status[Status.SUCCESS],
@@ -224,87 +235,77 @@ def _write(
         exists=by_status[Status.EXISTS],
         test_ns=test_ns,
     )
-    _add_counts(store, cur, run_id, counts, first, last, attachment_count, attachment_bytes)
+    _add_counts(path, cur, run_id, counts, first, last, attachment_count, attachment_bytes)
     if changes:
         rounds = max(repeats.values(), default=1)
-        store._update_stats(cur, run_id, first_seq, first_seq + len(records) - 1, rounds)
-        _merge_failing(store, cur, run_id, _newest(store, cur, run_id, changes))
+        dialect.update_stats(cur, run_id, first_seq, first_seq + len(records) - 1, rounds)
+        _merge_failing(dialect, cur, run_id, _newest(dialect, cur, run_id, changes))
     return new_tests, new_tagsets
 
 
-def _next_position(store: SqlStore, cur: Any, run_id: int) -> int:
+def _next_position(path: WritePath, cur: Any, run_id: int) -> int:
     """Where the batch starts in its run (the run's row, locked where that
     means something: one writer per run)."""
-    cur.execute(store._q("SELECT n_total FROM runs WHERE id = ?" + store._for_update), (run_id,))
+    dialect = path.dialect
+    cur.execute(dialect.q("SELECT n_total FROM runs WHERE id = ?" + dialect.for_update), (run_id,))
     row = cur.fetchone()
     if row is None:
         raise UnknownRun(
-            f"run {run_id} was removed from {store.location} while it was being written; "
+            f"run {run_id} was removed from {path.location} while it was being written; "
             "its remaining results were not stored"
         )
     position: int = row[0]
     return position
 
 
-def intern_tests(store: SqlStore, cur: Any, names: set[str]) -> dict[str, int]:
-    missing = [name for name in names if name not in store._test_ids]
+def intern_tests(dialect: Dialect, interned: Interned, cur: Any, names: set[str]) -> dict[str, int]:
+    """The ids of the test ids ``names`` that ``interned`` does not know yet,
+    inserting those the database does not hold."""
+    missing = [name for name in names if name not in interned.test_ids]
     if not missing:
         return {}
-    return _intern(store, cur, "tests", "test_id", missing)
+    return _intern(dialect, cur, "tests", "test_id", missing)
 
 
 def _intern_tagsets(
-    store: SqlStore, cur: Any, tag_sets: Iterable[frozenset[str]]
+    dialect: Dialect, interned: Interned, cur: Any, tag_sets: Iterable[frozenset[str]]
 ) -> dict[frozenset[str], int]:
-    missing = {encode_tags(tags): tags for tags in tag_sets if tags not in store._tagsets}
+    missing = {encode_tags(tags): tags for tags in tag_sets if tags not in interned.tagsets}
     if not missing:
         return {}
-    found = _intern(store, cur, "tagsets", "tags", list(missing))
+    found = _intern(dialect, cur, "tagsets", "tags", list(missing))
     return {missing[text]: tagset_id for text, tagset_id in found.items()}
 
 
-def _intern(store: SqlStore, cur: Any, table: str, column: str, texts: list[str]) -> dict[str, int]:
+def _intern(
+    dialect: Dialect, cur: Any, table: str, column: str, texts: list[str]
+) -> dict[str, int]:
     """The ids of ``texts`` in ``table``, inserting those it does not hold.
 
-    Rows are found by their key (:meth:`SqlStore._key`: the text itself, or on
+    Rows are found by their key (:meth:`Dialect.key`: the text itself, or on
     PostgreSQL its digest, in the ``digest`` column) and inserted in key order,
     the lock order every writer follows.
     """
-    hashed = store._hashed_keys
-    key_column = "digest" if hashed else column
-    by_key = {store._key(text): text for text in texts}
+    by_key = {dialect.key(text): text for text in texts}
     keys = sorted(by_key)  # all str, or all bytes
+    key_column = dialect.key_column(column)
     select = f"SELECT {key_column}, id FROM {table} WHERE {key_column} IN ({{}})"
 
     def look_up(wanted: list[Any]) -> dict[str, int]:
         return {
-            by_key[bytes(key) if hashed else key]: row_id
-            for key, row_id in store._fetch_in(cur, select, wanted)
+            by_key[bytes(key) if isinstance(key, memoryview) else key]: row_id
+            for key, row_id in dialect.fetch_in(cur, select, wanted)
         }
 
     found = look_up(keys)
     absent = [key for key in keys if by_key[key] not in found]
     if absent:
-        if hashed:
-            cur.executemany(
-                store._q(
-                    f"INSERT INTO {table} ({column}, digest) VALUES (?, ?) "
-                    "ON CONFLICT (digest) DO NOTHING"
-                ),
-                [(by_key[key], key) for key in absent],
-            )
-        else:
-            cur.executemany(
-                store._q(
-                    f"INSERT INTO {table} ({column}) VALUES (?) ON CONFLICT ({column}) DO NOTHING"
-                ),
-                [(key,) for key in absent],
-            )
+        dialect.insert_keys(cur, table, column, [(key, by_key[key]) for key in absent])
         found.update(look_up(absent))
     return found
 
 
-def _intern_blobs(store: SqlStore, cur: Any, records: list[TestRecord]) -> dict[bytes, int]:
+def _intern_blobs(dialect: Dialect, cur: Any, records: list[TestRecord]) -> dict[bytes, int]:
     contents: dict[bytes, bytes] = {}
     for record in records:
         for attachment in record.attachments:
@@ -312,9 +313,9 @@ def _intern_blobs(store: SqlStore, cur: Any, records: list[TestRecord]) -> dict[
     if not contents:
         return {}
     keys = sorted(contents)
-    sql = "SELECT digest, id FROM blobs WHERE digest IN ({})" + store._for_share
+    sql = "SELECT digest, id FROM blobs WHERE digest IN ({})" + dialect.for_share
     found: dict[bytes, int] = {
-        bytes(key): blob_id for key, blob_id in store._fetch_in(cur, sql, keys)
+        bytes(key): blob_id for key, blob_id in dialect.fetch_in(cur, sql, keys)
     }
     new = [key for key in keys if key not in found]
     if new:
@@ -324,18 +325,18 @@ def _intern_blobs(store: SqlStore, cur: Any, records: list[TestRecord]) -> dict[
             codec, data = encode_blob(content)
             rows.append((key, len(content), codec, data))
         cur.executemany(
-            store._q(
+            dialect.q(
                 "INSERT INTO blobs (digest, size, codec, data) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (digest) DO NOTHING"
             ),
             rows,
         )
-        found.update((bytes(key), blob_id) for key, blob_id in store._fetch_in(cur, sql, new))
+        found.update((bytes(key), blob_id) for key, blob_id in dialect.fetch_in(cur, sql, new))
     return found
 
 
 def _add_counts(
-    store: SqlStore,
+    path: WritePath,
     cur: Any,
     run_id: int,
     counts: RunCounts,
@@ -376,16 +377,18 @@ def _add_counts(
         )
         sets.append("last_ns = CASE WHEN last_ns IS NULL OR last_ns < ? THEN ? ELSE last_ns END")
         params += [first, first, last, last]
-    cur.execute(store._q(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?"), [*params, run_id])
+    cur.execute(
+        path.dialect.q(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?"), [*params, run_id]
+    )
     if cur.rowcount == 0:
         raise UnknownRun(
-            f"run {run_id} was removed from {store.location} while it was being written; "
+            f"run {run_id} was removed from {path.location} while it was being written; "
             "its remaining results were not stored"
         )
 
 
 def _newest(
-    store: SqlStore, cur: Any, run_id: int, changes: dict[int, tuple[int, bool]]
+    dialect: Dialect, cur: Any, run_id: int, changes: dict[int, tuple[int, bool]]
 ) -> dict[int, tuple[int, bool]]:
     """The ``changes`` of tests for which this run is the newest with a result.
 
@@ -400,7 +403,7 @@ def _newest(
     newest = cur.fetchone()[0]
     if newest is None or newest <= run_id:
         return changes
-    later = store._fetch_in(
+    later = dialect.fetch_in(
         cur,
         "SELECT test FROM test_stats WHERE last_run > ? AND test IN ({})",
         sorted(changes),
@@ -413,7 +416,7 @@ def _newest(
 
 
 def _merge_failing(
-    store: SqlStore, cur: Any, run_id: int, changes: dict[int, tuple[int, bool]]
+    dialect: Dialect, cur: Any, run_id: int, changes: dict[int, tuple[int, bool]]
 ) -> None:
     if not changes:
         return
@@ -422,10 +425,10 @@ def _merge_failing(
     gone = sorted(test for test, (_, failing) in changes.items() if not failing and test in listed)
     now = sorted((test, run_id, seq) for test, (seq, failing) in changes.items() if failing)
     if gone:
-        cur.executemany(store._q("DELETE FROM failing WHERE test = ?"), [(test,) for test in gone])
+        cur.executemany(dialect.q("DELETE FROM failing WHERE test = ?"), [(test,) for test in gone])
     if now:
         cur.executemany(
-            store._q(
+            dialect.q(
                 "INSERT INTO failing (test, run, seq) VALUES (?, ?, ?) ON CONFLICT (test) "
                 "DO UPDATE SET run = excluded.run, seq = excluded.seq"
             ),

@@ -13,8 +13,8 @@ gives the reasons), in PostgreSQL's types. Differences worth knowing:
 
 from __future__ import annotations
 
-from proctor.store.migrations import Migration
-from proctor.store.sqlrules import EXISTS, FAILED_IN, FINISHED_IN, PASSED, SKIPPED, timed
+from proctor.store.sql.migrations import Migration
+from proctor.store.sql.rules import EXISTS, FAILED_IN, FINISHED_IN, PASSED, SKIPPED, timed
 
 __all__ = ["MIGRATIONS"]
 

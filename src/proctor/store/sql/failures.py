@@ -10,16 +10,17 @@ chunk, each chunk its own transaction, so it can stop and resume anywhere.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from proctor.store.contract import check_limit
-from proctor.store.failures import SIGNED_STATUSES, FailureRow, Sighting, SignatureLike
-from proctor.store.sqlrules import STATUSES
+from proctor.store.failures import SIGNED_STATUSES, FailureRow, Sighting, SignatureLike, Signer
+from proctor.store.sql.dialect import Dialect
+from proctor.store.sql.interned import Interned
+from proctor.store.sql.records import RECORD_COLUMNS, attachments_by_key, build_records
+from proctor.store.sql.rules import STATUSES
+from proctor.store.sql.transaction import in_transaction
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
-
-if TYPE_CHECKING:
-    from proctor.store.sql import SqlStore
 
 __all__ = ["SqlFailures", "sign_batch"]
 
@@ -35,7 +36,8 @@ Signed = tuple[int, int, int, int, SignatureLike]
 
 
 def sign_batch(
-    store: SqlStore,
+    dialect: Dialect,
+    signer: Signer | None,
     cur: Any,
     run_id: int,
     first_seq: int,
@@ -43,8 +45,7 @@ def sign_batch(
     test_ids: Mapping[str, int],
 ) -> None:
     """Sign the batch's failing results and store their signatures (inside the
-    batch's transaction). Nothing happens when the store has no signer."""
-    signer = store.signer
+    batch's transaction). Nothing happens without a signer."""
     if signer is None:
         return
     signed: list[tuple[int, int, int, SignatureLike]] = []
@@ -57,26 +58,28 @@ def sign_batch(
                 signed.append((seq, test_ids[record.test_id], status, signature))
     if not signed:
         return
-    cur.execute(store._q("SELECT started_ns FROM runs WHERE id = ?"), (run_id,))
+    cur.execute(dialect.q("SELECT started_ns FROM runs WHERE id = ?"), (run_id,))
     run_ns = cur.fetchone()[0]
     _store_signed(
-        store, cur, [(run_id, seq, test, status, run_ns, sig) for seq, test, status, sig in signed]
+        dialect,
+        cur,
+        [(run_id, seq, test, status, run_ns, sig) for seq, test, status, sig in signed],
     )
 
 
 def _store_signed(
-    store: SqlStore, cur: Any, rows: list[tuple[int, int, int, int, int, SignatureLike]]
+    dialect: Dialect, cur: Any, rows: list[tuple[int, int, int, int, int, SignatureLike]]
 ) -> int:
     """Intern the signatures of ``rows`` (run, seq, test, status, run start,
     signature) and link each result to its own; return how many links were new."""
     wanted = {(sig.algorithm, sig.digest): sig for *_, sig in rows}
-    ids = _intern_signatures(store, cur, wanted)
+    ids = _intern_signatures(dialect, cur, wanted)
     links = sorted(
         (run, seq, ids[sig.algorithm, sig.digest], test, status, run_ns)
         for run, seq, test, status, run_ns, sig in rows
     )
     cur.executemany(
-        store._q(
+        dialect.q(
             "INSERT INTO failures (run, seq, signature, test, status, run_ns) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run, seq, signature) DO NOTHING"
         ),
@@ -86,7 +89,7 @@ def _store_signed(
 
 
 def _intern_signatures(
-    store: SqlStore, cur: Any, wanted: Mapping[tuple[str, str], SignatureLike]
+    dialect: Dialect, cur: Any, wanted: Mapping[tuple[str, str], SignatureLike]
 ) -> dict[tuple[str, str], int]:
     found: dict[tuple[str, str], int] = {}
     by_algorithm: dict[str, list[str]] = {}
@@ -94,12 +97,12 @@ def _intern_signatures(
         by_algorithm.setdefault(algorithm, []).append(digest)
     select = "SELECT digest, id FROM signatures WHERE algorithm = ? AND digest IN ({})"
     for algorithm, digests in by_algorithm.items():
-        for digest, signature_id in store._fetch_in(cur, select, digests, (algorithm,)):
+        for digest, signature_id in dialect.fetch_in(cur, select, digests, (algorithm,)):
             found[algorithm, digest] = signature_id
         absent = [digest for digest in digests if (algorithm, digest) not in found]
         if absent:
             cur.executemany(
-                store._q(
+                dialect.q(
                     "INSERT INTO signatures (algorithm, digest, kind, key, cluster) "
                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (algorithm, digest) DO NOTHING"
                 ),
@@ -114,17 +117,9 @@ def _intern_signatures(
                     for digest in absent
                 ],
             )
-            for digest, signature_id in store._fetch_in(cur, select, absent, (algorithm,)):
+            for digest, signature_id in dialect.fetch_in(cur, select, absent, (algorithm,)):
                 found[algorithm, digest] = signature_id
     return found
-
-
-def _quick(store: SqlStore, cur: Any) -> None:
-    """PostgreSQL: no JIT compilation for this transaction. Its cost estimate
-    for many small index probes turns JIT on, which then takes 300 ms to
-    compile a query that runs in tens of milliseconds."""
-    if store.backend == "postgresql":
-        cur.execute("SET LOCAL jit = off")
 
 
 def _rows(rows: Iterable[Any]) -> list[FailureRow]:
@@ -138,14 +133,19 @@ def _rows(rows: Iterable[Any]) -> list[FailureRow]:
 
 
 class SqlFailures:
-    """The failure-signature part of the contract, for :class:`SqlStore`."""
+    """The failure-signature part of the contract, on the store's connection
+    (:class:`~proctor.store.sql.store.SqlStore` answers with it)."""
+
+    def __init__(self, dialect: Dialect, conn: Any, interned: Interned) -> None:
+        self.dialect = dialect
+        self.conn = conn
+        self.interned = interned
 
     def failures(self, run_ids: Iterable[int], *, algorithm: str) -> list[FailureRow]:
-        store = cast("SqlStore", self)
         runs = sorted(set(run_ids))
-        with store._snapshot() as cur:
-            _quick(store, cur)
-            found = store._fetch_in(
+        with self.dialect.snapshot(self.conn) as cur:
+            self.dialect.quick(cur)
+            found = self.dialect.fetch_in(
                 cur,
                 f"SELECT {_ROW_COLUMNS} FROM {_ROW_FROM} WHERE s.algorithm = ? AND f.run IN ({{}})",
                 runs,
@@ -156,11 +156,10 @@ class SqlFailures:
     def sightings(
         self, digests: Iterable[str], *, algorithm: str, before_ns: int, count_runs: int = 0
     ) -> dict[str, Sighting]:
-        store = cast("SqlStore", self)
         wanted = sorted(set(digests))
-        with store._snapshot() as cur:
-            _quick(store, cur)
-            found = store._fetch_in(
+        with self.dialect.snapshot(self.conn) as cur:
+            self.dialect.quick(cur)
+            found = self.dialect.fetch_in(
                 cur,
                 "SELECT s.digest, "
                 "(SELECT min(f.run_ns) FROM failures f WHERE f.signature = s.id), "
@@ -179,7 +178,7 @@ class SqlFailures:
                 # in ``count_runs``.
                 for signature_id in sorted({row[3] for row in found}):
                     cur.execute(
-                        store._q(
+                        self.dialect.q(
                             "SELECT DISTINCT f.run_ns FROM failures f WHERE f.signature = ? "
                             "ORDER BY f.run_ns LIMIT ?"
                         ),
@@ -195,7 +194,6 @@ class SqlFailures:
     def cluster_failures(
         self, cluster: str, *, algorithm: str, limit: int | None = None
     ) -> list[FailureRow]:
-        store = cast("SqlStore", self)
         if check_limit(limit) == 0:
             return []
         sql = (
@@ -206,27 +204,24 @@ class SqlFailures:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        with store._snapshot() as cur:
-            _quick(store, cur)
-            cur.execute(store._q(sql), params)
+        with self.dialect.snapshot(self.conn) as cur:
+            self.dialect.quick(cur)
+            cur.execute(self.dialect.q(sql), params)
             return _rows(cur.fetchall())
 
     def unsigned_failures(
         self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
     ) -> list[tuple[int, int, TestRecord]]:
-        store = cast("SqlStore", self)
-        from proctor.store.sql import _RECORD_COLUMNS, _attachments
-
         run, seq = after
-        with store._snapshot() as cur:
+        with self.dialect.snapshot(self.conn) as cur:
             # Failing results in stored order from ``after`` (a range of the
             # primary key), less those signed under ``algorithm`` already
             # (found in the same runs' range of ``failures``): a planner given
             # NOT EXISTS may scan every failure of every algorithm per chunk.
             while True:
                 cur.execute(
-                    store._q(
-                        f"SELECT r.run, r.seq, {_RECORD_COLUMNS} FROM results r "
+                    self.dialect.q(
+                        f"SELECT r.run, r.seq, {RECORD_COLUMNS} FROM results r "
                         "JOIN tests t ON t.id = r.test "
                         f"WHERE r.status IN ({_SIGNED_IN}) "
                         "AND r.run >= ? AND (r.run > ? OR r.seq > ?) "
@@ -238,7 +233,7 @@ class SqlFailures:
                 if not candidates:
                     return []
                 cur.execute(
-                    store._q(
+                    self.dialect.q(
                         "SELECT f.run, f.seq FROM failures f JOIN signatures s "
                         "ON s.id = f.signature WHERE f.run >= ? AND f.run <= ? "
                         "AND s.algorithm = ?"
@@ -255,7 +250,7 @@ class SqlFailures:
                 by_run.setdefault(row[0], []).append(row[1])
             files_rows: list[Any] = []
             for run_id, seqs in by_run.items():
-                files_rows += store._fetch_in(
+                files_rows += self.dialect.fetch_in(
                     cur,
                     "SELECT a.run, a.seq, a.name, a.mime, b.codec, b.data FROM attachments a "
                     "JOIN blobs b ON b.id = a.blob WHERE a.run = ? AND a.seq IN ({}) "
@@ -263,18 +258,17 @@ class SqlFailures:
                     seqs,
                     (run_id,),
                 )
-            files = _attachments(((run_id, seq), *rest) for run_id, seq, *rest in files_rows)
-            records = store._records(cur, [((row[0], row[1]), *row[2:]) for row in found], files)
+            files = attachments_by_key(((run_id, seq), *rest) for run_id, seq, *rest in files_rows)
+            records = build_records(
+                self.interned, cur, [((row[0], row[1]), *row[2:]) for row in found], files
+            )
         return [(row[0], row[1], record) for row, record in zip(found, records, strict=True)]
 
     def result(self, run_id: int, seq: int) -> TestRecord | None:
-        store = cast("SqlStore", self)
-        from proctor.store.sql import _RECORD_COLUMNS, _attachments
-
-        with store._snapshot() as cur:
+        with self.dialect.snapshot(self.conn) as cur:
             cur.execute(
-                store._q(
-                    f"SELECT r.seq, {_RECORD_COLUMNS} FROM results r "
+                self.dialect.q(
+                    f"SELECT r.seq, {RECORD_COLUMNS} FROM results r "
                     "JOIN tests t ON t.id = r.test WHERE r.run = ? AND r.seq = ?"
                 ),
                 (run_id, seq),
@@ -283,71 +277,68 @@ class SqlFailures:
             if not rows:
                 return None
             cur.execute(
-                store._q(
+                self.dialect.q(
                     "SELECT a.seq, a.name, a.mime, b.codec, b.data FROM attachments a "
                     "JOIN blobs b ON b.id = a.blob WHERE a.run = ? AND a.seq = ? "
                     "ORDER BY a.ordinal"
                 ),
                 (run_id, seq),
             )
-            return store._records(cur, rows, _attachments(cur.fetchall()))[0]
+            return build_records(self.interned, cur, rows, attachments_by_key(cur.fetchall()))[0]
 
     def add_signatures(self, signed: Sequence[tuple[int, int, SignatureLike]]) -> int:
-        store = cast("SqlStore", self)
         if not signed:
             return 0
-        with store._transaction(store._conn) as cur:
-            keys = sorted({(run, seq) for run, seq, _ in signed})
-            by_run: dict[int, list[int]] = {}
-            for run, seq in keys:
-                by_run.setdefault(run, []).append(seq)
-            known: dict[tuple[int, int], tuple[int, int, int]] = {}
-            done: set[tuple[int, int, str]] = set()
-            for run, seqs in by_run.items():
-                for seq, test, status, run_ns in store._fetch_in(
-                    cur,
-                    "SELECT r.seq, r.test, r.status, u.started_ns FROM results r "
-                    "JOIN runs u ON u.id = r.run WHERE r.run = ? AND r.seq IN ({})",
-                    seqs,
-                    (run,),
-                ):
-                    known[run, seq] = (test, status, run_ns)
-                for seq, algorithm in store._fetch_in(
-                    cur,
-                    "SELECT f.seq, s.algorithm FROM failures f JOIN signatures s "
-                    "ON s.id = f.signature WHERE f.run = ? AND f.seq IN ({})",
-                    seqs,
-                    (run,),
-                ):
-                    done.add((run, seq, algorithm))
-            rows = []
-            for run, seq, sig in signed:
-                if (run, seq) in known and (run, seq, sig.algorithm) not in done:
-                    done.add((run, seq, sig.algorithm))
-                    rows.append((run, seq, *known[run, seq], sig))
-            return _store_signed(store, cur, rows) if rows else 0
+        return in_transaction(self.conn, self.dialect, lambda cur: self._link(cur, signed))
+
+    def _link(self, cur: Any, signed: Sequence[tuple[int, int, SignatureLike]]) -> int:
+        keys = sorted({(run, seq) for run, seq, _ in signed})
+        by_run: dict[int, list[int]] = {}
+        for run, seq in keys:
+            by_run.setdefault(run, []).append(seq)
+        known: dict[tuple[int, int], tuple[int, int, int]] = {}
+        done: set[tuple[int, int, str]] = set()
+        for run, seqs in by_run.items():
+            for seq, test, status, run_ns in self.dialect.fetch_in(
+                cur,
+                "SELECT r.seq, r.test, r.status, u.started_ns FROM results r "
+                "JOIN runs u ON u.id = r.run WHERE r.run = ? AND r.seq IN ({})",
+                seqs,
+                (run,),
+            ):
+                known[run, seq] = (test, status, run_ns)
+            for seq, algorithm in self.dialect.fetch_in(
+                cur,
+                "SELECT f.seq, s.algorithm FROM failures f JOIN signatures s "
+                "ON s.id = f.signature WHERE f.run = ? AND f.seq IN ({})",
+                seqs,
+                (run,),
+            ):
+                done.add((run, seq, algorithm))
+        rows = []
+        for run, seq, sig in signed:
+            if (run, seq) in known and (run, seq, sig.algorithm) not in done:
+                done.add((run, seq, sig.algorithm))
+                rows.append((run, seq, *known[run, seq], sig))
+        return _store_signed(self.dialect, cur, rows) if rows else 0
 
     def set_clusters(self, algorithm: str, clusters: Mapping[str, str]) -> None:
-        store = cast("SqlStore", self)
         if not clusters:
             return
-        with store._transaction(store._conn) as cur:
-            cur.executemany(
-                store._q("UPDATE signatures SET cluster = ? WHERE algorithm = ? AND digest = ?"),
-                [(cluster, algorithm, digest) for digest, cluster in sorted(clusters.items())],
-            )
+        rows = [(cluster, algorithm, digest) for digest, cluster in sorted(clusters.items())]
+        sql = self.dialect.q("UPDATE signatures SET cluster = ? WHERE algorithm = ? AND digest = ?")
+        in_transaction(self.conn, self.dialect, lambda cur: cur.executemany(sql, rows))
 
     def outcomes(self, run_ids: Iterable[int]) -> list[tuple[int, str, Status]]:
-        store = cast("SqlStore", self)
         runs = sorted(set(run_ids))
         if not runs:
             return []
         found: list[tuple[int, int, int]] = []
-        with store._snapshot() as cur:
-            _quick(store, cur)
+        with self.dialect.snapshot(self.conn) as cur:
+            self.dialect.quick(cur)
             failed = {
                 row[0]
-                for row in store._fetch_in(
+                for row in self.dialect.fetch_in(
                     cur, "SELECT DISTINCT f.test FROM failures f WHERE f.run IN ({})", runs
                 )
             }
@@ -359,7 +350,7 @@ class SqlFailures:
             for first in range(0, len(runs), 100):
                 chunk = runs[first : first + 100]
                 marks = ", ".join("?" * len(chunk))
-                found += store._fetch_in(
+                found += self.dialect.fetch_in(
                     cur,
                     f"SELECT r.run, r.test, r.status FROM results r WHERE r.run IN ({marks}) "
                     "AND r.test IN ({})",
@@ -367,7 +358,7 @@ class SqlFailures:
                     chunk,
                 )
             names = dict(
-                store._fetch_in(
+                self.dialect.fetch_in(
                     cur, "SELECT id, test_id FROM tests WHERE id IN ({})", sorted(failed)
                 )
             )

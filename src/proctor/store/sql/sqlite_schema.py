@@ -7,8 +7,8 @@ properties. Both are applied to every new repository, in order.
 
 from __future__ import annotations
 
-from proctor.store.migrations import Migration
-from proctor.store.sqlrules import EXISTS, FAILED_IN, FINISHED_IN, PASSED, SKIPPED, timed
+from proctor.store.sql.migrations import Migration
+from proctor.store.sql.rules import EXISTS, FAILED_IN, FINISHED_IN, PASSED, SKIPPED, timed
 
 __all__ = ["MIGRATIONS"]
 
