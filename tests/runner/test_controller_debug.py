@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from proctor.exitcode import ExitCode
 from proctor.runner.backend import StdinLine
-from proctor.runner.fake import FakeBackend, FakeStdin, FakeTest
 from proctor.runner.options import RunOptions
+from proctor.testing import FakeBackend, FakeStdin, FakeTest
 from tests.runner.controller_support import RecordingReporter, passing, run_fake
 
 
