@@ -23,7 +23,6 @@ one submodule does not load the runner or the store.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -62,6 +61,8 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'proctor.testing' has no attribute {name!r}")
+    import importlib  # here, so that importing a submodule does not load it
+
     value = getattr(importlib.import_module(home), name)
     globals()[name] = value
     return value
