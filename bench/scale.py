@@ -4,7 +4,7 @@ A 15,000-test suite with OpenStack-like durations (most tests tens of
 milliseconds, a long tail, a few tests of minutes) on 10, 50 and 200 workers
 that start after different delays, 1% of which die mid-run (at least one).
 Proctor's real controller and scheduler (``Controller``, ``plan_units``,
-``WorkQueue``) drive fake workers (``proctor.runner.fake``): the clock is
+``WorkQueue``) drive fake workers (``proctor.testing.fake_backend``): the clock is
 virtual, so a run of an hour of test time takes seconds of CPU and is
 deterministic for a seed.
 
@@ -40,9 +40,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from proctor.runner.controller import Controller
-from proctor.runner.fake import EPOCH_NS, FakeBackend, FakeSuite, FakeTest
 from proctor.runner.options import RunOptions
 from proctor.runner.shard import split
+from proctor.testing import EPOCH_NS, FakeBackend, FakeSuite, FakeTest
 from proctor.wire.event import NS_PER_SECOND
 from proctor.wire.record import TestRecord
 

@@ -14,7 +14,7 @@ import pytest
 
 from proctor.cli.deps import CliDeps
 from proctor.cli.main import main
-from proctor.runner.fake import FakeBackend, FakeTest
+from proctor.testing import FakeBackend, FakeTest
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """``proctor run`` in-process, with fake workers: options, output, exit codes, the store.
 
-The subprocess backend is replaced by :class:`~proctor.runner.fake.FakeBackend`
+The subprocess backend is replaced by :class:`~proctor.testing.fake_backend.FakeBackend`
 (given by parameter: ``main(argv, obj=CliDeps(...))``), so these run in milliseconds; the
 same paths with real workers are in ``test_run_processes.py``.
 """
@@ -18,8 +18,8 @@ import pytest
 from proctor.cli.deps import CliDeps
 from proctor.cli.main import main
 from proctor.cli.run_view import LiveView
-from proctor.runner.fake import FakeBackend, FakeTest
 from proctor.runner.report import Progress, RunResult
+from proctor.testing import FakeBackend, FakeTest
 from proctor.wire.event import Status
 from proctor.wire.record import Attachment, TestRecord
 from proctor.wire.v2 import decode

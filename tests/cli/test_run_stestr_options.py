@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from proctor.runner.fake import FakeBackend, FakeTest
 from proctor.runner.protocol import ListTests
+from proctor.testing import FakeBackend, FakeTest
 
 SUITE = [
     FakeTest("pkg.test_a.A.test_ok"),

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from proctor.runner.fake import FakeBackend, FakeTest
 from proctor.runner.storing import HeldOutput, IdleWrites, RunStorage
 from proctor.store import RunMetadata, open_store
 from proctor.store.errors import StoreUnavailable
 from proctor.store.memory import MemoryStore
+from proctor.testing import FakeBackend, FakeTest
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 

@@ -8,10 +8,10 @@ from proctor.events.collector import collect_records
 from proctor.events.sink import ListSink
 from proctor.runner.backend import StdinSource
 from proctor.runner.controller import Controller
-from proctor.runner.fake import FakeBackend, FakeSuite, FakeTest
 from proctor.runner.history import EMPTY_HISTORY, History
 from proctor.runner.options import RunOptions
 from proctor.runner.report import Progress, RunResult
+from proctor.testing import FakeBackend, FakeSuite, FakeTest
 from proctor.wire.record import TestRecord
 
 

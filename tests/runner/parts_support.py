@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 from proctor.events.collector import RecordCollector
 from proctor.events.sink import ListSink
-from proctor.runner.fake import FakeBackend, FakeTest, FakeWorker
 from proctor.runner.history import EMPTY_HISTORY
 from proctor.runner.options import RunOptions
 from proctor.runner.outlet import Outlet
@@ -16,6 +15,7 @@ from proctor.runner.run_state import Phase, RunState
 from proctor.runner.schedule import WorkQueue
 from proctor.runner.slot import Slot, SlotState
 from proctor.runner.worker_pool import WorkerPool
+from proctor.testing import FakeBackend, FakeTest, FakeWorker
 from proctor.wire.record import TestRecord
 from tests.runner.controller_support import RecordingReporter
 

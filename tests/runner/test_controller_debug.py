@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from proctor.exitcode import ExitCode
 from proctor.runner.backend import StdinLine
-from proctor.runner.fake import FakeBackend, FakeStdin, FakeTest
 from proctor.runner.options import RunOptions
+from proctor.testing import FakeBackend, FakeStdin, FakeTest
 from tests.runner.controller_support import RecordingReporter, passing, run_fake
 
 
@@ -144,7 +144,7 @@ def test_a_busy_worker_is_not_sent_quit_early_while_input_may_come() -> None:
 def test_devnull_as_stdin_is_known_to_be_exhausted(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import os
 
-    from proctor.runner.terminal import ThreadedStdin
+    from proctor.runner.threaded_stdin import ThreadedStdin
 
     backend = FakeBackend([])
     with open(os.devnull, "rb") as null:

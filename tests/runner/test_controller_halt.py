@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from proctor.exitcode import ExitCode
-from proctor.runner.fake import FakeTest
 from proctor.runner.history import RecordsHistory
 from proctor.runner.options import RunOptions
 from proctor.runner.planning import plan_run
+from proctor.testing import FakeTest
 from proctor.wire.event import Status
 from tests.runner.controller_support import passing, run_fake
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from proctor.exitcode import ExitCode
-from proctor.runner.fake import FakeBackend, FakeStdin, FakeSuite, FakeTest
 from proctor.runner.options import RunOptions
 from proctor.runner.protocol import Stdin
+from proctor.testing import FakeBackend, FakeStdin, FakeSuite, FakeTest
 from proctor.wire.event import Status
 from tests.runner.controller_support import passing, run_fake
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from proctor.exitcode import ExitCode
-from proctor.runner.fake import FakeBackend, FakeTest
 from proctor.runner.options import RunOptions
+from proctor.testing import FakeBackend, FakeTest
 from proctor.wire.event import Status
 from tests.runner.controller_support import Outcome, passing, run_fake
 

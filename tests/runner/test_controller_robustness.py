@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 
 from proctor.exitcode import ExitCode
-from proctor.runner.fake import FakeBackend, FakeSuite, FakeTest
 from proctor.runner.options import RunOptions
+from proctor.testing import FakeBackend, FakeSuite, FakeTest
 from proctor.wire.event import Status
 from tests.runner.controller_support import passing, run_fake
 

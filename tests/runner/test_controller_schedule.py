@@ -7,11 +7,11 @@ from collections import Counter
 
 import pytest
 
-from proctor.runner.fake import FakeTest
 from proctor.runner.history import RecordsHistory
 from proctor.runner.options import RunOptions
 from proctor.runner.protocol import RunTests
 from proctor.runner.schedule import NOMINAL_DURATION, WorkQueue, locality_key, plan_units
+from proctor.testing import FakeTest
 from tests.runner.controller_support import passing, run_fake
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from proctor.runner.fake import FakeTest
 from proctor.runner.history import RecordsHistory, worker_sequences
 from proctor.runner.isolate import IsolationError, find_culprits, suspects_of
 from proctor.runner.options import RunOptions
 from proctor.runner.protocol import ListTests, RunTests
 from proctor.runner.selection import Selection, SelectionError, read_id_file, select
+from proctor.testing import FakeTest
 from proctor.wire.event import Status
 from tests.runner.controller_support import passing, run_fake
 

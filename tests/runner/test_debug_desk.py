@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from proctor.runner.backend import StdinLine
 from proctor.runner.debugging import DebugDesk
-from proctor.runner.fake import FakeStdin
 from proctor.runner.protocol import Stdin
+from proctor.testing import FakeStdin
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 from tests.runner.controller_support import RecordingReporter

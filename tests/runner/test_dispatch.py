@@ -6,9 +6,9 @@ import pytest
 
 from proctor.runner.debugging import DebugDesk
 from proctor.runner.dispatch import Dispatcher
-from proctor.runner.fake import FakeStdin
 from proctor.runner.protocol import Quit, RunTests
 from proctor.runner.run_state import Phase
+from proctor.testing import FakeStdin
 from tests.runner.parts_support import Parts, parts
 
 IDS = [f"m.C{i}.t" for i in range(8)]

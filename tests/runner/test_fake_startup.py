@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from proctor.runner.fake import EPOCH_NS, FakeSuite
 from proctor.runner.options import RunOptions
+from proctor.testing import EPOCH_NS, FakeSuite
 from proctor.wire.event import NS_PER_SECOND
 from tests.runner.controller_support import passing, run_fake
 

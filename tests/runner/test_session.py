@@ -18,7 +18,6 @@ from typing import TextIO
 import pytest
 
 from proctor.exitcode import ExitCode
-from proctor.runner.fake import FakeBackend, FakeTest
 from proctor.runner.isolate import ProbeInterrupted
 from proctor.runner.options import RunOptions
 from proctor.runner.report import NullReporter, RunReporter
@@ -29,6 +28,7 @@ from proctor.store.errors import StoreError
 from proctor.store.memory import MemoryStore
 from proctor.store.model import RunInfo, RunMetadata
 from proctor.store.opening import open_store
+from proctor.testing import FakeBackend, FakeTest
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proctor.runner.casualty import crash_text, timeout_text
-from proctor.runner.fake import FakeBackend
 from proctor.runner.slot import Slot
+from proctor.testing import FakeBackend
 from proctor.triage import ALGORITHM, Project, Signature, signature_of, signature_of_record
 from proctor.wire.event import TRACEBACK_MIME_TYPE, Status
 from proctor.wire.record import Attachment, TestRecord

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from proctor.cli._repo import sign_failures
+from proctor.cli.repository import sign_failures
 from proctor.store.model import RunMetadata
 from proctor.store.opening import open_store
 from proctor.web.app import create_app

@@ -106,3 +106,7 @@ def __getattr__(name: str) -> object:
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(importlib.import_module(f"proctor.bugs.{home}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from proctor.cli._repo import RepositoryError
+from proctor.cli.repository import RepositoryError
 
 if TYPE_CHECKING:
     from proctor.store.contract import Store

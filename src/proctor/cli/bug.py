@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from proctor.cli._repo import RepositoryError, repository_option
 from proctor.cli.printable import printable_id
+from proctor.cli.repository import RepositoryError, repository_option
 
 if TYPE_CHECKING:
     from proctor.bugs.filters import BugFilter
@@ -54,12 +54,12 @@ def _bug_errors() -> Iterator[None]:
 @contextmanager
 def _store(repository: str | None, *, write: bool) -> Iterator[Store]:
     """The repository; one that does not exist yet is created only by a write."""
-    from proctor.cli._repo import _url, close_store
+    from proctor.cli.repository import close_store, repository_url
     from proctor.store.errors import RepositoryNotFound, StoreError
     from proctor.store.opening import open_store
 
     try:
-        store = open_store(_url(repository), create=write)
+        store = open_store(repository_url(repository), create=write)
     except RepositoryNotFound:
         raise RepositoryError(
             "there are no bug records here yet (no repository): `proctor bug new TITLE` "
@@ -104,7 +104,7 @@ def _redacted(url: str) -> str:
 @contextmanager
 def _remote(remote: str, *, write: bool) -> Iterator[BugRepository]:
     from proctor.bugs.repository import BugRepository
-    from proctor.cli._repo import close_store
+    from proctor.cli.repository import close_store
     from proctor.store.bug_tables import bug_tables
     from proctor.store.errors import RepositoryNotFound, StoreError
     from proctor.store.opening import open_store

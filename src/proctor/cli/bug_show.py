@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from proctor.cli._repo import format_time
+from proctor.cli.formats import format_time
 from proctor.cli.printable import printable, printable_id
 
 if TYPE_CHECKING:

@@ -11,7 +11,8 @@ import sys
 
 import click
 
-from proctor.cli._repo import open_repository, repository_option, resolve_run, write_output
+from proctor.cli.output import write_output
+from proctor.cli.repository import open_repository, repository_option, resolve_run
 from proctor.exitcode import ExitCode
 
 __all__ = ["export"]

@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from proctor.cli._repo import open_repository, repository_option
 from proctor.cli._show import json_option
 from proctor.cli.json_shapes import dump
+from proctor.cli.repository import open_repository, repository_option
 from proctor.cli.triage import settings_or_fail, window_for, window_options
 from proctor.exitcode import ExitCode
 

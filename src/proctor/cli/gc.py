@@ -20,14 +20,9 @@ import sys
 
 import click
 
-from proctor.cli._repo import (
-    format_size,
-    format_time,
-    open_repository,
-    parse_when,
-    repository_option,
-)
+from proctor.cli.formats import format_size, format_time, parse_when
 from proctor.cli.render import plural
+from proctor.cli.repository import open_repository, repository_option
 from proctor.exitcode import ExitCode
 
 __all__ = ["gc"]

@@ -11,10 +11,11 @@ import sys
 
 import click
 
-from proctor.cli._repo import RepositoryError, format_time, open_repository, repository_option
 from proctor.cli._show import json_option
+from proctor.cli.formats import format_time
 from proctor.cli.printable import printable_id
 from proctor.cli.render import format_duration
+from proctor.cli.repository import RepositoryError, open_repository, repository_option
 from proctor.exitcode import ExitCode
 from proctor.wire.event import Status
 from proctor.wire.record import worker_of

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from proctor.cli._repo import RepositoryError, open_repository, repository_option
 from proctor.cli.render import plural
+from proctor.cli.repository import RepositoryError, open_repository, repository_option
 from proctor.exitcode import ExitCode
 
 if TYPE_CHECKING:

@@ -14,7 +14,6 @@ import sys
 
 import click
 
-from proctor.cli._repo import open_repository, repository_option, resolve_run, write_output
 from proctor.cli._show import (
     json_option,
     run_outcome,
@@ -23,7 +22,9 @@ from proctor.cli._show import (
     show_totals,
     wants_color,
 )
+from proctor.cli.output import write_output
 from proctor.cli.printable import ids_for
+from proctor.cli.repository import open_repository, repository_option, resolve_run
 from proctor.exitcode import ExitCode
 
 __all__ = ["failing", "last"]

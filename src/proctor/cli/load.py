@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-from proctor.cli._repo import RepositoryError, open_repository, repository_option, resolve_run
 from proctor.cli._show import run_outcome
 from proctor.cli.render import plural
+from proctor.cli.repository import RepositoryError, open_repository, repository_option, resolve_run
 from proctor.events.source import FORMATS
 from proctor.exitcode import ExitCode
 

@@ -25,6 +25,10 @@ status (:func:`exit_status`): a closed pipe ends a query or stream command with
 same place) and leaves ``run``'s status as it is; any other failure gives 2
 (``run``: its own status when that is already non-zero, since the tests'
 verdict stands).
+
+A file the user named for a report or a stream (``last --junit FILE``,
+``export --output FILE``) is written by :func:`write_output`: a failure is one
+line naming the file, and exit status 2.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, BinaryIO, TextIO, cast
 
+from proctor.cli.repository import RepositoryError
 from proctor.exitcode import ExitCode
 
 if TYPE_CHECKING:
@@ -51,6 +56,7 @@ __all__ = [
     "exit_status",
     "guarded_stdout",
     "reserve_standard_descriptors",
+    "write_output",
 ]
 
 
@@ -315,3 +321,13 @@ def exit_status(guarded: GuardedStdout, status: int) -> int:
             return status
         return ExitCode.ERROR
     return ExitCode.BROKEN_PIPE if state.broken_pipe else ExitCode.ERROR
+
+
+def write_output(path: str, data: bytes) -> None:
+    """Write a report or stream to ``path``; a failure exits 2 naming the file
+    (1 is what ``last`` and ``failing`` say when tests failed)."""
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+    except OSError as error:
+        raise RepositoryError(f"cannot write {path}: {error.strerror or error}") from None

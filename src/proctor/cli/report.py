@@ -6,14 +6,9 @@ import sys
 
 import click
 
-from proctor.cli._repo import (
-    format_size,
-    open_repository,
-    repository_option,
-    resolve_run,
-    run_label,
-    write_output,
-)
+from proctor.cli.formats import format_size, run_label
+from proctor.cli.output import write_output
+from proctor.cli.repository import open_repository, repository_option, resolve_run
 from proctor.exitcode import ExitCode
 
 __all__ = ["report"]

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from proctor.cli._repo import RepositoryError, open_repository, parse_when, repository_option
 from proctor.cli._show import json_option
+from proctor.cli.formats import parse_when
 from proctor.cli.printable import printable_id
+from proctor.cli.repository import RepositoryError, open_repository, repository_option
 from proctor.exitcode import ExitCode
 
 if TYPE_CHECKING:
@@ -81,7 +82,8 @@ def _read(path: Path) -> list[Rule]:
 @contextmanager
 def _maybe_repository(repository: str | None) -> Iterator[Store | None]:
     """The repository, or None when there is none yet (the rules file works alone)."""
-    from proctor.cli._repo import _url, close_store
+    from proctor.cli.repository import close_store
+    from proctor.cli.repository import repository_url as _url
     from proctor.store.errors import RepositoryNotFound, StoreError
     from proctor.store.opening import open_store
 

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from proctor.cli._repo import close_store
 from proctor.cli.deps import current_deps
+from proctor.cli.repository import close_store
 from proctor.cli.run_args import RunArgs, UsageProblem
 from proctor.cli.run_cluster import cluster_option, cluster_slots
 from proctor.cli.run_isolate import isolate

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 import click
 
-from proctor.cli._repo import close_store, sign_failures
+from proctor.cli.repository import close_store, sign_failures
 from proctor.cli.run_args import RunArgs, UsageProblem
 from proctor.cli.run_cluster import cluster_backend
 from proctor.cli.run_shard import shard_properties

@@ -217,7 +217,7 @@ def run_pdb(args: RunArgs, config: Config) -> int:
             if storing is not None:
                 storing.finish(interrupted=interrupted or not result.ran)
             if store is not None:
-                from proctor.cli._repo import close_store
+                from proctor.cli.repository import close_store
 
                 close_store(store)
     result.wall_time = time.monotonic() - started

@@ -13,15 +13,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from proctor.cli._repo import (
-    RepositoryError,
-    format_time,
-    open_repository,
-    parse_when,
-    repository_option,
-    resolve_run,
-    run_label,
-)
 from proctor.cli._show import (
     json_option,
     run_outcome,
@@ -30,8 +21,10 @@ from proctor.cli._show import (
     show_totals,
     wants_color,
 )
+from proctor.cli.formats import format_time, parse_when, run_label
 from proctor.cli.printable import printable_id
 from proctor.cli.render import format_duration
+from proctor.cli.repository import RepositoryError, open_repository, repository_option, resolve_run
 from proctor.exitcode import ExitCode
 from proctor.store.model import RunInfo
 

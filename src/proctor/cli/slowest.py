@@ -11,10 +11,10 @@ import sys
 
 import click
 
-from proctor.cli._repo import open_repository, repository_option, resolve_run
 from proctor.cli._show import json_option
 from proctor.cli.printable import printable_id
 from proctor.cli.render import format_duration
+from proctor.cli.repository import open_repository, repository_option, resolve_run
 from proctor.exitcode import ExitCode
 
 __all__ = ["slowest"]

@@ -6,9 +6,10 @@ import sys
 
 import click
 
-from proctor.cli._repo import format_size as _size
-from proctor.cli._repo import format_time, open_repository, repository_option
 from proctor.cli._show import json_option
+from proctor.cli.formats import format_size as _size
+from proctor.cli.formats import format_time
+from proctor.cli.repository import open_repository, repository_option
 from proctor.exitcode import ExitCode
 
 __all__ = ["stats"]

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from proctor.cli._repo import RepositoryError, open_repository, parse_when, repository_option
 from proctor.cli._show import json_option
+from proctor.cli.formats import parse_when
 from proctor.cli.json_shapes import dump
+from proctor.cli.repository import RepositoryError, open_repository, repository_option
 from proctor.exitcode import ExitCode
 
 if TYPE_CHECKING:

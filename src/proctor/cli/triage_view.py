@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from proctor.cli._repo import format_time
+from proctor.cli.formats import format_time
 from proctor.cli.printable import printable, printable_id
 from proctor.store.failures import FailureRow
 from proctor.store.model import RunInfo

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from proctor.cli._repo import RepositoryError, open_repository, repository_option
+from proctor.cli.repository import RepositoryError, open_repository, repository_option
 from proctor.exitcode import ExitCode
 
 if TYPE_CHECKING:

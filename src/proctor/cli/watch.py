@@ -133,7 +133,7 @@ def watch_tests(
             keys.stop()
         watcher.stop()
         if store is not None:
-            from proctor.cli._repo import close_store
+            from proctor.cli.repository import close_store
 
             close_store(store)
 

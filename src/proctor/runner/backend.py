@@ -6,7 +6,7 @@ workers through a :class:`WorkerBackend`, talks to each through a
 :meth:`WorkerBackend.wait`, which returns :data:`Message` values. The real
 backend (``proctor.runner.subprocess_backend``) runs ``python -m proctor.worker``
 processes and multiplexes their pipes with ``selectors``; the fake one
-(``proctor.runner.fake``) simulates workers on a virtual clock, so the
+(``proctor.testing.fake_backend``) simulates workers on a virtual clock, so the
 controller's behaviour under crashes, hangs, Ctrl-C and debugger sessions is
 tested in milliseconds (the pattern of httpx's ``MockTransport``).
 

@@ -38,7 +38,7 @@ from proctor.runner.options import RunOptions
 from proctor.runner.report import NullReporter, Progress, RunReporter, RunResult
 from proctor.runner.signals import signals_post_to
 from proctor.runner.storing import ReleasingView, RunStorage
-from proctor.runner.terminal import ThreadedStdin
+from proctor.runner.threaded_stdin import ThreadedStdin
 from proctor.wire.record import TestRecord
 
 if TYPE_CHECKING:

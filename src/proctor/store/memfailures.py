@@ -1,34 +1,48 @@
-"""Signed failures in the in-memory store: the reference the SQL backends are checked against."""
+"""Signed failures in the in-memory store: the reference the SQL backends are checked against.
+
+:class:`MemoryFailures` is a part :class:`~proctor.store.memory.MemoryStore`
+delegates the failure-signature half of the contract to, as the SQL store
+delegates to ``sql/failures.py``. It is given the store's runs (read, never
+changed here) and keeps the signatures and clusters itself.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, cast
+from typing import Protocol
 
 from proctor.store.contract import check_limit
-from proctor.store.failures import SIGNED_STATUSES, FailureRow, Sighting, SignatureLike
+from proctor.store.failures import SIGNED_STATUSES, FailureRow, Sighting, SignatureLike, Signer
+from proctor.store.model import RunMetadata
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
-if TYPE_CHECKING:
-    from proctor.store.memory import MemoryStore, StoredRun
+__all__ = ["HeldRun", "MemoryFailures"]
 
-__all__ = ["MemoryFailures"]
+
+class HeldRun(Protocol):
+    """What the failures part reads of a run the memory store holds."""
+
+    @property
+    def metadata(self) -> RunMetadata: ...
+
+    @property
+    def records(self) -> Sequence[TestRecord]: ...
 
 
 class MemoryFailures:
-    """The failure-signature part of the contract, for :class:`MemoryStore`."""
+    """The failure-signature part of the contract, over ``runs`` (the store's runs by id)."""
 
-    _runs: dict[int, StoredRun]
-    """The store's runs by id (set by :class:`MemoryStore`)."""
-
-    def _init_failures(self) -> None:
+    def __init__(self, runs: Mapping[int, HeldRun]) -> None:
+        self._runs = runs
         self._signed: dict[tuple[int, int], dict[str, SignatureLike]] = {}
         self._clusters: dict[tuple[str, str], str] = {}
 
-    def _sign_records(self, run_id: int, first: int, records: Sequence[TestRecord]) -> None:
-        store = cast("MemoryStore", self)
-        signer = store.signer
+    def sign_records(
+        self, signer: Signer | None, run_id: int, first: int, records: Sequence[TestRecord]
+    ) -> None:
+        """Sign the failures among ``records``, about to be stored in run ``run_id``
+        from index ``first`` on."""
         if signer is None:
             return
         for index, record in enumerate(records, first):

@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from proctor.store.contract import RunWriter, Store, check_limit
 from proctor.store.errors import UnknownRun, UnknownTest
+from proctor.store.failures import FailureRow, Sighting, SignatureLike
 from proctor.store.memfailures import MemoryFailures
 from proctor.store.model import (
     EWMA_WEIGHT,
@@ -98,7 +99,7 @@ class _Stats:
         )
 
 
-class MemoryStore(MemoryFailures, Store):
+class MemoryStore(Store):
     """A store held in dictionaries; see the module docstring."""
 
     backend = "memory"
@@ -110,7 +111,7 @@ class MemoryStore(MemoryFailures, Store):
         self._failing: dict[str, tuple[int, int]] = {}  # test id -> (run, index)
         self._stats: dict[str, _Stats] = {}
         self._tests: set[str] = set()
-        self._init_failures()
+        self._failures = MemoryFailures(self._runs)
 
     # -- writing
 
@@ -138,7 +139,7 @@ class MemoryStore(MemoryFailures, Store):
                 "its remaining results were not stored"
             )
         run.counts = run.counts.plus(RunCounts.of(records))
-        self._sign_records(run_id, len(run.records), records)
+        self._failures.sign_records(self.signer, run_id, len(run.records), records)
         for record in records:
             index = len(run.records)
             run.records.append(record)
@@ -430,6 +431,40 @@ class MemoryStore(MemoryFailures, Store):
 
     def close(self) -> None:
         pass
+
+    # -- failure signatures (memfailures.py)
+
+    def failures(self, run_ids: Iterable[int], *, algorithm: str) -> list[FailureRow]:
+        return self._failures.failures(run_ids, algorithm=algorithm)
+
+    def sightings(
+        self, digests: Iterable[str], *, algorithm: str, before_ns: int, count_runs: int = 0
+    ) -> dict[str, Sighting]:
+        return self._failures.sightings(
+            digests, algorithm=algorithm, before_ns=before_ns, count_runs=count_runs
+        )
+
+    def cluster_failures(
+        self, cluster: str, *, algorithm: str, limit: int | None = None
+    ) -> list[FailureRow]:
+        return self._failures.cluster_failures(cluster, algorithm=algorithm, limit=limit)
+
+    def unsigned_failures(
+        self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
+    ) -> list[tuple[int, int, TestRecord]]:
+        return self._failures.unsigned_failures(algorithm=algorithm, after=after, limit=limit)
+
+    def add_signatures(self, signed: Sequence[tuple[int, int, SignatureLike]]) -> int:
+        return self._failures.add_signatures(signed)
+
+    def set_clusters(self, algorithm: str, clusters: Mapping[str, str]) -> None:
+        self._failures.set_clusters(algorithm, clusters)
+
+    def result(self, run_id: int, seq: int) -> TestRecord | None:
+        return self._failures.result(run_id, seq)
+
+    def outcomes(self, run_ids: Iterable[int]) -> list[tuple[int, str, Status]]:
+        return self._failures.outcomes(run_ids)
 
 
 class _MemoryWriter(RunWriter):

@@ -47,7 +47,7 @@ def _load_speedups() -> ModuleType | None:
     if os.environ.get("PROCTOR_PURE_PYTHON", "").strip().lower() not in ("", "0", "false", "no"):
         return None
     try:
-        from proctor.wire import _speedups  # type: ignore[attr-defined]
+        from proctor.wire import _speedups
     except ImportError:
         return None
     _speedups.configure(Event, STATUSES)

@@ -37,7 +37,7 @@ from proctor.runner.protocol import (
 from proctor.wire import v2
 from proctor.wire.event import NS_PER_SECOND, TEXT_MIME_TYPE, TRACEBACK_MIME_TYPE, Event, Status
 
-__all__ = ["FakeBackend", "FakeStdin", "FakeSuite", "FakeTest", "FakeWorker"]
+__all__ = ["EPOCH_NS", "FakeBackend", "FakeStdin", "FakeSuite", "FakeTest", "FakeWorker"]
 
 EPOCH_NS = 1_700_000_000 * NS_PER_SECOND
 """Wall time of virtual time zero."""

@@ -1,15 +1,16 @@
-"""What the history commands share: ``--repository``, opening it, naming runs, dates.
+"""The repository as the commands reach it: ``--repository``, opening it (the
+stores that take runs sign their failures), closing it, and naming a run in it.
 
 Errors a user can fix (no repository yet, an unknown run, a server that is
 down) become :class:`RepositoryError`: the message says what is wrong, where,
 and what to do, and the exit status is 2, apart from the 1 that ``last`` and
-``failing`` use to say "the tests failed".
+``failing`` use to say "the tests failed". How times, sizes and runs are written
+is in :mod:`proctor.cli.formats`.
 """
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
@@ -25,15 +26,11 @@ if TYPE_CHECKING:
 __all__ = [
     "RepositoryError",
     "close_store",
-    "format_size",
-    "format_time",
     "open_repository",
-    "parse_when",
     "repository_option",
+    "repository_url",
     "resolve_run",
-    "run_label",
     "sign_failures",
-    "write_output",
 ]
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -43,16 +40,6 @@ class RepositoryError(click.ClickException):
     """A problem with the repository the user can act on; exit status 2."""
 
     exit_code = ExitCode.ERROR
-
-
-def write_output(path: str, data: bytes) -> None:
-    """Write a report or stream to ``path``; a failure exits 2 naming the file
-    (1 is what ``last`` and ``failing`` say when tests failed)."""
-    try:
-        with open(path, "wb") as handle:
-            handle.write(data)
-    except OSError as error:
-        raise RepositoryError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def repository_option(function: F) -> F:
@@ -66,7 +53,8 @@ def repository_option(function: F) -> F:
     )(function)
 
 
-def _url(repository: str | None) -> str:
+def repository_url(repository: str | None) -> str:
+    """The URL of ``--repository`` (or of the configured repository)."""
     if repository is not None:
         return repository
     from proctor.config import ConfigError, load_config
@@ -89,7 +77,7 @@ def open_repository(repository: str | None, *, create: bool = False) -> Iterator
     from proctor.store.opening import open_store
 
     try:
-        store = open_store(_url(repository), create=create)
+        store = open_store(repository_url(repository), create=create)
     except StoreError as error:
         raise RepositoryError(str(error)) from None
     if create:  # the commands that store runs sign their failures
@@ -156,65 +144,3 @@ def resolve_run(store: Store, spec: str | None) -> RunInfo:
         raise RepositoryError(
             f"there is no run {spec} in {store.location}; `proctor runs` lists the runs kept"
         ) from None
-
-
-def format_size(count: int) -> str:
-    """Bytes in the largest binary unit that keeps the number above 1."""
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover
-
-
-def format_time(ns: int | None) -> str:
-    """Local date and time, to the second."""
-    if ns is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ns // 1_000_000_000))
-
-
-def run_label(info: RunInfo) -> str:
-    """``run 12 (main @ 0123abcd, 2024-05-01 12:00:00)``."""
-    meta = info.metadata
-    where = []
-    if meta.git_branch or meta.git_commit:
-        revision = (meta.git_branch or "") + (
-            f" @ {meta.git_commit[:10]}" if meta.git_commit else ""
-        )
-        if meta.git_dirty:
-            revision += " (dirty)"
-        where.append(revision.strip())
-    where.append(format_time(info.started_ns))
-    return f"run {info.id} ({', '.join(where)})"
-
-
-_RELATIVE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_FORMATS = (
-    "%Y-%m-%d",
-    "%Y-%m-%dT%H:%M",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d %H:%M:%S",
-)
-
-
-def parse_when(text: str, *, now: float | None = None) -> int:
-    """A moment as ns since the epoch: a local date/time (``2024-05-01``,
-    ``2024-05-01 12:30``) or an age (``90m``, ``12h``, ``3d``, ``2w`` ago)."""
-    text = text.strip()
-    relative = _RELATIVE.fullmatch(text)
-    if relative:
-        seconds = float(relative.group(1)) * _UNITS[relative.group(2)]
-        return int(((time.time() if now is None else now) - seconds) * 1_000_000_000)
-    for layout in _FORMATS:
-        try:
-            moment = time.mktime(time.strptime(text, layout))
-        except ValueError:
-            continue
-        return int(moment * 1_000_000_000)
-    raise click.BadParameter(
-        f"{text!r} is neither a date (2024-05-01, 2024-05-01 12:30) nor an age (12h, 3d, 2w)"
-    )
