@@ -21,6 +21,7 @@ from proctor.exitcode import ExitCode
 if TYPE_CHECKING:
     from proctor.store.contract import Store
     from proctor.store.model import RunInfo
+    from proctor.wire.record import TestRecord
 
 __all__ = [
     "RepositoryError",
@@ -218,3 +219,26 @@ def parse_when(text: str, *, now: float | None = None) -> int:
     raise click.BadParameter(
         f"{text!r} is neither a date (2024-05-01, 2024-05-01 12:30) nor an age (12h, 3d, 2w)"
     )
+
+
+def resolve_build(store: Store, build: str) -> tuple[RunInfo, list[TestRecord], list[RunInfo]]:
+    """The CI build ``build`` as one run (:func:`proctor.store.builds.build_view`);
+    :class:`RepositoryError` when no stored run belongs to it."""
+    from proctor.cli.printable import printable_id
+    from proctor.store.builds import SCAN_RUNS, build_view
+
+    found = build_view(store, build)
+    if found is None:
+        raise RepositoryError(
+            f"no run of build {printable_id(build)} among the newest {SCAN_RUNS} runs: the "
+            "jobs of a build store their runs with proctor run --queue BUILD"
+        )
+    return found
+
+
+def any_writer_alive(writers: dict[int, bool | None], runs: list[RunInfo]) -> bool | None:
+    """Whether a writer of any of ``runs`` is alive (None: it cannot be told)."""
+    states = [writers.get(info.id) for info in runs]
+    if any(states):
+        return True
+    return None if None in states else False
