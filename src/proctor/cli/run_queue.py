@@ -118,8 +118,10 @@ class BuildJob:
         )
         if first:
             click.echo(f"proctor: build {self.build}: queued its tests", err=True)
-        self.keeper = LeaseKeeper(BuildQueue(self.url, self.build, self.job, lease_s=self.lease_s))
-        self.source = FleetQueue(queue, plan, report)
+        self.keeper = keeper = LeaseKeeper(
+            BuildQueue(self.url, self.build, self.job, lease_s=self.lease_s)
+        )
+        self.source = FleetQueue(queue, plan, report, settle=keeper.flush)
         return self.source
 
     def finished(self, record: TestRecord) -> None:

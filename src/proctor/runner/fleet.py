@@ -36,7 +36,7 @@ from proctor.wire.record import Attachment, TestRecord
 
 __all__ = ["FleetQueue", "LeaseKeeper", "planned_order"]
 
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.25
 """How often a job with nothing to claim asks again while other jobs hold tests."""
 
 
@@ -62,6 +62,7 @@ class LeaseKeeper:
         self._queue = queue
         self._interval = interval if interval is not None else max(queue.lease_s / 3, 0.05)
         self._lock = threading.Lock()
+        self._io = threading.Lock()  # one connection: one query at a time
         self._done: list[str] = []
         self._stop = threading.Event()
         self.error: Exception | None = None
@@ -76,16 +77,20 @@ class LeaseKeeper:
                 self._done.append(record.test_id)
 
     def flush(self) -> None:
-        with self._lock:
-            done, self._done = self._done, []
-        if done:
-            self.counted += len(self._queue.done(done))
+        """Mark the tests finished so far done (any thread: before a job waits on
+        the others, say, so that they do not wait on it)."""
+        with self._io:
+            with self._lock:
+                done, self._done = self._done, []
+            if done:
+                self.counted += len(self._queue.done(done))
 
     def _loop(self) -> None:
         try:
             while not self._stop.wait(self._interval):
                 self.flush()
-                self._queue.renew()
+                with self._io:
+                    self._queue.renew()
         except Exception as error:  # the leases run out; close() raises it
             self.error = error
 
@@ -114,8 +119,10 @@ class FleetQueue:
         *,
         clock: Clock = time.monotonic,
         poll_s: float = POLL_SECONDS,
+        settle: Callable[[], None] = lambda: None,
     ) -> None:
         self._queue = queue
+        self._settle = settle
         self._report = report
         self._clock = clock
         self._poll_s = poll_s
@@ -149,6 +156,9 @@ class FleetQueue:
         if claim.ids:
             self._waiting = False
             return self._batch(claim.ids, claim.expected)
+        # Nothing to claim: this job's finished tests are marked done before it
+        # looks at what the others hold (or they would wait on it as it waits on them).
+        self._settle()
         state = self._queue.state()
         self.count = state.queued
         self._fleet_empty = state.queued == 0 and state.others == 0
