@@ -76,7 +76,7 @@ def test_batches_shrink_and_late_jobs_just_take_less(jobs: Callable[..., BuildQu
         sizes.append(len(claim.ids))
         assert queue.done(claim.ids) == set(claim.ids)
     assert sum(sizes) == 100
-    assert sizes[0] == 12  # 100 s left / (4 batches x 2 workers) = 12.5 s
+    assert sizes[0] == 3  # 100 s left / (4 batches x 2 workers x 4 jobs at least) = 3.1 s
     assert sizes == sorted(sizes, reverse=True)
     assert sizes[-1] == 1
     assert queue.state().finished
@@ -112,7 +112,7 @@ def test_concurrent_claims_never_hand_out_a_test_twice(jobs: Callable[..., Build
 def test_a_job_that_stops_renewing_gives_its_work_back_when_the_lease_runs_out(
     jobs: Callable[..., BuildQueue],
 ) -> None:
-    dead, alive = jobs("dead", lease_s=0.5), jobs("alive", lease_s=30.0)
+    dead, alive = jobs("dead", lease_s=1.5), jobs("alive", lease_s=30.0)
     join(dead)
     join(alive)
     lost = dead.claim(workers=1)
@@ -120,12 +120,12 @@ def test_a_job_that_stops_renewing_gives_its_work_back_when_the_lease_runs_out(
     state = alive.state()
     assert state.others == len(lost.ids)
     assert state.next_expiry_s is not None
-    assert state.next_expiry_s <= 0.5
+    assert state.next_expiry_s <= 1.5
     # Not yet: the lease is live.
     meanwhile = alive.claim(workers=100)
     assert set(meanwhile.ids).isdisjoint(lost.ids)
     assert alive.done(meanwhile.ids) == set(meanwhile.ids)
-    time.sleep(0.7)
+    time.sleep(1.7)
     retaken = set()
     while claim := alive.claim(workers=1):
         retaken |= set(claim.ids)
@@ -138,7 +138,7 @@ def test_a_job_that_stops_renewing_gives_its_work_back_when_the_lease_runs_out(
 
 
 def test_renewing_keeps_the_work(jobs: Callable[..., BuildQueue]) -> None:
-    slow, other = jobs("slow", lease_s=0.5), jobs("other")
+    slow, other = jobs("slow", lease_s=2.0), jobs("other")
     join(slow)
     join(other)
     mine = slow.claim(workers=1)

@@ -24,7 +24,13 @@ from proctor.cli._show import (
 )
 from proctor.cli.output import write_output
 from proctor.cli.printable import ids_for
-from proctor.cli.repository import open_repository, repository_option, resolve_run
+from proctor.cli.repository import (
+    any_writer_alive,
+    open_repository,
+    repository_option,
+    resolve_build,
+    resolve_run,
+)
 from proctor.exitcode import ExitCode
 
 __all__ = ["failing", "last"]
@@ -36,6 +42,11 @@ _color = click.option(
 
 @click.command()
 @click.option("--run", "run_spec", metavar="RUN", help="Show this run instead (id, or -N).")
+@click.option(
+    "--build",
+    metavar="BUILD",
+    help="Show the CI build BUILD as one run: every job's run of it (proctor run --queue).",
+)
 @click.option("--subunit", is_flag=True, help="Write the run to stdout as a subunit v2 stream.")
 @click.option(
     "--junit",
@@ -50,6 +61,7 @@ _color = click.option(
 @repository_option
 def last(
     run_spec: str | None,
+    build: str | None,
     subunit: bool,
     junit_path: str | None,
     quiet: bool,
@@ -65,10 +77,18 @@ def last(
     """
     if as_json and (subunit or junit_path == "-"):
         raise click.UsageError("--json writes to stdout; so do --subunit and --junit -")
+    if build is not None and run_spec is not None:
+        raise click.UsageError("--run and --build each name what to show: give one")
     with open_repository(repository) as store:
-        info = resolve_run(store, run_spec)
-        records = store.records(info.id)
-        alive = store.writers_alive([info]) if as_json and not info.finished else {}
+        if build is not None:
+            info, records, parts = resolve_build(store, build)
+        else:
+            info = resolve_run(store, run_spec)
+            records = store.records(info.id)
+            parts = [info]
+        alive = store.writers_alive(parts) if as_json and not info.finished else {}
+        if build is not None and alive:
+            alive = {info.id: any_writer_alive(alive, parts)}
         notes = []
         if not (as_json or subunit or junit_path == "-") and info.counts.failures:
             from proctor.cli._explain import project_explainer

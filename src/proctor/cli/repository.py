@@ -22,6 +22,7 @@ from proctor.exitcode import ExitCode
 if TYPE_CHECKING:
     from proctor.store.contract import Store
     from proctor.store.model import RunInfo
+    from proctor.wire.record import TestRecord
 
 __all__ = [
     "RepositoryError",
@@ -144,3 +145,26 @@ def resolve_run(store: Store, spec: str | None) -> RunInfo:
         raise RepositoryError(
             f"there is no run {spec} in {store.location}; `proctor runs` lists the runs kept"
         ) from None
+
+
+def resolve_build(store: Store, build: str) -> tuple[RunInfo, list[TestRecord], list[RunInfo]]:
+    """The CI build ``build`` as one run (:func:`proctor.store.builds.build_view`);
+    :class:`RepositoryError` when no stored run belongs to it."""
+    from proctor.cli.printable import printable_id
+    from proctor.store.builds import SCAN_RUNS, build_view
+
+    found = build_view(store, build)
+    if found is None:
+        raise RepositoryError(
+            f"no run of build {printable_id(build)} among the newest {SCAN_RUNS} runs: the "
+            "jobs of a build store their runs with proctor run --queue BUILD"
+        )
+    return found
+
+
+def any_writer_alive(writers: dict[int, bool | None], runs: list[RunInfo]) -> bool | None:
+    """Whether a writer of any of ``runs`` is alive (None: it cannot be told)."""
+    states = [writers.get(info.id) for info in runs]
+    if any(states):
+        return True
+    return None if None in states else False

@@ -35,6 +35,7 @@ from proctor.cli.repository import close_store
 from proctor.cli.run_args import RunArgs, UsageProblem
 from proctor.cli.run_cluster import cluster_option, cluster_slots
 from proctor.cli.run_isolate import isolate
+from proctor.cli.run_queue import BuildJob, check_queue, join_build, queue_option
 from proctor.cli.run_setup import (
     BackendFactory,
     choose_view,
@@ -58,6 +59,7 @@ from proctor.config import Config
 from proctor.exitcode import ExitCode
 from proctor.runner.pytest_options import PytestOptions
 from proctor.runner.report import RunResult
+from proctor.runner.schedule import own_queue
 from proctor.runner.selection import SelectionError, select
 from proctor.runner.session import RunSession, SessionResult
 
@@ -100,6 +102,7 @@ def run_tests(args: RunArgs, backends: BackendFactory = default_backend_factory)
     check_outputs(args)
     check_stestr_options(args)
     check_shard(args)
+    check_queue(args)
     if args.pdb_test_id is not None:
         return run_pdb(args, config)
     only: tuple[str, ...] = ()
@@ -111,8 +114,10 @@ def run_tests(args: RunArgs, backends: BackendFactory = default_backend_factory)
         # itself and reads the history; the others start once it says how many.
         backend = backends(args, config)
         backend.prestart(1)
+    job: BuildJob | None = None
     try:
         store, history = open_history(args, config)
+        job = join_build(args, config)
         options = run_options(args, config, history)
         if args.shard is not None:  # the same split on every job (proctor.cli.run_shard)
             history = pinned_history(history, store, commit_time_ns(config.root))
@@ -130,12 +135,12 @@ def run_tests(args: RunArgs, backends: BackendFactory = default_backend_factory)
                     click.echo("No failing tests recorded: nothing to run.", err=args.subunit)
                     return ExitCode.OK
                 options = dataclasses.replace(options, failing=tuple(failing))
-            session = _session(args, config, options, history, store, backends, backend)
+            session = _session(args, config, options, history, store, backends, backend, job)
             if args.isolate is not None:
                 return isolate(args.isolate, history, session)
             if args.list_tests:
                 return _list(session)
-            return _finish(args, session.run())
+            return _finish(args, session.run(), job)
         except Exception as error:
             from proctor.store.errors import StoreError
 
@@ -146,6 +151,8 @@ def run_tests(args: RunArgs, backends: BackendFactory = default_backend_factory)
             if store is not None:
                 close_store(store)
     finally:
+        if job is not None:
+            job.close()
         if backend is not None:
             backend.close()
 
@@ -158,6 +165,7 @@ def _session(
     store: Store | None,
     backends: BackendFactory,
     first: WorkerBackend | None,
+    job: BuildJob | None = None,
 ) -> RunSession:
     """The run session for this command line (:mod:`proctor.cli.run_setup`)."""
 
@@ -176,19 +184,23 @@ def _session(
         history=history,
         view=lambda out: choose_view(args, out),
         sinks=lambda out: event_sinks(args, out),
-        storage=_storage(store, args, config),
+        storage=_storage(store, args, config, job),
         first_backend=first,
         before_rerun=before_rerun,
         stored=stored,
+        work=own_queue if job is None else job.work,
+        record_sinks=() if job is None else (job.finished,),
     )
 
 
-def _storage(store: Store | None, args: RunArgs, config: Config) -> Callable[[], RunStorage] | None:
+def _storage(
+    store: Store | None, args: RunArgs, config: Config, job: BuildJob | None
+) -> Callable[[], RunStorage] | None:
     """A new storage for each run of the session (None: not storing)."""
     if store is None or not args.store:
         return None
     kept = store
-    return lambda: run_storage(kept, args, config)
+    return lambda: run_storage(kept, args, config, None if job is None else job.job)
 
 
 def _list(session: RunSession) -> int:
@@ -205,9 +217,15 @@ def _list(session: RunSession) -> int:
     return ExitCode.OK if result.selected else ExitCode.NO_TESTS
 
 
-def _finish(args: RunArgs, done: SessionResult) -> int:
+def _finish(args: RunArgs, done: SessionResult, job: BuildJob | None = None) -> int:
     """What the session did, said; the exit status."""
     result = done.result
+    if job is not None and not result.ran and not result.interrupted and not result.error:
+        click.echo(
+            f"proctor: build {job.build}: the other jobs took every test; none left for this one.",
+            err=args.subunit,
+        )
+        return ExitCode.OK
     if done.max_runs_reached:
         click.echo(f"\nStopped after {done.runs} runs (--max-runs): none failed.", err=args.subunit)
     if not args.isolated and empty_shard(result, done.options):
@@ -421,6 +439,7 @@ def _pytest_params(params: dict[str, object], extra: tuple[str, ...]) -> None:
     help="Debugger at each failure (post-mortem); --pdb ID: run test ID under the debugger.",
 )
 @shard_option
+@queue_option
 @cluster_option
 def run(**params: object) -> int:
     """Run the tests, in parallel on persistent workers.

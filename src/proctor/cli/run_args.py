@@ -69,6 +69,7 @@ class RunArgs:
     pdb_test_id: str | None = None  # --pdb ID: run that one test under the debugger (stestr)
     shard: Shard | None = None  # --shard K/N (proctor.cli.run_shard)
     cluster: str | None = None  # --cluster ADDRESS|FILE (proctor.cli.run_cluster)
+    queue: str | None = None  # --queue BUILD (proctor.cli.run_queue)
     rerun_failures: int = 0  # --rerun-failures N (proctor.runner.rerun)
 
     @property

@@ -18,6 +18,7 @@ import click
 from proctor.cli.repository import close_store, sign_failures
 from proctor.cli.run_args import RunArgs, UsageProblem
 from proctor.cli.run_cluster import cluster_backend
+from proctor.cli.run_queue import queue_properties
 from proctor.cli.run_shard import shard_properties
 from proctor.config import PARALLEL_CLASS_REGEX, Config, ConfigError, check_regex, load_config
 from proctor.runner.concurrency import choose_concurrency
@@ -188,8 +189,9 @@ def choose_view(args: RunArgs, out: TextIO) -> RunReporter:
     return LiveView(out, color=color) if terminal else LineView(out, color=color)
 
 
-def run_storage(store: Store, args: RunArgs, config: Config) -> RunStorage:
-    """Where a run's results go: begun in ``store`` at the first result."""
+def run_storage(store: Store, args: RunArgs, config: Config, job: str | None = None) -> RunStorage:
+    """Where a run's results go: begun in ``store`` at the first result; ``job``:
+    this job's name in the build ``--queue`` names."""
     from proctor.runner.storing import RunStorage
     from proctor.store.metadata import capture_metadata
 
@@ -200,10 +202,14 @@ def run_storage(store: Store, args: RunArgs, config: Config) -> RunStorage:
             resume = latest.id
         else:
             click.echo("proctor: --combine: no run stored yet; this run starts one.", err=True)
-    partial = args.selection.narrows or args.pytest.selects or args.shard is not None
-    metadata = capture_metadata(
-        root=config.root, partial=partial, properties=shard_properties(args)
+    partial = (
+        args.selection.narrows
+        or args.pytest.selects
+        or args.shard is not None
+        or args.queue is not None
     )
+    properties = {**shard_properties(args), **queue_properties(args, job)}
+    metadata = capture_metadata(root=config.root, partial=partial, properties=properties)
     return RunStorage(store, metadata._replace(started_ns=time.time_ns()), resume=resume)
 
 

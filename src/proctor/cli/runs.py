@@ -24,7 +24,14 @@ from proctor.cli._show import (
 from proctor.cli.formats import format_time, parse_when, run_label
 from proctor.cli.printable import printable_id
 from proctor.cli.render import format_duration
-from proctor.cli.repository import RepositoryError, open_repository, repository_option, resolve_run
+from proctor.cli.repository import (
+    RepositoryError,
+    any_writer_alive,
+    open_repository,
+    repository_option,
+    resolve_build,
+    resolve_run,
+)
 from proctor.exitcode import ExitCode
 from proctor.store.model import RunInfo
 
@@ -145,6 +152,11 @@ def list_(
 @runs.command(context_settings={"ignore_unknown_options": True})
 @click.argument("run_spec", metavar="RUN", default="last")
 @click.option("-q", "--quiet", is_flag=True, help="Show only tests that did not pass.")
+@click.option(
+    "--build",
+    metavar="BUILD",
+    help="Show the CI build BUILD as one run: every job's run of it (proctor run --queue).",
+)
 @click.option("--color/--no-color", default=None, help="Colour the output.")
 @json_option
 @repository_option
@@ -153,15 +165,24 @@ def show(
     parent_repository: str | None,
     run_spec: str,
     quiet: bool,
+    build: str | None,
     color: bool | None,
     as_json: bool,
     repository: str | None,
 ) -> int:
     """Show one run: its metadata, its tests and its totals (RUN: id, last or -N)."""
     with open_repository(repository or parent_repository) as store:
-        info = resolve_run(store, run_spec)
-        records = store.records(info.id)
-        alive = store.writers_alive([info])
+        if build is not None:
+            if run_spec != "last":
+                raise click.UsageError("RUN and --build each name what to show: give one")
+            info, records, parts = resolve_build(store, build)
+            writers = store.writers_alive(parts)
+            alive = {info.id: any_writer_alive(writers, parts)}
+        else:
+            info = resolve_run(store, run_spec)
+            records = store.records(info.id)
+            alive = store.writers_alive([info])
+            parts = [info]
     if as_json:  # the shape of `proctor last --json`
         from proctor.cli.json_shapes import dump, run_document
 
@@ -182,6 +203,8 @@ def show(
     if meta.ci_provider:
         rows.append(("CI", f"{meta.ci_provider} job {meta.ci_job_id or '?'} {meta.ci_url or ''}"))
     rows += [(key, value) for key, value in sorted(meta.properties.items())]
+    if build is not None:
+        rows.append(("Jobs", ", ".join(f"run {part.id}" for part in parts)))
     width = max(len(name) for name, _ in rows)
     out.write(
         "".join(

@@ -70,6 +70,7 @@ from proctor.runner.protocol import CONTROL_FILE, Control, ProtocolError, parse_
 from proctor.runner.report import NullReporter, RunReporter, RunResult
 from proctor.runner.rerun import Reruns
 from proctor.runner.run_state import Phase, RunState
+from proctor.runner.schedule import WorkFactory, own_queue
 from proctor.runner.slot import Slot, SlotState, StopReason
 from proctor.runner.tally import Tally
 from proctor.runner.worker_pool import EPSILON, WorkerPool
@@ -105,6 +106,7 @@ class Controller:
         stdin: StdinSource | None = None,
         record_sinks: Sequence[Callable[[TestRecord], None]] = (),
         on_idle: Callable[[], None] | None = None,
+        work: WorkFactory = own_queue,
     ) -> None:
         self._backend = backend
         self._options = options
@@ -131,7 +133,17 @@ class Controller:
         self._sink = sink = sink if sink is not None else NullSink()
         self._collector = RecordCollector(tally.record)
         self._outlet = outlet = Outlet(sink, self._collector, reporter, backend.time_ns)
-        self._listing = Listing(state, options, history, pool, outlet, reporter, halt=stop.halt)
+        self._listing = Listing(
+            state,
+            options,
+            history,
+            pool,
+            outlet,
+            reporter,
+            halt=stop.halt,
+            work=work,
+            report=tally.record,
+        )
         self._exits = ExitJudge(
             state,
             options,
@@ -197,8 +209,14 @@ class Controller:
         return result
 
     def _next_deadline(self) -> float | None:
-        """The nearest of the workers' deadlines and the next redraw of the progress."""
+        """The nearest of the workers' deadlines, the next redraw of the progress,
+        and when a shared queue may have work again."""
         deadline = self._pool.next_deadline()
+        queue = self._state.queue
+        if queue is not None and self._state.phase is Phase.RUNNING:
+            wake = queue.wake_at(self._backend.now())
+            if wake is not None:
+                deadline = wake if deadline is None else min(deadline, wake)
         interval = self._reporter.tick_interval
         if interval is not None:
             tick = self._last_tick + interval

@@ -24,9 +24,10 @@ from proctor.runner.planning import plan_run
 from proctor.runner.protocol import Control, ListTests
 from proctor.runner.report import RunReporter
 from proctor.runner.run_state import Phase, RunState
-from proctor.runner.schedule import WorkQueue
+from proctor.runner.schedule import WorkFactory, own_queue
 from proctor.runner.slot import Slot, SlotState, StopReason
 from proctor.runner.worker_pool import WorkerPool
+from proctor.wire.record import TestRecord
 
 __all__ = ["Listing", "different_ids"]
 
@@ -48,6 +49,8 @@ class Listing:
         reporter: RunReporter,
         *,
         halt: Callable[[str], None],
+        work: WorkFactory = own_queue,
+        report: Callable[[TestRecord], None] | None = None,
     ) -> None:
         self._state = state
         self._options = options
@@ -56,6 +59,8 @@ class Listing:
         self._outlet = outlet
         self._reporter = reporter
         self._halt = halt
+        self._work = work
+        self._report = report if report is not None else (lambda record: None)
         self.listed: list[str] = []
         self._digest: tuple[int, str] | None = None  # the lister's worker and ids digest
         self._ready_counts: dict[int, int] = {}  # worker -> tests its `ready` announced
@@ -186,7 +191,7 @@ class Listing:
             pool.stop_all(StopReason.QUIT)
             return
         plan = chosen.plan
-        state.queue = WorkQueue(plan)
+        state.queue = self._work(plan, self._report)
         pool.wanted = min(pool.wanted, len(ids))
         progress = state.progress
         progress.total = len(ids)

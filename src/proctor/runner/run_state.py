@@ -14,7 +14,7 @@ import enum
 from dataclasses import dataclass
 
 from proctor.runner.report import Progress, RunResult
-from proctor.runner.schedule import WorkQueue
+from proctor.runner.schedule import WorkSource
 
 __all__ = ["Phase", "RunState"]
 
@@ -32,7 +32,7 @@ class RunState:
     result: RunResult
     progress: Progress
     phase: Phase = Phase.LISTING
-    queue: WorkQueue | None = None
+    queue: WorkSource | None = None
     """The tests not handed out yet (None until the tests are listed and planned)."""
     interrupts: int = 0
     """Ctrl-C presses (and stopping signals) so far."""

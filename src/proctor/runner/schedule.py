@@ -50,8 +50,11 @@ import math
 import random
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from proctor.wire.record import TestRecord
 
 __all__ = [
     "MIN_BATCH",
@@ -60,8 +63,11 @@ __all__ = [
     "Batch",
     "Plan",
     "Unit",
+    "WorkFactory",
     "WorkQueue",
+    "WorkSource",
     "locality_key",
+    "own_queue",
     "plan_units",
     "workers_worth",
 ]
@@ -249,6 +255,40 @@ def _shuffled(units: list[Unit], seed: int, big: float) -> list[Unit]:
     return first + rest
 
 
+class WorkSource(Protocol):
+    """Where a run's workers get their tests: this run's own :class:`WorkQueue`,
+    or a build's queue shared by several CI jobs (:mod:`proctor.runner.fleet`)."""
+
+    expected: float
+    """Expected seconds of the work not handed out yet (what progress shows)."""
+    count: int
+    """Tests not handed out yet (that this run knows of)."""
+
+    def __bool__(self) -> bool:
+        """Whether work may still come: queued here, or elsewhere and not done."""
+
+    def estimate(self, test_id: str) -> float:
+        """The expected seconds of a test of this run."""
+
+    def take(self, workers: int) -> Batch | None:
+        """The next batch for a free worker; None when nothing can be had now."""
+
+    def put_back(self, ids: Iterable[str]) -> None:
+        """Tests a worker did not run (it died): first in line again."""
+
+    def clear(self) -> list[str]:
+        """Drop the rest (a stopped run); the ids dropped, which are not run."""
+
+    def wake_at(self, now: float) -> float | None:
+        """When to ask again after :meth:`take` gave nothing though the source
+        is not empty (work held elsewhere may come back); None: no need."""
+
+
+WorkFactory = Callable[[Plan, Callable[[TestRecord], None]], WorkSource]
+"""Makes a run's work source from its plan; the callable given with it reports
+a test as finished without running it (a culprit another job gave up on)."""
+
+
 class WorkQueue:
     """The units not yet handed out, with batch sizing (see the module docstring)."""
 
@@ -338,3 +378,12 @@ class WorkQueue:
         self.expected = 0.0
         self.count = 0
         return dropped
+
+    def wake_at(self, now: float) -> float | None:
+        """Never: everything this queue will hand out is in it."""
+        return None
+
+
+def own_queue(plan: Plan, report: Callable[[TestRecord], None]) -> WorkSource:
+    """The default work source: the run's own :class:`WorkQueue`."""
+    return WorkQueue(plan)

@@ -36,6 +36,7 @@ from proctor.runner.isolate import Isolation, find_culprits, probe_failed
 from proctor.runner.isolated import OneOfMany, merge_result
 from proctor.runner.options import RunOptions
 from proctor.runner.report import NullReporter, Progress, RunReporter, RunResult
+from proctor.runner.schedule import WorkFactory, own_queue
 from proctor.runner.signals import signals_post_to
 from proctor.runner.storing import ReleasingView, RunStorage
 from proctor.runner.threaded_stdin import ThreadedStdin
@@ -130,7 +131,9 @@ class RunSession:
     ``record_sinks`` get every record as well. ``first_backend``, when given, is
     the first run's (already started: ``proctor run`` starts it while it reads the
     history). ``before_rerun(n)`` is told before run ``n`` > 1 of
-    ``until_failure``; ``stored(info)`` of each run stored.
+    ``until_failure``; ``stored(info)`` of each run stored. ``work`` makes each run's
+    work source from its plan (its own queue; a build's shared one with ``--queue``:
+    :mod:`proctor.runner.fleet`).
     """
 
     def __init__(
@@ -148,6 +151,7 @@ class RunSession:
         first_backend: WorkerBackend | None = None,
         before_rerun: Callable[[int], None] | None = None,
         stored: Callable[[RunInfo], None] | None = None,
+        work: WorkFactory = own_queue,
     ) -> None:
         self.options = options
         self._backends = backends
@@ -161,6 +165,7 @@ class RunSession:
         self._first = first_backend
         self._before_rerun = before_rerun
         self._stored = stored
+        self._work = work
 
     # -- the ways to run
 
@@ -354,6 +359,7 @@ class RunSession:
             stdin=stdin,
             record_sinks=record_sinks,
             on_idle=on_idle,
+            work=self._work,
         )
         with signals_post_to(backend):
             return controller.run()

@@ -1,0 +1,163 @@
+"""``proctor run --queue BUILD``: this job's part of a build shared by several CI jobs.
+
+The queue is :mod:`proctor.store.build_queue` (in the PostgreSQL repository
+every job reaches) and the run's side of it :mod:`proctor.runner.fleet`. This
+module holds the option, its checks, and what the stored run says: each job
+stores its own run, marked with the build (``build`` and ``build.job``
+properties) and partial, so ``proctor runs show --build BUILD`` and ``proctor
+last --build BUILD`` show the build whole.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from proctor.cli.run_args import RunArgs
+    from proctor.config import Config
+    from proctor.runner.fleet import LeaseKeeper
+    from proctor.runner.schedule import Plan, WorkSource
+    from proctor.wire.record import TestRecord
+
+__all__ = ["BuildJob", "check_queue", "join_build", "queue_option", "queue_properties"]
+
+LEASE_SECONDS = 60.0
+"""How long a job may go silent (dead, hung, cut off) before its tests go to another."""
+
+_F = TypeVar("_F", bound=Callable[..., object])
+
+
+def queue_option(function: _F) -> _F:
+    """The ``--queue BUILD`` click option (also ``PROCTOR_BUILD``)."""
+    option = click.option(
+        "--queue",
+        "queue",
+        metavar="BUILD",
+        envvar="PROCTOR_BUILD",
+        help="Share the tests with every job started with the same build id (a CI "
+        "pipeline's id): they take batches from one queue in the PostgreSQL repository.",
+    )
+    return option(function)
+
+
+def check_queue(args: RunArgs) -> None:
+    """Options that cannot share a build's queue: exit 2, saying why."""
+    if args.queue is None:
+        return
+    from proctor.cli.run_args import UsageProblem
+
+    for name, given in (
+        ("--shard", args.shard is not None),
+        ("--until-failure", args.until_failure),
+        ("--isolated", args.isolated),
+        ("--isolate", args.isolate is not None),
+        ("--pdb ID", args.pdb_test_id is not None),
+        ("--no-discover", args.no_discover is not None),
+        ("--list", args.list_tests),
+        ("--combine", args.combine),
+        ("--no-store", not args.store),
+    ):
+        if given:
+            raise UsageProblem(
+                f"--queue shares one build's tests between jobs; {name} does not fit with it"
+            )
+
+
+def job_name() -> str:
+    """This job's name in the queue: ``PROCTOR_JOB``, else host, process and a nonce
+    (two jobs must never share a name: the name is what holds a lease)."""
+    given = os.environ.get("PROCTOR_JOB", "").strip()
+    if given:
+        return given[:200]
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def queue_properties(args: RunArgs, job: str | None) -> dict[str, str]:
+    """What a job's stored run says of its build (:mod:`proctor.store.builds`)."""
+    if args.queue is None or job is None:
+        return {}
+    from proctor.store.builds import BUILD_PROPERTY, JOB_PROPERTY, PARTIAL_PROPERTY
+
+    narrowed = args.selection.narrows or args.pytest.selects
+    return {
+        BUILD_PROPERTY: args.queue,
+        JOB_PROPERTY: job,
+        PARTIAL_PROPERTY: "1" if narrowed else "0",
+    }
+
+
+@dataclass
+class BuildJob:
+    """This job's connection to the build: the work source's factory for the
+    run, the record sink marking tests done, and what to close afterwards."""
+
+    build: str
+    job: str
+    url: str
+    revision: str
+    environment: str
+    lease_s: float = 60.0
+    keeper: LeaseKeeper | None = None
+    source: WorkSource | None = None
+
+    def work(self, plan: Plan, report: Callable[[TestRecord], None]) -> WorkSource:
+        """Join the build (filling its queue when first) and take from it."""
+        from proctor.runner.fleet import FleetQueue, LeaseKeeper, planned_order
+        from proctor.store.build_queue import BuildQueue
+
+        queue = BuildQueue(self.url, self.build, self.job, lease_s=self.lease_s)
+        first = queue.join(
+            planned_order(plan), revision=self.revision, environment=self.environment
+        )
+        if first:
+            click.echo(f"proctor: build {self.build}: queued its tests", err=True)
+        self.keeper = keeper = LeaseKeeper(
+            BuildQueue(self.url, self.build, self.job, lease_s=self.lease_s)
+        )
+        self.source = FleetQueue(queue, plan, report, settle=keeper.flush)
+        return self.source
+
+    def finished(self, record: TestRecord) -> None:
+        if self.keeper is not None:
+            self.keeper.finished(record)
+
+    def close(self) -> None:
+        if self.keeper is not None:
+            self.keeper.close()
+            self.keeper = None
+
+
+def join_build(args: RunArgs, config: Config) -> BuildJob | None:
+    """This job's part of the build ``--queue`` names (None without it). A
+    repository that is not PostgreSQL is a usage error (exit 2)."""
+    if args.queue is None:
+        return None
+    from proctor.cli.run_args import UsageProblem
+    from proctor.runner.remote import identity
+    from proctor.store.build_queue import BuildQueue
+    from proctor.store.errors import StoreError
+
+    url = config.repository_url
+    try:
+        BuildQueue(url, args.queue, "check").close()  # the URL, the server, the build id
+    except StoreError as error:
+        raise UsageProblem(str(error)) from None
+    mine = identity(str(config.root))
+    lease = os.environ.get("PROCTOR_LEASE_SECONDS", "")
+    try:
+        lease_s = float(lease) if lease else LEASE_SECONDS
+    except ValueError:
+        lease_s = -1.0
+    if not 0.1 <= lease_s <= 3600:
+        raise UsageProblem(
+            f"PROCTOR_LEASE_SECONDS={lease!r}: give the seconds a job may go silent before "
+            "its tests go to another job (0.1 to 3600; default 60)"
+        )
+    return BuildJob(args.queue, job_name(), url, mine.revision, mine.environment, lease_s)

@@ -1,0 +1,149 @@
+"""The run's side of a build's shared queue (proctor.runner.fleet), alone and
+driving a controller on fake workers, over a real PostgreSQL queue."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from proctor.runner.fake import FakeBackend, FakeTest
+
+from proctor.runner.controller import Controller
+from proctor.runner.fleet import FleetQueue, LeaseKeeper, planned_order
+from proctor.runner.options import RunOptions
+from proctor.runner.schedule import Plan, Unit, WorkSource
+from proctor.store.build_queue import BuildQueue
+from proctor.wire.event import Status
+from proctor.wire.record import TestRecord
+from tests.store.conftest import (  # noqa: F401 - the fixtures a PostgreSQL URL needs
+    postgres_schemas,
+    postgres_url,
+)
+
+pytestmark = pytest.mark.postgres
+
+IDS = [f"tests.test_q.T.test_{n:02}" for n in range(12)]
+
+
+def plan(ids: list[str] = IDS, cost: float = 1.0) -> Plan:
+    return Plan([Unit([test_id], [cost]) for test_id in ids], dict.fromkeys(ids, cost))
+
+
+@pytest.fixture
+def queues(request: pytest.FixtureRequest) -> Iterator[Callable[..., BuildQueue]]:
+    url = str(request.getfixturevalue("postgres_url"))
+    opened: list[BuildQueue] = []
+
+    def make(job: str, **options: float) -> BuildQueue:
+        queue = BuildQueue(url, "build", job, **options)  # type: ignore[arg-type]
+        opened.append(queue)
+        return queue
+
+    yield make
+    for queue in opened:
+        with contextlib.suppress(Exception):  # closed already by a LeaseKeeper
+            queue.close()
+
+
+def fleet(queue: BuildQueue, reported: list[TestRecord] | None = None, **kw: object) -> FleetQueue:
+    queue.join(planned_order(plan()), revision="r", environment="e")
+    sink = reported.append if reported is not None else (lambda record: None)
+    return FleetQueue(queue, plan(), sink, **kw)  # type: ignore[arg-type]
+
+
+def test_planned_order_keeps_the_plan_and_its_costs() -> None:
+    assert planned_order(Plan([Unit(["a", "b"], [2.0, 1.0]), Unit(["c"], [0.5])])) == [
+        ("a", 2.0),
+        ("b", 1.0),
+        ("c", 0.5),
+    ]
+
+
+def test_tests_a_worker_did_not_run_come_back_to_this_job_first(
+    queues: Callable[..., BuildQueue],
+) -> None:
+    source = fleet(queues("mine"))
+    first = source.take(workers=1)
+    assert first is not None
+    source.put_back(first.ids)
+    again = source.take(workers=1)
+    assert again is not None
+    assert again.ids == first.ids  # not claimed anew: still this job's leases
+    assert source._queue.done(first.ids) == set(first.ids)  # held by it all along
+
+
+def test_a_stopped_run_gives_its_tests_back_to_the_build(
+    queues: Callable[..., BuildQueue],
+) -> None:
+    mine, other = fleet(queues("mine")), fleet(queues("other"))
+    held = mine.take(workers=1)
+    assert held is not None
+    mine.put_back(held.ids)
+    assert mine.clear() == list(held.ids)  # not run here
+    assert not mine
+    taken: set[str] = set()
+    while batch := other.take(workers=1):
+        taken |= set(batch.ids)
+    assert set(held.ids) <= taken
+
+
+def test_a_job_waits_while_others_hold_tests_and_asks_again(
+    queues: Callable[..., BuildQueue],
+) -> None:
+    settled: list[int] = []
+    other = fleet(queues("other", lease_s=1.5))
+    mine = fleet(queues("mine"), poll_s=0.5, settle=lambda: settled.append(1))
+    while other.take(workers=1):  # the other job holds every test
+        pass
+    assert mine.take(workers=1) is None  # nothing claimable
+    assert settled == [1]  # its own finished tests were marked done first
+    assert mine  # but work may come back
+    assert mine.wake_at(10.0) == 10.5
+    time.sleep(1.6)  # the other job went silent: its leases run out
+    back = mine.take(workers=1)
+    assert back is not None
+    assert back.ids
+
+
+def test_an_abandoned_test_is_reported_failed_not_run(queues: Callable[..., BuildQueue]) -> None:
+    for attempt in range(2):
+        # A lease long enough to outlast the claiming (or the job would give up on
+        # its own tests), then the job dies: it never renews.
+        doomed = fleet(queues(f"doomed{attempt}", lease_s=0.5, max_attempts=2))
+        while doomed.take(workers=100):
+            pass
+        time.sleep(0.6)
+    reported: list[TestRecord] = []
+    survivor = fleet(queues("survivor", max_attempts=2), reported)
+    ran: list[str] = []
+    while batch := survivor.take(workers=100):
+        ran += batch.ids
+    assert sorted(r.test_id for r in reported) == IDS
+    assert all(r.status is Status.FAIL for r in reported)
+    assert (
+        "jobs of this build stopped while running it" in reported[0].attachments[0].content.decode()
+    )
+    assert ran == []
+
+
+def test_a_controller_runs_its_share_and_marks_it_done(queues: Callable[..., BuildQueue]) -> None:
+    done_queue = queues("job")
+    keeper = LeaseKeeper(queues("job"))
+
+    def work(p: Plan, report: Callable[[TestRecord], None]) -> WorkSource:
+        done_queue.join(planned_order(p), revision="r", environment="e")
+        return FleetQueue(done_queue, p, report, settle=keeper.flush)
+
+    tests = [FakeTest(test_id, duration=0.5) for test_id in IDS]
+    result = Controller(
+        FakeBackend(tests),
+        RunOptions(concurrency=2),
+        record_sinks=[keeper.finished],
+        work=work,
+    ).run()
+    keeper.close()
+    assert result.ran == len(IDS)
+    state = queues("observer").state()
+    assert (state.done, state.queued, state.others) == (len(IDS), 0, 0)
