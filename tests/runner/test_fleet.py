@@ -8,13 +8,13 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from proctor.runner.fake import FakeBackend, FakeTest
 
 from proctor.runner.controller import Controller
 from proctor.runner.fleet import FleetQueue, LeaseKeeper, planned_order
 from proctor.runner.options import RunOptions
 from proctor.runner.schedule import Plan, Unit, WorkSource
 from proctor.store.build_queue import BuildQueue
+from proctor.testing import FakeBackend, FakeTest
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 from tests.store.conftest import (  # noqa: F401 - the fixtures a PostgreSQL URL needs
