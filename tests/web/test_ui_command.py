@@ -61,3 +61,17 @@ def test_ui_and_report_are_listed() -> None:
     listing = invoke("--help").stdout
     assert "ui " in listing
     assert "report " in listing
+
+
+def test_the_dashboard_opens_the_repository_read_only_at_the_database(repository: str) -> None:
+    from proctor.store.errors import StoreError
+    from proctor.web.repository import open_readonly
+
+    repo = open_readonly(repository)
+    try:
+        assert repo.latest_run() is not None  # it reads
+        store = repo._store  # below the read-only wrapper: the database itself refuses
+        with pytest.raises(StoreError, match="read-only"):
+            store.begin_run().finish()
+    finally:
+        repo.close()

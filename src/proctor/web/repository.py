@@ -5,11 +5,10 @@ so no page can write, remove or collect garbage, whatever a request asks. It
 also serialises the calls: the server answers requests on several threads, and
 a backend's connection is one.
 
-It opens the repository with ``create=False``: pointing ``proctor ui`` at a
+It opens the repository read-only (``open_store(url, read_only=True)``: SQLite
+``mode=ro``, a PostgreSQL session whose transactions are read-only), a second
+guard below this one that the database enforces; pointing ``proctor ui`` at a
 place with no history explains itself instead of creating an empty repository.
-(A store option to open the database itself read-only, SQLite ``mode=ro`` and a
-PostgreSQL ``READ ONLY`` session, would add a second guard below this one; the
-store's contract does not offer it yet.)
 
 The triage and bugs layers read the store through their own functions
 (:func:`~proctor.triage.clusters.summarise`, :func:`~proctor.triage.flaky.judge`,
@@ -250,4 +249,4 @@ def open_readonly(url: str) -> ReadOnlyRepository:
     """The repository at ``url`` for reading; ``RepositoryNotFound`` when there is none."""
     from proctor.store.opening import open_store
 
-    return ReadOnlyRepository(open_store(url, create=False))
+    return ReadOnlyRepository(open_store(url, create=False, read_only=True))
