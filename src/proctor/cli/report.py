@@ -47,7 +47,7 @@ def report(run_spec: str, output: str, trend: int, repository: str | None) -> in
     from proctor.web.repository import ReadOnlyRepository
 
     triage = dashboard_triage()
-    with open_repository(repository) as store:
+    with open_repository(repository, read_only=True) as store:
         info = resolve_run(store, run_spec)
         html = build_report(ReadOnlyRepository(store), info, trend=trend, triage=triage)
     data = html.encode("utf-8")

@@ -67,18 +67,21 @@ def repository_url(repository: str | None) -> str:
 
 
 @contextmanager
-def open_repository(repository: str | None, *, create: bool = False) -> Iterator[Store]:
+def open_repository(
+    repository: str | None, *, create: bool = False, read_only: bool = False
+) -> Iterator[Store]:
     """The store at ``--repository`` (or the configured one), closed afterwards.
 
     Commands that only read pass ``create=False``, so asking about a project
     with no history yet explains how to make some instead of creating an
-    empty repository. Store errors raised inside become :class:`RepositoryError`.
+    empty repository; ``read_only`` opens it read-only at the database (the
+    dashboard, the report). Store errors raised inside become :class:`RepositoryError`.
     """
     from proctor.store.errors import StoreError
     from proctor.store.opening import open_store
 
     try:
-        store = open_store(repository_url(repository), create=create)
+        store = open_store(repository_url(repository), create=create, read_only=read_only)
     except StoreError as error:
         raise RepositoryError(str(error)) from None
     if create:  # the commands that store runs sign their failures

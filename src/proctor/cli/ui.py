@@ -96,7 +96,7 @@ def ui(host: str, port: int, allow_hosts: tuple[str, ...], repository: str | Non
             "the test history (ids, output, tracebacks).",
             err=True,
         )
-    with open_repository(repository) as store:
+    with open_repository(repository, read_only=True) as store:
         app = create_app(ReadOnlyRepository(store), allowed_hosts=allowed, triage=triage)
         listener = _listen(host, port)
         shown = f"[{host}]" if ":" in host else host
