@@ -78,7 +78,9 @@ def fresh_run(root: Path, *args: str) -> dict[str, str]:
 class WatchProcess:
     """``proctor watch --no-store`` in a pipe (plain lines, no keys)."""
 
-    def __init__(self, root: Path, *args: str, store: bool = False) -> None:
+    def __init__(
+        self, root: Path, *args: str, store: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         self.root = root
         storing = () if store else ("--no-store",)
         self.proc = subprocess.Popen(
@@ -88,7 +90,7 @@ class WatchProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env=_env(),
+            env={**_env(), **(env or {})},
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.transcript: list[str] = []

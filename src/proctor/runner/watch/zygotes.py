@@ -1,9 +1,11 @@
 """Warm parents for ``proctor watch``'s workers: one zygote per worker slot.
 
 A :class:`ZygotePool` is a :data:`~proctor.runner.subprocess_backend.Spawner`:
-a watch session's backends ask it for worker ``n`` and it forks one from zygote
-``n`` (:mod:`proctor.runner.worker.zygote`), started on first use and kept for
-the session. The child is an ordinary server worker on pipes made here, as
+a watch session's backends ask it for a worker and it forks one from a zygote
+(:mod:`proctor.runner.worker.zygote`) that has no child running, starting one
+when all are busy; so a session has as many zygotes as it ran workers at once
+(a replacement for a crashed worker comes from the crashed one's zygote). The
+child is an ordinary server worker on pipes made here, as
 :func:`proctor.runner.spawn.spawn` makes them, so the controller, the protocol,
 Ctrl-C, ``--timeout``, the debugger's stdin and crash replacement see no
 difference; only its parent is the zygote, which reaps it and sends its exit
@@ -88,6 +90,7 @@ class _Zygote:
             theirs.close()
         self.socket = ours
         self.statuses: dict[int, int] = {}
+        self.children: list[ForkedProcess] = []
         self.learned: list[str] = []
         self.threaded: list[str] = []
         self.gone = False
@@ -159,6 +162,11 @@ class _Zygote:
             while self.receive(0.0) is not None:
                 pass
 
+    def busy(self) -> bool:
+        """Whether a child of this zygote is still running (or not reaped yet)."""
+        self.children = [child for child in self.children if child.returncode is None]
+        return bool(self.children)
+
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(self.process.pid, signal.SIGKILL)
@@ -213,7 +221,7 @@ class ZygotePool:
         """What the zygotes import, in order (learned from their children)."""
         self.excluded: set[str] = set()
         """Modules that started a thread when a zygote imported them."""
-        self.zygotes: dict[int, _Zygote] = {}
+        self.zygotes: list[_Zygote] = []
         self.failures = 0
         self.disabled: str | None = None
         self.forks = 0
@@ -230,24 +238,22 @@ class ZygotePool:
         command = argv(-1, -1)  # the child puts its own descriptors in
         if self.disabled is None and tuple(command[1:3]) == WORKER_MODULE:
             for _ in range(ATTEMPTS):
+                zygote = self._zygote(command[0], env)
                 try:
-                    spawned = self._fork(worker, command[0], command[3:], cwd, env)
+                    spawned = self._fork(zygote, command[3:], cwd)
                 except ZygoteGone:
                     spawned = None
                 if spawned is not None:
                     self.forks += 1
                     return spawned
-                self._retire(worker)
+                self._retire(zygote)
                 self.failures += 1
                 if self.failures >= GIVE_UP:
                     self._disable("the warm parents kept failing")
                     break
         return spawn(argv, cwd, env)
 
-    def _fork(
-        self, worker: int, python: str, args: list[str], cwd: str, env: Mapping[str, str] | None
-    ) -> Spawned | None:
-        zygote = self._zygote(worker, python, env)
+    def _fork(self, zygote: _Zygote, args: list[str], cwd: str) -> Spawned | None:
         zygote.drain()
         self._learn(zygote)
         commands_read, commands_write = os.pipe()
@@ -272,19 +278,21 @@ class ZygotePool:
                 os.close(fd)
             return None
         process = ForkedProcess(int(answer["pid"]), zygote, output_read)  # type: ignore[call-overload]
+        zygote.children.append(process)
         return Spawned(process, commands_write, results_read, own_child=False)
 
-    def _zygote(self, worker: int, python: str, env: Mapping[str, str] | None) -> _Zygote:
-        zygote = self.zygotes.get(worker)
-        if zygote is not None and (zygote.gone or zygote.process.poll() is not None):
-            self._retire(worker)
-            zygote = None
-        if zygote is None:
-            zygote = _Zygote(python, self.root, env)
-            self.zygotes[worker] = zygote
-            modules = [m for m in self.modules if m not in self.excluded]
-            if modules:
-                zygote.send({"op": "preload", "modules": modules})
+    def _zygote(self, python: str, env: Mapping[str, str] | None) -> _Zygote:
+        """The first zygote with no child running (a new one if all are busy)."""
+        for zygote in list(self.zygotes):
+            if zygote.gone or zygote.process.poll() is not None:
+                self._retire(zygote)
+            elif not zygote.busy():
+                return zygote
+        zygote = _Zygote(python, self.root, env)
+        self.zygotes.append(zygote)
+        modules = [m for m in self.modules if m not in self.excluded]
+        if modules:
+            zygote.send({"op": "preload", "modules": modules})
         return zygote
 
     def _learn(self, zygote: _Zygote) -> None:
@@ -297,13 +305,12 @@ class ZygotePool:
             self.modules.extend(m for m in zygote.learned if m not in known)
             zygote.learned.clear()
 
-    def _retire(self, worker: int) -> None:
-        zygote = self.zygotes.pop(worker, None)
-        if zygote is not None:
-            zygote.drain()
-            self._learn(zygote)
-            zygote.close()
-            self.restarts += 1
+    def _retire(self, zygote: _Zygote) -> None:
+        self.zygotes.remove(zygote)
+        zygote.drain()
+        self._learn(zygote)
+        zygote.close()
+        self.restarts += 1
 
     def _disable(self, why: str) -> None:
         self.disabled = why
@@ -312,6 +319,5 @@ class ZygotePool:
 
     def close(self) -> None:
         """End every zygote (and any child still running) and reap them."""
-        for worker in list(self.zygotes):
-            zygote = self.zygotes.pop(worker)
-            zygote.close()
+        while self.zygotes:
+            self.zygotes.pop().close()
