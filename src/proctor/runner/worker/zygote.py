@@ -187,10 +187,12 @@ class Zygote:
         argv = [str(item) for item in request["argv"]]  # type: ignore[attr-defined]
         cwd = str(request["cwd"])
         report_read, report_write = os.pipe()
+        settled_read, settled_write = os.pipe()
         _flush_std()
         pid = os.fork()
         if pid == 0:  # the child: it becomes a worker
             os.close(report_read)
+            os.close(settled_read)
             commands, results, output = fds
             return (
                 argv,
@@ -200,11 +202,18 @@ class Zygote:
                     "results": results,
                     "output": output,
                     "report": report_write,
+                    "settled": settled_write,
                 },
             )
         os.close(report_write)
+        os.close(settled_write)
         for fd in fds:
             os.close(fd)
+        # Answer once the child leads its own session: the controller may kill
+        # its process group as soon as it knows the pid.
+        with contextlib.suppress(OSError):
+            os.read(settled_read, 1)
+        os.close(settled_read)
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = _Child(pid, pidfd, report_read)
         self.reports[report_read] = bytearray()
@@ -350,6 +359,8 @@ def _become_worker(
     from proctor.runner.worker import channels
 
     os.setsid()
+    tie_to_parent(parent)  # dies with the zygote; a subreaper, as a spawned worker is
+    os.close(fds["settled"])  # (the zygote answers the controller now)
     for fd in zygote.private_fds():
         with contextlib.suppress(OSError):
             os.close(fd)
@@ -360,7 +371,6 @@ def _become_worker(
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-    tie_to_parent(parent)  # dies with the zygote; a subreaper, as a spawned worker is
     channels.forget_fork()  # this child is the worker, not a test's stray child
     gc.unfreeze()
     importlib.invalidate_caches()  # directories may have changed since the zygote looked
