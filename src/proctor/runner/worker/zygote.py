@@ -51,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import importlib.util
 import json
 import os
 import select
@@ -372,7 +373,8 @@ def _become_worker(
     os.dup2(devnull, 0)
     os.close(devnull)
     channels.forget_fork()  # this child is the worker, not a test's stray child
-    gc.unfreeze()
+    # What the zygote froze stays frozen (gc.freeze's advice for a fork server):
+    # the child's collector never touches, so never copies, the zygote's objects.
     importlib.invalidate_caches()  # directories may have changed since the zygote looked
     os.chdir(cwd)
     argv = [
@@ -383,7 +385,8 @@ def _become_worker(
         else item
         for item in argv
     ]
-    sys.argv = ["-m", *argv]
+    spec = importlib.util.find_spec("proctor.worker")
+    sys.argv = [spec.origin if spec is not None and spec.origin else "-m", *argv]  # as spawned
     from proctor.runner.worker.main import main as worker_main
 
     report = fds["report"]
