@@ -107,12 +107,15 @@ def warm_modules(root: str) -> list[str]:
 
 
 def _install_dirs() -> list[str]:
+    """The standard library's and site-packages' directories (not whole prefixes:
+    a project may live under ``/usr/local``)."""
+    import site
     import sysconfig
 
-    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix}
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        with contextlib.suppress(KeyError):
-            dirs.add(sysconfig.get_paths()[key])
+    paths = sysconfig.get_paths()
+    dirs = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    with contextlib.suppress(AttributeError):  # (an old virtualenv's site module)
+        dirs.update(site.getsitepackages())
     return sorted(dirs)
 
 
@@ -134,6 +137,7 @@ class Zygote:
         self.held: set[str] = set(sys.modules)
         self.files: dict[str, tuple[int, int]] = {}
         self.threaded: str | None = None
+        self._dirty = True  # modules imported since the last snapshot
         self._snapshot()
 
     # -- the loop ------------------------------------------------------------------
@@ -230,6 +234,7 @@ class Zygote:
     def _unsafe(self) -> str | None:
         if self.threaded is not None:
             return f"importing {self.threaded} started a thread"
+        self._snapshot()
         if _threads() > 1:
             return "a thread is running in the warm parent"
         for path, seen in self.files.items():
@@ -242,7 +247,11 @@ class Zygote:
         return None
 
     def _snapshot(self) -> None:
-        """Remember the file of every module held, as it is now."""
+        """Remember the file of every module held, as it is now (those imported
+        since the last time)."""
+        if not self._dirty:
+            return
+        self._dirty = False
         for module in list(sys.modules.values()):
             path = getattr(module, "__file__", None)
             if path is None or path in self.files:
@@ -264,13 +273,14 @@ class Zygote:
     def _import_next(self) -> None:
         name = self.pending.pop(0)
         if name not in sys.modules:
+            self._dirty = True
             with contextlib.suppress(Exception, SystemExit):
                 importlib.import_module(name)
-        self._snapshot()
-        if self.threaded is None and _threads() > 1:
-            self.threaded = name
-            self._send({"op": "threaded", "module": name})
+            if self.threaded is None and _threads() > 1:
+                self.threaded = name
+                self._send({"op": "threaded", "module": name})
         if not self.pending:
+            self._snapshot()
             gc.collect()
             gc.freeze()  # what the children inherit is never touched by their collector
 
