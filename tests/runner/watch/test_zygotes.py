@@ -8,6 +8,7 @@ cycle it is imported by a zygote, not by each cycle's worker.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ pytestmark = [
 
 THIRD_PARTY = """
 import os
+import signal
 
 VALUE = {value}
 with open(os.environ["THIRDPARTY_LOG"], "a") as log:
@@ -203,3 +205,41 @@ def test_warm_modules_are_those_outside_the_project_or_installed_in_it(
         assert "mine" in warm_modules(str(tmp_path / "elsewhere"))
     finally:
         sys.modules.pop("mine", None)
+
+
+@pytest.mark.parametrize("how", [(), ("--fresh-workers",)], ids=["forked", "spawned"])
+def test_ctrl_c_during_a_cycle_ends_the_workers_and_the_zygotes(
+    tmp_path: Path, how: tuple[str, ...]
+) -> None:
+    root, _, env = setup(tmp_path)
+    slow = root / "tests/test_slow.py"
+    watch = WatchProcess(root, "--serial", *how, env=env)
+    try:
+        watch.wait_cycle()
+        time.sleep(0.5)
+        slow.write_text(
+            "import time, unittest\n\nclass S(unittest.TestCase):\n"
+            "    def test_slow(self):\n        time.sleep(30)\n"
+        )
+        deadline = time.monotonic() + 10
+        running: list[int] = []
+        while not running and time.monotonic() < deadline:  # the cycle's worker is up
+            running = [  # a zygote's children, or the watch's own (spawned)
+                worker
+                for child in child_pids(watch.proc.pid)
+                for worker in (child_pids(child) if is_zygote(child) else [child])
+            ]
+            time.sleep(0.05)
+        assert running
+        parents = zygotes(watch.proc.pid)
+        time.sleep(0.5)
+        watch.proc.send_signal(signal.SIGINT)  # the first waits for the running test...
+        time.sleep(0.3)
+        watch.proc.send_signal(signal.SIGINT)  # ...the second kills the workers
+        assert watch.proc.wait(10) == 130
+    finally:
+        watch.stop()
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in [*parents, *running]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in [*parents, *running])
