@@ -2,7 +2,8 @@
 
 Thin: the import graph, the plans and the loop are
 :mod:`proctor.runner.watch`; a cycle is :class:`proctor.cli.watch_cycle.CycleRunner`
-(a fresh ``proctor run`` of the cycle's tests). See docs/watch.md.
+(a fresh ``proctor run`` of the cycle's tests, its workers forked from the
+session's warm parents, :mod:`proctor.runner.watch.zygotes`). See docs/watch.md.
 """
 
 from __future__ import annotations
@@ -40,11 +41,13 @@ def watch_tests(
     *,
     interactive: bool | None = None,
     backends: BackendFactory = default_backend_factory,
+    fork_server: bool = True,
 ) -> int:
     """``proctor watch`` without click: returns the exit status. ``backends``
-    makes each cycle's workers."""
+    makes each cycle's workers; with the default ones and ``fork_server``, they
+    are forked from warm parents (one per worker slot) kept for the session."""
     from proctor.cli.output import continue_on_failure
-    from proctor.cli.watch_cycle import CycleRunner
+    from proctor.cli.watch_cycle import CycleRunner, forking_backends
     from proctor.runner.selection import SelectionError, select
     from proctor.runner.watch.graph import ImportGraph
     from proctor.runner.watch.loop import HELP, CycleResult, InboxItem, Quit, WatchLoop
@@ -67,6 +70,13 @@ def watch_tests(
     inbox: queue.Queue[InboxItem] = queue.Queue()
     watcher = FileWatcher(root, inbox)
     graph = ImportGraph(root)
+    pool = None
+    if fork_server and backends is default_backend_factory:
+        from proctor.runner.watch.zygotes import ZygotePool, fork_server_available
+
+        if fork_server_available():
+            pool = ZygotePool(str(root), notify=lambda line: click.echo(line, err=True))
+            backends = forking_backends(pool)
     runner = CycleRunner(args, config, store, backends)
     failing = set(runner.history().failing_ids()) if store is not None else set()
     if interactive is None:
@@ -132,6 +142,8 @@ def watch_tests(
         if keys is not None:
             keys.stop()
         watcher.stop()
+        if pool is not None:
+            pool.close()
         if store is not None:
             from proctor.cli.repository import close_store
 
@@ -151,6 +163,12 @@ def watch_tests(
 @click.option("--no-store", "no_store", is_flag=True, help="Do not store the cycles.")
 @click.option("-s", "--no-capture", "no_capture", is_flag=True, help="Show tests' output live.")
 @click.option("--color/--no-color", default=None, help="Colour (default: on a terminal).")
+@click.option(
+    "--fresh-workers",
+    "fresh_workers",
+    is_flag=True,
+    help="Spawn new worker processes each cycle, not forked from warm parents.",
+)
 def watch(
     filters: tuple[str, ...],
     timeout: float | None,
@@ -159,6 +177,7 @@ def watch(
     no_store: bool,
     no_capture: bool,
     color: bool | None,
+    fresh_workers: bool,
 ) -> None:
     """Run the tests, then re-run the tests each saved change affects.
 
@@ -175,4 +194,6 @@ def watch(
         color=color,
         timeout=timeout,
     )
-    sys.exit(watch_tests(args, backends=current_deps().backend_factory))
+    sys.exit(
+        watch_tests(args, backends=current_deps().backend_factory, fork_server=not fresh_workers)
+    )

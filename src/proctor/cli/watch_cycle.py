@@ -1,11 +1,13 @@
 """One ``proctor watch`` cycle: a fresh ``proctor run`` of the planned tests.
 
-Each cycle starts fresh worker processes (as ``proctor run`` does), so every
-project module is imported anew and nothing can be stale or leak from one
-cycle to the next: the results are those of ``proctor run FILTERS`` with the
-cycle's filters, by construction. The previously failing tests go first
-(``--ff``). The views, stdin routing (debuggers), ``--timeout`` and crash
-handling are ``proctor run``'s own.
+Each cycle has fresh worker processes: forked from the session's warm parents
+(:func:`forking_backends`, :mod:`proctor.runner.watch.zygotes`), which hold
+only what is not the project's, or spawned as ``proctor run`` does
+(``--fresh-workers``). Either way every project module is imported anew and
+nothing can be stale or leak from one cycle to the next: the results are those
+of ``proctor run FILTERS`` with the cycle's filters, by construction. The
+previously failing tests go first (``--ff``). The views, stdin routing
+(debuggers), ``--timeout`` and crash handling are ``proctor run``'s own.
 
 Each cycle that runs tests is stored as one run (``source`` ``watch``, partial
 unless it ran everything), with the properties ``watch.session`` (the
@@ -27,13 +29,42 @@ from proctor.runner.watch.loop import CycleResult
 
 if TYPE_CHECKING:
     from proctor.config import Config
+    from proctor.runner.backend import WorkerBackend
     from proctor.runner.history import History
+    from proctor.runner.subprocess_backend import Spawner, WorkerSpec
     from proctor.runner.watch.plan import CyclePlan
     from proctor.store.contract import RunWriter, Store
     from proctor.store.model import RunMetadata
     from proctor.wire.record import TestRecord
 
-__all__ = ["CycleRunner"]
+__all__ = ["CycleRunner", "forking_backends", "worker_spec"]
+
+
+def worker_spec(args: RunArgs, config: Config) -> WorkerSpec:
+    """How to start a cycle's workers (as ``proctor run`` does; no early worker)."""
+    from proctor.runner.subprocess_backend import WorkerSpec
+
+    return WorkerSpec(
+        root=config.root,
+        framework=None if config.framework == "auto" else config.framework,
+        test_path=config.test_path,
+        top_dir=config.top_dir,
+        pytest_args=args.pytest.worker_args(config.pytest_args, config.test_path),
+        capture=args.capture,
+        extra_args=("--pdb",) if args.post_mortem else (),
+    )
+
+
+def forking_backends(spawner: Spawner) -> BackendFactory:
+    """Each cycle's workers from ``spawner`` (a session's
+    :class:`~proctor.runner.watch.zygotes.ZygotePool`)."""
+
+    def make(args: RunArgs, config: Config) -> WorkerBackend:
+        from proctor.runner.subprocess_backend import SubprocessBackend
+
+        return SubprocessBackend(worker_spec(args, config), spawner)
+
+    return make
 
 
 class CycleRunner:

@@ -29,6 +29,21 @@ except ImportError:  # pragma: no cover - Windows
 TYPE_CHECKING = False  # (not typing's: importing typing costs ~5 ms on the way to the spawn)
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from typing import IO, Protocol
+
+    class WorkerProcess(Protocol):
+        """What a backend needs of a worker process: a :class:`subprocess.Popen`,
+        or a child of a watch zygote (:class:`proctor.runner.watch.zygotes.ForkedProcess`)."""
+
+        @property
+        def pid(self) -> int: ...
+        @property
+        def returncode(self) -> int | None: ...
+        @property
+        def stdout(self) -> IO[bytes] | None: ...
+        def poll(self) -> int | None: ...
+        def wait(self, timeout: float | None = None) -> int: ...
+
 
 __all__ = [
     "Spawned",
@@ -40,6 +55,7 @@ __all__ = [
     "spawn",
     "start_early",
     "take_early",
+    "tie_to_parent",
     "widen_pipe",
     "worker_argv",
 ]
@@ -49,15 +65,18 @@ PR_SET_CHILD_SUBREAPER = 36
 _lifeline: Callable[[], None] | None = None
 
 
-def lifeline() -> Callable[[], None] | None:
+def lifeline(*, subreaper: bool = True) -> Callable[[], None] | None:
     """A ``preexec_fn`` that makes the kernel SIGKILL the child when this process
     dies (Linux's ``PR_SET_PDEATHSIG``) and makes the child a subreaper
     (``PR_SET_CHILD_SUBREAPER``: orphans among its descendants are re-parented to
     it, not to init, so what its tests leave running stays in its tree; see
     :mod:`proctor.runner.leftovers`). Both survive ``exec``. None where that
-    cannot be had."""
+    cannot be had. ``subreaper=False``: only the first (a watch zygote, whose
+    children are the subreapers)."""
     global _lifeline
-    if _lifeline is not None or not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux"):
+        return None
+    if subreaper and _lifeline is not None:
         return _lifeline
     try:
         prctl = _libc_prctl()
@@ -66,13 +85,33 @@ def lifeline() -> Callable[[], None] | None:
     parent = os.getpid()
 
     def die_with_parent() -> None:  # runs in the child, between fork and exec
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        prctl(PR_SET_CHILD_SUBREAPER, 1)
-        if os.getppid() != parent:  # the parent died before the line above
-            os._exit(1)
+        _tie(prctl, parent, subreaper)
 
-    _lifeline = die_with_parent
-    return _lifeline
+    if subreaper:
+        _lifeline = die_with_parent
+    return die_with_parent
+
+
+def _tie(prctl: Callable[[int, int], int], parent: int, subreaper: bool) -> None:
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if subreaper:
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
+def tie_to_parent(parent: int) -> None:
+    """In a process forked from ``parent`` (not exec'd: a watch zygote's child):
+    what :func:`lifeline` does between fork and exec. Exits at once if ``parent``
+    is already gone."""
+    try:
+        prctl = _libc_prctl() if sys.platform.startswith("linux") else None
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - no libc prctl
+        prctl = None
+    if prctl is not None:
+        _tie(prctl, parent, True)
+    elif os.getppid() != parent:  # pragma: no cover - not Linux
+        os._exit(1)
 
 
 def _libc_prctl() -> Callable[[int, int], int]:
@@ -142,14 +181,21 @@ def worker_argv(
 
 
 class Spawned:
-    """A started worker process and the controller's ends of its pipes."""
+    """A started worker process and the controller's ends of its pipes.
 
-    __slots__ = ("commands", "process", "results")
+    ``own_child``: the process is this process's child, so the backend kills its
+    group before reaping it. False for a watch zygote's child: the zygote, its
+    parent, does that (:mod:`proctor.runner.worker.zygote`)."""
 
-    def __init__(self, process: subprocess.Popen[bytes], commands: int, results: int) -> None:
+    __slots__ = ("commands", "own_child", "process", "results")
+
+    def __init__(
+        self, process: WorkerProcess, commands: int, results: int, *, own_child: bool = True
+    ) -> None:
         self.process = process
         self.commands = commands  # write end
         self.results = results  # read end
+        self.own_child = own_child
 
 
 def spawn(

@@ -49,7 +49,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,7 +66,20 @@ from proctor.runner.spawn import (
     worker_argv,
 )
 
-__all__ = ["SubprocessBackend", "SubprocessWorker", "WorkerSpec"]
+__all__ = ["Spawner", "SubprocessBackend", "SubprocessWorker", "WorkerSpec", "spawn_fresh"]
+
+Spawner = Callable[[int, Callable[[int, int], list[str]], str, "Mapping[str, str] | None"], Spawned]
+"""Starts worker ``n`` with the command line ``argv(commands_fd, results_fd)`` in
+``cwd`` with ``env``: :func:`spawn_fresh` (a new process), or a watch session's
+warm parents (:class:`proctor.runner.watch.zygotes.ZygotePool`)."""
+
+
+def spawn_fresh(
+    worker: int, argv: Callable[[int, int], list[str]], cwd: str, env: Mapping[str, str] | None
+) -> Spawned:
+    """A new worker process (:func:`proctor.runner.spawn.spawn`)."""
+    return spawn(argv, cwd, env)
+
 
 _READ_SIZE = 1 << 20
 COALESCE = 0.002
@@ -147,6 +160,7 @@ class SubprocessWorker:
         self._backend = backend
         self.worker = worker
         self.process = spawned.process
+        self.own_child = spawned.own_child
         self._commands = spawned.commands
         self._results = spawned.results
         assert self.process.stdout is not None
@@ -212,8 +226,9 @@ class SubprocessWorker:
 class SubprocessBackend:
     """Starts and watches worker processes (see the module docstring)."""
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, spawner: Spawner = spawn_fresh) -> None:
         self.spec = spec
+        self._spawner = spawner
         self._selector = selectors.DefaultSelector()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -266,7 +281,7 @@ class SubprocessBackend:
             def argv(commands_fd: int, results_fd: int) -> list[str]:
                 return spec.argv(commands_fd, results_fd, capture_dir)
 
-            spawned = spawn(argv, str(spec.root), spec.env)
+            spawned = self._spawner(worker, argv, str(spec.root), spec.env)
         handle = SubprocessWorker(self, worker, spawned)
         self._workers[worker] = handle
         self._selector.register(handle._results, selectors.EVENT_READ, (handle, "results"))
@@ -424,7 +439,8 @@ class SubprocessBackend:
                 self._selector.unregister(handle.pidfd)
             os.close(handle.pidfd)
             handle.pidfd = None
-        if handle.process.returncode is None:
+        if handle.process.returncode is None and handle.own_child:
+            # (A zygote's child is its to reap, and it does this first.)
             # Not reaped yet, so the worker's pid (its group's id) is still its own:
             # whatever stayed in its process group goes with it, and, if it died,
             # whatever its tests started that carries its mark.

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.runner.projects import UNITTEST_CONF, write_project
-from tests.runner.watch.watch_support import TIMEOUT, WatchProcess
+from tests.runner.watch.watch_support import TIMEOUT, WatchProcess, child_pids, is_zygote
 
 pytestmark = pytest.mark.slow
 
@@ -236,16 +236,20 @@ def rss_kb(pid: int) -> int:
 
 
 def children(pid: int) -> int:
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            count += int(fields[1]) == pid
-    return count
+    return len(child_pids(pid))
+
+
+def workers(pid: int) -> tuple[int, int]:
+    """(worker processes, warm parents) under the watch process ``pid``: its
+    children and its warm parents' children are workers."""
+    found = zygotes = 0
+    for child in child_pids(pid):
+        if is_zygote(child):
+            zygotes += 1
+            found += children(child)
+        else:
+            found += 1
+    return found, zygotes
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc")
@@ -265,8 +269,9 @@ def test_memory_and_workers_stay_flat_over_cycles(tmp_path: Path) -> None:
         for index in range(45):
             path.write_text(path.read_text() + f"\nEDIT_{index} = 0\n")
             watch.wait_cycle()
-            samples.append((rss_kb(watch.proc.pid), children(watch.proc.pid)))
-        assert all(kids == 0 for _, kids in samples)  # no worker outlives its cycle
+            samples.append((rss_kb(watch.proc.pid), workers(watch.proc.pid)))
+        assert all(kids == 0 for _, (kids, _) in samples)  # no worker outlives its cycle
+        assert len({zygotes for _, (_, zygotes) in samples}) == 1  # nor do warm parents pile up
         assert samples[-1][0] - samples[4][0] < 1024, samples
     finally:
         watch.stop()

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["WatchProcess", "fresh_run", "parse_outcome"]
+__all__ = ["WatchProcess", "child_pids", "fresh_run", "is_zygote", "parse_outcome"]
 
 _LINE = re.compile(r"^\{\d+\} (?P<id>.+) \[[^\]]*\] \.\.\. (?P<outcome>\S+)")
 _CYCLE = re.compile(r"^\[watch\] cycle (?P<n>\d+) .*failing now: (?P<failing>\d+)\.")
@@ -26,6 +26,30 @@ def parse_outcome(line: str) -> tuple[str, str] | None:
         return None
     word = match["outcome"]
     return match["id"], "ok" if word == "ok" else word.lower()
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def is_zygote(pid: int) -> bool:
+    """Whether ``pid`` is a watch session's warm parent."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"proctor.runner.worker.zygote" in cmdline.read()
+    except OSError:
+        return False
 
 
 def _env() -> dict[str, str]:
@@ -54,7 +78,9 @@ def fresh_run(root: Path, *args: str) -> dict[str, str]:
 class WatchProcess:
     """``proctor watch --no-store`` in a pipe (plain lines, no keys)."""
 
-    def __init__(self, root: Path, *args: str, store: bool = False) -> None:
+    def __init__(
+        self, root: Path, *args: str, store: bool = False, env: dict[str, str] | None = None
+    ) -> None:
         self.root = root
         storing = () if store else ("--no-store",)
         self.proc = subprocess.Popen(
@@ -64,7 +90,7 @@ class WatchProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env=_env(),
+            env={**_env(), **(env or {})},
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.transcript: list[str] = []

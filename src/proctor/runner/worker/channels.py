@@ -27,6 +27,7 @@ __all__ = [
     "CommandReader",
     "ControllerGone",
     "ResultsWriter",
+    "forget_fork",
     "leave_if_forked",
     "wire_aliases",
     "wire_text",
@@ -92,6 +93,13 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def forget_fork() -> None:
+    """This forked process is a worker in its own right (a watch zygote's child,
+    :mod:`proctor.runner.worker.zygote`), not a test's child: do not end it."""
+    global _forked
+    _forked = False
 
 
 def leave_if_forked() -> None:

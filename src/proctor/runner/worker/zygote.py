@@ -1,0 +1,442 @@
+"""The warm parent of ``proctor watch``'s workers: a fork server (a "zygote").
+
+``python -m proctor.runner.worker.zygote --control-fd=N --root=R`` imports the
+worker's own modules, then serves one controller over a Unix socket (packets
+of JSON, see below). It never imports the project's own code: it imports, in
+the background, the modules its children reported as *not the project's*
+(the standard library, site-packages and whatever lies outside the project
+root), and for each ``fork`` request forks a child that becomes an ordinary
+server worker (:func:`proctor.runner.worker.main.main`) on the pipes the
+controller sent with the request. The child imports the project's modules
+itself, so its results are those of a freshly spawned worker; it only skips
+the imports its parent already did.
+
+Requests (controller to zygote; one JSON object per packet):
+
+* ``{"op": "fork", "argv": [...], "cwd": ...}`` with three descriptors
+  (commands read end, results write end, output write end). Answer
+  ``{"op": "forked", "pid": N}``, or ``{"op": "refused", "why": ...}`` when this
+  zygote must not fork (a thread is running in it; a file it imported changed
+  since: it is stale) and exits: the controller starts a new one.
+* ``{"op": "preload", "modules": [...]}``: import these (names the controller
+  knows from an earlier zygote), in the background.
+
+Reports (zygote to controller): ``{"op": "exited", "pid": N, "code": C}`` once
+a child ended and was reaped (``C`` as :attr:`subprocess.Popen.returncode`);
+``{"op": "learned", "modules": [...]}`` when a child reported modules this
+zygote did not hold; ``{"op": "threaded", "module": M}`` when importing ``M``
+started a thread (the zygote then refuses to fork).
+
+Safety rules, each for a reason:
+
+* **No threads at fork.** Before each fork the zygote checks that it has one
+  thread (``/proc/self/task``); a module that starts one on import is reported
+  and the zygote refuses to fork. The zygote's own loop is a single ``select``.
+* **Never stale.** Before each fork every file of every module it holds is
+  ``stat``-ed and compared with what it was at import; any change (an edited
+  third-party module, a reinstalled package, proctor itself edited when it is
+  the project) makes it refuse: a new zygote imports the new code.
+* **Nothing leaks into the child** but what a spawned worker would have: the
+  zygote's socket, pidfds and report pipes are closed in it, its stdin is
+  ``/dev/null``, its stdout and stderr the output pipe, it leads a session of
+  its own, dies with the zygote (``PR_SET_PDEATHSIG``) and is a subreaper, as a
+  spawned worker is (:func:`proctor.runner.spawn.lifeline`).
+* **Reaped as the controller would reap a worker**: when a child ends, its
+  process group is killed, then what carries its mark if it failed
+  (:mod:`proctor.runner.leftovers`), then it is reaped and its status sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import importlib.util
+import json
+import os
+import select
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from proctor.runner import fastexit
+
+__all__ = ["COMMANDS_FD_SLOT", "RESULTS_FD_SLOT", "main", "warm_modules"]
+
+COMMANDS_FD_SLOT = "--commands-fd="
+RESULTS_FD_SLOT = "--results-fd="
+PACKET = 1 << 20
+"""Largest packet read from the control socket (a module list of a big suite)."""
+
+_WORKER_MODULES = ("proctor.runner.worker.main", "proctor.runner.worker.server", "unittest")
+
+
+def warm_modules(root: str) -> list[str]:
+    """The modules of this process that a zygote for the project at ``root`` may
+    hold, in the order they were imported: those not under ``root``, or under it
+    but in an installation directory (a virtual environment inside the project).
+    Not ``__main__``, nor what pytest rewrote (plugins' distributions: pytest
+    must import them itself to rewrite their asserts)."""
+    root = os.path.join(os.path.realpath(root), "")
+    installed = tuple(os.path.join(os.path.realpath(p), "") for p in _install_dirs())
+    names = []
+    modules = list(sys.modules.items())
+    rewritten = {  # (a package pytest rewrote in part is left to it whole)
+        name.partition(".")[0]
+        for name, module in modules
+        if type(getattr(module, "__loader__", None)).__name__ == "AssertionRewritingHook"
+    }
+    for name, module in modules:
+        if name == "__main__" or module is None or name.partition(".")[0] in rewritten:
+            continue
+        path = getattr(module, "__file__", None)
+        if path is None:
+            spec = getattr(module, "__spec__", None)
+            origin = getattr(spec, "origin", None)
+            if origin not in ("built-in", "frozen"):
+                continue  # a namespace package, or a module made in memory
+            names.append(name)
+            continue
+        real = os.path.realpath(path)
+        if real.startswith(root) and not real.startswith(installed):
+            continue
+        names.append(name)
+    return names
+
+
+def _install_dirs() -> list[str]:
+    """The standard library's and site-packages' directories (not whole prefixes:
+    a project may live under ``/usr/local``)."""
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    dirs = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    with contextlib.suppress(AttributeError):  # (an old virtualenv's site module)
+        dirs.update(site.getsitepackages())
+    return sorted(dirs)
+
+
+class _Child(NamedTuple):
+    pid: int
+    pidfd: int
+    report: int
+
+
+class Zygote:
+    """The loop of the zygote process (see the module docstring)."""
+
+    def __init__(self, control: socket.socket, root: str) -> None:
+        self.control = control
+        self.root = root
+        self.children: dict[int, _Child] = {}  # by pidfd
+        self.reports: dict[int, bytearray] = {}  # report read end -> bytes so far
+        self.pending: list[str] = []
+        self.held: set[str] = set(sys.modules)
+        self.files: dict[str, tuple[int, int]] = {}
+        self.threaded: str | None = None
+        self._dirty = True  # modules imported since the last snapshot
+        self._snapshot()
+
+    # -- the loop ------------------------------------------------------------------
+
+    def serve(self) -> tuple[list[str], str, dict[str, int]] | None:
+        """Serve until the controller goes; in a forked child, return what the
+        child is to run (argv, cwd, descriptors)."""
+        while True:
+            watched = [self.control.fileno(), *self.children, *self.reports]
+            timeout = 0.0 if self.pending and not self.children else None
+            ready, _, _ = select.select(watched, [], [], timeout)
+            for fd in ready:
+                if fd in self.children:
+                    self._reap(self.children.pop(fd))
+            for fd in ready:
+                if fd in self.reports:
+                    self._read_report(fd)
+            if self.control.fileno() in ready:
+                try:
+                    data, fds, _, _ = socket.recv_fds(self.control, PACKET, 4)
+                except OSError:
+                    data, fds = b"", []
+                if not data:
+                    self._shut_down()
+                    return None
+                task = self._obey(json.loads(data), fds)
+                if task is not None:
+                    return task
+            if not ready and self.pending and not self.children:
+                self._import_next()
+
+    def _obey(
+        self, request: dict[str, object], fds: list[int]
+    ) -> tuple[list[str], str, dict[str, int]] | None:
+        op = request.get("op")
+        if op == "preload":
+            modules = request.get("modules")
+            if isinstance(modules, list):
+                self._want([str(name) for name in modules])
+            return None
+        if op != "fork" or len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            return None
+        why = self._unsafe()
+        if why is not None:
+            for fd in fds:
+                os.close(fd)
+            self._send({"op": "refused", "why": why})
+            self._shut_down()
+            os._exit(0)
+        argv = [str(item) for item in request["argv"]]  # type: ignore[attr-defined]
+        cwd = str(request["cwd"])
+        report_read, report_write = os.pipe()
+        settled_read, settled_write = os.pipe()
+        _flush_std()
+        pid = os.fork()
+        if pid == 0:  # the child: it becomes a worker
+            os.close(report_read)
+            os.close(settled_read)
+            commands, results, output = fds
+            return (
+                argv,
+                cwd,
+                {
+                    "commands": commands,
+                    "results": results,
+                    "output": output,
+                    "report": report_write,
+                    "settled": settled_write,
+                },
+            )
+        os.close(report_write)
+        os.close(settled_write)
+        for fd in fds:
+            os.close(fd)
+        # Answer once the child leads its own session: the controller may kill
+        # its process group as soon as it knows the pid.
+        with contextlib.suppress(OSError):
+            os.read(settled_read, 1)
+        os.close(settled_read)
+        pidfd = os.pidfd_open(pid)
+        self.children[pidfd] = _Child(pid, pidfd, report_read)
+        self.reports[report_read] = bytearray()
+        self._send({"op": "forked", "pid": pid})
+        return None
+
+    def private_fds(self) -> list[int]:
+        """The zygote's own descriptors, which a child must not keep."""
+        return [self.control.fileno(), *self.children, *self.reports]
+
+    # -- safety --------------------------------------------------------------------
+
+    def _unsafe(self) -> str | None:
+        if self.threaded is not None:
+            return f"importing {self.threaded} started a thread"
+        self._snapshot()
+        if _threads() > 1:
+            return "a thread is running in the warm parent"
+        for path, seen in self.files.items():
+            try:
+                info = os.stat(path)
+            except OSError:
+                return f"{path} is gone"
+            if (info.st_mtime_ns, info.st_size) != seen:
+                return f"{path} changed"
+        return None
+
+    def _snapshot(self) -> None:
+        """Remember the file of every module held, as it is now (those imported
+        since the last time)."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        for module in list(sys.modules.values()):
+            path = getattr(module, "__file__", None)
+            if path is None or path in self.files:
+                continue
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            self.files[path] = (info.st_mtime_ns, info.st_size)
+
+    # -- learning --------------------------------------------------------------------
+
+    def _want(self, names: Sequence[str]) -> None:
+        new = [n for n in names if n not in self.held and n not in sys.modules]
+        if new:
+            self.held.update(new)
+            self.pending.extend(new)
+
+    def _import_next(self) -> None:
+        name = self.pending.pop(0)
+        if name not in sys.modules:
+            self._dirty = True
+            with contextlib.suppress(Exception, SystemExit):
+                importlib.import_module(name)
+            if self.threaded is None and _threads() > 1:
+                self.threaded = name
+                self._send({"op": "threaded", "module": name})
+        if not self.pending:
+            self._snapshot()
+            gc.collect()
+            gc.freeze()  # what the children inherit is never touched by their collector
+
+    def _read_report(self, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            data = b""
+        if data:
+            self.reports[fd] += data
+            return
+        raw = bytes(self.reports.pop(fd))
+        os.close(fd)
+        try:
+            names = json.loads(raw) if raw else []
+        except ValueError:
+            names = []
+        new = [str(n) for n in names if n not in self.held and n not in sys.modules]
+        if new:
+            self._want(new)
+            self._send({"op": "learned", "modules": new})
+
+    # -- children ------------------------------------------------------------------
+
+    def _reap(self, child: _Child) -> None:
+        from proctor.runner.leftovers import kill_marked
+
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGKILL)  # what stayed in its group
+        if _failed(child.pid):
+            kill_marked(child.pid)
+        _, status = os.waitpid(child.pid, 0)
+        os.close(child.pidfd)
+        self._send({"op": "exited", "pid": child.pid, "code": os.waitstatus_to_exitcode(status)})
+
+    def _shut_down(self) -> None:
+        for child in list(self.children.values()):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(child.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child.pid, 0)
+            os.close(child.pidfd)
+        self.children.clear()
+        for fd in self.reports:
+            os.close(fd)
+        self.reports.clear()
+
+    def _send(self, message: dict[str, object]) -> None:
+        with contextlib.suppress(OSError):
+            self.control.send(json.dumps(message).encode())
+
+
+def _failed(pid: int) -> bool:
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except OSError:
+        return False
+    return info is not None and not (info.si_code == os.CLD_EXITED and info.si_status == 0)
+
+
+def _threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:  # pragma: no cover - no /proc
+        import threading
+
+        return threading.active_count()
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+
+
+# -- the child -----------------------------------------------------------------------------
+
+
+def _become_worker(
+    zygote: Zygote, parent: int, argv: list[str], cwd: str, fds: dict[str, int]
+) -> int:
+    """In a forked child: set the process up as :func:`proctor.runner.spawn.spawn`
+    sets a spawned worker up, then run the worker; its exit status."""
+    from proctor.runner.spawn import tie_to_parent
+    from proctor.runner.worker import channels
+
+    os.setsid()
+    tie_to_parent(parent)  # dies with the zygote; a subreaper, as a spawned worker is
+    os.close(fds["settled"])  # (the zygote answers the controller now)
+    for fd in zygote.private_fds():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    output = fds["output"]
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    os.close(output)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    channels.forget_fork()  # this child is the worker, not a test's stray child
+    # What the zygote froze stays frozen (gc.freeze's advice for a fork server):
+    # the child's collector never touches, so never copies, the zygote's objects.
+    importlib.invalidate_caches()  # directories may have changed since the zygote looked
+    os.chdir(cwd)
+    argv = [
+        f"{COMMANDS_FD_SLOT}{fds['commands']}"
+        if item.startswith(COMMANDS_FD_SLOT)
+        else f"{RESULTS_FD_SLOT}{fds['results']}"
+        if item.startswith(RESULTS_FD_SLOT)
+        else item
+        for item in argv
+    ]
+    spec = importlib.util.find_spec("proctor.worker")
+    sys.argv = [spec.origin if spec is not None and spec.origin else "-m", *argv]  # as spawned
+    from proctor.runner.worker.main import main as worker_main
+
+    report = fds["report"]
+    os.set_inheritable(report, False)
+    code = worker_main(argv)
+    with contextlib.suppress(OSError):
+        from proctor.runner.worker.channels import write_all
+
+        write_all(report, json.dumps(warm_modules(zygote.root)).encode())
+    with contextlib.suppress(OSError):
+        os.close(report)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    control_fd = root = None
+    for arg in args:
+        if arg.startswith("--control-fd="):
+            control_fd = int(arg.partition("=")[2])
+        elif arg.startswith("--root="):
+            root = arg.partition("=")[2]
+    if control_fd is None or root is None:
+        print(
+            "usage: python -m proctor.runner.worker.zygote --control-fd=N --root=DIR",
+            file=sys.stderr,
+        )
+        return 2
+    control = socket.socket(fileno=control_fd)
+    os.set_inheritable(control_fd, False)
+    for name in _WORKER_MODULES:
+        importlib.import_module(name)
+    zygote = Zygote(control, os.path.realpath(root))
+    parent = os.getpid()
+    task = zygote.serve()
+    if task is None:
+        return 0
+    return _become_worker(zygote, parent, *task)
+
+
+if __name__ == "__main__":
+    fastexit.install()  # first: the children inherit it, and exit as a spawned worker does
+    fastexit.leave(main(), "proctor.worker")
