@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from proctor.runner.history import History
     from proctor.runner.report import RunReporter
     from proctor.runner.storing import RunStorage
+    from proctor.runner.subprocess_backend import WorkerSpec
     from proctor.store.contract import Store
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "run_options",
     "run_storage",
     "session_options",
+    "worker_spec",
 ]
 
 BackendFactory = Callable[[RunArgs, Config], "WorkerBackend"]
@@ -111,11 +113,13 @@ def session_options(args: RunArgs, options: RunOptions) -> SessionOptions:
     )
 
 
-def default_backend_factory(args: RunArgs, config: Config) -> WorkerBackend:
-    """Worker processes on this machine, or on a Dask cluster with ``--cluster``."""
-    from proctor.runner.subprocess_backend import SubprocessBackend, WorkerSpec
+def worker_spec(args: RunArgs, config: Config, *, early: bool = True) -> WorkerSpec:
+    """How to start this command line's workers (``proctor run``, watch cycles);
+    ``early``: the first may be the worker started before the command line was
+    parsed (``proctor run`` only)."""
+    from proctor.runner.subprocess_backend import WorkerSpec
 
-    spec = WorkerSpec(
+    return WorkerSpec(
         root=config.root,
         framework=None if config.framework == "auto" else config.framework,
         test_path=config.test_path,
@@ -125,11 +129,19 @@ def default_backend_factory(args: RunArgs, config: Config) -> WorkerBackend:
         extra_args=("--pdb",) if args.post_mortem else (),
         # A worker started before the command line was parsed (proctor.cli.run_early)
         # read these from the configuration: it is the same one unless overridden.
-        from_configuration=args.test_path is None
+        from_configuration=early
+        and args.test_path is None
         and args.top_dir is None
         and args.framework is None
         and not args.pytest.given,
     )
+
+
+def default_backend_factory(args: RunArgs, config: Config) -> WorkerBackend:
+    """Worker processes on this machine, or on a Dask cluster with ``--cluster``."""
+    from proctor.runner.subprocess_backend import SubprocessBackend
+
+    spec = worker_spec(args, config)
     return cluster_backend(spec, args.cluster) if args.cluster else SubprocessBackend(spec)
 
 

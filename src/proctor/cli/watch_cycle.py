@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING
 
 from proctor.cli.run_args import RunArgs
-from proctor.cli.run_setup import BackendFactory, choose_view, run_options
+from proctor.cli.run_setup import BackendFactory, choose_view, run_options, worker_spec
 from proctor.runner.session import RunSession, SessionOptions
 from proctor.runner.watch.loop import CycleResult
 
@@ -31,28 +31,13 @@ if TYPE_CHECKING:
     from proctor.config import Config
     from proctor.runner.backend import WorkerBackend
     from proctor.runner.history import History
-    from proctor.runner.subprocess_backend import Spawner, WorkerSpec
+    from proctor.runner.subprocess_backend import Spawner
     from proctor.runner.watch.plan import CyclePlan
     from proctor.store.contract import RunWriter, Store
     from proctor.store.model import RunMetadata
     from proctor.wire.record import TestRecord
 
-__all__ = ["CycleRunner", "forking_backends", "worker_spec"]
-
-
-def worker_spec(args: RunArgs, config: Config) -> WorkerSpec:
-    """How to start a cycle's workers (as ``proctor run`` does; no early worker)."""
-    from proctor.runner.subprocess_backend import WorkerSpec
-
-    return WorkerSpec(
-        root=config.root,
-        framework=None if config.framework == "auto" else config.framework,
-        test_path=config.test_path,
-        top_dir=config.top_dir,
-        pytest_args=args.pytest.worker_args(config.pytest_args, config.test_path),
-        capture=args.capture,
-        extra_args=("--pdb",) if args.post_mortem else (),
-    )
+__all__ = ["CycleRunner", "forking_backends"]
 
 
 def forking_backends(spawner: Spawner) -> BackendFactory:
@@ -62,7 +47,7 @@ def forking_backends(spawner: Spawner) -> BackendFactory:
     def make(args: RunArgs, config: Config) -> WorkerBackend:
         from proctor.runner.subprocess_backend import SubprocessBackend
 
-        return SubprocessBackend(worker_spec(args, config), spawner)
+        return SubprocessBackend(worker_spec(args, config, early=False), spawner)
 
     return make
 
