@@ -6,7 +6,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 from proctor.store.contract import check_limit
-from proctor.store.failures import SIGNED_STATUSES, FailureRow, Sighting, SignatureLike
+from proctor.store.failures import (
+    SIGNED_STATUSES,
+    FailureRow,
+    Sighting,
+    SignatureLike,
+    SignedFailure,
+    signed_parts,
+)
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
@@ -24,6 +31,7 @@ class MemoryFailures:
 
     def _init_failures(self) -> None:
         self._signed: dict[tuple[int, int], dict[str, SignatureLike]] = {}
+        self._facts: dict[tuple[int, int, str], tuple[str, str]] = {}
         self._clusters: dict[tuple[str, str], str] = {}
 
     def _sign_records(self, run_id: int, first: int, records: Sequence[TestRecord]) -> None:
@@ -33,14 +41,19 @@ class MemoryFailures:
             return
         for index, record in enumerate(records, first):
             if record.status in SIGNED_STATUSES:
-                signature = signer(record)
-                if signature is not None:
-                    self._link(run_id, index, signature)
+                found = signer.sign(record)
+                if found is not None:
+                    self._link(run_id, index, found)
 
-    def _link(self, run_id: int, index: int, signature: SignatureLike) -> bool:
+    def _link(self, run_id: int, index: int, given: SignatureLike | SignedFailure) -> bool:
+        signature, facts = signed_parts(given)
         signed = self._signed.setdefault((run_id, index), {})
+        place = (run_id, index, signature.algorithm)
+        described = place in self._facts
+        if facts is not None:
+            self._facts.setdefault(place, facts)
         if signature.algorithm in signed:
-            return False
+            return not described and facts is not None
         signed[signature.algorithm] = signature
         self._clusters.setdefault((signature.algorithm, signature.digest), signature.digest)
         return True
@@ -58,6 +71,8 @@ class MemoryFailures:
     def _row(self, run_id: int, index: int, signature: SignatureLike) -> FailureRow:
         run = self._runs[run_id]
         record = run.records[index]
+        facts = self._facts.get((run_id, index, signature.algorithm))
+        type_, message = (None, None) if facts is None else facts
         return FailureRow(
             run_id,
             index,
@@ -69,6 +84,8 @@ class MemoryFailures:
             signature.kind,
             signature.key,
             self._clusters[signature.algorithm, signature.digest],
+            type_,
+            message,
         )
 
     def failures(self, run_ids: Iterable[int], *, algorithm: str) -> list[FailureRow]:
@@ -109,7 +126,8 @@ class MemoryFailures:
             for index, record in enumerate(self._runs[run_id].records):
                 if (run_id, index) <= after or record.status not in SIGNED_STATUSES:
                     continue
-                if algorithm in self._signed.get((run_id, index), {}):
+                signed = algorithm in self._signed.get((run_id, index), {})
+                if signed and (run_id, index, algorithm) in self._facts:
                     continue
                 if len(found) >= limit:
                     return found
@@ -122,7 +140,9 @@ class MemoryFailures:
             return None
         return run.records[seq]
 
-    def add_signatures(self, signed: Sequence[tuple[int, int, SignatureLike]]) -> int:
+    def add_signatures(
+        self, signed: Sequence[tuple[int, int, SignatureLike | SignedFailure]]
+    ) -> int:
         added = 0
         for run_id, index, signature in signed:
             run = self._runs.get(run_id)

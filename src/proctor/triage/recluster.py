@@ -52,9 +52,9 @@ def recluster(
             break
         rows = []
         for run, seq, record in found:
-            signature = signer(record)
-            if signature is not None:
-                rows.append((run, seq, signature))
+            signed_failure = signer.sign(record)
+            if signed_failure is not None:
+                rows.append((run, seq, signed_failure))
         signed += store.add_signatures(rows)
         chunks += 1
         after = (found[-1][0], found[-1][1])

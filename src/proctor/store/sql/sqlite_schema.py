@@ -181,4 +181,21 @@ V3 = Migration(
     ),
 )
 
-MIGRATIONS = (V1, V2, V3)
+V4 = Migration(
+    4,
+    "what rules match on: each failure's exception type and normalised message",
+    (
+        # One row per distinct (type, message), found by a digest of the two
+        # (a message may be long); a failure names its own. A failure stored
+        # before this version has none (NULL) until it is signed again:
+        # `proctor triage recluster`, or a chunk after each stored run.
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            digest TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            message TEXT NOT NULL)""",
+        "ALTER TABLE failures ADD COLUMN message INTEGER",
+    ),
+)
+
+MIGRATIONS = (V1, V2, V3, V4)

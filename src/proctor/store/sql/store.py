@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from proctor.store.contract import RunWriter, Store, check_limit
 from proctor.store.errors import StoreError, UnknownRun, UnknownTest
-from proctor.store.failures import FailureRow, Sighting, SignatureLike
+from proctor.store.failures import FailureRow, Sighting, SignatureLike, SignedFailure
 from proctor.store.model import (
     GarbageReport,
     HistoryEntry,
@@ -574,7 +574,9 @@ class SqlStore(Store):
     ) -> list[tuple[int, int, TestRecord]]:
         return self._failures.unsigned_failures(algorithm=algorithm, after=after, limit=limit)
 
-    def add_signatures(self, signed: Sequence[tuple[int, int, SignatureLike]]) -> int:
+    def add_signatures(
+        self, signed: Sequence[tuple[int, int, SignatureLike | SignedFailure]]
+    ) -> int:
         return self._failures.add_signatures(signed)
 
     def set_clusters(self, algorithm: str, clusters: Mapping[str, str]) -> None:
