@@ -9,7 +9,6 @@ chunk, each chunk its own transaction, so it can stop and resume anywhere.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -85,6 +84,8 @@ def sign_batch(
 
 def message_digest(type_: str, message: str) -> str:
     """What a (type, message) pair is found by in ``messages``."""
+    import hashlib  # here: reading the store (`proctor last`) does not need it
+
     text = f"{type_}\0{message}".encode("utf-8", "surrogatepass")
     return hashlib.sha256(text).hexdigest()[:32]
 
