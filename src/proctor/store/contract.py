@@ -413,6 +413,11 @@ class Store(abc.ABC):
         """Every failure of a cluster, newest first (empty: no such cluster)."""
         raise NotImplementedError
 
+    def cluster_ids(self, prefix: str, *, algorithm: str, limit: int | None = None) -> list[str]:
+        """The ids of the clusters (under ``algorithm``, with a stored failure)
+        that start with ``prefix``, sorted; at most ``limit``."""
+        raise NotImplementedError
+
     def unsigned_failures(
         self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
     ) -> list[tuple[int, int, TestRecord]]:

@@ -118,6 +118,13 @@ class MemoryFailures:
         rows.sort(key=lambda row: (-row.run_ns, -row.run, row.seq))
         return rows if limit is None else rows[:limit]
 
+    def cluster_ids(self, prefix: str, *, algorithm: str, limit: int | None = None) -> list[str]:
+        check_limit(limit)
+        found = sorted(
+            {row.cluster for row in self._all_rows(algorithm) if row.cluster.startswith(prefix)}
+        )
+        return found if limit is None else found[:limit]
+
     def unsigned_failures(
         self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
     ) -> list[tuple[int, int, TestRecord]]:

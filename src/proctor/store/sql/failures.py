@@ -285,6 +285,24 @@ class SqlFailures:
             cur.execute(self.dialect.q(sql), params)
             return _rows(self.dialect, cur, cur.fetchall())
 
+    def cluster_ids(self, prefix: str, *, algorithm: str, limit: int | None = None) -> list[str]:
+        if check_limit(limit) == 0:
+            return []
+        # A range of the index signatures(cluster): every id that starts with
+        # ``prefix`` sorts between it and it followed by the last character.
+        sql = (
+            "SELECT DISTINCT s.cluster FROM signatures s WHERE s.algorithm = ? "
+            "AND s.cluster >= ? AND s.cluster < ? "
+            "AND EXISTS (SELECT 1 FROM failures f WHERE f.signature = s.id) ORDER BY s.cluster"
+        )
+        params: list[object] = [algorithm, prefix, prefix + "\U0010ffff"]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self.dialect.snapshot(self.conn) as cur:
+            cur.execute(self.dialect.q(sql), params)
+            return [row[0] for row in cur.fetchall()]
+
     def unsigned_failures(
         self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
     ) -> list[tuple[int, int, TestRecord]]:

@@ -569,6 +569,9 @@ class SqlStore(Store):
     ) -> list[FailureRow]:
         return self._failures.cluster_failures(cluster, algorithm=algorithm, limit=limit)
 
+    def cluster_ids(self, prefix: str, *, algorithm: str, limit: int | None = None) -> list[str]:
+        return self._failures.cluster_ids(prefix, algorithm=algorithm, limit=limit)
+
     def unsigned_failures(
         self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
     ) -> list[tuple[int, int, TestRecord]]:
