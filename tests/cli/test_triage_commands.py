@@ -225,7 +225,8 @@ def test_an_ambiguous_or_short_cluster_prefix_is_an_error_naming_the_candidates(
     ambiguous = invoke("triage", "show", "abcde", "--repository", repo)
     assert ambiguous.exit_code == 2
     assert "ambiguous" in ambiguous.stderr
-    assert first in ambiguous.stderr and second in ambiguous.stderr
+    assert first in ambiguous.stderr
+    assert second in ambiguous.stderr
     assert "KeyError" in ambiguous.stderr  # each candidate with its key
     assert "Traceback" not in ambiguous.stderr
     one = invoke("triage", "show", "abcde1", "--json", "--repository", repo)
@@ -251,7 +252,8 @@ def test_bug_commands_take_a_cluster_prefix_and_link_the_whole_id(
     bug_id = json.loads(made.stdout)["id"]
     ambiguous = invoke("bug", "new", "--from-cluster", "abcde", "--repository", repo)
     assert ambiguous.exit_code == 2
-    assert first in ambiguous.stderr and second in ambiguous.stderr
+    assert first in ambiguous.stderr
+    assert second in ambiguous.stderr
     linked = invoke("bug", "link", bug_id, "cluster", "abcde1", "--repository", repo)
     assert linked.exit_code == 0, linked.stderr
     elsewhere = invoke("bug", "link", bug_id, "cluster", "0123456789abcdef", "--repository", repo)
