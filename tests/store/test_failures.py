@@ -183,3 +183,13 @@ def test_failures_signed_without_a_message_are_signed_again_for_it(store: Store)
     assert [(row.type, row.message) for row in after] == [("AssertionError", "boom")] * 2
     assert [row.digest for row in after] == [row.digest for row in rows]
     assert store.add_signatures([(r, s, sig) for r, s, sig in full if sig is not None]) == 0
+
+
+def test_signing_progress_is_kept_per_algorithm(store: Store) -> None:
+    assert store.signing_progress(ALGORITHM) == (0, -1)
+    store.set_signing_progress(ALGORITHM, (3, 7))
+    store.set_signing_progress("frames-v0", (1, 2))
+    assert store.signing_progress(ALGORITHM) == (3, 7)
+    store.set_signing_progress(ALGORITHM, (4, 2**62))
+    assert store.signing_progress(ALGORITHM) == (4, 2**62)
+    assert store.signing_progress("frames-v0") == (1, 2)

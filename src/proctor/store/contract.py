@@ -418,6 +418,16 @@ class Store(abc.ABC):
         that start with ``prefix``, sorted; at most ``limit``."""
         raise NotImplementedError
 
+    def signing_progress(self, algorithm: str) -> tuple[int, int]:
+        """How far signing stored failures under ``algorithm`` has come: every
+        failing result up to this (run, position) is signed ((0, -1): none is
+        known to be), as :meth:`set_signing_progress` last said."""
+        raise NotImplementedError
+
+    def set_signing_progress(self, algorithm: str, position: tuple[int, int]) -> None:
+        """Record how far signing under ``algorithm`` has come (see :meth:`signing_progress`)."""
+        raise NotImplementedError
+
     def unsigned_failures(
         self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
     ) -> list[tuple[int, int, TestRecord]]:

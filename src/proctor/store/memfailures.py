@@ -33,6 +33,7 @@ class MemoryFailures:
         self._signed: dict[tuple[int, int], dict[str, SignatureLike]] = {}
         self._facts: dict[tuple[int, int, str], tuple[str, str]] = {}
         self._clusters: dict[tuple[str, str], str] = {}
+        self._progress: dict[str, tuple[int, int]] = {}
 
     def _sign_records(self, run_id: int, first: int, records: Sequence[TestRecord]) -> None:
         store = cast("MemoryStore", self)
@@ -124,6 +125,12 @@ class MemoryFailures:
             {row.cluster for row in self._all_rows(algorithm) if row.cluster.startswith(prefix)}
         )
         return found if limit is None else found[:limit]
+
+    def signing_progress(self, algorithm: str) -> tuple[int, int]:
+        return self._progress.get(algorithm, (0, -1))
+
+    def set_signing_progress(self, algorithm: str, position: tuple[int, int]) -> None:
+        self._progress[algorithm] = position
 
     def unsigned_failures(
         self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000

@@ -303,6 +303,23 @@ class SqlFailures:
             cur.execute(self.dialect.q(sql), params)
             return [row[0] for row in cur.fetchall()]
 
+    def signing_progress(self, algorithm: str) -> tuple[int, int]:
+        with self.dialect.snapshot(self.conn) as cur:
+            cur.execute(
+                self.dialect.q("SELECT run, seq FROM signing_progress WHERE algorithm = ?"),
+                (algorithm,),
+            )
+            found = cur.fetchone()
+        return (0, -1) if found is None else (found[0], found[1])
+
+    def set_signing_progress(self, algorithm: str, position: tuple[int, int]) -> None:
+        sql = self.dialect.q(
+            "INSERT INTO signing_progress (algorithm, run, seq) VALUES (?, ?, ?) "
+            "ON CONFLICT (algorithm) DO UPDATE SET run = excluded.run, seq = excluded.seq"
+        )
+        row = (algorithm, *position)
+        in_transaction(self.conn, self.dialect, lambda cur: cur.execute(sql, row))
+
     def unsigned_failures(
         self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
     ) -> list[tuple[int, int, TestRecord]]:

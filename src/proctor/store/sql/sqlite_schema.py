@@ -183,7 +183,8 @@ V3 = Migration(
 
 V4 = Migration(
     4,
-    "what rules match on: each failure's exception type and normalised message",
+    "what rules match on: each failure's exception type and normalised message; "
+    "how far signing stored failures has come",
     (
         # One row per distinct (type, message), found by a digest of the two
         # (a message may be long); a failure names its own. A failure stored
@@ -195,6 +196,12 @@ V4 = Migration(
             type TEXT NOT NULL,
             message TEXT NOT NULL)""",
         "ALTER TABLE failures ADD COLUMN message INTEGER",
+        # How far the chunks signed after each stored run have come, per
+        # algorithm: every failing result up to (run, seq) has been signed.
+        """CREATE TABLE signing_progress (
+            algorithm TEXT PRIMARY KEY,
+            run INTEGER NOT NULL,
+            seq INTEGER NOT NULL)""",
     ),
 )
 

@@ -572,6 +572,12 @@ class SqlStore(Store):
     def cluster_ids(self, prefix: str, *, algorithm: str, limit: int | None = None) -> list[str]:
         return self._failures.cluster_ids(prefix, algorithm=algorithm, limit=limit)
 
+    def signing_progress(self, algorithm: str) -> tuple[int, int]:
+        return self._failures.signing_progress(algorithm)
+
+    def set_signing_progress(self, algorithm: str, position: tuple[int, int]) -> None:
+        self._failures.set_signing_progress(algorithm, position)
+
     def unsigned_failures(
         self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
     ) -> list[tuple[int, int, TestRecord]]:
