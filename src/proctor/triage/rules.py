@@ -154,8 +154,8 @@ def facts_of_record(
 ) -> FailureFacts | None:
     """What rules see of a failed test's record; None for a test that did not fail.
 
-    (A seam: once signatures are stored, the facts come from the store without
-    reading tracebacks again.)
+    (Stored failures' facts are read from the store instead:
+    :func:`proctor.triage.failures.load_failures`.)
     """
     signature = signature_of_record(record, project=project)
     if signature is None:
