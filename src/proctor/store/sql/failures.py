@@ -220,9 +220,14 @@ class SqlFailures:
         runs = sorted(set(run_ids))
         with self.dialect.snapshot(self.conn) as cur:
             self.dialect.quick(cur)
+            # The runs' ranges of failures first (CROSS JOIN: SQLite keeps the
+            # order): led by signatures(algorithm), SQLite would read every
+            # failure of the algorithm through failures(signature, run_ns).
             found = self.dialect.fetch_in(
                 cur,
-                f"SELECT {_ROW_COLUMNS} FROM {_ROW_FROM} WHERE s.algorithm = ? AND f.run IN ({{}})",
+                f"SELECT {_ROW_COLUMNS} FROM failures f CROSS JOIN signatures s "
+                "CROSS JOIN tests t WHERE s.id = f.signature AND t.id = f.test "
+                "AND s.algorithm = ? AND f.run IN ({})",
                 runs,
                 (algorithm,),
             )
@@ -345,10 +350,13 @@ class SqlFailures:
                     return []
                 # Signed without a message (before messages were stored):
                 # signed again, for the message.
+                # The chunk's runs' range of failures first (CROSS JOIN, as in
+                # failures()): led by signatures(algorithm), each chunk would
+                # read every failure signed so far under the algorithm.
                 cur.execute(
                     self.dialect.q(
-                        "SELECT f.run, f.seq FROM failures f JOIN signatures s "
-                        "ON s.id = f.signature WHERE f.run >= ? AND f.run <= ? "
+                        "SELECT f.run, f.seq FROM failures f CROSS JOIN signatures s "
+                        "WHERE s.id = f.signature AND f.run >= ? AND f.run <= ? "
                         "AND s.algorithm = ? AND f.message IS NOT NULL"
                     ),
                     (candidates[0][0], candidates[-1][0], algorithm),
