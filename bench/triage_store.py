@@ -196,6 +196,13 @@ def bench(
         measure(urls["signed"], tests, repeat, runs=runs, rules_before=rules_before)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if backend != "sqlite":  # the schemas made above
+            import psycopg
+
+            with psycopg.connect(POSTGRES, autocommit=True) as admin:
+                for label in ("plain", "signed"):
+                    schema = f"triage_bench_{label}_{os.getpid()}"
+                    admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 RULE = 'type = "KeyError" and key ~ ":function_12 "'
