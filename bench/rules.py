@@ -15,9 +15,11 @@ so that a few faults make most failures. Then times, median of REPEAT:
 * ``unexplained`` with RULES rules (the classification rate and the clusters).
 
 With ``--store N`` it also times reading N failures back from a SQLite
-repository and signing them (:func:`proctor.triage.failures.load_failures`,
-the path ``proctor rules`` takes until signatures are stored), every failure's
-text different (the worst case: equal texts are signed once).
+repository (:func:`proctor.triage.failures.load_failures`, the path ``proctor
+rules`` takes): stored signed (their type and message read as columns), and
+stored unsigned (every record read and signed, as before types and messages
+were stored), every failure's text different (the worst case for the second:
+equal texts are signed once).
 
 Usage:
     python bench/rules.py
@@ -36,6 +38,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from proctor.store import Store
 from proctor.triage.rules import Rule, RuleSet, make_rule, unexplained
 from proctor.triage.rules_lang import FailureFacts, compile_rule, parse_rule
 
@@ -101,8 +104,6 @@ def _apply(rule: Rule, failures: list[FailureFacts]) -> list[list[int]]:
 def bench_store(count: int) -> None:
     from proctor.store import open_store
     from proctor.triage.failures import load_failures
-    from proctor.wire.event import Status
-    from proctor.wire.record import Attachment, TestRecord
 
     text = (
         "Traceback (most recent call last):\n"
@@ -110,27 +111,39 @@ def bench_store(count: int) -> None:
         "    return self.session.get(url)\n"
         "TimeoutError: connection refused by 10.0.0.{n}:8080\n"
     )
-    with tempfile.TemporaryDirectory() as directory:
-        store = open_store(str(Path(directory) / "repo"))
-        per_run = 500
-        for run in range(0, count, per_run):
-            records = [
-                TestRecord(
-                    f"tests.test_api.test_{run + i}",
-                    status=Status.FAIL,
-                    attachments=(
-                        Attachment("traceback", text.format(n=run + i).encode(), "text/plain"),
-                    ),
-                )
-                for i in range(min(per_run, count - run))
-            ]
-            store.write_run(records)
-        took = median_of(3, lambda: load_failures(store))
-        store.close()
-    print(
-        f"load_failures from SQLite, {count:,} failures: {took:.2f} s "
-        f"({took / count * 1e6:.0f} us per failure)"
-    )
+    from proctor.triage.signer import RecordSigner
+
+    for signed in (True, False):
+        with tempfile.TemporaryDirectory() as directory:
+            store = open_store(str(Path(directory) / "repo"))
+            store.signer = RecordSigner() if signed else None
+            _fill(store, count, text)
+            took = median_of(3, functools.partial(load_failures, store))
+            store.close()
+        how = "signed at ingest (columns)" if signed else "unsigned (records read and signed)"
+        print(
+            f"load_failures from SQLite, {count:,} failures {how}: {took:.2f} s "
+            f"({took / count * 1e6:.0f} us per failure)"
+        )
+
+
+def _fill(store: Store, count: int, text: str) -> None:
+    from proctor.wire.event import Status
+    from proctor.wire.record import Attachment, TestRecord
+
+    per_run = 500
+    for run in range(0, count, per_run):
+        records = [
+            TestRecord(
+                f"tests.test_api.test_{run + i}",
+                status=Status.FAIL,
+                attachments=(
+                    Attachment("traceback", text.format(n=run + i).encode(), "text/plain"),
+                ),
+            )
+            for i in range(min(per_run, count - run))
+        ]
+        store.write_run(records)
 
 
 def main() -> None:

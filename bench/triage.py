@@ -165,6 +165,11 @@ def main() -> None:
     parser.add_argument("--compare-runs", type=int, default=20)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument(
+        "--rules-before",
+        action="store_true",
+        help="with --store: also apply a rule the way it was done before messages were stored",
+    )
+    parser.add_argument(
         "--measure",
         metavar="URL",
         help="with --store: only time the commands and a re-clustering on this repository",
@@ -177,7 +182,14 @@ def main() -> None:
         if args.measure:
             from proctor.triage.signer import RecordSigner
 
-            measure(args.measure, args.tests, args.repeat, RecordSigner(depth=None))
+            measure(
+                args.measure,
+                args.tests,
+                args.repeat,
+                RecordSigner(depth=None),
+                runs=args.history_runs,
+                rules_before=args.rules_before,
+            )
             return
         for backend in args.backends.split(","):
             bench(
@@ -187,6 +199,7 @@ def main() -> None:
                 args.faults,
                 args.repeat,
                 min(args.compare_runs, args.history_runs),
+                args.rules_before,
             )
         return
     where = Path(tempfile.mkdtemp(prefix="proctor-triage-bench-"))

@@ -16,12 +16,17 @@ Measures, per backend:
   `proctor run` process has its own memo);
 * `proctor triage` and `proctor flaky` as whole commands (new processes,
   median of REPEAT);
+* applying a new known-bug rule to every stored failure: ``proctor rules
+  test EXPR --runs RUNS`` as a whole command (the stored type and message of
+  every failure read, the rule run once per distinct fault), and, with
+  ``--rules-before``, the way it was done before they were stored (every
+  failing run's records read and their tracebacks parsed), in process;
 * re-clustering every stored failure under another algorithm version
   (``source=off``), in chunks, keeping cluster ids where the grouping holds.
 
 Targets (issue 10): ingest with signatures >= 0.8x without and >= 100,000
 results/s on SQLite; each command < 1 s on SQLite; re-clustering 200,000
-failures < 60 s.
+failures < 60 s; applying a new rule to every stored failure < 5 s.
 """
 
 from __future__ import annotations
@@ -142,7 +147,15 @@ def command(args: list[str], repeat: int) -> float:
     return statistics.median(times)
 
 
-def bench(backend: str, runs: int, tests: int, faults: int, repeat: int, compare_runs: int) -> None:
+def bench(
+    backend: str,
+    runs: int,
+    tests: int,
+    faults: int,
+    repeat: int,
+    compare_runs: int,
+    rules_before: bool = False,
+) -> None:
     history = FailureHistory(runs, tests, faults)
     print(f"\n== {backend}: {runs} runs x {tests} tests, {faults} faults + noise")
     workdir = Path(tempfile.mkdtemp(prefix="proctor-triage-bench-"))
@@ -180,12 +193,74 @@ def bench(backend: str, runs: int, tests: int, faults: int, repeat: int, compare
         print(f"ratio: {same_rate / plain_rate:.2f}")
         print(f"ingest with signatures, all {runs} runs: {all_rate:,.0f} results/s")
         print(f"stored {runs * tests:,} results, {failures:,} failures signed")
-        measure(urls["signed"], tests, repeat)
+        measure(urls["signed"], tests, repeat, runs=runs, rules_before=rules_before)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if backend != "sqlite":  # the schemas made above
+            import psycopg
+
+            with psycopg.connect(POSTGRES, autocommit=True) as admin:
+                for label in ("plain", "signed"):
+                    schema = f"triage_bench_{label}_{os.getpid()}"
+                    admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-def measure(repo: str, tests: int, repeat: int, signer: RecordSigner | None = None) -> None:
+RULE = 'type = "KeyError" and key ~ ":function_12 "'
+"""A new rule: one of the faults of the history (by its message)."""
+
+
+def rules_before(repo: str, runs: int) -> tuple[float, int]:
+    """Seconds to apply RULE to every stored failure the way it was done before
+    types and messages were stored (records read and parsed), and its matches."""
+    from proctor.triage.rules import FactsReader, make_rule, preview
+
+    rule = make_rule("LP#1", RULE)
+    with open_store(repo) as store:
+        began = time.perf_counter()
+        reader = FactsReader()
+        failures = []
+        for info in reversed(store.runs(limit=runs)):
+            if info.counts.failures:
+                for record in store.records(info.id):
+                    facts = reader(record, run=info.id)
+                    if facts is not None:
+                        failures.append(facts)
+        found = preview(rule, failures)
+        return time.perf_counter() - began, found.failures
+
+
+def measure_rules(repo: str, runs: int, repeat: int, before: bool) -> None:
+    """Time applying RULE to every stored failure (now, and before with ``before``)."""
+    from proctor.triage.failures import load_failures
+    from proctor.triage.rules import make_rule, preview
+
+    rule = make_rule("LP#1", RULE)
+    with open_store(repo) as store:
+        began = time.perf_counter()
+        failures = load_failures(store, runs=runs)
+        loaded = time.perf_counter() - began
+        found = preview(rule, failures)
+        total = time.perf_counter() - began
+    print(
+        f"apply a new rule to all {len(failures):,} stored failures, in process: "
+        f"{total:.2f} s (reading them {loaded:.2f} s; {found.failures:,} matched)"
+    )
+    took = command(["rules", "test", RULE, "--runs", str(runs), "--repository", repo], repeat)
+    print(f"proctor rules test EXPR --runs {runs} (whole command): {took:.2f} s")
+    if before:
+        was, matched = rules_before(repo, runs)
+        print(f"before (records read and parsed), in process: {was:.2f} s ({matched:,} matched)")
+
+
+def measure(
+    repo: str,
+    tests: int,
+    repeat: int,
+    signer: RecordSigner | None = None,
+    *,
+    runs: int = 1000,
+    rules_before: bool = False,
+) -> None:
     """Time the commands on ``repo``, then re-cluster it under another algorithm."""
     triage_s = command(["triage", "--repository", repo], repeat)
     flaky_s = command(["flaky", "--repository", repo], repeat)
@@ -193,6 +268,7 @@ def measure(repo: str, tests: int, repeat: int, signer: RecordSigner | None = No
     print(f"proctor triage (7 days, {7 * RUNS_PER_DAY} runs): {triage_s * 1000:.0f} ms")
     print(f"proctor flaky (14 days, {14 * RUNS_PER_DAY} runs): {flaky_s * 1000:.0f} ms")
     print(f"proctor last ({tests:,} tests, with its cluster notes): {last_s * 1000:.0f} ms")
+    measure_rules(repo, runs, repeat, rules_before)
     with open_store(repo) as store:
         began = time.perf_counter()
         report = recluster(store, signer or RecordSigner(source=False), previous=ALGORITHM)

@@ -203,7 +203,7 @@ def test_stats_describe_the_repository(repo: str) -> None:
     load(repo, stream(OUTCOMES))
     load(repo, stream(OUTCOMES))
     out = run(repo, "stats").stdout
-    assert "(sqlite, schema 3)" in out  # v3: failure signatures
+    assert "(sqlite, schema 4)" in out  # v3: failure signatures; v4: their messages
     assert "Runs:        2 (0 interrupted)" in out
     assert "Results:     10" in out
     assert "Tests:       5" in out

@@ -193,3 +193,76 @@ def test_import_signs_the_failures_of_every_run(tmp_path: Path) -> None:
     lines = invoke("triage", "failures", "--json", "--since", SINCE, "--repository", url)
     got = sorted((row["run"], row["test"]) for row in map(json.loads, lines.stdout.splitlines()))
     assert got == [(1, "i.a"), (2, "i.a"), (2, "i.b")]
+
+
+def _two_clusters_sharing_a_prefix(repo: str) -> tuple[str, str]:
+    """Rename the repository's two clusters to ids that share their first 5 characters."""
+    from proctor.triage.signature import ALGORITHM
+
+    listing = json.loads(run(repo, "triage", "--since", SINCE, "--json").stdout)
+    digests = [cluster["signature"] for cluster in listing["clusters"]]
+    ids = ("abcde" + "0" * 11, "abcde" + "1" * 11)
+    with open_store(repo) as store:
+        store.set_clusters(ALGORITHM, dict(zip(digests, ids, strict=True)))
+    return ids
+
+
+def test_triage_show_takes_a_unique_prefix_of_a_cluster_id(repo: str) -> None:
+    listing = json.loads(run(repo, "triage", "--since", SINCE, "--json").stdout)
+    cluster = listing["clusters"][0]["id"]
+    result = invoke("triage", "show", cluster[:6], "--repository", repo)
+    assert result.exit_code == 0, result.stderr
+    assert f"Cluster {cluster}" in result.stdout
+    shown = json.loads(invoke("triage", "show", cluster[:4], "--json", "--repository", repo).stdout)
+    assert shown["cluster"] == cluster
+    assert len(shown["failures"]) == 8
+
+
+def test_an_ambiguous_or_short_cluster_prefix_is_an_error_naming_the_candidates(
+    repo: str,
+) -> None:
+    first, second = _two_clusters_sharing_a_prefix(repo)
+    ambiguous = invoke("triage", "show", "abcde", "--repository", repo)
+    assert ambiguous.exit_code == 2
+    assert "ambiguous" in ambiguous.stderr
+    assert first in ambiguous.stderr
+    assert second in ambiguous.stderr
+    assert "KeyError" in ambiguous.stderr  # each candidate with its key
+    assert "Traceback" not in ambiguous.stderr
+    one = invoke("triage", "show", "abcde1", "--json", "--repository", repo)
+    assert one.exit_code == 0, one.stderr
+    assert json.loads(one.stdout)["cluster"] == second
+    short = invoke("triage", "show", "abc", "--repository", repo)
+    assert short.exit_code == 2
+    assert "at least 4 characters" in short.stderr
+    assert first in short.stderr
+    unknown = invoke("triage", "show", "fedc", "--repository", repo)
+    assert unknown.exit_code == 2
+    assert "no failure cluster 'fedc'" in unknown.stderr
+    assert "candidates" not in unknown.stderr
+
+
+def test_bug_commands_take_a_cluster_prefix_and_link_the_whole_id(
+    repo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROCTOR_AUTHOR", "Ann <ann@example.org>")
+    first, second = _two_clusters_sharing_a_prefix(repo)
+    made = invoke("bug", "new", "--from-cluster", "abcde0", "--json", "--repository", repo)
+    assert made.exit_code == 0, made.stderr
+    bug_id = json.loads(made.stdout)["id"]
+    ambiguous = invoke("bug", "new", "--from-cluster", "abcde", "--repository", repo)
+    assert ambiguous.exit_code == 2
+    assert first in ambiguous.stderr
+    assert second in ambiguous.stderr
+    linked = invoke("bug", "link", bug_id, "cluster", "abcde1", "--repository", repo)
+    assert linked.exit_code == 0, linked.stderr
+    elsewhere = invoke("bug", "link", bug_id, "cluster", "0123456789abcdef", "--repository", repo)
+    assert elsewhere.exit_code == 0, elsewhere.stderr  # a cluster of another copy: as given
+    shown = invoke("bug", "show", bug_id, "--json", "--repository", repo)
+    links = json.loads(shown.stdout)["bug"]["links"]
+    assert {"kind": "cluster", "target": first} in links
+    assert {"kind": "cluster", "target": second} in links
+    assert {"kind": "cluster", "target": "0123456789abcdef"} in links
+    again = invoke("bug", "link", bug_id, "cluster", "abcde", "--repository", repo)
+    assert again.exit_code == 2
+    assert "ambiguous" in again.stderr

@@ -97,7 +97,7 @@ def test_without_a_signer_nothing_is_signed_and_recluster_chunks_find_it(store: 
     rest = store.unsigned_failures(algorithm=ALGORITHM, after=(1, 2), limit=2)
     assert [(run, seq) for run, seq, _ in rest] == [(2, 0)]
     signer = RecordSigner()
-    signed = [(run, seq, signer(rec)) for run, seq, rec in chunk + rest]
+    signed = [(run, seq, signer.sign(rec)) for run, seq, rec in chunk + rest]
     assert store.add_signatures([(r, s, sig) for r, s, sig in signed if sig is not None]) == 3
     assert store.unsigned_failures(algorithm=ALGORITHM) == []
     rows = store.failures([1, 2], algorithm=ALGORITHM)
@@ -148,3 +148,48 @@ def test_removing_a_run_removes_its_signed_failures(store: Store) -> None:
     store.remove_runs([first])
     assert store.failures([first], algorithm=ALGORITHM) == []
     assert [row.run for row in store.cluster_failures(cluster, algorithm=ALGORITHM)] == [second]
+
+
+def test_each_failure_keeps_the_type_and_message_rules_match_on(store: Store) -> None:
+    first, second, third = _store_runs(store)
+    rows = store.failures([first, second, third], algorithm=ALGORITHM)
+    by = {(row.run, row.test_id): row for row in rows}
+    assert (by[first, "a"].type, by[first, "a"].message) == ("KeyError", "'x'")
+    assert (by[second, "c"].type, by[second, "c"].message) == ("TypeError", "nope")
+    assert (by[third, "c"].type, by[third, "c"].message) == ("", "")  # never finished
+    cluster = by[second, "c"].cluster
+    (only,) = store.cluster_failures(cluster, algorithm=ALGORITHM)
+    assert (only.type, only.message) == ("TypeError", "nope")
+
+
+def test_failures_signed_without_a_message_are_signed_again_for_it(store: Store) -> None:
+    store.write_run([failure("a"), record("b"), failure("c")], RunMetadata(started_ns=T0))
+    signer = RecordSigner()
+    found = store.unsigned_failures(algorithm=ALGORITHM)
+    bare = [(run, seq, signer(rec)) for run, seq, rec in found]
+    assert store.add_signatures([(r, s, sig) for r, s, sig in bare if sig is not None]) == 2
+    rows = store.failures([1], algorithm=ALGORITHM)
+    assert [(row.test_id, row.type, row.message) for row in rows] == [
+        ("a", None, None),
+        ("c", None, None),
+    ]
+    # A signature stored before messages were: still to do, for its message.
+    again = store.unsigned_failures(algorithm=ALGORITHM)
+    assert [(run, seq) for run, seq, _ in again] == [(1, 0), (1, 2)]
+    full = [(run, seq, signer.sign(rec)) for run, seq, rec in again]
+    assert store.add_signatures([(r, s, sig) for r, s, sig in full if sig is not None]) == 2
+    assert store.unsigned_failures(algorithm=ALGORITHM) == []
+    after = store.failures([1], algorithm=ALGORITHM)
+    assert [(row.type, row.message) for row in after] == [("AssertionError", "boom")] * 2
+    assert [row.digest for row in after] == [row.digest for row in rows]
+    assert store.add_signatures([(r, s, sig) for r, s, sig in full if sig is not None]) == 0
+
+
+def test_signing_progress_is_kept_per_algorithm(store: Store) -> None:
+    assert store.signing_progress(ALGORITHM) == (0, -1)
+    store.set_signing_progress(ALGORITHM, (3, 7))
+    store.set_signing_progress("frames-v0", (1, 2))
+    assert store.signing_progress(ALGORITHM) == (3, 7)
+    store.set_signing_progress(ALGORITHM, (4, 2**62))
+    assert store.signing_progress(ALGORITHM) == (4, 2**62)
+    assert store.signing_progress("frames-v0") == (1, 2)

@@ -200,3 +200,71 @@ def test_a_version_1_repository_is_upgraded_keeping_its_history(v1_repository: s
     with open_store(v1_repository) as again:  # opening a current repository changes nothing
         assert again.stats().schema_version == _latest(v1_repository)
         assert again.stats().runs == 3
+
+
+def _signed_before_messages(url: str) -> str:
+    """``url`` (a filled version-1 repository) taken to the version before
+    messages were stored, run 2's failure signed there as that version did."""
+    from proctor.triage.signature import ALGORITHM
+    from proctor.triage.signer import RecordSigner
+
+    failed = TestRecord(
+        "pkg.test_b", Status.FAIL, attachments=(Attachment("traceback", TRACEBACK, "text/plain"),)
+    )
+    signature = RecordSigner()(failed)
+    assert signature is not None
+    values = (ALGORITHM, signature.digest, signature.kind, signature.key, "c0ffee" + "0" * 10)
+    if url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            for migration in postgres_schema.MIGRATIONS[1:-1]:
+                _apply(conn.execute, migration, "%s")
+            conn.execute(
+                "INSERT INTO signatures (id, algorithm, digest, kind, key, cluster) "
+                "VALUES (1, %s, %s, %s, %s, %s)",
+                values,
+            )
+            conn.execute("SELECT setval('signatures_id_seq', 1)")
+            conn.execute(
+                "INSERT INTO failures (run, seq, signature, test, status, run_ns) "
+                "VALUES (2, 1, 1, 2, 6, %s)",
+                (T0 + 2,),
+            )
+        return url
+    conn = sqlite3.connect(url)
+    for migration in sqlite_schema.MIGRATIONS[1:-1]:
+        _apply(conn.execute, migration, "?")
+    conn.execute(
+        "INSERT INTO signatures (id, algorithm, digest, kind, key, cluster) "
+        "VALUES (1, ?, ?, ?, ?, ?)",
+        values,
+    )
+    conn.execute(
+        "INSERT INTO failures (run, seq, signature, test, status, run_ns) "
+        "VALUES (2, 1, 1, 2, 6, ?)",
+        (T0 + 2,),
+    )
+    conn.commit()
+    conn.close()
+    return url
+
+
+def test_failures_signed_before_messages_are_signed_again_for_them(v1_repository: str) -> None:
+    from proctor.triage.recluster import catch_up
+    from proctor.triage.signature import ALGORITHM
+
+    url = _signed_before_messages(v1_repository)
+    with open_store(url) as store:
+        assert store.stats().schema_version == _latest(url)
+        (row,) = store.failures([1, 2], algorithm=ALGORITHM)
+        assert (row.run, row.seq, row.type, row.message) == (2, 1, None, None)
+        assert [(run, seq) for run, seq, _ in store.unsigned_failures(algorithm=ALGORITHM)] == [
+            (2, 1)
+        ]
+        report = catch_up(store)
+        assert (report.signed, report.done) == (1, True)
+        (again,) = store.failures([1, 2], algorithm=ALGORITHM)
+        assert (again.type, again.message) == ("AssertionError", "old failure")
+        assert (again.digest, again.cluster) == (row.digest, "c0ffee" + "0" * 10)
+        assert store.unsigned_failures(algorithm=ALGORITHM) == []

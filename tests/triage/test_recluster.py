@@ -131,3 +131,77 @@ def test_ids_are_not_kept_when_clusters_merge(store: Store) -> None:
     assert new["a"].cluster not in (old["a"], old["b"])
     assert new["c"].cluster == old["c"]
     assert report.kept_ids == 1
+
+
+def _old_algorithm_history(store: Store) -> list[int]:
+    """Two runs stored unsigned; each failure signed under an older algorithm
+    (as an older Proctor left them), without its type and message."""
+    from proctor.triage.signature import Signature
+
+    _unsigned_history(store)
+    found = store.unsigned_failures(algorithm="frames-v0")
+    old = Signature("frames-v0", "traceback", "old key", "0" * 16)
+    assert store.add_signatures([(run, seq, old) for run, seq, _ in found]) == 5
+    return [info.id for info in store.runs()]
+
+
+class Ticks:
+    """A clock that advances one second each time it is read."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_catch_up_signs_a_bounded_chunk_per_call_resuming_where_it_stopped(
+    store: Store,
+) -> None:
+    from proctor.triage.recluster import catch_up
+
+    runs = _old_algorithm_history(store)
+    assert store.signing_progress(ALGORITHM) == (0, -1)
+    reports = []
+    while not reports or not reports[-1].done:
+        # One chunk of 2 per call: the clock passes the budget after the first.
+        reports.append(catch_up(store, chunk=2, budget=0.5, clock=Ticks()))
+        assert len(reports) < 10
+    assert [(r.signed, r.done) for r in reports] == [
+        (2, False),
+        (2, False),
+        (1, False),
+        (0, True),
+    ]
+    assert {r.algorithm for r in reports} == {ALGORITHM}
+    rows = store.failures(runs, algorithm=ALGORITHM)
+    assert len(rows) == 5
+    assert {row.type for row in rows} == {"KeyError", "TypeError"}
+    assert len(store.failures(runs, algorithm="frames-v0")) == 5  # the old ones stay
+    # Converged: nothing left, and runs stored since (signed as they are) cost nothing.
+    newest = max(runs)
+    assert store.signing_progress(ALGORITHM)[0] == newest
+    store.signer = RecordSigner()
+    from proctor.store.model import RunMetadata
+
+    store.write_run([fault("e", "get")], RunMetadata(started_ns=T0 + 5))
+    after = catch_up(store, chunk=2, budget=0.5, clock=Ticks())
+    assert (after.signed, after.done) == (0, True)
+    assert store.signing_progress(ALGORITHM)[0] == newest + 1
+
+
+def test_catch_up_gives_failures_signed_without_a_message_their_message(store: Store) -> None:
+    from proctor.triage.recluster import catch_up
+
+    _unsigned_history(store)
+    runs = [info.id for info in store.runs()]
+    signer = RecordSigner()
+    found = store.unsigned_failures(algorithm=ALGORITHM)
+    store.add_signatures([(run, seq, signer(record)) for run, seq, record in found])  # type: ignore[misc]
+    assert {row.message for row in store.failures(runs, algorithm=ALGORITHM)} == {None}
+    report = catch_up(store)
+    assert (report.signed, report.done) == (5, True)
+    rows = store.failures(runs, algorithm=ALGORITHM)
+    assert None not in {row.message for row in rows}
+    assert recluster(store).signed == 0

@@ -375,3 +375,38 @@ def test_a_test_that_passed_and_failed_on_one_commit_is_flaky(tmp_path: Path) ->
         assert "Neither flaky nor broken" in client.get("/test", params={"id": "pkg.t.ok"}).text
     finally:
         repo.close()
+
+
+def test_a_cluster_page_takes_a_unique_prefix_of_its_id(
+    client: TestClient, known: dict[str, str], tmp_path: Path
+) -> None:
+    flip = known["flip_cluster"]
+    document = client.get(f"/clusters/{flip[:6]}.json").json()
+    assert document["cluster"] == flip
+    assert document["failures"] == 4
+    assert "AssertionError: flip" in client.get(f"/clusters/{flip[:4]}").text
+    # Two clusters whose ids share a prefix: the prefix is a clear error naming both.
+    from proctor.triage.signature import ALGORITHM
+    from tests.triage.history import fault, store_run
+
+    url = str(tmp_path / "repo")
+    with open_store(url, create=True) as store:
+        store_run(store, [fault("t_a", "one"), fault("t_b", "two", error="TypeError: no")], day=0)
+        digests = sorted({row.digest for row in store.failures([1], algorithm=ALGORITHM)})
+        store.set_clusters(
+            ALGORITHM, {digests[0]: "abcd" + "0" * 12, digests[1]: "abcd" + "1" * 12}
+        )
+    readonly = ReadOnlyRepository(open_store(url, create=False))
+    try:
+        other = TestClient(
+            create_app(readonly, now_ns=lambda: NOW), base_url="http://127.0.0.1:8765"
+        )
+        ambiguous = other.get("/clusters/abcd.json")
+        assert ambiguous.status_code == 400
+        assert "ambiguous" in ambiguous.json()["error"]
+        assert "abcd" + "0" * 12 in ambiguous.json()["error"]
+        assert "abcd" + "1" * 12 in ambiguous.json()["error"]
+        assert other.get("/clusters/abcd1.json").json()["cluster"] == "abcd" + "1" * 12
+        assert other.get("/clusters/ffff").status_code == 404
+    finally:
+        readonly.close()

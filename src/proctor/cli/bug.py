@@ -75,6 +75,12 @@ def _store(repository: str | None, *, write: bool) -> Iterator[Store]:
         close_store(store)
 
 
+def _algorithm() -> str:
+    from proctor.triage.algorithm import ALGORITHM
+
+    return ALGORITHM
+
+
 @contextmanager
 def _opened(repository: str | None, *, write: bool) -> Iterator[BugRepository]:
     from proctor.bugs.repository import BugRepository
@@ -171,7 +177,8 @@ def bug() -> None:
     "--from-cluster",
     "cluster",
     metavar="CLUSTER",
-    help="Describe a failure cluster's evidence (`proctor triage`) and link it.",
+    help="Describe a failure cluster's evidence (`proctor triage`) and link it "
+    "(its id or a unique prefix of it).",
 )
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option("--assignee", help="Who is on it.")
@@ -210,7 +217,9 @@ def new(
         links: list[tuple[Any, str]] = []
         if cluster is not None:
             from proctor.bugs.cluster import cluster_bug
+            from proctor.cli._clusters import cluster_id
 
+            cluster = cluster_id(store, cluster)
             title, description = cluster_bug(store, cluster, title, description)
             links.append(("cluster", cluster))
         assert title is not None
@@ -447,9 +456,20 @@ def comment(bug_id: str, text: str | None, from_file: Any, repository: str | Non
 @click.argument("target")
 @repository_option
 def link(bug_id: str, kind: Any, target: str, repository: str | None) -> None:
-    """Link to a triage rule, a failure cluster, a test id or a commit."""
+    """Link to a triage rule, a failure cluster, a test id or a commit.
+
+    A cluster is named by its id or a unique prefix of a stored one (at least
+    4 characters); an id this repository does not hold is linked as given."""
+    from proctor.bugs.repository import BugRepository
+    from proctor.store.bug_tables import bug_tables
+
     author = _author()
-    with _opened(repository, write=True) as repo:
+    with _store(repository, write=True) as store, _bug_errors():
+        repo = BugRepository(bug_tables(store))
+        if kind == "cluster" and store.cluster_ids(target, algorithm=_algorithm(), limit=1):
+            from proctor.cli._clusters import cluster_id
+
+            target = cluster_id(store, target)
         repo.link(bug_id, author, kind, target)
         _done(repo, bug_id, f"linked {kind} {printable_id(target)}")
 

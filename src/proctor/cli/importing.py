@@ -132,6 +132,10 @@ def import_(path: Path, repository: str | None) -> int:
             imported += 1
             results += info.counts.total
         seeded = store.seed_durations(read_times(path))
+        if imported:
+            from proctor.cli.run_triage import sign_older_failures
+
+            sign_older_failures(sys.stderr, store)  # older failures, a chunk at a time
     lines = [f"Imported {plural(imported, 'run')} ({plural(results, 'result')}) from {path}"]
     if skipped:
         lines.append(f"; skipped {skipped} already imported")

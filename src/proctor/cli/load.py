@@ -195,6 +195,9 @@ def load(
                 f"stored{unchanged}; if the input holds results, name its format with --format"
             )
         info = done
+        from proctor.cli.run_triage import sign_older_failures
+
+        sign_older_failures(sys.stderr, store)  # older failures, a chunk at a time
     source = f" from {len(names)} files" if len(names) > 1 else ""
     sys.stdout.write(f"Stored run {info.id}{source}: {_tally(info)}.\n{run_outcome(info)}\n")
     return ExitCode.OK if info.succeeded or exit_zero else ExitCode.FAILED

@@ -139,17 +139,11 @@ def _history(store: Store | None, since: str | None, max_runs: int) -> list[Fail
         return []
     from proctor.store.errors import StoreError
     from proctor.triage.failures import load_failures
-    from proctor.triage.signature import Project
 
     since_ns = parse_when(since) if since else None
     try:
-        from proctor.config import find_root
-
-        project = Project(roots=(str(find_root()),))
-    except Exception:
-        project = Project()
-    try:
-        return load_failures(store, since_ns=since_ns, runs=max_runs, project=project)
+        # Keyed as the stored signatures are (without project roots).
+        return load_failures(store, since_ns=since_ns, runs=max_runs)
     except StoreError as error:
         raise RepositoryError(str(error)) from None
 

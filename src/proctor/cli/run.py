@@ -177,6 +177,10 @@ def _session(
             from proctor.cli.run_triage import show_run_clusters
 
             show_run_clusters(sys.stdout, store, info)  # the clusters of its failures
+        if store is not None:
+            from proctor.cli.run_triage import sign_older_failures
+
+            sign_older_failures(sys.stderr, store)  # older failures, a chunk at a time
 
     return RunSession(
         session_options(args, options),

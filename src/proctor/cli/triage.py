@@ -161,13 +161,17 @@ def triage(
 @repository_option
 @click.pass_obj
 def show(parent_repository: str | None, cluster: str, as_json: bool, repository: str | None) -> int:
-    """Show one cluster whole: every test and run it touched, examples, history."""
+    """Show one cluster whole: every test and run it touched, examples, history.
+
+    CLUSTER is its id or a unique prefix of it (at least 4 characters)."""
+    from proctor.cli._clusters import cluster_id
     from proctor.cli._explain import closed_bugs, project_explainer
     from proctor.triage.clusters import Explanation
     from proctor.triage.detail import cluster_detail
     from proctor.triage.signature import ALGORITHM
 
     with open_repository(repository or parent_repository) as store:
+        cluster = cluster_id(store, cluster)
         detail = cluster_detail(store, cluster, algorithm=ALGORITHM)
         if detail is None:
             raise RepositoryError(

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 
 from proctor.store.errors import WriterClosed
-from proctor.store.failures import FailureRow, Sighting, SignatureLike, Signer
+from proctor.store.failures import FailureRow, Sighting, SignatureLike, SignedFailure, Signer
 from proctor.store.model import (
     GarbageReport,
     HistoryEntry,
@@ -413,18 +413,37 @@ class Store(abc.ABC):
         """Every failure of a cluster, newest first (empty: no such cluster)."""
         raise NotImplementedError
 
+    def cluster_ids(self, prefix: str, *, algorithm: str, limit: int | None = None) -> list[str]:
+        """The ids of the clusters (under ``algorithm``, with a stored failure)
+        that start with ``prefix``, sorted; at most ``limit``."""
+        raise NotImplementedError
+
+    def signing_progress(self, algorithm: str) -> tuple[int, int]:
+        """How far signing stored failures under ``algorithm`` has come: every
+        failing result up to this (run, position) is signed ((0, -1): none is
+        known to be), as :meth:`set_signing_progress` last said."""
+        raise NotImplementedError
+
+    def set_signing_progress(self, algorithm: str, position: tuple[int, int]) -> None:
+        """Record how far signing under ``algorithm`` has come (see :meth:`signing_progress`)."""
+        raise NotImplementedError
+
     def unsigned_failures(
         self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
     ) -> list[tuple[int, int, TestRecord]]:
-        """Up to ``limit`` failing results with no signature under ``algorithm``,
-        as (run, position, record), after (run, position) in that order: the
-        chunks of a re-clustering."""
+        """Up to ``limit`` failing results with no signature under ``algorithm``
+        (or one stored without its type and message), as (run, position,
+        record), after (run, position) in that order: the chunks of a
+        re-clustering."""
         raise NotImplementedError
 
-    def add_signatures(self, signed: Sequence[tuple[int, int, SignatureLike]]) -> int:
-        """Give stored results (run, position) a signature, in one transaction;
-        results already signed under that algorithm keep theirs. Returns how
-        many were given."""
+    def add_signatures(
+        self, signed: Sequence[tuple[int, int, SignatureLike | SignedFailure]]
+    ) -> int:
+        """Give stored results (run, position) a signature (with its type and
+        message when a :class:`SignedFailure`), in one transaction; results
+        already signed under that algorithm keep theirs, and get the type and
+        message if they had none. Returns how many were given either."""
         raise NotImplementedError
 
     def set_clusters(self, algorithm: str, clusters: Mapping[str, str]) -> None:

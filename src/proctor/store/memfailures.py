@@ -12,7 +12,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from proctor.store.contract import check_limit
-from proctor.store.failures import SIGNED_STATUSES, FailureRow, Sighting, SignatureLike, Signer
+from proctor.store.failures import (
+    SIGNED_STATUSES,
+    FailureRow,
+    Sighting,
+    SignatureLike,
+    SignedFailure,
+    Signer,
+    signed_parts,
+)
 from proctor.store.model import RunMetadata
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
@@ -36,7 +44,9 @@ class MemoryFailures:
     def __init__(self, runs: Mapping[int, HeldRun]) -> None:
         self._runs = runs
         self._signed: dict[tuple[int, int], dict[str, SignatureLike]] = {}
+        self._facts: dict[tuple[int, int, str], tuple[str, str]] = {}
         self._clusters: dict[tuple[str, str], str] = {}
+        self._progress: dict[str, tuple[int, int]] = {}
 
     def sign_records(
         self, signer: Signer | None, run_id: int, first: int, records: Sequence[TestRecord]
@@ -47,14 +57,19 @@ class MemoryFailures:
             return
         for index, record in enumerate(records, first):
             if record.status in SIGNED_STATUSES:
-                signature = signer(record)
-                if signature is not None:
-                    self._link(run_id, index, signature)
+                found = signer.sign(record)
+                if found is not None:
+                    self._link(run_id, index, found)
 
-    def _link(self, run_id: int, index: int, signature: SignatureLike) -> bool:
+    def _link(self, run_id: int, index: int, given: SignatureLike | SignedFailure) -> bool:
+        signature, facts = signed_parts(given)
         signed = self._signed.setdefault((run_id, index), {})
+        place = (run_id, index, signature.algorithm)
+        described = place in self._facts
+        if facts is not None:
+            self._facts.setdefault(place, facts)
         if signature.algorithm in signed:
-            return False
+            return not described and facts is not None
         signed[signature.algorithm] = signature
         self._clusters.setdefault((signature.algorithm, signature.digest), signature.digest)
         return True
@@ -72,6 +87,8 @@ class MemoryFailures:
     def _row(self, run_id: int, index: int, signature: SignatureLike) -> FailureRow:
         run = self._runs[run_id]
         record = run.records[index]
+        facts = self._facts.get((run_id, index, signature.algorithm))
+        type_, message = (None, None) if facts is None else facts
         return FailureRow(
             run_id,
             index,
@@ -83,6 +100,8 @@ class MemoryFailures:
             signature.kind,
             signature.key,
             self._clusters[signature.algorithm, signature.digest],
+            type_,
+            message,
         )
 
     def failures(self, run_ids: Iterable[int], *, algorithm: str) -> list[FailureRow]:
@@ -115,6 +134,19 @@ class MemoryFailures:
         rows.sort(key=lambda row: (-row.run_ns, -row.run, row.seq))
         return rows if limit is None else rows[:limit]
 
+    def cluster_ids(self, prefix: str, *, algorithm: str, limit: int | None = None) -> list[str]:
+        check_limit(limit)
+        found = sorted(
+            {row.cluster for row in self._all_rows(algorithm) if row.cluster.startswith(prefix)}
+        )
+        return found if limit is None else found[:limit]
+
+    def signing_progress(self, algorithm: str) -> tuple[int, int]:
+        return self._progress.get(algorithm, (0, -1))
+
+    def set_signing_progress(self, algorithm: str, position: tuple[int, int]) -> None:
+        self._progress[algorithm] = position
+
     def unsigned_failures(
         self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
     ) -> list[tuple[int, int, TestRecord]]:
@@ -123,7 +155,8 @@ class MemoryFailures:
             for index, record in enumerate(self._runs[run_id].records):
                 if (run_id, index) <= after or record.status not in SIGNED_STATUSES:
                     continue
-                if algorithm in self._signed.get((run_id, index), {}):
+                signed = algorithm in self._signed.get((run_id, index), {})
+                if signed and (run_id, index, algorithm) in self._facts:
                     continue
                 if len(found) >= limit:
                     return found
@@ -136,7 +169,9 @@ class MemoryFailures:
             return None
         return run.records[seq]
 
-    def add_signatures(self, signed: Sequence[tuple[int, int, SignatureLike]]) -> int:
+    def add_signatures(
+        self, signed: Sequence[tuple[int, int, SignatureLike | SignedFailure]]
+    ) -> int:
         added = 0
         for run_id, index, signature in signed:
             run = self._runs.get(run_id)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from proctor.store.contract import RunWriter, Store, check_limit
 from proctor.store.errors import UnknownRun, UnknownTest
-from proctor.store.failures import FailureRow, Sighting, SignatureLike
+from proctor.store.failures import FailureRow, Sighting, SignatureLike, SignedFailure
 from proctor.store.memfailures import MemoryFailures
 from proctor.store.model import (
     EWMA_WEIGHT,
@@ -454,7 +454,18 @@ class MemoryStore(Store):
     ) -> list[tuple[int, int, TestRecord]]:
         return self._failures.unsigned_failures(algorithm=algorithm, after=after, limit=limit)
 
-    def add_signatures(self, signed: Sequence[tuple[int, int, SignatureLike]]) -> int:
+    def cluster_ids(self, prefix: str, *, algorithm: str, limit: int | None = None) -> list[str]:
+        return self._failures.cluster_ids(prefix, algorithm=algorithm, limit=limit)
+
+    def signing_progress(self, algorithm: str) -> tuple[int, int]:
+        return self._failures.signing_progress(algorithm)
+
+    def set_signing_progress(self, algorithm: str, position: tuple[int, int]) -> None:
+        self._failures.set_signing_progress(algorithm, position)
+
+    def add_signatures(
+        self, signed: Sequence[tuple[int, int, SignatureLike | SignedFailure]]
+    ) -> int:
         return self._failures.add_signatures(signed)
 
     def set_clusters(self, algorithm: str, clusters: Mapping[str, str]) -> None:

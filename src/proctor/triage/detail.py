@@ -16,7 +16,14 @@ from proctor.triage.clusters import DAY_NS
 from proctor.triage.text import failure_text
 from proctor.wire.record import TestRecord
 
-__all__ = ["ClusterDetail", "cluster_detail", "evidence_text"]
+__all__ = [
+    "MIN_PREFIX",
+    "ClusterDetail",
+    "ClusterNotFound",
+    "cluster_detail",
+    "evidence_text",
+    "resolve_cluster",
+]
 
 EXAMPLES = 3
 """Examples kept, each from a different test."""
@@ -48,6 +55,57 @@ class ClusterDetail:
     def run_ids(self) -> list[int]:
         """The runs it failed in, newest first."""
         return list(dict.fromkeys(row.run for row in self.rows))
+
+
+MIN_PREFIX = 4
+"""Characters of a cluster id at least for a prefix to name it (git's rule)."""
+CANDIDATES = 10
+"""Candidates named at most when a prefix is ambiguous."""
+
+
+class ClusterNotFound(LookupError):
+    """No cluster, or more than one, goes by the id given: ``candidates`` are
+    the ids it could mean (empty when none), ``more`` whether there are more."""
+
+    def __init__(self, message: str, candidates: list[str], more: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.candidates = candidates
+        self.more = more
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def resolve_cluster(store: Store, given: str, *, algorithm: str = ALGORITHM) -> str:
+    """The id of the cluster ``given`` names: that id, or a unique prefix of one
+    (at least :data:`MIN_PREFIX` characters: git-style) among the clusters
+    with a stored failure; :class:`ClusterNotFound` when none or several."""
+    found = store.cluster_ids(given, algorithm=algorithm, limit=CANDIDATES + 1)
+    if given in found:
+        return given
+    if len(given) < MIN_PREFIX:
+        raise ClusterNotFound(
+            f"there is no failure cluster {given!r} under {algorithm}; a cluster id's prefix "
+            f"needs at least {MIN_PREFIX} characters (`proctor triage` lists them)",
+            found[:CANDIDATES],
+            len(found) > CANDIDATES,
+        )
+    if not found:
+        raise ClusterNotFound(
+            f"there is no failure cluster {given!r} under {algorithm} here: no cluster id "
+            "is it or starts with it; `proctor triage` lists them",
+            [],
+        )
+    if len(found) > 1:
+        shown = found[:CANDIDATES]
+        raise ClusterNotFound(
+            f"{given!r} is ambiguous: {len(shown)}{'+' if len(found) > CANDIDATES else ''} "
+            "clusters start with it; give more of the id",
+            shown,
+            len(found) > CANDIDATES,
+        )
+    return found[0]
 
 
 def cluster_detail(

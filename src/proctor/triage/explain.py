@@ -1,9 +1,10 @@
 """Which known-bug rule explains a stored failure, or a cluster.
 
 An :class:`Explainer` holds the project's rules (``proctor-rules.toml``) and
-answers for :class:`~proctor.store.failures.FailureRow` s: it reads the
-failure's record once for the exception type and message the rules may look
-at, and takes the signature, key and kind as stored. The first rule (in file
+answers for :class:`~proctor.store.failures.FailureRow` s, taking what the
+rules look at as stored with the row (signature, key, kind, exception type and
+normalised message); only a failure stored without its type and message (not
+yet re-signed) has its record read, once. The first rule (in file
 order) that explains a failure names it. A cluster is explained by its
 example failure (the newest in the window): rules are written for a fault,
 and a cluster is one fault.
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from proctor.store.contract import Store
 from proctor.store.failures import FailureRow
 from proctor.triage.clusters import Cluster, Explanation
+from proctor.triage.failures import facts_of_row
 from proctor.triage.rules import FactsReader, Rule, RuleSet
 from proctor.triage.rules_lang import FailureFacts
 from proctor.triage.signature import NO_PROJECT, Project
@@ -35,8 +37,12 @@ class Explainer:
         self._seen: dict[tuple[int, int], Explanation] = {}
 
     def facts(self, row: FailureRow) -> FailureFacts:
-        """What the rules see of ``row``: its stored signature, key and kind,
-        and the type and message of its record's traceback."""
+        """What the rules see of ``row``: its stored signature, key, kind, type
+        and message (the type and message of its record's traceback when they
+        were not stored)."""
+        stored = facts_of_row(row)
+        if stored is not None:
+            return stored
         record = self.store.result(row.run, row.seq)
         found = self._reader(record, run=row.run) if record is not None else None
         type_, message = (found.type, found.message) if found is not None else ("", "")

@@ -29,7 +29,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from proctor.triage.normalise import normalise_message
 from proctor.triage.rules_lang import (
     Expr,
     FailureFacts,
@@ -44,6 +43,7 @@ from proctor.triage.signature import (
     NO_PROJECT,
     Project,
     Signature,
+    exception_of,
     signature_of,
     signature_of_record,
 )
@@ -154,8 +154,8 @@ def facts_of_record(
 ) -> FailureFacts | None:
     """What rules see of a failed test's record; None for a test that did not fail.
 
-    (A seam: once signatures are stored, the facts come from the store without
-    reading tracebacks again.)
+    (Stored failures' facts are read from the store instead:
+    :func:`proctor.triage.failures.load_failures`.)
     """
     signature = signature_of_record(record, project=project)
     if signature is None:
@@ -166,12 +166,7 @@ def facts_of_record(
 def facts_from(test_id: str, signature: Signature, text: str, *, run: int = 0) -> FailureFacts:
     """:class:`FailureFacts` from a signature and the failure's text (for the
     exception type and message the test saw)."""
-    type_, message = "", ""
-    if text.strip():
-        last = parse_failure(text).chain[-1]
-        type_ = last.type.rsplit(".", 1)[-1]
-        lines = [line.strip() for line in last.message.split("\n") if line.strip()][:2]
-        message = normalise_message(" / ".join(lines)[:4096])
+    type_, message = exception_of(parse_failure(text)) if text.strip() else ("", "")
     return FailureFacts(
         test_id, type_, message, signature.digest, signature.key, signature.kind, run
     )

@@ -50,6 +50,7 @@ __all__ = [
     "Kind",
     "Project",
     "Signature",
+    "exception_of",
     "signature_of",
     "signature_of_record",
 ]
@@ -172,7 +173,12 @@ _SOURCE_TEXT = 120
 
 
 def signature_of(
-    text: str, *, project: Project = NO_PROJECT, depth: int | None = 1, source: bool = True
+    text: str,
+    *,
+    project: Project = NO_PROJECT,
+    depth: int | None = 1,
+    source: bool = True,
+    parsed: ParsedFailure | None = None,
 ) -> Signature:
     """The signature of a failure's ``text`` (a traceback, pytest's report, a
     crash or timeout note, another language's stack trace; see the module
@@ -180,7 +186,8 @@ def signature_of(
 
     ``depth`` (project frames per site: 1, or None for all) and ``source`` (key a
     site by its source line too) exist to measure the alternatives; anything
-    but the defaults is named in the signature's algorithm.
+    but the defaults is named in the signature's algorithm. ``parsed`` is
+    ``parse_failure(text)`` when the caller has it already.
     """
     algorithm = ALGORITHM
     if depth != 1 or not source:
@@ -188,7 +195,8 @@ def signature_of(
         algorithm += f";depth={shown};source={'on' if source else 'off'}"
     if not text.strip():
         return _make(algorithm, "empty", "no detail")
-    parsed = parse_failure(text)
+    if parsed is None:
+        parsed = parse_failure(text)
     head = "\n".join(text.lstrip().split("\n", 3)[:3])
     # A casualty note starts the text (Proctor's, faulthandler's) or is all there is;
     # "timed out" in the source lines heading a pytest report is not one.
@@ -215,6 +223,15 @@ def signature_of(
         else:
             parts.append(f"{kind}: {_message_key(report.message)}")
     return _make(algorithm, "traceback" if framed else "message", " -> ".join(parts))
+
+
+def exception_of(parsed: ParsedFailure) -> tuple[str, str]:
+    """The exception a failure ends with, as known-bug rules see it: its type
+    (the last dotted part; '' when none) and its message's first two lines,
+    normalised."""
+    last = parsed.chain[-1]
+    lines = [line.strip() for line in last.message.split("\n") if line.strip()][:2]
+    return last.type.rsplit(".", 1)[-1], normalise_message(" / ".join(lines)[:4096])
 
 
 def signature_of_record(

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import hashlib
 
+from proctor.store.failures import SignedFailure
 from proctor.triage.signature import (
     NO_PROJECT,
     Project,
     Signature,
+    exception_of,
     signature_of,
     signature_of_record,
 )
 from proctor.triage.text import failure_text
+from proctor.triage.traceback import parse_failure
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
@@ -48,32 +51,52 @@ class RecordSigner:
         self._options = {"depth": depth, "source": source}
         self.algorithm = signature_of("", depth=depth, source=source).algorithm
         """The name of the algorithm this signer signs with."""
-        self._memo: dict[str, Signature] = {}
+        self._memo: dict[str, tuple[Signature, str, str]] = {}
         self.computed = 0
         """Signatures computed (not remembered): for measuring the memo."""
 
     def __call__(self, record: TestRecord) -> Signature | None:
+        """The signature of a failing record (None: it did not fail)."""
+        found = self._signed(record)
+        return None if found is None else found[0]
+
+    def sign(self, record: TestRecord) -> SignedFailure | None:
+        """The signature of a failing record with the exception type and
+        normalised message it ends with (what rules match on; '' and '' when
+        it has no text); None when it did not fail."""
+        found = self._signed(record)
+        return None if found is None else SignedFailure(*found)
+
+    def _signed(self, record: TestRecord) -> tuple[Signature, str, str] | None:
         status = record.status
         if status.is_final and status not in (Status.FAIL, Status.UXSUCCESS):
             return None
         text = failure_text(record)
         if text.strip():
-            signature = self._memo.get(text)
-            if signature is None:
-                signature = signature_of(text, project=self.project, **self._options)  # type: ignore[arg-type]
+            known = self._memo.get(text)
+            if known is None:
+                parsed = parse_failure(text)
+                signature = signature_of(
+                    text,
+                    project=self.project,
+                    parsed=parsed,
+                    **self._options,  # type: ignore[arg-type]
+                )
+                known = (signature, *exception_of(parsed))
                 self.computed += 1
                 if len(text) <= MEMO_TEXT:
                     if len(self._memo) >= MEMO_SIZE:
                         self._memo.clear()
-                    self._memo[text] = signature
+                    self._memo[text] = known
         else:
             found = signature_of_record(record, project=self.project, **self._options)  # type: ignore[arg-type]
             if found is None:
                 return None
-            signature = found
+            known = (found, "", "")
+        signature, type_, message = known
         if signature.weak:
-            return per_test(signature, record.test_id)
-        return signature
+            return per_test(signature, record.test_id), type_, message
+        return known
 
 
 def per_test(signature: Signature, test_id: str) -> Signature:

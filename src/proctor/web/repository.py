@@ -188,6 +188,14 @@ class ReadOnlyRepository:
         with self._lock:
             return cluster_detail(self._store, cluster)
 
+    def cluster_id(self, given: str) -> str:
+        """The cluster ``given`` names, its id or a unique prefix
+        (:func:`proctor.triage.detail.resolve_cluster`; raises its ``ClusterNotFound``)."""
+        from proctor.triage.detail import resolve_cluster
+
+        with self._lock:
+            return resolve_cluster(self._store, given)
+
     def explain(self, rows: Sequence[FailureRow], rules: Sequence[Rule]) -> list[Explanation]:
         """What explains each failure among ``rules`` (the first that does)."""
         from proctor.triage.clusters import Explanation

@@ -260,9 +260,23 @@ def cluster_page(
     repo: ReadOnlyRepository, cluster_id: str, source: TriageSource, links: Links
 ) -> Page:
     """One cluster whole: its impact per run and per day, a representative
-    traceback, the tests and runs it touched, the rule and bugs that know it."""
+    traceback, the tests and runs it touched, the rule and bugs that know it.
+    ``cluster_id`` may be a unique prefix of the id (at least 4 characters)."""
     if not _CLUSTER_ID.fullmatch(cluster_id):
         raise QueryError(f"{cluster_id[:80]!r} is not a cluster id (see the cluster list)")
+    from proctor.triage.detail import ClusterNotFound
+
+    try:  # an id, or a unique prefix of one (as `proctor triage show` takes)
+        cluster_id = repo.cluster_id(cluster_id)
+    except ClusterNotFound as error:
+        if not error.candidates:
+            raise UnknownCluster(
+                f"there is no failure cluster {cluster_id!r} in this repository"
+            ) from None
+        more = ", ..." if error.more else ""
+        raise QueryError(
+            f"{error.message} (candidates: {', '.join(error.candidates)}{more})"
+        ) from None
     detail = repo.cluster_detail(cluster_id)
     if detail is None:
         raise UnknownCluster(f"there is no failure cluster {cluster_id!r} in this repository")

@@ -13,7 +13,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from proctor.store.contract import check_limit
-from proctor.store.failures import SIGNED_STATUSES, FailureRow, Sighting, SignatureLike, Signer
+from proctor.store.failures import (
+    SIGNED_STATUSES,
+    FailureRow,
+    Sighting,
+    SignatureLike,
+    SignedFailure,
+    Signer,
+    signed_parts,
+)
 from proctor.store.sql.dialect import Dialect
 from proctor.store.sql.interned import Interned
 from proctor.store.sql.records import RECORD_COLUMNS, attachments_by_key, build_records
@@ -22,17 +30,20 @@ from proctor.store.sql.transaction import in_transaction
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
 
-__all__ = ["SqlFailures", "sign_batch"]
+__all__ = ["SqlFailures", "message_digest", "sign_batch"]
 
 _SIGNED = tuple(status in SIGNED_STATUSES for status in STATUSES)
 _SIGNED_IN = ", ".join(str(int(status)) for status in STATUSES if status in SIGNED_STATUSES)
 _ROW_COLUMNS = (
-    "f.run, f.seq, t.test_id, f.status, f.run_ns, s.algorithm, s.digest, s.kind, s.key, s.cluster"
+    "f.run, f.seq, t.test_id, f.status, f.run_ns, s.algorithm, s.digest, s.kind, s.key, "
+    "s.cluster, f.message"
 )
 _ROW_FROM = "failures f JOIN signatures s ON s.id = f.signature JOIN tests t ON t.id = f.test"
 
-Signed = tuple[int, int, int, int, SignatureLike]
-"""(seq, run, test, status, signature) of one failing result to store."""
+Facts = tuple[str, str] | None
+"""A failure's (exception type, normalised message), None when not known."""
+SignedRow = tuple[int, int, int, int, int, SignatureLike, Facts]
+"""(run, seq, test, status, run start, signature, facts) of one failing result to store."""
 
 
 def sign_batch(
@@ -48,14 +59,15 @@ def sign_batch(
     batch's transaction). Nothing happens without a signer."""
     if signer is None:
         return
-    signed: list[tuple[int, int, int, SignatureLike]] = []
+    sign = signer.sign
+    signed: list[tuple[int, int, int, SignedFailure]] = []
     signed_status = _SIGNED
     for seq, record in enumerate(records, first_seq):
         status = int(record.status)
         if signed_status[status]:
-            signature = signer(record)
-            if signature is not None:
-                signed.append((seq, test_ids[record.test_id], status, signature))
+            found = sign(record)
+            if found is not None:
+                signed.append((seq, test_ids[record.test_id], status, found))
     if not signed:
         return
     cur.execute(dialect.q("SELECT started_ns FROM runs WHERE id = ?"), (run_id,))
@@ -63,29 +75,71 @@ def sign_batch(
     _store_signed(
         dialect,
         cur,
-        [(run_id, seq, test, status, run_ns, sig) for seq, test, status, sig in signed],
+        [
+            (run_id, seq, test, status, run_ns, found.signature, (found.type, found.message))
+            for seq, test, status, found in signed
+        ],
     )
 
 
-def _store_signed(
-    dialect: Dialect, cur: Any, rows: list[tuple[int, int, int, int, int, SignatureLike]]
-) -> int:
-    """Intern the signatures of ``rows`` (run, seq, test, status, run start,
-    signature) and link each result to its own; return how many links were new."""
-    wanted = {(sig.algorithm, sig.digest): sig for *_, sig in rows}
+def message_digest(type_: str, message: str) -> str:
+    """What a (type, message) pair is found by in ``messages``."""
+    import hashlib  # here: reading the store (`proctor last`) does not need it
+
+    text = f"{type_}\0{message}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(text).hexdigest()[:32]
+
+
+def _store_signed(dialect: Dialect, cur: Any, rows: Sequence[SignedRow]) -> int:
+    """Intern the signatures and messages of ``rows`` and link each result to
+    its own; return how many links were new."""
+    wanted = {(sig.algorithm, sig.digest): sig for *_, sig, _ in rows}
     ids = _intern_signatures(dialect, cur, wanted)
+    messages = _intern_messages(dialect, cur, {facts for *_, facts in rows if facts is not None})
     links = sorted(
-        (run, seq, ids[sig.algorithm, sig.digest], test, status, run_ns)
-        for run, seq, test, status, run_ns, sig in rows
+        (
+            run,
+            seq,
+            ids[sig.algorithm, sig.digest],
+            test,
+            status,
+            run_ns,
+            None if facts is None else messages[facts],
+        )
+        for run, seq, test, status, run_ns, sig, facts in rows
     )
     cur.executemany(
         dialect.q(
-            "INSERT INTO failures (run, seq, signature, test, status, run_ns) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run, seq, signature) DO NOTHING"
+            "INSERT INTO failures (run, seq, signature, test, status, run_ns, message) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run, seq, signature) DO NOTHING"
         ),
         links,
     )
     return len(links)
+
+
+def _intern_messages(
+    dialect: Dialect, cur: Any, wanted: set[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """The ids of (type, message) pairs in ``messages``, inserting the new ones."""
+    if not wanted:
+        return {}
+    by_digest = {message_digest(*pair): pair for pair in wanted}
+    digests = sorted(by_digest)
+    select = "SELECT digest, id FROM messages WHERE digest IN ({})"
+    found = {by_digest[digest]: id for digest, id in dialect.fetch_in(cur, select, digests)}
+    absent = [digest for digest in digests if by_digest[digest] not in found]
+    if absent:
+        cur.executemany(
+            dialect.q(
+                "INSERT INTO messages (digest, type, message) VALUES (?, ?, ?) "
+                "ON CONFLICT (digest) DO NOTHING"
+            ),
+            [(digest, *by_digest[digest]) for digest in absent],
+        )
+        for digest, id in dialect.fetch_in(cur, select, absent):
+            found[by_digest[digest]] = id
+    return found
 
 
 def _intern_signatures(
@@ -122,14 +176,35 @@ def _intern_signatures(
     return found
 
 
-def _rows(rows: Iterable[Any]) -> list[FailureRow]:
+def _rows(dialect: Dialect, cur: Any, rows: Sequence[Any]) -> list[FailureRow]:
+    """Failure rows from ``_ROW_COLUMNS``, their messages read on ``cur``."""
     statuses = STATUSES
-    return [
-        FailureRow(
-            run, seq, test_id, statuses[status], run_ns, algorithm, digest, kind, key, cluster
+    wanted = sorted({row[10] for row in rows if row[10] is not None})
+    messages: dict[int | None, tuple[str | None, str | None]] = {None: (None, None)}
+    for id, type_, message in dialect.fetch_in(
+        cur, "SELECT id, type, message FROM messages WHERE id IN ({})", wanted
+    ):
+        messages[id] = (type_, message)
+    found = []
+    for run, seq, test_id, status, run_ns, algorithm, digest, kind, key, cluster, message in rows:
+        type_, text = messages[message]
+        found.append(
+            FailureRow(
+                run,
+                seq,
+                test_id,
+                statuses[status],
+                run_ns,
+                algorithm,
+                digest,
+                kind,
+                key,
+                cluster,
+                type_,
+                text,
+            )
         )
-        for run, seq, test_id, status, run_ns, algorithm, digest, kind, key, cluster in rows
-    ]
+    return found
 
 
 class SqlFailures:
@@ -145,13 +220,19 @@ class SqlFailures:
         runs = sorted(set(run_ids))
         with self.dialect.snapshot(self.conn) as cur:
             self.dialect.quick(cur)
+            # The runs' ranges of failures first (CROSS JOIN: SQLite keeps the
+            # order): led by signatures(algorithm), SQLite would read every
+            # failure of the algorithm through failures(signature, run_ns).
             found = self.dialect.fetch_in(
                 cur,
-                f"SELECT {_ROW_COLUMNS} FROM {_ROW_FROM} WHERE s.algorithm = ? AND f.run IN ({{}})",
+                f"SELECT {_ROW_COLUMNS} FROM failures f CROSS JOIN signatures s "
+                "CROSS JOIN tests t WHERE s.id = f.signature AND t.id = f.test "
+                "AND s.algorithm = ? AND f.run IN ({})",
                 runs,
                 (algorithm,),
             )
-        return sorted(_rows(found), key=lambda row: (-row.run, row.seq))
+            rows = _rows(self.dialect, cur, found)
+        return sorted(rows, key=lambda row: (-row.run, row.seq))
 
     def sightings(
         self, digests: Iterable[str], *, algorithm: str, before_ns: int, count_runs: int = 0
@@ -207,7 +288,42 @@ class SqlFailures:
         with self.dialect.snapshot(self.conn) as cur:
             self.dialect.quick(cur)
             cur.execute(self.dialect.q(sql), params)
-            return _rows(cur.fetchall())
+            return _rows(self.dialect, cur, cur.fetchall())
+
+    def cluster_ids(self, prefix: str, *, algorithm: str, limit: int | None = None) -> list[str]:
+        if check_limit(limit) == 0:
+            return []
+        # A range of the index signatures(cluster): every id that starts with
+        # ``prefix`` sorts between it and it followed by the last character.
+        sql = (
+            "SELECT DISTINCT s.cluster FROM signatures s WHERE s.algorithm = ? "
+            "AND s.cluster >= ? AND s.cluster < ? "
+            "AND EXISTS (SELECT 1 FROM failures f WHERE f.signature = s.id) ORDER BY s.cluster"
+        )
+        params: list[object] = [algorithm, prefix, prefix + "\U0010ffff"]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self.dialect.snapshot(self.conn) as cur:
+            cur.execute(self.dialect.q(sql), params)
+            return [row[0] for row in cur.fetchall()]
+
+    def signing_progress(self, algorithm: str) -> tuple[int, int]:
+        with self.dialect.snapshot(self.conn) as cur:
+            cur.execute(
+                self.dialect.q("SELECT run, seq FROM signing_progress WHERE algorithm = ?"),
+                (algorithm,),
+            )
+            found = cur.fetchone()
+        return (0, -1) if found is None else (found[0], found[1])
+
+    def set_signing_progress(self, algorithm: str, position: tuple[int, int]) -> None:
+        sql = self.dialect.q(
+            "INSERT INTO signing_progress (algorithm, run, seq) VALUES (?, ?, ?) "
+            "ON CONFLICT (algorithm) DO UPDATE SET run = excluded.run, seq = excluded.seq"
+        )
+        row = (algorithm, *position)
+        in_transaction(self.conn, self.dialect, lambda cur: cur.execute(sql, row))
 
     def unsigned_failures(
         self, *, algorithm: str, after: tuple[int, int] = (0, -1), limit: int = 1000
@@ -232,11 +348,16 @@ class SqlFailures:
                 candidates = cur.fetchall()
                 if not candidates:
                     return []
+                # Signed without a message (before messages were stored):
+                # signed again, for the message.
+                # The chunk's runs' range of failures first (CROSS JOIN, as in
+                # failures()): led by signatures(algorithm), each chunk would
+                # read every failure signed so far under the algorithm.
                 cur.execute(
                     self.dialect.q(
-                        "SELECT f.run, f.seq FROM failures f JOIN signatures s "
-                        "ON s.id = f.signature WHERE f.run >= ? AND f.run <= ? "
-                        "AND s.algorithm = ?"
+                        "SELECT f.run, f.seq FROM failures f CROSS JOIN signatures s "
+                        "WHERE s.id = f.signature AND f.run >= ? AND f.run <= ? "
+                        "AND s.algorithm = ? AND f.message IS NOT NULL"
                     ),
                     (candidates[0][0], candidates[-1][0], algorithm),
                 )
@@ -286,18 +407,22 @@ class SqlFailures:
             )
             return build_records(self.interned, cur, rows, attachments_by_key(cur.fetchall()))[0]
 
-    def add_signatures(self, signed: Sequence[tuple[int, int, SignatureLike]]) -> int:
+    def add_signatures(
+        self, signed: Sequence[tuple[int, int, SignatureLike | SignedFailure]]
+    ) -> int:
         if not signed:
             return 0
         return in_transaction(self.conn, self.dialect, lambda cur: self._link(cur, signed))
 
-    def _link(self, cur: Any, signed: Sequence[tuple[int, int, SignatureLike]]) -> int:
+    def _link(
+        self, cur: Any, signed: Sequence[tuple[int, int, SignatureLike | SignedFailure]]
+    ) -> int:
         keys = sorted({(run, seq) for run, seq, _ in signed})
         by_run: dict[int, list[int]] = {}
         for run, seq in keys:
             by_run.setdefault(run, []).append(seq)
         known: dict[tuple[int, int], tuple[int, int, int]] = {}
-        done: set[tuple[int, int, str]] = set()
+        done: dict[tuple[int, int, str], bool] = {}  # -> whether it has its message
         for run, seqs in by_run.items():
             for seq, test, status, run_ns in self.dialect.fetch_in(
                 cur,
@@ -307,20 +432,38 @@ class SqlFailures:
                 (run,),
             ):
                 known[run, seq] = (test, status, run_ns)
-            for seq, algorithm in self.dialect.fetch_in(
+            for seq, algorithm, message in self.dialect.fetch_in(
                 cur,
-                "SELECT f.seq, s.algorithm FROM failures f JOIN signatures s "
+                "SELECT f.seq, s.algorithm, f.message FROM failures f JOIN signatures s "
                 "ON s.id = f.signature WHERE f.run = ? AND f.seq IN ({})",
                 seqs,
                 (run,),
             ):
-                done.add((run, seq, algorithm))
-        rows = []
-        for run, seq, sig in signed:
-            if (run, seq) in known and (run, seq, sig.algorithm) not in done:
-                done.add((run, seq, sig.algorithm))
-                rows.append((run, seq, *known[run, seq], sig))
-        return _store_signed(self.dialect, cur, rows) if rows else 0
+                done[run, seq, algorithm] = message is not None
+        rows: list[SignedRow] = []
+        described: list[tuple[int, int, str, tuple[str, str]]] = []
+        for run, seq, given in signed:
+            sig, facts = signed_parts(given)
+            place = (run, seq, sig.algorithm)
+            if (run, seq) not in known:
+                continue
+            if place not in done:
+                done[place] = facts is not None
+                rows.append((run, seq, *known[run, seq], sig, facts))
+            elif not done[place] and facts is not None:
+                done[place] = True
+                described.append((run, seq, sig.algorithm, facts))
+        added = _store_signed(self.dialect, cur, rows) if rows else 0
+        if described:
+            ids = _intern_messages(self.dialect, cur, {facts for *_, facts in described})
+            cur.executemany(
+                self.dialect.q(
+                    "UPDATE failures SET message = ? WHERE run = ? AND seq = ? AND signature = "
+                    "(SELECT id FROM signatures WHERE algorithm = ? AND id = failures.signature)"
+                ),
+                [(ids[facts], run, seq, algorithm) for run, seq, algorithm, facts in described],
+            )
+        return added + len(described)
 
     def set_clusters(self, algorithm: str, clusters: Mapping[str, str]) -> None:
         if not clusters:

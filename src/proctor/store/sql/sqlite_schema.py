@@ -181,4 +181,28 @@ V3 = Migration(
     ),
 )
 
-MIGRATIONS = (V1, V2, V3)
+V4 = Migration(
+    4,
+    "what rules match on: each failure's exception type and normalised message; "
+    "how far signing stored failures has come",
+    (
+        # One row per distinct (type, message), found by a digest of the two
+        # (a message may be long); a failure names its own. A failure stored
+        # before this version has none (NULL) until it is signed again:
+        # `proctor triage recluster`, or a chunk after each stored run.
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            digest TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            message TEXT NOT NULL)""",
+        "ALTER TABLE failures ADD COLUMN message INTEGER",
+        # How far the chunks signed after each stored run have come, per
+        # algorithm: every failing result up to (run, seq) has been signed.
+        """CREATE TABLE signing_progress (
+            algorithm TEXT PRIMARY KEY,
+            run INTEGER NOT NULL,
+            seq INTEGER NOT NULL)""",
+    ),
+)
+
+MIGRATIONS = (V1, V2, V3, V4)
