@@ -148,12 +148,8 @@ SURFACES: dict[str, list[str]] = {
     ],
 }
 
-DIR_NOT_PINNED = {
-    # Their __init__ defines no __dir__ yet, so dir() lists what the module
-    # imported (and, for triage, not the names it imports on first use).
-    "proctor.triage",
-    "proctor.runner.worker",  # imports its names eagerly (a worker needs them at once)
-}
+DIR_NOT_PINNED: set[str] = set()
+"""Packages whose dir() is not yet their __all__ (none now)."""
 
 LAZY = [
     "proctor.wire",

@@ -61,3 +61,7 @@ __all__ = [
     "signature_of",
     "signature_of_record",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

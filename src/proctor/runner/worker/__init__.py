@@ -15,3 +15,7 @@ from proctor.runner.protocol import DUMP_SIGNAL
 from proctor.runner.worker.main import main
 
 __all__ = ["DUMP_SIGNAL", "main"]
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
