@@ -129,9 +129,21 @@ class BuildJob:
             self.keeper.finished(record)
 
     def close(self) -> None:
-        if self.keeper is not None:
-            self.keeper.close()
-            self.keeper = None
+        """Stop renewing; a queue that could not be reached meanwhile is a note
+        (this job's leases run out and other jobs take what it had not finished)."""
+        if self.keeper is None:
+            return
+        from proctor.store.errors import StoreError
+
+        keeper, self.keeper = self.keeper, None
+        try:
+            keeper.close()
+        except StoreError as error:
+            click.echo(
+                f"proctor: build {self.build}: lost the queue ({error}); other jobs take "
+                "the tests this one had not finished when its leases run out",
+                err=True,
+            )
 
 
 def join_build(args: RunArgs, config: Config) -> BuildJob | None:

@@ -27,7 +27,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
 from proctor.runner.schedule import Batch, Plan
 from proctor.store.build_queue import BuildQueue
@@ -38,10 +37,6 @@ __all__ = ["FleetQueue", "LeaseKeeper", "planned_order"]
 
 POLL_SECONDS = 0.25
 """How often a job with nothing to claim asks again while other jobs hold tests."""
-
-
-class Clock(Protocol):
-    def __call__(self) -> float: ...
 
 
 def planned_order(plan: Plan) -> list[tuple[str, float]]:
@@ -117,14 +112,12 @@ class FleetQueue:
         plan: Plan,
         report: Callable[[TestRecord], None],
         *,
-        clock: Clock = time.monotonic,
         poll_s: float = POLL_SECONDS,
         settle: Callable[[], None] = lambda: None,
     ) -> None:
         self._queue = queue
         self._settle = settle
         self._report = report
-        self._clock = clock
         self._poll_s = poll_s
         self._estimates = plan.estimates
         self._unknown = plan.unknown_estimate
