@@ -172,3 +172,17 @@ def test_bad_queue_use_is_a_clear_error(tmp_path: Path, url: str) -> None:
     missing = _proctor(root, "last", "--build", "no-such-build")
     assert missing.returncode == 2
     assert "no run of build no-such-build" in missing.stderr
+
+
+def test_triage_counts_a_build_as_one_run(tmp_path: Path, url: str) -> None:
+    root = _project(tmp_path / "p", url, failing="tests.test_m1.T.test_3")
+    jobs = [_job(root, f"job-{n}", "--queue", "B7") for n in range(2)]
+    for job in jobs:
+        job.communicate(timeout=120)
+    assert len(json.loads(_proctor(root, "runs", "--json").stdout)["runs"]) == 2
+    shown = _proctor(root, "triage", "--json", "--since", "1d")
+    assert shown.returncode == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert len(document["window"]["runs"]) == 1  # two jobs, one build
+    (cluster,) = document["clusters"]
+    assert (cluster["failures"], cluster["runs"]) == (1, 1)

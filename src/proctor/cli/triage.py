@@ -112,6 +112,7 @@ def triage(
         ctx.obj = repository
         return ExitCode.OK
     from proctor.cli._explain import closed_bugs, project_explainer
+    from proctor.store.builds import collapse_builds
     from proctor.triage.clusters import summarise, window_runs
 
     settings = settings_or_fail()
@@ -126,6 +127,7 @@ def triage(
             branch=branch,
             explain=None if explainer is None else explainer.cluster,
         )
+        runs, _ = collapse_builds(runs)  # a CI build's jobs count as one run, as above
         shown = clusters if show_all or as_json else clusters[:limit]
         closings = closed_bugs(store, (cluster.explanation.bug for cluster in shown))
         examples = {

@@ -11,12 +11,15 @@ build's second run).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from proctor.store.contract import Store
 from proctor.store.model import RunCounts, RunInfo
 from proctor.wire.record import TestRecord
 
 __all__ = [
     "BUILD_PROPERTY",
+    "collapse_builds",
     "JOB_PROPERTY",
     "PARTIAL_PROPERTY",
     "SCAN_RUNS",
@@ -78,3 +81,24 @@ def build_view(store: Store, build: str) -> tuple[RunInfo, list[TestRecord], lis
         last_ns=max(ends) if ends else None,
     )
     return whole, records, runs
+
+
+def collapse_builds(runs: Sequence[RunInfo]) -> tuple[list[RunInfo], dict[int, int]]:
+    """``runs`` with each CI build's runs (its jobs', ``proctor run --queue``) as
+    one: the build's first run stands for it, where that run stands. Returns the
+    runs left, in the same order, and for every run given the id of the run that
+    stands for it (itself, outside a build)."""
+    first_of: dict[str, int] = {}
+    standing: dict[int, int] = {}
+    kept: list[RunInfo] = []
+    for info in runs:
+        build = info.metadata.properties.get(BUILD_PROPERTY)
+        if build is None:
+            standing[info.id] = info.id
+            kept.append(info)
+        elif build in first_of:
+            standing[info.id] = first_of[build]
+        else:
+            first_of[build] = standing[info.id] = info.id
+            kept.append(info)
+    return kept, standing

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
+from proctor.store.builds import collapse_builds
 from proctor.store.contract import Store
 from proctor.store.failures import FailureRow
 from proctor.store.model import RunInfo
@@ -116,31 +117,35 @@ def summarise(
     failures. The trend: see :func:`_bins`."""
     if not runs:
         return [], 0
+    every = [info.id for info in runs]
+    # A CI build's jobs (proctor run --queue) are one run: its first stands for it.
+    runs, standing = collapse_builds(runs)
     order = {info.id: position for position, info in enumerate(runs)}
-    rows = store.failures(order, algorithm=algorithm)
+    rows = store.failures(every, algorithm=algorithm)
     clusters: dict[str, Cluster] = {}
     for row in rows:
+        run = standing[row.run]
         cluster = clusters.get(row.cluster)
         if cluster is None:
             cluster = clusters[row.cluster] = Cluster(
                 row.cluster, row.algorithm, row.digest, row.kind, row.key
             )
             cluster.first_ns = cluster.last_ns = row.run_ns
-            cluster.first_run = cluster.last_run = row.run
+            cluster.first_run = cluster.last_run = run
             cluster.example = row  # rows come newest run first
         cluster.failures += 1
         cluster.tests.add(row.test_id)
-        cluster.runs.add(row.run)
-        if order[row.run] < order[cluster.first_run]:
-            cluster.first_run, cluster.first_ns = row.run, row.run_ns
-        if order[row.run] > order[cluster.last_run]:
-            cluster.last_run, cluster.last_ns = row.run, row.run_ns
+        cluster.runs.add(run)
+        if order[run] < order[cluster.first_run]:
+            cluster.first_run, cluster.first_ns = run, row.run_ns
+        if order[run] > order[cluster.last_run]:
+            cluster.last_run, cluster.last_ns = run, row.run_ns
     total = len(rows)
     bin_of, bins = _bins(runs, trend_bins)
     for cluster in clusters.values():
         cluster.trend = [0] * bins
     for row in rows:
-        clusters[row.cluster].trend[bin_of[row.run]] += 1
+        clusters[row.cluster].trend[bin_of[standing[row.run]]] += 1
     start = runs[0].metadata.started_ns or 0
     seen = store.sightings(
         {cluster.digest for cluster in clusters.values()}, algorithm=algorithm, before_ns=start
