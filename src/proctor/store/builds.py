@@ -19,12 +19,12 @@ from proctor.wire.record import TestRecord
 
 __all__ = [
     "BUILD_PROPERTY",
-    "collapse_builds",
     "JOB_PROPERTY",
     "PARTIAL_PROPERTY",
     "SCAN_RUNS",
     "build_runs",
     "build_view",
+    "collapse_builds",
 ]
 
 BUILD_PROPERTY = "build"
