@@ -291,8 +291,8 @@ class ZygotePool:
         zygote = _Zygote(python, self.root, env)
         self.zygotes.append(zygote)
         modules = [m for m in self.modules if m not in self.excluded]
-        if modules:
-            zygote.send({"op": "preload", "modules": modules})
+        if modules or self.excluded:
+            zygote.send({"op": "preload", "modules": modules, "exclude": sorted(self.excluded)})
         return zygote
 
     def _learn(self, zygote: _Zygote) -> None:

@@ -18,8 +18,10 @@ Requests (controller to zygote; one JSON object per packet):
   ``{"op": "forked", "pid": N}``, or ``{"op": "refused", "why": ...}`` when this
   zygote must not fork (a thread is running in it; a file it imported changed
   since: it is stale) and exits: the controller starts a new one.
-* ``{"op": "preload", "modules": [...]}``: import these (names the controller
-  knows from an earlier zygote), in the background.
+* ``{"op": "preload", "modules": [...], "exclude": [...]}``: import these (names
+  the controller knows from an earlier zygote), in the background; never import
+  the excluded ones (an earlier zygote found they start a thread), not even when
+  a child reports them.
 
 Reports (zygote to controller): ``{"op": "exited", "pid": N, "code": C}`` once
 a child ended and was reaped (``C`` as :attr:`subprocess.Popen.returncode`);
@@ -137,6 +139,7 @@ class Zygote:
         self.held: set[str] = set(sys.modules)
         self.files: dict[str, tuple[int, int]] = {}
         self.threaded: str | None = None
+        self.excluded: set[str] = set()  # modules known to start a thread: never imported
         self._dirty = True  # modules imported since the last snapshot
         self._snapshot()
 
@@ -174,6 +177,9 @@ class Zygote:
     ) -> tuple[list[str], str, dict[str, int]] | None:
         op = request.get("op")
         if op == "preload":
+            excluded = request.get("exclude")
+            if isinstance(excluded, list):
+                self.excluded.update(str(name) for name in excluded)
             modules = request.get("modules")
             if isinstance(modules, list):
                 self._want([str(name) for name in modules])
@@ -265,7 +271,11 @@ class Zygote:
     # -- learning --------------------------------------------------------------------
 
     def _want(self, names: Sequence[str]) -> None:
-        new = [n for n in names if n not in self.held and n not in sys.modules]
+        new = [
+            n
+            for n in names
+            if n not in self.held and n not in sys.modules and n not in self.excluded
+        ]
         if new:
             self.held.update(new)
             self.pending.extend(new)
