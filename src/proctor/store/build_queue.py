@@ -269,7 +269,8 @@ class BuildQueue:
                 chosen[seq] = (test_id, expected, culprit)
                 total += 0.0 if culprit else expected
             locked = cur.execute(
-                "SELECT seq FROM build_queue_items WHERE build = %s AND seq = ANY(%s) "
+                "SELECT seq, state, attempts FROM build_queue_items "
+                "WHERE build = %s AND seq = ANY(%s) "
                 "AND state < 2 AND (state = 0 OR lease_until < clock_timestamp()) "
                 "ORDER BY seq FOR UPDATE SKIP LOCKED",
                 (self.build, list(chosen)),
@@ -277,9 +278,14 @@ class BuildQueue:
             if not locked:
                 contended.extend(chosen)
                 return None
-            got = [seq for (seq,) in locked]
-            abandoned = [seq for seq in got if chosen[seq][2]]
-            taken = [seq for seq in got if not chosen[seq][2]]
+            # Judged again on the locked rows: one given back meanwhile is no culprit.
+            culprits = {
+                seq
+                for seq, state, attempts in locked
+                if state == LEASED and attempts >= self.max_attempts
+            }
+            abandoned = [seq for seq, _, _ in locked if seq in culprits]
+            taken = [seq for seq, _, _ in locked if seq not in culprits]
             if abandoned:
                 cur.execute(
                     "UPDATE build_queue_items SET state = 3, holder = %s, lease_until = NULL "
