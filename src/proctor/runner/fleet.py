@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 
 from proctor.runner.schedule import Batch, Plan
 from proctor.store.build_queue import BuildQueue
+from proctor.store.model import RETRIED_TAG
 from proctor.wire.event import TEXT_MIME_TYPE, Status
 from proctor.wire.record import Attachment, TestRecord
 
@@ -61,13 +62,13 @@ class LeaseKeeper:
         self._done: list[str] = []
         self._stop = threading.Event()
         self.error: Exception | None = None
-        self.counted = 0
-        """Tests marked done that this job still held (its results count)."""
         self._thread = threading.Thread(target=self._loop, name="proctor-leases", daemon=True)
         self._thread.start()
 
     def finished(self, record: TestRecord) -> None:
-        if record.status is not Status.INPROGRESS:
+        """A record of this run: its test is done, unless it is an attempt that
+        runs again (``--rerun-failures``): the last attempt says so."""
+        if record.status is not Status.INPROGRESS and RETRIED_TAG not in record.tags:
             with self._lock:
                 self._done.append(record.test_id)
 
@@ -78,7 +79,7 @@ class LeaseKeeper:
             with self._lock:
                 done, self._done = self._done, []
             if done:
-                self.counted += len(self._queue.done(done))
+                self._queue.done(done)
 
     def _loop(self) -> None:
         try:
@@ -127,7 +128,6 @@ class FleetQueue:
         state = queue.state()
         self.expected = plan.expected
         self.count = state.queued
-        self.abandoned: list[str] = []
 
     def __bool__(self) -> bool:
         return bool(self._local) or not self._fleet_empty
@@ -144,7 +144,6 @@ class FleetQueue:
             return None
         claim = self._queue.claim(workers)
         for test_id in claim.abandoned:
-            self.abandoned.append(test_id)
             self._report(_abandoned(test_id, self._queue.max_attempts))
         if claim.ids:
             self._waiting = False

@@ -253,12 +253,13 @@ class BuildQueue:
             ).fetchall()
             if not rows:
                 return Claim((), ())
-            left, holders = cur.execute(
-                "SELECT coalesce(sum(expected), 0), count(DISTINCT holder) "
+            left, others = cur.execute(
+                "SELECT coalesce(sum(expected), 0), "
+                "count(DISTINCT holder) FILTER (WHERE holder <> %s) "
                 "FROM build_queue_items WHERE build = %s AND state < 2",
-                (self.build,),
+                (self.job, self.build),
             ).fetchone()
-            jobs = max(ASSUMED_JOBS, holders + (0 if self._holds(cur) else 1))
+            jobs = max(ASSUMED_JOBS, others + 1)  # the others and this one
             target = float(left) / (BATCHES_PER_WORKER * max(1, workers) * jobs)
             chosen: dict[int, tuple[str, float, bool]] = {}
             total = 0.0
@@ -303,15 +304,6 @@ class BuildQueue:
             tuple(chosen[seq][0] for seq in taken),
             tuple(chosen[seq][1] for seq in taken),
             tuple(chosen[seq][0] for seq in abandoned),
-        )
-
-    def _holds(self, cur: Any) -> bool:
-        return bool(
-            cur.execute(
-                "SELECT EXISTS (SELECT 1 FROM build_queue_items "
-                "WHERE build = %s AND holder = %s AND state = 1)",
-                (self.build, self.job),
-            ).fetchone()[0]
         )
 
     def renew(self) -> int:
