@@ -70,9 +70,18 @@ _READ = 65536
 
 def keepalive(sock: socket.socket) -> None:
     """Notice a peer whose host vanished (no FIN ever comes) within about 25 s:
-    TCP keepalive probes after 10 s of silence, every 5 s, 3 of them."""
+    TCP keepalive probes after 10 s of silence, every 5 s, 3 of them; and, where
+    the system has it (Linux), data unacknowledged for 25 s ends the connection
+    too. Without that bound, a side with data in flight when the network went
+    (a command just sent) does not probe at all: it retransmits, and gives up
+    only after the system's retries, some 15 minutes on Linux."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
+    for name, value in (
+        ("TCP_KEEPIDLE", 10),
+        ("TCP_KEEPINTVL", 5),
+        ("TCP_KEEPCNT", 3),
+        ("TCP_USER_TIMEOUT", 25_000),  # milliseconds
+    ):
         option = getattr(socket, name, None)
         if option is not None:
             with contextlib.suppress(OSError):
