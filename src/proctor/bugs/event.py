@@ -47,6 +47,7 @@ __all__ = [
     "canonical_event",
     "encode_event",
     "make_event",
+    "parse_content",
     "parse_event",
     "verify_event",
     "with_id",
@@ -446,6 +447,18 @@ def with_id(data: bytes, event_id: str) -> bytes:
 
 
 _KIND_KEY = b',"kind":'
+
+
+def parse_content(data: bytes | str, claimed: str, where: str = "event") -> BugEvent:
+    """A verified event from untrusted content (an event's JSON without its id, in any
+    spelling) and the id claimed for it, or :class:`BugEventError` saying what is wrong."""
+    obj = _loads(data, where)
+    if not isinstance(obj, dict):
+        raise BugEventError(where, "an event must be a JSON object")
+    if "id" in obj:
+        raise BugEventError(where, "its content holds an id (an id is the content's hash)")
+    obj["id"] = claimed
+    return parse_event(obj, where)
 _PLAIN_DECODER = json.JSONDecoder(parse_constant=_no_constants)
 _CANONICAL_LIMIT = MAX_EVENT_BYTES - 128  # past this, the strict path decides (its line is longer)
 
@@ -458,9 +471,9 @@ def canonical_event(data: bytes, claimed: str) -> BugEvent | None:
     claimed id: the id is checked by hashing ``data`` itself, and canonical form by
     encoding the decoded object again and comparing bytes (duplicate keys, spacing,
     escapes, key order: any difference fails), so nothing is hashed twice and no
-    Python hook runs per JSON object. None means: let :func:`parse_event` on
-    :func:`with_id` decide, which says what is wrong (or accepts a valid event whose
-    bytes are a non-canonical encoding; store :func:`canonical_bytes` then).
+    Python hook runs per JSON object. None means: let :func:`parse_content` decide,
+    which says what is wrong (or accepts a valid event in another JSON spelling; store
+    its :func:`canonical_bytes` then).
     """
     if len(data) > _CANONICAL_LIMIT or hashlib.sha256(data).hexdigest() != claimed:
         return None

@@ -31,7 +31,7 @@ from proctor.bugs.event import (
     LinkKind,
     canonical_bytes,
     canonical_event,
-    parse_event,
+    parse_content,
     with_id,
 )
 from proctor.bugs.filters import BugFilter, parse_filter, wanted
@@ -72,8 +72,8 @@ def _sent_event(row: EventRow, source: str) -> tuple[BugEvent, bytes]:
     if event is not None:
         return event, row.data
     # Not the canonical bytes of a valid event with that id: the strict parse says
-    # what is wrong, or accepts a non-canonical encoding (stored canonical).
-    event = parse_event(row_line(row), f"{source}: event {shown(row.id, 20)}")
+    # what is wrong, or accepts another spelling of a valid event (stored canonical).
+    event = parse_content(row.data, row.id, f"{source}: event {shown(row.id, 20)}")
     return event, canonical_bytes(event)
 
 
@@ -83,7 +83,7 @@ def row_event(row: EventRow, location: str) -> BugEvent:
     if event is None:
         where = f"{location}: stored bug event {shown(row.id, 20)}"
         try:
-            event = parse_event(row_line(row), where)
+            event = parse_content(row.data, row.id, where)
         except BugEventError as error:
             raise StoredEventError(
                 where,
