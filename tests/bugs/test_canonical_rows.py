@@ -149,7 +149,7 @@ def test_a_row_named_by_the_hash_of_other_bytes_is_refused_and_nothing_stored() 
     forged = EventRow(
         hashlib.sha256(spaced).hexdigest(), "", "create", 1, create.author, create.wall, spaced
     )
-    with pytest.raises(BugEventError, match="peer: event .*does not match its content"):
+    with pytest.raises(BugEventError, match=r"peer: event .*does not match its content"):
         repo.merge_rows([forged], "peer")
     assert repo.count() == 0
     assert repo.export_rows() == []

@@ -459,6 +459,8 @@ def parse_content(data: bytes | str, claimed: str, where: str = "event") -> BugE
         raise BugEventError(where, "its content holds an id (an id is the content's hash)")
     obj["id"] = claimed
     return parse_event(obj, where)
+
+
 _PLAIN_DECODER = json.JSONDecoder(parse_constant=_no_constants)
 _CANONICAL_LIMIT = MAX_EVENT_BYTES - 128  # past this, the strict path decides (its line is longer)
 
@@ -478,7 +480,9 @@ def canonical_event(data: bytes, claimed: str) -> BugEvent | None:
     if len(data) > _CANONICAL_LIMIT or hashlib.sha256(data).hexdigest() != claimed:
         return None
     try:
-        obj = _PLAIN_DECODER.decode(data.decode())
+        # raw_decode: no whitespace skipped around it (bytes that are not all one
+        # canonical value fail the comparison below).
+        obj = _PLAIN_DECODER.raw_decode(data.decode())[0]
         if (
             not isinstance(obj, dict)
             or "id" in obj
