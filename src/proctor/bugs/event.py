@@ -462,7 +462,6 @@ def parse_content(data: bytes | str, claimed: str, where: str = "event") -> BugE
 
 
 _PLAIN_DECODER = json.JSONDecoder(parse_constant=_no_constants)
-_CANONICAL_LIMIT = MAX_EVENT_BYTES - 128  # past this, the strict path decides (its line is longer)
 
 
 def canonical_event(data: bytes, claimed: str) -> BugEvent | None:
@@ -477,7 +476,7 @@ def canonical_event(data: bytes, claimed: str) -> BugEvent | None:
     which says what is wrong (or accepts a valid event in another JSON spelling; store
     its :func:`canonical_bytes` then).
     """
-    if len(data) > _CANONICAL_LIMIT or hashlib.sha256(data).hexdigest() != claimed:
+    if len(data) > MAX_EVENT_BYTES or hashlib.sha256(data).hexdigest() != claimed:
         return None
     try:
         # raw_decode: no whitespace skipped around it (bytes that are not all one
