@@ -44,10 +44,13 @@ __all__ = [
     "RemoveTag",
     "SetField",
     "canonical_bytes",
+    "canonical_event",
     "encode_event",
     "make_event",
+    "parse_content",
     "parse_event",
     "verify_event",
+    "with_id",
 ]
 
 #: The event format this Proctor writes and the newest it reads.
@@ -143,7 +146,7 @@ class BugEvent:
 
 
 def _kind(change: Change) -> str:
-    if isinstance(change, SetField):
+    if type(change) is SetField:
         return change.field
     return _KIND_OF_TYPE[type(change)]
 
@@ -251,6 +254,7 @@ _ID = re.compile(r"[0-9a-f]{64}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # Cc and lone surrogates
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")  # tab, newline ok
 _HEX = re.compile(r"[0-9a-f]+")
+_SPACE_OR_COMMA = re.compile(r"[\s,]")  # \s: what str.isspace() calls a space
 
 
 def _is_id(value: object) -> TypeGuard[str]:
@@ -297,7 +301,7 @@ def _check_ids(where: str, name: str, value: object) -> tuple[str, ...]:
         if not (isinstance(item, str) and _ID.fullmatch(item)):
             raise BugEventError(where, f"{name} holds {shown(item)}, which is not an event id")
     ids = tuple(value)
-    if list(ids) != sorted(set(ids)):
+    if len(ids) > 1 and list(ids) != sorted(set(ids)):
         raise BugEventError(where, f"{name} must be sorted and without repeats")
     return ids
 
@@ -369,7 +373,7 @@ def _check_value(where: str, field: str, value: object) -> None:
 
 def _check_tag(where: str, tag: object) -> None:
     text = _check_word(where, "tag", tag)
-    if any(char.isspace() or char == "," for char in text):
+    if _SPACE_OR_COMMA.search(text) is not None:
         raise BugEventError(
             where, f"tag {shown(text)} holds a space or a comma; tags are single words"
         )
@@ -431,6 +435,73 @@ def _loads(data: bytes | str, where: str) -> object:
 def parse_event(data: bytes | str | dict[str, object], where: str = "event") -> BugEvent:
     """A verified event from untrusted JSON, or :class:`BugEventError` saying what is wrong."""
     obj = data if isinstance(data, dict) else _loads(data, where)
+    event = _from_object(obj, where)
+    verify_event(event, f"{where} (id {event.id[:12]})")
+    return event
+
+
+def with_id(data: bytes, event_id: str) -> bytes:
+    """A bundle line from an event's canonical bytes and its (claimed) id: ``id`` goes in
+    its sorted place, before ``kind`` (the same bytes as :func:`encode_event`)."""
+    return data.replace(_KIND_KEY, b',"id":' + json.dumps(event_id).encode() + _KIND_KEY, 1)
+
+
+_KIND_KEY = b',"kind":'
+
+
+def parse_content(data: bytes | str, claimed: str, where: str = "event") -> BugEvent:
+    """A verified event from untrusted content (an event's JSON without its id, in any
+    spelling) and the id claimed for it, or :class:`BugEventError` saying what is wrong."""
+    obj = _loads(data, where)
+    if not isinstance(obj, dict):
+        raise BugEventError(where, "an event must be a JSON object")
+    if "id" in obj:
+        raise BugEventError(where, "its content holds an id (an id is the content's hash)")
+    obj["id"] = claimed
+    return parse_event(obj, where)
+
+
+_PLAIN_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
+def canonical_event(data: bytes, claimed: str) -> BugEvent | None:
+    """The event whose canonical bytes are ``data`` and whose id is ``claimed``, if that
+    is exactly so and it passes every check of :func:`parse_event`; else None.
+
+    The fast way to verify stored or synced rows, which come as canonical bytes and a
+    claimed id: the id is checked by hashing ``data`` itself, and canonical form by
+    encoding the decoded object again and comparing bytes (duplicate keys, spacing,
+    escapes, key order: any difference fails), so nothing is hashed twice and no
+    Python hook runs per JSON object. None means: let :func:`parse_content` decide,
+    which says what is wrong (or accepts a valid event in another JSON spelling; store
+    its :func:`canonical_bytes` then).
+    """
+    if len(data) > MAX_EVENT_BYTES or hashlib.sha256(data).hexdigest() != claimed:
+        return None
+    try:
+        # raw_decode: no whitespace skipped around it (bytes that are not all one
+        # canonical value fail the comparison below).
+        obj = _PLAIN_DECODER.raw_decode(data.decode())[0]
+        if (
+            not isinstance(obj, dict)
+            or "id" in obj
+            or obj.get("v") != FORMAT_VERSION
+            or _dumps(obj) != data
+        ):
+            return None
+    except (ValueError, RecursionError):  # UnicodeError is a ValueError
+        return None
+    obj["id"] = claimed
+    try:
+        # The bytes are the canonical encoding of this object and hash to the id, so
+        # an event built from it (every field checked) has these canonical bytes.
+        return _from_object(obj, "event")
+    except BugEventError:
+        return None
+
+
+def _from_object(obj: object, where: str) -> BugEvent:
+    """The event an untrusted JSON value describes, every field checked; its id is not."""
     if not isinstance(obj, dict):
         raise BugEventError(where, "an event must be a JSON object")
     version = obj.get("v")
@@ -442,8 +513,8 @@ def parse_event(data: bytes | str | dict[str, object], where: str = "event") -> 
             f"written by a newer Proctor (event format {version}; this one reads up to "
             f"{FORMAT_VERSION}): upgrade Proctor to read it",
         )
-    keys = set(obj)
-    if keys != _ENVELOPE:
+    if obj.keys() != _ENVELOPE:
+        keys = set(obj)
         missing, extra = sorted(_ENVELOPE - keys), sorted(keys - _ENVELOPE)
         raise BugEventError(
             where, f"bad fields: missing {missing or 'none'}, unknown {extra or 'none'}"
@@ -458,7 +529,7 @@ def parse_event(data: bytes | str | dict[str, object], where: str = "event") -> 
             where, f"unknown kind {shown(kind)} (known: {', '.join(sorted(_DATA_KEYS))})"
         )
     payload = obj["data"]
-    if not isinstance(payload, dict) or set(payload) != _DATA_KEYS[kind]:
+    if not isinstance(payload, dict) or payload.keys() != _DATA_KEYS[kind]:
         raise BugEventError(
             where, f"a {kind} event's data must have exactly {sorted(_DATA_KEYS[kind])}"
         )
@@ -469,11 +540,9 @@ def parse_event(data: bytes | str | dict[str, object], where: str = "event") -> 
     )
     change = _BUILDERS[kind](where, kind, payload)
     _check_change(where, change)
-    event = BugEvent(
+    return BugEvent(
         claimed, bug if isinstance(bug, str) else claimed, author, lamport, wall, seen, change
     )
-    verify_event(event, where)
-    return event
 
 
 def _str(where: str, name: str, value: object) -> str:
@@ -488,9 +557,11 @@ def _build_create(where: str, kind: str, data: Mapping[str, object]) -> Change:
     )
 
 
+_FIELD_OF_KIND: dict[str, FieldName] = {name: name for name in FIELD_NAMES}
+
+
 def _build_set(where: str, kind: str, data: Mapping[str, object]) -> Change:
-    field = next(name for name in FIELD_NAMES if name == kind)
-    return SetField(field, _str(where, kind, data["value"]))
+    return SetField(_FIELD_OF_KIND[kind], _str(where, kind, data["value"]))
 
 
 def _build_tag(where: str, kind: str, data: Mapping[str, object]) -> Change:

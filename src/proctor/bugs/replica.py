@@ -29,6 +29,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from proctor.bugs.errors import AmbiguousBugId, BugError, BugEventError, UnknownBug, shown
 from proctor.bugs.event import (
@@ -92,9 +93,61 @@ def _unseen(
     return min(wanted_ids) if wanted_ids else None
 
 
-def _order(event: BugEvent) -> tuple[int, str]:
-    # Parents have smaller clocks than their children, so this is a causal order.
-    return (event.lamport, event.id)
+def _misfit(
+    event: BugEvent, held: Mapping[str, BugEvent], batch: Mapping[str, BugEvent]
+) -> str | None:
+    """What is wrong with ``event`` joining a copy holding ``held`` plus ``batch``, or None."""
+    change = event.change
+    if isinstance(change, Create):
+        if event.bug != event.id or event.seen:
+            return "a create event must be its own bug and see nothing"
+        return None
+    bug = event.bug
+    creator = held.get(bug) or batch.get(bug)
+    if creator is None or not isinstance(creator.change, Create):
+        return (
+            f"its bug {bug[:12]} is not in this copy or the sync "
+            "(the sync is incomplete: ask for the whole bug)"
+        )
+    for parent_id in event.seen:
+        parent = held.get(parent_id) or batch.get(parent_id)
+        if parent is None:
+            return (
+                f"it follows event {parent_id[:12]}, which neither this copy nor the "
+                "sync holds (the sync is incomplete: ask for the whole bug)"
+            )
+        if parent.bug != bug:
+            return f"it follows event {parent_id[:12]} of another bug"
+        if parent.lamport >= event.lamport:
+            return (
+                f"its clock {event.lamport} is not above its parent's "
+                f"({parent.lamport}): the event is corrupt"
+            )
+    if isinstance(change, RemoveTag | RemoveLink):
+
+        def known(event_id: str) -> BugEvent | None:
+            return held.get(event_id) or batch.get(event_id)
+
+        for add_id in change.adds:
+            add = known(add_id)
+            matches = add is not None and (
+                add.change == AddTag(change.tag)
+                if isinstance(change, RemoveTag)
+                else add.change == AddLink(change.kind, change.target)
+            )
+            if add is None or not matches or add.bug != bug:
+                return f"it removes {add_id[:12]}, which is not an add it removes"
+        unseen = _unseen(event, change.adds, known)
+        if unseen:
+            return (
+                f"it removes {unseen[:12]}, which its author had not seen "
+                "(a removal cancels only adds it follows)"
+            )
+    return None
+
+
+_order = attrgetter("lamport", "id")
+"""Parents have smaller clocks than their children, so this is a causal order."""
 
 
 class Replica:
@@ -144,6 +197,10 @@ class Replica:
 
     def heads(self, bug: str) -> frozenset[str]:
         return self._heads[self.resolve(bug)]
+
+    def lamport(self, bug: str) -> int:
+        """The largest Lamport clock among the bug's events."""
+        return self._lamport[self.resolve(bug)]
 
     def state(self, bug: str) -> BugState:
         bug = self.resolve(bug)
@@ -278,92 +335,72 @@ class Replica:
         just verified (a bundle's); every other check still runs.
         """
         label = where or (lambda i: f"event {i + 1} of the sync")
-        batch: dict[str, tuple[int, BugEvent]] = {}
+        given = events if isinstance(events, list | tuple) else list(events)
+        held_events = self._events
+        batch: dict[str, BugEvent] = {}
         held = 0
-        for index, event in enumerate(events):
-            if event.id in batch:
-                first = label(batch[event.id][0])
-                raise BugEventError(label(index), f"the same event as {first}: refused")
-            batch[event.id] = (index, event)
-            mine = self._events.get(event.id)
+        for index, event in enumerate(given):
+            event_id = event.id
+            if event_id in batch:
+                first = next(i for i, e in enumerate(given) if e.id == event_id)
+                raise BugEventError(label(index), f"the same event as {label(first)}: refused")
+            batch[event_id] = event
+            mine = held_events.get(event_id)
             if mine is not None and mine == event:
                 held += 1
                 continue
             if not ids_verified:
                 verify_event(event, label(index))
-        new = sorted((e for _, e in batch.values() if e.id not in self._events), key=_order)
-
-        def known(event_id: str) -> BugEvent | None:
-            found = self._events.get(event_id)
-            if found is None and event_id in batch:
-                found = batch[event_id][1]
-            return found
-
+        new = sorted((e for e in batch.values() if e.id not in held_events), key=_order)
         for event in new:
-            self._check_fits(event, known, label(batch[event.id][0]))
-        for event in new:
-            self._apply(event)
+            problem = _misfit(event, held_events, batch)
+            if problem is not None:
+                index = next(i for i, e in enumerate(given) if e is event)
+                raise BugEventError(label(index), problem)
+        self._apply_all(new)
         return MergeResult(len(new), held, tuple(sorted({e.bug for e in new})))
 
-    @staticmethod
-    def _check_fits(event: BugEvent, known: Callable[[str], BugEvent | None], where: str) -> None:
-        if isinstance(event.change, Create):
-            if event.bug != event.id or event.seen:
-                raise BugEventError(where, "a create event must be its own bug and see nothing")
-            return
-        creator = known(event.bug)
-        if creator is None or not isinstance(creator.change, Create):
-            raise BugEventError(
-                where,
-                f"its bug {event.bug[:12]} is not in this copy or the sync "
-                "(the sync is incomplete: ask for the whole bug)",
-            )
-        for parent_id in event.seen:
-            parent = known(parent_id)
-            if parent is None:
-                raise BugEventError(
-                    where,
-                    f"it follows event {parent_id[:12]}, which neither this copy nor the "
-                    "sync holds (the sync is incomplete: ask for the whole bug)",
-                )
-            if parent.bug != event.bug:
-                raise BugEventError(where, f"it follows event {parent_id[:12]} of another bug")
-            if parent.lamport >= event.lamport:
-                raise BugEventError(
-                    where,
-                    f"its clock {event.lamport} is not above its parent's "
-                    f"({parent.lamport}): the event is corrupt",
-                )
-        change = event.change
-        if isinstance(change, RemoveTag | RemoveLink):
-            for add_id in change.adds:
-                add = known(add_id)
-                matches = add is not None and (
-                    add.change == AddTag(change.tag)
-                    if isinstance(change, RemoveTag)
-                    else add.change == AddLink(change.kind, change.target)
-                )
-                if add is None or not matches or add.bug != event.bug:
-                    raise BugEventError(
-                        where, f"it removes {add_id[:12]}, which is not an add it removes"
-                    )
-            unseen = _unseen(event, change.adds, known)
-            if unseen:
-                raise BugEventError(
-                    where,
-                    f"it removes {unseen[:12]}, which its author had not seen "
-                    "(a removal cancels only adds it follows)",
-                )
+    def _apply_all(self, events: Sequence[BugEvent]) -> None:
+        """Apply checked events in causal order, bug by bug (:meth:`_apply`'s result)."""
+        by_bug: dict[str, list[BugEvent]] = {}
+        for event in events:
+            self._events[event.id] = event
+            added = by_bug.get(event.bug)
+            if added is None:
+                by_bug[event.bug] = [event]
+            else:
+                added.append(event)
+        for bug, added in by_bug.items():
+            held = self._by_bug.get(bug)
+            if held is None:
+                held = self._by_bug[bug] = []
+                heads: frozenset[str] = frozenset()
+                lamport = 0
+                self._sorted_ids = None
+            else:
+                heads = self._heads[bug]
+                lamport = self._lamport[bug]
+                self._states.pop(bug, None)
+            held.extend(added)
+            # Parents come before children (causal order), so a head is any event here
+            # or before that no event here follows; the last one has the largest clock.
+            seen: set[str] = set()
+            for event in added:
+                seen.update(event.seen)
+            self._heads[bug] = heads.union(e.id for e in added).difference(seen)
+            self._lamport[bug] = max(lamport, added[-1].lamport)
 
     # -- sync -----------------------------------------------------------------------------
 
     def summary(self, filters: Sequence[BugFilter] | None = None) -> Summary:
         """What to send the other side first: heads per bug, and this copy's filters."""
         chosen = self._filters if filters is None else tuple(filters)
-        return Summary(dict(self._heads), chosen, {bug: self._older(bug) for bug in self._by_bug})
+        return Summary(dict(self._heads), chosen, {bug: self.older(bug) for bug in self._by_bug})
 
-    def _older(self, bug: str) -> tuple[str, ...]:
-        """Ids at distances 1, 2, 4, 8... from the newest event, heads left out."""
+    def older(self, bug: str) -> tuple[str, ...]:
+        """The summary's sample of the bug's older events: ids at distances 1, 2, 4, 8...
+        from the newest event, heads left out."""
+        bug = self.resolve(bug)
         events = self._by_bug[bug]
         if len(events) <= len(self._heads[bug]):
             return ()

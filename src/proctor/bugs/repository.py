@@ -18,14 +18,22 @@ verifies each one before merging.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from proctor.bugs.errors import AmbiguousBugId, BugEventError, UnknownBug, shown
-from proctor.bugs.event import BugEvent, FieldName, LinkKind, canonical_bytes, parse_event
+from proctor.bugs.event import (
+    BugEvent,
+    FieldName,
+    LinkKind,
+    canonical_bytes,
+    canonical_event,
+    parse_content,
+    with_id,
+)
 from proctor.bugs.filters import BugFilter, parse_filter, wanted
 from proctor.bugs.replica import MIN_SHORT_ID, MergeResult, Replica, Summary
 from proctor.bugs.shortid import short_ids
@@ -47,41 +55,50 @@ class StoredEventError(BugEventError):
 
 
 def event_row(event: BugEvent, data: bytes | None = None) -> EventRow:
-    """The row for ``event``; ``data``, its canonical bytes if already at hand (checked)."""
-    if data is None or hashlib.sha256(data).hexdigest() != event.id:
+    """The row for ``event``; ``data``, its canonical bytes if already verified as such."""
+    if data is None:
         data = canonical_bytes(event)
     return EventRow(event.id, event.bug, event.kind, event.lamport, event.author, event.wall, data)
 
 
-_KIND_KEY = b',"kind":'
-
-
 def row_line(row: EventRow) -> bytes:
     """The row as a bundle line: its canonical bytes with its claimed id added."""
-    return row.data.replace(_KIND_KEY, b',"id":' + json.dumps(row.id).encode() + _KIND_KEY, 1)
+    return with_id(row.data, row.id)
+
+
+def _sent_event(row: EventRow, source: str) -> tuple[BugEvent, bytes]:
+    """The verified event a row from elsewhere holds, and its canonical bytes to store."""
+    event = canonical_event(row.data, row.id)
+    if event is not None:
+        return event, row.data
+    # Not the canonical bytes of a valid event with that id: the strict parse says
+    # what is wrong, or accepts another spelling of a valid event (stored canonical).
+    event = parse_content(row.data, row.id, f"{source}: event {shown(row.id, 20)}")
+    return event, canonical_bytes(event)
 
 
 def row_event(row: EventRow, location: str) -> BugEvent:
     """The verified event a stored row holds, or :class:`StoredEventError`."""
-    where = f"{location}: stored bug event {shown(row.id, 20)}"
-    try:
-        event = parse_event(row_line(row), where)
-    except BugEventError as error:
-        raise StoredEventError(
-            where,
-            f"{error.problem}. The repository's bug records were altered or corrupted; "
-            "restore it from a copy, or sync from another copy into a new repository",
-        ) from None
-    if (event.id, event.bug, event.kind, event.lamport, event.author, event.wall) != (
-        row.id,
-        row.bug,
-        row.kind,
-        row.lamport,
-        row.author,
-        row.wall,
+    event = canonical_event(row.data, row.id)
+    if event is None:
+        where = f"{location}: stored bug event {shown(row.id, 20)}"
+        try:
+            event = parse_content(row.data, row.id, where)
+        except BugEventError as error:
+            raise StoredEventError(
+                where,
+                f"{error.problem}. The repository's bug records were altered or corrupted; "
+                "restore it from a copy, or sync from another copy into a new repository",
+            ) from None
+    if (
+        event.bug != row.bug
+        or event.lamport != row.lamport
+        or event.author != row.author
+        or event.wall != row.wall
+        or event.kind != row.kind
     ):
         raise StoredEventError(
-            where,
+            f"{location}: stored bug event {shown(row.id, 20)}",
             "its columns disagree with its content. The repository's bug records were "
             "altered; restore it from a copy",
         )
@@ -96,9 +113,8 @@ class Listed:
     row: SnapshotRow
 
 
-def _snapshot(replica: Replica, bug: str, older: tuple[str, ...]) -> SnapshotRow:
+def _snapshot(replica: Replica, bug: str) -> SnapshotRow:
     state = replica.state(bug)
-    events = replica.events(bug)
     search = "\n".join([state.title, state.description, *(c.text for c in state.comments)])
     return SnapshotRow(
         id=bug,
@@ -111,10 +127,10 @@ def _snapshot(replica: Replica, bug: str, older: tuple[str, ...]) -> SnapshotRow
         links=tuple(sorted((link.kind, link.target) for link in state.links)),
         created=state.created,
         updated=state.updated,
-        lamport=max(e.lamport for e in events),
+        lamport=replica.lamport(bug),
         events=state.events,
         heads=tuple(sorted(replica.heads(bug))),
-        older=older,
+        older=replica.older(bug),
         search=search.lower(),
     )
 
@@ -288,12 +304,28 @@ class BugRepository:
         where: Callable[[int], str] | None = None,
         *,
         ids_verified: bool = False,
-        raw: Mapping[str, bytes] | None = None,
     ) -> MergeResult:
-        """Add events from elsewhere: checked whole against this copy, then all stored, or none.
+        """Add events from elsewhere: checked whole against this copy, then all stored, or none."""
+        return self._merge(events, where, ids_verified, None)
 
-        ``raw`` may give events' canonical bytes as received (used if they hash to the id).
-        """
+    def merge_rows(self, rows: Sequence[EventRow], source: str) -> MergeResult:
+        """Merge rows another repository sent: each parsed and verified first."""
+        events: list[BugEvent] = []
+        data: dict[str, bytes] = {}
+        for row in rows:
+            event, canonical = _sent_event(row, source)
+            events.append(event)
+            data[event.id] = canonical
+        return self._merge(events, lambda i: f"{source}: event {events[i].id[:12]}", True, data)
+
+    def _merge(
+        self,
+        events: Sequence[BugEvent],
+        where: Callable[[int], str] | None,
+        ids_verified: bool,
+        data: Mapping[str, bytes] | None,
+    ) -> MergeResult:
+        """``data``: every event's canonical bytes, verified (stored as they are)."""
         with self.tables.writing() as session:
             bugs = sorted({e.bug for e in events})
             replica = self._load(session, bugs)
@@ -301,20 +333,8 @@ class BugRepository:
             result = replica.merge(events, where, ids_verified=ids_verified)
             if result.added:
                 fresh = {e.id: e for e in events if e.id not in before}
-                self._write(session, replica, list(fresh.values()), list(result.bugs), raw)
+                self._write(session, replica, list(fresh.values()), list(result.bugs), data)
             return result
-
-    def merge_rows(self, rows: Sequence[EventRow], source: str) -> MergeResult:
-        """Merge rows another repository sent: each parsed and verified first."""
-        events = [
-            parse_event(row_line(row), f"{source}: event {shown(row.id, 20)}") for row in rows
-        ]
-        return self.merge(
-            events,
-            where=lambda i: f"{source}: event {events[i].id[:12]}",
-            ids_verified=True,
-            raw={row.id: row.data for row in rows},
-        )
 
     def _write(
         self,
@@ -322,12 +342,11 @@ class BugRepository:
         replica: Replica,
         events: Sequence[BugEvent],
         bugs: Sequence[str],
-        raw: Mapping[str, bytes] | None = None,
+        data: Mapping[str, bytes] | None = None,
     ) -> None:
-        given = raw or {}
-        session.insert_events([event_row(e, given.get(e.id)) for e in events])
-        summary = replica.summary()
-        session.put_snapshots([_snapshot(replica, bug, summary.older.get(bug, ())) for bug in bugs])
+        given = data or {}
+        session.insert_events(event_row(e, given.get(e.id)) for e in events)
+        session.put_snapshots([_snapshot(replica, bug) for bug in bugs])
 
     def record_filters(self, filters: Sequence[BugFilter]) -> None:
         with self.tables.writing() as session:
@@ -386,8 +405,11 @@ class BugRepository:
                         seen, [*summary.heads.get(bug, ()), *summary.older.get(bug, ())], have
                     )
                 out.extend(row for row in held if row.id not in have)
-        out.sort(key=lambda r: (r.lamport, r.id))
+                out.sort(key=_by_clock)  # two sorted runs (the session sorts each)
         return out
+
+
+_by_clock = attrgetter("lamport", "id")
 
 
 def _seen(row: EventRow) -> list[str]:

@@ -111,11 +111,11 @@ def fold(events: Iterable[BugEvent]) -> BugState:
             bug = event.bug
         elif event.bug != bug:
             raise ValueError(f"events of two bugs folded together: {bug} and {event.bug}")
-        updated = max(updated, event.wall)
+        if event.wall > updated:
+            updated = event.wall
         change = event.change
-        key = (event.lamport, event.author, event.id)
         if isinstance(change, SetField):
-            _write(registers, change.field, key, change.value)
+            _write(registers, change.field, (event.lamport, event.author, event.id), change.value)
         elif isinstance(change, AddTag):
             tag_adds[event.id] = change.tag
         elif isinstance(change, RemoveTag):
@@ -125,11 +125,12 @@ def fold(events: Iterable[BugEvent]) -> BugState:
             removed_links.update((link, add) for add in change.adds)
         elif isinstance(change, AddComment):
             comment = BugComment(event.id, event.author, event.lamport, event.wall, change.text)
-            comments.append((key, comment))
+            comments.append(((event.lamport, event.author, event.id), comment))
         elif isinstance(change, AddLink):
             link_adds[event.id] = BugLink(change.kind, change.target)
         elif isinstance(change, Create):
             create = event
+            key = (event.lamport, event.author, event.id)
             _write(registers, "title", key, change.title)
             _write(registers, "description", key, change.description)
     if create is None:

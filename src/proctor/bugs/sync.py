@@ -16,7 +16,9 @@ sync; one that stops matching stays and keeps receiving its new events.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from proctor.bugs.bundle import BUNDLE_VERSION, decode_bundle
@@ -49,7 +51,35 @@ def _adopt(receiver: BugRepository, given: Sequence[BugFilter]) -> tuple[BugFilt
     return mine
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause CPython's cyclic garbage collector for one transfer (Mercurial's ``nogc``).
+
+    A transfer makes a few objects per event (rows, events, their changes) that all
+    live until it ends, and no reference cycles; reference counting frees them as
+    usual. The collector, though, runs every 700 net allocations and walks the whole
+    heap each time it grows by a quarter: in a full sync of 100,000 events that was a
+    fifth of the time, for nothing to collect. Left as it was if already paused; a
+    collection may run when it resumes.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _transfer(
+    sender: BugRepository, receiver: BugRepository, filters: Sequence[BugFilter]
+) -> SyncResult:
+    with _collector_paused():
+        return _transfer_rows(sender, receiver, filters)
+
+
+def _transfer_rows(
     sender: BugRepository, receiver: BugRepository, filters: Sequence[BugFilter]
 ) -> SyncResult:
     recorded = _adopt(receiver, filters)
@@ -103,11 +133,12 @@ def export_bundle(repository: BugRepository, filters: Sequence[BugFilter] = ()) 
 
 def import_file_bytes(repository: BugRepository, data: bytes, name: str) -> SyncResult:
     """Merge a bundle's events: the file is checked whole, then stored whole, or not at all."""
-    bundle = decode_bundle(data, name)
-    recorded = _adopt(repository, bundle.filters)
-    result = repository.merge(
-        bundle.events, where=lambda i: f"{name} line {bundle.lines[i]}", ids_verified=True
-    )
+    with _collector_paused():
+        bundle = decode_bundle(data, name)
+        recorded = _adopt(repository, bundle.filters)
+        result = repository.merge(
+            bundle.events, where=lambda i: f"{name} line {bundle.lines[i]}", ids_verified=True
+        )
     if recorded != repository.filters():
         repository.record_filters(recorded)
     return SyncResult(len(bundle.events), result.added, len(data), result.bugs, recorded)

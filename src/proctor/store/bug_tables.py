@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -102,7 +102,7 @@ class _MemorySession(BugSession):
         if not self._writable:
             raise StoreError("a read session cannot write")
 
-    def insert_events(self, rows: Sequence[EventRow]) -> None:
+    def insert_events(self, rows: Iterable[EventRow]) -> None:
         self._check()
         for row in rows:
             self._data.events.setdefault(row.id, row)

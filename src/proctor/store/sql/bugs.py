@@ -8,7 +8,7 @@ binary column type, whether a table exists, the lock that serialises writers).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -100,19 +100,29 @@ def _snapshot_row(values: Sequence[Any]) -> SnapshotRow:
     )
 
 
-def _event_row(values: Sequence[Any]) -> EventRow:
-    data = values[6]
+def _event_rows(rows: Iterable[Sequence[Any]]) -> list[EventRow]:
+    return [
+        EventRow(
+            a if type(a) is str else str(a),
+            b if type(b) is str else str(b),
+            c if type(c) is str else str(c),
+            d if type(d) is int else int(d),
+            e if type(e) is str else str(e),
+            f if type(f) is int else int(f),
+            g if type(g) is bytes else _bytes(g),
+        )
+        for a, b, c, d, e, f, g in rows
+    ]
+
+
+def _bytes(data: Any) -> bytes:
     if isinstance(data, str):  # SQLite lets a TEXT value into a BLOB column
-        data = data.encode("utf-8", "surrogatepass")
-    return EventRow(
-        str(values[0]),
-        str(values[1]),
-        str(values[2]),
-        int(values[3]),
-        str(values[4]),
-        int(values[5]),
-        bytes(data),
-    )
+        return data.encode("utf-8", "surrogatepass")
+    return bytes(data)  # a memoryview from a driver, say
+
+
+def _by_clock(row: EventRow) -> tuple[int, str]:
+    return (row.lamport, row.id)
 
 
 class _SqlSession(BugSession):
@@ -132,19 +142,21 @@ class _SqlSession(BugSession):
         return list(self._cur.fetchall())
 
     def events(self, bugs: Collection[str] | None = None) -> list[EventRow]:
+        # Sorted here rather than by SQL: SQLite would sort the rows with their data.
         if bugs is None:
-            rows = self._select(f"SELECT {_EVENT_COLUMNS} FROM bug_events ORDER BY lamport, id")
-            return [_event_row(r) for r in rows]
-        chosen = sorted(set(bugs))
-        found: list[EventRow] = []
-        for start in range(0, len(chosen), _CHUNK):
-            part = chosen[start : start + _CHUNK]
-            marks = ", ".join("?" * len(part))
-            rows = self._select(
-                f"SELECT {_EVENT_COLUMNS} FROM bug_events WHERE bug IN ({marks})", part
-            )
-            found.extend(_event_row(r) for r in rows)
-        found.sort(key=lambda r: (r.lamport, r.id))
+            found = _event_rows(self._select(f"SELECT {_EVENT_COLUMNS} FROM bug_events"))
+        else:
+            chosen = sorted(set(bugs))
+            found = []
+            for start in range(0, len(chosen), _CHUNK):
+                part = chosen[start : start + _CHUNK]
+                marks = ", ".join("?" * len(part))
+                found += _event_rows(
+                    self._select(
+                        f"SELECT {_EVENT_COLUMNS} FROM bug_events WHERE bug IN ({marks})", part
+                    )
+                )
+        found.sort(key=_by_clock)
         return found
 
     def snapshots(
@@ -223,14 +235,14 @@ class _SqlSession(BugSession):
         if not self._writable:
             raise StoreError("a read session cannot write")
 
-    def insert_events(self, rows: Sequence[EventRow]) -> None:
+    def insert_events(self, rows: Iterable[EventRow]) -> None:
         self._check()
         self._cur.executemany(
             self._q(
                 f"INSERT INTO bug_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (id) DO NOTHING"
             ),
-            [(r.id, r.bug, r.kind, r.lamport, r.author, r.wall, r.data) for r in rows],
+            rows,  # tuples in the columns' order
         )
 
     def put_snapshots(self, rows: Sequence[SnapshotRow]) -> None:
