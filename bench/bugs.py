@@ -154,6 +154,7 @@ def main() -> None:
 
 def store_bench(first: Replica, bugs: list[str], repeat: int, rng: random.Random) -> None:
     import os
+    import shutil
     import subprocess
     import sys
     import tempfile
@@ -166,99 +167,105 @@ def store_bench(first: Replica, bugs: list[str], repeat: int, rng: random.Random
     from proctor.store.opening import open_store
 
     root = Path(tempfile.mkdtemp(prefix="proctor-bugs-bench-"))
-    counter = itertools.count()
+    try:
+        counter = itertools.count()
 
-    def new_repo() -> tuple[BugRepository, str]:
-        path = str(root / f"repo{next(counter)}")
-        return BugRepository(bug_tables(open_store(path))), path
+        def new_repo() -> tuple[BugRepository, str]:
+            path = str(root / f"repo{next(counter)}")
+            return BugRepository(bug_tables(open_store(path))), path
 
-    source, source_path = new_repo()
-    begin = time.perf_counter()
-    source.merge(first.events())
-    print(
-        f"stored {len(first.event_ids())} events in SQLite in {time.perf_counter() - begin:.2f} s"
-    )
-
-    full: list[float] = []
-    full_cpu: list[float] = []
-    for _ in range(repeat):
-        target, _path = new_repo()
-        begin, cpu = time.perf_counter(), time.process_time()
-        result = pull(target, source)
-        full.append(time.perf_counter() - begin)
-        full_cpu.append(time.process_time() - cpu)
-        assert result.added == len(first.event_ids()), result.added
-    print(
-        f"  full sync into an empty repository  {statistics.median(full):8.3f} s "
-        f"(CPU {statistics.median(full_cpu):.3f} s)"
-    )
-
-    small: list[float] = []
-    small_cpu: list[float] = []
-    left, _ = new_repo()
-    pull(left, source)
-    for _ in range(repeat):
-        mine, theirs = Replica(), Replica()
-        chosen = rng.sample(bugs, 50)
-        for replica, repo in ((mine, source), (theirs, left)):
-            replica.merge([e for b in chosen for e in repo.replica(b).events()])
-            edit(replica, chosen, 50, rng)
-            new = [e for e in replica.events() if e.id not in first.event_ids()]
-            repo.merge(new)
-            first.merge(new)
-        begin, cpu = time.perf_counter(), time.process_time()
-        got = pull(left, source)
-        gave = push(left, source)
-        small.append(time.perf_counter() - begin)
-        small_cpu.append(time.process_time() - cpu)
-        assert got.added == 50, got
-        assert gave.added == 50, gave
-    print(
-        f"  sync differing by 100 events        {statistics.median(small) * 1000:8.1f} ms "
-        f"(CPU {statistics.median(small_cpu) * 1000:.1f} ms)"
-    )
-
-    flt = [parse_filter("component=store")]
-    moved: list[float] = []
-    moved_cpu: list[float] = []
-    for _ in range(repeat):
-        partial, _ = new_repo()
-        begin, cpu = time.perf_counter(), time.process_time()
-        result = pull(partial, source, flt)
-        moved.append(time.perf_counter() - begin)
-        moved_cpu.append(time.process_time() - cpu)
-    matching = source.export_rows(flt)
-    every = source.export_rows()
-    assert result.sent == len(matching)
-    print(
-        f"  filtered sync (component=store)     {statistics.median(moved):8.3f} s "
-        f"(CPU {statistics.median(moved_cpu):.3f} s): "
-        f"{result.sent} of {len(every)} events, {result.bytes / 1e6:.1f} MB of "
-        f"{sum(len(r.data) for r in every) / 1e6:.1f} MB (the matching bugs' events: "
-        f"{sum(len(r.data) for r in matching) / 1e6:.1f} MB)"
-    )
-
-    command = [
-        sys.executable, "-m", "proctor", "bug", "list", "--status", "open",
-        "--tag", "component:store", "--repository", source_path,
-    ]  # fmt: skip
-    env = {**os.environ, "PROCTOR_AUTHOR": "bench"}
-    import resource
-
-    lists: list[float] = []
-    list_cpu: list[float] = []
-    for _ in range(repeat + 1):
-        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        source, source_path = new_repo()
         begin = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, env=env, check=True)
-        lists.append(time.perf_counter() - begin)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        list_cpu.append(after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime)
-    shown = done.stdout.count(b"\n")
-    print(
-        f"  proctor bug list (filtered, {shown} bugs) {statistics.median(lists[1:]) * 1000:6.1f} ms"
-        f" (CPU {statistics.median(list_cpu[1:]) * 1000:.1f} ms; whole command, median)"
-    )
+        source.merge(first.events())
+        print(
+            f"stored {len(first.event_ids())} events in SQLite "
+            f"in {time.perf_counter() - begin:.2f} s"
+        )
+
+        full: list[float] = []
+        full_cpu: list[float] = []
+        for _ in range(repeat):
+            target, _path = new_repo()
+            begin, cpu = time.perf_counter(), time.process_time()
+            result = pull(target, source)
+            full.append(time.perf_counter() - begin)
+            full_cpu.append(time.process_time() - cpu)
+            assert result.added == len(first.event_ids()), result.added
+        print(
+            f"  full sync into an empty repository  {statistics.median(full):8.3f} s "
+            f"(CPU {statistics.median(full_cpu):.3f} s)"
+        )
+
+        small: list[float] = []
+        small_cpu: list[float] = []
+        left, _ = new_repo()
+        pull(left, source)
+        for _ in range(repeat):
+            mine, theirs = Replica(), Replica()
+            chosen = rng.sample(bugs, 50)
+            for replica, repo in ((mine, source), (theirs, left)):
+                replica.merge([e for b in chosen for e in repo.replica(b).events()])
+                edit(replica, chosen, 50, rng)
+                new = [e for e in replica.events() if e.id not in first.event_ids()]
+                repo.merge(new)
+                first.merge(new)
+            begin, cpu = time.perf_counter(), time.process_time()
+            got = pull(left, source)
+            gave = push(left, source)
+            small.append(time.perf_counter() - begin)
+            small_cpu.append(time.process_time() - cpu)
+            assert got.added == 50, got
+            assert gave.added == 50, gave
+        print(
+            f"  sync differing by 100 events        {statistics.median(small) * 1000:8.1f} ms "
+            f"(CPU {statistics.median(small_cpu) * 1000:.1f} ms)"
+        )
+
+        flt = [parse_filter("component=store")]
+        moved: list[float] = []
+        moved_cpu: list[float] = []
+        for _ in range(repeat):
+            partial, _ = new_repo()
+            begin, cpu = time.perf_counter(), time.process_time()
+            result = pull(partial, source, flt)
+            moved.append(time.perf_counter() - begin)
+            moved_cpu.append(time.process_time() - cpu)
+        matching = source.export_rows(flt)
+        every = source.export_rows()
+        assert result.sent == len(matching)
+        print(
+            f"  filtered sync (component=store)     {statistics.median(moved):8.3f} s "
+            f"(CPU {statistics.median(moved_cpu):.3f} s): "
+            f"{result.sent} of {len(every)} events, {result.bytes / 1e6:.1f} MB of "
+            f"{sum(len(r.data) for r in every) / 1e6:.1f} MB (the matching bugs' events: "
+            f"{sum(len(r.data) for r in matching) / 1e6:.1f} MB)"
+        )
+
+        command = [
+            sys.executable, "-m", "proctor", "bug", "list", "--status", "open",
+            "--tag", "component:store", "--repository", source_path,
+        ]  # fmt: skip
+        env = {**os.environ, "PROCTOR_AUTHOR": "bench"}
+        import resource
+
+        lists: list[float] = []
+        list_cpu: list[float] = []
+        for _ in range(repeat + 1):
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
+            begin = time.perf_counter()
+            done = subprocess.run(command, capture_output=True, env=env, check=True)
+            lists.append(time.perf_counter() - begin)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            list_cpu.append(after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime)
+        shown = done.stdout.count(b"\n")
+        print(
+            f"  proctor bug list (filtered, {shown} bugs) "
+            f"{statistics.median(lists[1:]) * 1000:6.1f} ms"
+            f" (CPU {statistics.median(list_cpu[1:]) * 1000:.1f} ms; whole command, median)"
+        )
+
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # some GB of repositories
 
 
 if __name__ == "__main__":
