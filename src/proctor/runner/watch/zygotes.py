@@ -92,6 +92,7 @@ class _Zygote:
         self.statuses: dict[int, int] = {}
         self.children: list[ForkedProcess] = []
         self.learned: list[str] = []
+        self.rewrite: list[object] = []  # how pytest rewrote asserts in a child, as reported
         self.threaded: list[str] = []
         self.gone = False
 
@@ -126,6 +127,8 @@ class _Zygote:
             self.statuses[int(message["pid"])] = int(message["code"])  # type: ignore[call-overload]
         elif op == "learned":
             self.learned.extend(str(name) for name in message["modules"])  # type: ignore[attr-defined]
+            if "rewrite" in message:
+                self.rewrite.append(message["rewrite"])
         elif op == "threaded":
             self.threaded.append(str(message["module"]))
         return message
@@ -221,6 +224,9 @@ class ZygotePool:
         """What the zygotes import, in order (learned from their children)."""
         self.excluded: set[str] = set()
         """Modules that started a thread when a zygote imported them."""
+        self.rewrite: list[object] = []
+        """How pytest rewrote asserts in the last pytest child (empty: not known yet):
+        a new zygote sets pytest's rewriter up so before importing anything."""
         self.zygotes: list[_Zygote] = []
         self.failures = 0
         self.disabled: str | None = None
@@ -291,8 +297,15 @@ class ZygotePool:
         zygote = _Zygote(python, self.root, env)
         self.zygotes.append(zygote)
         modules = [m for m in self.modules if m not in self.excluded]
-        if modules or self.excluded:
-            zygote.send({"op": "preload", "modules": modules, "exclude": sorted(self.excluded)})
+        if modules or self.excluded or self.rewrite:
+            preload: dict[str, object] = {
+                "op": "preload",
+                "modules": modules,
+                "exclude": sorted(self.excluded),
+            }
+            if self.rewrite:
+                preload["rewrite"] = self.rewrite[-1]
+            zygote.send(preload)
         return zygote
 
     def _learn(self, zygote: _Zygote) -> None:
@@ -300,6 +313,9 @@ class ZygotePool:
             for name in zygote.threaded:
                 self.excluded.add(name)
             zygote.threaded.clear()
+        if zygote.rewrite:
+            self.rewrite[:] = zygote.rewrite[-1:]
+            zygote.rewrite.clear()
         if zygote.learned:
             known = set(self.modules)
             self.modules.extend(m for m in zygote.learned if m not in known)

@@ -88,6 +88,7 @@ from proctor.runner.worker.suite import (
     emit_stray_output,
     suites_differ,
 )
+from proctor.runner.worker.warmth import LEARNED, rewrite_spec
 from proctor.wire.event import (
     OUTCOME_RANK,
     TEXT_MIME_TYPE,
@@ -340,6 +341,9 @@ class PytestSuite:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._null is not None:
             self._null.close()
+        # For a watch zygote that forked this worker: how pytest rewrote asserts.
+        LEARNED.pytest_session = True
+        LEARNED.rewrite = rewrite_spec(config)
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         """Where an interrupt that stopped the session came from, on stderr (the

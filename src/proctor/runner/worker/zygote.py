@@ -64,6 +64,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from proctor.runner import fastexit
+from proctor.runner.worker.rewriting import Rewriting
 
 __all__ = ["COMMANDS_FD_SLOT", "RESULTS_FD_SLOT", "main", "warm_modules"]
 
@@ -75,23 +76,27 @@ PACKET = 1 << 20
 _WORKER_MODULES = ("proctor.runner.worker.main", "proctor.runner.worker.server", "unittest")
 
 
-def warm_modules(root: str) -> list[str]:
+def warm_modules(root: str, rewritten: bool = False) -> list[str]:
     """The modules of this process that a zygote for the project at ``root`` may
     hold, in the order they were imported: those not under ``root``, or under it
     but in an installation directory (a virtual environment inside the project).
-    Not ``__main__``, nor what pytest rewrote (plugins' distributions: pytest
-    must import them itself to rewrite their asserts)."""
+    Not ``__main__``; what pytest rewrote (plugins' distributions) only with
+    ``rewritten`` (the zygote then imports them through pytest's rewriter,
+    :mod:`proctor.runner.worker.rewriting`; a zygote that imported them plainly
+    would keep pytest from rewriting them)."""
     root = os.path.join(os.path.realpath(root), "")
     installed = tuple(os.path.join(os.path.realpath(p), "") for p in _install_dirs())
     names = []
     modules = list(sys.modules.items())
-    rewritten = {  # (a package pytest rewrote in part is left to it whole)
-        name.partition(".")[0]
-        for name, module in modules
-        if type(getattr(module, "__loader__", None)).__name__ == "AssertionRewritingHook"
-    }
+    left = set()
+    if not rewritten:
+        left = {  # (a package pytest rewrote in part is left to it whole)
+            name.partition(".")[0]
+            for name, module in modules
+            if type(getattr(module, "__loader__", None)).__name__ == "AssertionRewritingHook"
+        }
     for name, module in modules:
-        if name == "__main__" or module is None or name.partition(".")[0] in rewritten:
+        if name == "__main__" or module is None or name.partition(".")[0] in left:
             continue
         path = getattr(module, "__file__", None)
         if path is None:
@@ -140,6 +145,8 @@ class Zygote:
         self.files: dict[str, tuple[int, int]] = {}
         self.threaded: str | None = None
         self.excluded: set[str] = set()  # modules known to start a thread: never imported
+        self.rewriting: Rewriting | None = None  # pytest's assertion rewriter, once told
+        self.spoiled: str | None = None  # why children would differ from pytest's own import
         self._dirty = True  # modules imported since the last snapshot
         self._snapshot()
 
@@ -180,6 +187,8 @@ class Zygote:
             excluded = request.get("exclude")
             if isinstance(excluded, list):
                 self.excluded.update(str(name) for name in excluded)
+            if "rewrite" in request:  # before any import it would have rewritten
+                self._rewrite(request["rewrite"])
             modules = request.get("modules")
             if isinstance(modules, list):
                 self._want([str(name) for name in modules])
@@ -240,6 +249,8 @@ class Zygote:
     def _unsafe(self) -> str | None:
         if self.threaded is not None:
             return f"importing {self.threaded} started a thread"
+        if self.spoiled is not None:
+            return self.spoiled
         self._snapshot()
         if _threads() > 1:
             return "a thread is running in the warm parent"
@@ -305,13 +316,42 @@ class Zygote:
         raw = bytes(self.reports.pop(fd))
         os.close(fd)
         try:
-            names = json.loads(raw) if raw else []
+            report = json.loads(raw) if raw else {}
         except ValueError:
-            names = []
+            report = {}
+        if not isinstance(report, dict):
+            report = {"modules": report}
+        names = report.get("modules")
+        names = names if isinstance(names, list) else []
+        learned: dict[str, object] = {"op": "learned"}
+        if "rewrite" in report:  # a pytest child: how pytest rewrote asserts in it
+            learned["rewrite"] = report["rewrite"]
+            self._rewrite(report["rewrite"])
         new = [str(n) for n in names if n not in self.held and n not in sys.modules]
         if new:
             self._want(new)
-            self._send({"op": "learned", "modules": new})
+        learned["modules"] = new
+        if new or "rewrite" in learned:
+            self._send(learned)
+
+    def _rewrite(self, spec: object) -> None:
+        """Import what pytest rewrites as pytest would (``spec`` from a child:
+        :func:`proctor.runner.worker.warmth.rewrite_spec`); a zygote that
+        imported it otherwise is spoiled (it refuses to fork and is replaced)."""
+        if self.spoiled is not None:
+            return
+        if not isinstance(spec, dict):  # the children do not rewrite (--assert=plain)
+            if self.rewriting is not None and self.rewriting.rewrote():
+                self.spoiled = "pytest no longer rewrites asserts in the workers"
+            return
+        try:
+            if self.rewriting is None:
+                self.rewriting = Rewriting(spec)
+                self.spoiled = self.rewriting.spoiled
+            else:
+                self.spoiled = self.rewriting.update(spec)
+        except Exception as error:  # pytest's internals moved: leave it to the children
+            self.spoiled = f"pytest's assertion rewriter could not be set up: {error}"
 
     # -- children ------------------------------------------------------------------
 
@@ -409,13 +449,17 @@ def _become_worker(
     sys.argv = [spec.origin if spec is not None and spec.origin else "-m", *argv]  # as spawned
     from proctor.runner.worker.main import main as worker_main
 
+    if zygote.rewriting is not None:
+        zygote.rewriting.remove()  # pytest installs its own
     report = fds["report"]
     os.set_inheritable(report, False)
     code = worker_main(argv)
     with contextlib.suppress(OSError):
         from proctor.runner.worker.channels import write_all
+        from proctor.runner.worker.warmth import LEARNED
 
-        write_all(report, json.dumps(warm_modules(zygote.root)).encode())
+        modules = warm_modules(zygote.root, rewritten=LEARNED.rewrite is not None)
+        write_all(report, json.dumps(LEARNED.report(modules)).encode())
     with contextlib.suppress(OSError):
         os.close(report)
     return code
