@@ -101,6 +101,8 @@ def watch_tests(
         # thresholds for short commands (proctor.cli.main), so a full collection
         # rarely comes by itself; each cycle's controller leaves cycles behind.
         gc.collect()
+        if pool is not None:
+            pool.idle()  # warm sessions are started (again) between cycles
         if keys is not None:
             keys.arm()
 

@@ -658,6 +658,12 @@ class PytestSuite:
             )
         self._runtime.sink.flush()
 
+    def _note_session_fixtures(self) -> None:
+        """For a watch zygote that forked this worker: the session fixtures it used."""
+        if self._session is not None:
+            with contextlib.suppress(Exception):  # (pytest's internals moved: none)
+                LEARNED.fixtures = _session_fixtures(self._session)
+
     def _teardown_towards(self, nextitem: pytest.Item | None) -> None:
         """Tear down the fixtures ``nextitem`` does not need (all of them for ``None``)."""
         session = self._session
@@ -693,6 +699,7 @@ class PytestSuite:
             )
 
     def close(self) -> None:
+        self._note_session_fixtures()
         self._teardown_towards(None)
         emit_stray_output(self._runtime)
         summary = self.warnings_summary()
@@ -708,6 +715,26 @@ class PytestSuite:
                 )
             )
         self._runtime.sink.flush()
+
+
+def _session_fixtures(session: Any) -> list[tuple[str, str]]:
+    """The session-scoped fixtures set up (and not torn down) in ``session``, in
+    set-up order, that a warm session could keep: not parametrized, set up without
+    an error: (name, the node id of where it is defined). Read from the
+    finalizers pytest's ``SetupState`` holds for the session (``FixtureDef.finish``)."""
+    found: list[tuple[str, str]] = []
+    entry = session._setupstate.stack.get(session)
+    for finalizer in entry[0] if entry else ():
+        fixturedef: Any = getattr(getattr(finalizer, "func", None), "__self__", None)
+        if getattr(fixturedef, "scope", None) != "session" or fixturedef.params is not None:
+            continue
+        cached = fixturedef.cached_result
+        if cached is None or cached[2] is not None:
+            continue
+        pair = (str(fixturedef.argname), str(fixturedef.baseid))
+        if pair not in found:
+            found.append(pair)
+    return found
 
 
 def _lenient(cache_set: Callable[[str, object], None]) -> Callable[[str, object], None]:
