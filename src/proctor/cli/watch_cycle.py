@@ -79,7 +79,12 @@ class CycleRunner:
 
     def __call__(self, plan: CyclePlan) -> CycleResult:
         self.cycle += 1
-        args = dataclasses.replace(self.args, filters=plan.filters, failed_first=True)
+        args = dataclasses.replace(
+            self.args,
+            filters=plan.filters,
+            failed_first=True,
+            only_files=tuple(str(path) for path in plan.only),
+        )
         history = self.history()
         # Failing first: the session's failing set (the plan's), which knows this
         # session's cycles even when they are not stored.

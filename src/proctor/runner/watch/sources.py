@@ -30,7 +30,7 @@ from proctor.runner.watch.loop import FileChanges, InboxItem, Key
 
 __all__ = ["DEBOUNCE_MS", "FileWatcher", "KeyReader", "git_ignored", "watch_filter"]
 
-DEBOUNCE_MS = 50
+DEBOUNCE_MS = 30
 """Quiet time that ends a batch of file events (watchfiles' ``step``): formatters
 that rewrite a file on save finish within it."""
 

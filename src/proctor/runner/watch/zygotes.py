@@ -241,7 +241,7 @@ def _settings_of(args: list[str]) -> list[str]:
     return [
         arg
         for arg in args
-        if not arg.startswith(("--commands-fd=", "--results-fd=", "--capture-dir="))
+        if not arg.startswith(("--commands-fd=", "--results-fd=", "--capture-dir=", "--only="))
     ]
 
 
@@ -397,8 +397,8 @@ class ZygotePool:
         """Between cycles: start a session zygote for each base zygote that has
         none, and end those that cannot serve (cold, or started before the workers
         reported a fixture they could keep)."""
-        if self.disabled is not None or self._worker is None:
-            return
+        if self.disabled is not None or self._worker is None or not self.rewrite:
+            return  # (no pytest worker has reported yet: maybe not a pytest suite)
         _, args, cwd, _ = self._worker
         for zygote in list(self.zygotes):
             if zygote.ended() or zygote.busy():

@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         try:
             if framework == "unittest":
-                index = SuiteIndex(discover(test_path or ".", top_dir or root))
+                index = SuiteIndex(discover(test_path or ".", top_dir or root, only=options.only))
                 if len(index) or framework_setting != "auto" or not pytest_available():
                     _run_unittest(index, runtime, body, fds, options)
                     return WorkerExit.OK
@@ -263,7 +263,7 @@ def _run_pytest(
     from proctor.runner.worker.pytest_adapter import run_pytest
 
     args = pytest_args_of(settings, options)
-    code, suite = run_pytest(runtime, args, body, crash_file, options.capture_dir)
+    code, suite = run_pytest(runtime, args, body, crash_file, options.capture_dir, options.only)
     return _pytest_exit(runtime, code, suite)
 
 

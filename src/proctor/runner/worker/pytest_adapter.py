@@ -764,12 +764,42 @@ def _failure_text(item: pytest.Item, error: BaseException) -> str:
         return "".join(traceback.format_exception(type(error), error, tb))
 
 
+class OnlyThese:
+    """Collects only the test files named (a watch cycle's, ``--only``): every
+    other file and every directory that holds none of them is ignored, as
+    ``pytest_ignore_collect`` ignores (what pytest's own rules ignore stays so)."""
+
+    def __init__(self, only: Sequence[str]) -> None:
+        self.files = {os.path.realpath(path) for path in only}
+        self.directories = {
+            os.path.join(directory, "") for path in self.files for directory in _parents(path)
+        }
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_ignore_collect(self, collection_path: Any, config: pytest.Config) -> bool | None:
+        path = os.path.realpath(collection_path)
+        if path in self.files or os.path.join(path, "") in self.directories:
+            return None
+        return True
+
+
+def _parents(path: str) -> list[str]:
+    found: list[str] = []
+    while True:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return found
+        found.append(parent)
+        path = parent
+
+
 def run_pytest(
     runtime: Runtime,
     args: Sequence[str],
     body: SuiteBody,
     crash_file: IO[bytes] | None,
     temp_dir: str | None = None,
+    only: Sequence[str] = (),
 ) -> tuple[int, PytestSuite]:
     """Run ``pytest.main`` with the worker's plugin; ``body`` gets the collected suite.
 
@@ -787,7 +817,10 @@ def run_pytest(
     if not runtime.capture:
         full_args.insert(0, "--capture=no")
     try:
-        code = pytest.main(full_args, plugins=[suite, _OneProcess(), _CacheChoosesNothing()])
+        plugins: list[object] = [suite, _OneProcess(), _CacheChoosesNothing()]
+        if only:
+            plugins.append(OnlyThese(only))
+        code = pytest.main(full_args, plugins=plugins)
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
     return int(code), suite

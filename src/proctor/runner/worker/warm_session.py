@@ -66,7 +66,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from proctor.runner.worker.effects import EffectWatch, descriptors, outside_state
-from proctor.runner.worker.pytest_adapter import PytestSuite, _CacheChoosesNothing, _OneProcess
+from proctor.runner.worker.pytest_adapter import (
+    OnlyThese,
+    PytestSuite,
+    _CacheChoosesNothing,
+    _OneProcess,
+)
 
 if TYPE_CHECKING:
     from proctor.runner.worker.main import Prepared
@@ -232,6 +237,8 @@ class _Keeper:
         self.suite = suite
         config.pluginmanager.register(suite, "proctor-worker")  # (its configure runs now)
         suite.pytest_sessionstart(session)
+        if prepared.options.only:
+            config.pluginmanager.register(OnlyThese(prepared.options.only), "proctor-only")
 
 
 class _DirectoryRecorder:

@@ -37,8 +37,9 @@ Reports (zygote to controller): ``{"op": "exited", "pid": N, "code": C}`` once
 a child ended and was reaped (``C`` as :attr:`subprocess.Popen.returncode`);
 ``{"op": "learned", "modules": [...], "rewrite": ..., "fixtures": [...]}`` when a
 child reported modules this zygote did not hold (and, a pytest child, how pytest
-rewrote asserts and the session fixtures it set up); ``{"op": "threaded", "module": M}`` when importing ``M``
-started a thread (the zygote then refuses to fork).
+rewrote asserts and the session fixtures it set up); ``{"op": "threaded",
+"module": M}`` when importing ``M`` started a thread (the zygote then refuses
+to fork).
 
 Safety rules, each for a reason:
 
@@ -71,7 +72,7 @@ import select
 import signal
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import NamedTuple
 
 from proctor.runner import fastexit
@@ -87,14 +88,17 @@ PACKET = 1 << 20
 _WORKER_MODULES = ("proctor.runner.worker.main", "proctor.runner.worker.server", "unittest")
 
 
-def warm_modules(root: str, rewritten: bool = False) -> list[str]:
+def warm_modules(
+    root: str, rewritten: bool = False, held: Collection[str] = frozenset()
+) -> list[str]:
     """The modules of this process that a zygote for the project at ``root`` may
     hold, in the order they were imported: those not under ``root``, or under it
     but in an installation directory (a virtual environment inside the project).
     Not ``__main__``; what pytest rewrote (plugins' distributions) only with
     ``rewritten`` (the zygote then imports them through pytest's rewriter,
     :mod:`proctor.runner.worker.rewriting`; a zygote that imported them plainly
-    would keep pytest from rewriting them)."""
+    would keep pytest from rewriting them). Modules in ``held`` (what the zygote
+    held when it forked this process) are left out: it knows them."""
     root = os.path.join(os.path.realpath(root), "")
     installed = tuple(os.path.join(os.path.realpath(p), "") for p in _install_dirs())
     names = []
@@ -106,8 +110,11 @@ def warm_modules(root: str, rewritten: bool = False) -> list[str]:
             for name, module in modules
             if type(getattr(module, "__loader__", None)).__name__ == "AssertionRewritingHook"
         }
+    real_dirs: dict[str, str] = {}
     for name, module in modules:
         if name == "__main__" or module is None or name.partition(".")[0] in left:
+            continue
+        if name in held:
             continue
         path = getattr(module, "__file__", None)
         if path is None:
@@ -117,7 +124,10 @@ def warm_modules(root: str, rewritten: bool = False) -> list[str]:
                 continue  # a namespace package, or a module made in memory
             names.append(name)
             continue
-        real = os.path.realpath(path)
+        directory, base = os.path.split(path)
+        if directory not in real_dirs:
+            real_dirs[directory] = os.path.realpath(directory)
+        real = os.path.join(real_dirs[directory], base)
         if real.startswith(root) and not real.startswith(installed):
             continue
         names.append(name)
@@ -168,6 +178,7 @@ class Zygote:
         self.role = "base"  # or "session": a session zygote (warm_session)
         self.checks: list[Callable[[], str | None]] = []  # more reasons to refuse a fork
         self.stopping = False
+        self.held_at_fork: frozenset[str] = frozenset()  # in a child: its zygote's modules
         self.pending: list[str] = []
         self.held: set[str] = set(sys.modules)
         self.files: dict[str, tuple[int, int]] = {}
@@ -252,6 +263,7 @@ class Zygote:
         _flush_std()
         pid = os.fork()
         if pid == 0:  # the child: it becomes a worker
+            self.held_at_fork = frozenset(sys.modules)
             os.close(report_read)
             os.close(settled_read)
             commands, results, output = fds
@@ -531,7 +543,9 @@ def _report(zygote: Zygote, report: int) -> None:
         from proctor.runner.worker.channels import write_all
         from proctor.runner.worker.warmth import LEARNED
 
-        modules = warm_modules(zygote.root, rewritten=LEARNED.rewrite is not None)
+        modules = warm_modules(
+            zygote.root, rewritten=LEARNED.rewrite is not None, held=zygote.held_at_fork
+        )
         write_all(report, json.dumps(LEARNED.report(modules)).encode())
     with contextlib.suppress(OSError):
         os.close(report)
