@@ -115,6 +115,7 @@ def watch_tests(
         top_dirs=_top_dirs(root, config.test_path, config.top_dir),
         prompt=prompt if keys is not None else None,
         after_item=idle,
+        while_idle=pool.idle if pool is not None else None,
     )
 
     def on_signal(signum: int, frame: object) -> None:

@@ -397,15 +397,18 @@ class ZygotePool:
         """Between cycles: start a session zygote for each base zygote that has
         none, and end those that cannot serve (cold, or started before the workers
         reported a fixture they could keep)."""
-        if self.disabled is not None or self._worker is None or not self.rewrite:
+        if self.disabled is not None or self._worker is None:
+            return
+        for zygote in self.zygotes:
+            with contextlib.suppress(ZygoteGone):
+                zygote.drain()
+            self._learn(zygote)
+        if not self.rewrite:
             return  # (no pytest worker has reported yet: maybe not a pytest suite)
         _, args, cwd, _ = self._worker
         for zygote in list(self.zygotes):
             if zygote.ended() or zygote.busy():
                 continue
-            with contextlib.suppress(ZygoteGone):
-                zygote.drain()
-            self._learn(zygote)
             session = zygote.session
             if session is not None:
                 with contextlib.suppress(ZygoteGone):
