@@ -209,14 +209,16 @@ class _Zygote:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(self.process.pid, signal.SIGKILL)
 
-    def close_session(self) -> None:
+    def close_session(self, wait: bool = False) -> None:
         """End this base zygote's session zygote: it tears its session down (the
-        fixtures it set up) and exits; this waits for that (5 s at most)."""
+        fixtures it set up) and exits (this zygote reaps it). With ``wait``, wait
+        for every session zygote of this one to be gone (5 s at most each)."""
         session, self.session = self.session, None
-        if session is None:
+        if session is not None:
+            session.socket.close()
+            session.gone = True
+        if not wait:
             return
-        session.socket.close()
-        session.gone = True
         with contextlib.suppress(ZygoteGone):
             self.drain()
             for pid in list(self.session_pids):
@@ -224,7 +226,7 @@ class _Zygote:
 
     def close(self) -> None:
         """End it (its children with it) and reap it."""
-        self.close_session()
+        self.close_session(wait=True)
         self.socket.close()  # end of requests: it kills its children and exits
         self.gone = True
         if self.process is None:

@@ -142,6 +142,7 @@ class _Keeper:
             zygote.send({"op": "cold", "why": self.cold, "fixture": self.impure})
             return None
         zygote.checks.append(self._stale)
+        zygote.mark_imported()  # what no audit event showed is stat-ed at the first fork
         zygote.send({"op": "warm", "fixtures": [list(pair) for pair in self.kept]})
         gc.collect()
         gc.freeze()

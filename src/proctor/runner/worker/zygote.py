@@ -341,6 +341,10 @@ class Zygote:
                 return why
         return None
 
+    def mark_imported(self) -> None:
+        """Modules were imported outside :meth:`_import_next` (a session's set-up)."""
+        self._dirty = True
+
     def _snapshot(self) -> None:
         """Remember the file of every module held, as it is now (those imported
         since the last time)."""
