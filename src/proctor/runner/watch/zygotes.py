@@ -16,9 +16,20 @@ modules it imported that are not the project's; its zygote imports them
 between cycles, and the pool remembers them (in order) so that a new zygote
 imports them at once. A zygote that refuses to fork (stale: a file it imported
 changed; or a module started a thread in it) is replaced; a module that starts
-a thread is never imported by a zygote again. When forking fails three times
-in a row for a slot, that request is served by :func:`~proctor.runner.spawn.spawn`,
-and after ten failures the pool spawns only (it says so once).
+a thread is never imported by a zygote again.
+
+For pytest suites each base zygote may also have a *session zygote*
+(:mod:`proctor.runner.worker.warm_session`), which the pool starts between
+cycles (:meth:`ZygotePool.idle`) once a pytest worker reported, with the
+session fixtures the workers used: a worker is forked from it when it is warm
+and the worker's arguments match, else from the base zygote. One that went
+cold names the fixture the next one must leave to the workers (or says that no
+session can be kept); one that refused (stale) is ended, and a new one started
+after the cycle.
+
+When forking fails three times in a row for a slot, that request is served by
+:func:`~proctor.runner.spawn.spawn`, and after ten failures the pool spawns
+only (it says so once).
 """
 
 from __future__ import annotations
