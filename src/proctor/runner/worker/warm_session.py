@@ -59,9 +59,9 @@ import gc
 import os
 import shutil
 import tempfile
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
@@ -75,7 +75,24 @@ from proctor.runner.worker.pytest_adapter import (
 
 if TYPE_CHECKING:
     from proctor.runner.worker.main import Prepared
-    from proctor.runner.worker.zygote import Task, Zygote
+
+
+class Zygote(Protocol):
+    """What a session zygote uses of :class:`proctor.runner.worker.zygote.Zygote`
+    (which imports this module: a protocol, not an import)."""
+
+    checks: list[Callable[[], str | None]]
+    rewriting: Any
+
+    def send(self, message: dict[str, object]) -> None: ...
+
+    def serve(self) -> Any:
+        """Serve forks; in a child, what it is to become (None: the end)."""
+
+    def private_fds(self) -> list[int]: ...
+
+    def mark_imported(self) -> None: ...
+
 
 __all__ = ["run_session"]
 
@@ -134,7 +151,7 @@ class _Keeper:
 
     # -- the zygote --------------------------------------------------------------------
 
-    def _serve(self, session: pytest.Session) -> Task | None:
+    def _serve(self, session: pytest.Session) -> Any:
         zygote = self.zygote
         self.cold = self._warm_up(session)
         self.watch.on = False
@@ -221,7 +238,7 @@ class _Keeper:
 
     # -- a child -----------------------------------------------------------------------
 
-    def _become_worker(self, session: pytest.Session, task: Task) -> None:
+    def _become_worker(self, session: pytest.Session, task: Any) -> None:
         state = session._setupstate
         entry = state.stack.get(session)
         if entry is not None:  # the parent's fixtures are its to tear down
