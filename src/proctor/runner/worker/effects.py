@@ -147,7 +147,7 @@ class EffectWatch:
             for path in args[: _PATH_EVENTS[event]]:
                 text = _text(path)
                 if text is None or not self._harmless(text):
-                    self.effects.append(f"{event} {text or path!r}")
+                    self.effects.append(f"{event} {text if text is not None else repr(path)}")
                     return
         elif event in _OUTSIDE_EVENTS:
             self.effects.append(f"{event} {_short(args)}")
@@ -181,8 +181,8 @@ class EffectWatch:
             if not anonymous and not self._harmless(path):
                 self.effects.append(f"open {path} for writing")
             return
-        if path.startswith(_QUIET_ROOTS) or path == os.devnull:
-            return
+        if path.startswith(_QUIET_ROOTS) or path == os.devnull or path.startswith(self.allowed):
+            return  # (the session's own directories: its children write there)
         path = source_of(path)
         if path not in self.reads:
             try:
