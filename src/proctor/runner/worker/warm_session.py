@@ -48,8 +48,8 @@ being set up is not shown; a fixture's value is computed once per zygote (a
 timestamp, a random value); the ``faulthandler_timeout`` dump goes to the
 worker's stderr, as pytest's does. Uses pytest's ``SetupState`` stack and
 ``FixtureDef`` finalizers (private, as :mod:`.pytest_adapter` already does);
-tested with pytest 8 and 9 (needs pytest 8's directory collectors; older ones
-keep no session warm).
+tested with pytest 8.3.5 and 9.2.0 (:data:`TESTED_ON`: other versions keep no
+session warm).
 """
 
 from __future__ import annotations
@@ -94,7 +94,20 @@ class Zygote(Protocol):
     def mark_imported(self) -> None: ...
 
 
-__all__ = ["run_session"]
+__all__ = ["TESTED_ON", "run_session"]
+
+TESTED_ON = ((8, 0), (10, 0))
+"""The pytest versions a session is kept warm with (tested: 8.3.5, 9.2.0): it
+relies on pytest 8's directory collectors and on internals (``SetupState``,
+``FixtureDef`` finalizers) a later pytest may change; others fall back."""
+
+
+def _version(text: str) -> tuple[int, int]:
+    parts = text.split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return (0, 0)
 
 
 class _Keeper:
@@ -326,8 +339,8 @@ def run_session(
         return _say_cold(zygote, "--pdb reads the terminal")
     if detect_framework(settings.framework, settings.root, settings.test_path) != "pytest":
         return _say_cold(zygote, "not a pytest suite")
-    if not hasattr(pytest, "Directory"):
-        return _say_cold(zygote, f"pytest {pytest.__version__} has no directory collectors")
+    if not TESTED_ON[0] <= _version(pytest.__version__) < TESTED_ON[1]:
+        return _say_cold(zygote, f"pytest {pytest.__version__} is not one it was tested with")
     os.chdir(settings.root)
     cache_dir = tempfile.mkdtemp(prefix=f"proctor-pytest-cache-{os.getpid()}-")
     args = [*pytest_args_of(settings, options), "-o", f"cache_dir={cache_dir}"]
