@@ -1,7 +1,7 @@
 """Save-to-last-result of ``proctor watch`` against its peers, and a leak check.
 
     python bench/watch.py [--only a|b] [--repeat N]
-    python bench/watch.py --leak 500
+    python bench/watch.py --leak 500 [--only a|b]
 
 For each project, one edit that affects one test module (a module-level
 constant in that test module toggled), repeated; for each tool, the time from
@@ -20,14 +20,18 @@ Medians, and each tool's ratio to Proctor.
 0.5 s to import (``heavydep``, outside the project, on PYTHONPATH) and use a
 session fixture costing 0.2 s.
 
-``--leak N``: N edit cycles of ``proctor watch`` on a small project; the watch
-process's resident memory and its number of child processes after each cycle
-(first, last, highest).
+``--leak N``: N edit cycles of ``proctor watch`` on a small project (a 200-test
+unittest project; ``--only b``: the project of (b), whose cycles fork from a
+warm pytest session); after each cycle, the watch process's resident memory,
+its child processes (the warm parents), their children (session zygotes; a
+worker left over would show here) and the resident memory of the warm parents
+and session zygotes (summed: pages they share are counted in each).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import queue
 import re
@@ -218,20 +222,6 @@ def run_project(kind: str, repeat: int) -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def children(pid: int) -> int:
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                count += 1
-    return count
-
-
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
@@ -240,32 +230,66 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
-def leak(cycles: int) -> None:
+def child_list(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def leak(cycles: int, kind: str) -> None:
     base = Path(tempfile.mkdtemp(prefix="proctor-bench-watch-leak-"))
     try:
         root = base / "p"
-        make_trivial(root, 200, 4)
-        subprocess.run(["git", "init", "-q", str(root)], check=True)
         env = environment(bytecode=True)
+        if kind == "b":
+            make_heavy(root, base / "site")
+            env["PYTHONPATH"] = str(base / "site") + os.pathsep + env.get("PYTHONPATH", "")
+            target = "tests/test_mod_3.py"
+        else:
+            make_trivial(root, 200, 4)
+            target = "tests/test_mod_001.py"
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
         watcher = Watcher(
             [str(BIN / "proctor"), "watch", "--no-store"], root, env, r"^\[watch\] cycle"
         )
         watcher.wait_end()
-        time.sleep(1.0)
-        samples: list[tuple[int, int]] = []
+        time.sleep(2.0)
+        samples: list[tuple[int, int, int, int]] = []
         for _ in range(cycles):
             watcher.drain()
-            toggle(root / "tests/test_mod_001.py")
+            toggle(root / target)
             watcher.wait_end()
-            samples.append((rss_kb(watcher.proc.pid), children(watcher.proc.pid)))
+            parents = child_list(watcher.proc.pid)
+            grandchildren = [g for p in parents for g in child_list(p)]
+            warm = 0
+            for pid in [*parents, *grandchildren]:
+                with contextlib.suppress(OSError):
+                    warm += rss_kb(pid)
+            samples.append((rss_kb(watcher.proc.pid), len(parents), len(grandchildren), warm))
+            time.sleep(0.05)
         watcher.stop()
         rss = [s[0] for s in samples]
         kids = [s[1] for s in samples]
-        print(f"\n--leak {cycles}: watch process after each cycle")
+        grand = [s[2] for s in samples]
+        warm_rss = [s[3] for s in samples]
+        print(f"\n--leak {cycles} ({kind}): after each cycle")
         marks = sorted({0, 9, 49, 99, 199, 299, 399, len(rss) - 1} & set(range(len(rss))))
-        print("RSS KB after cycle: " + ", ".join(f"{i + 1}: {rss[i]}" for i in marks))
-        print(f"RSS KB highest {max(rss)}")
-        print(f"child processes: first {kids[0]}, last {kids[-1]}, highest {max(kids)}")
+        print("watch RSS KB after cycle: " + ", ".join(f"{i + 1}: {rss[i]}" for i in marks))
+        print(f"watch RSS KB highest {max(rss)}")
+        print(f"warm parents: first {kids[0]}, last {kids[-1]}, highest {max(kids)}")
+        print(f"their children: first {grand[0]}, last {grand[-1]}, highest {max(grand)}")
+        print(
+            "warm parents' RSS KB (summed) after cycle: "
+            + ", ".join(f"{i + 1}: {warm_rss[i]}" for i in marks)
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -277,7 +301,7 @@ def main() -> None:
     parser.add_argument("--leak", type=int, metavar="N")
     options = parser.parse_args()
     if options.leak:
-        leak(options.leak)
+        leak(options.leak, options.only or "a")
         return
     for kind in ("a", "b"):
         if options.only in (None, kind):

@@ -166,3 +166,33 @@ def test_a_load_list_id_may_hold_a_hash(tmp_path: Path) -> None:
     ran = run_oneshot(project, "--load-list", str(load_list))
     assert ran.returncode == 0, ran.stderr
     assert outcomes(ran.events) == {f"{ODD_ID_PREFIX}(hash#x)": "success"}
+
+
+@pytest.mark.parametrize("framework", ["unittest", "pytest"])
+def test_only_collects_just_the_files_named(tmp_path: Path, framework: str) -> None:
+    """``--only`` (a watch cycle's files): the other test files are not even imported."""
+    broken = "raise RuntimeError('imported')\n"
+    if framework == "unittest":
+        files = {
+            "tests/__init__.py": "",
+            "tests/test_a.py": "import unittest\n\nclass A(unittest.TestCase):\n"
+            "    def test_one(self):\n        pass\n",
+            "tests/test_b.py": broken,
+            "tests/sub/__init__.py": "",
+            "tests/sub/test_c.py": broken,
+        }
+        expected = {"tests.test_a.A.test_one": "success"}
+    else:
+        files = {
+            "pytest.ini": "[pytest]\n",
+            "tests/test_a.py": "def test_one():\n    pass\n",
+            "tests/test_b.py": broken,
+            "tests/sub/test_c.py": broken,
+        }
+        expected = {"tests/test_a.py::test_one": "success"}
+    root = write_project(tmp_path, files)
+    only = f"--only={root / 'tests/test_a.py'}"
+    done = run_oneshot(root, f"--framework={framework}", only)
+    assert outcomes(done.events) == expected, done.stderr
+    everything = outcomes(run_oneshot(root, f"--framework={framework}").events)
+    assert set(expected) < set(everything)  # without it, the broken files fail

@@ -71,6 +71,7 @@ class RunArgs:
     cluster: str | None = None  # --cluster ADDRESS|FILE (proctor.cli.run_cluster)
     queue: str | None = None  # --queue BUILD (proctor.cli.run_queue)
     rerun_failures: int = 0  # --rerun-failures N (proctor.runner.rerun)
+    only_files: tuple[str, ...] = ()  # a watch cycle: the workers collect only these files
 
     @property
     def selection(self) -> Selection:

@@ -126,7 +126,8 @@ def worker_spec(args: RunArgs, config: Config, *, early: bool = True) -> WorkerS
         top_dir=config.top_dir,
         pytest_args=args.pytest.worker_args(config.pytest_args, config.test_path),
         capture=args.capture,
-        extra_args=("--pdb",) if args.post_mortem else (),
+        extra_args=(("--pdb",) if args.post_mortem else ())
+        + tuple(f"--only={path}" for path in args.only_files),
         # A worker started before the command line was parsed (proctor.cli.run_early)
         # read these from the configuration: it is the same one unless overridden.
         from_configuration=early

@@ -101,6 +101,8 @@ def watch_tests(
         # thresholds for short commands (proctor.cli.main), so a full collection
         # rarely comes by itself; each cycle's controller leaves cycles behind.
         gc.collect()
+        if pool is not None:
+            pool.idle()  # warm sessions are started (again) between cycles
         if keys is not None:
             keys.arm()
 
@@ -113,6 +115,7 @@ def watch_tests(
         top_dirs=_top_dirs(root, config.test_path, config.top_dir),
         prompt=prompt if keys is not None else None,
         after_item=idle,
+        while_idle=pool.idle if pool is not None else None,
     )
 
     def on_signal(signum: int, frame: object) -> None:

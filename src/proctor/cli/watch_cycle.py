@@ -2,10 +2,13 @@
 
 Each cycle has fresh worker processes: forked from the session's warm parents
 (:func:`forking_backends`, :mod:`proctor.runner.watch.zygotes`), which hold
-only what is not the project's, or spawned as ``proctor run`` does
-(``--fresh-workers``). Either way every project module is imported anew and
-nothing can be stale or leak from one cycle to the next: the results are those
-of ``proctor run FILTERS`` with the cycle's filters, by construction. The
+what is not the project's and, for a pytest suite, a warm pytest session whose
+project state is checked against its files before every fork and copied to
+each child, or spawned as ``proctor run`` does (``--fresh-workers``). Either
+way every test module is imported anew and nothing can be stale or leak from
+one cycle to the next: the results are those
+of ``proctor run FILTERS`` with the cycle's filters, by construction (the
+workers collect only the files those filters can match: ``--only``). The
 previously failing tests go first (``--ff``). The views, stdin routing
 (debuggers), ``--timeout`` and crash handling are ``proctor run``'s own.
 
@@ -79,7 +82,12 @@ class CycleRunner:
 
     def __call__(self, plan: CyclePlan) -> CycleResult:
         self.cycle += 1
-        args = dataclasses.replace(self.args, filters=plan.filters, failed_first=True)
+        args = dataclasses.replace(
+            self.args,
+            filters=plan.filters,
+            failed_first=True,
+            only_files=tuple(str(path) for path in plan.only),
+        )
         history = self.history()
         # Failing first: the session's failing set (the plan's), which knows this
         # session's cycles even when they are not stored.

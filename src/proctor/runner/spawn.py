@@ -100,7 +100,7 @@ def _tie(prctl: Callable[[int, int], int], parent: int, subreaper: bool) -> None
         os._exit(1)
 
 
-def tie_to_parent(parent: int) -> None:
+def tie_to_parent(parent: int, subreaper: bool = True) -> None:
     """In a process forked from ``parent`` (not exec'd: a watch zygote's child):
     what :func:`lifeline` does between fork and exec. Exits at once if ``parent``
     is already gone."""
@@ -109,7 +109,7 @@ def tie_to_parent(parent: int) -> None:
     except (ImportError, OSError, AttributeError):  # pragma: no cover - no libc prctl
         prctl = None
     if prctl is not None:
-        _tie(prctl, parent, True)
+        _tie(prctl, parent, subreaper)
     elif os.getppid() != parent:  # pragma: no cover - not Linux
         os._exit(1)
 

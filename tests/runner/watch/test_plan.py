@@ -112,3 +112,40 @@ def test_failing_ids_outside_the_test_regex_are_not_expected() -> None:
     )
     assert plan.failing == ()
     assert "tests.test_b.C.test_fails" not in chosen(plan.filters)
+
+
+def test_a_cycle_names_the_files_its_workers_need_to_collect(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    for name in ("test_a.py", "test_b.py", "test_c.py"):
+        (tmp_path / "tests" / name).write_text("")
+    plan = plan_cycle(
+        "edit",
+        [tmp_path / "tests/test_a.py"],
+        ["tests/test_gone.py::test_x", "tests.test_b.C.test_one"],
+        tmp_path,
+        WatchFilters(),
+    )
+    assert plan.only == (  # the failing ids' files too (a deleted one as well)
+        tmp_path / "tests/test_a.py",
+        tmp_path / "tests/test_b.py",
+        tmp_path / "tests/test_gone.py",
+    )
+    # unittest's id for a module that failed to import names it too
+    failed = "unittest.loader._FailedTest.tests.test_c"
+    assert plan_cycle("edit", [], [failed], tmp_path, WatchFilters()).only == (
+        tmp_path / "tests/test_c.py",
+    )
+
+
+def test_a_cycle_whose_ids_could_be_anywhere_collects_everything(tmp_path: Path) -> None:
+    unknown = plan_cycle(
+        "edit", [tmp_path / "t/test_a.py"], ["gone.mod.C.t"], tmp_path, WatchFilters()
+    )
+    assert unknown.filters
+    assert unknown.only == ()
+    everything = plan_cycle("start", None, [], tmp_path, WatchFilters())
+    assert everything.everything
+    assert everything.only == ()
+    by_test_regex = plan_cycle("t", None, [], tmp_path, WatchFilters(test_regex="one"))
+    assert by_test_regex.filters
+    assert by_test_regex.only == ()

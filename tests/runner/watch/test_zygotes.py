@@ -243,3 +243,65 @@ def test_ctrl_c_during_a_cycle_ends_the_workers_and_the_zygotes(
     while any(alive(pid) for pid in [*parents, *running]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(alive(pid) for pid in [*parents, *running])
+
+
+PLUGIN = """
+import os
+
+with open(os.environ["THIRDPARTY_LOG"], "a") as log:
+    log.write(f"{os.getpid()}\\n")
+
+
+def check(value):
+    assert value == 1
+"""
+
+
+def test_pytest_plugins_are_preloaded_rewritten_as_pytest_would(tmp_path: Path) -> None:
+    """An autoloaded plugin's distribution is imported by the zygote through
+    pytest's rewriter: its asserts stay rewritten and pytest does not warn that it
+    was imported already (an error under ``filterwarnings = error``)."""
+    root = write_project(
+        tmp_path / "project",
+        {
+            "pytest.ini": "[pytest]\nfilterwarnings = error\n",
+            "tests/test_plug.py": """
+                import myplug
+
+                def test_fails():
+                    myplug.check(2)
+
+                def test_passes():
+                    myplug.check(1)
+            """,
+        },
+    )
+    site = tmp_path / "site"
+    (site / "myplug-1.0.dist-info").mkdir(parents=True)
+    (site / "myplug.py").write_text(PLUGIN)
+    info = site / "myplug-1.0.dist-info"
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: myplug\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\nmyplug = myplug\n")
+    (info / "RECORD").write_text("myplug.py,,\nmyplug-1.0.dist-info/METADATA,,\n")
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+        "THIRDPARTY_LOG": str(tmp_path / "imports.log"),
+    }
+    expected = {"tests/test_plug.py::test_fails": "failed", "tests/test_plug.py::test_passes": "ok"}
+    watch = WatchProcess(root, "--serial", env=env)
+    test = root / "tests/test_plug.py"
+    try:
+        assert watch.wait_cycle() == expected
+        time.sleep(1.0)  # the zygote imports what its first child reported
+        parents = zygotes(watch.proc.pid)
+        for _ in range(3):
+            shown = len(watch.transcript)
+            edit(test)
+            assert watch.wait_cycle() == expected
+            assert "assert 2 == 1" in "\n".join(watch.transcript[shown:])  # rewritten
+        assert zygotes(watch.proc.pid) == parents
+        pids = importers(tmp_path)
+        assert pids[-1] in parents  # the zygote imported it...
+        assert len(pids) == 2  # ...after the first worker did: no later worker imported it
+    finally:
+        watch.stop()

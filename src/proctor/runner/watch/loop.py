@@ -93,6 +93,8 @@ class WatchLoop:
     last_files: tuple[Path, ...] | None = None
     after_item: Callable[[], None] | None = None
     """Called after each inbox item is handled (the key reader re-arms)."""
+    while_idle: Callable[[], None] | None = None
+    """Called every :data:`POLL` seconds while no item comes (warm parents get ready)."""
     stop_code: int | None = None
     """Set (by a signal handler) to end :meth:`serve` with that exit status."""
     interrupted: bool = False
@@ -243,6 +245,8 @@ class WatchLoop:
                 item = inbox.get(timeout=POLL)
             except queue.Empty:
                 waiting = True
+                if self.while_idle is not None:
+                    self.while_idle()
                 continue
             waiting = False
             if isinstance(item, Quit):

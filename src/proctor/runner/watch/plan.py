@@ -84,6 +84,9 @@ class CyclePlan:
     scope: tuple[str, ...] = field(default=())
     """Regexes of the ids this cycle stands for (a test they match that the cycle did
     not report no longer exists); empty with :attr:`everything`."""
+    only: tuple[Path, ...] = ()
+    """The files the workers need to collect for this cycle (its test files and
+    those of its failing ids); empty: every file (the ids may be anywhere)."""
 
     @property
     def empty(self) -> bool:
@@ -132,6 +135,11 @@ def plan_cycle(
     if ahead and alternatives:
         alternatives = ["^" + ahead + (a[1:] if a.startswith("^") else a) for a in alternatives]
         scope = tuple(alternatives[: len(patterns)])
+    only: tuple[Path, ...] = ()
+    if patterns != [""]:
+        found = [_file_of(i, root, top_dirs) for i in failing_ids]
+        if all(path is not None for path in found):
+            only = tuple(sorted({*chosen, *(p for p in found if p is not None)}))
     return CyclePlan(
         reason,
         tuple(alternatives),
@@ -139,4 +147,23 @@ def plan_cycle(
         tuple(failing_ids),
         everything=False,
         scope=scope,
+        only=only,
     )
+
+
+def _file_of(test_id: str, root: Path, top_dirs: Sequence[Path]) -> Path | None:
+    """The file a test id comes from (None if it cannot be told): pytest's
+    ``path.py::...`` (the file need not exist any more), or unittest's dotted id
+    (``unittest.loader._FailedTest.`` stripped) of a module under the root,
+    ``src/``, ``test_path`` or ``top_dir``."""
+    head = test_id.split("::", 1)[0]
+    if "::" in test_id or head.endswith(".py"):
+        return root / head
+    dotted = test_id.removeprefix("unittest.loader._FailedTest.").split("(")[0]
+    parts = dotted.split(".")
+    for base in (root, *top_dirs):
+        for end in range(len(parts), 0, -1):
+            candidate = base.joinpath(*parts[:end]).with_suffix(".py")
+            if candidate.is_file():
+                return candidate
+    return None

@@ -30,9 +30,13 @@ from proctor.runner.watch.loop import FileChanges, InboxItem, Key
 
 __all__ = ["DEBOUNCE_MS", "FileWatcher", "KeyReader", "git_ignored", "watch_filter"]
 
-DEBOUNCE_MS = 50
-"""Quiet time that ends a batch of file events (watchfiles' ``step``): formatters
-that rewrite a file on save finish within it."""
+DEBOUNCE_MS = 15
+"""Quiet time that ends a batch of file events (watchfiles' ``step``). watchfiles
+yields a batch once a whole step passed without a new event, so a save is seen
+one to two steps after it: 15-30 ms, the bound of Jest's watcher (which sends
+what arrived every 30 ms). A save's events (write, rename, chmod) come within
+microseconds of each other; a formatter that rewrites the file later gives a
+second cycle, as in Jest."""
 
 
 def git_ignored(root: Path) -> frozenset[Path]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import sys
 import traceback
 import unittest
@@ -62,9 +63,25 @@ class DiscoveryFailure(unittest.TestCase):
         raise ImportError(self._text)
 
 
-def discover(start: str, top_dir: str | None, pattern: str = "test*.py") -> unittest.TestSuite:
-    """unittest discovery that never raises: failures become failing tests."""
-    loader = unittest.TestLoader()
+class _OnlyLoader(unittest.TestLoader):
+    """unittest's loader, loading only the test files named (a watch cycle's)."""
+
+    def __init__(self, only: Iterable[str]) -> None:
+        super().__init__()
+        self._only = {os.path.realpath(path) for path in only}
+
+    def _match_path(self, path: str, full_path: str, pattern: str) -> bool:
+        # (unittest's own hook for "an alternative matching strategy")
+        matched: bool = super()._match_path(path, full_path, pattern)
+        return matched and os.path.realpath(full_path) in self._only
+
+
+def discover(
+    start: str, top_dir: str | None, pattern: str = "test*.py", only: Sequence[str] = ()
+) -> unittest.TestSuite:
+    """unittest discovery that never raises: failures become failing tests.
+    With ``only``, just those test files are loaded (a watch cycle's)."""
+    loader = _OnlyLoader(only) if only else unittest.TestLoader()
     try:
         return loader.discover(start, pattern=pattern, top_level_dir=top_dir)
     except Exception:

@@ -39,7 +39,7 @@ import faulthandler
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 from proctor.runner.leftovers import MARKER, end_descendants
 from proctor.runner.protocol import DUMP_SIGNAL, WorkerExit, control_event
@@ -54,7 +54,10 @@ from proctor.runner.worker.stdin import Request, StdinProxy
 from proctor.runner.worker.suite import Runtime, Suite, SuiteBody
 from proctor.runner.worker.unittest_suite import UnittestSuite
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from proctor.runner.worker.pytest_adapter import PytestSuite
+
+__all__ = ["Prepared", "main", "prepare", "pytest_args_of"]
 
 
 class _Descriptors(NamedTuple):
@@ -138,22 +141,37 @@ def _enable_crash_evidence(live_err: int) -> IO[bytes]:
     return crash_file
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the worker; return its exit status (see the module docstring)."""
+class Prepared(NamedTuple):
+    """A worker process set up, its suite not loaded yet (:func:`prepare`)."""
+
+    options: WorkerOptions
+    settings: _Settings
+    fds: _Descriptors
+    runtime: Runtime
+    sink: ResultsWriter
+    body: SuiteBody
+    crash_file: IO[bytes]
+
+    def pytest_exit(self, code: int, suite: PytestSuite) -> int:
+        """The worker's exit status once its pytest session returned ``code``."""
+        return _pytest_exit(self.runtime, code, suite)
+
+    def close(self) -> None:
+        self.runtime.output.close()
+        self.sink.close()
+
+
+def prepare(argv: Sequence[str]) -> Prepared | int:
+    """Steps 1 to 3 of the module docstring for this command line; the exit
+    status instead for a command line the worker cannot run."""
     try:
-        options = parse_args(sys.argv[1:] if argv is None else argv)
+        options = parse_args(argv)
         settings = _settings(options)
         load_list = read_load_list(options.load_list) if options.load_list else None
     except (UsageError, ValueError, OSError) as error:  # ConfigError is a ValueError
         print(f"proctor.worker: {error}", file=sys.stderr)
         return WorkerExit.USAGE
-    root = settings.root
-    os.chdir(root)
-    framework_setting = settings.framework
-    test_path = settings.test_path
-    top_dir = settings.top_dir
-    pytest_args = settings.pytest_args
-
+    os.chdir(settings.root)
     fds = _claim_descriptors(options)
     if options.serve:
         # Registered before the suite is imported, so it runs after the suite's
@@ -186,16 +204,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         body = serve_commands
     else:
         body = oneshot_body(runtime, list_only=options.list_only, ids=load_list)
+    return Prepared(options, settings, fds, runtime, sink, body, crash_file)
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the worker; return its exit status (see the module docstring)."""
+    prepared = prepare(sys.argv[1:] if argv is None else argv)
+    if isinstance(prepared, int):
+        return prepared
+    options, settings, fds, runtime, sink, body, crash_file = prepared
+    root = settings.root
+    framework_setting = settings.framework
+    test_path = settings.test_path
+    top_dir = settings.top_dir
     framework = detect_framework(framework_setting, root, test_path)
     try:
         try:
             if framework == "unittest":
-                index = SuiteIndex(discover(test_path or ".", top_dir or root))
+                index = SuiteIndex(discover(test_path or ".", top_dir or root, only=options.only))
                 if len(index) or framework_setting != "auto" or not pytest_available():
                     _run_unittest(index, runtime, body, fds, options)
                     return WorkerExit.OK
-            return _run_pytest(runtime, body, test_path, pytest_args, crash_file, options)
+            return _run_pytest(runtime, body, settings, crash_file, options)
         finally:
             runtime.output.close()
             sink.close()
@@ -226,21 +256,30 @@ def _run_unittest(
 def _run_pytest(
     runtime: Runtime,
     body: SuiteBody,
-    test_path: str | None,
-    pytest_args: tuple[str, ...],
+    settings: _Settings,
     crash_file: IO[bytes],
     options: WorkerOptions,
 ) -> int:
-    import pytest
-
     from proctor.runner.worker.pytest_adapter import run_pytest
 
-    args = list(pytest_args)
-    if test_path and not pytest_args:
-        args.append(test_path)
-    if runtime.post_mortem:
+    args = pytest_args_of(settings, options)
+    code, suite = run_pytest(runtime, args, body, crash_file, options.capture_dir, options.only)
+    return _pytest_exit(runtime, code, suite)
+
+
+def pytest_args_of(settings: _Settings, options: WorkerOptions) -> list[str]:
+    """The arguments the worker gives ``pytest.main`` (before its own cache options)."""
+    args = list(settings.pytest_args)
+    if settings.test_path and not settings.pytest_args:
+        args.append(settings.test_path)
+    if options.post_mortem:
         args.append("--pdb")  # pytest's own post-mortem, reading the worker's stdin
-    code, suite = run_pytest(runtime, args, body, crash_file, options.capture_dir)
+    return args
+
+
+def _pytest_exit(runtime: Runtime, code: int, suite: PytestSuite) -> int:
+    import pytest
+
     ran = pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED
     if not suite.served:
         message = suite.why_not_served(int(code))

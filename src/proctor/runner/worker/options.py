@@ -51,6 +51,8 @@ class WorkerOptions:
     commands_fd: int | None = None
     results_fd: int | None = None
     capture_dir: str | None = None
+    only: tuple[str, ...] = ()
+    """Collect (import) only these test files (a watch cycle's); empty: all."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--commands-fd", type=int, help="server mode: fd to read commands from")
     parser.add_argument("--results-fd", type=int, help="server mode: fd to write results to")
     parser.add_argument("--capture-dir", help="where the output capture files live")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="collect only this test file (repeatable; default: every test file)",
+    )
     parser.add_argument("positional", nargs="*", help="[discover] [TEST_PATH]")
     return parser
 
@@ -126,4 +135,5 @@ def parse_args(argv: Sequence[str]) -> WorkerOptions:
         commands_fd=args.commands_fd,
         results_fd=args.results_fd,
         capture_dir=args.capture_dir,
+        only=tuple(args.only),
     )

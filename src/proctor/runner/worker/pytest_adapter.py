@@ -88,6 +88,7 @@ from proctor.runner.worker.suite import (
     emit_stray_output,
     suites_differ,
 )
+from proctor.runner.worker.warmth import LEARNED, rewrite_spec
 from proctor.wire.event import (
     OUTCOME_RANK,
     TEXT_MIME_TYPE,
@@ -340,6 +341,9 @@ class PytestSuite:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._null is not None:
             self._null.close()
+        # For a watch zygote that forked this worker: how pytest rewrote asserts.
+        LEARNED.pytest_session = True
+        LEARNED.rewrite = rewrite_spec(config)
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         """Where an interrupt that stopped the session came from, on stderr (the
@@ -654,6 +658,12 @@ class PytestSuite:
             )
         self._runtime.sink.flush()
 
+    def _note_session_fixtures(self) -> None:
+        """For a watch zygote that forked this worker: the session fixtures it used."""
+        if self._session is not None:
+            with contextlib.suppress(Exception):  # (pytest's internals moved: none)
+                LEARNED.fixtures = _session_fixtures(self._session)
+
     def _teardown_towards(self, nextitem: pytest.Item | None) -> None:
         """Tear down the fixtures ``nextitem`` does not need (all of them for ``None``)."""
         session = self._session
@@ -689,6 +699,7 @@ class PytestSuite:
             )
 
     def close(self) -> None:
+        self._note_session_fixtures()
         self._teardown_towards(None)
         emit_stray_output(self._runtime)
         summary = self.warnings_summary()
@@ -704,6 +715,26 @@ class PytestSuite:
                 )
             )
         self._runtime.sink.flush()
+
+
+def _session_fixtures(session: Any) -> list[tuple[str, str]]:
+    """The session-scoped fixtures set up (and not torn down) in ``session``, in
+    set-up order, that a warm session could keep: not parametrized, set up without
+    an error: (name, the node id of where it is defined). Read from the
+    finalizers pytest's ``SetupState`` holds for the session (``FixtureDef.finish``)."""
+    found: list[tuple[str, str]] = []
+    entry = session._setupstate.stack.get(session)
+    for finalizer in entry[0] if entry else ():
+        fixturedef: Any = getattr(getattr(finalizer, "func", None), "__self__", None)
+        if getattr(fixturedef, "scope", None) != "session" or fixturedef.params is not None:
+            continue
+        cached = fixturedef.cached_result
+        if cached is None or cached[2] is not None:
+            continue
+        pair = (str(fixturedef.argname), str(fixturedef.baseid))
+        if pair not in found:
+            found.append(pair)
+    return found
 
 
 def _lenient(cache_set: Callable[[str, object], None]) -> Callable[[str, object], None]:
@@ -733,12 +764,42 @@ def _failure_text(item: pytest.Item, error: BaseException) -> str:
         return "".join(traceback.format_exception(type(error), error, tb))
 
 
+class OnlyThese:
+    """Collects only the test files named (a watch cycle's, ``--only``): every
+    other file and every directory that holds none of them is ignored, as
+    ``pytest_ignore_collect`` ignores (what pytest's own rules ignore stays so)."""
+
+    def __init__(self, only: Sequence[str]) -> None:
+        self.files = {os.path.realpath(path) for path in only}
+        self.directories = {
+            os.path.join(directory, "") for path in self.files for directory in _parents(path)
+        }
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_ignore_collect(self, collection_path: Any, config: pytest.Config) -> bool | None:
+        path = os.path.realpath(collection_path)
+        if path in self.files or os.path.join(path, "") in self.directories:
+            return None
+        return True
+
+
+def _parents(path: str) -> list[str]:
+    found: list[str] = []
+    while True:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return found
+        found.append(parent)
+        path = parent
+
+
 def run_pytest(
     runtime: Runtime,
     args: Sequence[str],
     body: SuiteBody,
     crash_file: IO[bytes] | None,
     temp_dir: str | None = None,
+    only: Sequence[str] = (),
 ) -> tuple[int, PytestSuite]:
     """Run ``pytest.main`` with the worker's plugin; ``body`` gets the collected suite.
 
@@ -756,7 +817,10 @@ def run_pytest(
     if not runtime.capture:
         full_args.insert(0, "--capture=no")
     try:
-        code = pytest.main(full_args, plugins=[suite, _OneProcess(), _CacheChoosesNothing()])
+        plugins: list[object] = [suite, _OneProcess(), _CacheChoosesNothing()]
+        if only:
+            plugins.append(OnlyThese(only))
+        code = pytest.main(full_args, plugins=plugins)
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
     return int(code), suite
