@@ -227,6 +227,55 @@ def test_a_debugger_works_inside_a_watched_test(tmp_path: Path) -> None:
     assert code == 0
 
 
+def test_a_debugger_works_in_a_test_forked_from_a_warm_pytest_session(tmp_path: Path) -> None:
+    """The second cycle's worker is forked from a warm pytest session (its session
+    fixture set up before the edit): ``breakpoint()`` still reaches the terminal,
+    and what is typed at the prompt reaches the test."""
+    root = write_project(
+        tmp_path,
+        {
+            "pytest.ini": "[pytest]\n",
+            "tests/conftest.py": """
+                import os
+
+                import pytest
+
+                @pytest.fixture(scope="session")
+                def base():
+                    return 40, os.getpid()
+            """,
+            "tests/test_pdb.py": """
+                import os
+
+                def test_pdb(base):
+                    number, set_up_by = base
+                    value = number + 1
+                    assert value == 42
+            """,
+        },
+    )
+    term = Terminal(root)
+    try:
+        line = term.expect(r"\[watch\] cycle 1 [^\n]*")
+        assert "1 failed" in line
+        time.sleep(2)  # the warm session sets itself up between cycles
+        test = root / "tests/test_pdb.py"
+        test.write_text(test.read_text().replace("    assert", "    breakpoint()\n    assert"))
+        term.expect(r"\(Pdb\) ")
+        term.send("p ('warm', set_up_by != os.getpid())\n")
+        term.expect(r"\('warm', True\)")  # the fixture was set up by the warm session
+        term.expect(r"\(Pdb\) ")
+        term.send("value = 42\n")
+        term.expect(r"\(Pdb\) ")
+        term.send("c\n")
+        line = term.expect(r"\[watch\] cycle 2 [^\n]*")
+        assert "1 passed" in line, line
+    finally:
+        term.send("q")
+        code = term.close()
+    assert code == 0
+
+
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:
