@@ -11,7 +11,9 @@ the file write to the line that ends the results on stdout: the summary line
 the whole suite: started right after the write, as ``ptw --delay 0`` would,
 since ptw's watchdog observer did not fire in our sandbox), and the process's
 end for ``pytest --testmon`` (started after the write, after a warm-up run
-that built its database). Every tool has
+that built its database), and, on (a), ``stestr run --failing`` (after a
+whole first run; the edit makes nothing fail, so it re-runs an empty set:
+its floor, not a check of the edit). Every tool has
 its own copy of the project and stays up meanwhile; rounds are interleaved.
 Medians, and each tool's ratio to Proctor.
 
@@ -158,7 +160,17 @@ def project_tools(kind: str) -> list[Tool]:
         lambda root, env: None,
         [PYTHON, "-m", "pytest", "--testmon", "-q", "-p", "no:randomly"],
     )
-    return [proctor, ptw, testmon]
+    if kind != "a":
+        return [proctor, ptw, testmon]
+    stestr: Tool = (
+        # The unittest project only. ``stestr run --failing`` re-runs the failing set of
+        # its last run, whatever changed: here that set is empty, so this row is its
+        # floor (start, read the repository, run nothing), not a check of the edit.
+        "stestr run --failing",
+        lambda root, env: None,
+        [str(BIN / "stestr"), "run", "--failing"],
+    )
+    return [proctor, ptw, testmon, stestr]
 
 
 def run_project(kind: str, repeat: int) -> None:
@@ -183,7 +195,8 @@ def run_project(kind: str, repeat: int) -> None:
             if watcher is not None:
                 watcher.wait_end()  # the first run
             elif command is not None:
-                subprocess.run(command, cwd=root, env=env, capture_output=True, check=False)
+                first = [c for c in command if c != "--failing"]  # stestr: a whole first run
+                subprocess.run(first, cwd=root, env=env, capture_output=True, check=False)
             watchers[name] = watcher
         time.sleep(1.0)  # the watchers are watching
         target = "tests/test_mod_007.py" if kind == "a" else "tests/test_mod_3.py"
