@@ -27,10 +27,10 @@ How the rows move, and why:
   first job claims before the others arrive. Early batches are big (few round
   trips), the last ones small, so the jobs run dry together and no job is left
   holding a long test at the end. A late job just takes less.
-* **Wake-ups, not polls.** A job whose finished tests may end another's wait
-  (it has nothing more to claim), or that gives tests back, says so with
-  ``NOTIFY`` on the build's channel; a waiting job listens on it
-  (:meth:`BuildQueue.listen`) and asks again at once.
+* **Wake-ups, not polls.** The job whose results finish the build, and a job
+  that gives tests back, say so with ``NOTIFY`` on the build's channel; the
+  jobs waiting on the others listen on it (:meth:`BuildQueue.listen`) and
+  ask again at once (a lease that runs out, they wait for by the clock).
 * **Joining checks.** The build row records the revision, the environment and a
   digest of the selected ids; a job that differs is refused with what differs,
   so one build never mixes two versions of the code or two selections.
@@ -354,7 +354,7 @@ class BuildQueue:
     def done(self, test_ids: Sequence[str], *, notify: bool = False) -> set[str]:
         """Mark these tests done; the ones this job still held (the others' results
         came second: another job took them over when this job's lease ran out).
-        ``notify``: wake the jobs waiting on the build (this may end their wait)."""
+        ``notify``: when that finishes the build, wake the jobs waiting on it."""
         if not test_ids:
             return set()
         with self._transaction() as cur:
@@ -365,7 +365,13 @@ class BuildQueue:
                 (self.build, self.job, list(test_ids)),
             ).fetchall()
             if notify and rows:
-                self._notify(cur)
+                (finished,) = cur.execute(
+                    "SELECT NOT EXISTS (SELECT 1 FROM build_queue_items "
+                    "WHERE build = %s AND state < 2)",
+                    (self.build,),
+                ).fetchone()
+                if finished:
+                    self._notify(cur)
         return {test_id for (test_id,) in rows}
 
     def give_back(self, test_ids: Sequence[str] | None = None) -> int:
