@@ -183,19 +183,19 @@ def join_build(args: RunArgs, config: Config) -> BuildJob | None:
 
 
 def _meanwhile(root: str) -> Callable[[], tuple[str, str]]:
-    """The revision and environment of this job (:func:`proctor.runner.remote.identity`),
-    worked out on a thread: the returned callable waits for them."""
+    """The revision and environment of this job
+    (:func:`proctor.runner.job_identity.job_identity`), worked out on a thread
+    while the run starts (git takes a while): the returned callable waits for them."""
     import threading
 
-    from proctor.runner.remote import identity
+    from proctor.runner.job_identity import job_identity
 
     found: list[tuple[str, str]] = []
     failed: list[BaseException] = []
 
     def work() -> None:
         try:
-            mine = identity(root)
-            found.append((mine.revision, mine.environment))
+            found.append(job_identity(root))
         except BaseException as error:  # raised again where it is wanted
             failed.append(error)
 
