@@ -268,9 +268,13 @@ class BuildQueue:
 
     def _claim_once(self, workers: int, contended: list[int]) -> Claim | None:
         """A claim, or None when every row chosen was taken meanwhile (those rows
-        are added to ``contended``, which the next try passes over)."""
+        are added to ``contended``, which the next try passes over).
+
+        Two statements, each atomic on its own (no transaction round trips: a
+        claim is on the way of a worker's next batch): the first reads, the second
+        locks what is still claimable of the chosen rows and takes it."""
         workers = max(1, workers)
-        with self._transaction() as cur:
+        with self._statements() as cur:
             if self._registered != workers:
                 cur.execute(
                     "INSERT INTO build_queue_jobs (build, job, workers) VALUES (%s, %s, %s) "
@@ -278,8 +282,8 @@ class BuildQueue:
                     (self.build, self.job, workers),
                 )
                 self._registered = workers
-            # One statement: the first claimable rows, the expected seconds of all
-            # of them (the window is computed before the LIMIT) and the build's workers.
+            # The first claimable rows, the expected seconds of all of them (the
+            # window is computed before the LIMIT) and the build's workers.
             rows = cur.execute(
                 "SELECT seq, test, expected, attempts, state, sum(expected) OVER (), "
                 "(SELECT sum(workers) FROM build_queue_jobs WHERE build = %s) "
@@ -294,45 +298,44 @@ class BuildQueue:
             left, registered = float(rows[0][5]), int(rows[0][6] or 0)
             build_workers = max(registered, ASSUMED_JOBS * workers)
             target = max(left / (BATCHES_PER_WORKER * build_workers), MIN_CLAIM_SECONDS)
-            chosen: dict[int, tuple[str, float, bool]] = {}
+            chosen: dict[int, tuple[str, float]] = {}
             total = 0.0
             for seq, test_id, expected, attempts, state, _, _ in rows:
                 culprit = state == LEASED and attempts >= self.max_attempts
                 if not culprit and chosen and total + expected > target:
                     break
-                chosen[seq] = (test_id, expected, culprit)
+                chosen[seq] = (test_id, expected)
                 total += 0.0 if culprit else expected
-            locked = cur.execute(
-                "SELECT seq, state, attempts FROM build_queue_items "
-                "WHERE build = %s AND seq = ANY(%s) "
-                "AND state < 2 AND (state = 0 OR lease_until < clock_timestamp()) "
-                "ORDER BY seq FOR UPDATE SKIP LOCKED",
-                (self.build, list(chosen)),
+            # Judged on the rows as locked: one given back meanwhile is no culprit
+            # (the expressions of SET read the row before the update).
+            took = cur.execute(
+                "UPDATE build_queue_items AS item SET "
+                "state = CASE WHEN item.state = 1 AND item.attempts >= %(max)s "
+                "THEN 3 ELSE 1 END, "
+                "holder = %(job)s, "
+                "attempts = item.attempts + CASE WHEN item.state = 1 "
+                "AND item.attempts >= %(max)s THEN 0 ELSE 1 END, "
+                "lease_until = CASE WHEN item.state = 1 AND item.attempts >= %(max)s "
+                "THEN NULL ELSE clock_timestamp() + make_interval(secs => %(lease)s) END "
+                "FROM (SELECT seq FROM build_queue_items "
+                "WHERE build = %(build)s AND seq = ANY(%(chosen)s) AND state < 2 "
+                "AND (state = 0 OR lease_until < clock_timestamp()) "
+                "ORDER BY seq FOR UPDATE SKIP LOCKED) AS locked "
+                "WHERE item.build = %(build)s AND item.seq = locked.seq "
+                "RETURNING item.seq, item.state",
+                {
+                    "max": self.max_attempts,
+                    "job": self.job,
+                    "lease": self.lease_s,
+                    "build": self.build,
+                    "chosen": list(chosen),
+                },
             ).fetchall()
-            if not locked:
-                contended.extend(chosen)
-                return None
-            # Judged again on the locked rows: one given back meanwhile is no culprit.
-            culprits = {
-                seq
-                for seq, state, attempts in locked
-                if state == LEASED and attempts >= self.max_attempts
-            }
-            abandoned = [seq for seq, _, _ in locked if seq in culprits]
-            taken = [seq for seq, _, _ in locked if seq not in culprits]
-            if abandoned:
-                cur.execute(
-                    "UPDATE build_queue_items SET state = 3, holder = %s, lease_until = NULL "
-                    "WHERE build = %s AND seq = ANY(%s)",
-                    (self.job, self.build, abandoned),
-                )
-            if taken:
-                cur.execute(
-                    "UPDATE build_queue_items SET state = 1, holder = %s, attempts = attempts + 1, "
-                    "lease_until = clock_timestamp() + make_interval(secs => %s) "
-                    "WHERE build = %s AND seq = ANY(%s)",
-                    (self.job, self.lease_s, self.build, taken),
-                )
+        if not took:
+            contended.extend(chosen)
+            return None
+        taken = sorted(seq for seq, state in took if state == LEASED)
+        abandoned = sorted(seq for seq, state in took if state == ABANDONED)
         return Claim(
             tuple(chosen[seq][0] for seq in taken),
             tuple(chosen[seq][1] for seq in taken),
@@ -471,17 +474,22 @@ class BuildQueue:
                 cur.execute(statement)
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _statements(self) -> Iterator[Any]:
+        """A cursor whose statements each commit on their own (autocommit)."""
         import psycopg
 
         try:
-            with self._conn.transaction():
-                yield self._conn.cursor()
+            yield self._conn.cursor()
         except psycopg.Error as error:
             detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise StoreUnavailable(
                 f"the build queue {self.build!r} failed: {detail or type(error).__name__}"
             ) from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._statements() as cur, self._conn.transaction():
+            yield cur
 
 
 def _connect(url: str, connect_timeout: int) -> Any:
