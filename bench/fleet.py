@@ -9,7 +9,9 @@ last one's exit. The local run is ``proctor run -j (jobs x W)`` on the same
 repository. Both are measured against the bound ``max(total / workers, longest
 test)``; two warm-up runs first give both a history (the queue is filled
 longest first from it). Each measurement is repeated ``--repeat`` times,
-interleaved, and the medians are printed.
+interleaved, and the medians are printed, with the CPU seconds each took (its
+processes' user and system time: the four jobs' controllers, and what they
+start, share the machine's cores as they start, where on CI each job has its own).
 
 Usage::
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -59,6 +62,12 @@ def build_time(root: Path, env: dict[str, str], jobs: int, workers: int, build: 
         if job.returncode != 0:
             sys.stderr.write(f"  ! a job exited {job.returncode}: {err[-400:]!r}\n")
     return time.perf_counter() - start
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the ended child processes so far (with their own children)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,11 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             for _ in range(2):  # history for both: the queue is filled from it
                 timed(local, root, env)
             times: dict[str, list[float]] = {"local": [], "queue": []}
+            cpu: dict[str, list[float]] = {"local": [], "queue": []}
             for round_ in range(args.repeat):
+                before = _children_cpu()
                 times["local"].append(timed(local, root, env)[0])
+                middle = _children_cpu()
                 times["queue"].append(
                     build_time(root, env, args.jobs, args.workers, f"bench-{round_}")
                 )
+                cpu["local"].append(middle - before)
+                cpu["queue"].append(_children_cpu() - middle)
             bound = max(total / total_workers, longest)
             print(
                 f"skewed suite, {total:.1f}s of tests, longest {longest:.2f}s; "
@@ -118,7 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             for key, values in times.items():
                 median = statistics.median(values)
-                print(f"  {labels[key]:<32} {median:8.3f} s  {median / bound:6.3f} x bound")
+                print(
+                    f"  {labels[key]:<32} {median:8.3f} s  {median / bound:6.3f} x bound  "
+                    f"(CPU {statistics.median(cpu[key]):.2f} s)"
+                )
     finally:
         admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         admin.close()

@@ -18,6 +18,7 @@ from proctor.cli.run_early import starts_early
         (["run", "--no-capture", "--", "--framework"], None),
         (["run", "-s", "--"], False),
         (["run", "-x", "--maxfail", "3", "--ff"], True),  # the controller's business
+        (["run", "-j", "1", "--queue", "pipeline-7"], True),  # a build's job: the same worker
         (["run", "-k", "slow"], None),
         (["run", "--framework", "unittest"], None),
         (["run", "--test-path=tests"], None),

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Callable, Iterable
 
 import pytest
 
+from proctor.runner.controller import Controller
 from proctor.runner.history import RecordsHistory
 from proctor.runner.options import RunOptions
 from proctor.runner.protocol import RunTests
-from proctor.runner.schedule import NOMINAL_DURATION, WorkQueue, locality_key, plan_units
-from proctor.testing import FakeTest
+from proctor.runner.schedule import (
+    NOMINAL_DURATION,
+    Batch,
+    Plan,
+    WorkQueue,
+    WorkSource,
+    locality_key,
+    plan_units,
+)
+from proctor.testing import FakeBackend, FakeTest
+from proctor.wire.record import TestRecord
 from tests.runner.controller_support import passing, run_fake
 
 
@@ -256,3 +267,55 @@ def test_run_options_refuse_a_group_regex_that_does_not_compile() -> None:
 
     with pytest.raises(ConfigError, match=r"group_regex: '\(a' is not a valid regular expression"):
         RunOptions(group_regex="(a")
+
+
+class _HeldElsewhere:
+    """A work source whose tests are held elsewhere (another job of a build, say)
+    until :meth:`arrive`, which wakes the controller; it never asks to be polled."""
+
+    def __init__(self, plan: Plan, wake: Callable[[], None]) -> None:
+        self._queue = WorkQueue(plan)
+        self._wake = wake
+        self._here = False
+        self.expected = self._queue.expected
+        self.count = self._queue.count
+
+    def __bool__(self) -> bool:
+        return bool(self._queue)
+
+    def estimate(self, test_id: str) -> float:
+        return self._queue.estimate(test_id)
+
+    def take(self, workers: int) -> Batch | None:
+        return self._queue.take(workers) if self._here else None
+
+    def put_back(self, ids: Iterable[str]) -> None:
+        self._queue.put_back(ids)
+
+    def clear(self) -> list[str]:
+        return self._queue.clear()
+
+    def wake_at(self, now: float) -> float | None:
+        return None
+
+    def arrive(self) -> None:
+        self._here = True
+        self._wake()
+
+
+def test_a_work_source_wakes_the_controller_when_work_arrives_from_elsewhere() -> None:
+    backend = FakeBackend(passing(6))
+    sources: list[_HeldElsewhere] = []
+
+    def work(
+        plan: Plan, report: Callable[[TestRecord], None], wake: Callable[[], None]
+    ) -> WorkSource:
+        sources.append(_HeldElsewhere(plan, wake))
+        return sources[0]
+
+    backend.schedule(5.0, lambda: sources[0].arrive())  # (the fake's clock: no waiting)
+    # Without the wake-up the fake backend would find the controller waiting for
+    # nothing, forever, and say so.
+    result = Controller(backend, RunOptions(concurrency=2), work=work).run()
+    assert result.ran == 6
+    assert backend.now() >= 5.0

@@ -4,6 +4,7 @@ driving a controller on fake workers, over a real PostgreSQL queue."""
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -107,6 +108,45 @@ def test_a_job_waits_while_others_hold_tests_and_asks_again(
     assert back.ids
 
 
+def test_a_waiting_job_asks_again_when_the_first_lease_of_another_runs_out(
+    queues: Callable[..., BuildQueue],
+) -> None:
+    other = fleet(queues("other", lease_s=2.0))
+    mine = fleet(queues("mine"), poll_s=30.0)
+    while other.take(workers=1):
+        pass
+    assert mine.take(workers=1) is None
+    wake = mine.wake_at(100.0)
+    assert wake is not None
+    assert wake <= 102.1  # not the 30 s poll: when the other job's leases run out
+
+
+def test_a_job_with_nothing_to_claim_marks_each_test_done_and_the_last_wakes_the_others(
+    queues: Callable[..., BuildQueue],
+) -> None:
+    woken = threading.Event()
+    waiting_keeper = LeaseKeeper(queues("waiting"), interval=600, on_notice=woken.set)
+    waiting = fleet(queues("waiting"), settle=waiting_keeper.promptly)
+    working_keeper = LeaseKeeper(queues("working"), interval=600)
+    working = fleet(queues("working"), settle=working_keeper.promptly)
+    batches = []
+    while batch := working.take(workers=1):
+        batches.append(batch)
+    assert not working  # nothing more to take: what it holds, its workers finish
+    assert waiting.take(workers=1) is None  # the others hold every test: it waits
+    assert waiting  # (not finished)
+    for batch in batches:
+        for test_id in batch.ids:
+            working_keeper.finished(TestRecord(test_id, Status.SUCCESS, None, 0, 1))
+    # Marked done as they finish (not at the next renewal, ten minutes away), and
+    # the last one wakes the waiting job.
+    assert woken.wait(30)
+    assert waiting.take(workers=1) is None
+    assert not waiting  # the build is finished
+    working_keeper.close()
+    waiting_keeper.close()
+
+
 def test_an_abandoned_test_is_reported_failed_not_run(queues: Callable[..., BuildQueue]) -> None:
     for attempt in range(2):
         # A lease long enough to outlast the claiming (or the job would give up on
@@ -132,9 +172,9 @@ def test_a_controller_runs_its_share_and_marks_it_done(queues: Callable[..., Bui
     done_queue = queues("job")
     keeper = LeaseKeeper(queues("job"))
 
-    def work(p: Plan, report: Callable[[TestRecord], None]) -> WorkSource:
+    def work(p: Plan, report: Callable[[TestRecord], None], wake: Callable[[], None]) -> WorkSource:
         done_queue.join(planned_order(p), revision="r", environment="e")
-        return FleetQueue(done_queue, p, report, settle=keeper.flush)
+        return FleetQueue(done_queue, p, report, settle=keeper.promptly)
 
     tests = [FakeTest(test_id, duration=0.5) for test_id in IDS]
     result = Controller(

@@ -4,6 +4,7 @@ abandoned culprits, and the checks a joining job must pass."""
 
 from __future__ import annotations
 
+import selectors
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -80,6 +81,75 @@ def test_batches_shrink_and_late_jobs_just_take_less(jobs: Callable[..., BuildQu
     assert sizes == sorted(sizes, reverse=True)
     assert sizes[-1] == 1
     assert queue.state().finished
+
+
+def test_batches_shrink_with_the_time_still_claimable_not_with_what_is_marked_done(
+    jobs: Callable[..., BuildQueue],
+) -> None:
+    # A job marks its tests done late (in batches, off the results' path): what it
+    # holds must not keep the batches big, or every job holds a big one at the end.
+    queue = jobs("job-1")
+    join(queue)
+    sizes = []
+    while claim := queue.claim(workers=1):
+        sizes.append(len(claim.ids))
+    assert sum(sizes) == 100
+    assert sizes[0] == 6  # 100 s claimable / (4 batches x 4 workers at least) = 6.25 s
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[-1] == 1
+
+
+def test_batches_are_sized_for_the_workers_every_job_registers(
+    jobs: Callable[..., BuildQueue],
+) -> None:
+    plan = [(f"tests.test_m.T.test_{n:03}", 0.25) for n in range(400)]
+    queues = [jobs(f"job-{n}") for n in range(6)]
+    for queue in queues:
+        join(queue, plan)
+    taken = sum(len(queue.claim(workers=4).ids) for queue in queues)  # 24 workers in all
+    first = queues[0]
+    # (400 - taken) x 0.25 s / (4 batches x 24 workers), in tests of 0.25 s
+    assert len(first.claim(workers=4).ids) == (400 - taken) // 96
+    for queue in queues[1:]:
+        queue.give_back()  # stopped: their workers no longer count
+    # 4 workers registered now, counted as at least 4 x 4 (more jobs may yet come)
+    assert len(first.claim(workers=4).ids) == first.state().queued // 64
+
+
+def test_the_job_that_finishes_the_build_or_gives_tests_back_wakes_the_waiting_ones(
+    jobs: Callable[..., BuildQueue],
+) -> None:
+    waiting, working = jobs("waiting"), jobs("working")
+    join(waiting)
+    join(working)
+    waiting.listen()
+    held: list[str] = []
+    while claim := working.claim(workers=100):
+        held += claim.ids
+    assert not waiting.claim(workers=1)
+    assert working.give_back(held[:1]) == 1
+    assert _woken(waiting)
+    assert waiting.claim(workers=1).ids == (held[0],)
+    assert waiting.done(held[:1], notify=True) == set(held[:1])
+    assert working.done(held[1:-1], notify=True) == set(held[1:-1])
+    assert not _woken(waiting, wait=0.2)  # tests are still held: nothing to ask again
+    assert working.done(held[-1:], notify=True) == set(held[-1:])
+    assert _woken(waiting)  # the last result: the build is finished
+    assert waiting.state().finished
+
+
+def _woken(queue: BuildQueue, wait: float = 10.0) -> bool:
+    """Whether a notification reaches ``queue`` within ``wait`` seconds."""
+    if queue.notified():
+        return True
+    with selectors.DefaultSelector() as selector:
+        selector.register(queue.fileno(), selectors.EVENT_READ)
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            selector.select(left)
+            if queue.notified():
+                return True
+    return False
 
 
 def test_concurrent_claims_never_hand_out_a_test_twice(jobs: Callable[..., BuildQueue]) -> None:

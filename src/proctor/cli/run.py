@@ -264,11 +264,11 @@ def _path(value: str | None) -> Path | None:
 
 def _check_pytest_options(args: RunArgs, config: Config) -> None:
     """pytest-only options on a suite that certainly runs under unittest: exit 2."""
-    from proctor.runner.worker.framework import detect_framework
-
     given = args.pytest.only_pytest
     if not given or (config.framework == "auto" and config.test_path is None):
         return  # auto without a test_path may still turn out to be pytest (the worker decides)
+    from proctor.runner.worker.framework import detect_framework
+
     if detect_framework(config.framework, config.root, config.test_path) == "unittest":
         raise UsageProblem(
             f"{', '.join(given)}: pytest's options, but this project's tests run under "

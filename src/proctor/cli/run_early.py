@@ -41,6 +41,7 @@ _WITH_VALUE = frozenset(
         "--repository",
         "--maxfail",
         "--shard",
+        "--queue",
     }
 )
 """Options of ``proctor run`` that take a value and do not concern the workers."""

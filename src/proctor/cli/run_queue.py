@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from proctor.config import Config
     from proctor.runner.fleet import LeaseKeeper
     from proctor.runner.schedule import Plan, WorkSource
+    from proctor.store.build_queue import BuildQueue
     from proctor.wire.record import TestRecord
 
 __all__ = ["BuildJob", "check_queue", "join_build", "queue_option", "queue_properties"]
@@ -96,32 +97,37 @@ def queue_properties(args: RunArgs, job: str | None) -> dict[str, str]:
 @dataclass
 class BuildJob:
     """This job's connection to the build: the work source's factory for the
-    run, the record sink marking tests done, and what to close afterwards."""
+    run, the record sink marking tests done, and what to close afterwards.
+
+    ``queue`` is the connection :func:`join_build` opened (claims use it);
+    ``identity`` gives the revision and environment every job must share,
+    worked out on a thread while the run starts (git and the installed
+    distributions take a while)."""
 
     build: str
     job: str
     url: str
-    revision: str
-    environment: str
+    queue: BuildQueue
+    identity: Callable[[], tuple[str, str]]
     lease_s: float = 60.0
     keeper: LeaseKeeper | None = None
     source: WorkSource | None = None
 
-    def work(self, plan: Plan, report: Callable[[TestRecord], None]) -> WorkSource:
+    def work(
+        self, plan: Plan, report: Callable[[TestRecord], None], wake: Callable[[], None]
+    ) -> WorkSource:
         """Join the build (filling its queue when first) and take from it."""
         from proctor.runner.fleet import FleetQueue, LeaseKeeper, planned_order
         from proctor.store.build_queue import BuildQueue
 
-        queue = BuildQueue(self.url, self.build, self.job, lease_s=self.lease_s)
-        first = queue.join(
-            planned_order(plan), revision=self.revision, environment=self.environment
-        )
+        revision, environment = self.identity()
+        first = self.queue.join(planned_order(plan), revision=revision, environment=environment)
         if first:
             click.echo(f"proctor: build {self.build}: queued its tests", err=True)
         self.keeper = keeper = LeaseKeeper(
-            BuildQueue(self.url, self.build, self.job, lease_s=self.lease_s)
+            BuildQueue(self.url, self.build, self.job, lease_s=self.lease_s), on_notice=wake
         )
-        self.source = FleetQueue(queue, plan, report, settle=keeper.flush)
+        self.source = FleetQueue(self.queue, plan, report, settle=keeper.promptly)
         return self.source
 
     def finished(self, record: TestRecord) -> None:
@@ -131,19 +137,20 @@ class BuildJob:
     def close(self) -> None:
         """Stop renewing; a queue that could not be reached meanwhile is a note
         (this job's leases run out and other jobs take what it had not finished)."""
-        if self.keeper is None:
-            return
         from proctor.store.errors import StoreError
 
         keeper, self.keeper = self.keeper, None
         try:
-            keeper.close()
+            if keeper is not None:
+                keeper.close()
         except StoreError as error:
             click.echo(
                 f"proctor: build {self.build}: lost the queue ({error}); other jobs take "
                 "the tests this one had not finished when its leases run out",
                 err=True,
             )
+        finally:
+            self.queue.close()
 
 
 def join_build(args: RunArgs, config: Config) -> BuildJob | None:
@@ -152,16 +159,9 @@ def join_build(args: RunArgs, config: Config) -> BuildJob | None:
     if args.queue is None:
         return None
     from proctor.cli.run_args import UsageProblem
-    from proctor.runner.remote import identity
     from proctor.store.build_queue import BuildQueue
     from proctor.store.errors import StoreError
 
-    url = config.repository_url
-    try:
-        BuildQueue(url, args.queue, "check").close()  # the URL, the server, the build id
-    except StoreError as error:
-        raise UsageProblem(str(error)) from None
-    mine = identity(str(config.root))
     lease = os.environ.get("PROCTOR_LEASE_SECONDS", "")
     try:
         lease_s = float(lease) if lease else LEASE_SECONDS
@@ -172,4 +172,40 @@ def join_build(args: RunArgs, config: Config) -> BuildJob | None:
             f"PROCTOR_LEASE_SECONDS={lease!r}: give the seconds a job may go silent before "
             "its tests go to another job (0.1 to 3600; default 60)"
         )
-    return BuildJob(args.queue, job_name(), url, mine.revision, mine.environment, lease_s)
+    identity = _meanwhile(str(config.root))
+    url = config.repository_url
+    name = job_name()
+    try:
+        queue = BuildQueue(url, args.queue, name, lease_s=lease_s)  # the URL, the server, the id
+    except StoreError as error:
+        raise UsageProblem(str(error)) from None
+    return BuildJob(args.queue, name, url, queue, identity, lease_s)
+
+
+def _meanwhile(root: str) -> Callable[[], tuple[str, str]]:
+    """The revision and environment of this job
+    (:func:`proctor.runner.job_identity.job_identity`), worked out on a thread
+    while the run starts (git takes a while): the returned callable waits for them."""
+    import threading
+
+    from proctor.runner.job_identity import job_identity
+
+    found: list[tuple[str, str]] = []
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            found.append(job_identity(root))
+        except BaseException as error:  # raised again where it is wanted
+            failed.append(error)
+
+    thread = threading.Thread(target=work, name="proctor-identity", daemon=True)
+    thread.start()
+
+    def result() -> tuple[str, str]:
+        thread.join()
+        if failed:
+            raise failed[0]
+        return found[0]
+
+    return result

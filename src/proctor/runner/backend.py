@@ -32,6 +32,7 @@ __all__ = [
     "Results",
     "StdinLine",
     "StdinSource",
+    "Wake",
     "WorkerBackend",
     "WorkerHandle",
 ]
@@ -89,7 +90,13 @@ class StdinLine:
     data: bytes
 
 
-Message = Results | Output | Exited | Interrupted | StdinLine
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Look at the work source again now (posted from another thread: a build's
+    shared queue may have work again, or be finished)."""
+
+
+Message = Results | Output | Exited | Interrupted | StdinLine | Wake
 
 
 class WorkerHandle(Protocol):

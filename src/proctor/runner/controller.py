@@ -44,6 +44,7 @@ message from the backend goes to the part it concerns.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 from proctor.events.collector import RecordCollector
@@ -56,6 +57,7 @@ from proctor.runner.backend import (
     Results,
     StdinLine,
     StdinSource,
+    Wake,
     WorkerBackend,
 )
 from proctor.runner.debugging import DebugDesk
@@ -112,6 +114,8 @@ class Controller:
         self._options = options
         self._on_idle = on_idle
         self._last_tick = 0.0
+        self._running = False
+        self._wakeable = threading.Lock()  # see _wake
         wanted = 1 if options.ordered else max(options.concurrency, 1)
         self._state = state = RunState.new(options.seed, wanted)
         self._desk = desk = DebugDesk(reporter if reporter is not None else NullReporter(), stdin)
@@ -143,6 +147,7 @@ class Controller:
             halt=stop.halt,
             work=work,
             report=tally.record,
+            wake=self._wake,
         )
         self._exits = ExitJudge(
             state,
@@ -166,6 +171,21 @@ class Controller:
     # -- the run --------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        self._running = True
+        try:
+            return self._run()
+        finally:
+            with self._wakeable:
+                self._running = False
+
+    def _wake(self) -> None:
+        """Look at the work source again now (any thread); nothing once the run is
+        over (its backend may be closed by then)."""
+        with self._wakeable:
+            if self._running:
+                self._backend.post(Wake())
+
+    def _run(self) -> RunResult:
         backend = self._backend
         state = self._state
         pool = self._pool
@@ -247,6 +267,7 @@ class Controller:
             self._stop.interrupt(message)
         elif isinstance(message, StdinLine):
             self._desk.line(message.data, self._backend.now())
+        # Wake: nothing to do but what the loop does after every message (dispatch).
 
     def _on_output(self, slot: Slot, data: bytes) -> None:
         """What a worker process wrote itself (not a test's captured output)."""

@@ -51,6 +51,7 @@ class Listing:
         halt: Callable[[str], None],
         work: WorkFactory = own_queue,
         report: Callable[[TestRecord], None] | None = None,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self._state = state
         self._options = options
@@ -61,6 +62,7 @@ class Listing:
         self._halt = halt
         self._work = work
         self._report = report if report is not None else (lambda record: None)
+        self._wake = wake
         self.listed: list[str] = []
         self._digest: tuple[int, str] | None = None  # the lister's worker and ids digest
         self._ready_counts: dict[int, int] = {}  # worker -> tests its `ready` announced
@@ -191,7 +193,7 @@ class Listing:
             pool.stop_all(StopReason.QUIT)
             return
         plan = chosen.plan
-        state.queue = self._work(plan, self._report)
+        state.queue = self._work(plan, self._report, self._wake)
         pool.wanted = min(pool.wanted, len(ids))
         progress = state.progress
         progress.total = len(ids)

@@ -284,9 +284,11 @@ class WorkSource(Protocol):
         is not empty (work held elsewhere may come back); None: no need."""
 
 
-WorkFactory = Callable[[Plan, Callable[[TestRecord], None]], WorkSource]
-"""Makes a run's work source from its plan; the callable given with it reports
-a test as finished without running it (a culprit another job gave up on)."""
+WorkFactory = Callable[[Plan, Callable[[TestRecord], None], Callable[[], None]], WorkSource]
+"""Makes a run's work source from its plan. The first callable given with it
+reports a test as finished without running it (a culprit another job gave up
+on); the second makes the controller ask the source again at once (from any
+thread: work held elsewhere came back, or the build is finished)."""
 
 
 class WorkQueue:
@@ -384,6 +386,8 @@ class WorkQueue:
         return None
 
 
-def own_queue(plan: Plan, report: Callable[[TestRecord], None]) -> WorkSource:
+def own_queue(
+    plan: Plan, report: Callable[[TestRecord], None], wake: Callable[[], None]
+) -> WorkSource:
     """The default work source: the run's own :class:`WorkQueue`."""
     return WorkQueue(plan)

@@ -20,11 +20,17 @@ How the rows move, and why:
 * **Attempts are counted.** A row whose lease ran out ``max_attempts`` times
   (its jobs keep dying on it) is *abandoned*: handed once more, as a culprit to
   report, never retried forever.
-* **Batches shrink.** A claim takes about ``1 / (4 x workers x jobs)`` of the
-  expected time still queued (at least one test; ``jobs`` is the jobs holding
-  tests, at least :data:`ASSUMED_JOBS`, since the first job claims before the
-  others arrive), so early batches are big (few round trips) and the last ones
-  small (jobs finish together). A late job just takes less.
+* **Batches shrink.** A claim takes about ``1 / (4 x workers)`` of the expected
+  time still claimable, longest first (the queue's order), at least one test;
+  ``workers`` is the build's: each job registers its own on its first claim, and
+  they count at least :data:`ASSUMED_JOBS` times the claiming job's, since the
+  first job claims before the others arrive. Early batches are big (few round
+  trips), the last ones small, so the jobs run dry together and no job is left
+  holding a long test at the end. A late job just takes less.
+* **Wake-ups, not polls.** The job whose results finish the build, and a job
+  that gives tests back, say so with ``NOTIFY`` on the build's channel; the
+  jobs waiting on the others listen on it (:meth:`BuildQueue.listen`) and
+  ask again at once (a lease that runs out, they wait for by the clock).
 * **Joining checks.** The build row records the revision, the environment and a
   digest of the selected ids; a job that differs is refused with what differs,
   so one build never mixes two versions of the code or two selections.
@@ -55,9 +61,13 @@ __all__ = [
 _SCHEMA_LOCK = 0x70717565  # "pque": taken while creating the tables
 BATCHES_PER_WORKER = 4
 ASSUMED_JOBS = 4
-"""Batches are sized for at least this many jobs: the first job claims before the
-others have arrived, and a batch sized for it alone would hold the longest tests
-on one worker (measured: 1.12x the bound for four jobs, against 1.03x local)."""
+"""Batches are sized for at least this many times the claiming job's workers: the
+first job claims before the others have registered theirs, and a batch sized for
+it alone would hold the longest tests on one worker. More jobs than this are
+counted as they register (on their first claim)."""
+MIN_CLAIM_SECONDS = 0.05
+"""Expected seconds below which a batch is not made smaller (each claim is a round
+trip to the database; a worker's next batch is claimed before it runs dry)."""
 CLAIM_TRIES = 20
 """Claims tried before giving up for now: each passes over the rows the one before
 found taken (the caller asks again later; nothing is lost)."""
@@ -86,13 +96,27 @@ _SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS build_queue_items_open "
     "ON build_queue_items (build, seq) WHERE state < 2",
+    """CREATE TABLE IF NOT EXISTS build_queue_jobs (
+        build TEXT NOT NULL REFERENCES build_queues (build) ON DELETE CASCADE,
+        job TEXT NOT NULL,
+        workers INTEGER NOT NULL,
+        PRIMARY KEY (build, job)
+    )""",
 )
+_NEWEST_TABLE = "build_queue_jobs"  # absent: the tables are created (or completed)
 
 QUEUED, LEASED, DONE, ABANDONED = 0, 1, 2, 3
 
 
 class BuildMismatch(StoreError):
     """A job that differs from the build it joins (revision, environment, selection)."""
+
+
+def _channel(build: str) -> str:
+    """The build's ``LISTEN``/``NOTIFY`` channel (an identifier: a digest of the id)."""
+    return (
+        "proctor_queue_" + hashlib.sha256(build.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    )
 
 
 def selection_digest(test_ids: Iterable[str]) -> str:
@@ -160,6 +184,7 @@ class BuildQueue:
         self.job = job
         self.lease_s = lease_s
         self.max_attempts = max_attempts
+        self._registered: int | None = None  # the workers this job registered
         self._conn = _connect(url, connect_timeout)
         self._ensure_tables()
 
@@ -224,9 +249,10 @@ class BuildQueue:
     # -- claiming and finishing ------------------------------------------------------
 
     def claim(self, workers: int) -> Claim:
-        """The next batch for this job's ``workers``: about a 1 / (4 x workers x
-        jobs) share of the expected time still queued, at least one test (``jobs``:
-        the jobs holding tests, at least :data:`ASSUMED_JOBS`).
+        """The next batch for this job's ``workers``: about a 1 / (4 x the build's
+        workers) share of the expected time still claimable, longest first, at
+        least one test (the build's workers: every job's, as registered, and at
+        least :data:`ASSUMED_JOBS` times this job's).
 
         The batch is chosen from the first claimable rows read without locks, and
         only the chosen rows are locked (``SKIP LOCKED``): a claim never holds
@@ -242,64 +268,74 @@ class BuildQueue:
 
     def _claim_once(self, workers: int, contended: list[int]) -> Claim | None:
         """A claim, or None when every row chosen was taken meanwhile (those rows
-        are added to ``contended``, which the next try passes over)."""
-        with self._transaction() as cur:
+        are added to ``contended``, which the next try passes over).
+
+        Two statements, each atomic on its own (no transaction round trips: a
+        claim is on the way of a worker's next batch): the first reads, the second
+        locks what is still claimable of the chosen rows and takes it."""
+        workers = max(1, workers)
+        with self._statements() as cur:
+            if self._registered != workers:
+                cur.execute(
+                    "INSERT INTO build_queue_jobs (build, job, workers) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (build, job) DO UPDATE SET workers = EXCLUDED.workers",
+                    (self.build, self.job, workers),
+                )
+                self._registered = workers
+            # The first claimable rows, the expected seconds of all of them (the
+            # window is computed before the LIMIT) and the build's workers.
             rows = cur.execute(
-                "SELECT seq, test, expected, attempts, state FROM build_queue_items "
+                "SELECT seq, test, expected, attempts, state, sum(expected) OVER (), "
+                "(SELECT sum(workers) FROM build_queue_jobs WHERE build = %s) "
+                "FROM build_queue_items "
                 "WHERE build = %s AND state < 2 "
                 "AND (state = 0 OR lease_until < clock_timestamp()) AND seq <> ALL(%s) "
                 "ORDER BY seq LIMIT %s",
-                (self.build, contended, MAX_CLAIM_ROWS),
+                (self.build, self.build, contended, MAX_CLAIM_ROWS),
             ).fetchall()
             if not rows:
                 return Claim((), ())
-            left, others = cur.execute(
-                "SELECT coalesce(sum(expected), 0), "
-                "count(DISTINCT holder) FILTER (WHERE holder <> %s) "
-                "FROM build_queue_items WHERE build = %s AND state < 2",
-                (self.job, self.build),
-            ).fetchone()
-            jobs = max(ASSUMED_JOBS, others + 1)  # the others and this one
-            target = float(left) / (BATCHES_PER_WORKER * max(1, workers) * jobs)
-            chosen: dict[int, tuple[str, float, bool]] = {}
+            left, registered = float(rows[0][5]), int(rows[0][6] or 0)
+            build_workers = max(registered, ASSUMED_JOBS * workers)
+            target = max(left / (BATCHES_PER_WORKER * build_workers), MIN_CLAIM_SECONDS)
+            chosen: dict[int, tuple[str, float]] = {}
             total = 0.0
-            for seq, test_id, expected, attempts, state in rows:
+            for seq, test_id, expected, attempts, state, _, _ in rows:
                 culprit = state == LEASED and attempts >= self.max_attempts
                 if not culprit and chosen and total + expected > target:
                     break
-                chosen[seq] = (test_id, expected, culprit)
+                chosen[seq] = (test_id, expected)
                 total += 0.0 if culprit else expected
-            locked = cur.execute(
-                "SELECT seq, state, attempts FROM build_queue_items "
-                "WHERE build = %s AND seq = ANY(%s) "
-                "AND state < 2 AND (state = 0 OR lease_until < clock_timestamp()) "
-                "ORDER BY seq FOR UPDATE SKIP LOCKED",
-                (self.build, list(chosen)),
+            # Judged on the rows as locked: one given back meanwhile is no culprit
+            # (the expressions of SET read the row before the update).
+            took = cur.execute(
+                "UPDATE build_queue_items AS item SET "
+                "state = CASE WHEN item.state = 1 AND item.attempts >= %(max)s "
+                "THEN 3 ELSE 1 END, "
+                "holder = %(job)s, "
+                "attempts = item.attempts + CASE WHEN item.state = 1 "
+                "AND item.attempts >= %(max)s THEN 0 ELSE 1 END, "
+                "lease_until = CASE WHEN item.state = 1 AND item.attempts >= %(max)s "
+                "THEN NULL ELSE clock_timestamp() + make_interval(secs => %(lease)s) END "
+                "FROM (SELECT seq FROM build_queue_items "
+                "WHERE build = %(build)s AND seq = ANY(%(chosen)s) AND state < 2 "
+                "AND (state = 0 OR lease_until < clock_timestamp()) "
+                "ORDER BY seq FOR UPDATE SKIP LOCKED) AS locked "
+                "WHERE item.build = %(build)s AND item.seq = locked.seq "
+                "RETURNING item.seq, item.state",
+                {
+                    "max": self.max_attempts,
+                    "job": self.job,
+                    "lease": self.lease_s,
+                    "build": self.build,
+                    "chosen": list(chosen),
+                },
             ).fetchall()
-            if not locked:
-                contended.extend(chosen)
-                return None
-            # Judged again on the locked rows: one given back meanwhile is no culprit.
-            culprits = {
-                seq
-                for seq, state, attempts in locked
-                if state == LEASED and attempts >= self.max_attempts
-            }
-            abandoned = [seq for seq, _, _ in locked if seq in culprits]
-            taken = [seq for seq, _, _ in locked if seq not in culprits]
-            if abandoned:
-                cur.execute(
-                    "UPDATE build_queue_items SET state = 3, holder = %s, lease_until = NULL "
-                    "WHERE build = %s AND seq = ANY(%s)",
-                    (self.job, self.build, abandoned),
-                )
-            if taken:
-                cur.execute(
-                    "UPDATE build_queue_items SET state = 1, holder = %s, attempts = attempts + 1, "
-                    "lease_until = clock_timestamp() + make_interval(secs => %s) "
-                    "WHERE build = %s AND seq = ANY(%s)",
-                    (self.job, self.lease_s, self.build, taken),
-                )
+        if not took:
+            contended.extend(chosen)
+            return None
+        taken = sorted(seq for seq, state in took if state == LEASED)
+        abandoned = sorted(seq for seq, state in took if state == ABANDONED)
         return Claim(
             tuple(chosen[seq][0] for seq in taken),
             tuple(chosen[seq][1] for seq in taken),
@@ -318,9 +354,10 @@ class BuildQueue:
             )
             return int(cur.rowcount)
 
-    def done(self, test_ids: Sequence[str]) -> set[str]:
+    def done(self, test_ids: Sequence[str], *, notify: bool = False) -> set[str]:
         """Mark these tests done; the ones this job still held (the others' results
-        came second: another job took them over when this job's lease ran out)."""
+        came second: another job took them over when this job's lease ran out).
+        ``notify``: when that finishes the build, wake the jobs waiting on it."""
         if not test_ids:
             return set()
         with self._transaction() as cur:
@@ -330,12 +367,21 @@ class BuildQueue:
                 "RETURNING test",
                 (self.build, self.job, list(test_ids)),
             ).fetchall()
+            if notify and rows:
+                (finished,) = cur.execute(
+                    "SELECT NOT EXISTS (SELECT 1 FROM build_queue_items "
+                    "WHERE build = %s AND state < 2)",
+                    (self.build,),
+                ).fetchone()
+                if finished:
+                    self._notify(cur)
         return {test_id for (test_id,) in rows}
 
     def give_back(self, test_ids: Sequence[str] | None = None) -> int:
-        """Return tests this job holds (all of them by default) to the queue, for
-        another worker or job: a stopped job gives its work back at once rather
-        than when its leases run out. How many went back."""
+        """Return tests this job holds (all of them by default: the job stops, and
+        no longer counts among the build's workers) to the queue, for another worker
+        or job: a stopped job gives its work back at once rather than when its
+        leases run out. How many went back; the waiting jobs are woken to take them."""
         with self._transaction() as cur:
             if test_ids is None:
                 cur.execute(
@@ -343,13 +389,49 @@ class BuildQueue:
                     "WHERE build = %s AND holder = %s AND state = 1",
                     (self.build, self.job),
                 )
+                count = int(cur.rowcount)
+                cur.execute(
+                    "DELETE FROM build_queue_jobs WHERE build = %s AND job = %s",
+                    (self.build, self.job),
+                )
+                self._registered = None
             else:
                 cur.execute(
                     "UPDATE build_queue_items SET state = 0, holder = NULL, lease_until = NULL "
                     "WHERE build = %s AND holder = %s AND state = 1 AND test = ANY(%s)",
                     (self.build, self.job, list(test_ids)),
                 )
-            return int(cur.rowcount)
+                count = int(cur.rowcount)
+            if count:
+                self._notify(cur)
+            return count
+
+    # -- waking the waiting jobs -----------------------------------------------------
+
+    def listen(self) -> None:
+        """Receive the build's notifications on this connection (see :meth:`notified`)."""
+        with self._transaction() as cur:
+            cur.execute(f'LISTEN "{_channel(self.build)}"')
+
+    def fileno(self) -> int:
+        """The connection's socket: readable when a notification may have come."""
+        return int(self._conn.fileno())
+
+    def notified(self) -> bool:
+        """Whether a notification came since the last call (read now, without waiting;
+        also those read meanwhile by other queries on this connection)."""
+        import psycopg
+
+        try:
+            return any(True for _ in self._conn.notifies(timeout=0))
+        except psycopg.Error as error:
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise StoreUnavailable(
+                f"the build queue {self.build!r} failed: {detail or type(error).__name__}"
+            ) from None
+
+    def _notify(self, cur: Any) -> None:
+        cur.execute("SELECT pg_notify(%s, '')", (_channel(self.build),))
 
     def state(self) -> QueueState:
         with self._transaction() as cur:
@@ -382,7 +464,7 @@ class BuildQueue:
 
     def _ensure_tables(self) -> None:
         with self._transaction() as cur:
-            exists = cur.execute("SELECT to_regclass('build_queue_items') IS NOT NULL").fetchone()[
+            exists = cur.execute("SELECT to_regclass(%s) IS NOT NULL", (_NEWEST_TABLE,)).fetchone()[
                 0
             ]
             if exists:
@@ -392,17 +474,22 @@ class BuildQueue:
                 cur.execute(statement)
 
     @contextmanager
-    def _transaction(self) -> Iterator[Any]:
+    def _statements(self) -> Iterator[Any]:
+        """A cursor whose statements each commit on their own (autocommit)."""
         import psycopg
 
         try:
-            with self._conn.transaction():
-                yield self._conn.cursor()
+            yield self._conn.cursor()
         except psycopg.Error as error:
             detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise StoreUnavailable(
                 f"the build queue {self.build!r} failed: {detail or type(error).__name__}"
             ) from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._statements() as cur, self._conn.transaction():
+            yield cur
 
 
 def _connect(url: str, connect_timeout: int) -> Any:
