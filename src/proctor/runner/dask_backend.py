@@ -37,6 +37,7 @@ import secrets
 import selectors
 import socket
 import ssl
+import threading
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from proctor.runner.backend import Exited, Message, Output, Results
+from proctor.runner.dask_launch import ClientLauncher, ClusterError, Launcher, agent_launcher
 from proctor.runner.protocol import Command, control_event, encode_command
 from proctor.runner.remote import (
     CAPTURE,
@@ -57,7 +59,6 @@ from proctor.runner.remote import (
     identity,
     keepalive,
     receive,
-    serve_remote,
 )
 from proctor.wire import v2
 
@@ -68,10 +69,6 @@ __all__ = ["ClusterError", "DaskBackend", "DaskWorker", "remote_argv"]
 
 LOST = 255
 """The exit status reported for a worker whose connection ended without one."""
-
-
-class ClusterError(Exception):
-    """The cluster cannot be used (not reachable, Dask not installed)."""
 
 
 def remote_argv(spec: WorkerSpec) -> list[str]:
@@ -94,10 +91,9 @@ class _Pending:
 class DaskWorker:
     """One remote worker, as the controller sees it (a ``WorkerHandle``)."""
 
-    def __init__(self, backend: DaskBackend, worker: int, future: Any) -> None:
+    def __init__(self, backend: DaskBackend, worker: int) -> None:
         self._backend = backend
         self._worker = worker
-        self.future = future
         self.pid: int | None = None
         self.host: str | None = None
         self.conn: socket.socket | None = None
@@ -142,7 +138,13 @@ class DaskWorker:
 
 
 class DaskBackend:
-    """Remote workers on a Dask cluster (see the module docstring)."""
+    """Remote workers on a Dask cluster (see the module docstring).
+
+    ``client``: a ``distributed.Client`` to place them with (not closed here);
+    otherwise one of its own, or, with ``agent_idle`` > 0, the warm agent for
+    ``cluster`` (:mod:`proctor.runner.dask_agent`, started if need be, to exit
+    after that many seconds unused; without it when none can be had).
+    """
 
     def __init__(
         self,
@@ -151,34 +153,36 @@ class DaskBackend:
         *,
         env: Mapping[str, str] | None = None,
         client: Any = None,
+        agent_idle: float = 0.0,
     ) -> None:
         from proctor.runner.spawn import discard_early
 
         discard_early()  # the worker started first thing would run here, not there
-        try:
-            import distributed
-        except ImportError:
-            raise ClusterError(
-                "--cluster needs Dask: pip install 'proctor[cluster]' (dask, distributed)"
-            ) from None
         self.spec = spec
-        self._own_client = client is None
-        Client: Any = distributed.Client
-        if client is None:
-            try:
-                if os.path.isfile(cluster):
-                    client = Client(scheduler_file=cluster, timeout=30)
-                else:
-                    client = Client(cluster, timeout=30)
-            except (OSError, TimeoutError, ValueError) as error:
-                raise ClusterError(f"cannot reach the Dask cluster {cluster}: {error}") from None
-        self.client = client
-        scheduler = str(client.scheduler.address)
+        self.closed = False
+        # Who this side is, found while the cluster is reached (git, the environment).
+        self._identity: Identity | None = None
+        self._identity_thread: threading.Thread | None = threading.Thread(
+            target=self._find_identity, name="proctor-identity", daemon=True
+        )
+        self._identity_thread.start()
+        launcher: Launcher | None = None
+        if client is not None:
+            launcher = ClientLauncher(client, own=False)
+        elif agent_idle > 0:
+            launcher = agent_launcher(cluster, agent_idle)
+        if launcher is None:
+            launcher = ClientLauncher.connect(cluster)
+        self._launcher = launcher
+        scheduler = launcher.scheduler
         scheme = urlsplit(scheduler).scheme
         self._tls: ssl.SSLContext | None = None
         if scheme == "tls":
-            listen = client.security.get_listen_args("client")
-            self._tls = listen.get("ssl_context")
+            try:
+                self._tls = launcher.listen_context()
+            except (ClusterError, OSError, ValueError) as error:
+                self.close()
+                raise ClusterError(f"the Dask cluster at {scheduler}: {error}") from None
             if self._tls is None:
                 self.close()
                 raise ClusterError(
@@ -193,7 +197,6 @@ class DaskBackend:
             )
         self._token = secrets.token_urlsafe(32)
         self._run = secrets.token_hex(4)
-        self.identity: Identity = identity(str(spec.root))
         host = _reachable_from(scheduler)
         self._listener = socket.create_server((host, 0))
         self._listener.setblocking(False)
@@ -206,26 +209,52 @@ class DaskBackend:
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._selector.register(self._wake_read, selectors.EVENT_READ, "wake")
-        self._inbox: deque[Message | tuple[int, Any]] = deque()
+        self._inbox: deque[Message | tuple[int, object]] = deque()
         self._workers: dict[int, DaskWorker] = {}
         self._pending: dict[socket.socket, _Pending] = {}
         self._ended: list[DaskWorker] = []  # connections to close once the exit is handled
         self.refused = 0
-        self.closed = False
+
+    @property
+    def identity(self) -> Identity:
+        """The controller's revision and environment (what every server must match)."""
+        thread, self._identity_thread = getattr(self, "_identity_thread", None), None
+        if thread is not None:
+            thread.join()
+        if self._identity is None:  # the thread failed: the error comes from here
+            self._identity = identity(str(self.spec.root))
+        return self._identity
+
+    @identity.setter
+    def identity(self, value: Identity) -> None:
+        self._identity_thread = None
+        self._identity = value
+
+    def _find_identity(self) -> None:
+        with contextlib.suppress(Exception):  # (asked again, in the open, if it fails)
+            self._identity = identity(str(self.spec.root))
 
     def slots(self) -> int:
         """Worker threads in the cluster now (one test server each, by default)."""
-        threads: dict[str, int] = self.client.nthreads()
-        return max(1, sum(threads.values()))
+        return max(1, self._launcher.slots())
 
     # -- WorkerBackend --------------------------------------------------------------------
 
     def prestart(self, count: int) -> None:
-        pass  # tasks are submitted by start(); Dask starts them as threads free up
+        """Submit servers 0 to ``count - 1`` now: they start on the cluster (and
+        import the suite there) while this process reads the history."""
+        for worker in range(count):
+            if worker not in self._workers:
+                self._submit(worker)
 
     def start(self, worker: int) -> DaskWorker:
-        future = self.client.submit(
-            serve_remote,
+        handle = self._workers.get(worker)
+        return handle if handle is not None else self._submit(worker)
+
+    def _submit(self, worker: int) -> DaskWorker:
+        handle = DaskWorker(self, worker)
+        self._workers[worker] = handle
+        args = (
             self.address,
             self._token,
             worker,
@@ -233,14 +262,14 @@ class DaskBackend:
             self._argv,
             self._env,
             self._tls is not None,
-            key=f"proctor-{self._run}-worker-{worker}",
-            pure=False,
-            retries=0,
         )
-        handle = DaskWorker(self, worker, future)
-        self._workers[worker] = handle
-        future.add_done_callback(lambda done: self.post_raw((worker, done)))
+        self._launcher.submit(
+            worker, f"proctor-{self._run}-worker-{worker}", args, self._task_ended
+        )
         return handle
+
+    def _task_ended(self, worker: int, payload: object) -> None:
+        self.post_raw((worker, payload))  # (from another thread)
 
     def wait(self, timeout: float | None) -> list[Message]:
         for handle in self._ended:  # the controller has handled their exits by now
@@ -265,7 +294,7 @@ class DaskBackend:
     def post(self, message: Message) -> None:
         self.post_raw(message)
 
-    def post_raw(self, item: Message | tuple[int, Any]) -> None:
+    def post_raw(self, item: Message | tuple[int, object]) -> None:
         self._inbox.append(item)  # deque.append is atomic: safe from threads and handlers
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_write, b"\0")
@@ -282,9 +311,6 @@ class DaskBackend:
         self.closed = True
         for handle in list(getattr(self, "_workers", {}).values()):
             self._disconnect(handle)
-            if handle.future is not None:
-                with contextlib.suppress(Exception):
-                    handle.future.cancel()
         for pending in list(getattr(self, "_pending", {}).values()):
             pending.conn.close()
         if hasattr(self, "_listener"):
@@ -292,9 +318,8 @@ class DaskBackend:
             self._listener.close()
             os.close(self._wake_read)
             os.close(self._wake_write)
-        if self._own_client:
-            with contextlib.suppress(Exception):
-                self.client.close()
+        if hasattr(self, "_launcher"):
+            self._launcher.close()  # cancels the tasks that have not ended
 
     # -- the connections ------------------------------------------------------------------
 
@@ -307,9 +332,7 @@ class DaskBackend:
             self._inbox.append(Output(handle.worker, output))
         self._inbox.append(Exited(handle.worker, returncode))
         self._ended.append(handle)
-        if handle.future is not None:
-            with contextlib.suppress(Exception):
-                handle.future.cancel()  # never run again elsewhere by Dask
+        self._launcher.cancel(handle.worker)  # never run again elsewhere by Dask
 
     def _disconnect(self, handle: DaskWorker) -> None:
         conn, handle.conn = handle.conn, None
@@ -435,18 +458,15 @@ class DaskBackend:
                     code = LOST
                 self.end(handle, code, b"")
 
-    def _task_done(self, worker: int, future: Any) -> None:
+    def _task_done(self, worker: int, payload: object) -> None:
         handle = self._workers.get(worker)
         if handle is None or handle.ended or handle.conn is not None:
             return  # the connection says how it ended
-        try:
-            outcome = future.exception(timeout=0)
-        except Exception as error:  # cancelled, or the client went away
-            outcome = error
-        if outcome is None:
+        failure = self._launcher.failure(payload)
+        if failure is None:
             self.end(handle, 1, b"proctor: the Dask task ended before its worker connected\n")
             return
-        text = f"proctor: the Dask task of worker {worker} failed: {outcome!r}\n"
+        text = f"proctor: the Dask task of worker {worker} failed: {failure}\n"
         self.end(handle, 1, text.encode())
 
 

@@ -126,8 +126,6 @@ def _git(root: str, *args: str) -> bytes | None:
 
 def identity(root: str) -> Identity:
     """The code revision of ``root`` and the environment of this interpreter."""
-    from importlib import metadata
-
     commit = _git(root, "rev-parse", "HEAD")
     if commit is None:
         revision = "(not a git checkout)"
@@ -136,6 +134,52 @@ def identity(root: str) -> Identity:
         diff = _git(root, "diff", "HEAD", "--no-ext-diff", "--binary")
         if diff:
             revision += "+dirty:" + hashlib.sha256(diff).hexdigest()[:12]
+    digest, python, packages = environment()
+    return Identity(revision, digest, python, packages)
+
+
+_environment: tuple[list[tuple[str, int]], tuple[str, str, int]] | None = None
+
+
+def environment() -> tuple[str, str, int]:
+    """This interpreter's environment: a digest of the Python version and every
+    installed distribution's version, the version, and how many distributions.
+
+    Reading every distribution's metadata costs 40-60 ms; the answer is kept, in
+    this process and in a file of the private runtime directory
+    (:func:`proctor.runner.runtime_dir.runtime_dir`), for as long as no directory
+    or file on ``sys.path`` has changed (installing, removing or upgrading a
+    distribution adds or removes an entry in its directory, which changes that
+    directory's modification time).
+    """
+    global _environment
+    stamp = _path_stamp()
+    if _environment is not None and _environment[0] == stamp:
+        return _environment[1]
+    cache = _environment_cache()
+    found = _read_environment(cache, stamp) if cache is not None else None
+    if found is None:
+        found = _compute_environment()
+        if cache is not None:
+            _write_environment(cache, stamp, found)
+    _environment = (stamp, found)
+    return found
+
+
+def _path_stamp() -> list[tuple[str, int]]:
+    stamp: list[tuple[str, int]] = []
+    for entry in sys.path:
+        path = os.path.abspath(entry or os.curdir)
+        try:
+            stamp.append((path, os.stat(path).st_mtime_ns))
+        except OSError:
+            stamp.append((path, -1))
+    return stamp
+
+
+def _compute_environment() -> tuple[str, str, int]:
+    from importlib import metadata
+
     names = sorted(
         {
             f"{dist.metadata['Name'] or ''}=={dist.version}".lower()
@@ -144,7 +188,43 @@ def identity(root: str) -> Identity:
     )
     python = f"{sys.implementation.name} {'.'.join(map(str, sys.version_info[:3]))}"
     digest = hashlib.sha256("\n".join([python, *names]).encode()).hexdigest()[:16]
-    return Identity(revision, digest, python, len(names))
+    return digest, python, len(names)
+
+
+def _environment_cache() -> str | None:
+    from proctor.runner.runtime_dir import runtime_dir
+
+    directory = runtime_dir()
+    if directory is None:
+        return None
+    key = hashlib.sha256(sys.executable.encode()).hexdigest()[:16]
+    return os.path.join(directory, f"environment-{key}.json")
+
+
+def _read_environment(path: str, stamp: list[tuple[str, int]]) -> tuple[str, str, int] | None:
+    try:
+        with open(path, encoding="utf-8") as file:
+            kept = json.load(file)
+        if [tuple(item) for item in kept["stamp"]] != stamp:
+            return None
+        return str(kept["digest"]), str(kept["python"]), int(kept["packages"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_environment(
+    path: str, stamp: list[tuple[str, int]], found: tuple[str, str, int]
+) -> None:
+    digest, python, packages = found
+    record = {"stamp": stamp, "digest": digest, "python": python, "packages": packages}
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as file:
+            json.dump(record, file)
+        os.replace(temporary, path)  # whole or not at all, whoever reads it
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
 
 
 def receive(conn: socket.socket) -> bytes:
@@ -280,9 +360,65 @@ def serve_remote(
     TLS with the Dask worker's own certificate (the cluster uses ``tls://``).
     Returns how it ended (for Dask's logs; the controller learns it through the
     connection).
+
+    The worker is started first, so that it imports the suite while this side
+    checks its revision and environment and is admitted; it gets no command
+    before that, and a server refused (or that cannot reach the controller)
+    kills it.
     """
     from proctor.runner.spawn import make_capture_dir, remove_capture_dir, spawn
 
+    capture_dir = make_capture_dir()
+
+    def command_line(commands: int, results: int) -> list[str]:
+        values = {
+            COMMANDS: f"--commands-fd={commands}",
+            RESULTS: f"--results-fd={results}",
+            CAPTURE: f"--capture-dir={capture_dir}",
+        }
+        return [sys.executable, *(values.get(part, part) for part in argv)]
+
+    spawned: Spawned | None = None
+    failure: OSError | None = None
+    try:
+        spawned = spawn(command_line, root, env)
+    except OSError as error:
+        failure = error
+    conn: socket.socket | None = None
+    try:
+        admitted = _admission(address, token, worker, root, tls)
+        if isinstance(admitted, str):
+            return admitted
+        conn, rest = admitted
+        if spawned is None:
+            said = f"proctor: cannot start a worker: {failure}\n".encode()
+            conn.sendall(encode_frame(b"O", said))
+            conn.sendall(encode_frame(b"X", b"1"))
+            return f"cannot start: {failure}"
+        running, spawned = spawned, None  # from here the bridge ends it
+        output = running.process.stdout
+        assert output is not None
+        try:
+            returncode = _Bridge(conn, running, rest).run(running.results, output.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(running.results)
+    finally:
+        if spawned is not None:
+            _discard(spawned)
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        remove_capture_dir(capture_dir)
+    return f"worker {worker} exited with {returncode}"
+
+
+def _admission(
+    address: tuple[str, int], token: str, worker: int, root: str, tls: bool
+) -> tuple[socket.socket, bytes] | str:
+    """Connect to the controller and be admitted: the connection and what came
+    after the controller's answer, or why not."""
     mine = identity(root)
     conn = socket.create_connection(address, timeout=60)
     keepalive(conn)
@@ -306,47 +442,37 @@ def serve_remote(
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }
-    conn.sendall(json.dumps(hello).encode() + b"\n")
     reply_bytes = bytearray()
-    while b"\n" not in reply_bytes and len(reply_bytes) < MAX_HELLO:
-        chunk = receive(conn)
-        if not chunk:
-            conn.close()
-            return "the controller closed the connection"
-        reply_bytes.extend(chunk)
-    line, _, rest = bytes(reply_bytes).partition(b"\n")
-    reply = json.loads(line)
+    try:
+        conn.sendall(json.dumps(hello).encode() + b"\n")
+        while b"\n" not in reply_bytes and len(reply_bytes) < MAX_HELLO:
+            chunk = receive(conn)
+            if not chunk:
+                conn.close()
+                return "the controller closed the connection"
+            reply_bytes.extend(chunk)
+        line, _, rest = bytes(reply_bytes).partition(b"\n")
+        reply = json.loads(line)
+    except BaseException:
+        conn.close()
+        raise
     if not reply.get("ok"):
         conn.close()
         return f"refused: {reply.get('reason')}"
-    capture_dir = make_capture_dir()
+    return conn, rest
 
-    def command_line(commands: int, results: int) -> list[str]:
-        values = {
-            COMMANDS: f"--commands-fd={commands}",
-            RESULTS: f"--results-fd={results}",
-            CAPTURE: f"--capture-dir={capture_dir}",
-        }
-        return [sys.executable, *(values.get(part, part) for part in argv)]
 
-    try:
-        spawned = spawn(command_line, root, env)
-    except OSError as error:
-        conn.sendall(encode_frame(b"O", f"proctor: cannot start a worker: {error}\n".encode()))
-        conn.sendall(encode_frame(b"X", b"1"))
-        conn.close()
-        remove_capture_dir(capture_dir)
-        return f"cannot start: {error}"
-    assert spawned.process.stdout is not None
-    try:
-        returncode = _Bridge(conn, spawned, rest).run(
-            spawned.results, spawned.process.stdout.fileno()
-        )
-    finally:
+def _discard(spawned: Spawned) -> None:
+    """End a worker that was started for nothing (refused; the controller gone)."""
+    from proctor.runner.leftovers import kill_tree
+
+    pid = spawned.process.pid
+    kill_tree(pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    spawned.process.wait()
+    for fd in (spawned.commands, spawned.results):
         with contextlib.suppress(OSError):
-            os.close(spawned.results)
-        with contextlib.suppress(OSError):
-            conn.shutdown(socket.SHUT_RDWR)
-        conn.close()
-        remove_capture_dir(capture_dir)
-    return f"worker {worker} exited with {returncode}"
+            os.close(fd)
+    if spawned.process.stdout is not None:
+        spawned.process.stdout.close()

@@ -1,0 +1,280 @@
+"""How the Dask backend places its test servers: through a ``distributed.Client``
+in this process, or through the warm agent of :mod:`proctor.runner.dask_agent`.
+
+Both are a :class:`Launcher`: the scheduler's address, the worker threads of
+the cluster, the TLS context to listen with on a ``tls://`` cluster, and one
+task of :func:`proctor.runner.remote.serve_remote` per server, submitted,
+cancelled, and reported when it ends (``done(worker, payload)``, from another
+thread; :meth:`Launcher.failure` then says how it ended).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = [
+    "AgentLauncher",
+    "ClientLauncher",
+    "ClusterError",
+    "Launcher",
+    "agent_launcher",
+]
+
+Done = Callable[[int, object], None]
+
+
+class ClusterError(Exception):
+    """The cluster cannot be used (not reachable, Dask not installed)."""
+
+
+class Launcher(Protocol):
+    @property
+    def scheduler(self) -> str:
+        """The scheduler's address (``tcp://HOST:PORT``, ``tls://...``)."""
+        ...
+
+    def slots(self) -> int:
+        """The cluster's worker threads now."""
+        ...
+
+    def listen_context(self) -> ssl.SSLContext | None:
+        """The server-side TLS context for the connections back (``tls://``), else None."""
+        ...
+
+    def submit(self, worker: int, key: str, args: tuple[Any, ...], done: Done) -> None:
+        """Submit ``serve_remote(*args)`` under ``key``; ``done(worker, payload)`` when it ends."""
+        ...
+
+    def cancel(self, worker: int) -> None:
+        """Never run (again) worker ``worker``'s task."""
+        ...
+
+    def failure(self, payload: object) -> str | None:
+        """How the task reported by ``done(worker, payload)`` failed; None if it returned."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ClientLauncher:
+    """Tasks submitted by a ``distributed.Client`` of this process."""
+
+    def __init__(self, client: Any, *, own: bool) -> None:
+        self.client = client
+        self._own = own
+        self._futures: dict[int, Any] = {}
+
+    @classmethod
+    def connect(cls, cluster: str) -> ClientLauncher:
+        """A client of its own for ``cluster`` (an address or a scheduler file)."""
+        try:
+            import distributed
+        except ImportError:
+            raise ClusterError(
+                "--cluster needs Dask: pip install 'proctor[cluster]' (dask, distributed)"
+            ) from None
+        Client: Any = distributed.Client
+        try:
+            if os.path.isfile(cluster):
+                client = Client(scheduler_file=cluster, timeout=30)
+            else:
+                client = Client(cluster, timeout=30)
+        except (OSError, TimeoutError, ValueError) as error:
+            raise ClusterError(f"cannot reach the Dask cluster {cluster}: {error}") from None
+        return cls(client, own=True)
+
+    @property
+    def scheduler(self) -> str:
+        return str(self.client.scheduler.address)
+
+    def slots(self) -> int:
+        threads: dict[str, int] = self.client.nthreads()
+        return sum(threads.values())
+
+    def listen_context(self) -> ssl.SSLContext | None:
+        context: ssl.SSLContext | None = self.client.security.get_listen_args("client").get(
+            "ssl_context"
+        )
+        return context
+
+    def submit(self, worker: int, key: str, args: tuple[Any, ...], done: Done) -> None:
+        from proctor.runner.remote import serve_remote
+
+        future = self.client.submit(serve_remote, *args, key=key, pure=False, retries=0)
+        self._futures[worker] = future
+        future.add_done_callback(lambda finished: done(worker, finished))
+
+    def cancel(self, worker: int) -> None:
+        future = self._futures.get(worker)
+        if future is not None:
+            with contextlib.suppress(Exception):
+                future.cancel()
+
+    def failure(self, payload: object) -> str | None:
+        future: Any = payload
+        try:
+            outcome = future.exception(timeout=0)
+        except Exception as error:  # cancelled, or the client went away
+            outcome = error
+        return None if outcome is None else repr(outcome)
+
+    def close(self) -> None:
+        for worker in list(self._futures):
+            self.cancel(worker)
+        if self._own:
+            with contextlib.suppress(Exception):
+                self.client.close()
+
+
+class AgentLauncher:
+    """Tasks submitted by the warm agent (:mod:`proctor.runner.dask_agent`) over
+    ``conn``; a thread reads what the agent reports."""
+
+    def __init__(self, conn: socket.socket, hello: dict[str, Any]) -> None:
+        self._conn = conn
+        self._scheduler = str(hello["scheduler"])
+        self._slots = int(hello["slots"])
+        self._tls: dict[str, Any] | None = hello.get("tls")
+        self._done: dict[int, Done] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._reader = threading.Thread(target=self._read, name="proctor-dask-agent", daemon=True)
+        self._reader.start()
+
+    @property
+    def scheduler(self) -> str:
+        return self._scheduler
+
+    def slots(self) -> int:
+        return self._slots
+
+    def listen_context(self) -> ssl.SSLContext | None:
+        return None if self._tls is None else tls_listen_context(self._tls)
+
+    def submit(self, worker: int, key: str, args: tuple[Any, ...], done: Done) -> None:
+        with self._lock:
+            self._done[worker] = done
+        self._send({"op": "submit", "worker": worker, "key": key, "args": list(args)})
+
+    def cancel(self, worker: int) -> None:
+        self._send({"op": "cancel", "worker": worker})
+
+    def failure(self, payload: object) -> str | None:
+        return None if payload is None else str(payload)
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._conn.shutdown(socket.SHUT_RDWR)  # the agent cancels what has not ended
+        self._conn.close()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):  # the reader reports the agent gone
+            self._conn.sendall(json.dumps(message).encode() + b"\n")
+
+    def _read(self) -> None:
+        try:
+            for line in self._conn.makefile("rb"):
+                report = json.loads(line)
+                worker = int(report["done"])
+                with self._lock:
+                    done = self._done.pop(worker, None)
+                if done is not None:
+                    done(worker, report.get("error"))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if self._closed:
+            return
+        with self._lock:  # the agent is gone: tasks that did not report never will
+            orphans, self._done = self._done, {}
+        for worker, done in orphans.items():
+            done(worker, "the Dask agent of this run went away")
+
+
+def agent_launcher(cluster: str, idle: float) -> AgentLauncher | None:
+    """A launcher through the agent for ``cluster`` (started if needed, to exit
+    after ``idle`` seconds unused); None where no agent can be had (no private
+    directory, it would not start), so that the run does without.
+    :class:`ClusterError` when the agent cannot reach the cluster."""
+    from proctor.runner.dask_agent import AgentError, agent_socket, start
+    from proctor.runner.runtime_dir import runtime_dir
+
+    directory = runtime_dir()
+    if directory is None:
+        return None
+    path = agent_socket(cluster, directory)
+    try:
+        conn = start(path, cluster, idle)
+    except AgentError as error:
+        if error.definite:
+            raise ClusterError(str(error)) from None
+        return None
+    try:
+        conn.settimeout(30)
+        conn.sendall(json.dumps({"op": "hello", "protocol": 1}).encode() + b"\n")
+        answer = bytearray()
+        while b"\n" not in answer:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            answer.extend(chunk)
+        hello = json.loads(bytes(answer).partition(b"\n")[0])
+        conn.settimeout(None)
+    except (OSError, ValueError):
+        conn.close()
+        return None
+    if not isinstance(hello, dict) or not hello.get("ok"):
+        conn.close()
+        return None  # (it lost its scheduler: it exits; the next run starts another)
+    return AgentLauncher(conn, hello)
+
+
+def tls_listen_context(tls: dict[str, Any]) -> ssl.SSLContext:
+    """The server-side context Dask makes of a role's TLS settings
+    (``distributed.security.Security``: its CA, its certificate and key, the
+    client's certificate required, no host name check, its versions and ciphers)."""
+    ca, cert, key = tls.get("ca_file"), tls.get("cert"), tls.get("key")
+    if not ca or not cert:
+        raise ClusterError(
+            "the Dask cluster uses tls://, but no client certificate is configured here "
+            "(distributed.comm.tls.client in Dask's configuration)"
+        )
+    purpose = ssl.Purpose.CLIENT_AUTH
+    if "\n" in ca:
+        context = ssl.create_default_context(purpose=purpose, cadata=ca)
+    else:
+        context = ssl.create_default_context(purpose=purpose, cafile=ca)
+    context.minimum_version = ssl.TLSVersion(int(tls["min_version"]))
+    if tls.get("max_version") is not None:
+        context.maximum_version = ssl.TLSVersion(int(tls["max_version"]))
+    if "\n" in cert or (key is not None and "\n" in key):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            cert_path = _pem(scratch, "dask.crt", cert)
+            key_path = None if key is None else _pem(scratch, "dask.pem", key)
+            context.load_cert_chain(cert_path, key_path)
+    else:
+        context.load_cert_chain(cert, key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.check_hostname = False
+    context.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    if tls.get("ciphers"):
+        context.set_ciphers(str(tls["ciphers"]))
+    return context
+
+
+def _pem(directory: str, name: str, text: str) -> str:
+    if "\n" not in text:
+        return text  # a path
+    path = os.path.join(directory, name)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as file:
+        file.write(text)
+    return path
