@@ -47,12 +47,19 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # (not typing's at run time: this is imported first thing by a run)
+if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    Done = Callable[[int, object], None]
 
 __all__ = [
     "PROTOCOL",
     "AgentError",
+    "AgentLauncher",
     "agent_socket",
     "connect",
     "main",
@@ -211,6 +218,96 @@ def _mtime(path: str) -> int:
         return os.stat(path).st_mtime_ns
     except OSError:
         return -1
+
+
+class AgentLauncher:
+    """Tasks submitted by the warm agent (:mod:`proctor.runner.dask_agent`) over
+    ``conn``; a thread reads what the agent reports."""
+
+    @classmethod
+    def greet(cls, conn: socket.socket) -> AgentLauncher:
+        """Say hello to the agent on ``conn``: a launcher, or :class:`AgentError`
+        (not definite) when it does not answer as it should."""
+        try:
+            conn.settimeout(30)
+            conn.sendall(json.dumps({"op": "hello", "protocol": PROTOCOL}).encode() + b"\n")
+            answer = bytearray()
+            while b"\n" not in answer:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                answer.extend(chunk)
+            hello = json.loads(bytes(answer).partition(b"\n")[0])
+            conn.settimeout(None)
+        except (OSError, ValueError):
+            conn.close()
+            raise AgentError("the Dask agent does not answer") from None
+        if not isinstance(hello, dict) or not hello.get("ok"):
+            conn.close()  # (it lost its scheduler: it exits; the next run starts another)
+            raise AgentError(str(hello.get("error") if isinstance(hello, dict) else hello))
+        return cls(conn, hello)
+
+    def __init__(self, conn: socket.socket, hello: dict[str, Any]) -> None:
+        self._conn = conn
+        self._scheduler = str(hello["scheduler"])
+        self._slots = int(hello["slots"])
+        self._tls: dict[str, Any] | None = hello.get("tls")
+        self._done: dict[int, Done] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._reader = threading.Thread(target=self._read, name="proctor-dask-agent", daemon=True)
+        self._reader.start()
+
+    @property
+    def scheduler(self) -> str:
+        return self._scheduler
+
+    def slots(self) -> int:
+        return self._slots
+
+    def listen_context(self) -> ssl.SSLContext | None:
+        from proctor.runner.dask_launch import tls_listen_context
+
+        return None if self._tls is None else tls_listen_context(self._tls)
+
+    def submit(self, worker: int, key: str, args: tuple[Any, ...], done: Done) -> None:
+        with self._lock:
+            self._done[worker] = done
+        self._send({"op": "submit", "worker": worker, "key": key, "args": list(args)})
+
+    def cancel(self, worker: int) -> None:
+        self._send({"op": "cancel", "worker": worker})
+
+    def failure(self, payload: object) -> str | None:
+        return None if payload is None else str(payload)
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._conn.shutdown(socket.SHUT_RDWR)  # the agent cancels what has not ended
+        self._conn.close()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):  # the reader reports the agent gone
+            self._conn.sendall(json.dumps(message).encode() + b"\n")
+
+    def _read(self) -> None:
+        try:
+            for line in self._conn.makefile("rb"):
+                report = json.loads(line)
+                worker = int(report["done"])
+                with self._lock:
+                    done = self._done.pop(worker, None)
+                if done is not None:
+                    done(worker, report.get("error"))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if self._closed:
+            return
+        with self._lock:  # the agent is gone: tasks that did not report never will
+            orphans, self._done = self._done, {}
+        for worker, done in orphans.items():
+            done(worker, "the Dask agent of this run went away")
 
 
 # -- the agent ------------------------------------------------------------------------------

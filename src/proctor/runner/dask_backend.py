@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from proctor.runner.backend import Exited, Message, Output, Results
+from proctor.runner.dask_early import reachable_from, take_early
 from proctor.runner.dask_launch import ClientLauncher, ClusterError, Launcher, agent_launcher
 from proctor.runner.protocol import Command, control_event, encode_command
 from proctor.runner.remote import (
@@ -167,10 +168,16 @@ class DaskBackend:
         )
         self._identity_thread.start()
         launcher: Launcher | None = None
+        early = None
         if client is not None:
             launcher = ClientLauncher(client, own=False)
         elif agent_idle > 0:
-            launcher = agent_launcher(cluster, agent_idle)
+            if spec.from_configuration and spec.env is None and not spec.extra_args and not env:
+                # The servers placed before the command line was even parsed.
+                early = take_early(
+                    cluster, root=str(spec.root), python=spec.python, capture=spec.capture
+                )
+            launcher = early.launcher if early is not None else agent_launcher(cluster, agent_idle)
         if launcher is None:
             launcher = ClientLauncher.connect(cluster)
         self._launcher = launcher
@@ -195,12 +202,15 @@ class DaskBackend:
                 f"the Dask cluster at {scheduler} uses {scheme}://; "
                 "proctor's connections to its workers support tcp:// and tls://"
             )
-        self._token = secrets.token_urlsafe(32)
-        self._run = secrets.token_hex(4)
-        host = _reachable_from(scheduler)
-        self._listener = socket.create_server((host, 0))
-        self._listener.setblocking(False)
-        self.address: tuple[str, int] = (host, self._listener.getsockname()[1])
+        if early is not None:
+            self._token, self._run, self._listener = early.token, early.run, early.listener
+        else:
+            self._token = secrets.token_urlsafe(32)
+            self._run = secrets.token_hex(4)
+            self._listener = socket.create_server((reachable_from(scheduler), 0))
+            self._listener.setblocking(False)
+        host, port = self._listener.getsockname()[:2]
+        self.address: tuple[str, int] = (str(host), int(port))
         self._argv = remote_argv(spec)
         self._env = dict(env) if env is not None else None
         self._selector = selectors.DefaultSelector()
@@ -214,6 +224,10 @@ class DaskBackend:
         self._pending: dict[socket.socket, _Pending] = {}
         self._ended: list[DaskWorker] = []  # connections to close once the exit is handled
         self.refused = 0
+        if early is not None:
+            for worker in range(early.count):
+                self._workers[worker] = DaskWorker(self, worker)
+            early.adopt(self._task_ended)
 
     @property
     def identity(self) -> Identity:
@@ -473,16 +487,3 @@ class DaskBackend:
 def _reply(conn: socket.socket, message: dict[str, Any]) -> None:
     with contextlib.suppress(OSError):
         conn.sendall(json.dumps(message).encode() + b"\n")
-
-
-def _reachable_from(scheduler: str) -> str:
-    """This machine's address on the route to the Dask scheduler (its workers are
-    assumed to reach us the same way)."""
-    parts = urlsplit(scheduler if "://" in scheduler else f"tcp://{scheduler}")
-    host = parts.hostname or "127.0.0.1"
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((host, parts.port or 8786))  # UDP: nothing is sent
-            return str(probe.getsockname()[0])
-        except OSError:
-            return "127.0.0.1"

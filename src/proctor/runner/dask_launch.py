@@ -11,16 +11,15 @@ thread; :meth:`Launcher.failure` then says how it ended).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import socket
 import ssl
-import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from proctor.runner.dask_agent import AgentLauncher
 
 __all__ = [
-    "AgentLauncher",
     "ClientLauncher",
     "ClusterError",
     "Launcher",
@@ -133,77 +132,12 @@ class ClientLauncher:
                 self.client.close()
 
 
-class AgentLauncher:
-    """Tasks submitted by the warm agent (:mod:`proctor.runner.dask_agent`) over
-    ``conn``; a thread reads what the agent reports."""
-
-    def __init__(self, conn: socket.socket, hello: dict[str, Any]) -> None:
-        self._conn = conn
-        self._scheduler = str(hello["scheduler"])
-        self._slots = int(hello["slots"])
-        self._tls: dict[str, Any] | None = hello.get("tls")
-        self._done: dict[int, Done] = {}
-        self._lock = threading.Lock()
-        self._closed = False
-        self._reader = threading.Thread(target=self._read, name="proctor-dask-agent", daemon=True)
-        self._reader.start()
-
-    @property
-    def scheduler(self) -> str:
-        return self._scheduler
-
-    def slots(self) -> int:
-        return self._slots
-
-    def listen_context(self) -> ssl.SSLContext | None:
-        return None if self._tls is None else tls_listen_context(self._tls)
-
-    def submit(self, worker: int, key: str, args: tuple[Any, ...], done: Done) -> None:
-        with self._lock:
-            self._done[worker] = done
-        self._send({"op": "submit", "worker": worker, "key": key, "args": list(args)})
-
-    def cancel(self, worker: int) -> None:
-        self._send({"op": "cancel", "worker": worker})
-
-    def failure(self, payload: object) -> str | None:
-        return None if payload is None else str(payload)
-
-    def close(self) -> None:
-        self._closed = True
-        with contextlib.suppress(OSError):
-            self._conn.shutdown(socket.SHUT_RDWR)  # the agent cancels what has not ended
-        self._conn.close()
-
-    def _send(self, message: dict[str, Any]) -> None:
-        with contextlib.suppress(OSError):  # the reader reports the agent gone
-            self._conn.sendall(json.dumps(message).encode() + b"\n")
-
-    def _read(self) -> None:
-        try:
-            for line in self._conn.makefile("rb"):
-                report = json.loads(line)
-                worker = int(report["done"])
-                with self._lock:
-                    done = self._done.pop(worker, None)
-                if done is not None:
-                    done(worker, report.get("error"))
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        if self._closed:
-            return
-        with self._lock:  # the agent is gone: tasks that did not report never will
-            orphans, self._done = self._done, {}
-        for worker, done in orphans.items():
-            done(worker, "the Dask agent of this run went away")
-
-
 def agent_launcher(cluster: str, idle: float) -> AgentLauncher | None:
     """A launcher through the agent for ``cluster`` (started if needed, to exit
     after ``idle`` seconds unused); None where no agent can be had (no private
-    directory, it would not start), so that the run does without.
-    :class:`ClusterError` when the agent cannot reach the cluster."""
-    from proctor.runner.dask_agent import AgentError, agent_socket, start
+    directory, it would not start, it lost its scheduler), so that the run does
+    without. :class:`ClusterError` when the agent cannot reach the cluster."""
+    from proctor.runner.dask_agent import AgentError, AgentLauncher, agent_socket, start
     from proctor.runner.runtime_dir import runtime_dir
 
     directory = runtime_dir()
@@ -211,29 +145,11 @@ def agent_launcher(cluster: str, idle: float) -> AgentLauncher | None:
         return None
     path = agent_socket(cluster, directory)
     try:
-        conn = start(path, cluster, idle)
+        return AgentLauncher.greet(start(path, cluster, idle))
     except AgentError as error:
         if error.definite:
             raise ClusterError(str(error)) from None
         return None
-    try:
-        conn.settimeout(30)
-        conn.sendall(json.dumps({"op": "hello", "protocol": 1}).encode() + b"\n")
-        answer = bytearray()
-        while b"\n" not in answer:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            answer.extend(chunk)
-        hello = json.loads(bytes(answer).partition(b"\n")[0])
-        conn.settimeout(None)
-    except (OSError, ValueError):
-        conn.close()
-        return None
-    if not isinstance(hello, dict) or not hello.get("ok"):
-        conn.close()
-        return None  # (it lost its scheduler: it exits; the next run starts another)
-    return AgentLauncher(conn, hello)
 
 
 def tls_listen_context(tls: dict[str, Any]) -> ssl.SSLContext:
