@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,37 @@ def test_the_identity_changes_with_uncommitted_changes(tmp_path: Path) -> None:
     dirty = identity(str(tmp_path))
     assert dirty.revision.startswith(clean.revision + "+dirty:")
     assert dirty.environment == clean.environment
+
+
+def test_the_environment_is_read_once_until_something_on_sys_path_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proctor.runner import remote
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+    packages = tmp_path / "site"
+    packages.mkdir()
+    monkeypatch.setattr("sys.path", [str(packages)])
+    monkeypatch.setattr(remote, "_environment", None)
+    real = remote._compute_environment
+    reads: list[int] = []
+
+    def counted() -> tuple[str, str, int]:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(remote, "_compute_environment", counted)
+    first = remote.environment()
+    assert remote.environment() == first
+    assert len(reads) == 1
+    monkeypatch.setattr(remote, "_environment", None)  # a new process: the file is read
+    assert remote.environment() == first
+    assert len(reads) == 1
+    info = packages / "newpkg-1.0.dist-info"  # an installation changes the directory
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: newpkg\nVersion: 1.0\n")
+    os.utime(packages, ns=(1, 1))  # (whatever the clock's resolution)
+    assert remote.environment() != first  # one more distribution
+    assert len(reads) == 2
+    assert any(name.startswith("environment-") for name in os.listdir(tmp_path / "run/proctor"))

@@ -97,7 +97,9 @@ def agent_socket(cluster: str, directory: str) -> str:
         with contextlib.suppress(OSError):
             for entry in sorted(os.scandir(folder), key=lambda e: e.name):
                 parts.append(f"{entry.path} {_mtime(entry.path)}")
-    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[
+        :12
+    ]  # (a short path: 107 bytes at most)
     return os.path.join(directory, f"dask-{digest}.sock")
 
 
@@ -121,7 +123,7 @@ def start(path: str, cluster: str, idle: float) -> socket.socket:
     conn = connect(path)
     if conn is not None:
         return conn
-    with open(f"{path}.lock", "a") as lock:
+    with open(os.path.join(os.path.dirname(path), "dask-agents.lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one run starts it; the others wait for it
         conn = connect(path)
         if conn is not None:
@@ -255,6 +257,8 @@ class AgentLauncher:
         self._done: dict[int, Done] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self.gone = False
+        """The agent went away (its tasks not yet started will never start)."""
         self._reader = threading.Thread(target=self._read, name="proctor-dask-agent", daemon=True)
         self._reader.start()
 
@@ -272,6 +276,10 @@ class AgentLauncher:
 
     def submit(self, worker: int, key: str, args: tuple[Any, ...], done: Done) -> None:
         with self._lock:
+            if self.gone:
+                if not self._closed:
+                    done(worker, "the Dask agent of this run went away")
+                return
             self._done[worker] = done
         self._send({"op": "submit", "worker": worker, "key": key, "args": list(args)})
 
@@ -282,9 +290,12 @@ class AgentLauncher:
         return None if payload is None else str(payload)
 
     def close(self) -> None:
-        self._closed = True
+        """Close the connection (the agent cancels what has not ended); no
+        ``done`` is called once this has returned."""
+        with self._lock:
+            self._closed = True
         with contextlib.suppress(OSError):
-            self._conn.shutdown(socket.SHUT_RDWR)  # the agent cancels what has not ended
+            self._conn.shutdown(socket.SHUT_RDWR)
         self._conn.close()
 
     def _send(self, message: dict[str, Any]) -> None:
@@ -298,16 +309,16 @@ class AgentLauncher:
                 worker = int(report["done"])
                 with self._lock:
                     done = self._done.pop(worker, None)
-                if done is not None:
-                    done(worker, report.get("error"))
+                    if done is not None and not self._closed:
+                        done(worker, report.get("error"))
         except (OSError, ValueError, KeyError, TypeError):
             pass
-        if self._closed:
-            return
         with self._lock:  # the agent is gone: tasks that did not report never will
+            self.gone = True
             orphans, self._done = self._done, {}
-        for worker, done in orphans.items():
-            done(worker, "the Dask agent of this run went away")
+            if not self._closed:
+                for worker, done in orphans.items():
+                    done(worker, "the Dask agent of this run went away")
 
 
 # -- the agent ------------------------------------------------------------------------------
@@ -372,7 +383,13 @@ class _Agent:
                     send(self.hello())
                 elif op == "submit":
                     worker, key, args = _submission(request)
-                    future = self.client.submit(serve_remote, *args, key=key, pure=False, retries=0)
+                    try:
+                        future = self.client.submit(
+                            serve_remote, *args, key=key, pure=False, retries=0
+                        )
+                    except Exception as error:  # the client is closing, say
+                        send({"ok": True, "done": worker, "error": repr(error)})
+                        continue
                     futures[worker] = future
                     future.add_done_callback(lambda done, worker=worker: ended(worker, done))
                 elif op == "cancel":
@@ -489,6 +506,7 @@ def main(argv: Sequence[str]) -> int:
         with contextlib.suppress(OSError):
             if os.stat(path).st_ino == identity:  # not a successor's
                 os.unlink(path)
+                os.unlink(f"{path}.log")  # (kept only when it did not start, or died)
         with contextlib.suppress(Exception):
             agent.client.close(timeout=5)
     return 0

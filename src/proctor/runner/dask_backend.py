@@ -181,6 +181,10 @@ class DaskBackend:
         if launcher is None:
             launcher = ClientLauncher.connect(cluster)
         self._launcher = launcher
+        self._cluster = cluster
+        self._retired: list[Launcher] = []  # (an agent gone)
+        if early is not None:
+            self._listener = early.listener
         scheduler = launcher.scheduler
         scheme = urlsplit(scheduler).scheme
         self._tls: ssl.SSLContext | None = None
@@ -203,7 +207,7 @@ class DaskBackend:
                 "proctor's connections to its workers support tcp:// and tls://"
             )
         if early is not None:
-            self._token, self._run, self._listener = early.token, early.run, early.listener
+            self._token, self._run = early.token, early.run
         else:
             self._token = secrets.token_urlsafe(32)
             self._run = secrets.token_hex(4)
@@ -268,6 +272,16 @@ class DaskBackend:
     def _submit(self, worker: int) -> DaskWorker:
         handle = DaskWorker(self, worker)
         self._workers[worker] = handle
+        if getattr(self._launcher, "gone", False):
+            # The agent went away (killed, or it lost the scheduler): the servers it
+            # placed are on their own; the next ones are placed from this process.
+            try:
+                replacement = ClientLauncher.connect(self._cluster)
+            except ClusterError as error:
+                self.end(handle, 1, f"proctor: {error}\n".encode())
+                return handle
+            self._retired.append(self._launcher)
+            self._launcher = replacement
         args = (
             self.address,
             self._token,
@@ -323,17 +337,24 @@ class DaskBackend:
         if self.closed:
             return
         self.closed = True
+        launchers: list[Launcher | None] = [
+            *getattr(self, "_retired", ()),
+            getattr(self, "_launcher", None),
+        ]
+        for launcher in launchers:
+            if launcher is not None:
+                launcher.close()  # cancels the tasks that have not ended; no more posts
         for handle in list(getattr(self, "_workers", {}).values()):
             self._disconnect(handle)
         for pending in list(getattr(self, "_pending", {}).values()):
             pending.conn.close()
-        if hasattr(self, "_listener"):
-            self._selector.close()
-            self._listener.close()
-            os.close(self._wake_read)
-            os.close(self._wake_write)
-        if hasattr(self, "_launcher"):
-            self._launcher.close()  # cancels the tasks that have not ended
+        for part in ("_selector", "_listener"):
+            closing = getattr(self, part, None)
+            if closing is not None:
+                closing.close()
+        for fd in (getattr(self, "_wake_read", None), getattr(self, "_wake_write", None)):
+            if fd is not None:
+                os.close(fd)
 
     # -- the connections ------------------------------------------------------------------
 

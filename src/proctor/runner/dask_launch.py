@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import ssl
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -69,6 +70,8 @@ class ClientLauncher:
         self.client = client
         self._own = own
         self._futures: dict[int, Any] = {}
+        self._lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def connect(cls, cluster: str) -> ClientLauncher:
@@ -106,9 +109,14 @@ class ClientLauncher:
     def submit(self, worker: int, key: str, args: tuple[Any, ...], done: Done) -> None:
         from proctor.runner.remote import serve_remote
 
+        def ended(future: Any) -> None:  # (in one of Dask's threads)
+            with self._lock:
+                if not self._closed:
+                    done(worker, future)
+
         future = self.client.submit(serve_remote, *args, key=key, pure=False, retries=0)
         self._futures[worker] = future
-        future.add_done_callback(lambda finished: done(worker, finished))
+        future.add_done_callback(ended)
 
     def cancel(self, worker: int) -> None:
         future = self._futures.get(worker)
@@ -125,6 +133,10 @@ class ClientLauncher:
         return None if outcome is None else repr(outcome)
 
     def close(self) -> None:
+        """Cancel the tasks that have not ended; no ``done`` is called once this has
+        returned."""
+        with self._lock:
+            self._closed = True
         for worker in list(self._futures):
             self.cancel(worker)
         if self._own:

@@ -43,6 +43,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from proctor.runner.runtime_dir import runtime_dir
+
 if TYPE_CHECKING:
     from proctor.runner.spawn import Spawned
 
@@ -180,20 +182,22 @@ def _path_stamp() -> list[tuple[str, int]]:
 def _compute_environment() -> tuple[str, str, int]:
     from importlib import metadata
 
-    names = sorted(
-        {
-            f"{dist.metadata['Name'] or ''}=={dist.version}".lower()
-            for dist in metadata.distributions()
-        }
-    )
+    names = sorted({name for name in map(_named, metadata.distributions()) if name})
     python = f"{sys.implementation.name} {'.'.join(map(str, sys.version_info[:3]))}"
     digest = hashlib.sha256("\n".join([python, *names]).encode()).hexdigest()[:16]
     return digest, python, len(names)
 
 
-def _environment_cache() -> str | None:
-    from proctor.runner.runtime_dir import runtime_dir
+def _named(dist: Any) -> str | None:
+    """``name==version`` of an installed distribution; None if its metadata cannot
+    be read (a half-removed installation: not one)."""
+    try:
+        return f"{dist.metadata['Name'] or ''}=={dist.version}".lower()
+    except Exception:
+        return None
 
+
+def _environment_cache() -> str | None:
     directory = runtime_dir()
     if directory is None:
         return None
