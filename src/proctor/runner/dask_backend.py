@@ -161,23 +161,31 @@ class DaskBackend:
         discard_early()  # the worker started first thing would run here, not there
         self.spec = spec
         self.closed = False
+        early = None
+        configured = spec.from_configuration and spec.env is None and not spec.extra_args
+        if client is None and agent_idle > 0 and not env and configured:
+            # The servers placed before the command line was even parsed.
+            early = take_early(
+                cluster, root=str(spec.root), python=spec.python, capture=spec.capture
+            )
+        self._early = early
         # Who this side is, found while the cluster is reached (git, the environment).
         self._identity: Identity | None = None
-        self._identity_thread: threading.Thread | None = threading.Thread(
-            target=self._find_identity, name="proctor-identity", daemon=True
-        )
-        self._identity_thread.start()
+        self._identity_thread: threading.Thread | None = None
+        if early is not None:
+            self._identity_thread = early.identity_thread
+        else:
+            self._identity_thread = threading.Thread(
+                target=self._find_identity, name="proctor-identity", daemon=True
+            )
+            self._identity_thread.start()
         launcher: Launcher | None = None
-        early = None
         if client is not None:
             launcher = ClientLauncher(client, own=False)
+        elif early is not None:
+            launcher = early.launcher
         elif agent_idle > 0:
-            if spec.from_configuration and spec.env is None and not spec.extra_args and not env:
-                # The servers placed before the command line was even parsed.
-                early = take_early(
-                    cluster, root=str(spec.root), python=spec.python, capture=spec.capture
-                )
-            launcher = early.launcher if early is not None else agent_launcher(cluster, agent_idle)
+            launcher = agent_launcher(cluster, agent_idle)
         if launcher is None:
             launcher = ClientLauncher.connect(cluster)
         self._launcher = launcher
@@ -239,6 +247,9 @@ class DaskBackend:
         thread, self._identity_thread = getattr(self, "_identity_thread", None), None
         if thread is not None:
             thread.join()
+        early = getattr(self, "_early", None)
+        if self._identity is None and early is not None:
+            self._identity = early.identity
         if self._identity is None:  # the thread failed: the error comes from here
             self._identity = identity(str(self.spec.root))
         return self._identity

@@ -30,6 +30,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from proctor.runner.remote import Identity
+
 __all__ = ["EarlyCluster", "discard_early", "reachable_from", "start_early", "take_early"]
 
 
@@ -56,9 +58,23 @@ class EarlyCluster:
         self.python = sys.executable
         self.cwd = os.getcwd()
         self.adopted = False
+        self.identity: Identity | None = None
+        """This side's revision and environment (:func:`~proctor.runner.remote.identity`),
+        once :attr:`identity_thread` has found it."""
+        self.identity_thread = threading.Thread(
+            target=self._find_identity, name="proctor-identity", daemon=True
+        )
         self._lock = threading.Lock()
         self._ended: list[tuple[int, object]] = []  # tasks that ended before adoption
         self._sink: Callable[[int, object], None] | None = None
+
+    def _find_identity(self) -> None:
+        from proctor.runner.remote import identity
+
+        try:
+            self.identity = identity(self.cwd)
+        except Exception:  # (the backend asks again, in the open)
+            self.identity = None
 
     def ended(self, worker: int, payload: object) -> None:
         """A task ended (from the agent's reader thread): held until adopted."""
@@ -124,6 +140,7 @@ def start_early(cluster: str, *, capture: bool, count: int | None) -> None:
     for worker in range(count):
         args = (address, token, worker, early.cwd, argv, None, tls)
         launcher.submit(worker, f"proctor-{run}-worker-{worker}", args, early.ended)
+    early.identity_thread.start()  # what the servers must match, found meanwhile
     _early = early
     import atexit
 
