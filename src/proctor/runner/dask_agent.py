@@ -69,6 +69,9 @@ __all__ = [
 PROTOCOL = 1
 START_TIMEOUT = 60.0
 """Seconds a run waits for a new agent to connect to its scheduler and say so."""
+GREET_TIMEOUT = 10.0
+"""Seconds a run waits for an agent's answer to its ``hello`` (the agent asks the
+scheduler for its worker threads: milliseconds, unless something is wrong)."""
 
 
 class AgentError(Exception):
@@ -97,9 +100,8 @@ def agent_socket(cluster: str, directory: str) -> str:
         with contextlib.suppress(OSError):
             for entry in sorted(os.scandir(folder), key=lambda e: e.name):
                 parts.append(f"{entry.path} {_mtime(entry.path)}")
-    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[
-        :12
-    ]  # (a short path: 107 bytes at most)
+    # (12 hex digits: a socket's path holds 107 bytes at most)
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
     return os.path.join(directory, f"dask-{digest}.sock")
 
 
@@ -147,6 +149,8 @@ def _launch(path: str, cluster: str, idle: float) -> None:
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(proctor.__file__)))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    if os.path.isfile(cluster):
+        cluster = os.path.abspath(cluster)  # (the agent works in /)
     argv = [sys.executable, "-m", "proctor.runner.dask_agent", path, cluster, str(idle)]
     try:
         log = open(f"{path}.log", "wb")  # noqa: SIM115 - the child has its own copy
@@ -231,7 +235,7 @@ class AgentLauncher:
         """Say hello to the agent on ``conn``: a launcher, or :class:`AgentError`
         (not definite) when it does not answer as it should."""
         try:
-            conn.settimeout(30)
+            conn.settimeout(GREET_TIMEOUT)
             conn.sendall(json.dumps({"op": "hello", "protocol": PROTOCOL}).encode() + b"\n")
             answer = bytearray()
             while b"\n" not in answer:

@@ -6,6 +6,11 @@ unique key, ``retries=0``) runs :func:`proctor.runner.remote.serve_remote` on
 a Dask worker: it starts ``python -m proctor.worker --serve`` in the project
 checkout there (the same path as the controller's) and connects back to this
 backend's TCP listener, where its channels arrive as frames on one connection.
+The tasks are submitted by a launcher (:mod:`proctor.runner.dask_launch`): the
+warm agent that successive runs share (:mod:`proctor.runner.dask_agent`), or a
+``distributed.Client`` of this process; and, when the agent was up, before the
+command line was even parsed (:mod:`proctor.runner.dask_early`: this backend
+adopts those servers, their listener and token).
 To the controller it is a worker like a local one: the same commands, the same
 results stream, the same scheduling (history-timed, longest first, shrinking
 batches).

@@ -1,12 +1,13 @@
 """A worker on another machine: its channels bridged over one TCP connection.
 
 :func:`serve_remote` runs where the worker is to run (in a Dask worker's
-thread, see :mod:`proctor.runner.dask_backend`): it connects back to the
-controller, proves it belongs to this run (the per-run token) and says what
-code and environment it would run (:func:`identity`); the controller answers
-whether it may start. Then it starts ``python -m proctor.worker --serve`` in the
-project checkout there, exactly as the local backend does
-(:func:`proctor.runner.spawn.spawn`), and carries its channels as frames:
+thread, see :mod:`proctor.runner.dask_backend`): it starts ``python -m
+proctor.worker --serve`` in the project checkout there, exactly as the local
+backend does (:func:`proctor.runner.spawn.spawn`), and while that worker imports
+the suite it connects back to the controller, proves it belongs to this run (the
+per-run token) and says what code and environment it runs (:func:`identity`);
+the controller answers whether it may serve. A refused server kills its worker,
+which has had no command. Then it carries the worker's channels as frames:
 
 =====  ======================  =============================================
 kind   direction               payload
