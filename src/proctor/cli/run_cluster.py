@@ -1,7 +1,9 @@
 """``proctor run --cluster tcp://HOST:8786`` (or a Dask scheduler file).
 
 The backend is :mod:`proctor.runner.dask_backend`; this module holds the option
-and the choice of backend and worker count, so that ``cli/run.py`` only calls in.
+and the choice of backend and worker count, so that ``cli/run.py`` only calls in,
+and reads ``PROCTOR_CLUSTER_AGENT`` (how long the warm Dask agent,
+:mod:`proctor.runner.dask_agent`, outlives the last run that used it; 0: none).
 """
 
 from __future__ import annotations

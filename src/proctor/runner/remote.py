@@ -159,7 +159,7 @@ def environment() -> tuple[str, str, int]:
     stamp = _path_stamp()
     if _environment is not None and _environment[0] == stamp:
         return _environment[1]
-    cache = _environment_cache()
+    cache = _environment_cache(stamp)
     found = _read_environment(cache, stamp) if cache is not None else None
     if found is None:
         found = _compute_environment()
@@ -198,11 +198,14 @@ def _named(dist: Any) -> str | None:
         return None
 
 
-def _environment_cache() -> str | None:
+def _environment_cache(stamp: list[tuple[str, int]]) -> str | None:
+    """The file keeping the environment of this interpreter with this ``sys.path``
+    (processes with other paths, a Dask worker's, keep theirs in another)."""
     directory = runtime_dir()
     if directory is None:
         return None
-    key = hashlib.sha256(sys.executable.encode()).hexdigest()[:16]
+    paths = "\0".join([sys.executable, *(path for path, _ in stamp)])
+    key = hashlib.sha256(paths.encode()).hexdigest()[:16]
     return os.path.join(directory, f"environment-{key}.json")
 
 
