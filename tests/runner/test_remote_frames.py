@@ -118,4 +118,15 @@ def test_the_environment_is_read_once_until_something_on_sys_path_changes(
     os.utime(packages, ns=(1, 1))  # (whatever the clock's resolution)
     assert remote.environment() != first  # one more distribution
     assert len(reads) == 2
-    assert any(name.startswith("environment-") for name in os.listdir(tmp_path / "run/proctor"))
+    # A process with other paths (a Dask worker's) keeps its own, so neither makes the
+    # other read everything again.
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setattr("sys.path", [str(other)])
+    remote.environment()
+    monkeypatch.setattr("sys.path", [str(packages)])
+    monkeypatch.setattr(remote, "_environment", None)
+    remote.environment()
+    assert len(reads) == 3  # (only the other paths' were read)
+    kept = [name for name in os.listdir(tmp_path / "run/proctor") if name.startswith("environ")]
+    assert len(kept) == 2
