@@ -87,7 +87,7 @@ def test_the_identity_changes_with_uncommitted_changes(tmp_path: Path) -> None:
     assert dirty.environment == clean.environment
 
 
-def test_the_environment_is_read_once_until_something_on_sys_path_changes(
+def test_the_environment_is_read_once_until_a_distribution_on_sys_path_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from proctor.runner import remote
@@ -112,10 +112,12 @@ def test_the_environment_is_read_once_until_something_on_sys_path_changes(
     monkeypatch.setattr(remote, "_environment", None)  # a new process: the file is read
     assert remote.environment() == first
     assert len(reads) == 1
-    info = packages / "newpkg-1.0.dist-info"  # an installation changes the directory
+    (packages / "notes.txt").write_text("not a distribution")
+    assert remote.environment() == first
+    assert len(reads) == 1
+    info = packages / "newpkg-1.0.dist-info"  # an installation
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: newpkg\nVersion: 1.0\n")
-    os.utime(packages, ns=(1, 1))  # (whatever the clock's resolution)
     assert remote.environment() != first  # one more distribution
     assert len(reads) == 2
     # A process with other paths (a Dask worker's) keeps its own, so neither makes the

@@ -141,7 +141,7 @@ def identity(root: str) -> Identity:
     return Identity(revision, digest, python, packages)
 
 
-_environment: tuple[list[tuple[str, int]], tuple[str, str, int]] | None = None
+_environment: tuple[list[tuple[str, str]], tuple[str, str, int]] | None = None
 
 
 def environment() -> tuple[str, str, int]:
@@ -150,10 +150,11 @@ def environment() -> tuple[str, str, int]:
 
     Reading every distribution's metadata costs 40-60 ms; the answer is kept, in
     this process and in a file of the private runtime directory
-    (:func:`proctor.runner.runtime_dir.runtime_dir`), for as long as no directory
-    or file on ``sys.path`` has changed (installing, removing or upgrading a
-    distribution adds or removes an entry in its directory, which changes that
-    directory's modification time).
+    (:func:`proctor.runner.runtime_dir.runtime_dir`), for as long as no
+    distribution on ``sys.path`` has come, gone or changed (:func:`_path_stamp`:
+    installing, removing or upgrading one adds, removes or rewrites its
+    ``*.dist-info`` or ``*.egg-info``); other files coming and going there (in the
+    working directory, say) do not matter.
     """
     global _environment
     stamp = _path_stamp()
@@ -169,15 +170,37 @@ def environment() -> tuple[str, str, int]:
     return found
 
 
-def _path_stamp() -> list[tuple[str, int]]:
-    stamp: list[tuple[str, int]] = []
-    for entry in sys.path:
-        path = os.path.abspath(entry or os.curdir)
-        try:
-            stamp.append((path, os.stat(path).st_mtime_ns))
-        except OSError:
-            stamp.append((path, -1))
-    return stamp
+_DISTRIBUTIONS = (".dist-info", ".egg-info", ".egg")
+
+
+def _path_stamp() -> list[tuple[str, str]]:
+    """For each entry of ``sys.path``, what in it could be a distribution: a digest of
+    the names of its ``*.dist-info``, ``*.egg-info`` and ``*.egg`` entries with their
+    modification times and their metadata files'; a file's own time (a zip)."""
+    return [(path, _entry_stamp(path)) for path in map(os.path.abspath, sys.path)]
+
+
+def _entry_stamp(path: str) -> str:
+    try:
+        entries = os.scandir(path)
+    except NotADirectoryError:
+        return f"file {_mtime(path)}"
+    except OSError:
+        return "none"
+    marks: list[str] = []
+    with entries:
+        for entry in entries:
+            if entry.name.endswith(_DISTRIBUTIONS):
+                inside = (os.path.join(entry.path, name) for name in ("METADATA", "PKG-INFO"))
+                marks.append(" ".join([entry.name, *map(str, map(_mtime, [entry.path, *inside]))]))
+    return hashlib.sha256("\n".join(sorted(marks)).encode()).hexdigest()[:16]
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
 
 
 def _compute_environment() -> tuple[str, str, int]:
@@ -198,7 +221,7 @@ def _named(dist: Any) -> str | None:
         return None
 
 
-def _environment_cache(stamp: list[tuple[str, int]]) -> str | None:
+def _environment_cache(stamp: list[tuple[str, str]]) -> str | None:
     """The file keeping the environment of this interpreter with this ``sys.path``
     (processes with other paths, a Dask worker's, keep theirs in another)."""
     directory = runtime_dir()
@@ -209,7 +232,7 @@ def _environment_cache(stamp: list[tuple[str, int]]) -> str | None:
     return os.path.join(directory, f"environment-{key}.json")
 
 
-def _read_environment(path: str, stamp: list[tuple[str, int]]) -> tuple[str, str, int] | None:
+def _read_environment(path: str, stamp: list[tuple[str, str]]) -> tuple[str, str, int] | None:
     try:
         with open(path, encoding="utf-8") as file:
             kept = json.load(file)
@@ -221,7 +244,7 @@ def _read_environment(path: str, stamp: list[tuple[str, int]]) -> tuple[str, str
 
 
 def _write_environment(
-    path: str, stamp: list[tuple[str, int]], found: tuple[str, str, int]
+    path: str, stamp: list[tuple[str, str]], found: tuple[str, str, int]
 ) -> None:
     digest, python, packages = found
     record = {"stamp": stamp, "digest": digest, "python": python, "packages": packages}
