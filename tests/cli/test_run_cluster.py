@@ -422,11 +422,17 @@ def test_a_run_outlives_its_agent_and_an_agent_ends_with_its_cluster(tmp_path: P
         # The lost one was placed again without the agent (from the run itself).
         assert b"the Dask agent of this run went away" in err, err.decode()
         assert b"in place of" in err, err.decode()
-        # The next run finds the dead agent's socket, and starts another.
+        # The next run finds the dead agent's socket, and starts another, removing what
+        # dead agents left (here, one of another cluster's too).
+        elsewhere = runtime / "proctor" / "dask-000000000000.sock"
+        with socket.socket(socket.AF_UNIX) as dead:
+            dead.bind(str(elsewhere))  # (never listened on)
+        (elsewhere.parent / f"{elsewhere.name}.log").write_text("its last words")
         done = _subunit(root, "--cluster", address, "tests.test_slow.S.test_1", env=dict(env))
         assert done.returncode == 0, done.stderr.decode()
         (successor,) = _agents(runtime)
         assert successor != agent
+        assert sorted(p.name for p in (runtime / "proctor").glob("dask-0*")) == []
     # Its scheduler gone, the agent exits and removes its socket.
     assert _until(lambda: not _agents(runtime))
     assert not list((runtime / "proctor").glob("dask-*.sock"))

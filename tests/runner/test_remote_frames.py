@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -130,5 +131,14 @@ def test_the_environment_is_read_once_until_a_distribution_on_sys_path_changes(
     monkeypatch.setattr(remote, "_environment", None)
     remote.environment()
     assert len(reads) == 3  # (only the other paths' were read)
+    # One file per interpreter, keeping the newest few (Dask workers' paths are all
+    # different: each has a scratch directory of its own).
+    for index in range(remote.ENVIRONMENTS_KEPT + 2):
+        more = tmp_path / f"more{index}"
+        more.mkdir()
+        monkeypatch.setattr("sys.path", [str(more)])
+        remote.environment()
     kept = [name for name in os.listdir(tmp_path / "run/proctor") if name.startswith("environ")]
-    assert len(kept) == 2
+    assert len(kept) == 1
+    with open(tmp_path / "run/proctor" / kept[0]) as file:
+        assert len(json.load(file)) == remote.ENVIRONMENTS_KEPT

@@ -130,13 +130,26 @@ def start(path: str, cluster: str, idle: float) -> socket.socket:
         conn = connect(path)
         if conn is not None:
             return conn
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)  # left by an agent that was killed
+        _sweep(os.path.dirname(path))  # what agents killed outright left
         _launch(path, cluster, idle)
         conn = connect(path)
     if conn is None:
         raise AgentError("the Dask agent said it was ready, but does not answer")
     return conn
+
+
+def _sweep(directory: str) -> None:
+    """Remove the sockets nobody listens on (and their logs) in ``directory``."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            if entry.name.startswith("dask-") and entry.name.endswith(".sock"):
+                conn = connect(entry.path)
+                if conn is not None:
+                    conn.close()  # a live one (it sees a connection come and go)
+                    continue
+                for stale in (entry.path, f"{entry.path}.log"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(stale)
 
 
 def _launch(path: str, cluster: str, idle: float) -> None:
@@ -493,6 +506,9 @@ def main(argv: Sequence[str]) -> int:
     if os.fork() > 0:  # the run waits for this one; the agent goes on in the child
         return 0
     os.setsid()
+    import signal
+
+    signal.signal(signal.SIGTERM, _leave)  # (kill PID: tidily, its socket removed)
     try:
         listener, agent = _open(path, cluster, idle)
     except AgentError as error:
@@ -544,6 +560,10 @@ def _open(path: str, cluster: str, idle: float) -> tuple[socket.socket, _Agent]:
         client.close()
         raise AgentError(f"cannot listen on {path}: {error}") from None
     return listener, _Agent(client, idle)
+
+
+def _leave(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _say(line: str) -> None:

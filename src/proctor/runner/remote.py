@@ -150,7 +150,8 @@ def environment() -> tuple[str, str, int]:
 
     Reading every distribution's metadata costs 40-60 ms; the answer is kept, in
     this process and in a file of the private runtime directory
-    (:func:`proctor.runner.runtime_dir.runtime_dir`), for as long as no
+    (:func:`proctor.runner.runtime_dir.runtime_dir`: the newest
+    :data:`ENVIRONMENTS_KEPT`, one per ``sys.path``), for as long as no
     distribution on ``sys.path`` has come, gone or changed (:func:`_path_stamp`:
     installing, removing or upgrading one adds, removes or rewrites its
     ``*.dist-info`` or ``*.egg-info``); other files coming and going there (in the
@@ -160,7 +161,7 @@ def environment() -> tuple[str, str, int]:
     stamp = _path_stamp()
     if _environment is not None and _environment[0] == stamp:
         return _environment[1]
-    cache = _environment_cache(stamp)
+    cache = _environment_cache()
     found = _read_environment(cache, stamp) if cache is not None else None
     if found is None:
         found = _compute_environment()
@@ -221,37 +222,58 @@ def _named(dist: Any) -> str | None:
         return None
 
 
-def _environment_cache(stamp: list[tuple[str, str]]) -> str | None:
-    """The file keeping the environment of this interpreter with this ``sys.path``
-    (processes with other paths, a Dask worker's, keep theirs in another)."""
+ENVIRONMENTS_KEPT = 8
+"""Environments the cache file of one interpreter keeps (the newest), one per ``sys.path``."""
+
+
+def _environment_cache() -> str | None:
+    """The file keeping this interpreter's environments (with each ``sys.path``)."""
     directory = runtime_dir()
     if directory is None:
         return None
-    paths = "\0".join([sys.executable, *(path for path, _ in stamp)])
-    key = hashlib.sha256(paths.encode()).hexdigest()[:16]
+    key = hashlib.sha256(sys.executable.encode()).hexdigest()[:16]
     return os.path.join(directory, f"environment-{key}.json")
+
+
+def _kept_environments(path: str) -> list[dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as file:
+            kept = json.load(file)
+    except (OSError, ValueError):
+        return []
+    return [entry for entry in kept if isinstance(entry, dict)] if isinstance(kept, list) else []
 
 
 def _read_environment(path: str, stamp: list[tuple[str, str]]) -> tuple[str, str, int] | None:
     try:
-        with open(path, encoding="utf-8") as file:
-            kept = json.load(file)
-        if [tuple(item) for item in kept["stamp"]] != stamp:
-            return None
-        return str(kept["digest"]), str(kept["python"]), int(kept["packages"])
-    except (OSError, ValueError, KeyError, TypeError):
+        for entry in _kept_environments(path):
+            if [tuple(item) for item in entry["stamp"]] == stamp:
+                return str(entry["digest"]), str(entry["python"]), int(entry["packages"])
+    except (KeyError, TypeError, ValueError):  # not what this writes: read it all again
         return None
+    return None
 
 
 def _write_environment(
     path: str, stamp: list[tuple[str, str]], found: tuple[str, str, int]
 ) -> None:
+    """Keep ``found`` first, with the newest others of other paths (two processes
+    writing at once: one's is lost, and found again next time)."""
     digest, python, packages = found
+    paths = [entry for entry, _ in stamp]
+    try:
+        others = [
+            entry
+            for entry in _kept_environments(path)
+            if [item[0] for item in entry["stamp"]] != paths
+        ]
+    except (KeyError, TypeError, IndexError):  # not what this writes: start again
+        others = []
     record = {"stamp": stamp, "digest": digest, "python": python, "packages": packages}
     temporary = f"{path}.{os.getpid()}.tmp"
     try:
         with open(temporary, "w", encoding="utf-8") as file:
-            json.dump(record, file)
+            json.dump([record, *others][:ENVIRONMENTS_KEPT], file)
         os.replace(temporary, path)  # whole or not at all, whoever reads it
     except OSError:
         with contextlib.suppress(OSError):
