@@ -287,7 +287,7 @@ class AgentLauncher:
         return self._slots
 
     def listen_context(self) -> ssl.SSLContext | None:
-        from proctor.runner.dask_launch import tls_listen_context
+        from proctor.runner.dask_tls import tls_listen_context
 
         return None if self._tls is None else tls_listen_context(self._tls)
 
