@@ -432,7 +432,7 @@ def test_a_run_outlives_its_agent_and_an_agent_ends_with_its_cluster(tmp_path: P
         assert done.returncode == 0, done.stderr.decode()
         (successor,) = _agents(runtime)
         assert successor != agent
-        assert sorted(p.name for p in (runtime / "proctor").glob("dask-0*")) == []
+        assert not list((runtime / "proctor").glob("dask-000000000000.*"))
     # Its scheduler gone, the agent exits and removes its socket.
     assert _until(lambda: not _agents(runtime))
     assert not list((runtime / "proctor").glob("dask-*.sock"))
