@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,15 +50,60 @@ def cluster() -> Iterator[str]:
         yield str(local.scheduler_address)
 
 
-def _subunit(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+def _subunit(
+    root: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "proctor", "run", "--subunit", "--no-store", *args],
         cwd=root,
         capture_output=True,
         timeout=180,
-        env=worker_env(),
+        env=worker_env(env),
         check=False,
     )
+
+
+def _servers_in(root: Path) -> list[int]:
+    """The test servers (``proctor.worker --serve``) working in ``root`` on this machine
+    (placed early, a server has no ``--root``: it reads the configuration there)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if b"proctor.worker" in argv and b"--serve" in argv and cwd == root.resolve():
+            found.append(int(entry.name))
+    return found
+
+
+def _agents(runtime: Path) -> list[int]:
+    """The warm Dask agents listening in the runtime directory ``runtime``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"proctor.runner.dask_agent" in argv and any(
+            arg.startswith(str(runtime).encode()) for arg in argv
+        ):
+            found.append(int(entry.name))
+    return found
+
+
+def _until(condition: Callable[[], bool], seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def test_a_run_on_the_cluster_gives_the_same_outcomes_as_a_local_one(
@@ -180,27 +227,15 @@ def test_ctrl_c_stops_every_remote_server(tmp_path: Path, cluster: str) -> None:
     pids = {e.route_code for e in decode(io.BytesIO(out).read()) if e.route_code}
     assert pids  # it was running remotely
     # No test server of this project is left on the cluster's machine.
-    time.sleep(1)
-    left = subprocess.run(
-        ["pgrep", "-f", f"proctor.worker --serve.*--root={root}"],
-        capture_output=True,
-        check=False,
-    )
-    assert left.stdout == b"", left.stdout
+    assert _until(lambda: not _servers_in(root), 10), _servers_in(root)
 
 
-def test_on_a_tls_cluster_the_servers_connect_back_over_tls(tmp_path: Path) -> None:
-    """A ``tls://`` LocalCluster (a self-signed certificate made with openssl for
-    every role): the connections back to the controller are TLS too."""
+def _tls(tmp_path: Path) -> tuple[Any, Path, Path]:
+    """A Dask ``Security`` for a ``tls://`` cluster (one self-signed certificate made
+    with openssl, for every role), and the certificate and key files."""
     import shutil
 
-    from distributed import Client
     from distributed.security import Security
-
-    from proctor.runner.controller import Controller
-    from proctor.runner.dask_backend import DaskBackend
-    from proctor.runner.options import RunOptions
-    from proctor.runner.subprocess_backend import WorkerSpec
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl is needed to make a certificate")
@@ -223,6 +258,19 @@ def test_on_a_tls_cluster_the_servers_connect_back_over_tls(tmp_path: Path) -> N
         },
         require_encryption=True,
     )
+    return security, cert, key
+
+
+def test_on_a_tls_cluster_the_servers_connect_back_over_tls(tmp_path: Path) -> None:
+    """A ``tls://`` LocalCluster: the connections back to the controller are TLS too."""
+    from distributed import Client
+
+    from proctor.runner.controller import Controller
+    from proctor.runner.dask_backend import DaskBackend
+    from proctor.runner.options import RunOptions
+    from proctor.runner.subprocess_backend import WorkerSpec
+
+    security, _, _ = _tls(tmp_path)
     root = write_project(tmp_path / "project", PROJECT)
     with (
         distributed.LocalCluster(
@@ -290,3 +338,133 @@ def test_a_remote_test_over_its_timeout_fails_with_its_stack_and_its_worker_is_k
     # The stack dump (SIGUSR1 through the connection), then the kill (the run ended).
     assert b"Stacks of all its threads at that moment:" in said
     assert b"in test_hangs" in said
+
+
+SERVER_ARGV = {
+    **UNITTEST_CONF,
+    "tests/test_argv.py": """
+        import os, sys, unittest
+        class A(unittest.TestCase):
+            def test_notes_its_server(self):
+                log = os.path.join(os.path.dirname(__file__), os.pardir, "servers.log")
+                with open(log, "a") as notes:
+                    notes.write(" ".join(sys.argv) + "\\n")
+    """,
+}
+
+
+def test_runs_share_one_warm_agent_and_then_place_their_servers_first_thing(
+    tmp_path: Path, cluster: str
+) -> None:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    root = write_project(tmp_path / "project", SERVER_ARGV)
+    env = {"XDG_RUNTIME_DIR": str(runtime)}
+    for _ in range(3):
+        done = _subunit(root, "--cluster", cluster, env=env)
+        assert done.returncode == 0, done.stderr.decode()
+        assert outcomes(decode(done.stdout)) == {
+            "tests.test_argv.A.test_notes_its_server": "success"
+        }
+    assert len(list((runtime / "proctor").glob("dask-*.sock"))) == 1
+    assert len(_agents(runtime)) == 1
+    servers = (root / "servers.log").read_text().splitlines()
+    # The first run started the agent, then placed servers for the project at its root;
+    # the next ones placed theirs before parsing the command line, configured by the
+    # project itself (as the first local worker is).
+    assert "--root=" in servers[0]
+    assert all("--root=" not in line for line in servers[1:]), servers
+    # Without the agent, a run connects to the cluster itself.
+    done = _subunit(root, "--cluster", cluster, env={**env, "PROCTOR_CLUSTER_AGENT": "0"})
+    assert done.returncode == 0, done.stderr.decode()
+    assert "--root=" in (root / "servers.log").read_text().splitlines()[-1]
+    done = _subunit(root, "--cluster", cluster, env={**env, "PROCTOR_CLUSTER_AGENT": "soon"})
+    assert done.returncode == 2
+    assert b"PROCTOR_CLUSTER_AGENT=soon" in done.stderr
+    assert b"Traceback" not in done.stderr
+
+
+def test_a_run_outlives_its_agent_and_an_agent_ends_with_its_cluster(tmp_path: Path) -> None:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    files = {
+        **UNITTEST_CONF,
+        "tests/test_slow.py": "import time, unittest\nclass S(unittest.TestCase):\n"
+        + "    def setUp(self): open(__file__ + '.ran', 'a').close()\n"
+        + "".join(f"    def test_{n}(self): time.sleep(0.2)\n" for n in range(30)),
+    }
+    root = write_project(tmp_path / "project", files)
+    ran = root / "tests" / "test_slow.py.ran"
+    env = worker_env({"XDG_RUNTIME_DIR": str(runtime)})
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as local:
+        address = str(local.scheduler_address)
+        # Three servers on two threads: the third waits in Dask's queue, and is lost
+        # with the agent that placed it.
+        command = ["run", "--subunit", "--no-store", "--cluster", address, "-j", "3"]
+        run = subprocess.Popen(
+            [sys.executable, "-m", "proctor", *command],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert _until(ran.exists)  # a test has started: the servers are connected
+        (agent,) = _agents(runtime)
+        os.kill(agent, signal.SIGKILL)  # the servers' connections are the controller's own
+        out, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err.decode()
+        events = list(decode(out))
+        assert sum(v == "success" for v in outcomes(events).values()) == 30
+        finals = [e.test_id for e in events if e.test_id and e.status and e.status.is_final]
+        assert len(finals) == len(set(finals)) == 30  # none lost, none twice
+        # The lost one was placed again without the agent (from the run itself).
+        assert b"the Dask agent of this run went away" in err, err.decode()
+        assert b"in place of" in err, err.decode()
+        # The next run finds the dead agent's socket, and starts another, removing what
+        # dead agents left (here, one of another cluster's too).
+        elsewhere = runtime / "proctor" / "dask-000000000000.sock"
+        with socket.socket(socket.AF_UNIX) as dead:
+            dead.bind(str(elsewhere))  # (never listened on)
+        (elsewhere.parent / f"{elsewhere.name}.log").write_text("its last words")
+        done = _subunit(root, "--cluster", address, "tests.test_slow.S.test_1", env=dict(env))
+        assert done.returncode == 0, done.stderr.decode()
+        (successor,) = _agents(runtime)
+        assert successor != agent
+        assert not list((runtime / "proctor").glob("dask-000000000000.*"))
+    # Its scheduler gone, the agent exits and removes its socket.
+    assert _until(lambda: not _agents(runtime))
+    assert not list((runtime / "proctor").glob("dask-*.sock"))
+
+
+def test_a_tls_cluster_from_the_command_line_through_the_agent(tmp_path: Path) -> None:
+    """The agent's client reads Dask's TLS configuration (here from DASK_* variables);
+    the controller listens with the same client certificate, told by the agent."""
+    security, cert, key = _tls(tmp_path)
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    root = write_project(tmp_path / "project", PROJECT)
+    env = {
+        "XDG_RUNTIME_DIR": str(runtime),
+        "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(cert),
+        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(cert),
+        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(key),
+        "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True",
+    }
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=2,
+        processes=True,
+        protocol="tls://",
+        security=security,
+        dashboard_address=":0",
+    ) as local:
+        address = str(local.scheduler_address)
+        for _ in range(2):  # the agent's start, then servers placed first thing
+            done = _subunit(root, "--cluster", address, env=env)
+            assert done.returncode == 1, done.stderr.decode()
+            results = outcomes(decode(done.stdout))
+            assert sum(v == "success" for v in results.values()) == 30
+            assert results["tests.test_a.Bad.test_exits"] == "fail"
+        assert len(_agents(runtime)) == 1

@@ -42,3 +42,48 @@ def test_only_run_with_options_that_leave_the_worker_alone_starts_early(
     argv: list[str], expected: bool | None
 ) -> None:
     assert starts_early(argv) is expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (["run", "--cluster", "tcp://h:1", "-j", "2"], None, ("tcp://h:1", ["run", "-j", "2"])),
+        (["run", "--cluster=h:1", "x"], None, ("h:1", ["run", "x"])),
+        (["run", "x"], "tcp://e:2", ("tcp://e:2", ["run", "x"])),
+        (["run", "x"], None, (None, ["run", "x"])),
+        # after -- is pytest's, not the cluster
+        (["run", "--", "--cluster", "h:1"], None, (None, ["run", "--", "--cluster", "h:1"])),
+    ],
+)
+def test_the_cluster_of_a_command_line_is_its_option_else_the_environment(
+    argv: list[str],
+    env: str | None,
+    expected: tuple[str | None, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from proctor.cli.run_early import cluster_of
+
+    if env is None:
+        monkeypatch.delenv("PROCTOR_CLUSTER", raising=False)
+    else:
+        monkeypatch.setenv("PROCTOR_CLUSTER", env)
+    assert cluster_of(argv) == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run"], None),
+        (["run", "-j", "3"], 3),
+        (["run", "--concurrency=4", "x"], 4),
+        (["run", "-j", "0"], None),  # one per core here: as many as the cluster has threads
+        (["run", "--serial", "-j", "3"], 1),
+        (["run", "--", "-j", "3"], None),  # pytest's
+    ],
+)
+def test_the_servers_placed_early_are_as_many_as_the_command_line_asks(
+    argv: list[str], expected: int | None
+) -> None:
+    from proctor.cli.run_early import servers_wanted
+
+    assert servers_wanted(argv) == expected

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -84,3 +86,59 @@ def test_the_identity_changes_with_uncommitted_changes(tmp_path: Path) -> None:
     dirty = identity(str(tmp_path))
     assert dirty.revision.startswith(clean.revision + "+dirty:")
     assert dirty.environment == clean.environment
+
+
+def test_the_environment_is_read_once_until_a_distribution_on_sys_path_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proctor.runner import remote
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    (tmp_path / "run").mkdir()
+    packages = tmp_path / "site"
+    packages.mkdir()
+    monkeypatch.setattr("sys.path", [str(packages)])
+    monkeypatch.setattr(remote, "_environment", None)
+    real = remote._compute_environment
+    reads: list[int] = []
+
+    def counted() -> tuple[str, str, int]:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(remote, "_compute_environment", counted)
+    first = remote.environment()
+    assert remote.environment() == first
+    assert len(reads) == 1
+    monkeypatch.setattr(remote, "_environment", None)  # a new process: the file is read
+    assert remote.environment() == first
+    assert len(reads) == 1
+    (packages / "notes.txt").write_text("not a distribution")
+    assert remote.environment() == first
+    assert len(reads) == 1
+    info = packages / "newpkg-1.0.dist-info"  # an installation
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: newpkg\nVersion: 1.0\n")
+    assert remote.environment() != first  # one more distribution
+    assert len(reads) == 2
+    # A process with other paths (a Dask worker's) keeps its own, so neither makes the
+    # other read everything again.
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setattr("sys.path", [str(other)])
+    remote.environment()
+    monkeypatch.setattr("sys.path", [str(packages)])
+    monkeypatch.setattr(remote, "_environment", None)
+    remote.environment()
+    assert len(reads) == 3  # (only the other paths' were read)
+    # One file per interpreter, keeping the newest few (Dask workers' paths are all
+    # different: each has a scratch directory of its own).
+    for index in range(remote.ENVIRONMENTS_KEPT + 2):
+        more = tmp_path / f"more{index}"
+        more.mkdir()
+        monkeypatch.setattr("sys.path", [str(more)])
+        remote.environment()
+    kept = [name for name in os.listdir(tmp_path / "run/proctor") if name.startswith("environ")]
+    assert len(kept) == 1
+    with open(tmp_path / "run/proctor" / kept[0]) as file:
+        assert len(json.load(file)) == remote.ENVIRONMENTS_KEPT

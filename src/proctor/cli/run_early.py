@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["finish", "maybe_start", "starts_early"]
+__all__ = ["cluster_of", "finish", "maybe_start", "servers_wanted", "starts_early"]
 
 _WITH_VALUE = frozenset(
     {
@@ -101,16 +101,62 @@ def starts_early(argv: Sequence[str]) -> bool | None:
 
 
 def maybe_start(argv: Sequence[str]) -> None:
-    """Start worker 0 now if ``proctor ARGV`` will want it (see the module docstring)."""
-    capture = starts_early(argv)
+    """Start worker 0 now if ``proctor ARGV`` will want it (see the module docstring);
+    with ``--cluster`` (or ``PROCTOR_CLUSTER``), place the cluster's servers now
+    instead, through the warm Dask agent if one is up
+    (:mod:`proctor.runner.dask_early`)."""
+    cluster, rest = cluster_of(argv)
+    capture = starts_early(rest)
     if capture is None:
         return
     import contextlib
 
+    if cluster is not None:
+        if not any(arg in ("--list", "--isolated") for arg in rest):  # (one server, or many runs)
+            from proctor.runner.dask_early import start_early as place_early
+
+            with contextlib.suppress(OSError):  # the backend will place them, and report what fails
+                place_early(cluster, capture=capture, count=servers_wanted(rest))
+        return
     from proctor.runner.spawn import start_early
 
     with contextlib.suppress(OSError):  # the backend will start it, and report what fails
         start_early(capture=capture)
+
+
+def cluster_of(argv: Sequence[str]) -> tuple[str | None, list[str]]:
+    """The cluster ``proctor ARGV`` runs on (``--cluster``, else ``PROCTOR_CLUSTER``;
+    None: this machine) and the command line without that option."""
+    import os
+
+    rest = list(argv)
+    for index, arg in enumerate(rest):
+        if arg == "--":
+            break
+        if arg == "--cluster" and index + 1 < len(rest):
+            return rest[index + 1], rest[:index] + rest[index + 2 :]
+        if arg.startswith("--cluster="):
+            return arg.partition("=")[2], rest[:index] + rest[index + 1 :]
+    return os.environ.get("PROCTOR_CLUSTER") or None, rest
+
+
+def servers_wanted(argv: Sequence[str]) -> int | None:
+    """The workers ``proctor ARGV`` asks for (``-j N``, ``--serial``); None: as many
+    as the cluster has threads (or as the configuration says: extra servers are
+    then left idle until the run ends)."""
+    wanted: int | None = None
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "--":
+            break
+        name, has_value, value = arg.partition("=")
+        if name == "--serial":
+            return 1
+        if name in ("-j", "--concurrency"):
+            value = value if has_value else next(args, "")
+            if value.isdigit() and int(value) > 0:
+                wanted = int(value)
+    return wanted
 
 
 def finish() -> None:
@@ -121,3 +167,6 @@ def finish() -> None:
     spawn = sys.modules.get("proctor.runner.spawn")
     if spawn is not None:
         spawn.discard_early()
+    early_cluster = sys.modules.get("proctor.runner.dask_early")
+    if early_cluster is not None:
+        early_cluster.discard_early()

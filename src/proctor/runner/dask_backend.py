@@ -6,6 +6,11 @@ unique key, ``retries=0``) runs :func:`proctor.runner.remote.serve_remote` on
 a Dask worker: it starts ``python -m proctor.worker --serve`` in the project
 checkout there (the same path as the controller's) and connects back to this
 backend's TCP listener, where its channels arrive as frames on one connection.
+The tasks are submitted by a launcher (:mod:`proctor.runner.dask_launch`): the
+warm agent that successive runs share (:mod:`proctor.runner.dask_agent`), or a
+``distributed.Client`` of this process; and, when the agent was up, before the
+command line was even parsed (:mod:`proctor.runner.dask_early`: this backend
+adopts those servers, their listener and token).
 To the controller it is a worker like a local one: the same commands, the same
 results stream, the same scheduling (history-timed, longest first, shrinking
 batches).
@@ -37,6 +42,7 @@ import secrets
 import selectors
 import socket
 import ssl
+import threading
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -45,6 +51,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from proctor.runner.backend import Exited, Message, Output, Results
+from proctor.runner.dask_early import reachable_from, take_early
+from proctor.runner.dask_launch import ClientLauncher, ClusterError, Launcher, agent_launcher
 from proctor.runner.protocol import Command, control_event, encode_command
 from proctor.runner.remote import (
     CAPTURE,
@@ -57,7 +65,6 @@ from proctor.runner.remote import (
     identity,
     keepalive,
     receive,
-    serve_remote,
 )
 from proctor.wire import v2
 
@@ -68,10 +75,6 @@ __all__ = ["ClusterError", "DaskBackend", "DaskWorker", "remote_argv"]
 
 LOST = 255
 """The exit status reported for a worker whose connection ended without one."""
-
-
-class ClusterError(Exception):
-    """The cluster cannot be used (not reachable, Dask not installed)."""
 
 
 def remote_argv(spec: WorkerSpec) -> list[str]:
@@ -94,10 +97,9 @@ class _Pending:
 class DaskWorker:
     """One remote worker, as the controller sees it (a ``WorkerHandle``)."""
 
-    def __init__(self, backend: DaskBackend, worker: int, future: Any) -> None:
+    def __init__(self, backend: DaskBackend, worker: int) -> None:
         self._backend = backend
         self._worker = worker
-        self.future = future
         self.pid: int | None = None
         self.host: str | None = None
         self.conn: socket.socket | None = None
@@ -142,7 +144,13 @@ class DaskWorker:
 
 
 class DaskBackend:
-    """Remote workers on a Dask cluster (see the module docstring)."""
+    """Remote workers on a Dask cluster (see the module docstring).
+
+    ``client``: a ``distributed.Client`` to place them with (not closed here);
+    otherwise one of its own, or, with ``agent_idle`` > 0, the warm agent for
+    ``cluster`` (:mod:`proctor.runner.dask_agent`, started if need be, to exit
+    after that many seconds unused; without it when none can be had).
+    """
 
     def __init__(
         self,
@@ -151,34 +159,54 @@ class DaskBackend:
         *,
         env: Mapping[str, str] | None = None,
         client: Any = None,
+        agent_idle: float = 0.0,
     ) -> None:
         from proctor.runner.spawn import discard_early
 
         discard_early()  # the worker started first thing would run here, not there
-        try:
-            import distributed
-        except ImportError:
-            raise ClusterError(
-                "--cluster needs Dask: pip install 'proctor[cluster]' (dask, distributed)"
-            ) from None
         self.spec = spec
-        self._own_client = client is None
-        Client: Any = distributed.Client
-        if client is None:
-            try:
-                if os.path.isfile(cluster):
-                    client = Client(scheduler_file=cluster, timeout=30)
-                else:
-                    client = Client(cluster, timeout=30)
-            except (OSError, TimeoutError, ValueError) as error:
-                raise ClusterError(f"cannot reach the Dask cluster {cluster}: {error}") from None
-        self.client = client
-        scheduler = str(client.scheduler.address)
+        self.closed = False
+        early = None
+        configured = spec.from_configuration and spec.env is None and not spec.extra_args
+        if client is None and agent_idle > 0 and not env and configured:
+            # The servers placed before the command line was even parsed.
+            early = take_early(
+                cluster, root=str(spec.root), python=spec.python, capture=spec.capture
+            )
+        self._early = early
+        # Who this side is, found while the cluster is reached (git, the environment).
+        self._identity: Identity | None = None
+        self._identity_thread: threading.Thread | None = None
+        if early is not None:
+            self._identity_thread = early.identity_thread
+        else:
+            self._identity_thread = threading.Thread(
+                target=self._find_identity, name="proctor-identity", daemon=True
+            )
+            self._identity_thread.start()
+        launcher: Launcher | None = None
+        if client is not None:
+            launcher = ClientLauncher(client, own=False)
+        elif early is not None:
+            launcher = early.launcher
+        elif agent_idle > 0:
+            launcher = agent_launcher(cluster, agent_idle)
+        if launcher is None:
+            launcher = ClientLauncher.connect(cluster)
+        self._launcher = launcher
+        self._cluster = cluster
+        self._retired: list[Launcher] = []  # (an agent gone)
+        if early is not None:
+            self._listener = early.listener
+        scheduler = launcher.scheduler
         scheme = urlsplit(scheduler).scheme
         self._tls: ssl.SSLContext | None = None
         if scheme == "tls":
-            listen = client.security.get_listen_args("client")
-            self._tls = listen.get("ssl_context")
+            try:
+                self._tls = launcher.listen_context()
+            except (ClusterError, OSError, ValueError) as error:
+                self.close()
+                raise ClusterError(f"the Dask cluster at {scheduler}: {error}") from None
             if self._tls is None:
                 self.close()
                 raise ClusterError(
@@ -191,13 +219,15 @@ class DaskBackend:
                 f"the Dask cluster at {scheduler} uses {scheme}://; "
                 "proctor's connections to its workers support tcp:// and tls://"
             )
-        self._token = secrets.token_urlsafe(32)
-        self._run = secrets.token_hex(4)
-        self.identity: Identity = identity(str(spec.root))
-        host = _reachable_from(scheduler)
-        self._listener = socket.create_server((host, 0))
-        self._listener.setblocking(False)
-        self.address: tuple[str, int] = (host, self._listener.getsockname()[1])
+        if early is not None:
+            self._token, self._run = early.token, early.run
+        else:
+            self._token = secrets.token_urlsafe(32)
+            self._run = secrets.token_hex(4)
+            self._listener = socket.create_server((reachable_from(scheduler), 0))
+            self._listener.setblocking(False)
+        host, port = self._listener.getsockname()[:2]
+        self.address: tuple[str, int] = (str(host), int(port))
         self._argv = remote_argv(spec)
         self._env = dict(env) if env is not None else None
         self._selector = selectors.DefaultSelector()
@@ -206,26 +236,69 @@ class DaskBackend:
         os.set_blocking(self._wake_read, False)
         os.set_blocking(self._wake_write, False)
         self._selector.register(self._wake_read, selectors.EVENT_READ, "wake")
-        self._inbox: deque[Message | tuple[int, Any]] = deque()
+        self._inbox: deque[Message | tuple[int, object]] = deque()
         self._workers: dict[int, DaskWorker] = {}
         self._pending: dict[socket.socket, _Pending] = {}
         self._ended: list[DaskWorker] = []  # connections to close once the exit is handled
         self.refused = 0
-        self.closed = False
+        if early is not None:
+            for worker in range(early.count):
+                self._workers[worker] = DaskWorker(self, worker)
+            early.adopt(self._task_ended)
+
+    @property
+    def identity(self) -> Identity:
+        """The controller's revision and environment (what every server must match)."""
+        thread, self._identity_thread = getattr(self, "_identity_thread", None), None
+        if thread is not None:
+            thread.join()
+        early = getattr(self, "_early", None)
+        if self._identity is None and early is not None:
+            self._identity = early.identity
+        if self._identity is None:  # the thread failed: the error comes from here
+            self._identity = identity(str(self.spec.root))
+        return self._identity
+
+    @identity.setter
+    def identity(self, value: Identity) -> None:
+        self._identity_thread = None
+        self._identity = value
+
+    def _find_identity(self) -> None:
+        with contextlib.suppress(Exception):  # (asked again, in the open, if it fails)
+            self._identity = identity(str(self.spec.root))
 
     def slots(self) -> int:
         """Worker threads in the cluster now (one test server each, by default)."""
-        threads: dict[str, int] = self.client.nthreads()
-        return max(1, sum(threads.values()))
+        return max(1, self._launcher.slots())
 
     # -- WorkerBackend --------------------------------------------------------------------
 
     def prestart(self, count: int) -> None:
-        pass  # tasks are submitted by start(); Dask starts them as threads free up
+        """Submit servers 0 to ``count - 1`` now: they start on the cluster (and
+        import the suite there) while this process reads the history."""
+        for worker in range(count):
+            if worker not in self._workers:
+                self._submit(worker)
 
     def start(self, worker: int) -> DaskWorker:
-        future = self.client.submit(
-            serve_remote,
+        handle = self._workers.get(worker)
+        return handle if handle is not None else self._submit(worker)
+
+    def _submit(self, worker: int) -> DaskWorker:
+        handle = DaskWorker(self, worker)
+        self._workers[worker] = handle
+        if getattr(self._launcher, "gone", False):
+            # The agent went away (killed, or it lost the scheduler): the servers it
+            # placed are on their own; the next ones are placed from this process.
+            try:
+                replacement = ClientLauncher.connect(self._cluster)
+            except ClusterError as error:
+                self.end(handle, 1, f"proctor: {error}\n".encode())
+                return handle
+            self._retired.append(self._launcher)
+            self._launcher = replacement
+        args = (
             self.address,
             self._token,
             worker,
@@ -233,14 +306,14 @@ class DaskBackend:
             self._argv,
             self._env,
             self._tls is not None,
-            key=f"proctor-{self._run}-worker-{worker}",
-            pure=False,
-            retries=0,
         )
-        handle = DaskWorker(self, worker, future)
-        self._workers[worker] = handle
-        future.add_done_callback(lambda done: self.post_raw((worker, done)))
+        self._launcher.submit(
+            worker, f"proctor-{self._run}-worker-{worker}", args, self._task_ended
+        )
         return handle
+
+    def _task_ended(self, worker: int, payload: object) -> None:
+        self.post_raw((worker, payload))  # (from another thread)
 
     def wait(self, timeout: float | None) -> list[Message]:
         for handle in self._ended:  # the controller has handled their exits by now
@@ -265,7 +338,7 @@ class DaskBackend:
     def post(self, message: Message) -> None:
         self.post_raw(message)
 
-    def post_raw(self, item: Message | tuple[int, Any]) -> None:
+    def post_raw(self, item: Message | tuple[int, object]) -> None:
         self._inbox.append(item)  # deque.append is atomic: safe from threads and handlers
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_write, b"\0")
@@ -280,21 +353,24 @@ class DaskBackend:
         if self.closed:
             return
         self.closed = True
+        launchers: list[Launcher | None] = [
+            *getattr(self, "_retired", ()),
+            getattr(self, "_launcher", None),
+        ]
+        for launcher in launchers:
+            if launcher is not None:
+                launcher.close()  # cancels the tasks that have not ended; no more posts
         for handle in list(getattr(self, "_workers", {}).values()):
             self._disconnect(handle)
-            if handle.future is not None:
-                with contextlib.suppress(Exception):
-                    handle.future.cancel()
         for pending in list(getattr(self, "_pending", {}).values()):
             pending.conn.close()
-        if hasattr(self, "_listener"):
-            self._selector.close()
-            self._listener.close()
-            os.close(self._wake_read)
-            os.close(self._wake_write)
-        if self._own_client:
-            with contextlib.suppress(Exception):
-                self.client.close()
+        for part in ("_selector", "_listener"):
+            closing = getattr(self, part, None)
+            if closing is not None:
+                closing.close()
+        for fd in (getattr(self, "_wake_read", None), getattr(self, "_wake_write", None)):
+            if fd is not None:
+                os.close(fd)
 
     # -- the connections ------------------------------------------------------------------
 
@@ -307,9 +383,7 @@ class DaskBackend:
             self._inbox.append(Output(handle.worker, output))
         self._inbox.append(Exited(handle.worker, returncode))
         self._ended.append(handle)
-        if handle.future is not None:
-            with contextlib.suppress(Exception):
-                handle.future.cancel()  # never run again elsewhere by Dask
+        self._launcher.cancel(handle.worker)  # never run again elsewhere by Dask
 
     def _disconnect(self, handle: DaskWorker) -> None:
         conn, handle.conn = handle.conn, None
@@ -435,34 +509,18 @@ class DaskBackend:
                     code = LOST
                 self.end(handle, code, b"")
 
-    def _task_done(self, worker: int, future: Any) -> None:
+    def _task_done(self, worker: int, payload: object) -> None:
         handle = self._workers.get(worker)
         if handle is None or handle.ended or handle.conn is not None:
             return  # the connection says how it ended
-        try:
-            outcome = future.exception(timeout=0)
-        except Exception as error:  # cancelled, or the client went away
-            outcome = error
-        if outcome is None:
+        failure = self._launcher.failure(payload)
+        if failure is None:
             self.end(handle, 1, b"proctor: the Dask task ended before its worker connected\n")
             return
-        text = f"proctor: the Dask task of worker {worker} failed: {outcome!r}\n"
+        text = f"proctor: the Dask task of worker {worker} failed: {failure}\n"
         self.end(handle, 1, text.encode())
 
 
 def _reply(conn: socket.socket, message: dict[str, Any]) -> None:
     with contextlib.suppress(OSError):
         conn.sendall(json.dumps(message).encode() + b"\n")
-
-
-def _reachable_from(scheduler: str) -> str:
-    """This machine's address on the route to the Dask scheduler (its workers are
-    assumed to reach us the same way)."""
-    parts = urlsplit(scheduler if "://" in scheduler else f"tcp://{scheduler}")
-    host = parts.hostname or "127.0.0.1"
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((host, parts.port or 8786))  # UDP: nothing is sent
-            return str(probe.getsockname()[0])
-        except OSError:
-            return "127.0.0.1"

@@ -1,12 +1,13 @@
 """A worker on another machine: its channels bridged over one TCP connection.
 
 :func:`serve_remote` runs where the worker is to run (in a Dask worker's
-thread, see :mod:`proctor.runner.dask_backend`): it connects back to the
-controller, proves it belongs to this run (the per-run token) and says what
-code and environment it would run (:func:`identity`); the controller answers
-whether it may start. Then it starts ``python -m proctor.worker --serve`` in the
-project checkout there, exactly as the local backend does
-(:func:`proctor.runner.spawn.spawn`), and carries its channels as frames:
+thread, see :mod:`proctor.runner.dask_backend`): it starts ``python -m
+proctor.worker --serve`` in the project checkout there, exactly as the local
+backend does (:func:`proctor.runner.spawn.spawn`), and while that worker imports
+the suite it connects back to the controller, proves it belongs to this run (the
+per-run token) and says what code and environment it runs (:func:`identity`);
+the controller answers whether it may serve. A refused server kills its worker,
+which has had no command. Then it carries the worker's channels as frames:
 
 =====  ======================  =============================================
 kind   direction               payload
@@ -42,6 +43,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from proctor.runner.runtime_dir import runtime_dir
 
 if TYPE_CHECKING:
     from proctor.runner.spawn import Spawned
@@ -135,8 +138,6 @@ def _git(root: str, *args: str) -> bytes | None:
 
 def identity(root: str) -> Identity:
     """The code revision of ``root`` and the environment of this interpreter."""
-    from importlib import metadata
-
     commit = _git(root, "rev-parse", "HEAD")
     if commit is None:
         revision = "(not a git checkout)"
@@ -145,15 +146,147 @@ def identity(root: str) -> Identity:
         diff = _git(root, "diff", "HEAD", "--no-ext-diff", "--binary")
         if diff:
             revision += "+dirty:" + hashlib.sha256(diff).hexdigest()[:12]
-    names = sorted(
-        {
-            f"{dist.metadata['Name'] or ''}=={dist.version}".lower()
-            for dist in metadata.distributions()
-        }
-    )
+    digest, python, packages = environment()
+    return Identity(revision, digest, python, packages)
+
+
+_environment: tuple[list[tuple[str, str]], tuple[str, str, int]] | None = None
+
+
+def environment() -> tuple[str, str, int]:
+    """This interpreter's environment: a digest of the Python version and every
+    installed distribution's version, the version, and how many distributions.
+
+    Reading every distribution's metadata costs 40-60 ms; the answer is kept, in
+    this process and in a file of the private runtime directory
+    (:func:`proctor.runner.runtime_dir.runtime_dir`: the newest
+    :data:`ENVIRONMENTS_KEPT`, one per ``sys.path``), for as long as no
+    distribution on ``sys.path`` has come, gone or changed (:func:`_path_stamp`:
+    installing, removing or upgrading one adds, removes or rewrites its
+    ``*.dist-info`` or ``*.egg-info``); other files coming and going there (in the
+    working directory, say) do not matter.
+    """
+    global _environment
+    stamp = _path_stamp()
+    if _environment is not None and _environment[0] == stamp:
+        return _environment[1]
+    cache = _environment_cache()
+    found = _read_environment(cache, stamp) if cache is not None else None
+    if found is None:
+        found = _compute_environment()
+        if cache is not None:
+            _write_environment(cache, stamp, found)
+    _environment = (stamp, found)
+    return found
+
+
+_DISTRIBUTIONS = (".dist-info", ".egg-info", ".egg")
+
+
+def _path_stamp() -> list[tuple[str, str]]:
+    """For each entry of ``sys.path``, what in it could be a distribution: a digest of
+    the names of its ``*.dist-info``, ``*.egg-info`` and ``*.egg`` entries with their
+    modification times and their metadata files'; a file's own time (a zip)."""
+    return [(path, _entry_stamp(path)) for path in map(os.path.abspath, sys.path)]
+
+
+def _entry_stamp(path: str) -> str:
+    try:
+        entries = os.scandir(path)
+    except NotADirectoryError:
+        return f"file {_mtime(path)}"
+    except OSError:
+        return "none"
+    marks: list[str] = []
+    with entries:
+        for entry in entries:
+            if entry.name.endswith(_DISTRIBUTIONS):
+                inside = (os.path.join(entry.path, name) for name in ("METADATA", "PKG-INFO"))
+                marks.append(" ".join([entry.name, *map(str, map(_mtime, [entry.path, *inside]))]))
+    return hashlib.sha256("\n".join(sorted(marks)).encode()).hexdigest()[:16]
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _compute_environment() -> tuple[str, str, int]:
+    from importlib import metadata
+
+    names = sorted({name for name in map(_named, metadata.distributions()) if name})
     python = f"{sys.implementation.name} {'.'.join(map(str, sys.version_info[:3]))}"
     digest = hashlib.sha256("\n".join([python, *names]).encode()).hexdigest()[:16]
-    return Identity(revision, digest, python, len(names))
+    return digest, python, len(names)
+
+
+def _named(dist: Any) -> str | None:
+    """``name==version`` of an installed distribution; None if its metadata cannot
+    be read (a half-removed installation: not one)."""
+    try:
+        return f"{dist.metadata['Name'] or ''}=={dist.version}".lower()
+    except Exception:
+        return None
+
+
+ENVIRONMENTS_KEPT = 8
+"""Environments the cache file of one interpreter keeps (the newest), one per ``sys.path``."""
+
+
+def _environment_cache() -> str | None:
+    """The file keeping this interpreter's environments (with each ``sys.path``)."""
+    directory = runtime_dir()
+    if directory is None:
+        return None
+    key = hashlib.sha256(sys.executable.encode()).hexdigest()[:16]
+    return os.path.join(directory, f"environment-{key}.json")
+
+
+def _kept_environments(path: str) -> list[dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as file:
+            kept = json.load(file)
+    except (OSError, ValueError):
+        return []
+    return [entry for entry in kept if isinstance(entry, dict)] if isinstance(kept, list) else []
+
+
+def _read_environment(path: str, stamp: list[tuple[str, str]]) -> tuple[str, str, int] | None:
+    try:
+        for entry in _kept_environments(path):
+            if [tuple(item) for item in entry["stamp"]] == stamp:
+                return str(entry["digest"]), str(entry["python"]), int(entry["packages"])
+    except (KeyError, TypeError, ValueError):  # not what this writes: read it all again
+        return None
+    return None
+
+
+def _write_environment(
+    path: str, stamp: list[tuple[str, str]], found: tuple[str, str, int]
+) -> None:
+    """Keep ``found`` first, with the newest others of other paths (two processes
+    writing at once: one's is lost, and found again next time)."""
+    digest, python, packages = found
+    paths = [entry for entry, _ in stamp]
+    try:
+        others = [
+            entry
+            for entry in _kept_environments(path)
+            if [item[0] for item in entry["stamp"]] != paths
+        ]
+    except (KeyError, TypeError, IndexError):  # not what this writes: start again
+        others = []
+    record = {"stamp": stamp, "digest": digest, "python": python, "packages": packages}
+    temporary = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as file:
+            json.dump([record, *others][:ENVIRONMENTS_KEPT], file)
+        os.replace(temporary, path)  # whole or not at all, whoever reads it
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
 
 
 def receive(conn: socket.socket) -> bytes:
@@ -289,9 +422,65 @@ def serve_remote(
     TLS with the Dask worker's own certificate (the cluster uses ``tls://``).
     Returns how it ended (for Dask's logs; the controller learns it through the
     connection).
+
+    The worker is started first, so that it imports the suite while this side
+    checks its revision and environment and is admitted; it gets no command
+    before that, and a server refused (or that cannot reach the controller)
+    kills it.
     """
     from proctor.runner.spawn import make_capture_dir, remove_capture_dir, spawn
 
+    capture_dir = make_capture_dir()
+
+    def command_line(commands: int, results: int) -> list[str]:
+        values = {
+            COMMANDS: f"--commands-fd={commands}",
+            RESULTS: f"--results-fd={results}",
+            CAPTURE: f"--capture-dir={capture_dir}",
+        }
+        return [sys.executable, *(values.get(part, part) for part in argv)]
+
+    spawned: Spawned | None = None
+    failure: OSError | None = None
+    try:
+        spawned = spawn(command_line, root, env)
+    except OSError as error:
+        failure = error
+    conn: socket.socket | None = None
+    try:
+        admitted = _admission(address, token, worker, root, tls)
+        if isinstance(admitted, str):
+            return admitted
+        conn, rest = admitted
+        if spawned is None:
+            said = f"proctor: cannot start a worker: {failure}\n".encode()
+            conn.sendall(encode_frame(b"O", said))
+            conn.sendall(encode_frame(b"X", b"1"))
+            return f"cannot start: {failure}"
+        running, spawned = spawned, None  # from here the bridge ends it
+        output = running.process.stdout
+        assert output is not None
+        try:
+            returncode = _Bridge(conn, running, rest).run(running.results, output.fileno())
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(running.results)
+    finally:
+        if spawned is not None:
+            _discard(spawned)
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        remove_capture_dir(capture_dir)
+    return f"worker {worker} exited with {returncode}"
+
+
+def _admission(
+    address: tuple[str, int], token: str, worker: int, root: str, tls: bool
+) -> tuple[socket.socket, bytes] | str:
+    """Connect to the controller and be admitted: the connection and what came
+    after the controller's answer, or why not."""
     mine = identity(root)
     conn = socket.create_connection(address, timeout=60)
     keepalive(conn)
@@ -315,47 +504,37 @@ def serve_remote(
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }
-    conn.sendall(json.dumps(hello).encode() + b"\n")
     reply_bytes = bytearray()
-    while b"\n" not in reply_bytes and len(reply_bytes) < MAX_HELLO:
-        chunk = receive(conn)
-        if not chunk:
-            conn.close()
-            return "the controller closed the connection"
-        reply_bytes.extend(chunk)
-    line, _, rest = bytes(reply_bytes).partition(b"\n")
-    reply = json.loads(line)
+    try:
+        conn.sendall(json.dumps(hello).encode() + b"\n")
+        while b"\n" not in reply_bytes and len(reply_bytes) < MAX_HELLO:
+            chunk = receive(conn)
+            if not chunk:
+                conn.close()
+                return "the controller closed the connection"
+            reply_bytes.extend(chunk)
+        line, _, rest = bytes(reply_bytes).partition(b"\n")
+        reply = json.loads(line)
+    except BaseException:
+        conn.close()
+        raise
     if not reply.get("ok"):
         conn.close()
         return f"refused: {reply.get('reason')}"
-    capture_dir = make_capture_dir()
+    return conn, rest
 
-    def command_line(commands: int, results: int) -> list[str]:
-        values = {
-            COMMANDS: f"--commands-fd={commands}",
-            RESULTS: f"--results-fd={results}",
-            CAPTURE: f"--capture-dir={capture_dir}",
-        }
-        return [sys.executable, *(values.get(part, part) for part in argv)]
 
-    try:
-        spawned = spawn(command_line, root, env)
-    except OSError as error:
-        conn.sendall(encode_frame(b"O", f"proctor: cannot start a worker: {error}\n".encode()))
-        conn.sendall(encode_frame(b"X", b"1"))
-        conn.close()
-        remove_capture_dir(capture_dir)
-        return f"cannot start: {error}"
-    assert spawned.process.stdout is not None
-    try:
-        returncode = _Bridge(conn, spawned, rest).run(
-            spawned.results, spawned.process.stdout.fileno()
-        )
-    finally:
+def _discard(spawned: Spawned) -> None:
+    """End a worker that was started for nothing (refused; the controller gone)."""
+    from proctor.runner.leftovers import kill_tree
+
+    pid = spawned.process.pid
+    kill_tree(pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    spawned.process.wait()
+    for fd in (spawned.commands, spawned.results):
         with contextlib.suppress(OSError):
-            os.close(spawned.results)
-        with contextlib.suppress(OSError):
-            conn.shutdown(socket.SHUT_RDWR)
-        conn.close()
-        remove_capture_dir(capture_dir)
-    return f"worker {worker} exited with {returncode}"
+            os.close(fd)
+    if spawned.process.stdout is not None:
+        spawned.process.stdout.close()
