@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +35,34 @@ def test_the_signer_agrees_with_signature_of_record_and_remembers_texts() -> Non
     assert signer.computed == 1  # the same text again: remembered
     assert signer(ok("a")) is None
     assert signer(TestRecord("a", Status.SKIP, None, T0, T0)) is None
+
+
+def test_the_parser_is_imported_at_the_first_failure_not_with_the_signer() -> None:
+    # A store is given its signer as a run starts; a run that passes never
+    # needs the parser or the algorithm.
+    code = (
+        "import sys\n"
+        "from proctor.triage.signer import RecordSigner\n"
+        "from proctor.triage.algorithm import algorithm_name\n"
+        "from tests.triage.history import fault, ok\n"
+        "parts = ('proctor.triage.signature', 'proctor.triage.traceback')\n"
+        "signer = RecordSigner(depth=None)\n"
+        "assert signer.algorithm == algorithm_name(depth=None), signer.algorithm\n"
+        "assert signer(ok('a')) is None\n"
+        "print(sorted(m for m in parts if m in sys.modules))\n"
+        "signed = signer(fault('a', 'get'))\n"
+        "assert signed is not None and signed.algorithm == signer.algorithm\n"
+        "print(sorted(m for m in parts if m in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "[]",
+        "['proctor.triage.signature', 'proctor.triage.traceback']",
+    ]
 
 
 def test_the_memory_holds_only_short_texts_and_a_bounded_number(

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from proctor.triage.algorithm import ALGORITHM as _ALGORITHM
+from proctor.triage.algorithm import algorithm_name
 from proctor.triage.normalise import normalise_message
 from proctor.triage.traceback import ExceptionReport, Format, Frame, ParsedFailure, parse_failure
 from proctor.wire.event import Status
@@ -189,10 +190,7 @@ def signature_of(
     but the defaults is named in the signature's algorithm. ``parsed`` is
     ``parse_failure(text)`` when the caller has it already.
     """
-    algorithm = ALGORITHM
-    if depth != 1 or not source:
-        shown = "all" if depth is None else depth
-        algorithm += f";depth={shown};source={'on' if source else 'off'}"
+    algorithm = algorithm_name(depth=depth, source=source)
     if not text.strip():
         return _make(algorithm, "empty", "no detail")
     if parsed is None:

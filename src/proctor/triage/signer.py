@@ -10,25 +10,24 @@ A weak signature (no text at all: an unexpected success, a test that never
 finished, a failure with no detail) says nothing about the fault, so it is
 made per test: the test id joins its key, and failures of different tests
 never share its cluster.
+
+The parser and the signature algorithm are imported at the first failure to
+sign: a run that passes (and a controller starting) does not pay for them.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 from proctor.store.failures import SignedFailure
-from proctor.triage.signature import (
-    NO_PROJECT,
-    Project,
-    Signature,
-    exception_of,
-    signature_of,
-    signature_of_record,
-)
+from proctor.triage.algorithm import algorithm_name
 from proctor.triage.text import failure_text
-from proctor.triage.traceback import parse_failure
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
+
+if TYPE_CHECKING:
+    from proctor.triage.signature import Project, Signature
 
 __all__ = ["MEMO_SIZE", "MEMO_TEXT", "RecordSigner", "failure_text", "per_test"]
 
@@ -45,11 +44,12 @@ class RecordSigner:
     """Signs failing records for a store (see the module docstring)."""
 
     def __init__(
-        self, project: Project = NO_PROJECT, *, depth: int | None = 1, source: bool = True
+        self, project: Project | None = None, *, depth: int | None = 1, source: bool = True
     ) -> None:
         self.project = project
+        """Whose frames are the project's (None: no project roots known)."""
         self._options = {"depth": depth, "source": source}
-        self.algorithm = signature_of("", depth=depth, source=source).algorithm
+        self.algorithm = algorithm_name(depth=depth, source=source)
         """The name of the algorithm this signer signs with."""
         self._memo: dict[str, tuple[Signature, str, str]] = {}
         self.computed = 0
@@ -75,21 +75,20 @@ class RecordSigner:
         if text.strip():
             known = self._memo.get(text)
             if known is None:
-                parsed = parse_failure(text)
-                signature = signature_of(
-                    text,
-                    project=self.project,
-                    parsed=parsed,
-                    **self._options,  # type: ignore[arg-type]
-                )
-                known = (signature, *exception_of(parsed))
+                known = self._of_text(text)
                 self.computed += 1
                 if len(text) <= MEMO_TEXT:
                     if len(self._memo) >= MEMO_SIZE:
                         self._memo.clear()
                     self._memo[text] = known
         else:
-            found = signature_of_record(record, project=self.project, **self._options)  # type: ignore[arg-type]
+            from proctor.triage.signature import NO_PROJECT, signature_of_record
+
+            found = signature_of_record(
+                record,
+                project=NO_PROJECT if self.project is None else self.project,
+                **self._options,  # type: ignore[arg-type]
+            )
             if found is None:
                 return None
             known = (found, "", "")
@@ -98,9 +97,24 @@ class RecordSigner:
             return per_test(signature, record.test_id), type_, message
         return known
 
+    def _of_text(self, text: str) -> tuple[Signature, str, str]:
+        from proctor.triage.signature import NO_PROJECT, exception_of, signature_of
+        from proctor.triage.traceback import parse_failure
+
+        parsed = parse_failure(text)
+        signature = signature_of(
+            text,
+            project=NO_PROJECT if self.project is None else self.project,
+            parsed=parsed,
+            **self._options,  # type: ignore[arg-type]
+        )
+        return (signature, *exception_of(parsed))
+
 
 def per_test(signature: Signature, test_id: str) -> Signature:
     """A weak signature made the test's own."""
+    from proctor.triage.signature import Signature
+
     key = f"{signature.key} | {test_id}"
     text = f"{signature.algorithm}\0{signature.kind}\0{key}"
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_DIGEST_HEX]
