@@ -237,6 +237,18 @@ def test_live_view_draws_a_status_line_and_prints_failures_above_it() -> None:
     assert out.getvalue().rstrip().endswith("1 passed, 1 failed, 0 skipped in 1.00s")
 
 
+def test_a_queue_jobs_status_line_counts_its_share_of_the_build() -> None:
+    out = io.StringIO()
+    view = LiveView(out, color=False)
+    progress = Progress(total=0, workers=2, build_total=300, has_history=True)
+    view.planned(progress)
+    progress.total, progress.done, progress.expected_left = 40, 25, 30.0
+    assert "Running a share of the build's 300 tests on 2 workers" in out.getvalue()
+    status = view.status_text(0.0)
+    assert "25/40 taken of 300" in status
+    assert "ETA 15.00s" in status  # its part of the build's time left, on its workers
+
+
 def test_the_line_views_short_way_for_passing_tests_matches_trace_view() -> None:
     from proctor.cli.render import TraceView
     from proctor.cli.run_view import LineView

@@ -102,6 +102,8 @@ def test_three_jobs_share_one_build_and_each_test_runs_once(tmp_path: Path, url:
     for job, (out, err) in zip(jobs, outputs, strict=True):
         assert job.returncode == 0, (out.decode(), err.decode())
         assert b"Traceback" not in err
+        # Each job's view counts its share, not the build's 40 as its own.
+        assert b"Running a share of the build's 40 tests on 2 workers\n" in out, out.decode()
     document = _build(root, "B1")
     ids = _ids_of(document)
     assert sorted(ids) == sorted(ALL_IDS)  # each exactly once, none lost

@@ -298,6 +298,9 @@ class _HeldElsewhere:
     def wake_at(self, now: float) -> float | None:
         return None
 
+    def share(self) -> None:
+        return None
+
     def arrive(self) -> None:
         self._here = True
         self._wake()

@@ -13,8 +13,9 @@ import pytest
 from proctor.runner.controller import Controller
 from proctor.runner.fleet import FleetQueue, LeaseKeeper, planned_order
 from proctor.runner.options import RunOptions
+from proctor.runner.report import NullReporter, Progress
 from proctor.runner.schedule import Plan, Unit, WorkSource
-from proctor.store.build_queue import BuildQueue
+from proctor.store.build_queue import ASSUMED_JOBS, BuildQueue
 from proctor.testing import FakeBackend, FakeTest
 from proctor.wire.event import Status
 from proctor.wire.record import TestRecord
@@ -73,6 +74,32 @@ def test_tests_a_worker_did_not_run_come_back_to_this_job_first(
     assert again is not None
     assert again.ids == first.ids  # not claimed anew: still this job's leases
     assert source._queue.done(first.ids) == set(first.ids)  # held by it all along
+
+
+def test_a_share_counts_what_it_took_and_its_part_of_the_time_left(
+    queues: Callable[..., BuildQueue],
+) -> None:
+    mine, other = fleet(queues("mine")), fleet(queues("other"))
+    assert mine.share() == (0, len(IDS))
+    first = mine.take(workers=1)
+    assert first is not None
+    assert mine.share() == (len(first.ids), len(IDS))
+    # Two jobs of one worker each registered? Only this one so far: the build is
+    # assumed to have ASSUMED_JOBS x 1 workers, and this job's part is theirs.
+    left = len(IDS) - len(first.ids)
+    assert mine.expected == pytest.approx(left / max(ASSUMED_JOBS, 1))
+    second = other.take(workers=3)  # a job of 3 workers joins: 4 workers in all
+    assert second is not None
+    third = mine.take(workers=1)
+    assert third is not None
+    taken = len(first.ids) + len(third.ids)
+    assert mine.share() == (taken, len(IDS))
+    left = len(IDS) - taken - len(second.ids)
+    assert mine.expected == pytest.approx(left / max(4, ASSUMED_JOBS))
+    while other.take(workers=3):
+        pass
+    assert mine.take(workers=1) is None
+    assert mine.expected == 0.0  # nothing left to hand out anywhere
 
 
 def test_a_stopped_run_gives_its_tests_back_to_the_build(
@@ -187,3 +214,34 @@ def test_a_controller_runs_its_share_and_marks_it_done(queues: Callable[..., Bui
     assert result.ran == len(IDS)
     state = queues("observer").state()
     assert (state.done, state.queued, state.others) == (len(IDS), 0, 0)
+
+
+class _Progressed(NullReporter):
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+
+    def planned(self, progress: Progress) -> None:
+        self.progress = progress
+
+
+def test_a_jobs_progress_counts_its_share_not_the_whole_build(
+    queues: Callable[..., BuildQueue],
+) -> None:
+    other = fleet(queues("other"))
+    held = other.take(workers=1)  # another job ran some of the build already
+    assert held is not None
+    other._queue.done(held.ids)
+    reporter = _Progressed()
+
+    def work(p: Plan, report: Callable[[TestRecord], None], wake: Callable[[], None]) -> WorkSource:
+        return FleetQueue(queues("mine"), p, report)
+
+    tests = [FakeTest(test_id) for test_id in IDS]
+    result = Controller(
+        FakeBackend(tests), RunOptions(concurrency=2), reporter=reporter, work=work
+    ).run()
+    progress = reporter.progress
+    assert progress is not None
+    assert progress.build_total == len(IDS)
+    assert result.ran == len(IDS) - len(held.ids)
+    assert progress.done == progress.total == result.ran  # ended at its own total

@@ -60,7 +60,10 @@ def summary_line(result: RunResult, *, color: bool, span: TestSpan | None = None
 
 
 def _heading(progress: Progress) -> str:
-    return f"Running {plural(progress.total, 'test')} on {plural(progress.workers, 'worker')}"
+    workers = plural(progress.workers, "worker")
+    if progress.build_total is not None:
+        return f"Running a share of the build's {plural(progress.build_total, 'test')} on {workers}"
+    return f"Running {plural(progress.total, 'test')} on {workers}"
 
 
 def _closing(out: TextIO, result: RunResult, span: TestSpan, *, color: bool) -> None:
@@ -203,6 +206,8 @@ class LiveView:
         filled = min(bar_width, round(bar_width * progress.done / total))
         bar = "#" * filled + "-" * (bar_width - filled)
         parts = [f"[{bar}] {progress.done}/{progress.total}"]
+        if progress.build_total is not None:
+            parts[0] += f" taken of {progress.build_total}"
         if progress.failed:
             failed = f"{progress.failed} failed"
             parts.append(click.style(failed, fg="red", bold=True) if self._color else failed)

@@ -244,9 +244,13 @@ class Controller:
         return deadline
 
     def _refresh_progress(self) -> None:
-        queue = self._state.queue
+        state = self._state
+        queue = state.queue
         queued = queue.expected if queue is not None else 0.0
-        self._state.progress.refresh(queued, self._pool.slots.values())
+        state.progress.refresh(queued, self._pool.slots.values())
+        share = queue.share() if queue is not None else None
+        if share is not None:  # what this job took from the build so far, and its retries
+            state.progress.total = share[0] + len(state.result.retried)
 
     def _handle(self, message: Message) -> None:
         slots = self._pool.slots

@@ -193,6 +193,8 @@ class FleetQueue:
         self._expiry_s: float | None = None  # until another job's first lease runs out
         self._fleet_empty = False
         state = queue.state()
+        self._build_total = state.total
+        self._taken = 0
         self.expected = plan.expected
         self.count = state.queued
 
@@ -210,16 +212,25 @@ class FleetQueue:
         if self._fleet_empty:
             return None
         claim = self._queue.claim(workers)
+        self._taken += len(claim.ids) + len(claim.abandoned)
         for test_id in claim.abandoned:
             self._report(_abandoned(test_id, self._queue.max_attempts))
         if claim.ids:
             self._waiting = False
-            return self._batch(claim.ids, claim.expected)
+            batch = self._batch(claim.ids, claim.expected)
+            if claim.build_workers:
+                # This job's part of what the build has left (what its progress
+                # shows): the claimable time, shared by every job's workers.
+                left = max(claim.left - sum(claim.expected), 0.0)
+                self.expected = left * min(workers / claim.build_workers, 1.0)
+            return batch
         # Nothing to claim: this job's finished tests are marked done before it
         # looks at what the others hold (or they would wait on it as it waits on them).
         self._settle()
         state = self._queue.state()
         self.count = state.queued
+        if state.queued == 0:
+            self.expected = 0.0
         self._fleet_empty = state.queued == 0 and state.others == 0
         self._waiting = not self._fleet_empty
         self._expiry_s = state.next_expiry_s
@@ -244,6 +255,9 @@ class FleetQueue:
         self._fleet_empty = True
         self._queue.give_back()
         return dropped
+
+    def share(self) -> tuple[int, int]:
+        return self._taken, self._build_total
 
     def wake_at(self, now: float) -> float | None:
         if not self._waiting or self._local:

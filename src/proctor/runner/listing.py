@@ -196,7 +196,9 @@ class Listing:
         state.queue = self._work(plan, self._report, self._wake)
         pool.wanted = min(pool.wanted, len(ids))
         progress = state.progress
-        progress.total = len(ids)
+        share = state.queue.share()
+        progress.total = len(ids) if share is None else share[0]
+        progress.build_total = None if share is None else share[1]
         progress.has_history = chosen.has_history
         progress.expected_left = plan.expected
         progress.workers = pool.wanted

@@ -47,6 +47,9 @@ class Progress:
     running: dict[int, tuple[str | None, float]] = field(default_factory=dict)
     """Busy worker -> (test it runs, if known; since when)."""
     has_history: bool = False
+    build_total: int | None = None
+    """The tests of the build this run takes a share of (``--queue``); ``total``
+    then counts the tests this run has taken so far. None: a run of its own."""
 
     def refresh(self, queued: float, slots: Iterable[Slot]) -> None:
         """Recompute what depends on the workers (the controller calls this between ticks)."""

@@ -283,6 +283,10 @@ class WorkSource(Protocol):
         """When to ask again after :meth:`take` gave nothing though the source
         is not empty (work held elsewhere may come back); None: no need."""
 
+    def share(self) -> tuple[int, int] | None:
+        """(tests taken so far, the build's tests) when the run takes a share of a
+        build's queue; None when the work is the run's own."""
+
 
 WorkFactory = Callable[[Plan, Callable[[TestRecord], None], Callable[[], None]], WorkSource]
 """Makes a run's work source from its plan. The first callable given with it
@@ -309,6 +313,10 @@ class WorkQueue:
     def estimate(self, test_id: str) -> float:
         """The expected seconds of a test of this run."""
         return self._estimates.get(test_id, self._unknown)
+
+    def share(self) -> None:
+        """The run's own work: not a share of a build's."""
+        return None
 
     def take(self, workers: int) -> Batch | None:
         """The next batch for a free worker, or None when nothing is queued."""
