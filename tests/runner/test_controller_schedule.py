@@ -322,3 +322,30 @@ def test_a_work_source_wakes_the_controller_when_work_arrives_from_elsewhere() -
     result = Controller(backend, RunOptions(concurrency=2), work=work).run()
     assert result.ran == 6
     assert backend.now() >= 5.0
+
+
+def test_a_plan_for_more_workers_than_the_runs_own_orders_short_tests_longest_first() -> None:
+    # A queue job (`--queue`) plans for every job's workers: for one worker alone,
+    # short tests stay with their class (locality costs nothing there), and a build
+    # that shares the plan would end on whatever a class ends with.
+    # Each test under 1% of one worker's time, over 1% of each of four workers'.
+    suite = [
+        FakeTest(f"pkg.m{i % 4}.C.t{i:03d}", duration=1.0 + 0.05 * (i % 7)) for i in range(200)
+    ]
+    history = RecordsHistory()
+    history.add_run(run_fake(suite, RunOptions(concurrency=1)).records)
+    plans: list[Plan] = []
+
+    def work(
+        plan: Plan, report: Callable[[TestRecord], None], wake: Callable[[], None]
+    ) -> WorkSource:
+        plans.append(plan)
+        return WorkQueue(plan)
+
+    for options in (RunOptions(concurrency=1), RunOptions(concurrency=1, plan_workers=4)):
+        Controller(FakeBackend(suite), options, history=history, work=work).run()
+    alone, shared = ([c for unit in p.units for c in unit.costs] for p in plans)
+    assert len(plans[0].units) == 4  # one per class
+    assert len(plans[1].units) == 200  # each test its own unit
+    assert alone != sorted(alone, reverse=True)
+    assert shared == sorted(shared, reverse=True)  # the last tests are the shortest

@@ -119,6 +119,10 @@ def run_tests(args: RunArgs, backends: BackendFactory = default_backend_factory)
         store, history = open_history(args, config)
         job = join_build(args, config)
         options = run_options(args, config, history)
+        if job is not None:  # the build's queue is filled with this plan, for all its jobs
+            options = dataclasses.replace(
+                options, plan_workers=job.planned_workers(options.concurrency)
+            )
         if args.shard is not None:  # the same split on every job (proctor.cli.run_shard)
             history = pinned_history(history, store, commit_time_ns(config.root))
         slots = cluster_slots(backend) if backend is not None else None

@@ -113,6 +113,17 @@ class BuildJob:
     keeper: LeaseKeeper | None = None
     source: WorkSource | None = None
 
+    def planned_workers(self, concurrency: int) -> int:
+        """The workers the build's plan is made for: its jobs' workers, which
+        nobody knows yet (the first job fills the queue), taken as
+        :data:`~proctor.store.build_queue.ASSUMED_JOBS` jobs like this one. A plan
+        for this job's workers alone would keep short tests in their classes (for
+        one worker, locality costs nothing), and the build's last batches would
+        be whatever a class ends with rather than its shortest tests."""
+        from proctor.store.build_queue import ASSUMED_JOBS
+
+        return ASSUMED_JOBS * max(concurrency, 1)
+
     def work(
         self, plan: Plan, report: Callable[[TestRecord], None], wake: Callable[[], None]
     ) -> WorkSource:

@@ -182,7 +182,8 @@ class Listing:
     def _listing_done(self, slot: Slot) -> None:
         state = self._state
         pool = self._pool
-        chosen = plan_run(self.listed, self._options, self._history, pool.wanted)
+        workers = max(pool.wanted, self._options.plan_workers or 0)
+        chosen = plan_run(self.listed, self._options, self._history, workers)
         result = state.result
         result.discovered = chosen.discovered
         result.selected = ids = chosen.selected

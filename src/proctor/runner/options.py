@@ -23,6 +23,9 @@ class RunOptions:
 
     concurrency: int = 1
     """Workers to run (a run with an order to keep uses one)."""
+    plan_workers: int | None = None
+    """Workers to plan the order for when more than this run's own take from it
+    (the jobs of a build sharing one queue, ``--queue``); None: this run's."""
     timeout: float | None = None
     """Seconds a test may run before it is failed with every thread's stack (None: no limit)."""
     group_regex: str | None = None
