@@ -130,10 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "local": f"proctor run -j {total_workers}",
                 "queue": f"{args.jobs} jobs x -j {args.workers} --queue",
             }
+            local_median = statistics.median(times["local"])
             for key, values in times.items():
                 median = statistics.median(values)
                 print(
                     f"  {labels[key]:<32} {median:8.3f} s  {median / bound:6.3f} x bound  "
+                    f"{median / local_median:6.3f} x local  "
                     f"(CPU {statistics.median(cpu[key]):.2f} s)"
                 )
     finally:
