@@ -84,10 +84,11 @@ def test_a_share_counts_what_it_took_and_its_part_of_the_time_left(
     first = mine.take(workers=1)
     assert first is not None
     assert mine.share() == (len(first.ids), len(IDS))
-    # Two jobs of one worker each registered? Only this one so far: the build is
-    # assumed to have ASSUMED_JOBS x 1 workers, and this job's part is theirs.
+    # Only this job has claimed so far: what the build has left is its own
+    # (though its batches are sized for ASSUMED_JOBS jobs like it).
     left = len(IDS) - len(first.ids)
-    assert mine.expected == pytest.approx(left / max(ASSUMED_JOBS, 1))
+    assert mine.expected == pytest.approx(left)
+    assert len(first.ids) <= len(IDS) / ASSUMED_JOBS
     second = other.take(workers=3)  # a job of 3 workers joins: 4 workers in all
     assert second is not None
     third = mine.take(workers=1)
@@ -95,7 +96,7 @@ def test_a_share_counts_what_it_took_and_its_part_of_the_time_left(
     taken = len(first.ids) + len(third.ids)
     assert mine.share() == (taken, len(IDS))
     left = len(IDS) - taken - len(second.ids)
-    assert mine.expected == pytest.approx(left / max(4, ASSUMED_JOBS))
+    assert mine.expected == pytest.approx(left / 4)  # its worker's part of four
     while other.take(workers=3):
         pass
     assert mine.take(workers=1) is None

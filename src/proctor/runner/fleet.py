@@ -218,11 +218,12 @@ class FleetQueue:
         if claim.ids:
             self._waiting = False
             batch = self._batch(claim.ids, claim.expected)
-            if claim.build_workers:
+            if claim.registered_workers:
                 # This job's part of what the build has left (what its progress
-                # shows): the claimable time, shared by every job's workers.
+                # shows): the claimable time, shared by the workers of the jobs
+                # that have claimed so far (a job alone has it all).
                 left = max(claim.left - sum(claim.expected), 0.0)
-                self.expected = left * min(workers / claim.build_workers, 1.0)
+                self.expected = left * min(workers / claim.registered_workers, 1.0)
             return batch
         # Nothing to claim: this job's finished tests are marked done before it
         # looks at what the others hold (or they would wait on it as it waits on them).

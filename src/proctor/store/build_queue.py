@@ -132,14 +132,14 @@ class Claim:
     """What one claim gave this job: tests to run (``ids`` with their expected
     seconds), and tests abandoned after too many lost leases (to report as
     failed, not to run); and the build as the claim found it: the expected
-    seconds still claimable (these tests' included) and the workers of its
-    jobs (for a job's share of the time left)."""
+    seconds still claimable (these tests' included) and the workers its jobs
+    have registered so far (for a job's share of the time left)."""
 
     ids: tuple[str, ...]
     expected: tuple[float, ...]
     abandoned: tuple[str, ...] = ()
     left: float = 0.0
-    build_workers: int = 0
+    registered_workers: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.ids or self.abandoned)
@@ -345,7 +345,7 @@ class BuildQueue:
             tuple(chosen[seq][1] for seq in taken),
             tuple(chosen[seq][0] for seq in abandoned),
             left,
-            build_workers,
+            registered,
         )
 
     def renew(self) -> int:
