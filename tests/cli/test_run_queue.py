@@ -114,8 +114,8 @@ def test_three_jobs_share_one_build_and_each_test_runs_once(tmp_path: Path, url:
     # started after the others had taken everything (a loaded machine) stores
     # nothing and says so.
     runs = json.loads(_proctor(root, "runs", "--json").stdout)["runs"]
-    idle = [err for _, err in outputs if b"took every test; none left for this one" in err]
-    assert len(runs) + len(idle) == 3
+    idle = [out for out, _ in outputs if b"took every test; none left for this one" in out]
+    assert len(runs) + len(idle) == 3, [out.decode()[-300:] for out, _ in outputs]
     assert sum(r["counts"]["ran"] for r in runs) == len(ALL_IDS)
     text = _proctor(root, "runs", "show", "--build", "B1")
     assert text.returncode == 0, text.stderr
