@@ -82,11 +82,11 @@ class RecordSigner:
                         self._memo.clear()
                     self._memo[text] = known
         else:
-            from proctor.triage.signature import NO_PROJECT, signature_of_record
+            from proctor.triage.signature import signature_of_record
 
             found = signature_of_record(
                 record,
-                project=NO_PROJECT if self.project is None else self.project,
+                project=self._project(),
                 **self._options,  # type: ignore[arg-type]
             )
             if found is None:
@@ -97,14 +97,19 @@ class RecordSigner:
             return per_test(signature, record.test_id), type_, message
         return known
 
+    def _project(self) -> Project:
+        from proctor.triage.signature import NO_PROJECT
+
+        return NO_PROJECT if self.project is None else self.project
+
     def _of_text(self, text: str) -> tuple[Signature, str, str]:
-        from proctor.triage.signature import NO_PROJECT, exception_of, signature_of
+        from proctor.triage.signature import exception_of, signature_of
         from proctor.triage.traceback import parse_failure
 
         parsed = parse_failure(text)
         signature = signature_of(
             text,
-            project=NO_PROJECT if self.project is None else self.project,
+            project=self._project(),
             parsed=parsed,
             **self._options,  # type: ignore[arg-type]
         )
