@@ -174,6 +174,24 @@ def test_bad_queue_use_is_a_clear_error(tmp_path: Path, url: str) -> None:
     sqlite = _proctor(root, "run", "--queue", "B6", "--repository", str(tmp_path / "repo"))
     assert sqlite.returncode == 2
     assert "needs a PostgreSQL repository" in sqlite.stderr
+    # A hostile build id or job name (an 8-bit CSI; a byte that is not UTF-8, as
+    # an environment variable can hold) is refused before anything is stored.
+    for build, job in (("B7\x9b2J", "ok"), ("B8", "job\udcff")):
+        env = worker_env({"PROCTOR_JOB": job})
+        hostile = subprocess.run(
+            [sys.executable, "-m", "proctor", "run", "--queue", build],
+            cwd=root,
+            capture_output=True,
+            env={k: os.fsencode(v) for k, v in env.items()},  # type: ignore[misc]
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+        err = hostile.stderr.decode(errors="replace")
+        assert hostile.returncode == 2, err
+        assert "printable characters" in err
+        assert "Traceback" not in err
+        assert b"\x9b" not in hostile.stderr  # (nor, so, its UTF-8 form)
     missing = _proctor(root, "last", "--build", "no-such-build")
     assert missing.returncode == 2
     assert "no run of build no-such-build" in missing.stderr

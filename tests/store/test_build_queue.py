@@ -256,6 +256,12 @@ def test_bad_build_ids_are_refused(postgres_url: str) -> None:
         BuildQueue(postgres_url, "", "job")
     with pytest.raises(StoreError, match="bad build id"):
         BuildQueue(postgres_url, "a\x1b[2Jb", "job")
+    # C1 controls (an 8-bit CSI), DEL, and bytes that were not UTF-8 (surrogates).
+    for hostile in ("a\x9b2Jb", "a\x7f", "a\udc9bb"):
+        with pytest.raises(StoreError, match="bad build id"):
+            BuildQueue(postgres_url, hostile, "job")
+        with pytest.raises(StoreError, match="bad job name"):
+            BuildQueue(postgres_url, "build", hostile)
 
 
 def test_two_builds_share_the_tables_not_the_work(jobs: Callable[..., BuildQueue]) -> None:

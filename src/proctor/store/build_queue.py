@@ -179,11 +179,8 @@ class BuildQueue:
         max_attempts: int = 3,
         connect_timeout: int = 10,
     ) -> None:
-        if not build or len(build) > 200 or any(ord(c) < 32 for c in build):
-            raise StoreError(
-                f"bad build id {build[:40]!r}: give 1 to 200 printable characters "
-                "(the CI pipeline's id, say)"
-            )
+        _check_name("build id", build, "the CI pipeline's id, say")
+        _check_name("job name", job, "PROCTOR_JOB, unique in the build")
         self.build = build
         self.job = job
         self.lease_s = lease_s
@@ -496,6 +493,14 @@ class BuildQueue:
     def _transaction(self) -> Iterator[Any]:
         with self._statements() as cur, self._conn.transaction():
             yield cur
+
+
+def _check_name(what: str, name: str, hint: str) -> None:
+    """A build id or job name is stored and printed: 1 to 200 printable characters
+    (no control character, C0 or C1, which a terminal would obey; no byte that was
+    not UTF-8, which the database would refuse)."""
+    if not name or len(name) > 200 or not name.isprintable():
+        raise StoreError(f"bad {what} {name[:40]!r}: give 1 to 200 printable characters ({hint})")
 
 
 def _connect(url: str, connect_timeout: int) -> Any:
